@@ -1,0 +1,36 @@
+// The sandbox agent: a long-lived process beside the control plane that runs what a real cluster would
+// have and kwok does not: a LoadBalancer controller (and, later, the Krateo engine simulator). When the
+// sandbox belongs to a process (a test run) and that process dies, the agent tears the sandbox down, so
+// a crashed test never leaves daemons behind.
+import { KubeConfig } from '@kubernetes/client-node'
+import { loadSandbox } from './lib/sandbox.js'
+import { startLoadBalancerController } from './lib/loadbalancer.js'
+
+const dir = process.argv[2]
+if (!dir) {
+  console.error('usage: agent.ts <sandbox dir>')
+  process.exit(2)
+}
+const log = (m: string) => console.log(`${new Date().toISOString()} ${m}`)
+const sandbox = loadSandbox(dir)
+const kc = new KubeConfig()
+kc.loadFromFile(sandbox.kubeconfig)
+
+startLoadBalancerController(kc, log)
+
+const ownerPid = sandbox.state.ownerPid
+if (ownerPid) {
+  const timer = setInterval(() => {
+    try {
+      process.kill(ownerPid, 0)
+    } catch {
+      clearInterval(timer)
+      log(`owner ${ownerPid} is gone; tearing the sandbox down`)
+      const current = loadSandbox(dir)
+      current.state.daemons = current.state.daemons.filter((d) => d.pid !== process.pid)
+      void current.stop().finally(() => process.exit(0))
+    }
+  }, 1000)
+}
+process.on('SIGTERM', () => process.exit(0))
+log(`agent running for ${dir}`)

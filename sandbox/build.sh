@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds the sandbox's binaries from pinned Go modules through the Go module proxy and caches them
+# outside the repo, keyed by name and version: $KRATEO_SANDBOX_CACHE (default ~/.cache/krateo-installer)/bin/<name>-<version>/.
+# Each tool is built inside a generated wrapper module, because several of them (k8s.io/kubernetes, etcd)
+# carry replace directives that `go install pkg@version` refuses.
+# Usage: sandbox/build.sh [tool ...]   tools: kubernetes etcd kwok helm3 helm4 registry (default: all)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${KRATEO_SANDBOX_CACHE:-$HOME/.cache/krateo-installer}
+mkdir -p "$cache/bin" "$cache/build" "$cache/logs"
+export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=local
+
+log() { printf '%s sandbox build: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# build <name> <module> <version> <extra go.mod lines> <ldflags> <pkg>...
+build() {
+  local name=$1 module=$2 version=$3 extra=$4 ldflags=$5; shift 5
+  local out="$cache/bin/$name-$version" work="$cache/build/$name-$version" logf="$cache/logs/$name-$version.log"
+  if [ -f "$out/.complete" ]; then log "$name $version cached"; return 0; fi
+  log "building $name from $module@$version (log: $logf)"
+  local started=$SECONDS
+  rm -rf "$work" "$out.tmp"; mkdir -p "$work" "$out.tmp"
+  {
+    printf 'module sandboxbuild/%s\n\ngo 1.24\n\nrequire %s %s\n%s\n' "$name" "$module" "$version" "$extra" > "$work/go.mod"
+    (cd "$work" && go mod download "$module" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/" "$@")
+  } >"$logf" 2>&1 || {
+    log "FAILED to build $name: module $module@$version; the Go error follows (full log: $logf)"
+    tail -n 40 "$logf" >&2
+    return 1
+  }
+  rm -rf "$out"; mv "$out.tmp" "$out"; touch "$out/.complete"
+  log "$name $version built in $((SECONDS - started))s"
+}
+
+kube_replaces() {
+  # k8s.io/kubernetes points its staging modules at ./staging; pin each to the matching v0.x instead.
+  local modfile minor
+  (cd "$cache/build" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null)
+  modfile=$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.mod
+  minor=v0.${KUBERNETES_VERSION#v1.}
+  echo "replace ("
+  grep -E '=> \./staging/' "$modfile" | awk -v v="$minor" '{print "\t" $1 " => " $1 " " v}'
+  echo ")"
+}
+
+tool_kubernetes() {
+  local v=$KUBERNETES_VERSION major minor
+  major=${v#v}; major=${major%%.*}; minor=${v#v*.}; minor=${minor%%.*}
+  local ld="-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  build kubernetes k8s.io/kubernetes "$v" "$(kube_replaces)" "$ld" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+}
+tool_etcd() { build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "" "" go.etcd.io/etcd/server/v3 && { [ -e "$cache/bin/etcd-$ETCD_VERSION/etcd" ] || mv "$cache/bin/etcd-$ETCD_VERSION/v3" "$cache/bin/etcd-$ETCD_VERSION/etcd"; }; }
+tool_kwok() { build kwok sigs.k8s.io/kwok "$KWOK_VERSION" "" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok; }
+tool_helm3() { build helm3 helm.sh/helm/v3 "$HELM3_VERSION" "" "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION" helm.sh/helm/v3/cmd/helm; }
+tool_helm4() { build helm4 helm.sh/helm/v4 "$HELM4_VERSION" "" "-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" helm.sh/helm/v4/cmd/helm; }
+tool_registry() { build registry github.com/distribution/distribution/v3 "$DISTRIBUTION_VERSION" "" "" github.com/distribution/distribution/v3/cmd/registry; }
+
+command -v go >/dev/null || { log "go is not on PATH; install Go 1.24+ (this machine kind ships it at /usr/local/go/bin)"; exit 1; }
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd kwok registry helm3 helm4 kubernetes)
+started=$SECONDS
+for t in "${tools[@]}"; do "tool_$t"; done
+log "all done in $((SECONDS - started))s; binaries under $cache/bin"

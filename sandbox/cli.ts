@@ -1,0 +1,87 @@
+// sandbox up | down | env | mint-user | mint-sa: the command-line face of the sandbox for people and
+// scripts (tests use the TypeScript API in lib/sandbox.ts directly).
+import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { loadSandbox, sandboxIsRunning, startSandbox } from './lib/sandbox.js'
+
+const usage = `usage: sandbox <command> [--name NAME]
+  up          build (first time) and start a sandbox; prints its kubeconfig and registry
+              --no-agent   leave the agent (LoadBalancer controller, engine simulator) off
+  down        stop exactly the processes that sandbox started and remove its state
+  env         print shell exports (KUBECONFIG, SANDBOX_REGISTRY, HELM_BIN, helm's dirs) for the sandbox
+  mint-user   --user U [--group G]   write a kubeconfig for a certificate user with no rights but RBAC's
+  mint-sa     --namespace NS --service-account SA   write a kubeconfig holding that ServiceAccount's token
+Sandboxes are named (default "default") and live in ${join(tmpdir(), 'krateo-sandbox-<name>')}; several can run side by side.`
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    name: { type: 'string', default: 'default' },
+    'no-agent': { type: 'boolean', default: false },
+    user: { type: 'string' },
+    group: { type: 'string', multiple: true },
+    namespace: { type: 'string' },
+    'service-account': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+})
+
+const dirFor = (name: string) => join(tmpdir(), `krateo-sandbox-${name}`)
+const fail = (message: string): never => {
+  console.error(`sandbox: ${message}`)
+  process.exit(1)
+}
+
+async function main(): Promise<void> {
+  const command = positionals[0]
+  const dir = dirFor(values.name!)
+  if (values.help || !command) {
+    console.log(usage)
+    return
+  }
+  const running = () => (sandboxIsRunning(dir) ? loadSandbox(dir) : fail(`no sandbox "${values.name}" is running; start one with: npm run sandbox:up`))
+  switch (command) {
+    case 'up': {
+      const started = Date.now()
+      const sandbox = await startSandbox({
+        name: values.name, dir, agent: !values['no-agent'],
+        log: (m) => console.error(`${new Date().toISOString().slice(11, 19)} ${m}`),
+      })
+      console.log(`sandbox "${values.name}" up in ${((Date.now() - started) / 1000).toFixed(1)}s`)
+      console.log(`  kubeconfig: ${sandbox.kubeconfig}`)
+      console.log(`  api server: ${sandbox.apiServerUrl}`)
+      console.log(`  registry:   oci://${sandbox.registry} (plain HTTP)`)
+      console.log(`  helm:       ${sandbox.helm}${sandbox.state.helm4 ? ` (helm 4: ${sandbox.state.helm4})` : ''}`)
+      console.log(`  shell:      eval "$(npm run -s sandbox -- env${values.name === 'default' ? '' : ` --name ${values.name}`})"`)
+      return
+    }
+    case 'down': {
+      if (!existsSync(dir)) return console.log(`sandbox "${values.name}" is not running`)
+      await loadSandbox(dir).stop()
+      console.log(`sandbox "${values.name}" stopped`)
+      return
+    }
+    case 'env': {
+      const sandbox = running()
+      const env = { ...sandbox.helmEnv(), SANDBOX_REGISTRY: sandbox.registry, HELM_BIN: sandbox.helm }
+      for (const [k, v] of Object.entries(env)) console.log(`export ${k}=${JSON.stringify(v)}`)
+      return
+    }
+    case 'mint-user': {
+      if (!values.user) fail('mint-user needs --user')
+      console.log(running().mintUserKubeconfig(values.user!, values.group ?? []))
+      return
+    }
+    case 'mint-sa': {
+      if (!values.namespace || !values['service-account']) fail('mint-sa needs --namespace and --service-account')
+      console.log(await running().mintServiceAccountKubeconfig(values.namespace!, values['service-account']!))
+      return
+    }
+    default:
+      fail(`unknown command "${command}"\n${usage}`)
+  }
+}
+
+main().catch((err: Error) => fail(err.message))

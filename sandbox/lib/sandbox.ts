@@ -1,0 +1,388 @@
+// The sandbox: a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler), kwok for fake nodes and pod lifecycle, an OCI registry for charts and the sandbox agent
+// (LoadBalancer controller, and the Krateo engine simulator), all on free 127.0.0.1 ports.
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { request } from 'node:https'
+import { request as httpRequest } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import { binaries, cacheDir, sandboxDir, type Binaries } from './paths.js'
+import { createCA, createServiceAccountKey, issueCert, type CertPair } from './pki.js'
+import { writeKubeconfig } from './kubeconfig.js'
+import { freePort, isOurs, processesMentioning, sleep, spawnDaemon, stopDaemon, tailFile, type DaemonRecord } from './processes.js'
+
+export const FAKE_NODE_NAME = 'kwok-node-0'
+const STATE_FILE = 'state.json'
+
+export interface SandboxState {
+  name: string
+  dir: string
+  startedAt: string
+  ports: { etcd: number; etcdPeer: number; apiserver: number; controllerManager: number; scheduler: number; kwok: number; registry: number }
+  kubeconfig: string
+  registry: string
+  helm: string
+  helm4: string | null
+  ownerPid: number | null
+  daemons: DaemonRecord[]
+}
+
+export interface StartOptions {
+  /** Name shown in logs; also the directory name for the CLI's named sandboxes. */
+  name?: string
+  /** Use this directory (must not hold a running sandbox); default: a fresh temporary one. */
+  dir?: string
+  /** Start the agent (LoadBalancer controller and engine simulator); default true. */
+  agent?: boolean
+  /** Tear everything down when this process exits (tests); the CLI's `up` leaves it null. */
+  ownerPid?: number | null
+  log?: (message: string) => void
+}
+
+function fileExists(path: string): boolean {
+  return existsSync(path)
+}
+
+export function ensureBinaries(log: (m: string) => void = () => undefined): Binaries {
+  const bins = binaries()
+  const missing = Object.entries(bins).filter(([key, path]) => key !== 'helm4' && !fileExists(path))
+  if (missing.length > 0 || !fileExists(bins.helm4)) {
+    log(`building sandbox binaries into ${cacheDir()} (first time only)`)
+    const result = spawnSync('bash', [join(sandboxDir, 'build.sh')], { stdio: ['ignore', 'inherit', 'inherit'] })
+    // helm 4 is optional: the sandbox works with helm 3 alone.
+    const stillMissing = Object.entries(bins).filter(([key, path]) => key !== 'helm4' && !fileExists(path))
+    if (stillMissing.length > 0) {
+      throw new Error(`sandbox binaries missing after build (exit ${result.status}): ${stillMissing.map(([k]) => k).join(', ')}`)
+    }
+  }
+  return bins
+}
+
+interface TlsFiles { ca: string; cert: string; key: string }
+
+function httpsStatus(url: string, tls: TlsFiles, timeoutMs = 2000): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request(url, {
+      ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key), timeout: timeoutMs,
+    }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', () => resolve(0))
+    req.on('timeout', () => { req.destroy(); resolve(0) })
+    req.end()
+  })
+}
+
+function httpStatus(url: string, timeoutMs = 2000): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { timeout: timeoutMs }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+    req.on('error', () => resolve(0))
+    req.on('timeout', () => { req.destroy(); resolve(0) })
+    req.end()
+  })
+}
+
+export class Sandbox {
+  constructor(public state: SandboxState) {}
+
+  get dir(): string { return this.state.dir }
+  get kubeconfig(): string { return this.state.kubeconfig }
+  /** host:port of the OCI registry (plain HTTP on loopback). */
+  get registry(): string { return this.state.registry }
+  get helm(): string { return this.state.helm }
+  get apiServerUrl(): string { return `https://127.0.0.1:${this.state.ports.apiserver}` }
+  private get pki(): string { return join(this.dir, 'pki') }
+  get caFile(): string { return join(this.pki, 'ca.crt') }
+  private get adminTls(): TlsFiles { return { ca: this.caFile, cert: join(this.pki, 'admin.crt'), key: join(this.pki, 'admin.key') } }
+
+  /** Environment that keeps helm's config, cache and registry logins inside the sandbox. */
+  helmEnv(): Record<string, string> {
+    const home = join(this.dir, 'helm')
+    return {
+      HELM_CONFIG_HOME: join(home, 'config'),
+      HELM_CACHE_HOME: join(home, 'cache'),
+      HELM_DATA_HOME: join(home, 'data'),
+      HELM_REGISTRY_CONFIG: join(home, 'registry.json'),
+      KUBECONFIG: this.kubeconfig,
+    }
+  }
+
+  daemon(name: string): DaemonRecord | undefined {
+    return this.state.daemons.find((d) => d.name === name)
+  }
+
+  save(): void {
+    writeFileSync(join(this.dir, STATE_FILE), JSON.stringify(this.state, null, 2))
+  }
+
+  async waitApiServerReady(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      if ((await httpsStatus(`${this.apiServerUrl}/readyz`, this.adminTls)) === 200) return
+      const apiserver = this.daemon('kube-apiserver')
+      if (apiserver && !isOurs(apiserver.pid, this.dir)) {
+        throw new Error(`kube-apiserver exited while starting:\n${tailFile(apiserver.log)}`)
+      }
+      await sleep(250)
+    }
+    throw new Error(`kube-apiserver not ready after ${timeoutMs / 1000}s:\n${tailFile(this.daemon('kube-apiserver')?.log ?? '')}`)
+  }
+
+  /** One request to the API with cluster-admin credentials (setup steps, metrics, health). */
+  async apiRequest(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+    const tls = this.adminTls
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    return new Promise((resolve, reject) => {
+      const req = request(`${this.apiServerUrl}${path}`, {
+        method, ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key),
+        headers: payload ? { 'content-type': 'application/json' } : {},
+      }, (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => { text += chunk })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+      })
+      req.on('error', reject)
+      req.end(payload)
+    })
+  }
+
+  apiGet(path: string): Promise<{ status: number; body: string }> {
+    return this.apiRequest('GET', path)
+  }
+
+  /** POST that tolerates AlreadyExists; throws on any other failure. */
+  async apiCreate(path: string, body: unknown): Promise<unknown> {
+    const res = await this.apiRequest('POST', path, body)
+    if (res.status >= 400 && res.status !== 409) throw new Error(`POST ${path}: HTTP ${res.status}: ${res.body}`)
+    return res.body ? JSON.parse(res.body) : {}
+  }
+
+  /** Stops kube-apiserver and starts it again on the same port and storage, as an API outage. */
+  async restartApiServer(downMs = 0): Promise<void> {
+    const rec = this.daemon('kube-apiserver')
+    if (!rec) throw new Error('no kube-apiserver in this sandbox')
+    await stopDaemon(rec.pid, this.dir)
+    if (downMs) await sleep(downMs)
+    const restarted = spawnDaemon({ name: rec.name, bin: rec.bin, args: rec.args, log: rec.log, env: rec.env })
+    this.state.daemons = this.state.daemons.map((d) => (d.name === rec.name ? restarted : d))
+    this.save()
+    await this.waitApiServerReady()
+  }
+
+  /** A kubeconfig for a user authenticated by a client certificate, with no rights unless RBAC grants them. */
+  mintUserKubeconfig(user: string, groups: string[] = []): string {
+    const users = join(this.dir, 'users')
+    mkdirSync(users, { recursive: true })
+    const certs = issueCert(users, user, { cert: this.caFile, key: join(this.pki, 'ca.key') }, { commonName: user, organizations: groups })
+    return writeKubeconfig(join(users, `${user}.kubeconfig`), this.apiServerUrl, this.caFile, user, { certs })
+  }
+
+  /** A kubeconfig holding a bound token for a ServiceAccount (created if missing). */
+  async mintServiceAccountKubeconfig(namespace: string, serviceAccount: string): Promise<string> {
+    await this.apiCreate(`/api/v1/namespaces/${namespace}/serviceaccounts`, { metadata: { name: serviceAccount } })
+    const tokenRequest = await this.apiCreate(`/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`,
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } }) as { status?: { token?: string } }
+    const token = tokenRequest.status?.token
+    if (!token) throw new Error(`no token minted for ${namespace}/${serviceAccount}`)
+    const users = join(this.dir, 'users')
+    mkdirSync(users, { recursive: true })
+    return writeKubeconfig(join(users, `sa-${namespace}-${serviceAccount}.kubeconfig`), this.apiServerUrl, this.caFile,
+      `system:serviceaccount:${namespace}:${serviceAccount}`, { token }, namespace)
+  }
+
+  /** Stops exactly the processes this sandbox started, by pid, and removes its directory. */
+  async stop(): Promise<void> {
+    // Dependents first, so nothing logs a storm of connection errors on the way down.
+    const order = ['agent', 'kwok', 'kube-scheduler', 'kube-controller-manager', 'registry', 'kube-apiserver', 'etcd']
+    const byOrder = [...this.state.daemons].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
+    for (const daemon of byOrder) await stopDaemon(daemon.pid, this.dir)
+    // Anything a daemon forked (a helm run of the simulator, say) also names the directory.
+    for (const pid of processesMentioning(this.dir)) await stopDaemon(pid, this.dir, 1000)
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+export function loadSandbox(dir: string): Sandbox {
+  const state = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as SandboxState
+  return new Sandbox(state)
+}
+
+export function sandboxIsRunning(dir: string): boolean {
+  if (!existsSync(join(dir, STATE_FILE))) return false
+  const sandbox = loadSandbox(dir)
+  return sandbox.state.daemons.some((d) => isOurs(d.pid, dir))
+}
+
+export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
+  const log = opts.log ?? (() => undefined)
+  const bins = ensureBinaries(log)
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'krateo-sandbox-'))
+  if (opts.dir) {
+    if (sandboxIsRunning(dir)) throw new Error(`a sandbox is already running in ${dir}; stop it first`)
+    rmSync(dir, { recursive: true, force: true })
+    mkdirSync(dir, { recursive: true })
+  }
+  try {
+    return await bringUp(dir, bins, opts, log)
+  } catch (err) {
+    // Never leave a half-started sandbox behind.
+    for (const pid of processesMentioning(dir)) await stopDaemon(pid, dir, 1000)
+    if (!process.env.KRATEO_SANDBOX_KEEP_FAILED) rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+}
+
+async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m: string) => void): Promise<Sandbox> {
+  const pki = join(dir, 'pki')
+  const logs = join(dir, 'logs')
+  for (const d of [pki, logs, join(dir, 'etcd'), join(dir, 'registry'), join(dir, 'kubeconfigs')]) mkdirSync(d, { recursive: true })
+
+  const [etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok, registry] = await Promise.all(Array.from({ length: 7 }, freePort))
+  const ports = { etcd: etcd!, etcdPeer: etcdPeer!, apiserver: apiserver!, controllerManager: controllerManager!, scheduler: scheduler!, kwok: kwok!, registry: registry! }
+
+  const ca = createCA(pki)
+  const loopback = { ipSANs: ['127.0.0.1'], dnsSANs: ['localhost'] }
+  const etcdServer = issueCert(pki, 'etcd-server', ca, { commonName: 'etcd', ...loopback })
+  const etcdClient = issueCert(pki, 'apiserver-etcd-client', ca, { commonName: 'kube-apiserver-etcd-client' })
+  const apiserverServing = issueCert(pki, 'apiserver', ca, {
+    commonName: 'kube-apiserver', ipSANs: ['127.0.0.1', '10.96.0.1'],
+    dnsSANs: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+  })
+  const clientCert = (name: string, cn: string, groups: string[]): CertPair => issueCert(pki, name, ca, { commonName: cn, organizations: groups })
+  const admin = clientCert('admin', 'krateo-sandbox-admin', ['system:masters'])
+  const kcmCert = clientCert('kube-controller-manager', 'system:kube-controller-manager', [])
+  const schedCert = clientCert('kube-scheduler', 'system:kube-scheduler', [])
+  const kwokCert = clientCert('kwok', 'kwok-controller', ['system:masters'])
+  const sa = createServiceAccountKey(pki)
+
+  const server = `https://127.0.0.1:${ports.apiserver}`
+  const kc = (name: string, certs: CertPair) => writeKubeconfig(join(dir, 'kubeconfigs', `${name}.kubeconfig`), server, ca.cert, name, { certs })
+  const adminKubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), server, ca.cert, 'krateo-sandbox-admin', { certs: admin })
+  const kcmKubeconfig = kc('kube-controller-manager', kcmCert)
+  const schedKubeconfig = kc('kube-scheduler', schedCert)
+  const kwokKubeconfig = kc('kwok', kwokCert)
+
+  const state: SandboxState = {
+    name: opts.name ?? 'sandbox',
+    dir,
+    startedAt: new Date().toISOString(),
+    ports,
+    kubeconfig: adminKubeconfig,
+    registry: `127.0.0.1:${ports.registry}`,
+    helm: bins.helm3,
+    helm4: fileExists(bins.helm4) ? bins.helm4 : null,
+    ownerPid: opts.ownerPid ?? null,
+    daemons: [],
+  }
+  const sandbox = new Sandbox(state)
+  const start = (name: string, bin: string, args: string[], env?: Record<string, string>) => {
+    const rec = spawnDaemon({ name, bin, args, log: join(logs, `${name}.log`), env })
+    state.daemons.push(rec)
+    sandbox.save()
+    return rec
+  }
+
+  log('starting etcd and kube-apiserver')
+  start('etcd', bins.etcd, [
+    '--name=sandbox', `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=https://127.0.0.1:${ports.etcd}`, `--advertise-client-urls=https://127.0.0.1:${ports.etcd}`,
+    `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+    `--initial-cluster=sandbox=http://127.0.0.1:${ports.etcdPeer}`,
+    `--cert-file=${etcdServer.cert}`, `--key-file=${etcdServer.key}`, `--trusted-ca-file=${ca.cert}`, '--client-cert-auth',
+    // Throw-away data: skipping fsync makes every write (and so every test) much faster.
+    '--unsafe-no-fsync', '--log-level=warn',
+  ])
+  start('kube-apiserver', bins.kubeApiserver, [
+    `--etcd-servers=https://127.0.0.1:${ports.etcd}`, `--etcd-cafile=${ca.cert}`, `--etcd-certfile=${etcdClient.cert}`, `--etcd-keyfile=${etcdClient.key}`,
+    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${ports.apiserver}`,
+    `--tls-cert-file=${apiserverServing.cert}`, `--tls-private-key-file=${apiserverServing.key}`, `--client-ca-file=${ca.cert}`,
+    `--cert-dir=${join(dir, 'apiserver-certs')}`,
+    `--service-account-key-file=${sa.pub}`, `--service-account-signing-key-file=${sa.key}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    '--service-cluster-ip-range=10.96.0.0/16', '--authorization-mode=RBAC', '--anonymous-auth=false',
+    // The Endpoints of the kubernetes Service may not hold a loopback address; nothing here needs them.
+    '--endpoint-reconciler-type=none', '--profiling=false', '--v=0',
+  ])
+  await sandbox.waitApiServerReady()
+  log(`kube-apiserver ready on ${server}`)
+
+  const componentAuth = (kubeconfig: string) => [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`]
+  start('kube-controller-manager', bins.kubeControllerManager, [
+    ...componentAuth(kcmKubeconfig), '--bind-address=127.0.0.1', `--secure-port=${ports.controllerManager}`, '--leader-elect=false',
+    `--service-account-private-key-file=${sa.key}`, `--root-ca-file=${ca.cert}`,
+    `--cluster-signing-cert-file=${ca.cert}`, `--cluster-signing-key-file=${ca.key}`, '--use-service-account-credentials=true',
+    `--cert-dir=${join(dir, 'kcm-certs')}`, '--v=0',
+  ])
+  start('kube-scheduler', bins.kubeScheduler, [
+    ...componentAuth(schedKubeconfig), '--bind-address=127.0.0.1', `--secure-port=${ports.scheduler}`, '--leader-elect=false',
+    `--cert-dir=${join(dir, 'scheduler-certs')}`, '--v=0',
+  ])
+  start('kwok', bins.kwok, [
+    `--kubeconfig=${kwokKubeconfig}`, `--config=${join(sandboxDir, 'kwok-stages.yaml')}`,
+    '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+    '--cidr=10.244.0.0/16', '--node-ip=10.244.0.1', `--server-address=127.0.0.1:${ports.kwok}`,
+  ])
+  const registryConfig = join(dir, 'registry.yaml')
+  writeFileSync(registryConfig, stringify({
+    version: 0.1,
+    log: { level: 'warn' },
+    storage: { filesystem: { rootdirectory: join(dir, 'registry') }, delete: { enabled: true } },
+    http: { addr: `127.0.0.1:${ports.registry}`, secret: Math.random().toString(36).slice(2) },
+  }))
+  start('registry', bins.registry, ['serve', registryConfig], { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' })
+
+  await createFakeNode(sandbox)
+  if (opts.agent !== false) {
+    start('agent', process.execPath, ['--import', 'tsx', join(sandboxDir, 'agent.ts'), dir], { NODE_NO_WARNINGS: '1' })
+  }
+  await Promise.all([waitRegistry(sandbox), waitClusterUsable(sandbox)])
+  log('sandbox ready')
+  return sandbox
+}
+
+async function createFakeNode(sandbox: Sandbox): Promise<void> {
+  const node = {
+    apiVersion: 'v1', kind: 'Node',
+    metadata: {
+      name: FAKE_NODE_NAME,
+      annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+      labels: { 'kubernetes.io/hostname': FAKE_NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+    },
+    spec: {},
+  }
+  await sandbox.apiCreate('/api/v1/nodes', node)
+}
+
+async function waitRegistry(sandbox: Sandbox, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if ((await httpStatus(`http://${sandbox.registry}/v2/`)) === 200) return
+    await sleep(100)
+  }
+  throw new Error(`registry not answering after ${timeoutMs / 1000}s:\n${tailFile(sandbox.daemon('registry')?.log ?? '')}`)
+}
+
+/** Usable = the fake node is Ready and the default ServiceAccount exists (pods can be admitted). */
+async function waitClusterUsable(sandbox: Sandbox, timeoutMs = 45_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let nodeReady = false
+  let saReady = false
+  while (Date.now() < deadline) {
+    if (!nodeReady) {
+      const node = await sandbox.apiGet(`/api/v1/nodes/${FAKE_NODE_NAME}`)
+      if (node.status === 200) {
+        const conditions = (JSON.parse(node.body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? []
+        nodeReady = conditions.some((c) => c.type === 'Ready' && c.status === 'True')
+      }
+    }
+    if (!saReady) saReady = (await sandbox.apiGet('/api/v1/namespaces/default/serviceaccounts/default')).status === 200
+    if (nodeReady && saReady) return
+    await sleep(200)
+  }
+  const why = !nodeReady ? `fake node not Ready (kwok log:\n${tailFile(sandbox.daemon('kwok')?.log ?? '')})` : `no default ServiceAccount (controller-manager log:\n${tailFile(sandbox.daemon('kube-controller-manager')?.log ?? '')})`
+  throw new Error(`cluster not usable after ${timeoutMs / 1000}s: ${why}`)
+}
