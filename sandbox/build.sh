@@ -15,6 +15,7 @@ export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=local
 log() { printf '%s sandbox build: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 # build <name> <module> <version> <extra go.mod lines> <ldflags> <pkg>...
+# With BINARY set, the single package is written under that file name (etcd's main package is "server").
 build() {
   local name=$1 module=$2 version=$3 extra=$4 ldflags=$5; shift 5
   local out="$cache/bin/$name-$version" work="$cache/build/$name-$version" logf="$cache/logs/$name-$version.log"
@@ -24,7 +25,7 @@ build() {
   rm -rf "$work" "$out.tmp"; mkdir -p "$work" "$out.tmp"
   {
     printf 'module sandboxbuild/%s\n\ngo 1.24\n\nrequire %s %s\n%s\n' "$name" "$module" "$version" "$extra" > "$work/go.mod"
-    (cd "$work" && go mod download "$module" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/" "$@")
+    (cd "$work" && go mod download "$module" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/${BINARY:-}" "$@")
   } >"$logf" 2>&1 || {
     log "FAILED to build $name: module $module@$version; the Go error follows (full log: $logf)"
     tail -n 40 "$logf" >&2
@@ -52,7 +53,7 @@ tool_kubernetes() {
   build kubernetes k8s.io/kubernetes "$v" "$(kube_replaces)" "$ld" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
 }
-tool_etcd() { build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "" "" go.etcd.io/etcd/server/v3 && { [ -e "$cache/bin/etcd-$ETCD_VERSION/etcd" ] || mv "$cache/bin/etcd-$ETCD_VERSION/v3" "$cache/bin/etcd-$ETCD_VERSION/etcd"; }; }
+tool_etcd() { BINARY=etcd build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "" "" go.etcd.io/etcd/server/v3; }
 tool_kwok() { build kwok sigs.k8s.io/kwok "$KWOK_VERSION" "" "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok; }
 tool_helm3() { build helm3 helm.sh/helm/v3 "$HELM3_VERSION" "" "-X helm.sh/helm/v3/internal/version.version=$HELM3_VERSION" helm.sh/helm/v3/cmd/helm; }
 tool_helm4() { build helm4 helm.sh/helm/v4 "$HELM4_VERSION" "" "-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" helm.sh/helm/v4/cmd/helm; }

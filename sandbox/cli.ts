@@ -10,6 +10,7 @@ const usage = `usage: sandbox <command> [--name NAME]
   up          build (first time) and start a sandbox; prints its kubeconfig and registry
               --no-agent   leave the agent (LoadBalancer controller, engine simulator) off
   down        stop exactly the processes that sandbox started and remove its state
+  facts       what the cluster looks like: version, nodes, namespaces, registry contents, daemons
   env         print shell exports (KUBECONFIG, SANDBOX_REGISTRY, HELM_BIN, helm's dirs) for the sandbox
   mint-user   --user U [--group G]   write a kubeconfig for a certificate user with no rights but RBAC's
   mint-sa     --namespace NS --service-account SA   write a kubeconfig holding that ServiceAccount's token
@@ -67,6 +68,23 @@ async function main(): Promise<void> {
       const sandbox = running()
       const env = { ...sandbox.helmEnv(), SANDBOX_REGISTRY: sandbox.registry, HELM_BIN: sandbox.helm }
       for (const [k, v] of Object.entries(env)) console.log(`export ${k}=${JSON.stringify(v)}`)
+      return
+    }
+    case 'facts': {
+      const sandbox = running()
+      const get = async <T>(path: string) => JSON.parse((await sandbox.apiGet(path)).body) as T
+      const version = await get<{ gitVersion: string }>('/version')
+      const nodes = await get<{ items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[]; nodeInfo?: { kubeletVersion?: string } } }[] }>('/api/v1/nodes')
+      const namespaces = await get<{ items: { metadata: { name: string } }[] }>('/api/v1/namespaces')
+      const catalog = await fetch(`http://${sandbox.registry}/v2/_catalog`).then((r) => r.json() as Promise<{ repositories?: string[] }>)
+      console.log(`kubernetes ${version.gitVersion} at ${sandbox.apiServerUrl}`)
+      for (const n of nodes.items) {
+        const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'
+        console.log(`  node ${n.metadata.name}: ${ready ? 'Ready' : 'NotReady'} (${n.status?.nodeInfo?.kubeletVersion ?? '?'})`)
+      }
+      console.log(`  namespaces: ${namespaces.items.map((n) => n.metadata.name).join(', ')}`)
+      console.log(`  registry ${sandbox.registry}: ${catalog.repositories?.length ? catalog.repositories.join(', ') : 'no charts yet'}`)
+      console.log(`  daemons: ${sandbox.state.daemons.map((d) => `${d.name}(${d.pid})`).join(', ')}`)
       return
     }
     case 'mint-user': {

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up, lint, type check, unit tests and the tests against real sandboxes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+npm run -s lint
+npm run -s typecheck
+# One runner invocation for unit and sandbox tests, so there is one summary; files run one at a time
+# because each sandbox file starts its own control plane on a 2-core machine.
+node --import tsx --test --test-reporter=spec --test-concurrency=1 --test-timeout=1800000 \
+  'test/unit/**/*.test.ts' 'test/sandbox/**/*.test.ts'
+leftover=$(pgrep -af 'krateo-sandbox-' | grep -v pgrep || true)
+if [ -n "$leftover" ]; then
+  echo "processes left behind by the tests:" >&2
+  echo "$leftover" >&2
+  exit 1
+fi

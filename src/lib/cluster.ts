@@ -1,0 +1,83 @@
+// Cluster access: loading the user's kubeconfig and context, checking the API answers, and turning the
+// client library's failures into one-line UserErrors.
+import { existsSync } from 'node:fs'
+import { ApiextensionsV1Api, AuthorizationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node'
+import { ExitCode, UserError } from './errors.js'
+
+export interface ClusterOptions {
+  kubeconfig?: string
+  context?: string
+}
+
+export interface Cluster {
+  kc: KubeConfig
+  core: CoreV1Api
+  custom: CustomObjectsApi
+  crds: ApiextensionsV1Api
+  authz: AuthorizationV1Api
+  server: string
+  context: string
+}
+
+export function loadCluster(opts: ClusterOptions): Cluster {
+  const kc = new KubeConfig()
+  const path = opts.kubeconfig ?? process.env.KUBECONFIG
+  try {
+    if (opts.kubeconfig) {
+      if (!existsSync(opts.kubeconfig)) throw new UserError(`kubeconfig ${opts.kubeconfig} does not exist`, ExitCode.Cluster, 'pass an existing file with --kubeconfig')
+      kc.loadFromFile(opts.kubeconfig)
+    } else {
+      kc.loadFromDefault()
+    }
+  } catch (err) {
+    if (err instanceof UserError) throw err
+    throw new UserError(`cannot read kubeconfig ${path ?? '~/.kube/config'}: ${(err as Error).message.split('\n')[0]}`, ExitCode.Cluster, 'fix the file or pass another with --kubeconfig')
+  }
+  if (opts.context) {
+    if (!kc.getContextObject(opts.context)) {
+      const known = kc.getContexts().map((c) => c.name).join(', ') || 'none'
+      throw new UserError(`context "${opts.context}" is not in the kubeconfig (known: ${known})`, ExitCode.Cluster, 'pass one of those with --context')
+    }
+    kc.setCurrentContext(opts.context)
+  }
+  const cluster = kc.getCurrentCluster()
+  if (!cluster) throw new UserError('the kubeconfig has no current cluster', ExitCode.Cluster, 'pass --kubeconfig and --context pointing at your cluster')
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    crds: kc.makeApiClient(ApiextensionsV1Api),
+    authz: kc.makeApiClient(AuthorizationV1Api),
+    server: cluster.server,
+    context: kc.getCurrentContext(),
+  }
+}
+
+/** The HTTP status of a failed API call, or undefined for a transport failure. */
+export function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'number' ? code : undefined
+}
+
+export function isNotFound(err: unknown): boolean {
+  return statusOf(err) === 404
+}
+
+/** Checks the API answers and returns its version; a dead or refusing cluster becomes one line. */
+export async function checkReachable(cluster: Cluster): Promise<string> {
+  try {
+    const version = await cluster.kc.makeApiClient(VersionApi).getCode()
+    return version.gitVersion
+  } catch (err) {
+    throw apiFailure(err, cluster, 'reach the cluster')
+  }
+}
+
+export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserError {
+  const status = statusOf(err)
+  if (status === 401) return new UserError(`cannot ${doing} at ${cluster.server}: the credentials of context "${cluster.context}" were refused (401)`, ExitCode.Cluster, 'log in again or pass another --context')
+  if (status === 403) return new UserError(`cannot ${doing}: permission denied for context "${cluster.context}" (403)`, ExitCode.Permission, 'ask for cluster-admin or run as a user who has it')
+  if (status !== undefined) return new UserError(`cannot ${doing}: the API answered HTTP ${status}`, ExitCode.Cluster, 'check the cluster with --verbose')
+  const reason = (err as Error)?.message?.split('\n')[0] ?? String(err)
+  return new UserError(`cannot ${doing} at ${cluster.server}: ${reason}`, ExitCode.Cluster, 'check that the cluster is running and --kubeconfig/--context point at it')
+}

@@ -1,0 +1,37 @@
+// Every failure a user can cause ends as one UserError: one line saying what happened and what to do,
+// and an exit code from this table (documented in the README). Anything else is a bug (exit 1).
+export const ExitCode = {
+  Ok: 0,
+  Internal: 1,
+  Usage: 2,
+  Cluster: 3,
+  Helm: 4,
+  Permission: 5,
+  Timeout: 6,
+  Stuck: 7,
+  Chart: 8,
+  Interrupted: 9,
+  NotReady: 10,
+} as const
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
+
+export class UserError extends Error {
+  constructor(message: string, readonly exitCode: ExitCode, readonly hint?: string) {
+    super(message)
+    this.name = 'UserError'
+  }
+
+  /** The single line a user sees. */
+  line(): string {
+    return this.hint ? `${this.message}; ${this.hint}` : this.message
+  }
+}
+
+/** Strips anything that looks like a credential before a message reaches a terminal or a log. */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text
+  for (const secret of secrets) if (secret) out = out.split(secret).join('***')
+  return out
+    .replace(/(password|token|secret)(["']?\s*[:=]\s*["']?)[^\s"',}]+/gi, '$1$2***')
+    .replace(/(Authorization:\s*Bearer\s+)\S+/gi, '$1***')
+}

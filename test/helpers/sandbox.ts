@@ -1,0 +1,75 @@
+// Shared test plumbing: one sandbox per test file, owned by the test process so that even a crashed
+// run leaves no daemon behind (the sandbox agent watches the owner pid).
+import { after, before } from 'node:test'
+import { AppsV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, ApiextensionsV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node'
+import { startSandbox, type Sandbox, type StartOptions } from '../../sandbox/lib/sandbox.js'
+
+export interface Kube {
+  kc: KubeConfig
+  core: CoreV1Api
+  apps: AppsV1Api
+  batch: BatchV1Api
+  custom: CustomObjectsApi
+  crds: ApiextensionsV1Api
+  rbac: RbacAuthorizationV1Api
+}
+
+export function kubeFor(kubeconfig: string): Kube {
+  const kc = new KubeConfig()
+  kc.loadFromFile(kubeconfig)
+  return {
+    kc,
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    batch: kc.makeApiClient(BatchV1Api),
+    custom: kc.makeApiClient(CustomObjectsApi),
+    crds: kc.makeApiClient(ApiextensionsV1Api),
+    rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+  }
+}
+
+/** Starts a sandbox before the file's tests and stops it after them. */
+export function useSandbox(opts: StartOptions = {}): { sandbox: () => Sandbox; kube: () => Kube } {
+  let sandbox: Sandbox | undefined
+  let kube: Kube | undefined
+  before(async () => {
+    sandbox = await startSandbox({ ownerPid: process.pid, ...opts })
+    kube = kubeFor(sandbox.kubeconfig)
+  }, { timeout: 15 * 60_000 })
+  after(async () => {
+    await sandbox?.stop()
+  })
+  return {
+    sandbox: () => sandbox ?? assertNever('sandbox not started'),
+    kube: () => kube ?? assertNever('sandbox not started'),
+  }
+}
+
+function assertNever(message: string): never {
+  throw new Error(message)
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Polls check until it returns a truthy value; fails with the last observation after timeoutMs. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined | false | null>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      const value = await check()
+      if (value) return value
+      last = value
+    } catch (err) {
+      last = err
+    }
+    await sleep(everyMs)
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`)
+}
+
+/** The HTTP status of a failed client-node call (undefined when it was no API error). */
+export function httpCode(err: unknown): number | undefined {
+  const code = (err as { code?: unknown })?.code
+  return typeof code === 'number' ? code : undefined
+}
