@@ -48,7 +48,7 @@ function fileExists(path: string): boolean {
 export function ensureBinaries(log: (m: string) => void = () => undefined): Binaries {
   const bins = binaries()
   const missing = Object.entries(bins).filter(([key, path]) => key !== 'helm4' && !fileExists(path))
-  if (missing.length > 0 || !fileExists(bins.helm4)) {
+  if (missing.length > 0) {
     log(`building sandbox binaries into ${cacheDir()} (first time only)`)
     const result = spawnSync('bash', [join(sandboxDir, 'build.sh')], { stdio: ['ignore', 'inherit', 'inherit'] })
     // helm 4 is optional: the sandbox works with helm 3 alone.

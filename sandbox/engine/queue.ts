@@ -1,0 +1,41 @@
+// A work queue like controller-runtime's: one key is never worked on twice at once, a key added while
+// in flight runs again afterwards, and at most `concurrency` keys run together.
+export class WorkQueue {
+  private pending = new Map<string, () => Promise<void>>()
+  private inFlight = new Set<string>()
+  private order: string[] = []
+  private timers = new Map<string, NodeJS.Timeout>()
+
+  constructor(private concurrency: number, private onError: (key: string, err: unknown) => void) {}
+
+  add(key: string, work: () => Promise<void>): void {
+    if (!this.pending.has(key)) this.order.push(key)
+    this.pending.set(key, work)
+    this.pump()
+  }
+
+  addAfter(key: string, ms: number, work: () => Promise<void>): void {
+    if (this.timers.has(key)) return
+    this.timers.set(key, setTimeout(() => {
+      this.timers.delete(key)
+      this.add(key, work)
+    }, ms))
+  }
+
+  private pump(): void {
+    while (this.inFlight.size < this.concurrency) {
+      const idx = this.order.findIndex((k) => !this.inFlight.has(k))
+      if (idx < 0) return
+      const key = this.order.splice(idx, 1)[0]!
+      const work = this.pending.get(key)!
+      this.pending.delete(key)
+      this.inFlight.add(key)
+      work()
+        .catch((err) => this.onError(key, err))
+        .finally(() => {
+          this.inFlight.delete(key)
+          this.pump()
+        })
+    }
+  }
+}
