@@ -1,10 +1,11 @@
 // The sandbox agent: a long-lived process beside the control plane that runs what a real cluster would
-// have and kwok does not: a LoadBalancer controller (and, later, the Krateo engine simulator). When the
+// have and kwok does not: a LoadBalancer controller and the Krateo engine simulator. When the
 // sandbox belongs to a process (a test run) and that process dies, the agent tears the sandbox down, so
 // a crashed test never leaves daemons behind.
 import { KubeConfig } from '@kubernetes/client-node'
 import { loadSandbox } from './lib/sandbox.js'
 import { startLoadBalancerController } from './lib/loadbalancer.js'
+import { startEngine } from './engine/index.js'
 
 const dir = process.argv[2]
 if (!dir) {
@@ -17,6 +18,7 @@ const kc = new KubeConfig()
 kc.loadFromFile(sandbox.kubeconfig)
 
 startLoadBalancerController(kc, log)
+if (sandbox.state.engine) await startEngine(sandbox, log)
 
 const ownerPid = sandbox.state.ownerPid
 if (ownerPid) {

@@ -47,8 +47,12 @@ export interface RestConfig {
 
 export class Rest {
   private agent: Agent
+  // Watches hold their connection for minutes: they get their own pool, so they can never starve requests.
+  private watchAgent: Agent
   constructor(private cfg: RestConfig) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: 16, ca: readFileSync(cfg.ca), cert: readFileSync(cfg.cert), key: readFileSync(cfg.key) })
+    const tls = { ca: readFileSync(cfg.ca), cert: readFileSync(cfg.cert), key: readFileSync(cfg.key) }
+    this.agent = new Agent({ keepAlive: true, maxSockets: 32, ...tls })
+    this.watchAgent = new Agent({ keepAlive: false, ...tls })
   }
 
   raw(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<{ status: number; body: string }> {
@@ -110,7 +114,7 @@ export class Rest {
     return new Promise((resolve) => {
       const sep = path.includes('?') ? '&' : '?'
       const req = request(`${this.cfg.server}${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${rv}&timeoutSeconds=300`, {
-        agent: this.agent, signal, headers: { accept: 'application/json' },
+        agent: this.watchAgent, signal, headers: { accept: 'application/json' },
       }, (res) => {
         if (res.statusCode !== 200) {
           res.resume()

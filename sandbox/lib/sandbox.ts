@@ -11,6 +11,8 @@ import { stringify } from 'yaml'
 import { binaries, cacheDir, sandboxDir, type Binaries } from './paths.js'
 import { createCA, createServiceAccountKey, issueCert, type CertPair } from './pki.js'
 import { writeKubeconfig } from './kubeconfig.js'
+import { publishFixtureCharts } from '../fixtures/charts.js'
+import { ENGINE_CONFIG, type EngineSettings } from '../engine/context.js'
 import { freePort, isOurs, processesMentioning, sleep, spawnDaemon, stopDaemon, tailFile, type DaemonRecord } from './processes.js'
 
 export const FAKE_NODE_NAME = 'kwok-node-0'
@@ -26,6 +28,10 @@ export interface SandboxState {
   helm: string
   helm4: string | null
   ownerPid: number | null
+  /** The agent runs the Krateo engine simulator. */
+  engine: boolean
+  /** Fixture charts pushed to the registry (oci://<registry>/charts/...). */
+  charts: string[]
   daemons: DaemonRecord[]
 }
 
@@ -36,6 +42,12 @@ export interface StartOptions {
   dir?: string
   /** Start the agent (LoadBalancer controller and engine simulator); default true. */
   agent?: boolean
+  /** Run the Krateo engine simulator in the agent; default true. */
+  engine?: boolean
+  /** Push the fixture charts to the registry; default true. */
+  charts?: boolean
+  /** Initial engine settings (resync interval, fault knobs). */
+  engineSettings?: Partial<EngineSettings>
   /** Tear everything down when this process exits (tests); the CLI's `up` leaves it null. */
   ownerPid?: number | null
   log?: (message: string) => void
@@ -132,13 +144,13 @@ export class Sandbox {
   }
 
   /** One request to the API with cluster-admin credentials (setup steps, metrics, health). */
-  async apiRequest(method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  async apiRequest(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: string }> {
     const tls = this.adminTls
     const payload = body === undefined ? undefined : JSON.stringify(body)
     return new Promise((resolve, reject) => {
       const req = request(`${this.apiServerUrl}${path}`, {
         method, ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key),
-        headers: payload ? { 'content-type': 'application/json' } : {},
+        headers: payload ? { 'content-type': contentType } : {},
       }, (res) => {
         let text = ''
         res.setEncoding('utf8')
@@ -192,6 +204,29 @@ export class Sandbox {
     mkdirSync(users, { recursive: true })
     return writeKubeconfig(join(users, `sa-${namespace}-${serviceAccount}.kubeconfig`), this.apiServerUrl, this.caFile,
       `system:serviceaccount:${namespace}:${serviceAccount}`, { token }, namespace)
+  }
+
+  /** Merges engine settings and fault knobs into ConfigMap kube-system/krateo-sandbox-engine (read live by the agent). */
+  async setEngineSettings(settings: Partial<EngineSettings>): Promise<void> {
+    const path = `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps/${ENGINE_CONFIG.name}`
+    const existing = await this.apiGet(path)
+    const current = existing.status === 200 ? JSON.parse((JSON.parse(existing.body) as { data?: Record<string, string> }).data?.['config.json'] ?? '{}') as object : {}
+    const body = { metadata: { name: ENGINE_CONFIG.name, namespace: ENGINE_CONFIG.namespace }, data: { 'config.json': JSON.stringify({ ...current, ...settings }) } }
+    const res = existing.status === 200 ? await this.apiRequest('PUT', path, body) : await this.apiRequest('POST', `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps`, body)
+    if (res.status >= 400) throw new Error(`engine settings: HTTP ${res.status}: ${res.body}`)
+  }
+
+  /** Scales a Deployment: 0 stops a simulated controller (core-provider, a cdc, a provider), 1 starts it. */
+  async scaleDeployment(namespace: string, name: string, replicas: number): Promise<void> {
+    const res = await this.apiRequest('PATCH', `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`, { spec: { replicas } }, 'application/merge-patch+json')
+    if (res.status >= 400) throw new Error(`scale ${namespace}/${name}: HTTP ${res.status}: ${res.body}`)
+  }
+
+  /** Like `kubectl rollout restart`: a restarted cdc lists and observes everything at once. */
+  async restartDeployment(namespace: string, name: string): Promise<void> {
+    const patch = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } }
+    const res = await this.apiRequest('PATCH', `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`, patch, 'application/merge-patch+json')
+    if (res.status >= 400) throw new Error(`restart ${namespace}/${name}: HTTP ${res.status}: ${res.body}`)
   }
 
   /** Stops exactly the processes this sandbox started, by pid, and removes its directory. */
@@ -276,6 +311,8 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     helm: bins.helm3,
     helm4: fileExists(bins.helm4) ? bins.helm4 : null,
     ownerPid: opts.ownerPid ?? null,
+    engine: opts.agent !== false && opts.engine !== false,
+    charts: [],
     daemons: [],
   }
   const sandbox = new Sandbox(state)
@@ -336,10 +373,19 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   start('registry', bins.registry, ['serve', registryConfig], { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' })
 
   await createFakeNode(sandbox)
+  if (opts.engineSettings) await sandbox.setEngineSettings(opts.engineSettings)
   if (opts.agent !== false) {
     start('agent', process.execPath, ['--import', 'tsx', join(sandboxDir, 'agent.ts'), dir], { NODE_NO_WARNINGS: '1' })
   }
-  await Promise.all([waitRegistry(sandbox), waitClusterUsable(sandbox)])
+  await waitRegistry(sandbox)
+  const published = opts.charts !== false
+    ? publishFixtureCharts(sandbox.helm, sandbox.helmEnv(), sandbox.registry).then((charts) => {
+      state.charts = charts
+      sandbox.save()
+      log(`${charts.length} fixture charts pushed to oci://${sandbox.registry}/charts`)
+    })
+    : Promise.resolve()
+  await Promise.all([published, waitClusterUsable(sandbox)])
   log('sandbox ready')
   return sandbox
 }

@@ -1,0 +1,217 @@
+// Simulated composition-dynamic-controllers (contract section 3): one per cdc bundle Deployment that
+// core-provider created, working only while that Deployment is available. Each installs its chart with
+// the real helm binary, values = the Composition's spec.
+import { createHash } from 'node:crypto'
+import { parseAllDocuments } from 'yaml'
+import { ApiError, Informer, type KObject } from './rest.js'
+import { EngineContext } from './context.js'
+import { type Condition, ready, sameConditions, setConditions, synced } from './conditions.js'
+import { ANN_GRACEFULLY_PAUSED, ANN_PAUSED, COMPOSITION_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, LABEL_RELEASE_NAME } from './naming.js'
+
+interface Workload { kind: string; name: string; namespace: string }
+interface CompositionStatus { conditions?: Condition[]; digest?: string; previousDigest?: string; helmChartUrl?: string; helmChartVersion?: string; managed?: unknown[] }
+
+const WORKLOAD_PATHS: Record<string, string> = { Deployment: 'deployments', StatefulSet: 'statefulsets', DaemonSet: 'daemonsets' }
+
+class Cdc {
+  readonly informer: Informer
+  private workloads = new Map<string, { digest: string; items: Workload[]; installedAt: number }>()
+  private deletingSince = new Map<string, number>()
+
+  constructor(private ctx: EngineContext, readonly ns: string, readonly deploymentName: string, readonly version: string, readonly plural: string) {
+    const path = `/apis/${COMPOSITION_GROUP}/${version}/${plural}?labelSelector=${encodeURIComponent(`${LABEL_COMPOSITION_VERSION}=${version}`)}`
+    this.informer = new Informer(ctx.rest, path, (ev, obj, old) => {
+      if (ev === 'delete') return
+      // The real cdc ignores annotation-only and status-only changes; deletion is handled at once, and any
+      // update of an object being deleted too (so removing a pause from a deleting object takes effect).
+      if (ev === 'update' && old && !obj.metadata.deletionTimestamp && old.metadata.generation === obj.metadata.generation) return
+      this.enqueue(obj)
+    })
+  }
+
+  get alive(): boolean {
+    return EngineContext.available(this.ctx.deployment(this.ns, this.deploymentName))
+  }
+
+  objectPath(obj: { metadata: { namespace?: string; name: string } }): string {
+    return `/apis/${COMPOSITION_GROUP}/${this.version}/namespaces/${obj.metadata.namespace}/${this.plural}/${obj.metadata.name}`
+  }
+
+  enqueue(obj: KObject, afterMs = 0): void {
+    const key = `cdc/${this.plural}/${obj.metadata.namespace}/${obj.metadata.name}`
+    const work = () => this.reconcile(obj.metadata.namespace!, obj.metadata.name)
+    if (afterMs) this.ctx.queue.addAfter(key, afterMs, work)
+    else this.ctx.queue.add(key, work)
+  }
+
+  enqueueAll(): void {
+    for (const obj of this.informer.items.values()) this.enqueue(obj)
+  }
+
+  private async setStatus(obj: KObject, patch: CompositionStatus, ...conds: Condition[]): Promise<void> {
+    const current = (obj.status ?? {}) as CompositionStatus
+    const conditions = setConditions(current.conditions, ...conds)
+    const changed = !sameConditions(current.conditions, conditions) || Object.entries(patch).some(([k, v]) => JSON.stringify((current as Record<string, unknown>)[k]) !== JSON.stringify(v))
+    if (!changed) return
+    await this.ctx.rest.mergePatch(`${this.objectPath(obj)}/status`, { status: { ...patch, conditions } })
+  }
+
+  private releaseName(obj: KObject): string {
+    return obj.metadata.labels?.[LABEL_RELEASE_NAME] ?? `${obj.metadata.name}-${obj.metadata.uid!.slice(0, 8)}`
+  }
+
+  async reconcile(ns: string, name: string): Promise<void> {
+    if (process.env.KRATEO_ENGINE_DEBUG) this.ctx.log(`cdc ${this.plural}.${this.version}: reconcile ${ns}/${name} (alive=${this.alive})`)
+    if (!this.alive) return
+    const obj = await this.ctx.rest.getOrNull(this.objectPath({ metadata: { namespace: ns, name } }))
+    if (!obj) return
+    const ann = obj.metadata.annotations ?? {}
+    // The pause check comes before deletion handling.
+    if (ann[ANN_PAUSED] === 'true') return this.setStatus(obj, {}, synced('False', 'ReconcilePaused'))
+    if (obj.metadata.deletionTimestamp) return this.remove(obj)
+    if (ann[ANN_GRACEFULLY_PAUSED] === 'true') return this.setStatus(obj, {}, ready('True', 'ReconcileGracefullyPaused'))
+
+    let current = obj
+    if (!obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER)) {
+      current = await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { finalizers: [...(obj.metadata.finalizers ?? []), COMPOSITION_FINALIZER] } })
+    }
+    const cm = await this.ctx.rest.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${this.ns}/configmaps/${this.deploymentName.replace(/-controller$/, '')}-configmap`)
+    const url = cm.data.URL!
+    const chartVersion = cm.data.VERSION!
+    const release = this.releaseName(current)
+    const status = (current.status ?? {}) as CompositionStatus
+    const digest = createHash('sha256').update(JSON.stringify([current.spec ?? {}, url, chartVersion])).digest('hex').slice(0, 16)
+    let message = 'Composition is up-to-date'
+    const known = this.workloads.get(current.metadata.uid!)
+    try {
+      const info = await this.ctx.helm.chart(url, chartVersion)
+      const releaseStatus = await this.ctx.helm.status(release, ns)
+      const firstInstall = releaseStatus === null
+      if (firstInstall || releaseStatus !== 'deployed' || status.digest !== digest || info.readsCluster || !known) {
+        if (firstInstall || releaseStatus !== 'deployed' || status.digest !== digest || info.readsCluster) {
+          try {
+            this.ctx.log(`cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`)
+            await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {})
+          } catch (err) {
+            const msg = (err as Error).message
+            if (firstInstall) await this.setStatus(current, {}, ready('False', 'Creating'), synced('False', 'ReconcileError', `create failed: ${msg}`))
+            else await this.setStatus(current, {}, ready('False', 'Unavailable'), synced('False', 'ReconcileError', `observe failed: ${msg}`))
+            this.enqueue(current, this.ctx.settings().resyncSeconds * 1000)
+            return
+          }
+          if (firstInstall) message = 'Composition created'
+          else if (status.digest !== digest) message = 'Composition values updated'
+        }
+        const manifest = (await this.ctx.helm.manifest(release, ns)) ?? ''
+        const items = parseAllDocuments(manifest).map((d) => d.toJS() as KObject | null)
+          .filter((d): d is KObject => !!d && !!WORKLOAD_PATHS[d.kind ?? ''])
+          .map((d) => ({ kind: d.kind!, name: d.metadata.name, namespace: d.metadata.namespace ?? ns }))
+        const installedAt = known && known.digest === digest ? known.installedAt : Date.now()
+        this.workloads.set(current.metadata.uid!, { digest, items, installedAt })
+      }
+    } catch (err) {
+      if (err instanceof ApiError) throw err
+      await this.setStatus(current, {}, ready('False', 'Unavailable'), synced('False', 'ReconcileError', `observe failed: ${(err as Error).message}`))
+      return
+    }
+    const entry = this.workloads.get(current.metadata.uid!)!
+    const notReady = await this.unavailable(entry.items)
+    const settings = this.ctx.settings()
+    const delay = (settings.readinessDelaySeconds[name] ?? 0) * 1000 - (Date.now() - entry.installedAt)
+    const neverReady = settings.neverReady[name]
+    const managed = entry.items.map((w) => ({ apiVersion: 'apps/v1', resource: WORKLOAD_PATHS[w.kind], name: w.name, namespace: w.namespace }))
+    const base = { helmChartUrl: url, helmChartVersion: chartVersion, digest, ...(status.digest && status.digest !== digest ? { previousDigest: status.digest } : {}), managed }
+    const readyCond = neverReady
+      ? ready('False', 'Unavailable', neverReady)
+      : notReady.length
+        ? ready('False', 'Unavailable', `waiting for ${notReady.join(', ')} to be available`)
+        : delay > 0 ? ready('False', 'Unavailable', `waiting for the release ${release} to become ready`) : ready('True', 'Available', message)
+    await this.setStatus(current, base, readyCond, synced('True', 'ReconcileSuccess'))
+    if (readyCond.status !== 'True' && !neverReady) this.enqueue(current, Math.max(1000, Math.min(delay, 2000)))
+  }
+
+  private async unavailable(items: Workload[]): Promise<string[]> {
+    const out: string[] = []
+    for (const w of items) {
+      const live = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${w.namespace}/${WORKLOAD_PATHS[w.kind]}/${w.name}`)
+      const s = (live?.status ?? {}) as Record<string, number | undefined>
+      const spec = (live?.spec ?? {}) as { replicas?: number }
+      const ok = w.kind === 'DaemonSet'
+        ? (s.desiredNumberScheduled ?? 0) > 0 && (s.numberAvailable ?? 0) >= (s.desiredNumberScheduled ?? 0)
+        : w.kind === 'StatefulSet' ? (s.readyReplicas ?? 0) >= (spec.replicas ?? 1) : (s.availableReplicas ?? 0) >= (spec.replicas ?? 1)
+      if (!ok) out.push(`${w.kind} ${w.namespace}/${w.name}`)
+    }
+    return out
+  }
+
+  private async remove(obj: KObject): Promise<void> {
+    if (!obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER)) return
+    await this.setStatus(obj, {}, ready('False', 'Deleting'))
+    const slow = (this.ctx.settings().slowDeletionSeconds[obj.metadata.name] ?? 0) * 1000
+    const since = this.deletingSince.get(obj.metadata.uid!) ?? Date.now()
+    this.deletingSince.set(obj.metadata.uid!, since)
+    if (Date.now() - since < slow) {
+      this.enqueue(obj, Math.min(1000, slow))
+      return
+    }
+    try {
+      this.ctx.log(`cdc ${this.plural}.${this.version}: helm uninstall ${obj.metadata.namespace}/${this.releaseName(obj)}`)
+      await this.ctx.helm.uninstall(this.releaseName(obj), obj.metadata.namespace!)
+    } catch (err) {
+      await this.setStatus(obj, {}, synced('False', 'ReconcileError', `delete failed: ${(err as Error).message}`))
+      this.enqueue(obj, 2000)
+      return
+    }
+    const finalizers = (obj.metadata.finalizers ?? []).filter((f) => f !== COMPOSITION_FINALIZER)
+    await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion } })
+    this.workloads.delete(obj.metadata.uid!)
+    this.deletingSince.delete(obj.metadata.uid!)
+  }
+}
+
+/** Starts and stops a simulated cdc per bundle Deployment. */
+export class CdcManager {
+  private cdcs = new Map<string, Cdc>()
+
+  constructor(private ctx: EngineContext) {
+    ctx.onDeployment((d, old) => {
+      const cdc = this.cdcs.get(`${d.metadata.namespace}/${d.metadata.name}`)
+      // A (re)started cdc lists everything and observes it at once.
+      if (cdc && EngineContext.available(d) && (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)) cdc.enqueueAll()
+    })
+  }
+
+  start(): void {
+    const tick = () => {
+      void this.sync().catch((err) => this.ctx.log(`cdc sync: ${(err as Error).message}`))
+      setTimeout(tick, 500)
+    }
+    tick()
+    this.ctx.every(() => this.ctx.settings().resyncSeconds, () => {
+      for (const cdc of this.cdcs.values()) if (cdc.alive) cdc.enqueueAll()
+    })
+  }
+
+  private async sync(): Promise<void> {
+    const seen = new Set<string>()
+    for (const d of this.ctx.deployments.items.values()) {
+      if (d.metadata.labels?.['app.kubernetes.io/component'] !== 'composition-dynamic-controller' || d.metadata.deletionTimestamp) continue
+      const key = `${d.metadata.namespace}/${d.metadata.name}`
+      seen.add(key)
+      if (this.cdcs.has(key)) continue
+      const cm = await this.ctx.rest.getOrNull<{ data: Record<string, string> }>(`/api/v1/namespaces/${d.metadata.namespace}/configmaps/${d.metadata.name.replace(/-controller$/, '')}-configmap`)
+      if (!cm) continue
+      const cdc = new Cdc(this.ctx, d.metadata.namespace!, d.metadata.name, cm.data.COMPOSITION_CONTROLLER_VERSION!, cm.data.COMPOSITION_CONTROLLER_RESOURCE!)
+      this.cdcs.set(key, cdc)
+      cdc.informer.start()
+      this.ctx.log(`cdc for ${cdc.plural}.${cdc.version} started`)
+    }
+    for (const [key, cdc] of this.cdcs) {
+      if (!seen.has(key)) {
+        cdc.informer.stop()
+        this.cdcs.delete(key)
+        this.ctx.log(`cdc for ${cdc.plural}.${cdc.version} removed`)
+      }
+    }
+  }
+}

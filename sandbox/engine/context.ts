@@ -1,0 +1,95 @@
+// What every simulated controller shares: the API client, the caches, which controllers are alive
+// (a controller works only while its Deployment has an available replica, as a real pod would), the
+// engine settings and fault knobs, and the work queue.
+import { Informer, Rest, type KObject } from './rest.js'
+import { HelmRunner } from './helm.js'
+import { WorkQueue } from './queue.js'
+
+export const ENGINE_CONFIG = { namespace: 'kube-system', name: 'krateo-sandbox-engine' }
+
+/** Engine settings and fault knobs, read live from ConfigMap kube-system/krateo-sandbox-engine (key config.json). */
+export interface EngineSettings {
+  /** cdc resync and core-provider poll interval; the real default is 180 s. */
+  resyncSeconds: number
+  /** composition name -> seconds after install before it may turn Ready. */
+  readinessDelaySeconds: Record<string, number>
+  /** composition name -> message: the component never turns Ready. */
+  neverReady: Record<string, string>
+  /** CompositionDefinition names whose next create loses the race (pending annotation left behind). */
+  loseCreateRace: string[]
+  /** composition name -> seconds its deletion takes before helm uninstall runs. */
+  slowDeletionSeconds: Record<string, number>
+}
+
+export const DEFAULT_SETTINGS: EngineSettings = {
+  resyncSeconds: 180, readinessDelaySeconds: {}, neverReady: {}, loseCreateRace: [], slowDeletionSeconds: {},
+}
+
+export type Log = (message: string) => void
+
+export class EngineContext {
+  readonly deployments: Informer
+  readonly crds: Informer
+  private settingsCM: Informer
+  readonly queue: WorkQueue
+  private listeners: ((d: KObject, old?: KObject) => void)[] = []
+
+  constructor(readonly rest: Rest, readonly helm: HelmRunner, readonly log: Log) {
+    this.queue = new WorkQueue(3, (key, err) => log(`work ${key} failed: ${(err as Error).message}`))
+    this.deployments = new Informer(rest, '/apis/apps/v1/deployments', (_ev, d, old) => this.listeners.forEach((l) => l(d, old)))
+    this.crds = new Informer(rest, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', () => undefined)
+    this.settingsCM = new Informer(rest, `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps?fieldSelector=metadata.name%3D${ENGINE_CONFIG.name}`, () => undefined)
+  }
+
+  start(): void {
+    this.deployments.start()
+    this.crds.start()
+    this.settingsCM.start()
+  }
+
+  /** Runs fn every intervalSeconds(), re-reading the interval each second so a settings change applies at once. */
+  every(intervalSeconds: () => number, fn: () => void): void {
+    let last = Date.now()
+    setInterval(() => {
+      if (Date.now() - last >= intervalSeconds() * 1000) {
+        last = Date.now()
+        fn()
+      }
+    }, 1000)
+  }
+
+  onDeployment(listener: (d: KObject, old?: KObject) => void): void {
+    this.listeners.push(listener)
+  }
+
+  settings(): EngineSettings {
+    const cm = this.settingsCM.items.get(`${ENGINE_CONFIG.namespace}/${ENGINE_CONFIG.name}`) as { data?: Record<string, string> } | undefined
+    try {
+      return { ...DEFAULT_SETTINGS, ...(JSON.parse(cm?.data?.['config.json'] ?? '{}') as Partial<EngineSettings>) }
+    } catch {
+      return DEFAULT_SETTINGS
+    }
+  }
+
+  static available(d: KObject | undefined): boolean {
+    if (!d || d.metadata.deletionTimestamp) return false
+    const status = d.status as { availableReplicas?: number } | undefined
+    return (status?.availableReplicas ?? 0) > 0
+  }
+
+  deployment(namespace: string, name: string): KObject | undefined {
+    return this.deployments.items.get(`${namespace}/${name}`)
+  }
+
+  coreProvider(): KObject | undefined {
+    for (const d of this.deployments.items.values()) {
+      if (d.metadata.labels?.['app.kubernetes.io/name'] === 'core-provider' && EngineContext.available(d)) return d
+    }
+    return undefined
+  }
+
+  /** A component's workload runs (its release's Deployment is available). */
+  componentAlive(namespace: string, release: string): boolean {
+    return EngineContext.available(this.deployment(namespace, release))
+  }
+}

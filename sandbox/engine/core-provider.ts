@@ -1,0 +1,369 @@
+// Simulated core-provider: the CompositionDefinition lifecycle of contract section 2. It works only while
+// a Deployment labelled app.kubernetes.io/name=core-provider is available, like the real pod.
+import { ApiError, Informer, type KObject } from './rest.js'
+import { EngineContext } from './context.js'
+import { type Condition, now, ready, sameConditions, setConditions, synced } from './conditions.js'
+import {
+  ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_DELETION_POLICY, ANN_MANAGEMENT_POLICY, ANN_PAUSED,
+  CD_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, bundleBase, dashedVersion, kindFromChart, pluralFromKind,
+} from './naming.js'
+import type { WebhookServer } from './webhook.js'
+
+const CD_PATH = '/apis/core.krateo.io/v1alpha1'
+const cdPath = (ns: string, name = '') => `${CD_PATH}/namespaces/${ns}/compositiondefinitions${name ? '/' + name : ''}`
+
+/** Fixed status schema of every generated CRD. */
+const STATUS_SCHEMA = {
+  type: 'object',
+  properties: {
+    helmChartUrl: { type: 'string' },
+    helmChartVersion: { type: 'string' },
+    digest: { type: 'string' },
+    previousDigest: { type: 'string' },
+    managed: { type: 'array', items: { type: 'object', properties: { apiVersion: { type: 'string' }, resource: { type: 'string' }, name: { type: 'string' }, namespace: { type: 'string' } } } },
+    conditions: {
+      type: 'array',
+      items: {
+        type: 'object', required: ['type', 'status', 'reason', 'lastTransitionTime'],
+        properties: { type: { type: 'string' }, status: { type: 'string' }, reason: { type: 'string' }, message: { type: 'string' }, lastTransitionTime: { type: 'string', format: 'date-time' } },
+      },
+    },
+  },
+}
+
+/** JSON schema (values.schema.json) to a structural OpenAPI v3 schema for a CRD. */
+export function toStructural(schema: unknown): Record<string, unknown> {
+  if (!schema || typeof schema !== 'object') return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true }
+  const s = schema as Record<string, unknown>
+  const out: Record<string, unknown> = {}
+  for (const key of ['type', 'description', 'enum', 'minimum', 'maximum', 'minLength', 'maxLength', 'pattern', 'required', 'format']) {
+    if (s[key] !== undefined) out[key] = s[key]
+  }
+  if (Array.isArray(out.type)) {
+    const types = (out.type as string[]).filter((t) => t !== 'null')
+    out.type = types[0]
+    if ((s.type as string[]).includes('null')) out.nullable = true
+  }
+  if (s.properties && typeof s.properties === 'object') {
+    out.properties = Object.fromEntries(Object.entries(s.properties).map(([k, v]) => [k, toStructural(v)]))
+  }
+  if (s.items) out.items = toStructural(s.items)
+  if (out.type === 'object' || (!out.type && out.properties)) {
+    out.type = 'object'
+    if (s.additionalProperties && typeof s.additionalProperties === 'object' && !s.properties) out.additionalProperties = toStructural(s.additionalProperties)
+    else if (s.additionalProperties !== false) out['x-kubernetes-preserve-unknown-fields'] = true
+  }
+  return out
+}
+
+interface CDStatus { conditions?: Condition[]; apiVersion?: string; kind?: string; resource?: string; packageUrl?: string; digest?: string; managed?: unknown[] }
+
+export class CoreProvider {
+  readonly cds: Informer
+  private raceLost = new Set<string>()
+  private webhookInstalled = false
+
+  constructor(private ctx: EngineContext, private webhook: WebhookServer, private caBundle: string) {
+    this.cds = new Informer(ctx.rest, `${CD_PATH}/compositiondefinitions`, (ev, cd, old) => {
+      if (ev === 'delete') return
+      // provider-runtime reacts to spec, metadata and deletion changes; our own status writes are not events.
+      if (ev === 'update' && old && old.metadata.generation === cd.metadata.generation &&
+        JSON.stringify(old.metadata.annotations) === JSON.stringify(cd.metadata.annotations) &&
+        JSON.stringify(old.metadata.finalizers) === JSON.stringify(cd.metadata.finalizers) &&
+        old.metadata.deletionTimestamp === cd.metadata.deletionTimestamp) return
+      this.enqueue(cd)
+    })
+    ctx.onDeployment((d, old) => {
+      // core-provider (re)started: reconcile every CompositionDefinition at once.
+      if (d.metadata.labels?.['app.kubernetes.io/name'] !== 'core-provider') return
+      if (EngineContext.available(d) && (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)) {
+        this.webhookInstalled = false
+        this.enqueueAll()
+      }
+    })
+  }
+
+  start(): void {
+    this.cds.start()
+    this.ctx.every(() => this.ctx.settings().resyncSeconds, () => this.enqueueAll())
+  }
+
+  enqueueAll(): void {
+    for (const cd of this.cds.items.values()) this.enqueue(cd)
+  }
+
+  private enqueue(cd: KObject, afterMs = 0): void {
+    const key = `cd/${cd.metadata.namespace}/${cd.metadata.name}`
+    const work = () => this.reconcile(cd.metadata.namespace!, cd.metadata.name)
+    if (afterMs) this.ctx.queue.addAfter(key, afterMs, work)
+    else this.ctx.queue.add(key, work)
+  }
+
+  private async setStatus(cd: KObject, patch: CDStatus, ...conds: Condition[]): Promise<void> {
+    const current = (cd.status ?? {}) as CDStatus
+    const conditions = setConditions(current.conditions, ...conds)
+    const changed = !sameConditions(current.conditions, conditions) || Object.entries(patch).some(([k, v]) => JSON.stringify((current as Record<string, unknown>)[k]) !== JSON.stringify(v))
+    if (!changed) return
+    await this.ctx.rest.mergePatch(`${cdPath(cd.metadata.namespace!, cd.metadata.name)}/status`, { status: { ...patch, conditions } })
+  }
+
+  private async ensureWebhook(core: KObject): Promise<void> {
+    if (this.webhookInstalled) return
+    const name = core.metadata.labels?.['app.kubernetes.io/instance'] ?? 'core-provider'
+    const body = {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration',
+      metadata: { name, labels: { 'app.kubernetes.io/name': 'core-provider' } },
+      webhooks: [{
+        name: 'core.provider.krateo.io',
+        clientConfig: { url: `${this.webhook.url}/mutate`, caBundle: this.caBundle },
+        rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: [COMPOSITION_GROUP], apiVersions: ['*'], resources: ['*/*'] }],
+        failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 5,
+      }],
+    }
+    const path = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations'
+    const existing = await this.ctx.rest.getOrNull(`${path}/${name}`)
+    if (existing) await this.ctx.rest.put(`${path}/${name}`, { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } })
+    else await this.ctx.rest.create(path, body)
+    this.webhookInstalled = true
+  }
+
+  async reconcile(ns: string, name: string): Promise<void> {
+    const core = this.ctx.coreProvider()
+    if (!core) return
+    await this.ensureWebhook(core)
+    const cd = await this.ctx.rest.getOrNull(cdPath(ns, name))
+    if (!cd) return
+    const ann = cd.metadata.annotations ?? {}
+    if (ann[ANN_PAUSED] === 'true' || ann[ANN_MANAGEMENT_POLICY] === 'observe') {
+      await this.setStatus(cd, {}, synced('False', 'ReconcilePaused'))
+      return
+    }
+    try {
+      if (cd.metadata.deletionTimestamp) return await this.remove(cd)
+      if (!cd.metadata.finalizers?.includes(CD_FINALIZER)) {
+        await this.ctx.rest.mergePatch(cdPath(ns, name), { metadata: { finalizers: [...(cd.metadata.finalizers ?? []), CD_FINALIZER] } })
+        return // the finalizer update is an event of its own
+      }
+      await this.observeOrCreate(cd)
+    } catch (err) {
+      const phase = cd.metadata.deletionTimestamp ? 'delete failed' : 'observe failed'
+      const msg = err instanceof Error ? err.message : String(err)
+      await this.setStatus(cd, {}, synced('False', 'ReconcileError', `${phase}: ${msg}`)).catch(() => undefined)
+      this.enqueue(cd, 5000)
+    }
+  }
+
+  private async target(cd: KObject) {
+    const chart = (cd.spec as { chart: { url: string; version?: string } }).chart
+    const info = await this.ctx.helm.chart(chart.url, chart.version ?? '')
+    const kind = kindFromChart(info.name)
+    const plural = pluralFromKind(kind)
+    const version = dashedVersion(info.version)
+    return { chart, info, kind, plural, version, crdName: `${plural}.${COMPOSITION_GROUP}`, base: bundleBase(plural, info.version) }
+  }
+
+  private async observeOrCreate(cd: KObject): Promise<void> {
+    const ns = cd.metadata.namespace!
+    const t = await this.target(cd)
+    const gvr = `${COMPOSITION_GROUP}/${t.version}, Resource=${t.plural}`
+    const crd = await this.ctx.rest.getOrNull(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${t.crdName}`)
+    const versions = ((crd?.spec as { versions?: { name: string; served: boolean }[] } | undefined)?.versions ?? [])
+    const serves = versions.some((v) => v.name === t.version && v.served)
+    const bundle = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${ns}/deployments/${t.base}-controller`)
+    const status = (cd.status ?? {}) as CDStatus
+
+    if (serves && bundle) {
+      // Observe: up to date. Fill the status and turn Ready.
+      const managed = this.bundleObjects(ns, t.base).map(([apiVersion, resource, objName, objNs]) => ({ apiVersion, resource, name: objName, ...(objNs ? { namespace: objNs } : {}) }))
+      await this.setStatus(cd, {
+        apiVersion: `${COMPOSITION_GROUP}/${t.version}`, kind: t.kind, resource: t.plural,
+        packageUrl: `${t.chart.url}:${t.info.version}`, digest: digestOf(t.chart.url, t.info.version), managed,
+      }, ready('True', 'Available'), synced('True', 'ReconcileSuccess'))
+      return
+    }
+
+    // Not up to date: this is an external create (or update, on a version bump).
+    const ann = cd.metadata.annotations ?? {}
+    const pending = ann[ANN_CREATE_PENDING]
+    const settled = [ann[ANN_CREATE_SUCCEEDED], ann[ANN_CREATE_FAILED]].filter(Boolean) as string[]
+    if (pending && settled.every((s) => Date.parse(pending) > Date.parse(s))) {
+      await this.setStatus(cd, {}, synced('False', 'ReconcileError',
+        'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'))
+      return
+    }
+    if (!crd) await this.setStatus(cd, {}, ready('False', 'Unavailable', `crd for '${gvr}' does not exists yet`))
+    await this.annotate(cd, ANN_CREATE_PENDING)
+    const settings = this.ctx.settings()
+    if (settings.loseCreateRace.includes(cd.metadata.name) && !this.raceLost.has(cd.metadata.uid!)) {
+      // The process "dies" between the pending mark and the result: nothing records the outcome.
+      this.raceLost.add(cd.metadata.uid!)
+      this.ctx.log(`core-provider: lost the create race for ${ns}/${cd.metadata.name} (fault knob)`)
+      return
+    }
+    try {
+      await this.applyCRD(t, crd)
+      const previous = status.apiVersion && status.apiVersion !== `${COMPOSITION_GROUP}/${t.version}` ? status.apiVersion.split('/')[1] : undefined
+      if (previous && status.resource) await this.bumpVersion(ns, status.resource, previous, t.version, t.plural)
+      await this.applyBundle(ns, t, settings.resyncSeconds)
+    } catch (err) {
+      await this.annotate(cd, ANN_CREATE_FAILED)
+      throw new Error(`create failed: ${(err as Error).message}`)
+    }
+    const fresh = await this.annotate(cd, ANN_CREATE_SUCCEEDED)
+    await this.setStatus(fresh, {}, ready('False', 'Creating'), synced('True', 'ReconcileSuccess'))
+    this.enqueue(cd, 1000)
+  }
+
+  private async annotate(cd: KObject, key: string): Promise<KObject> {
+    return this.ctx.rest.mergePatch(cdPath(cd.metadata.namespace!, cd.metadata.name), { metadata: { annotations: { [key]: now() } } })
+  }
+
+  private versionEntry(name: string, schema: Record<string, unknown> | null) {
+    return {
+      name, served: true, storage: false, subresources: { status: {} },
+      additionalPrinterColumns: [
+        { name: 'READY', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
+        { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+      ],
+      schema: { openAPIV3Schema: { type: 'object', properties: { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, spec: toStructural(schema ?? {}), status: STATUS_SCHEMA } } },
+    }
+  }
+
+  private async applyCRD(t: Awaited<ReturnType<CoreProvider['target']>>, crd: KObject | null): Promise<void> {
+    const path = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'
+    if (!crd) {
+      await this.ctx.rest.create(path, {
+        apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
+        metadata: { name: t.crdName, labels: { 'app.kubernetes.io/managed-by': 'core-provider' } },
+        spec: {
+          group: COMPOSITION_GROUP, scope: 'Namespaced',
+          names: { kind: t.kind, plural: t.plural, singular: t.kind.toLowerCase(), listKind: `${t.kind}List`, categories: ['compositions', 'comps'] },
+          versions: [{ ...this.versionEntry(t.version, t.info.schema), storage: true }],
+        },
+      })
+    } else {
+      // A version bump: append the new version; storage moves to the hidden vacuum version.
+      const spec = crd.spec as { versions: Record<string, unknown>[] }
+      const others = spec.versions.filter((v) => v.name !== t.version && v.name !== 'vacuum').map((v) => ({ ...v, storage: false }))
+      const vacuum = { name: 'vacuum', served: false, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }
+      await this.ctx.rest.put(`${path}/${t.crdName}`, { ...crd, spec: { ...spec, versions: [...others, this.versionEntry(t.version, t.info.schema), vacuum] } })
+    }
+    const deadline = Date.now() + 30_000
+    while (Date.now() < deadline) {
+      const fresh = await this.ctx.rest.get(`${path}/${t.crdName}`)
+      const conds = ((fresh.status as { conditions?: Condition[] } | undefined)?.conditions ?? [])
+      const served = (fresh.status as { storedVersions?: string[] } | undefined) && conds.some((c) => c.type === 'Established' && c.status === 'True')
+      if (served && await this.ctx.rest.getOrNull(`/apis/${COMPOSITION_GROUP}/${t.version}`)) return
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    throw new Error(`crd ${t.crdName} not established in time`)
+  }
+
+  /** The old version's bundle goes; existing compositions are relabelled to the new version. */
+  private async bumpVersion(ns: string, plural: string, oldVersion: string, newVersion: string, newPlural: string): Promise<void> {
+    await this.deleteBundle(ns, `${plural}-${oldVersion}`)
+    const items = await this.ctx.rest.list(`/apis/${COMPOSITION_GROUP}/${newVersion}/${newPlural}`, `${LABEL_COMPOSITION_VERSION}=${oldVersion}`)
+    for (const item of items) {
+      await this.ctx.rest.mergePatch(`/apis/${COMPOSITION_GROUP}/${newVersion}/namespaces/${item.metadata.namespace}/${newPlural}/${item.metadata.name}`,
+        { metadata: { labels: { [LABEL_COMPOSITION_VERSION]: newVersion } } })
+    }
+  }
+
+  private bundleObjects(ns: string, base: string): [string, string, string, string?][] {
+    return [
+      ['v1', 'serviceaccounts', base, ns],
+      ['rbac.authorization.k8s.io/v1', 'clusterroles', base],
+      ['rbac.authorization.k8s.io/v1', 'clusterrolebindings', base],
+      ['rbac.authorization.k8s.io/v1', 'roles', base, ns],
+      ['rbac.authorization.k8s.io/v1', 'rolebindings', base, ns],
+      ['v1', 'configmaps', `${base}-configmap`, ns],
+      ['v1', 'configmaps', `${base}-jsonschema-configmap`, ns],
+      ['apps/v1', 'deployments', `${base}-controller`, ns],
+    ]
+  }
+
+  private objectPath(apiVersion: string, resource: string, name: string, ns?: string): string {
+    const prefix = apiVersion === 'v1' ? '/api/v1' : `/apis/${apiVersion}`
+    return `${prefix}${ns ? `/namespaces/${ns}` : ''}/${resource}${name ? '/' + name : ''}`
+  }
+
+  private async applyBundle(ns: string, t: Awaited<ReturnType<CoreProvider['target']>>, resyncSeconds: number): Promise<void> {
+    const labels = { 'app.kubernetes.io/name': `${t.base}-controller`, 'app.kubernetes.io/component': 'composition-dynamic-controller' }
+    const meta = (name: string, namespaced = true) => ({ name, ...(namespaced ? { namespace: ns } : {}), labels })
+    const create = (apiVersion: string, resource: string, body: Record<string, unknown>, namespaced = true) =>
+      this.ctx.rest.createOrIgnore(this.objectPath(apiVersion, resource, '', namespaced ? ns : undefined), body)
+    const sa = { kind: 'ServiceAccount', name: t.base, namespace: ns }
+    await create('v1', 'serviceaccounts', { metadata: meta(t.base) })
+    await create('rbac.authorization.k8s.io/v1', 'clusterroles', { metadata: meta(t.base, false), rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] }, false)
+    await create('rbac.authorization.k8s.io/v1', 'clusterrolebindings', { metadata: meta(t.base, false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: t.base }, subjects: [sa] }, false)
+    await create('rbac.authorization.k8s.io/v1', 'roles', { metadata: meta(t.base), rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] })
+    await create('rbac.authorization.k8s.io/v1', 'rolebindings', { metadata: meta(t.base), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: t.base }, subjects: [sa] })
+    await create('v1', 'configmaps', {
+      metadata: meta(`${t.base}-configmap`),
+      data: {
+        COMPOSITION_CONTROLLER_GROUP: COMPOSITION_GROUP, COMPOSITION_CONTROLLER_VERSION: t.version, COMPOSITION_CONTROLLER_RESOURCE: t.plural,
+        COMPOSITION_CONTROLLER_KIND: t.kind, URL: t.chart.url, VERSION: t.info.version,
+        COMPOSITION_CONTROLLER_RESYNC_INTERVAL: `${resyncSeconds}s`,
+      },
+    })
+    await create('v1', 'configmaps', { metadata: meta(`${t.base}-jsonschema-configmap`), data: { 'values.schema.json': JSON.stringify(t.info.schema ?? {}) } })
+    await create('apps/v1', 'deployments', {
+      metadata: meta(`${t.base}-controller`),
+      spec: {
+        replicas: 1, selector: { matchLabels: { 'app.kubernetes.io/name': `${t.base}-controller` } },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: t.base,
+            containers: [{ name: 'cdc', image: 'ghcr.io/krateoplatformops/composition-dynamic-controller:fake', envFrom: [{ configMapRef: { name: `${t.base}-configmap` } }] }],
+          },
+        },
+      },
+    })
+  }
+
+  private async deleteBundle(ns: string, base: string): Promise<void> {
+    for (const [apiVersion, resource, name, objNs] of this.bundleObjects(ns, base)) {
+      await this.ctx.rest.delete(this.objectPath(apiVersion, resource, name, objNs), { propagationPolicy: 'Background' })
+    }
+  }
+
+  private async remove(cd: KObject): Promise<void> {
+    const ns = cd.metadata.namespace!
+    if (!cd.metadata.finalizers?.includes(CD_FINALIZER)) return
+    const status = (cd.status ?? {}) as CDStatus
+    await this.setStatus(cd, {}, ready('False', 'Deleting'))
+    const orphan = cd.metadata.annotations?.[ANN_DELETION_POLICY] === 'orphan'
+    if (status.resource && status.apiVersion && !orphan) {
+      const version = status.apiVersion.split('/')[1]!
+      const sameKind = [...this.cds.items.values()].filter((o) => o.metadata.uid !== cd.metadata.uid && (o.status as CDStatus | undefined)?.kind === status.kind)
+      if (sameKind.length === 0) {
+        const path = `/apis/${COMPOSITION_GROUP}/${version}/${status.resource}`
+        let left: KObject[] = []
+        try {
+          left = await this.ctx.rest.list(path, `${LABEL_COMPOSITION_VERSION}=${version}`)
+        } catch (err) {
+          if (!(err instanceof ApiError && err.status === 404)) throw err
+        }
+        if (left.length > 0) {
+          for (const item of left.filter((i) => !i.metadata.deletionTimestamp)) {
+            await this.ctx.rest.delete(`/apis/${COMPOSITION_GROUP}/${version}/namespaces/${item.metadata.namespace}/${status.resource}/${item.metadata.name}`)
+          }
+          await this.setStatus(cd, {}, ready('False', 'Deleting', 'waiting for composition deletion'))
+          this.enqueue(cd, 2000)
+          return
+        }
+      }
+      await this.deleteBundle(ns, `${status.resource}-${version}`)
+      if (sameKind.length === 0) await this.ctx.rest.delete(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${status.resource}.${COMPOSITION_GROUP}`)
+    }
+    const finalizers = (cd.metadata.finalizers ?? []).filter((f) => f !== CD_FINALIZER)
+    await this.ctx.rest.mergePatch(cdPath(ns, cd.metadata.name), { metadata: { finalizers, resourceVersion: cd.metadata.resourceVersion } })
+  }
+}
+
+function digestOf(...parts: string[]): string {
+  let h = 0
+  for (const ch of parts.join('|')) h = (h * 31 + ch.charCodeAt(0)) >>> 0
+  return h.toString(16).padStart(8, '0')
+}

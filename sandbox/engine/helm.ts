@@ -1,0 +1,112 @@
+// The simulated controllers run the real helm binary, as core-provider and the cdc embed helm's library.
+import { execFile } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+
+export interface ChartInfo {
+  name: string
+  version: string
+  schema: Record<string, unknown> | null
+  /** The chart reads the live cluster (`lookup`), so an observe must re-render it. */
+  readsCluster: boolean
+}
+
+export class HelmRunner {
+  private charts = new Map<string, Promise<ChartInfo>>()
+  constructor(private bin: string, private home: string, private kubeconfig: string, private plainHttpHosts: string[]) {
+    mkdirSync(home, { recursive: true })
+  }
+
+  env(): Record<string, string> {
+    return {
+      ...process.env as Record<string, string>,
+      HELM_CONFIG_HOME: join(this.home, 'config'),
+      HELM_CACHE_HOME: join(this.home, 'cache'),
+      HELM_DATA_HOME: join(this.home, 'data'),
+      HELM_REGISTRY_CONFIG: join(this.home, 'registry.json'),
+      KUBECONFIG: this.kubeconfig,
+    }
+  }
+
+  run(args: string[], timeoutMs = 120_000): Promise<{ stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      execFile(this.bin, args, { env: this.env(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        if (err) {
+          const lines = String(stderr).trim().split('\n').filter(Boolean)
+          reject(new Error(lines[lines.length - 1] ?? err.message))
+        } else resolve({ stdout: String(stdout), stderr: String(stderr) })
+      })
+    })
+  }
+
+  registryFlags(url: string): string[] {
+    return this.plainHttpHosts.some((h) => url.includes(h)) ? ['--plain-http'] : []
+  }
+
+  /** Pulls a chart once and reads what core-provider needs from it. */
+  chart(url: string, version: string): Promise<ChartInfo> {
+    const key = `${url}@${version}`
+    let info = this.charts.get(key)
+    if (!info) {
+      info = this.pull(url, version)
+      info.catch(() => this.charts.delete(key))
+      this.charts.set(key, info)
+    }
+    return info
+  }
+
+  private async pull(url: string, version: string): Promise<ChartInfo> {
+    const dir = mkdtempSync(join(this.home, 'pull-'))
+    try {
+      await this.run(['pull', url, '--version', version, '--untar', '-d', dir, ...this.registryFlags(url)])
+      const [chartDir] = readdirSync(dir)
+      const root = join(dir, chartDir!)
+      const meta = parse(readFileSync(join(root, 'Chart.yaml'), 'utf8')) as { name: string; version: string }
+      const schemaPath = join(root, 'values.schema.json')
+      const schema = existsSync(schemaPath) ? (JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>) : null
+      const templates = join(root, 'templates')
+      const readsCluster = existsSync(templates) && readdirSync(templates).some((f) => readFileSync(join(templates, f), 'utf8').includes('lookup'))
+      return { name: meta.name, version: meta.version, schema, readsCluster }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  async upgradeInstall(release: string, namespace: string, url: string, version: string, values: unknown): Promise<void> {
+    const dir = mkdtempSync(join(this.home, 'values-'))
+    const file = join(dir, 'values.json')
+    writeFileSync(file, JSON.stringify(values ?? {}))
+    try {
+      await this.run(['upgrade', '--install', release, url, '--version', version, '-n', namespace, '-f', file,
+        '--history-max', '3', ...this.registryFlags(url)])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  async manifest(release: string, namespace: string): Promise<string | null> {
+    try {
+      return (await this.run(['get', 'manifest', release, '-n', namespace])).stdout
+    } catch {
+      return null
+    }
+  }
+
+  async status(release: string, namespace: string): Promise<string | null> {
+    try {
+      const out = await this.run(['status', release, '-n', namespace, '-o', 'json'])
+      return (JSON.parse(out.stdout) as { info?: { status?: string } }).info?.status ?? null
+    } catch {
+      return null
+    }
+  }
+
+  async uninstall(release: string, namespace: string): Promise<void> {
+    try {
+      await this.run(['uninstall', release, '-n', namespace])
+    } catch (err) {
+      if (!/not found/i.test((err as Error).message)) throw err
+    }
+  }
+}
