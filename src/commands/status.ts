@@ -1,15 +1,48 @@
+import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
 import { checkReachable, loadCluster } from '../lib/cluster.js'
+import { ExitCode } from '../lib/errors.js'
+import { observe } from '../lib/observe.js'
+import { platformState, phaseText } from '../lib/state.js'
+import { renderStatus, stamp, statusDocument, toYaml } from '../lib/output.js'
 
 export default class Status extends KrateoCommand {
   static override summary = 'Show where the Krateo platform and each of its components stand'
+  static override description = `Reads everything from the live Installer CR and the cluster, so it works for any installer chart version.
+Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 3 when the cluster cannot be read.`
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status -o json', '<%= config.bin %> status --watch']
+
+  static override flags = {
+    output: Flags.string({ char: 'o', description: 'output format', options: ['table', 'json', 'yaml'], default: 'table' }),
+    watch: Flags.boolean({ char: 'w', description: 'keep following the platform until interrupted (prints on every change)', default: false }),
+    interval: Flags.integer({ description: 'seconds between reads with --watch', default: 2, min: 1, hidden: true }),
+  }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Status)
     this.verbose = flags.verbose
+    const format = flags.json ? 'json' : flags.output
     const cluster = loadCluster(flags)
-    const version = await checkReachable(cluster)
-    if (flags.json) this.printJson({ server: cluster.server, version })
-    else this.log(`cluster ${cluster.server} (${version})`)
+    await checkReachable(cluster)
+    const print = (state: ReturnType<typeof platformState>) => {
+      if (format === 'json') this.printJson(statusDocument(state))
+      else if (format === 'yaml') process.stdout.write(toYaml(statusDocument(state)))
+      else this.log(renderStatus(state))
+    }
+    let state = platformState(await observe(cluster, flags.namespace))
+    print(state)
+    if (flags.watch) {
+      let last = JSON.stringify(statusDocument(state).components) + state.phase
+      for (;;) {
+        await new Promise((r) => setTimeout(r, flags.interval * 1000))
+        state = platformState(await observe(cluster, flags.namespace))
+        const now = JSON.stringify(statusDocument(state).components) + state.phase
+        if (now === last) continue
+        last = now
+        if (format === 'table') this.log('\n' + stamp(phaseText(state)))
+        print(state)
+      }
+    }
+    if (state.phase !== 'Ready') this.exit(ExitCode.NotReady)
   }
 }

@@ -23,7 +23,8 @@ export abstract class KrateoCommand extends Command {
     // oclif's own parse errors (unknown flag, bad option value) are usage errors.
     if (err instanceof Errors.CLIError && !(err instanceof UserError)) {
       if (err.oclif?.exit === 0) return
-      process.stderr.write(`Error: ${err.message.split('\n')[0]}; see --help\n`)
+      const message = err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^The following errors? occurred:?$/i.test(l) && !/^See more help/i.test(l)).join('; ')
+      process.stderr.write(`Error: ${message}; see --help\n`)
       process.exitCode = ExitCode.Usage
       this.exit(ExitCode.Usage)
     }

@@ -1,0 +1,121 @@
+import { Flags } from '@oclif/core'
+import { KrateoCommand } from '../lib/base-command.js'
+import { loadCluster } from '../lib/cluster.js'
+import { ExitCode, UserError } from '../lib/errors.js'
+import { Helm } from '../lib/helm.js'
+import { DEFAULT_CHART, DEFAULT_VERSION } from '../lib/chart.js'
+import { type InstallOptions, type Plan, bootstrapSteps, currentState, followToReady, planText, preflight, summary } from '../lib/install.js'
+import { PlatformWatch } from '../lib/follow.js'
+import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
+import { Interrupt } from '../lib/interrupt.js'
+import { statusDocument } from '../lib/output.js'
+import { readStdin, featureSets, parseDuration } from '../lib/flags.js'
+
+export default class Install extends KrateoCommand {
+  static override summary = 'Install the Krateo platform and follow it until it is Ready'
+  static override description = `Runs the bootstrap phase of the Krateo installer chart itself (helm install in bootstrap mode with the
+chart's hooks skipped, then each step of its post-install hook as a visible step), then follows the
+self-reconcile of every component (CompositionDefinition -> CRD -> Composition -> Ready) and prints how to
+reach the platform. Re-running resumes a partial install; on a Ready platform it does nothing.
+
+Exit codes: 0 Ready (or accepted with --no-wait), 2 bad flag, 3 cluster unreachable, 4 helm missing or
+unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted.`
+
+  static override examples = [
+    '<%= config.bin %> install --exposure LoadBalancer',
+    '<%= config.bin %> install --exposure NodePort --exposure-port 30080 --feature agents=true',
+    '<%= config.bin %> install --dry-run',
+    'echo "$TOKEN" | <%= config.bin %> install --registry-username bot --registry-password-stdin',
+  ]
+
+  static override flags = {
+    exposure: Flags.string({ description: 'how browser-facing services are exposed', options: ['NodePort', 'LoadBalancer'] }),
+    'exposure-port': Flags.integer({ description: 'pin the portal port (the NodePort, or the LoadBalancer port)', min: 1, max: 65535 }),
+    chart: Flags.string({ description: 'installer chart: an oci:// reference, a local directory or a .tgz', default: DEFAULT_CHART }),
+    version: Flags.string({ description: 'installer chart version (ignored for a local chart)', default: DEFAULT_VERSION }),
+    values: Flags.string({ char: 'f', description: 'values file (repeatable, helm semantics)', multiple: true, default: [] }),
+    set: Flags.string({ description: 'set a value, key=value (repeatable, helm semantics)', multiple: true, default: [] }),
+    feature: Flags.string({ description: 'turn a feature on or off, name=true|false (repeatable)', multiple: true, default: [] }),
+    timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
+    wait: Flags.boolean({ description: 'wait until every component is Ready (--no-wait returns once the Installer CR is accepted)', default: true, allowNo: true }),
+    'dry-run': Flags.boolean({ description: 'print the plan (objects, DAG layers, versions) and change nothing', default: false }),
+    accelerate: Flags.boolean({ description: "restart the installer's cdc when a layer is ready, instead of waiting for its resync", default: true, allowNo: true }),
+    helm: Flags.string({ description: 'path of the helm binary (default: $HELM_BIN, then helm on PATH)' }),
+    'registry-username': Flags.string({ description: 'username for a private chart registry (also used by in-cluster pulls)' }),
+    'registry-password-stdin': Flags.boolean({ description: 'read the registry password from stdin (never from argv)', default: false }),
+    'plain-http': Flags.boolean({ description: 'use plain HTTP for the chart registry', default: false }),
+    'insecure-skip-tls-verify': Flags.boolean({ description: "skip TLS verification of the chart registry", default: false }),
+    'ca-file': Flags.string({ description: 'CA bundle for the chart registry' }),
+  }
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Install)
+    this.verbose = flags.verbose
+    const timeoutMs = parseDuration(flags.timeout)
+    if (flags['registry-password-stdin'] && !flags['registry-username']) {
+      throw new UserError('--registry-password-stdin needs --registry-username', ExitCode.Usage, 'pass the registry user with --registry-username')
+    }
+    if (flags['registry-username'] && !flags['registry-password-stdin']) {
+      throw new UserError('--registry-username needs --registry-password-stdin', ExitCode.Usage, 'pipe the password on stdin; it is never accepted as an argument')
+    }
+    const registryPassword = flags['registry-password-stdin'] ? await readStdin() : undefined
+    const sets = [
+      ...(flags.exposure ? [`exposure.type=${flags.exposure}`] : []),
+      ...(flags['exposure-port'] ? [`exposure.port=${flags['exposure-port']}`] : []),
+      `namespaces.krateo=${flags.namespace}`,
+      ...featureSets(flags.feature),
+      ...(flags['registry-username'] ? ['registryAuth.enabled=true', `registryAuth.username=${flags['registry-username']}`] : []),
+      ...flags.set,
+    ]
+    const opts: InstallOptions = {
+      namespace: flags.namespace, source: { chart: flags.chart, version: flags.version }, values: { files: flags.values, sets },
+      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword,
+    }
+    const log = (m: string) => process.stderr.write(m + '\n')
+    const cluster = loadCluster(flags)
+    const helm = new Helm({
+      bin: flags.helm, kubeconfig: flags.kubeconfig, context: flags.context, plainHttp: flags['plain-http'],
+      insecureSkipTlsVerify: flags['insecure-skip-tls-verify'], caFile: flags['ca-file'], verbose: flags.verbose ? log : undefined,
+    })
+    const interrupt = new Interrupt('nothing is half-applied; run the same install command again to resume')
+    const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
+    const started = Date.now()
+    let watch: PlatformWatch | undefined
+    const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
+    try {
+      let plan: Plan | undefined
+      await runSteps([{ title: 'Preflight (read-only)', run: async (r) => { plan = await preflight(cluster, helm, opts, r); return `installer ${plan.rendered.chartVersion}` } }], progress)
+      if (flags['dry-run']) {
+        if (flags.json) this.printJson({ result: 'dry-run', chartVersion: plan!.rendered.chartVersion, objects: plan!.rendered.manifests.map((m) => ({ kind: m.kind, name: m.metadata.name, namespace: m.metadata.namespace ?? null })), components: plan!.components.map((c) => ({ ...c, enabled: !c.feature || plan!.features[c.feature] === true })) })
+        else this.log(planText(plan!, opts))
+        return
+      }
+      const before = await currentState(cluster, flags.namespace)
+      if (before.phase === 'Ready' && before.installerVersion === plan!.rendered.chartVersion) {
+        if (flags.json) this.printJson({ result: 'already-installed', status: statusDocument(before) })
+        else this.log(`Already installed and Ready: installer ${before.installerVersion} in ${flags.namespace}; nothing to do.\n\n${summary(before, 0)}`)
+        return
+      }
+      const steps: Step[] = bootstrapSteps(cluster, helm, opts, plan!, interrupt, platformWatch)
+      const deadline = started + timeoutMs
+      if (flags.wait) {
+        steps.push({
+          title: 'Follow the self-reconcile',
+          run: async (r) => {
+            const res = await followToReady(cluster, platformWatch(), opts, interrupt, r, deadline)
+            return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} cdc restarts saved resync waits` : ''}`
+          },
+        })
+      }
+      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); return s.run(r) } }))
+      await runSteps(guarded, progress)
+      const after = await currentState(cluster, flags.namespace)
+      if (flags.json) this.printJson({ result: flags.wait ? 'installed' : 'accepted', elapsedSeconds: Math.round((Date.now() - started) / 1000), status: statusDocument(after) })
+      else if (flags.wait) this.log('\n' + summary(after, Date.now() - started))
+      else this.log(`\nThe Installer CR is accepted; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`)
+    } finally {
+      watch?.stop()
+      interrupt.dispose()
+    }
+  }
+}

@@ -1,0 +1,95 @@
+// Resolving the installer chart and rendering it in bootstrap mode (`helm template`), which also checks
+// the user's values against the chart's values.schema.json, then reading the three keys of the
+// installer-self-cr ConfigMap that the post-install hook would apply (contract section 1).
+import { existsSync } from 'node:fs'
+import { parse, parseAllDocuments } from 'yaml'
+import { ExitCode, UserError } from './errors.js'
+import { type Helm, HelmError } from './helm.js'
+import type { KObj } from './state.js'
+import { SELF_CR_CONFIGMAP } from './observe.js'
+
+export const BOOTSTRAP_RELEASE = 'krateo'
+export const DEFAULT_CHART = 'oci://ghcr.io/braghettos/charts/installer'
+export const DEFAULT_VERSION = '0.2.53'
+
+export interface ChartSource {
+  chart: string
+  version?: string
+}
+
+export interface UserValues {
+  files: string[]
+  sets: string[]
+}
+
+export interface SelfCR {
+  compositionDefinition: KObj
+  installer: KObj
+  componentsPatch: { spec: { components: unknown[]; componentValues: unknown } }
+}
+
+export interface RenderedBootstrap {
+  chartVersion: string
+  manifests: KObj[]
+  selfCR: SelfCR
+}
+
+export function isLocalChart(chart: string): boolean {
+  return !chart.startsWith('oci://') && !/^https?:\/\//.test(chart)
+}
+
+/** helm arguments for the chart reference, its version and the user's values. */
+export function chartArgs(src: ChartSource, values: UserValues, helm: Helm): string[] {
+  const local = isLocalChart(src.chart)
+  return [
+    src.chart,
+    ...(src.version && !local ? ['--version', src.version] : []),
+    ...values.files.flatMap((f) => ['-f', f]),
+    ...values.sets.flatMap((s) => ['--set', s]),
+    ...(local ? [] : helm.registryArgs()),
+  ]
+}
+
+export function checkValuesFiles(values: UserValues): void {
+  for (const f of values.files) {
+    if (!existsSync(f)) throw new UserError(`values file ${f} does not exist`, ExitCode.Usage, 'pass an existing file with -f/--values')
+  }
+}
+
+export function helmChartFailure(err: unknown, src: ChartSource): UserError {
+  const msg = err instanceof HelmError ? err.message : (err as Error).message
+  if (/values don't meet the specifications of the schema|schema\(s\)/i.test(msg)) {
+    const detail = msg.replace(/^.*specifications of the schema\(s\) in the following chart\(s\):\s*/i, '').replace(/\s+/g, ' ').trim()
+    return new UserError(`the values are rejected by the installer chart's values.schema.json: ${detail}`, ExitCode.Chart, 'fix the --set/-f/--feature values')
+  }
+  if (/not found|no such file|failed to (fetch|do request|download)|connection refused|no such host|unable to locate|invalid_reference|manifest unknown/i.test(msg)) {
+    return new UserError(`the installer chart ${src.chart}${src.version ? ` version ${src.version}` : ''} cannot be resolved: ${msg}`, ExitCode.Chart, 'check --chart/--version and the registry options (--plain-http, --ca-file)')
+  }
+  if (/parse error|unable to parse|error converting YAML|invalid value|key .* has no value/i.test(msg)) {
+    return new UserError(`the values cannot be parsed: ${msg}`, ExitCode.Usage, 'check the --set syntax (helm semantics) and the -f files')
+  }
+  return new UserError(`rendering the installer chart failed: ${msg}`, ExitCode.Chart, 'check the chart and values; --verbose shows the helm command')
+}
+
+/** Renders the chart in bootstrap mode and returns its objects and the installer-self-cr contents. */
+export async function renderBootstrap(helm: Helm, src: ChartSource, values: UserValues, namespace: string): Promise<RenderedBootstrap> {
+  let out: string
+  try {
+    out = await helm.run(['template', BOOTSTRAP_RELEASE, ...chartArgs(src, values, helm), '-n', namespace, '--set', 'bootstrap.coreProvider.enabled=true', '--include-crds'])
+  } catch (err) {
+    throw helmChartFailure(err, src)
+  }
+  const manifests = parseAllDocuments(out).map((d) => d.toJS() as KObj | null).filter((d): d is KObj => !!d && !!d.kind)
+  const cm = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === SELF_CR_CONFIGMAP) as (KObj & { data?: Record<string, string> }) | undefined
+  if (!cm?.data) throw new UserError(`the chart ${src.chart} renders no ${SELF_CR_CONFIGMAP} ConfigMap in bootstrap mode`, ExitCode.Chart, 'pass a Krateo installer chart with --chart')
+  const selfCR: SelfCR = {
+    compositionDefinition: parse(cm.data['compositiondefinition.yaml'] ?? '') as KObj,
+    installer: parse(cm.data['installer.yaml'] ?? '') as KObj,
+    componentsPatch: JSON.parse(cm.data['components-patch.json'] ?? '{}') as SelfCR['componentsPatch'],
+  }
+  if (!selfCR.compositionDefinition?.spec || !selfCR.installer?.spec) {
+    throw new UserError(`the ${SELF_CR_CONFIGMAP} ConfigMap of ${src.chart} lacks compositiondefinition.yaml or installer.yaml`, ExitCode.Chart, 'pass a Krateo installer chart with --chart')
+  }
+  const chartVersion = String((selfCR.compositionDefinition.spec as { chart?: { version?: string } }).chart?.version ?? src.version ?? '')
+  return { chartVersion, manifests, selfCR }
+}

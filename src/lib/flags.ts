@@ -1,0 +1,28 @@
+// Parsing of flag values shared by commands; every bad value is a usage error (exit 2) naming the flag.
+import { ExitCode, UserError } from './errors.js'
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim())
+  if (!m) throw new UserError(`--timeout "${text}" is not a duration`, ExitCode.Usage, 'use e.g. 900s, 20m or 1h')
+  const n = Number(m[1])
+  const unit = m[2] ?? 's'
+  return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[unit]!
+}
+
+/** --feature name=true|false -> helm --set features.name=bool */
+export function featureSets(features: string[]): string[] {
+  return features.map((f) => {
+    const m = /^([A-Za-z0-9_-]+)=(true|false)$/.exec(f.trim())
+    if (!m) throw new UserError(`--feature "${f}" is not name=true|false`, ExitCode.Usage, 'e.g. --feature agents=true')
+    return `features.${m[1]}=${m[2]}`
+  })
+}
+
+export async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UserError('--registry-password-stdin expects the password on stdin', ExitCode.Usage, 'pipe it: echo "$PASSWORD" | krateo-installer install ...')
+  const chunks: Buffer[] = []
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+  const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  if (!text) throw new UserError('no password on stdin', ExitCode.Usage, 'pipe the registry password on stdin')
+  return text
+}

@@ -1,0 +1,129 @@
+// Following the self-reconcile from watches: the namespace's CompositionDefinitions and Services, the
+// composition CRDs, the Installer CR and one watch per component kind once its CRD serves. Every change
+// re-derives the platform state with the same pure rules as `status`.
+import { CoreV1Api, type Watch } from '@kubernetes/client-node'
+import type { Cluster } from './cluster.js'
+import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION, SELF_CR_CONFIGMAP } from './observe.js'
+import { type KObj, type Observed, crdServes } from './state.js'
+import { type InstallerSpec, dashed, parseComponents } from './components.js'
+import { WatchedCollection, newWatch } from './watch.js'
+
+export class PlatformWatch {
+  private watch: Watch
+  private cds: WatchedCollection
+  private crds: WatchedCollection
+  private services: WatchedCollection
+  private selfCR: WatchedCollection
+  private installer: WatchedCollection | undefined
+  private kinds = new Map<string, WatchedCollection>()
+  private listeners: (() => void)[] = []
+  private nodeIP: string | undefined
+  private pending: NodeJS.Timeout | undefined
+
+  constructor(private cluster: Cluster, readonly namespace: string) {
+    this.watch = newWatch(cluster.kc)
+    const changed = () => this.changed()
+    this.cds = new WatchedCollection(this.watch, `/apis/${CD_GROUP}/${CD_VERSION}/namespaces/${namespace}/compositiondefinitions`, changed)
+    this.crds = new WatchedCollection(this.watch, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', changed)
+    this.services = new WatchedCollection(this.watch, `/api/v1/namespaces/${namespace}/services`, changed)
+    this.selfCR = new WatchedCollection(this.watch, `/api/v1/namespaces/${namespace}/configmaps`, changed, `metadata.name=${SELF_CR_CONFIGMAP}`)
+  }
+
+  start(): this {
+    for (const w of [this.cds, this.crds, this.services, this.selfCR]) w.start()
+    return this
+  }
+
+  stop(): void {
+    clearTimeout(this.pending)
+    for (const w of [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values()]) w?.stop()
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener)
+  }
+
+  /** Coalesces bursts of events into one re-derivation. */
+  private changed(): void {
+    if (this.pending) return
+    this.pending = setTimeout(() => {
+      this.pending = undefined
+      this.ensureWatches()
+      for (const l of this.listeners) l()
+    }, 100)
+  }
+
+  private crdMap(): Map<string, KObj> {
+    const out = new Map<string, KObj>()
+    for (const crd of this.crds.items.values()) if ((crd.spec as { group?: string }).group === COMPOSITION_GROUP) out.set(crd.metadata.name, crd)
+    return out
+  }
+
+  private cdMap(): Map<string, KObj> {
+    return new Map([...this.cds.items.values()].map((cd) => [cd.metadata.name, cd]))
+  }
+
+  private watchPath(version: string, resource: string): string {
+    return `/apis/${COMPOSITION_GROUP}/${version}/namespaces/${this.namespace}/${resource}`
+  }
+
+  /** Opens a watch per composition kind as soon as its CRD serves the pinned version (closing stale ones). */
+  private ensureWatches(): void {
+    const crds = this.crdMap()
+    const cds = this.cdMap()
+    const installerCrd = crds.get(`installers.${COMPOSITION_GROUP}`)
+    const installerVersion = (cds.get('installer')?.status?.apiVersion as string | undefined)?.split('/')[1]
+      ?? (installerCrd?.spec?.versions as { name: string; served: boolean }[] | undefined)?.filter((v) => v.served).pop()?.name
+    if (installerVersion && crdServes(installerCrd, installerVersion)) {
+      const path = this.watchPath(installerVersion, 'installers')
+      if (this.installer?.path !== path) {
+        this.installer?.stop()
+        this.installer = new WatchedCollection(this.watch, path, () => this.changed(), 'metadata.name=installer').start()
+      }
+    }
+    const wanted = new Set<string>()
+    for (const c of this.components()) {
+      const resource = cds.get(c.name)?.status?.resource as string | undefined
+      const crd = resource ? crds.get(`${resource}.${COMPOSITION_GROUP}`) : undefined
+      if (!resource || !crd) continue
+      const version = crdServes(crd, dashed(c.version)) ? dashed(c.version) : (crd.spec?.versions as { name: string; served: boolean }[]).find((v) => v.served)?.name
+      if (!version) continue
+      const path = this.watchPath(version, resource)
+      wanted.add(path)
+      if (!this.kinds.has(path)) this.kinds.set(path, new WatchedCollection(this.watch, path, () => this.changed()).start())
+    }
+    for (const [path, w] of this.kinds) {
+      if (!wanted.has(path)) {
+        w.stop()
+        this.kinds.delete(path)
+      }
+    }
+  }
+
+  installerCR(): KObj | null {
+    return this.installer?.items.get(`${this.namespace}/installer`) ?? null
+  }
+
+  private components() {
+    const installer = this.installerCR()
+    return installer ? parseComponents((installer.spec ?? {}) as InstallerSpec) : []
+  }
+
+  async ensureNodeIP(): Promise<void> {
+    if (this.nodeIP) return
+    const nodes = await this.cluster.kc.makeApiClient(CoreV1Api).listNode()
+    this.nodeIP = nodes.items[0]?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address
+  }
+
+  snapshot(): Observed {
+    const compositions = new Map<string, KObj>()
+    for (const w of this.kinds.values()) for (const obj of w.items.values()) compositions.set(obj.metadata.name, obj)
+    const services = [...this.services.items.values()]
+    if (!this.nodeIP && services.some((s) => (s.spec as { type?: string }).type === 'NodePort')) void this.ensureNodeIP().then(() => this.changed()).catch(() => undefined)
+    const cdCrd = [...this.crds.items.keys()].includes(`compositiondefinitions.${CD_GROUP}`)
+    return {
+      namespace: this.namespace, cdCrd, bootstrapped: this.selfCR.items.size > 0, installer: this.installerCR(),
+      cds: this.cdMap(), crds: this.crdMap(), compositions, services, nodeIP: this.nodeIP, now: Date.now(),
+    }
+  }
+}

@@ -1,0 +1,98 @@
+// Driving the helm binary: finding it, checking its version (3.16+ or 4.x), and running it so that a
+// Ctrl-C in the terminal never kills it half-way (it runs in its own process group; we wait for it).
+import { execa, type ResultPromise } from 'execa'
+import { ExitCode, UserError, redact } from './errors.js'
+
+export interface HelmOptions {
+  /** --helm flag or HELM_BIN; default `helm` on PATH. */
+  bin?: string
+  kubeconfig?: string
+  context?: string
+  /** Registry options passed through to chart pulls. */
+  plainHttp?: boolean
+  insecureSkipTlsVerify?: boolean
+  caFile?: string
+  verbose?: (line: string) => void
+}
+
+export interface HelmVersion { major: number; minor: number; patch: number; text: string }
+
+export function parseHelmVersion(text: string): HelmVersion | null {
+  const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(text)
+  if (!m) return null
+  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text: `v${m[1]}.${m[2]}.${m[3]}` }
+}
+
+export function helmSupported(v: HelmVersion): boolean {
+  return (v.major === 3 && v.minor >= 16) || v.major === 4
+}
+
+let running: ResultPromise | null = null
+/** The helm run in flight, if any: Ctrl-C handling waits for it instead of killing it. */
+export function helmInFlight(): ResultPromise | null {
+  return running
+}
+
+export class Helm {
+  readonly bin: string
+  version: HelmVersion | null = null
+
+  constructor(private opts: HelmOptions) {
+    this.bin = opts.bin ?? process.env.HELM_BIN ?? 'helm'
+  }
+
+  private globalArgs(): string[] {
+    return [
+      ...(this.opts.kubeconfig ? ['--kubeconfig', this.opts.kubeconfig] : []),
+      ...(this.opts.context ? ['--kube-context', this.opts.context] : []),
+    ]
+  }
+
+  registryArgs(): string[] {
+    return [
+      ...(this.opts.plainHttp ? ['--plain-http'] : []),
+      ...(this.opts.insecureSkipTlsVerify ? ['--insecure-skip-tls-verify'] : []),
+      ...(this.opts.caFile ? ['--ca-file', this.opts.caFile] : []),
+    ]
+  }
+
+  async checkVersion(): Promise<HelmVersion> {
+    let out: string
+    try {
+      out = (await execa(this.bin, ['version', '--short'], { timeout: 20_000 })).stdout
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code === 'ENOENT') throw new UserError(`helm not found (looked for "${this.bin}")`, ExitCode.Helm, 'install helm 3.16+ or 4.x, or pass its path with --helm')
+      throw new UserError(`"${this.bin} version" failed: ${(err as Error).message.split('\n')[0]}`, ExitCode.Helm, 'check the helm binary or pass another with --helm')
+    }
+    const v = parseHelmVersion(out)
+    if (!v) throw new UserError(`cannot read helm's version from "${out.trim()}"`, ExitCode.Helm, 'use helm 3.16+ or 4.x')
+    if (!helmSupported(v)) throw new UserError(`helm ${v.text} is not supported`, ExitCode.Helm, 'use helm 3.16+ or 4.x (--helm selects the binary)')
+    this.version = v
+    return v
+  }
+
+  /** Runs helm with args; stdin (for passwords) never goes through argv. */
+  async run(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+    const full = [...args, ...this.globalArgs()]
+    this.opts.verbose?.(`helm ${redact(full.join(' '))}`)
+    const child = execa(this.bin, full, { input: opts.input, timeout: opts.timeoutMs, detached: true, reject: false, all: false })
+    running = child
+    try {
+      const result = await child
+      if (result.exitCode !== 0 || result.failed) {
+        const stderr = String(result.stderr ?? '').trim().split('\n').filter((l) => !/^(WARNING|walk\.go)/.test(l))
+        throw new HelmError(stderr[stderr.length - 1] ?? result.shortMessage ?? 'helm failed', full[0] ?? '')
+      }
+      return String(result.stdout ?? '')
+    } finally {
+      running = null
+    }
+  }
+}
+
+export class HelmError extends Error {
+  constructor(message: string, readonly command: string) {
+    super(message.replace(/^Error: /, ''))
+  }
+}

@@ -1,0 +1,352 @@
+// install: preflight (read-only), the bootstrap phase of the umbrella chart done as visible steps (what
+// the chart's post-install hook would do, contract section 1), then following the self-reconcile to Ready.
+import { CoreV1Api } from '@kubernetes/client-node'
+import { type Cluster, apiFailure, checkReachable, isNotFound } from './cluster.js'
+import { ExitCode, UserError } from './errors.js'
+import { Helm, HelmError } from './helm.js'
+import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserValues, chartArgs, checkValuesFiles, helmChartFailure, renderBootstrap } from './chart.js'
+import { type Component, type InstallerSpec, blockedByDisabled, dashed, isEnabled, layers, parseComponents, validateDag } from './components.js'
+import { INSTALL_ACCESS, checkAccess } from './access.js'
+import { observe, COMPOSITION_GROUP } from './observe.js'
+import { type PlatformState, type KObj, STAGE_TEXT, crdServes, isStuckCreate, platformState, phaseText } from './state.js'
+import { PlatformWatch } from './follow.js'
+import { type Step, type StepReport } from './progress.js'
+import { createOrPatchSpec, getCustom, mergePatchCustom, refOf, removeAnnotation, restartDeployment } from './kube-write.js'
+import { renderStatus, table } from './output.js'
+import type { Interrupt } from './interrupt.js'
+
+export const REGISTRY_SECRET = 'krateo-registry-auth'
+
+export interface InstallOptions {
+  namespace: string
+  source: ChartSource
+  values: UserValues
+  timeoutMs: number
+  wait: boolean
+  accelerate: boolean
+  registryUsername?: string
+  registryPassword?: string
+}
+
+export interface Plan {
+  rendered: RenderedBootstrap
+  components: Component[]
+  features: Record<string, boolean>
+}
+
+/** Read-only checks; returns the plan. Nothing is changed whatever fails. */
+export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptions, report: StepReport): Promise<Plan> {
+  checkValuesFiles(opts.values)
+  const server = await checkReachable(cluster)
+  report.line(`cluster ${cluster.server} answers (Kubernetes ${server})`)
+  const hv = await helm.checkVersion()
+  report.line(`helm ${hv.text}`)
+  if (opts.registryUsername) await registryLogin(helm, opts)
+  const rendered = await renderBootstrap(helm, opts.source, opts.values, opts.namespace)
+  report.line(`chart ${opts.source.chart} ${rendered.chartVersion} renders; values pass its schema`)
+  const spec = (rendered.selfCR.installer.spec ?? {}) as InstallerSpec
+  const components = parseComponents(spec)
+  validateDag(components)
+  const features = spec.features ?? {}
+  const blocked = blockedByDisabled(components, features)
+  if (blocked.length) {
+    const b = blocked[0]!
+    throw new UserError(`component "${b.component}" is enabled but depends on "${b.dep}", whose feature is off`, ExitCode.Chart,
+      `turn that feature on with --feature, or turn off the feature of ${b.component}`)
+  }
+  report.line(`${components.length} components, ${components.filter((c) => isEnabled(c, features)).length} enabled, DAG valid (${layers(components).length} layers)`)
+  await checkAccess(cluster, INSTALL_ACCESS(opts.namespace))
+  report.line('permissions granted')
+  return { rendered, components, features }
+}
+
+async function registryLogin(helm: Helm, opts: InstallOptions): Promise<void> {
+  if (!opts.source.chart.startsWith('oci://')) return
+  const host = opts.source.chart.slice('oci://'.length).split('/')[0]!
+  try {
+    await helm.run(['registry', 'login', host, '--username', opts.registryUsername!, '--password-stdin', ...helm.registryArgs().filter((a) => a !== '--plain-http')], { input: opts.registryPassword })
+  } catch (err) {
+    throw new UserError(`registry login to ${host} as ${opts.registryUsername} failed: ${(err as Error).message}`, ExitCode.Chart, 'check the username and the password given on stdin')
+  }
+}
+
+export function planText(plan: Plan, opts: InstallOptions): string {
+  const { rendered, components, features } = plan
+  const objects = rendered.manifests.filter((m) => m.kind !== 'Job').map((m) => `  ${m.kind}/${m.metadata.name}${m.metadata.namespace ? ` (${m.metadata.namespace})` : ''}`)
+  const lines = [
+    `Plan: install installer ${rendered.chartVersion} from ${opts.source.chart} into ${opts.namespace}`,
+    '',
+    `1. helm install ${BOOTSTRAP_RELEASE} (bootstrap mode, hooks skipped) creates:`, ...objects,
+    `2. apply CompositionDefinition installer (${(rendered.selfCR.compositionDefinition.spec as { chart: { url: string } }).chart.url}:${rendered.chartVersion})`,
+    `3. apply Installer ${opts.namespace}/installer (${rendered.selfCR.installer.apiVersion})`,
+    '4. the installer reconciles the components, one dependency layer at a time:',
+  ]
+  layers(components).forEach((layer, i) => {
+    const rows = layer.map((c) => [`   ${i === 0 ? '' : ''}layer ${i}`, c.name, c.version, c.feature ?? '-', isEnabled(c, features) ? 'enabled' : 'disabled', c.deps.length ? `after ${c.deps.join(', ')}` : ''])
+    lines.push(table(rows))
+  })
+  lines.push('', 'Dry run: nothing was changed.')
+  return lines.join('\n')
+}
+
+export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOptions, plan: Plan, interrupt: Interrupt, watch: () => PlatformWatch): Step[] {
+  const { rendered } = plan
+  const ns = opts.namespace
+  const cdDashed = dashed(rendered.chartVersion)
+  const deadline = Date.now() + opts.timeoutMs
+  const steps: Step[] = [
+    {
+      title: `Install the bootstrap release "${BOOTSTRAP_RELEASE}" (helm, hooks skipped: the steps below do their work)`,
+      run: async (r) => {
+        const current = await releaseStatus(helm, ns)
+        if (current?.status === 'deployed' && current.version === rendered.chartVersion) return `already installed (revision ${current.revision})`
+        if (current?.status.startsWith('pending')) {
+          throw new UserError(`release ${BOOTSTRAP_RELEASE} is ${current.status} (an earlier helm run was killed)`, ExitCode.Stuck,
+            `run "helm rollback ${BOOTSTRAP_RELEASE} -n ${ns}" (or "helm uninstall ${BOOTSTRAP_RELEASE} -n ${ns} --no-hooks" if it never installed), then retry`)
+        }
+        r.line('helm upgrade --install ... --set bootstrap.coreProvider.enabled=true --no-hooks --wait')
+        const remaining = Math.max(30, Math.round((deadline - Date.now()) / 1000))
+        try {
+          await helm.run(['upgrade', '--install', BOOTSTRAP_RELEASE, ...chartArgs(opts.source, opts.values, helm), '-n', ns, '--create-namespace',
+            '--set', 'bootstrap.coreProvider.enabled=true', '--no-hooks', '--wait', '--timeout', `${remaining}s`])
+        } catch (err) {
+          if (err instanceof HelmError && /timed out|context deadline/i.test(err.message)) {
+            throw new UserError(`the bootstrap release did not become ready in time: ${err.message}`, ExitCode.Timeout, `check the core-provider Deployment in ${ns}; re-run to resume`)
+          }
+          throw helmChartFailure(err, opts.source)
+        }
+        return current ? 'upgraded' : 'installed'
+      },
+    },
+  ]
+  if (opts.registryUsername) {
+    steps.push({
+      title: `Store the registry credentials in Secret ${REGISTRY_SECRET}`,
+      run: async () => {
+        await upsertSecret(cluster, ns, REGISTRY_SECRET, { password: opts.registryPassword ?? '' })
+        return 'stored (the password is never printed)'
+      },
+    })
+  }
+  steps.push(
+    {
+      title: 'Wait for CRD compositiondefinitions.core.krateo.io',
+      run: async (r) => {
+        await waitUntil(watch(), interrupt, deadline, (o) => o.cdCrd, () => 'the CRD is not there yet', r)
+        return 'established'
+      },
+    },
+    {
+      title: `Apply the installer CompositionDefinition (installer ${rendered.chartVersion})`,
+      run: async () => await wrap(cluster, 'apply the installer CompositionDefinition', () => createOrPatchSpec(cluster, rendered.selfCR.compositionDefinition, 'compositiondefinitions')),
+    },
+    {
+      title: `Wait for CRD installers.${COMPOSITION_GROUP} to serve ${cdDashed}`,
+      run: async (r) => {
+        await waitUntil(watch(), interrupt, deadline, (o) => crdServes(o.crds.get(`installers.${COMPOSITION_GROUP}`), cdDashed),
+          (o) => describeCD(o.cds.get('installer')), r, () => healStuck(cluster, watch(), r))
+        return 'served'
+      },
+    },
+    {
+      title: `Apply the Installer CR (${ns}/installer)`,
+      run: async () => {
+        const installer = rendered.selfCR.installer
+        const ref = refOf(installer, 'installers')
+        const existing = await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, ref))
+        if (!existing) {
+          await wrap(cluster, 'create the Installer CR', () => cluster.custom.createNamespacedCustomObject({ group: ref.group, version: ref.version, namespace: ns, plural: 'installers', body: installer as object }))
+          return 'created'
+        }
+        // Only components and componentValues: runtime edits (spec.features, exposure...) survive.
+        await wrap(cluster, 'patch the Installer CR', () => mergePatchCustom(cluster, ref, rendered.selfCR.componentsPatch))
+        return 'existed: merge-patched components and componentValues only'
+      },
+    },
+  )
+  return steps
+}
+
+function describeCD(cd: KObj | undefined): string {
+  if (!cd) return 'waiting for core-provider to pick up the CompositionDefinition'
+  const conds = (cd.status?.conditions as { type: string; status: string; reason?: string; message?: string }[] | undefined) ?? []
+  return conds.map((c) => `${c.type}=${c.status}${c.reason ? ` ${c.reason}` : ''}${c.message ? `: ${c.message}` : ''}`).join(', ') || 'core-provider has not reported yet'
+}
+
+async function wrap<T>(cluster: Cluster, doing: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof UserError) throw err
+    throw apiFailure(err, cluster, doing)
+  }
+}
+
+async function upsertSecret(cluster: Cluster, namespace: string, name: string, data: Record<string, string>): Promise<void> {
+  const core = cluster.kc.makeApiClient(CoreV1Api)
+  const body = { metadata: { name, namespace, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } }, type: 'Opaque', stringData: data }
+  await wrap(cluster, `write Secret ${name}`, async () => {
+    try {
+      await core.replaceNamespacedSecret({ name, namespace, body })
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+      await core.createNamespacedSecret({ namespace, body })
+    }
+  })
+}
+
+export async function releaseStatus(helm: Helm, namespace: string): Promise<{ status: string; version: string; revision: number } | null> {
+  try {
+    const out = await helm.run(['list', '-n', namespace, '--filter', `^${BOOTSTRAP_RELEASE}$`, '-a', '-o', 'json'])
+    const rel = (JSON.parse(out) as { status: string; chart: string; revision: string }[])[0]
+    if (!rel) return null
+    return { status: rel.status, version: rel.chart.replace(/^.*-(\d+\.\d+\.\d+.*)$/, '$1'), revision: Number(rel.revision) }
+  } catch {
+    return null
+  }
+}
+
+/** Resolves once ready(observed) holds; reports why not meanwhile; fails at the deadline. */
+async function waitUntil(pw: PlatformWatch, interrupt: Interrupt, deadline: number, ready: (o: ReturnType<PlatformWatch['snapshot']>) => boolean,
+  why: (o: ReturnType<PlatformWatch["snapshot"]>) => string, report: StepReport, onTick?: () => Promise<unknown>): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    let done = false
+    const check = () => {
+      if (done) return
+      const o = pw.snapshot()
+      if (ready(o)) {
+        done = true
+        clearInterval(timer)
+        resolve()
+        return
+      }
+      report.line(why(o))
+      if (interrupt.requested) {
+        done = true
+        clearInterval(timer)
+        reject(interrupt.error())
+      } else if (Date.now() > deadline) {
+        done = true
+        clearInterval(timer)
+        reject(new UserError(`timed out: ${why(o)}`, ExitCode.Timeout, 're-run to resume, or raise --timeout'))
+      } else void onTick?.().catch(() => undefined)
+    }
+    pw.onChange(check)
+    const timer = setInterval(check, 1000)
+    check()
+  })
+}
+
+/** Strips a stale external-create-pending annotation only where the controller itself reports it is blocked. */
+async function healStuck(cluster: Cluster, pw: PlatformWatch, report: StepReport): Promise<boolean> {
+  const o = pw.snapshot()
+  const targets: { obj: KObj; plural: string }[] = []
+  if (isStuckCreate(o.installer)) targets.push({ obj: o.installer!, plural: 'installers' })
+  for (const cd of o.cds.values()) if (isStuckCreate(cd)) targets.push({ obj: cd, plural: 'compositiondefinitions' })
+  for (const comp of o.compositions.values()) {
+    if (!isStuckCreate(comp)) continue
+    const cd = o.cds.get(comp.metadata.name)
+    targets.push({ obj: comp, plural: String(cd?.status?.resource ?? '') })
+  }
+  for (const { obj, plural } of targets) {
+    if (!plural) continue
+    await removeAnnotation(cluster, refOf(obj, plural), 'krateo.io/external-create-pending')
+    report.line(`healed ${obj.kind ?? plural}/${obj.metadata.name}: its controller had lost a create result ("cannot determine creation result"); removed the stale krateo.io/external-create-pending annotation`)
+  }
+  return targets.length > 0
+}
+
+export interface FollowResult { state: PlatformState; nudges: number; healed: number }
+
+/** Follows the self-reconcile until every enabled component is Ready. */
+export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: InstallOptions, interrupt: Interrupt, report: StepReport, deadline: number): Promise<FollowResult> {
+  const since = new Map<string, { stage: string; at: number }>()
+  let lastNudge = 0
+  let nudges = 0
+  let healed = 0
+  let busy = false
+  const stageText = (s: PlatformState['components'][number]) => s.stage === 'waiting-deps' ? `waiting for ${s.waitingFor.join(', ')}` : STAGE_TEXT[s.stage]
+  return await new Promise<FollowResult>((resolve, reject) => {
+    let finished = false
+    const finish = (fn: () => void) => {
+      if (finished) return
+      finished = true
+      clearInterval(timer)
+      fn()
+    }
+    const tick = async () => {
+      if (finished || busy) return
+      busy = true
+      try {
+        const o = pw.snapshot()
+        const state = platformState(o)
+        const now = Date.now()
+        for (const c of state.components) {
+          const prev = since.get(c.name)
+          if (!prev || prev.stage !== c.stage + c.detail) {
+            since.set(c.name, { stage: c.stage + c.detail, at: now })
+            if (prev || c.stage !== 'disabled') report.line(`${c.name}: ${stageText(c)}${c.stage !== 'ready' && c.detail && c.stage !== 'waiting-deps' ? ` (${c.detail})` : ''}`)
+          }
+        }
+        report.title(`Follow the self-reconcile: ${phaseText(state)}${o.installer ? '' : ' (waiting for the Installer CR)'}`)
+        report.block(progressBlock(state, since, now))
+        if (o.installer && state.total > 0 && state.ready === state.total && conditionReady(o.installer)) {
+          finish(() => resolve({ state, nudges, healed }))
+          return
+        }
+        if (await healStuck(cluster, pw, report)) healed++
+        if (opts.accelerate && o.installer && now - lastNudge > 10_000) {
+          // Pass B re-renders only when the Installer is reconciled (every cdc resync, 3 min by default).
+          // A restarted cdc observes everything at once, so restarting the installer's cdc renders the
+          // next layer now instead of minutes later.
+          const waitingRender = state.components.filter((c) => (c.stage === 'crd-served' || c.stage === 'pending-definition') && now - (since.get(c.name)?.at ?? now) > 4000)
+          const cd = o.cds.get('installer')
+          const version = (cd?.status?.apiVersion as string | undefined)?.split('/')[1]
+          if (waitingRender.length && version && cd?.status?.resource) {
+            lastNudge = now
+            nudges++
+            await restartDeployment(cluster, opts.namespace, `${cd.status.resource}-${version}-controller`)
+            report.line(`restarted the installer's cdc so it renders ${waitingRender.map((c) => c.name).join(', ')} now, not at its next resync`)
+          }
+        }
+        if (interrupt.requested) finish(() => reject(interrupt.error()))
+        else if (now > deadline) finish(() => reject(new TimeoutWithState(state)))
+      } catch (err) {
+        finish(() => reject(err instanceof UserError || err instanceof TypeError ? err : apiFailure(err, cluster, 'follow the installation')))
+      } finally {
+        busy = false
+      }
+    }
+    pw.onChange(() => void tick())
+    const timer = setInterval(() => void tick(), 1000)
+    void tick()
+  })
+}
+
+const conditionReady = (obj: KObj) => ((obj.status?.conditions as { type: string; status: string }[] | undefined) ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+
+function progressBlock(state: PlatformState, since: Map<string, { at: number }>, now: number): string {
+  const rows = state.components.filter((c) => c.enabled || c.stage !== 'disabled').map((c) => {
+    const t = Math.round((now - (since.get(c.name)?.at ?? now)) / 1000)
+    const stage = c.stage === 'waiting-deps' ? `waiting for ${c.waitingFor.join(', ')}` : STAGE_TEXT[c.stage]
+    return [c.stage === 'ready' ? '✔' : c.stage === 'error' || c.stage === 'stuck' ? '✖' : '…', c.name, stage, c.stage === 'ready' ? '' : `${t}s`, c.stage === 'ready' || c.stage === 'waiting-deps' ? '' : c.detail.slice(0, 80)]
+  })
+  const disabled = state.components.filter((c) => !c.enabled && c.stage === 'disabled').map((c) => c.name)
+  return table(rows) + (disabled.length ? `\ndisabled: ${disabled.join(', ')}` : '')
+}
+
+export class TimeoutWithState extends UserError {
+  constructor(readonly state: PlatformState) {
+    const notReady = state.components.filter((c) => c.enabled && c.stage !== 'ready')
+    super(`timed out with ${state.ready}/${state.total} components Ready; not Ready: ${notReady.map((c) => `${c.name} (${c.stage === 'waiting-deps' ? `waiting for ${c.waitingFor.join(', ')}` : c.detail || STAGE_TEXT[c.stage]})`).join('; ')}`,
+      ExitCode.Timeout, 're-run install to keep waiting (it resumes), or see krateo-installer status')
+  }
+}
+
+export async function currentState(cluster: Cluster, namespace: string): Promise<PlatformState> {
+  return platformState(await observe(cluster, namespace))
+}
+
+export function summary(state: PlatformState, elapsedMs: number): string {
+  return `Krateo is ${state.phase === 'Ready' ? 'Ready' : phaseText(state)} in ${state.namespace} (${state.ready}/${state.total} components, ${(elapsedMs / 1000).toFixed(0)}s)\n\n${renderStatus(state)}`
+}

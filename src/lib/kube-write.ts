@@ -1,0 +1,50 @@
+// The few writes the CLI makes through the API, each one idempotent so a re-run resumes.
+import { AppsV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import type { Cluster } from './cluster.js'
+import { isNotFound } from './cluster.js'
+import type { KObj } from './state.js'
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+
+export interface ObjectRef { group: string; version: string; namespace: string; plural: string; name: string }
+
+export function refOf(obj: KObj, plural: string): ObjectRef {
+  const [group, version] = obj.apiVersion!.split('/') as [string, string]
+  return { group, version, namespace: obj.metadata.namespace!, plural, name: obj.metadata.name }
+}
+
+export async function getCustom(cluster: Cluster, ref: ObjectRef): Promise<KObj | null> {
+  try {
+    return (await cluster.custom.getNamespacedCustomObject(ref)) as KObj
+  } catch (err) {
+    if (isNotFound(err)) return null
+    throw err
+  }
+}
+
+export async function mergePatchCustom(cluster: Cluster, ref: ObjectRef, body: unknown): Promise<KObj> {
+  return (await cluster.custom.patchNamespacedCustomObject({ ...ref, body: body as object }, mergePatch)) as KObj
+}
+
+/** Creates the object, or merge-patches its spec when it exists; says which. */
+export async function createOrPatchSpec(cluster: Cluster, obj: KObj, plural: string): Promise<'created' | 'updated'> {
+  const ref = refOf(obj, plural)
+  const existing = await getCustom(cluster, ref)
+  if (!existing) {
+    await cluster.custom.createNamespacedCustomObject({ group: ref.group, version: ref.version, namespace: ref.namespace, plural, body: obj as object })
+    return 'created'
+  }
+  await mergePatchCustom(cluster, ref, { metadata: { labels: obj.metadata.labels ?? {} }, spec: obj.spec })
+  return 'updated'
+}
+
+/** Like `kubectl rollout restart`: a restarted cdc lists and observes everything at once (contract section 3). */
+export async function restartDeployment(cluster: Cluster, namespace: string, name: string): Promise<void> {
+  const apps = cluster.kc.makeApiClient(AppsV1Api)
+  const body = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } }
+  await apps.patchNamespacedDeployment({ name, namespace, body }, mergePatch)
+}
+
+export async function removeAnnotation(cluster: Cluster, ref: ObjectRef, key: string): Promise<void> {
+  await mergePatchCustom(cluster, ref, { metadata: { annotations: { [key]: null } } })
+}

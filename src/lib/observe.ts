@@ -1,0 +1,95 @@
+// Reads the objects the platform state is derived from, in as few API requests as the contract allows:
+// CompositionDefinitions and Services of the namespace (one list each), the composition CRDs (one list),
+// the Installer CR and each component's Composition (one GET each, only once its CRD serves).
+import { type Cluster, apiFailure, isNotFound } from './cluster.js'
+import { type Observed, type KObj, crdServes } from './state.js'
+import { type InstallerSpec, dashed, parseComponents } from './components.js'
+
+export const CD_GROUP = 'core.krateo.io'
+export const CD_VERSION = 'v1alpha1'
+export const COMPOSITION_GROUP = 'composition.krateo.io'
+export const SELF_CR_CONFIGMAP = 'installer-self-cr'
+
+async function orNull<T>(p: Promise<T>): Promise<T | null> {
+  try {
+    return await p
+  } catch (err) {
+    if (isNotFound(err)) return null
+    throw err
+  }
+}
+
+/** Runs fns with at most `limit` in flight. */
+export async function pooled<T>(fns: (() => Promise<T>)[], limit = 8): Promise<T[]> {
+  const out: T[] = new Array(fns.length)
+  let next = 0
+  const worker = async () => {
+    while (next < fns.length) {
+      const i = next++
+      out[i] = await fns[i]!()
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, fns.length) }, worker))
+  return out
+}
+
+export async function observe(cluster: Cluster, namespace: string): Promise<Observed> {
+  try {
+    return await observeUnsafe(cluster, namespace)
+  } catch (err) {
+    throw apiFailure(err, cluster, 'read the platform state')
+  }
+}
+
+async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Observed> {
+  const [cdList, crdList, svcList, selfCR] = await Promise.all([
+    orNull(cluster.custom.listNamespacedCustomObject({ group: CD_GROUP, version: CD_VERSION, namespace, plural: 'compositiondefinitions' })),
+    cluster.crds.listCustomResourceDefinition(),
+    cluster.core.listNamespacedService({ namespace }),
+    orNull(cluster.core.readNamespacedConfigMap({ name: SELF_CR_CONFIGMAP, namespace })),
+  ])
+  const cds = new Map<string, KObj>(((cdList as { items?: KObj[] } | null)?.items ?? []).map((cd) => [cd.metadata.name, cd]))
+  const crds = new Map<string, KObj>()
+  let cdCrd = false
+  for (const crd of crdList.items) {
+    if (crd.metadata?.name === `compositiondefinitions.${CD_GROUP}`) cdCrd = true
+    if (crd.spec.group === COMPOSITION_GROUP) crds.set(crd.metadata!.name!, crd as unknown as KObj)
+  }
+  const installer = await readInstaller(cluster, namespace, cds, crds)
+  const compositions = new Map<string, KObj>()
+  if (installer) {
+    const components = parseComponents((installer.spec ?? {}) as InstallerSpec)
+    const reads = components.flatMap((c) => {
+      const resource = cds.get(c.name)?.status?.resource as string | undefined
+      const crd = resource ? crds.get(`${resource}.${COMPOSITION_GROUP}`) : undefined
+      if (!resource || !crd) return []
+      // Read through the pinned version when served, else any served one (a version bump in flight).
+      const versions = (crd.spec?.versions as { name: string; served: boolean }[]).filter((v) => v.served)
+      const version = crdServes(crd, dashed(c.version)) ? dashed(c.version) : versions[0]?.name
+      if (!version) return []
+      return [async () => {
+        const obj = await orNull(cluster.custom.getNamespacedCustomObject({ group: COMPOSITION_GROUP, version, namespace, plural: resource, name: c.name }))
+        if (obj) compositions.set(c.name, obj as KObj)
+      }]
+    })
+    await pooled(reads)
+  }
+  const services = svcList.items as unknown as KObj[]
+  let nodeIP: string | undefined
+  if (services.some((s) => (s.spec as { type?: string }).type === 'NodePort')) {
+    const nodes = await cluster.core.listNode()
+    nodeIP = nodes.items[0]?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address
+  }
+  return { namespace, cdCrd, bootstrapped: !!selfCR, installer, cds, crds, compositions, services, nodeIP, now: Date.now() }
+}
+
+/** The Installer CR, read through the version its CompositionDefinition reports, else any served one. */
+export async function readInstaller(cluster: Cluster, namespace: string, cds: Map<string, KObj>, crds: Map<string, KObj>): Promise<KObj | null> {
+  const crd = crds.get(`installers.${COMPOSITION_GROUP}`)
+  if (!crd) return null
+  const fromCD = (cds.get('installer')?.status?.apiVersion as string | undefined)?.split('/')[1]
+  const served = (crd.spec?.versions as { name: string; served: boolean }[]).filter((v) => v.served).map((v) => v.name)
+  const version = fromCD && served.includes(fromCD) ? fromCD : served[served.length - 1]
+  if (!version) return null
+  return (await orNull(cluster.custom.getNamespacedCustomObject({ group: COMPOSITION_GROUP, version, namespace, plural: 'installers', name: 'installer' }))) as KObj | null
+}

@@ -1,0 +1,192 @@
+// Where the platform and each component stand, derived from observed objects only. Pure: the cluster is
+// read elsewhere (observe.ts), so every rule here is unit-tested without I/O.
+import { type Component, type InstallerSpec, dashed, isEnabled, parseComponents } from './components.js'
+
+export interface KObj {
+  apiVersion?: string
+  kind?: string
+  metadata: { name: string; namespace?: string; resourceVersion?: string; generation?: number; creationTimestamp?: string; deletionTimestamp?: string; annotations?: Record<string, string>; labels?: Record<string, string>; finalizers?: string[]; uid?: string }
+  spec?: Record<string, unknown>
+  status?: Record<string, unknown>
+}
+
+export interface Condition { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }
+
+export interface Observed {
+  namespace: string
+  /** CRD compositiondefinitions.core.krateo.io exists. */
+  cdCrd: boolean
+  /** The installer-self-cr ConfigMap exists (a bootstrap release rendered it). */
+  bootstrapped: boolean
+  installer: KObj | null
+  /** CompositionDefinitions of the namespace, by name (the installer's own included). */
+  cds: Map<string, KObj>
+  /** Generated CRDs of composition.krateo.io, by CRD name. */
+  crds: Map<string, KObj>
+  /** Component compositions, by component name. */
+  compositions: Map<string, KObj>
+  services: KObj[]
+  nodeIP?: string
+  now: number
+}
+
+export type Stage =
+  | 'disabled' | 'pending-definition' | 'definition-registered' | 'crd-served' | 'waiting-deps'
+  | 'composition-created' | 'deploying' | 'ready' | 'error' | 'stuck' | 'draining' | 'deleting'
+
+export const STAGE_TEXT: Record<Stage, string> = {
+  disabled: 'disabled',
+  'pending-definition': 'waiting for its CompositionDefinition',
+  'definition-registered': 'definition registered',
+  'crd-served': 'CRD served, waiting for the installer to render it',
+  'waiting-deps': 'waiting for deps',
+  'composition-created': 'composition created',
+  deploying: 'deploying',
+  ready: 'Ready',
+  error: 'error',
+  stuck: 'stuck',
+  draining: 'draining (feature off)',
+  deleting: 'deleting',
+}
+
+export interface ComponentState {
+  name: string
+  feature: string | null
+  enabled: boolean
+  version: string
+  stage: Stage
+  ready: Condition | null
+  synced: Condition | null
+  waitingFor: string[]
+  /** Why it is where it is, in one line. */
+  detail: string
+  /** Seconds since its Composition was created. */
+  ageSeconds: number | null
+}
+
+export interface Endpoint { component: string; type: string; url: string | null; service: string }
+
+export type Phase = 'NotInstalled' | 'Bootstrapping' | 'Reconciling' | 'Ready' | 'Degraded' | 'Draining' | 'Stuck'
+
+export interface PlatformState {
+  phase: Phase
+  namespace: string
+  installerVersion: string | null
+  ready: number
+  total: number
+  components: ComponentState[]
+  endpoints: Endpoint[]
+  portalUrl: string | null
+  /** One line per problem (errors, stuck objects), most important first. */
+  problems: string[]
+}
+
+export const conditionOf = (obj: KObj | null | undefined, type: string): Condition | null =>
+  ((obj?.status?.conditions as Condition[] | undefined) ?? []).find((c) => c.type === type) ?? null
+
+export const isReady = (obj: KObj | null | undefined) => conditionOf(obj, 'Ready')?.status === 'True'
+
+const STUCK_CREATE = 'cannot determine creation result'
+
+/** An object whose controller refuses to continue because a create result was lost (contract sections 1-2). */
+export function isStuckCreate(obj: KObj | null | undefined): boolean {
+  if (!obj) return false
+  const ann = obj.metadata.annotations ?? {}
+  const pending = ann['krateo.io/external-create-pending']
+  if (!pending) return false
+  const settled = [ann['krateo.io/external-create-succeeded'], ann['krateo.io/external-create-failed']].filter(Boolean) as string[]
+  const newer = settled.every((s) => Date.parse(pending) > Date.parse(s))
+  return newer && (conditionOf(obj, 'Synced')?.message ?? '').includes(STUCK_CREATE)
+}
+
+export function crdServes(crd: KObj | undefined, version: string): boolean {
+  const versions = (crd?.spec?.versions as { name: string; served: boolean }[] | undefined) ?? []
+  return versions.some((v) => v.name === version && v.served)
+}
+
+function oneLine(c: Condition | null): string {
+  if (!c) return ''
+  return [c.reason, c.message].filter(Boolean).join(': ')
+}
+
+export function componentState(c: Component, obs: Observed, features: Record<string, boolean> | undefined): ComponentState {
+  const enabled = isEnabled(c, features)
+  const cd = obs.cds.get(c.name)
+  const comp = obs.compositions.get(c.name)
+  const base = { name: c.name, feature: c.feature ?? null, enabled, version: c.version, waitingFor: [] as string[] }
+  const ready = conditionOf(comp, 'Ready')
+  const synced = conditionOf(comp, 'Synced')
+  const ageSeconds = comp?.metadata.creationTimestamp ? Math.max(0, Math.round((obs.now - Date.parse(comp.metadata.creationTimestamp)) / 1000)) : null
+  const mk = (stage: Stage, detail: string, extra: Partial<ComponentState> = {}): ComponentState =>
+    ({ ...base, stage, ready, synced, detail, ageSeconds, ...extra })
+
+  if (comp) {
+    if (comp.metadata.deletionTimestamp) return mk('deleting', oneLine(ready) || `finalizers: ${(comp.metadata.finalizers ?? []).join(', ') || 'none'}`)
+    if (isStuckCreate(comp)) return mk('stuck', synced?.message ?? '')
+    if (synced?.status === 'False' && synced.reason === 'ReconcileError') return mk('error', synced.message ?? 'ReconcileError')
+    if (!enabled) return mk('draining', 'its feature is off; removed once no dependent is left')
+    if (ready?.status === 'True') return mk('ready', ready.message ?? '')
+    if (!ready) return mk('composition-created', 'waiting for its cdc')
+    return mk('deploying', oneLine(ready))
+  }
+  if (!enabled) return mk('disabled', c.feature ? `feature ${c.feature} is off` : '')
+  if (!cd) return mk('pending-definition', 'the installer has not rendered its CompositionDefinition yet')
+  if (isStuckCreate(cd)) return mk('stuck', conditionOf(cd, 'Synced')?.message ?? '')
+  const cdSynced = conditionOf(cd, 'Synced')
+  if (cdSynced?.status === 'False' && cdSynced.reason === 'ReconcileError') return mk('error', cdSynced.message ?? 'ReconcileError')
+  const resource = cd.status?.resource as string | undefined
+  const crd = resource ? obs.crds.get(`${resource}.composition.krateo.io`) : undefined
+  if (!isReady(cd) || !crdServes(crd, dashed(c.version))) return mk('definition-registered', oneLine(conditionOf(cd, 'Ready')) || 'core-provider is generating its CRD')
+  const waiting = c.deps.filter((d) => !isReady(obs.compositions.get(d)))
+  if (waiting.length) return mk('waiting-deps', `waiting for ${waiting.join(', ')}`, { waitingFor: waiting })
+  return mk('crd-served', 'the installer renders it at its next reconcile')
+}
+
+export function endpoints(components: Component[], obs: Observed): Endpoint[] {
+  const out: Endpoint[] = []
+  for (const c of components.filter((x) => x.expose)) {
+    const svc = obs.services.find((s) => s.metadata.name.includes(c.svcMatch ?? c.name))
+    if (!svc) continue
+    const spec = svc.spec as { type?: string; ports?: { port: number; nodePort?: number }[] }
+    const port = spec.ports?.[0]
+    const ingress = (svc.status as { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } } | undefined)?.loadBalancer?.ingress?.[0]
+    let url: string | null = null
+    if (spec.type === 'LoadBalancer' && ingress && port) url = `http://${ingress.ip ?? ingress.hostname}:${port.port}`
+    else if (spec.type === 'NodePort' && port?.nodePort && obs.nodeIP) url = `http://${obs.nodeIP}:${port.nodePort}`
+    out.push({ component: c.name, type: spec.type ?? 'ClusterIP', url, service: svc.metadata.name })
+  }
+  return out
+}
+
+export function platformState(obs: Observed): PlatformState {
+  const spec = (obs.installer?.spec ?? {}) as InstallerSpec
+  const components = obs.installer ? parseComponents(spec) : []
+  const states = components.map((c) => componentState(c, obs, spec.features))
+  const enabled = states.filter((s) => s.enabled)
+  const readyCount = enabled.filter((s) => s.stage === 'ready').length
+  const eps = endpoints(components, obs)
+  const consumer = components.find((c) => c.consumer)
+  const installerVersion = (obs.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
+  const problems: string[] = []
+  if (isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${conditionOf(obs.installer, 'Synced')?.message}`)
+  const installerSynced = conditionOf(obs.installer, 'Synced')
+  if (installerSynced?.status === 'False' && !isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${oneLine(installerSynced)}`)
+  for (const s of states) if (s.stage === 'stuck' || s.stage === 'error') problems.push(`${s.name}: ${s.detail}`)
+
+  let phase: Phase
+  if (!obs.installer) phase = obs.cdCrd || obs.bootstrapped ? 'Bootstrapping' : 'NotInstalled'
+  else if (obs.installer.metadata.deletionTimestamp) phase = 'Draining'
+  else if (isStuckCreate(obs.installer) || states.some((s) => s.stage === 'stuck')) phase = 'Stuck'
+  else if (problems.length) phase = 'Degraded'
+  else if (states.some((s) => s.stage === 'deleting' || s.stage === 'draining')) phase = 'Draining'
+  else if (readyCount === enabled.length && isReady(obs.installer)) phase = 'Ready'
+  else phase = 'Reconciling'
+  return {
+    phase, namespace: obs.namespace, installerVersion, ready: readyCount, total: enabled.length,
+    components: states, endpoints: eps, portalUrl: eps.find((e) => e.component === consumer?.name)?.url ?? null, problems,
+  }
+}
+
+export function phaseText(state: PlatformState): string {
+  return state.phase === 'Reconciling' ? `Reconciling ${state.ready}/${state.total}` : state.phase
+}
