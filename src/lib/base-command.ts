@@ -20,6 +20,8 @@ export abstract class KrateoCommand extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    // this.exit(n) throws an ExitError: let oclif carry the code out.
+    if ((err as { code?: string }).code === 'EEXIT') throw err
     // oclif's own parse errors (unknown flag, bad option value) are usage errors.
     if (err instanceof Errors.CLIError && !(err instanceof UserError)) {
       if (err.oclif?.exit === 0) return
@@ -33,7 +35,6 @@ export abstract class KrateoCommand extends Command {
       if (this.verbose && err.stack) process.stderr.write(redact(err.stack) + '\n')
       this.exit(err.exitCode)
     }
-    if ((err as { code?: string }).code === 'EEXIT') throw err
     process.stderr.write(`Error: unexpected failure: ${redact(err.message.split('\n')[0] ?? '')}; re-run with --verbose and report it\n`)
     if (this.verbose && err.stack) process.stderr.write(redact(err.stack) + '\n')
     this.exit(ExitCode.Internal)

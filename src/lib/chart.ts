@@ -59,7 +59,7 @@ export function checkValuesFiles(values: UserValues): void {
 export function helmChartFailure(err: unknown, src: ChartSource): UserError {
   const msg = err instanceof HelmError ? err.message : (err as Error).message
   if (/values don't meet the specifications of the schema|schema\(s\)/i.test(msg)) {
-    const detail = msg.replace(/^.*specifications of the schema\(s\) in the following chart\(s\):\s*/i, '').replace(/\s+/g, ' ').trim()
+    const detail = msg.replace(/^.*specifications of the schema\(s\) in the following chart\(s\):\s*/i, '').replace(/^\S+:\s*-\s*/, '').replace(/\s+/g, ' ').trim()
     return new UserError(`the values are rejected by the installer chart's values.schema.json: ${detail}`, ExitCode.Chart, 'fix the --set/-f/--feature values')
   }
   if (/not found|no such file|failed to (fetch|do request|download)|connection refused|no such host|unable to locate|invalid_reference|manifest unknown/i.test(msg)) {

@@ -81,8 +81,8 @@ export class Helm {
     try {
       const result = await child
       if (result.exitCode !== 0 || result.failed) {
-        const stderr = String(result.stderr ?? '').trim().split('\n').filter((l) => !/^(WARNING|walk\.go)/.test(l))
-        throw new HelmError(stderr[stderr.length - 1] ?? result.shortMessage ?? 'helm failed', full[0] ?? '')
+        const stderr = String(result.stderr ?? '').trim().split('\n').map((l) => l.trim()).filter((l) => l && !/^(WARNING|walk\.go|Pulled:|Digest:)/.test(l))
+        throw new HelmError(stderr.join(' ') || result.shortMessage || 'helm failed', full[0] ?? '')
       }
       return String(result.stdout ?? '')
     } finally {

@@ -1,0 +1,34 @@
+// Runs the built CLI (bin/run.js) as a user would, capturing its exit code and both streams.
+import { spawn } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Sandbox } from '../../sandbox/lib/sandbox.js'
+
+export const repo = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+export function runCli(args: string[], opts: { env?: Record<string, string>; input?: string; onStdout?: (chunk: string) => void } = {}): Promise<CliResult> & { kill: (sig?: NodeJS.Signals) => void } {
+  const child = spawn(process.execPath, [join(repo, 'bin', 'run.js'), ...args], {
+    env: { ...process.env, CI: 'true', NO_COLOR: '1', ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); opts.onStdout?.(b.toString()) })
+  child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+  child.stdin.end(opts.input ?? '')
+  const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr })))
+  return Object.assign(done, { kill: (sig: NodeJS.Signals = 'SIGKILL') => { child.kill(sig) } })
+}
+
+/** Flags that point the CLI at a sandbox and its registry's fixture installer chart. */
+export function sandboxFlags(sb: Sandbox, version = '0.2.53', kubeconfig = sb.kubeconfig): string[] {
+  return ['--kubeconfig', kubeconfig, '--chart', `oci://${sb.registry}/charts/installer`, '--version', version, '--plain-http']
+}
+
+/** Environment with the sandbox's helm (HELM_BIN) and its caches kept inside the sandbox. */
+export function sandboxEnv(sb: Sandbox): Record<string, string> {
+  const { KUBECONFIG: _k, ...helm } = sb.helmEnv()
+  return { ...helm, HELM_BIN: sb.helm }
+}
