@@ -6,16 +6,18 @@ import { parseAllDocuments } from 'yaml'
 import { ApiError, Informer, type KObject } from './rest.js'
 import { EngineContext } from './context.js'
 import { type Condition, ready, sameConditions, setConditions, synced } from './conditions.js'
+import { pluralFromKind } from './naming.js'
 import { ANN_GRACEFULLY_PAUSED, ANN_PAUSED, COMPOSITION_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, LABEL_RELEASE_NAME } from './naming.js'
 
 interface Workload { kind: string; name: string; namespace: string }
 interface CompositionStatus { conditions?: Condition[]; digest?: string; previousDigest?: string; helmChartUrl?: string; helmChartVersion?: string; managed?: unknown[] }
 
+const CLUSTER_SCOPED = new Set(['CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'Namespace', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'PersistentVolume', 'StorageClass'])
 const WORKLOAD_PATHS: Record<string, string> = { Deployment: 'deployments', StatefulSet: 'statefulsets', DaemonSet: 'daemonsets' }
 
 class Cdc {
   readonly informer: Informer
-  private workloads = new Map<string, { digest: string; items: Workload[]; installedAt: number }>()
+  private workloads = new Map<string, { digest: string; items: Workload[]; installedAt: number; managed: Record<string, string>[] }>()
   private deletingSince = new Map<string, number>()
 
   constructor(private ctx: EngineContext, readonly ns: string, readonly deploymentName: string, readonly version: string, readonly plural: string) {
@@ -103,11 +105,14 @@ class Cdc {
           else if (status.digest !== digest) message = 'Composition values updated'
         }
         const manifest = (await this.ctx.helm.manifest(release, ns)) ?? ''
-        const items = parseAllDocuments(manifest).map((d) => d.toJS() as KObject | null)
-          .filter((d): d is KObject => !!d && !!WORKLOAD_PATHS[d.kind ?? ''])
-          .map((d) => ({ kind: d.kind!, name: d.metadata.name, namespace: d.metadata.namespace ?? ns }))
+        const docs = parseAllDocuments(manifest).map((d) => d.toJS() as KObject | null).filter((d): d is KObject => !!d && !!d.kind)
+        const items = docs.filter((d) => !!WORKLOAD_PATHS[d.kind!]).map((d) => ({ kind: d.kind!, name: d.metadata.name, namespace: d.metadata.namespace ?? ns }))
+        const managed = docs.map((d) => ({
+          apiVersion: d.apiVersion!, resource: pluralFromKind(d.kind!), name: d.metadata.name,
+          ...(CLUSTER_SCOPED.has(d.kind!) ? {} : { namespace: d.metadata.namespace ?? ns }),
+        }))
         const installedAt = known && known.digest === digest ? known.installedAt : Date.now()
-        this.workloads.set(current.metadata.uid!, { digest, items, installedAt })
+        this.workloads.set(current.metadata.uid!, { digest, items, installedAt, managed })
       }
     } catch (err) {
       if (err instanceof ApiError) throw err
@@ -119,7 +124,7 @@ class Cdc {
     const settings = this.ctx.settings()
     const delay = (settings.readinessDelaySeconds[name] ?? 0) * 1000 - (Date.now() - entry.installedAt)
     const neverReady = settings.neverReady[name]
-    const managed = entry.items.map((w) => ({ apiVersion: 'apps/v1', resource: WORKLOAD_PATHS[w.kind], name: w.name, namespace: w.namespace }))
+    const managed = entry.managed
     const base = { helmChartUrl: url, helmChartVersion: chartVersion, digest, ...(status.digest && status.digest !== digest ? { previousDigest: status.digest } : {}), managed }
     const readyCond = neverReady
       ? ready('False', 'Unavailable', neverReady)
@@ -162,8 +167,9 @@ class Cdc {
       this.enqueue(obj, 2000)
       return
     }
-    const finalizers = (obj.metadata.finalizers ?? []).filter((f) => f !== COMPOSITION_FINALIZER)
-    await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { finalizers, resourceVersion: obj.metadata.resourceVersion } })
+    const fresh = await this.ctx.rest.get(this.objectPath(obj))
+    const finalizers = (fresh.metadata.finalizers ?? []).filter((f) => f !== COMPOSITION_FINALIZER)
+    await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { finalizers, resourceVersion: fresh.metadata.resourceVersion } })
     this.workloads.delete(obj.metadata.uid!)
     this.deletingSince.delete(obj.metadata.uid!)
   }

@@ -324,7 +324,7 @@ export class CoreProvider {
 
   private async deleteBundle(ns: string, base: string): Promise<void> {
     for (const [apiVersion, resource, name, objNs] of this.bundleObjects(ns, base)) {
-      await this.ctx.rest.delete(this.objectPath(apiVersion, resource, name, objNs), { propagationPolicy: 'Background' })
+      await this.ctx.rest.delete(this.objectPath(apiVersion, resource, name, objNs) + (resource === 'deployments' ? '?propagationPolicy=Background' : ''))
     }
   }
 
@@ -357,8 +357,9 @@ export class CoreProvider {
       await this.deleteBundle(ns, `${status.resource}-${version}`)
       if (sameKind.length === 0) await this.ctx.rest.delete(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${status.resource}.${COMPOSITION_GROUP}`)
     }
-    const finalizers = (cd.metadata.finalizers ?? []).filter((f) => f !== CD_FINALIZER)
-    await this.ctx.rest.mergePatch(cdPath(ns, cd.metadata.name), { metadata: { finalizers, resourceVersion: cd.metadata.resourceVersion } })
+    const fresh = await this.ctx.rest.get(cdPath(ns, cd.metadata.name))
+    const finalizers = (fresh.metadata.finalizers ?? []).filter((f) => f !== CD_FINALIZER)
+    await this.ctx.rest.mergePatch(cdPath(ns, cd.metadata.name), { metadata: { finalizers, resourceVersion: fresh.metadata.resourceVersion } })
   }
 }
 

@@ -31,7 +31,11 @@ export class WorkQueue {
       this.pending.delete(key)
       this.inFlight.add(key)
       work()
-        .catch((err) => this.onError(key, err))
+        .catch((err) => {
+          // Like controller-runtime: a failed reconcile is retried after a pause.
+          this.onError(key, err)
+          this.addAfter(key, 2000, work)
+        })
         .finally(() => {
           this.inFlight.delete(key)
           this.pump()
