@@ -9,8 +9,11 @@ npm run -s typecheck
 # because each sandbox file starts its own control plane on a 2-core machine.
 # (Node 20's runner does not expand globs itself.)
 mapfile -t files < <(find test/unit test/sandbox -name '*.test.ts' | sort)
+# Sandboxes running before the tests (a developer's own) are not the tests' business.
+before=$(pgrep -f 'krateo-sandbox-' | sort || true)
 node --import tsx --test --test-reporter=spec --test-concurrency=1 --test-timeout=1800000 "${files[@]}"
-leftover=$(pgrep -af 'krateo-sandbox-' | grep -v pgrep || true)
+sleep 1
+leftover=$(comm -13 <(echo "$before") <(pgrep -f 'krateo-sandbox-' | sort) | xargs -r ps -o pid=,args= -p || true)
 if [ -n "$leftover" ]; then
   echo "processes left behind by the tests:" >&2
   echo "$leftover" >&2
