@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo on a fresh machine: set-up, a sandbox up, what the cluster looks like, the sandbox down.
+# The demo on a fresh machine: set-up, a sandbox up (real control plane + Krateo engine simulator), then
+# krateo-installer install, status and uninstall against it, and the sandbox down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,5 +9,17 @@ sandbox() { node --import tsx sandbox/cli.ts "$@" --name "$name"; }
 trap 'sandbox down >/dev/null 2>&1 || true' EXIT
 sandbox up
 sandbox facts
+eval "$(sandbox env)"   # KUBECONFIG, HELM_BIN and helm's dirs for this sandbox; SANDBOX_REGISTRY
+chart=(--chart "oci://$SANDBOX_REGISTRY/charts/installer" --version 0.2.53 --plain-http)
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+step krateo-installer install --exposure LoadBalancer
+./bin/run.js install --exposure LoadBalancer "${chart[@]}"
+step krateo-installer status
+./bin/run.js status
+step krateo-installer uninstall
+./bin/run.js uninstall
+step krateo-installer status
+./bin/run.js status || echo "(exit $?: not installed)"
 sandbox down
 trap - EXIT

@@ -48,6 +48,8 @@ export interface StartOptions {
   charts?: boolean
   /** Initial engine settings (resync interval, fault knobs). */
   engineSettings?: Partial<EngineSettings>
+  /** kube-apiserver writes an audit log (logs/audit.log): who made which request (benchmarks). */
+  audit?: boolean
   /** Tear everything down when this process exits (tests); the CLI's `up` leaves it null. */
   ownerPid?: number | null
   log?: (message: string) => void
@@ -343,6 +345,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     '--service-cluster-ip-range=10.96.0.0/16', '--authorization-mode=RBAC', '--anonymous-auth=false',
     // The Endpoints of the kubernetes Service may not hold a loopback address; nothing here needs them.
     '--endpoint-reconciler-type=none', '--profiling=false', '--v=0',
+    ...(opts.audit ? auditFlags(dir) : []),
   ])
   await sandbox.waitApiServerReady()
   log(`kube-apiserver ready on ${server}`)
@@ -388,6 +391,29 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   await Promise.all([published, waitClusterUsable(sandbox)])
   log('sandbox ready')
   return sandbox
+}
+
+function auditFlags(dir: string): string[] {
+  const policy = join(dir, 'audit-policy.yaml')
+  writeFileSync(policy, stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'Policy', omitStages: ['RequestReceived'], rules: [{ level: 'Metadata' }] }))
+  return [`--audit-policy-file=${policy}`, `--audit-log-path=${join(dir, 'logs', 'audit.log')}`, '--audit-log-format=json', '--audit-log-mode=blocking']
+}
+
+/** Requests kube-apiserver served to a user, from its audit log (one ResponseComplete event each). */
+export function auditedRequests(sandbox: Sandbox, user: string): number {
+  let n = 0
+  let text = ''
+  try {
+    text = readFileSync(join(sandbox.dir, 'logs', 'audit.log'), 'utf8')
+  } catch {
+    return 0
+  }
+  for (const line of text.split('\n')) {
+    if (!line.includes(`"username":"${user}"`)) continue
+    const ev = JSON.parse(line) as { stage: string; user: { username: string } }
+    if (ev.user.username === user && ev.stage === 'ResponseComplete') n++
+  }
+  return n
 }
 
 async function createFakeNode(sandbox: Sandbox): Promise<void> {

@@ -122,7 +122,10 @@ export class Teardown {
     const ref = { group, version, namespace: this.namespace, plural, name: c.name }
     if (!obj.metadata.deletionTimestamp) await this.api(`delete ${c.name}`, () => this.custom.deleteNamespacedCustomObject(ref).catch((err) => { if (!isNotFound(err)) throw err }))
     report.line(`${c.name}: deleting`)
-    await this.waitStuckAware(c, ref, report)
+    if ((await this.waitStuckAware(c, ref, report)) === 'forced') {
+      report.line(`${c.name}: gone (forced: the objects of its release may be left behind: ${managed.map((m) => `${m.resource}/${m.name}`).join(', ') || 'none recorded'})`)
+      return
+    }
     // The release's own objects (the portal's pages, a provider's RestDefinitions) are finalized by
     // controllers that are still alive now; wait for them before their providers go.
     for (const m of managed) {
@@ -138,15 +141,16 @@ export class Teardown {
   }
 
   /** Waits for a composition to disappear; names the finalizer and who should clear it when it does not. */
-  private async waitStuckAware(c: Component, ref: { group: string; version: string; namespace: string; plural: string; name: string }, report: StepReport): Promise<void> {
+  private async waitStuckAware(c: Component, ref: { group: string; version: string; namespace: string; plural: string; name: string }, report: StepReport): Promise<'gone' | 'forced'> {
     const started = Date.now()
+    let forced = false
     for (;;) {
       this.check()
       let obj: KObj | null
       try {
         obj = await this.custom.getNamespacedCustomObject(ref) as KObj
       } catch (err) {
-        if (isNotFound(err)) return
+        if (isNotFound(err)) return forced ? 'forced' : 'gone'
         throw apiFailure(err, this.cluster, `read ${c.name}`)
       }
       const fins = obj.metadata.finalizers ?? []
@@ -159,6 +163,7 @@ export class Teardown {
             'start that controller again, or re-run with --force to remove the finalizer (the release it manages may be left behind)')
         }
         report.line(`--force: removing finalizers of ${c.kind}/${c.name}: ${who}`)
+        forced = true
         await this.api(`remove the finalizers of ${c.name}`, () => this.custom.patchNamespacedCustomObject({ ...ref, body: { metadata: { finalizers: null } } }, mergePatch))
       }
       await new Promise((r) => setTimeout(r, 500))
@@ -256,7 +261,7 @@ export class Teardown {
     if (ns && !ns.metadata?.deletionTimestamp) {
       const pvcs = await this.core.listNamespacedPersistentVolumeClaim({ namespace: this.namespace })
       for (const p of pvcs.items) out.push({ what: `PersistentVolumeClaim ${this.namespace}/${p.metadata!.name} (its data is lost when deleted)`, command: `kubectl delete pvc ${p.metadata!.name} -n ${this.namespace}`, dataLoss: true })
-      out.push({ what: `Namespace ${this.namespace} (with the admin-password Secret)`, command: `kubectl delete namespace ${this.namespace}`, dataLoss: false })
+      out.push({ what: `Namespace ${this.namespace}`, command: `kubectl delete namespace ${this.namespace}`, dataLoss: false })
     }
     const crds = await this.crdApi.listCustomResourceDefinition()
     for (const crd of crds.items) {

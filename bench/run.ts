@@ -1,0 +1,167 @@
+// npm run bench: API requests and wall time of `status` (seed DAG and a generated 200-component DAG) and
+// API requests per minute while `install` follows the seed DAG, each against a naive list-everything
+// approach measured in the same run. Requests are counted by kube-apiserver itself (its audit log, one
+// user per contender), since its request metrics cannot tell clients apart.
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { KubeConfig, CoreV1Api, CustomObjectsApi, ApiextensionsV1Api } from '@kubernetes/client-node'
+import { auditedRequests, startSandbox, type Sandbox } from '../sandbox/lib/sandbox.js'
+import { sandboxDir } from '../sandbox/lib/paths.js'
+import { COMPONENTS_0_2_53, type ComponentPin } from '../sandbox/fixtures/components.js'
+import { loadCluster } from '../src/lib/cluster.js'
+import { observe } from '../src/lib/observe.js'
+import { platformState } from '../src/lib/state.js'
+import { pluralFromKind } from '../sandbox/engine/naming.js'
+import { parse } from 'yaml'
+
+const repo = join(sandboxDir, '..')
+const dashed = (v: string) => 'v' + v.replace(/\./g, '-')
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+
+async function must(sb: Sandbox, method: string, path: string, body?: unknown): Promise<void> {
+  const res = await sb.apiRequest(method, path, body, method === 'PATCH' ? 'application/merge-patch+json' : 'application/json')
+  if (res.status >= 400 && res.status !== 409) throw new Error(`${method} ${path}: ${res.status} ${res.body.slice(0, 200)}`)
+}
+
+const readyStatus = { conditions: [{ type: 'Ready', status: 'True', reason: 'Available', lastTransitionTime: '2026-01-01T00:00:00Z' }, { type: 'Synced', status: 'True', reason: 'ReconcileSuccess', lastTransitionTime: '2026-01-01T00:00:00Z' }] }
+const crd = (plural: string, kind: string, versions: string[]) => ({
+  apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: `${plural}.composition.krateo.io` },
+  spec: { group: 'composition.krateo.io', scope: 'Namespaced', names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List`, categories: ['compositions', 'comps'] },
+    versions: versions.map((v, i) => ({ name: v, served: true, storage: i === 0, subresources: { status: {} }, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } })) },
+})
+
+/** Writes a Ready platform's objects straight through the API (engine off): what status reads. */
+async function synthesize(sb: Sandbox, ns: string, components: ComponentPin[]): Promise<void> {
+  await must(sb, 'POST', '/api/v1/namespaces', { metadata: { name: ns } })
+  const cdCrd = parse(readFileSync(join(sandboxDir, 'fixtures/installer/core-provider/crds/core.krateo.io_compositiondefinitions.yaml'), 'utf8'))
+  await must(sb, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', cdCrd)
+  await must(sb, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd('installers', 'Installer', ['v0-2-53']))
+  for (const c of components) await must(sb, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd(pluralFromKind(c.kind), c.kind, [dashed(c.version)]))
+  await new Promise((r) => setTimeout(r, 3000))
+  const cds = `/apis/core.krateo.io/v1alpha1/namespaces/${ns}/compositiondefinitions`
+  const mkCD = async (name: string, version: string, kind: string) => {
+    await must(sb, 'POST', cds, { apiVersion: 'core.krateo.io/v1alpha1', kind: 'CompositionDefinition', metadata: { name }, spec: { chart: { url: `oci://example/${name}`, version } } })
+    await must(sb, 'PATCH', `${cds}/${name}/status`, { status: { ...readyStatus, apiVersion: `composition.krateo.io/${dashed(version)}`, kind, resource: pluralFromKind(kind) } })
+  }
+  await mkCD('installer', '0.2.53', 'Installer')
+  const inst = `/apis/composition.krateo.io/v0-2-53/namespaces/${ns}/installers`
+  await must(sb, 'POST', inst, { apiVersion: 'composition.krateo.io/v0-2-53', kind: 'Installer', metadata: { name: 'installer' }, spec: { components, features: { platform: true, observability: true, oasgen: true, agents: true, gen: true } } })
+  await must(sb, 'PATCH', `${inst}/installer/status`, { status: readyStatus })
+  for (const c of components) {
+    await mkCD(c.name, c.version, c.kind)
+    const path = `/apis/composition.krateo.io/${dashed(c.version)}/namespaces/${ns}/${pluralFromKind(c.kind)}`
+    await must(sb, 'POST', path, { apiVersion: `composition.krateo.io/${dashed(c.version)}`, kind: c.kind, metadata: { name: c.name }, spec: {} })
+    await must(sb, 'PATCH', `${path}/${c.name}/status`, { status: readyStatus })
+  }
+}
+
+function generated(n: number): ComponentPin[] {
+  return Array.from({ length: n }, (_, i) => ({
+    name: `gen-${i}`, kind: `Gen${i}`, version: '0.1.0', tier: 'gen', feature: 'gen',
+    deps: i === 0 ? [] : [`gen-${Math.floor((i - 1) / 3)}`],
+  }))
+}
+
+/** What a straightforward script does: discovery, then per component its CD, its CRD and a list of its kind. */
+async function naiveStatus(kc: KubeConfig, ns: string, components: ComponentPin[]): Promise<number> {
+  const custom = kc.makeApiClient(CustomObjectsApi)
+  const crds = kc.makeApiClient(ApiextensionsV1Api)
+  const core = kc.makeApiClient(CoreV1Api)
+  await custom.getAPIResources({ group: 'composition.krateo.io', version: 'v0-2-53' }).catch(() => undefined)
+  await custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', name: 'installer' })
+  let ready = 0
+  for (const c of components) {
+    const cd = await custom.getNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions', name: c.name }) as { status?: { resource?: string } }
+    await crds.readCustomResourceDefinition({ name: `${cd.status?.resource}.composition.krateo.io` })
+    const list = await custom.listNamespacedCustomObject({ group: 'composition.krateo.io', version: dashed(c.version), namespace: ns, plural: cd.status!.resource! }) as { items: unknown[] }
+    ready += list.items.length
+  }
+  await core.listNamespacedService({ namespace: ns })
+  return ready
+}
+
+function userKube(sb: Sandbox, user: string): { path: string; kc: KubeConfig } {
+  const path = sb.mintUserKubeconfig(user, ['system:masters'])
+  const kc = new KubeConfig()
+  kc.loadFromFile(path)
+  return { path, kc }
+}
+
+async function statusBench(sb: Sandbox, label: string, ns: string, components: ComponentPin[]) {
+  const runs = 5
+  const ours = userKube(sb, `ours-${label}`)
+  const naive = userKube(sb, `naive-${label}`)
+  const oursTimes: number[] = []
+  const naiveTimes: number[] = []
+  for (let i = 0; i < runs; i++) {
+    let t = performance.now()
+    const state = platformState(await observe(loadCluster({ kubeconfig: ours.path }), ns))
+    oursTimes.push(performance.now() - t)
+    if (state.phase !== 'Ready') throw new Error(`${label}: status says ${state.phase}`)
+    t = performance.now()
+    await naiveStatus(naive.kc, ns, components)
+    naiveTimes.push(performance.now() - t)
+  }
+  const cliUser = userKube(sb, `cli-${label}`)
+  const t = performance.now()
+  execFileSync(process.execPath, [join(repo, 'bin/run.js'), 'status', '--kubeconfig', cliUser.path, '-n', ns, '-o', 'json'])
+  const cliWall = performance.now() - t
+  await new Promise((r) => setTimeout(r, 1500)) // let the audit log flush
+  return {
+    label, components: components.length,
+    oursRequests: auditedRequests(sb, `ours-${label}`) / runs, naiveRequests: auditedRequests(sb, `naive-${label}`) / runs,
+    oursMs: median(oursTimes), naiveMs: median(naiveTimes), cliWallMs: cliWall, cliRequests: auditedRequests(sb, `cli-${label}`),
+  }
+}
+
+async function installBench() {
+  const sb = await startSandbox({ ownerPid: process.pid, audit: true })
+  try {
+    const ours = userKube(sb, 'install-cli')
+    const naive = userKube(sb, 'install-naive')
+    const started = Date.now()
+    let done = false
+    // The naive follower polls everything every 2 s for as long as the install runs.
+    const follower = (async () => {
+      while (!done) {
+        await naiveStatus(naive.kc, 'krateo-system', COMPONENTS_0_2_53.filter((c) => c.feature !== 'agents')).catch(() => undefined)
+        await new Promise((r) => setTimeout(r, 2000))
+      }
+    })()
+    execFileSync(process.execPath, [join(repo, 'bin/run.js'), 'install', '--kubeconfig', ours.path, '--chart', `oci://${sb.registry}/charts/installer`, '--plain-http', '--exposure', 'LoadBalancer', '--timeout', '10m'],
+      { env: { ...process.env, ...sb.helmEnv(), KUBECONFIG: ours.path, HELM_BIN: sb.helm, CI: 'true' }, stdio: ['ignore', 'ignore', 'inherit'] })
+    done = true
+    await follower
+    const minutes = (Date.now() - started) / 60_000
+    await new Promise((r) => setTimeout(r, 1500))
+    return { minutes, oursPerMinute: auditedRequests(sb, 'install-cli') / minutes, naivePerMinute: auditedRequests(sb, 'install-naive') / minutes }
+  } finally {
+    await sb.stop()
+  }
+}
+
+async function main(): Promise<void> {
+  const sb = await startSandbox({ ownerPid: process.pid, agent: false, charts: false, audit: true })
+  let rows
+  try {
+    await synthesize(sb, 'krateo-system', COMPONENTS_0_2_53)
+    await synthesize(sb, 'krateo-big', generated(200))
+    rows = [await statusBench(sb, 'seed', 'krateo-system', COMPONENTS_0_2_53), await statusBench(sb, 'gen200', 'krateo-big', generated(200))]
+  } finally {
+    await sb.stop()
+  }
+  const install = await installBench()
+  const f = (n: number) => n.toFixed(1)
+  console.log('\nstatus (per call; requests counted by kube-apiserver)')
+  console.log('DAG      components  requests ours/naive (ratio)   time ms ours/naive (ratio)   CLI end-to-end')
+  for (const r of rows) {
+    console.log(`${r.label.padEnd(8)} ${String(r.components).padStart(10)}  ${f(r.oursRequests).padStart(6)} / ${f(r.naiveRequests).padEnd(6)} (${f(r.naiveRequests / r.oursRequests)}x fewer)   ${f(r.oursMs).padStart(7)} / ${f(r.naiveMs).padEnd(7)} (${f(r.naiveMs / r.oursMs)}x faster)   ${f(r.cliWallMs)} ms, ${r.cliRequests} requests`)
+  }
+  console.log(`\ninstall of the seed DAG: ${f(install.minutes)} min; API requests per minute: ours ${f(install.oursPerMinute)} (watches), naive 2 s poller ${f(install.naivePerMinute)} (${f(install.naivePerMinute / install.oursPerMinute)}x more)`)
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

@@ -1,0 +1,109 @@
+// The engine simulator against ../shared/krateo-contract.md, driven the way the real chart drives the
+// real engine: helm install in bootstrap mode, the post-install hook's steps done here by hand, then the
+// engine alone (no CLI, no cdc restarts), so every layer waits for a real resync.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { describe, it } from 'node:test'
+import { parse } from 'yaml'
+import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
+
+type Obj = { metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; finalizers?: string[]; deletionTimestamp?: string }; spec?: Record<string, unknown>; status?: Record<string, unknown> }
+const cond = (o: Obj | null, type: string) => ((o?.status?.conditions as { type: string; status: string; reason: string; message?: string }[] | undefined) ?? []).find((c) => c.type === type)
+
+describe('engine simulator: contract', () => {
+  const RESYNC = 6
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: RESYNC } })
+  const ns = 'krateo-system'
+  const cd = (name: string) => kube().custom.getNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions', name }) as Promise<Obj>
+  const comp = (version: string, plural: string, name: string) => kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version, namespace: ns, plural, name }).then((o) => o as Obj).catch((e) => { if (httpCode(e) === 404) return null; throw e })
+  const helm = (...args: string[]) => execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
+
+  it('bootstrap mode renders installer-self-cr; the hook steps register the installer CD with the contract conditions, finalizer and annotations', async () => {
+    helm('install', 'krateo', `oci://${sandbox().registry}/charts/installer`, '--version', '0.2.53', '--plain-http', '-n', ns, '--create-namespace',
+      '--no-hooks', '--set', 'bootstrap.coreProvider.enabled=true', '--set', 'exposure.type=LoadBalancer', '--wait')
+    const cm = await kube().core.readNamespacedConfigMap({ name: 'installer-self-cr', namespace: ns })
+    assert.deepEqual(Object.keys(cm.data ?? {}).sort(), ['components-patch.json', 'compositiondefinition.yaml', 'installer.yaml'])
+    const cdDoc = parse(cm.data!['compositiondefinition.yaml']!) as Obj & { apiVersion: string; kind: string }
+    assert.equal(cdDoc.kind, 'CompositionDefinition')
+    assert.equal(cdDoc.metadata.labels?.['app.kubernetes.io/managed-by'], 'krateo-installer')
+    assert.deepEqual(cdDoc.spec, { chart: { url: `oci://${sandbox().registry}/charts/installer`, version: '0.2.53' } })
+    const installer = parse(cm.data!['installer.yaml']!) as Obj & { apiVersion: string; kind: string }
+    assert.equal(installer.apiVersion, 'composition.krateo.io/v0-2-53')
+    assert.equal((installer.spec as { bootstrap: { coreProvider: { enabled: boolean } } }).bootstrap.coreProvider.enabled, false)
+    assert.equal((installer.spec as { components: unknown[] }).components.length, 18)
+    const patch = JSON.parse(cm.data!['components-patch.json']!) as { spec: Record<string, unknown> }
+    assert.deepEqual(Object.keys(patch.spec).sort(), ['componentValues', 'components'])
+
+    await kube().custom.createNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions', body: cdDoc })
+    const ready = await eventually('installer CD Ready', async () => { const o = await cd('installer'); return cond(o, 'Ready')?.status === 'True' ? o : null }, 60_000)
+    assert.deepEqual(ready.metadata.finalizers, ['finalizer.managedresource.krateo.io'])
+    assert.ok(ready.metadata.annotations?.['krateo.io/external-create-pending'])
+    assert.ok(ready.metadata.annotations?.['krateo.io/external-create-succeeded'])
+    assert.equal(cond(ready, 'Ready')?.reason, 'Available')
+    assert.equal(cond(ready, 'Synced')?.reason, 'ReconcileSuccess')
+    assert.equal(ready.status?.apiVersion, 'composition.krateo.io/v0-2-53')
+    assert.equal(ready.status?.kind, 'Installer')
+    assert.equal(ready.status?.resource, 'installers')
+
+    const crd = await kube().crds.readCustomResourceDefinition({ name: 'installers.composition.krateo.io' })
+    assert.equal(crd.spec.scope, 'Namespaced')
+    assert.deepEqual(crd.spec.names.categories, ['compositions', 'comps'])
+    assert.deepEqual(crd.spec.versions.map((v) => [v.name, v.served]), [['v0-2-53', true]])
+    assert.ok(crd.spec.versions[0]!.schema?.openAPIV3Schema?.properties?.status?.properties?.managed, 'fixed status schema')
+    assert.ok(crd.spec.versions[0]!.schema?.openAPIV3Schema?.properties?.spec?.properties?.exposure, 'spec schema from values.schema.json')
+    // The cdc bundle, named <plural>-<version>.
+    const base = 'installers-v0-2-53'
+    await kube().apps.readNamespacedDeployment({ name: `${base}-controller`, namespace: ns })
+    await kube().core.readNamespacedServiceAccount({ name: base, namespace: ns })
+    await kube().core.readNamespacedConfigMap({ name: `${base}-configmap`, namespace: ns })
+    await kube().core.readNamespacedConfigMap({ name: `${base}-jsonschema-configmap`, namespace: ns })
+    await kube().rbac.readClusterRole({ name: base })
+
+    await kube().custom.createNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', body: installer })
+    const inst = await eventually('Installer composition Ready', async () => { const o = await comp('v0-2-53', 'installers', 'installer'); return cond(o, 'Ready')?.status === 'True' ? o : null }, 60_000)
+    assert.deepEqual(inst.metadata.finalizers, ['composition.krateo.io/finalizer'])
+    assert.equal(inst.metadata.labels?.['krateo.io/composition-version'], 'v0-2-53', 'stamped by the core-provider webhook')
+    assert.match(cond(inst, 'Ready')?.message ?? '', /^Composition (created|is up-to-date)$/)
+  })
+
+  it('Pass A renders a CD per enabled component with the contract labels, URL and version', async () => {
+    const authn = await eventually('CD authn', () => cd('authn').catch(() => null), 30_000)
+    assert.equal(authn.metadata.labels?.['krateo.io/tier'], 'services')
+    assert.deepEqual(authn.spec, { chart: { url: `oci://${sandbox().registry}/charts/authn`, version: '0.22.0' } })
+    const portal = await eventually('CD portal', () => cd('portal').catch(() => null), 30_000)
+    assert.equal((portal.spec as { chart: { url: string } }).chart.url, `oci://${sandbox().registry}/charts/krateo-portal`)
+    await assert.rejects(cd('kagent'), (e) => httpCode(e) === 404, 'agents is off: no CD')
+    const ready = await eventually('portal CD Ready', async () => { const o = await cd('portal'); return cond(o, 'Ready')?.status === 'True' ? o : null }, 60_000)
+    assert.equal(ready.status?.kind, 'KrateoPortal')
+    assert.equal(ready.status?.resource, 'krateoportals')
+  })
+
+  it('Pass B unlocks one dependency layer per resync of the Installer', async () => {
+    const created = async (version: string, plural: string, name: string) => {
+      const o = await eventually(`${name} created`, () => comp(version, plural, name), 120_000, 250) as Obj & { metadata: { creationTimestamp: string } }
+      return Date.parse(o.metadata.creationTimestamp)
+    }
+    const t0 = await created('v0-4-0', 'authncrds', 'authn-crd')
+    const t1 = await created('v0-22-0', 'authns', 'authn')
+    const t2 = await created('v0-24-0', 'frontends', 'frontend')
+    const t3 = await created('v0-9-0', 'krateoportals', 'portal')
+    // Each layer waits for its deps to be Ready and then for the next reconcile of the Installer.
+    for (const [a, b] of [[t0, t1], [t1, t2], [t2, t3]] as const) assert.ok(b - a >= (RESYNC - 2) * 1000, `a layer came ${b - a}ms after the previous one`)
+    const authn = (await comp('v0-22-0', 'authns', 'authn'))!
+    assert.equal(authn.metadata.labels?.['krateo.io/release-name'], 'authn')
+    assert.equal(authn.metadata.labels?.['krateo.io/tier'], 'services')
+    assert.deepEqual(authn.spec, { service: { type: 'LoadBalancer', port: 8082 } })
+  })
+
+  it('with core-provider stopped, its fail-closed webhook blocks composition writes, finalizer removals included', async () => {
+    const sb = sandbox()
+    await eventually('portal Ready', async () => cond(await comp('v0-9-0', 'krateoportals', 'portal'), 'Ready')?.status === 'True', 120_000)
+    await sb.scaleDeployment(ns, 'core-provider', 0)
+    await eventually('core-provider down', async () => ((await kube().apps.readNamespacedDeployment({ name: 'core-provider', namespace: ns })).status?.availableReplicas ?? 0) === 0)
+    await assert.rejects(
+      kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-9-0', namespace: ns, plural: 'krateoportals', name: 'portal', body: [{ op: 'remove', path: '/metadata/finalizers' }] }),
+      (e) => /core\.provider\.krateo\.io/.test(String((e as { body?: string }).body ?? e)),
+    )
+    await sb.scaleDeployment(ns, 'core-provider', 1)
+  })
+})

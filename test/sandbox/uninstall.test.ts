@@ -1,0 +1,111 @@
+// uninstall against a real sandbox: nothing left Terminating, nothing lost that was not asked for, and
+// proof that the order matters (a plain helm uninstall wedges the same platform).
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { describe, it } from 'node:test'
+import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
+import { eventually, httpCode, sleep, useSandbox } from '../helpers/sandbox.js'
+import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+
+describe('uninstall', () => {
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
+  const kc = () => ['--kubeconfig', sandbox().kubeconfig]
+  const install = async (...extra: string[]) => {
+    const res = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m', ...extra])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+  }
+  const helmReleases = () => JSON.parse(execFileSync(sandbox().helm, ['list', '-A', '-a', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { name: string }[]
+
+  const assertClean = async () => {
+    const { crds, custom, core } = kube()
+    const left = (await crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
+    assert.deepEqual(left.filter((n) => n.endsWith('.composition.krateo.io') || n.endsWith('hyperdx.krateo.io')), [], 'no generated CRD')
+    if (left.includes('compositiondefinitions.core.krateo.io')) {
+      const cds = await custom.listClusterCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', plural: 'compositiondefinitions' }) as { items: unknown[] }
+      assert.equal(cds.items.length, 0, 'no CompositionDefinition')
+    }
+    const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
+    assert.deepEqual(hooks.items.map((h) => h.metadata!.name), [], 'no webhook')
+    const cms = await core.listNamespacedConfigMap({ namespace: 'krateo-system' }).catch(() => ({ items: [] }))
+    assert.deepEqual(cms.items.map((c) => c.metadata!.name).filter((n) => /-v\d+-\d+-\d+-/.test(n!)), [], 'no cdc bundle')
+    assert.deepEqual(helmReleases(), [], 'no helm release')
+    const deps = await kube().apps.listNamespacedDeployment({ namespace: 'krateo-system' }).catch(() => ({ items: [] }))
+    assert.deepEqual(deps.items.map((d) => d.metadata!.name), [], 'no workload')
+  }
+
+  it('with nothing installed says so and exits 0', async () => {
+    const res = await cli(['uninstall', ...kc()])
+    assert.equal(res.code, 0, res.stderr)
+    assert.match(res.stdout, /Nothing to uninstall in krateo-system/)
+  })
+
+  it('removes a half-installed platform (install --no-wait, then uninstall at once)', async () => {
+    await install('--no-wait')
+    const res = await cli(['uninstall', ...kc(), '--timeout', '3m'])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    await assertClean()
+  })
+
+  it('drains consumers first, continues after an interruption, leaves nothing behind, and --purge removes the residue', async () => {
+    await install()
+    const plan = await cli(['uninstall', ...kc(), '--dry-run'])
+    assert.equal(plan.code, 0)
+    assert.match(plan.stdout, /wave 1: .*portal/)
+    assert.match(plan.stdout, /wave 4: .*authn-crd/)
+    const status = await cli(['status', ...kc(), '-o', 'json'])
+    assert.equal(JSON.parse(status.stdout).phase, 'Ready', 'the dry run changed nothing')
+
+    let seen = ''
+    const first = cli(['uninstall', ...kc()], (s) => { seen += s })
+    await eventually('the drain started', async () => /portal: deleting/.test(seen), 60_000, 50)
+    first.kill('SIGINT')
+    const interrupted = await first
+    assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
+    assert.match(interrupted.stderr, /^Error: interrupted; nothing is half-removed; run the same uninstall command again to continue$/m)
+
+    const res = await cli(['uninstall', ...kc(), '--timeout', '3m'])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    // Consumers before providers: portal is gone before frontend is deleted, frontend before authn.
+    const order = (name: string) => res.stdout.indexOf(`${name}: deleting`)
+    const gone = (name: string) => res.stdout.indexOf(`${name}: gone`)
+    if (order('portal') >= 0) assert.ok(gone('portal') < order('frontend'), res.stdout)
+    assert.ok(gone('frontend') < order('authn'), res.stdout)
+    assert.ok(gone('hyperdx-provider') < order('oasgen-provider'), 'RestDefinitions drained before oasgen-provider')
+    assert.match(res.stdout, /Stage 3: sweep .* — 2 removed/)
+    assert.match(res.stdout, /Kept on purpose.*\n.*Namespace krateo-system/)
+    await assertClean()
+
+    const purge = await cli(['uninstall', ...kc(), '--purge', '--yes'])
+    assert.equal(purge.code, 0, purge.stdout + purge.stderr)
+    await assert.rejects(kube().core.readNamespace({ name: 'krateo-system' }), (e) => httpCode(e) === 404)
+    await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'compositiondefinitions.core.krateo.io' }), (e) => httpCode(e) === 404)
+  })
+
+  it('installs again, names a finalizer stuck on a stopped controller, and clears it with --force', async () => {
+    await install()
+    await sandbox().scaleDeployment('krateo-system', 'authns-v0-22-0-controller', 0)
+    const stuck = await cli(['uninstall', ...kc(), '--timeout', '40s'])
+    assert.equal(stuck.code, 7, stuck.stdout + stuck.stderr)
+    assert.match(stuck.stderr, /^Error: Authn\/authn is stuck Terminating on finalizer composition\.krateo\.io\/finalizer \(cleared by the cdc of authn/m)
+    assert.match(stuck.stderr, /re-run with --force/)
+    const forced = await cli(['uninstall', ...kc(), '--force', '--timeout', '3m'])
+    assert.equal(forced.code, 0, forced.stdout + forced.stderr)
+    assert.match(forced.stdout, /--force: removing finalizers of Authn\/authn: composition\.krateo\.io\/finalizer/)
+    const { crds } = kube()
+    const left = (await crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
+    assert.deepEqual(left.filter((n) => n.endsWith('.composition.krateo.io')), [])
+  })
+
+  it('a plain helm uninstall of the same platform wedges: the namespace stays Terminating', async () => {
+    await cli(['uninstall', ...kc(), '--purge', '--yes', '--force'])
+    await install()
+    execFileSync(sandbox().helm, ['uninstall', 'krateo', '-n', 'krateo-system'], { env: { ...process.env, ...sandbox().helmEnv() } })
+    await kube().core.deleteNamespace({ name: 'krateo-system' })
+    await sleep(20_000)
+    const ns = await kube().core.readNamespace({ name: 'krateo-system' })
+    assert.ok(ns.metadata?.deletionTimestamp, 'the namespace is Terminating')
+    const installer = await kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: 'krateo-system', plural: 'installers', name: 'installer' }) as { metadata: { finalizers?: string[] } }
+    assert.deepEqual(installer.metadata.finalizers, ['composition.krateo.io/finalizer'], 'no controller is left to clear it')
+  })
+})
