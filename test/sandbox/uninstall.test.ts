@@ -100,7 +100,7 @@ describe('uninstall', () => {
   it('a plain helm uninstall of the same platform wedges: the namespace stays Terminating', async () => {
     await cli(['uninstall', ...kc(), '--purge', '--yes', '--force'])
     await install()
-    execFileSync(sandbox().helm, ['uninstall', 'krateo', '-n', 'krateo-system'], { env: { ...process.env, ...sandbox().helmEnv() } })
+    execFileSync(sandbox().helm, ['uninstall', 'krateo', '-n', 'krateo-system', '--timeout', '120s'], { env: { ...process.env, ...sandbox().helmEnv() } })
     await kube().core.deleteNamespace({ name: 'krateo-system' })
     await sleep(20_000)
     const ns = await kube().core.readNamespace({ name: 'krateo-system' })
