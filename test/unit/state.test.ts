@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { type KObj, type Observed, componentState, isStuckCreate, platformState } from '../../src/lib/state.js'
+import type { Component } from '../../src/lib/components.js'
+
+const T = '2026-01-01T00:00:00Z'
+const conds = (ready: string, reason: string, message?: string, synced: [string, string, string?] = ['True', 'ReconcileSuccess']) => ({
+  conditions: [{ type: 'Ready', status: ready, reason, message }, { type: 'Synced', status: synced[0], reason: synced[1], message: synced[2] }],
+})
+const components: Component[] = [
+  { name: 'authn-crd', kind: 'AuthnCrd', version: '0.4.0', deps: [], feature: 'platform' },
+  { name: 'authn', kind: 'Authn', version: '0.22.0', deps: ['authn-crd'], feature: 'platform', expose: true, svcMatch: 'authn' },
+  { name: 'kagent', kind: 'Kagent', version: '0.6.2', deps: [], feature: 'agents' },
+]
+const cd = (name: string, resource: string, ready = true): KObj => ({ metadata: { name }, spec: {}, status: { resource, apiVersion: 'composition.krateo.io/v1', ...(ready ? conds('True', 'Available') : conds('False', 'Creating')) } })
+const crd = (plural: string, version: string): [string, KObj] => [`${plural}.composition.krateo.io`, { metadata: { name: `${plural}.composition.krateo.io` }, spec: { versions: [{ name: version, served: true }] } }]
+const comp = (name: string, status: Record<string, unknown>, extra: Partial<KObj['metadata']> = {}): KObj => ({ metadata: { name, creationTimestamp: T, ...extra }, status })
+
+function observed(over: Partial<Observed> = {}): Observed {
+  return {
+    namespace: 'krateo-system', cdCrd: true, bootstrapped: true,
+    installer: { metadata: { name: 'installer' }, spec: { components, features: { platform: true, agents: false } }, status: conds('True', 'Available') },
+    cds: new Map([['installer', { metadata: { name: 'installer' }, spec: { chart: { version: '0.2.53' } }, status: conds('True', 'Available') }], ['authn-crd', cd('authn-crd', 'authncrds')], ['authn', cd('authn', 'authns')]]),
+    crds: new Map([crd('authncrds', 'v0-4-0'), crd('authns', 'v0-22-0')]),
+    compositions: new Map(), services: [], now: Date.parse(T) + 90_000, ...over,
+  }
+}
+
+describe('state derivation', () => {
+  it('is NotInstalled on a bare cluster and Bootstrapping once the CD CRD exists', () => {
+    assert.equal(platformState(observed({ installer: null, cdCrd: false, bootstrapped: false })).phase, 'NotInstalled')
+    assert.equal(platformState(observed({ installer: null })).phase, 'Bootstrapping')
+  })
+  it('walks a component through its stages', () => {
+    const features = { platform: true }
+    const authn = components[1]!
+    assert.equal(componentState(authn, observed({ cds: new Map() }), features).stage, 'pending-definition')
+    assert.equal(componentState(authn, observed({ crds: new Map() }), features).stage, 'definition-registered')
+    const waiting = componentState(authn, observed(), features)
+    assert.equal(waiting.stage, 'waiting-deps')
+    assert.deepEqual(waiting.waitingFor, ['authn-crd'])
+    const depReady = observed({ compositions: new Map([['authn-crd', comp('authn-crd', conds('True', 'Available'))]]) })
+    assert.equal(componentState(authn, depReady, features).stage, 'crd-served')
+    depReady.compositions.set('authn', comp('authn', conds('False', 'Unavailable', 'waiting for Deployment krateo-system/authn')))
+    const deploying = componentState(authn, depReady, features)
+    assert.equal(deploying.stage, 'deploying')
+    assert.equal(deploying.detail, 'Unavailable: waiting for Deployment krateo-system/authn')
+    assert.equal(deploying.ageSeconds, 90)
+    depReady.compositions.set('authn', comp('authn', conds('False', 'Unavailable', undefined, ['False', 'ReconcileError', 'observe failed: boom'])))
+    assert.equal(componentState(authn, depReady, features).stage, 'error')
+    depReady.compositions.set('authn', comp('authn', conds('True', 'Available'), { deletionTimestamp: T, finalizers: ['composition.krateo.io/finalizer'] }))
+    assert.equal(componentState(authn, depReady, features).stage, 'deleting')
+  })
+  it('is Ready only when every enabled component and the Installer are Ready; disabled ones do not count', () => {
+    const o = observed({ compositions: new Map([['authn-crd', comp('authn-crd', conds('True', 'Available'))], ['authn', comp('authn', conds('True', 'Available'))]]) })
+    const s = platformState(o)
+    assert.equal(s.phase, 'Ready')
+    assert.deepEqual([s.ready, s.total], [2, 2])
+    assert.equal(s.components.find((c) => c.name === 'kagent')!.stage, 'disabled')
+    o.compositions.set('authn', comp('authn', conds('False', 'Unavailable')))
+    assert.equal(platformState(o).phase, 'Reconciling')
+  })
+  it('is Degraded on a ReconcileError and Stuck on a lost create result', () => {
+    const errored = observed({ compositions: new Map([['authn-crd', comp('authn-crd', conds('False', 'Unavailable', undefined, ['False', 'ReconcileError', 'observe failed: x']))]]) })
+    const s = platformState(errored)
+    assert.equal(s.phase, 'Degraded')
+    assert.deepEqual(s.problems, ['authn-crd: observe failed: x'])
+    const blocked = 'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'
+    const stuckCD: KObj = { metadata: { name: 'authn', annotations: { 'krateo.io/external-create-pending': '2026-01-01T00:00:05Z', 'krateo.io/external-create-succeeded': T } }, status: conds('False', 'Creating', undefined, ['False', 'ReconcileError', blocked]) }
+    assert.equal(isStuckCreate(stuckCD), true)
+    assert.equal(platformState(observed({ cds: new Map([...observed().cds, ['authn', stuckCD]]) })).phase, 'Stuck')
+    // A pending mark older than the recorded success is not stuck.
+    assert.equal(isStuckCreate({ ...stuckCD, metadata: { ...stuckCD.metadata, annotations: { 'krateo.io/external-create-pending': T, 'krateo.io/external-create-succeeded': '2026-01-01T00:00:05Z' } } }), false)
+  })
+  it('derives endpoints from LoadBalancer ingress or a NodePort on the node address', () => {
+    const lb: KObj = { metadata: { name: 'authn' }, spec: { type: 'LoadBalancer', ports: [{ port: 8082 }] }, status: { loadBalancer: { ingress: [{ ip: '198.51.100.10' }] } } }
+    assert.deepEqual(platformState(observed({ services: [lb] })).endpoints, [{ component: 'authn', type: 'LoadBalancer', url: 'http://198.51.100.10:8082', service: 'authn' }])
+    const np: KObj = { metadata: { name: 'authn' }, spec: { type: 'NodePort', ports: [{ port: 8082, nodePort: 30082 }] } }
+    assert.equal(platformState(observed({ services: [np], nodeIP: '10.0.0.1' })).endpoints[0]!.url, 'http://10.0.0.1:30082')
+  })
+})
