@@ -5,6 +5,7 @@ import { ExitCode } from '../lib/errors.js'
 import { observe } from '../lib/observe.js'
 import { platformState, phaseText } from '../lib/state.js'
 import { renderStatus, stamp, statusDocument, toYaml } from '../lib/output.js'
+import { PlatformWatch } from '../lib/follow.js'
 
 export default class Status extends KrateoCommand {
   static override summary = 'Show where the Krateo platform and each of its components stand'
@@ -14,8 +15,7 @@ Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 3 
 
   static override flags = {
     output: Flags.string({ char: 'o', description: 'output format', options: ['table', 'json', 'yaml'], default: 'table' }),
-    watch: Flags.boolean({ char: 'w', description: 'keep following the platform until interrupted (prints on every change)', default: false }),
-    interval: Flags.integer({ description: 'seconds between reads with --watch', default: 2, min: 1, hidden: true }),
+    watch: Flags.boolean({ char: 'w', description: 'keep following the platform from watches until interrupted (prints on every change)', default: false }),
   }
 
   async run(): Promise<void> {
@@ -32,16 +32,19 @@ Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 3 
     let state = platformState(await observe(cluster, flags.namespace))
     print(state)
     if (flags.watch) {
+      const watch = new PlatformWatch(cluster, flags.namespace).start()
       let last = JSON.stringify(statusDocument(state).components) + state.phase
-      for (;;) {
-        await new Promise((r) => setTimeout(r, flags.interval * 1000))
-        state = platformState(await observe(cluster, flags.namespace))
-        const now = JSON.stringify(statusDocument(state).components) + state.phase
-        if (now === last) continue
-        last = now
-        if (format === 'table') this.log('\n' + stamp(phaseText(state)))
-        print(state)
-      }
+      await new Promise<void>((resolve) => {
+        watch.onChange(() => {
+          state = platformState(watch.snapshot())
+          const now = JSON.stringify(statusDocument(state).components) + state.phase
+          if (now === last) return
+          last = now
+          if (format === 'table') this.log('\n' + stamp(phaseText(state)))
+          print(state)
+        })
+        process.once('SIGINT', () => { watch.stop(); resolve() })
+      })
     }
     if (state.phase !== 'Ready') this.exit(ExitCode.NotReady)
   }

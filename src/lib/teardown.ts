@@ -250,6 +250,11 @@ export class Teardown {
       })
       removed.push(`cdc bundle ${base}`)
     }
+    // A CRD goes only once its instances are cleaned up: wait, so nothing is left Terminating.
+    for (const name of removed.filter((r) => r.startsWith('CustomResourceDefinition/')).map((r) => r.split('/')[1]!)) {
+      await this.waitFor(`CRD ${name} to go`, async () => (await this.crdApi.readCustomResourceDefinition({ name }).catch((err) => { if (isNotFound(err)) return null; throw err })) ? null : true,
+        report, () => `CRD ${name} is Terminating`)
+    }
     report.line(removed.length ? `removed ${removed.join(', ')}` : 'nothing left to sweep')
     return removed
   }
