@@ -399,8 +399,18 @@ function auditFlags(dir: string): string[] {
   return [`--audit-policy-file=${policy}`, `--audit-log-path=${join(dir, 'logs', 'audit.log')}`, '--audit-log-format=json', '--audit-log-mode=blocking']
 }
 
-/** Requests kube-apiserver served to a user, from its audit log (one ResponseComplete event each). */
-export function auditedRequests(sandbox: Sandbox, user: string): number {
+/** Requests kube-apiserver served to a user (received at or after `since`), from its audit log. */
+export function firstAuditedAt(sandbox: Sandbox, user: string, verb: string, resource: string): string | undefined {
+  const text = readFileSync(join(sandbox.dir, 'logs', 'audit.log'), 'utf8')
+  for (const line of text.split('\n')) {
+    if (!line.includes(`"username":"${user}"`)) continue
+    const ev = JSON.parse(line) as { verb: string; objectRef?: { resource?: string }; requestReceivedTimestamp: string }
+    if (ev.verb === verb && ev.objectRef?.resource === resource) return ev.requestReceivedTimestamp
+  }
+  return undefined
+}
+
+export function auditedRequests(sandbox: Sandbox, user: string, since?: string): number {
   let n = 0
   let text = ''
   try {
@@ -410,7 +420,8 @@ export function auditedRequests(sandbox: Sandbox, user: string): number {
   }
   for (const line of text.split('\n')) {
     if (!line.includes(`"username":"${user}"`)) continue
-    const ev = JSON.parse(line) as { stage: string; user: { username: string } }
+    const ev = JSON.parse(line) as { stage: string; user: { username: string }; requestReceivedTimestamp: string }
+    if (since && ev.requestReceivedTimestamp < since) continue
     if (ev.user.username === user && ev.stage === 'ResponseComplete') n++
   }
   return n
