@@ -33,17 +33,25 @@ Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 3 
     print(state)
     if (flags.watch) {
       const watch = new PlatformWatch(cluster, flags.namespace).start()
-      let last = JSON.stringify(statusDocument(state).components) + state.phase
+      // What counts as a change: stages and conditions, not the ages that grow every second.
+      const key = (st: ReturnType<typeof platformState>) => JSON.stringify(st.components.map(({ ageSeconds: _a, ...c }) => c)) + st.phase + JSON.stringify(st.endpoints)
+      let last = key(state)
       await new Promise<void>((resolve) => {
+        let settle: NodeJS.Timeout | undefined
+        // Print once a burst of events has settled: the watches' initial replay is not a state change.
         watch.onChange(() => {
+          clearTimeout(settle)
+          settle = setTimeout(report, 1000)
+        })
+        const report = () => {
           state = platformState(watch.snapshot())
-          const now = JSON.stringify(statusDocument(state).components) + state.phase
+          const now = key(state)
           if (now === last) return
           last = now
           if (format === 'table') this.log('\n' + stamp(phaseText(state)))
           print(state)
-        })
-        process.once('SIGINT', () => { watch.stop(); resolve() })
+        }
+        process.once('SIGINT', () => { clearTimeout(settle); watch.stop(); resolve() })
       })
     }
     if (state.phase !== 'Ready') this.exit(ExitCode.NotReady)

@@ -29,12 +29,16 @@ export async function runSteps(steps: Step[], opts: ProgressOptions): Promise<vo
   if (opts.live) {
     const list = new Listr(steps.map((s) => ({
       title: s.title,
-      rendererOptions: { outputBar: Infinity, persistentOutput: false },
+      // One output entry at a time: the live block (component table) with the latest line under it.
+      rendererOptions: { outputBar: 1, persistentOutput: false },
       task: async (_ctx: unknown, task: { output: string; title: string }) => {
         const started = Date.now()
+        let lastLine = ''
+        let lastBlock = ''
+        const show = () => { task.output = [lastBlock, lastLine].filter(Boolean).join('\n') }
         const result = await s.run({
-          line: (m) => { task.output = m },
-          block: (t) => { task.output = t },
+          line: (m) => { lastLine = m; show() },
+          block: (t) => { lastBlock = t; show() },
           title: (t) => { task.title = t },
         })
         task.title = `${task.title}${result ? ` — ${result}` : ''} (${secs(started)})`

@@ -170,15 +170,17 @@ export function platformState(obs: Observed): PlatformState {
   const problems: string[] = []
   if (isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${conditionOf(obs.installer, 'Synced')?.message}`)
   const installerSynced = conditionOf(obs.installer, 'Synced')
-  if (installerSynced?.status === 'False' && !isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${oneLine(installerSynced)}`)
+  // A paused Installer (uninstall's drain) is not a problem.
+  if (installerSynced?.status === 'False' && installerSynced.reason !== 'ReconcilePaused' && !isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${oneLine(installerSynced)}`)
   for (const s of states) if (s.stage === 'stuck' || s.stage === 'error') problems.push(`${s.name}: ${s.detail}`)
 
   let phase: Phase
-  if (!obs.installer) phase = obs.cdCrd || obs.bootstrapped ? 'Bootstrapping' : 'NotInstalled'
+  // The CompositionDefinition CRD alone is residue (it ships in crds/), not an installation.
+  if (!obs.installer) phase = obs.bootstrapped || obs.cds.size > 0 ? 'Bootstrapping' : 'NotInstalled'
   else if (obs.installer.metadata.deletionTimestamp) phase = 'Draining'
   else if (isStuckCreate(obs.installer) || states.some((s) => s.stage === 'stuck')) phase = 'Stuck'
   else if (problems.length) phase = 'Degraded'
-  else if (states.some((s) => s.stage === 'deleting' || s.stage === 'draining')) phase = 'Draining'
+  else if (states.some((s) => s.stage === 'deleting' || s.stage === 'draining') || installerSynced?.reason === 'ReconcilePaused') phase = 'Draining'
   else if (readyCount === enabled.length && isReady(obs.installer)) phase = 'Ready'
   else phase = 'Reconciling'
   return {

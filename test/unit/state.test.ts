@@ -27,9 +27,10 @@ function observed(over: Partial<Observed> = {}): Observed {
 }
 
 describe('state derivation', () => {
-  it('is NotInstalled on a bare cluster and Bootstrapping once the CD CRD exists', () => {
-    assert.equal(platformState(observed({ installer: null, cdCrd: false, bootstrapped: false })).phase, 'NotInstalled')
+  it('is NotInstalled on a bare cluster and Bootstrapping once the bootstrap release rendered', () => {
+    assert.equal(platformState(observed({ installer: null, cdCrd: false, bootstrapped: false, cds: new Map() })).phase, 'NotInstalled')
     assert.equal(platformState(observed({ installer: null })).phase, 'Bootstrapping')
+    assert.equal(platformState(observed({ installer: null, bootstrapped: false, cds: new Map() })).phase, 'NotInstalled', 'a leftover CD CRD is residue')
   })
   it('walks a component through its stages', () => {
     const features = { platform: true }
@@ -71,6 +72,13 @@ describe('state derivation', () => {
     assert.equal(platformState(observed({ cds: new Map([...observed().cds, ['authn', stuckCD]]) })).phase, 'Stuck')
     // A pending mark older than the recorded success is not stuck.
     assert.equal(isStuckCreate({ ...stuckCD, metadata: { ...stuckCD.metadata, annotations: { 'krateo.io/external-create-pending': T, 'krateo.io/external-create-succeeded': '2026-01-01T00:00:05Z' } } }), false)
+  })
+  it('is Draining, not Degraded, while uninstall has paused the Installer', () => {
+    const o = observed({ compositions: new Map([['authn-crd', comp('authn-crd', conds('True', 'Available'), { deletionTimestamp: T })]]) })
+    o.installer!.status = conds('True', 'Available', undefined, ['False', 'ReconcilePaused'])
+    const s = platformState(o)
+    assert.equal(s.phase, 'Draining')
+    assert.deepEqual(s.problems, [])
   })
   it('derives endpoints from LoadBalancer ingress or a NodePort on the node address', () => {
     const lb: KObj = { metadata: { name: 'authn' }, spec: { type: 'LoadBalancer', ports: [{ port: 8082 }] }, status: { loadBalancer: { ingress: [{ ip: '198.51.100.10' }] } } }
