@@ -82,7 +82,7 @@ export function planText(plan: Plan, opts: InstallOptions): string {
     '4. the installer reconciles the components, one dependency layer at a time:',
   ]
   layers(components).forEach((layer, i) => {
-    const rows = layer.map((c) => [`   ${i === 0 ? '' : ''}layer ${i}`, c.name, c.version, c.feature ?? '-', isEnabled(c, features) ? 'enabled' : 'disabled', c.deps.length ? `after ${c.deps.join(', ')}` : ''])
+    const rows = layer.map((c) => [`   layer ${i}`, c.name, c.version, c.feature ?? '-', isEnabled(c, features) ? 'enabled' : 'disabled', c.deps.length ? `after ${c.deps.join(', ')}` : ''])
     lines.push(table(rows))
   })
   lines.push('', 'Dry run: nothing was changed.')

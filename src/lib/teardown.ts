@@ -198,9 +198,8 @@ export class Teardown {
       const crds = (await this.crdApi.listCustomResourceDefinition()).items.filter((c) => c.spec.group === COMPOSITION_GROUP)
       if (left.length === 0 && crds.length === 0) return true
       report.line(`core-provider is removing ${left.length} CompositionDefinitions and ${crds.length} generated CRDs`)
-      if (this.force && Date.now() > this.deadline - 1000) return null
       return null
-    }, report, () => 'waiting for core-provider')
+    }, report, () => 'waiting for core-provider to remove the CompositionDefinitions and their CRDs')
     return 'no CompositionDefinition and no generated CRD left'
   }
 
