@@ -106,4 +106,28 @@ describe('engine simulator: contract', () => {
     )
     await sb.scaleDeployment(ns, 'core-provider', 1)
   })
+
+  it('a CompositionDefinition version bump appends the version, moves storage to vacuum, moves the bundle and relabels compositions', async () => {
+    const sb = sandbox()
+    // Keep Pass A from rendering the old version back while the CD is bumped by hand.
+    // core-provider was just started again by the previous test: its webhook admits writes once it runs.
+    await eventually('webhook admits again', () => kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', name: 'installer', body: [{ op: 'add', path: '/metadata/annotations', value: { 'krateo.io/paused': 'true' } }] }).then(() => true), 60_000, 500)
+    await sb.restartDeployment(ns, 'installers-v0-2-53-controller')
+    await eventually('Installer paused', async () => cond(await comp('v0-2-53', 'installers', 'installer'), 'Synced')?.reason === 'ReconcilePaused', 60_000)
+    await eventually('authn Ready', async () => cond(await comp('v0-22-0', 'authns', 'authn'), 'Ready')?.status === 'True', 120_000)
+    await kube().custom.patchNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions', name: 'authn', body: [{ op: 'replace', path: '/spec/chart/version', value: '0.22.1' }] })
+    const crd = await eventually('CRD serves v0-22-1', async () => {
+      const c = await kube().crds.readCustomResourceDefinition({ name: 'authns.composition.krateo.io' })
+      return c.spec.versions.some((v) => v.name === 'v0-22-1' && v.served) ? c : null
+    }, 60_000)
+    assert.deepEqual(crd.spec.versions.map((v) => [v.name, v.served, v.storage]), [['v0-22-0', true, false], ['v0-22-1', true, false], ['vacuum', false, true]])
+    const ready = await eventually('authn CD Ready at the new version', async () => { const o = await cd('authn'); return cond(o, 'Ready')?.status === 'True' && o.status?.apiVersion === 'composition.krateo.io/v0-22-1' ? o : null }, 60_000)
+    assert.equal(ready.status?.resource, 'authns')
+    await kube().apps.readNamespacedDeployment({ name: 'authns-v0-22-1-controller', namespace: ns })
+    await eventually('old bundle removed', async () => kube().apps.readNamespacedDeployment({ name: 'authns-v0-22-0-controller', namespace: ns }).then(() => false, (e) => httpCode(e) === 404), 30_000)
+    const relabelled = await eventually('composition relabelled', async () => { const o = await comp('v0-22-1', 'authns', 'authn'); return o?.metadata.labels?.['krateo.io/composition-version'] === 'v0-22-1' ? o : null }, 30_000)
+    assert.ok(relabelled)
+    // The new version's cdc takes it over: the release moves to chart 0.22.1.
+    await eventually('release upgraded by the new cdc', async () => (await comp('v0-22-1', 'authns', 'authn'))?.status?.helmChartVersion === '0.22.1', 60_000)
+  })
 })
