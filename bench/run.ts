@@ -12,11 +12,11 @@ import { COMPONENTS_0_2_53, type ComponentPin } from '../sandbox/fixtures/compon
 import { loadCluster } from '../src/lib/cluster.js'
 import { observe } from '../src/lib/observe.js'
 import { platformState } from '../src/lib/state.js'
+import { dashed } from '../src/lib/components.js'
 import { pluralFromKind } from '../sandbox/engine/naming.js'
 import { parse } from 'yaml'
 
 const repo = join(sandboxDir, '..')
-const dashed = (v: string) => 'v' + v.replace(/\./g, '-')
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 async function must(sb: Sandbox, method: string, path: string, body?: unknown): Promise<void> {

@@ -49,7 +49,8 @@ function assertNever(message: string): never {
   throw new Error(message)
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+export { sleep } from '../../sandbox/lib/processes.js'
+import { sleep } from '../../sandbox/lib/processes.js'
 
 /** Polls check until it returns a truthy value; fails with the last observation after timeoutMs. */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined | false | null>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
