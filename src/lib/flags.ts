@@ -9,13 +9,20 @@ export function parseDuration(text: string): number {
   return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[unit]!
 }
 
-/** --feature name=true|false -> helm --set features.name=bool */
-export function featureSets(features: string[]): string[] {
-  return features.map((f) => {
+/** --feature name=true|false, repeatable; the last one of a name wins. */
+export function parseFeatures(features: string[]): Record<string, boolean> {
+  const out: Record<string, boolean> = {}
+  for (const f of features) {
     const m = /^([A-Za-z0-9_-]+)=(true|false)$/.exec(f.trim())
     if (!m) throw new UserError(`--feature "${f}" is not name=true|false`, ExitCode.Usage, 'e.g. --feature agents=true')
-    return `features.${m[1]}=${m[2]}`
-  })
+    out[m[1]!] = m[2] === 'true'
+  }
+  return out
+}
+
+/** --feature name=true|false -> helm --set features.name=bool */
+export function featureSets(features: string[]): string[] {
+  return Object.entries(parseFeatures(features)).map(([name, on]) => `features.${name}=${on}`)
 }
 
 export async function readStdin(): Promise<string> {

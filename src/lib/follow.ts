@@ -16,6 +16,8 @@ export class PlatformWatch {
   private selfCR: WatchedCollection
   private installer: WatchedCollection | undefined
   private kinds = new Map<string, WatchedCollection>()
+  private retiring = new Set<WatchedCollection>()
+  private stopped = false
   private listeners: (() => void)[] = []
   private nodeIP: string | undefined
   private pending: NodeJS.Timeout | undefined
@@ -35,8 +37,9 @@ export class PlatformWatch {
   }
 
   stop(): void {
+    this.stopped = true
     clearTimeout(this.pending)
-    for (const w of [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values()]) w?.stop()
+    for (const w of [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values(), ...this.retiring]) w?.stop()
   }
 
   onChange(listener: () => void): void {
@@ -45,7 +48,7 @@ export class PlatformWatch {
 
   /** Coalesces bursts of events into one re-derivation. */
   private changed(): void {
-    if (this.pending) return
+    if (this.pending || this.stopped) return
     this.pending = setTimeout(() => {
       this.pending = undefined
       this.ensureWatches()
@@ -94,8 +97,11 @@ export class PlatformWatch {
     }
     for (const [path, w] of this.kinds) {
       if (!wanted.has(path)) {
-        w.stop()
+        // A version change reopens a kind's watch under the new version: the old one keeps answering
+        // until the new one has replayed the objects, so components do not flicker out of sight.
         this.kinds.delete(path)
+        this.retiring.add(w)
+        setTimeout(() => { w.stop(); this.retiring.delete(w); this.changed() }, 3000).unref()
       }
     }
   }
@@ -117,7 +123,7 @@ export class PlatformWatch {
 
   snapshot(): Observed {
     const compositions = new Map<string, KObj>()
-    for (const w of this.kinds.values()) for (const obj of w.items.values()) compositions.set(obj.metadata.name, obj)
+    for (const w of [...this.retiring, ...this.kinds.values()]) for (const obj of w.items.values()) compositions.set(obj.metadata.name, obj)
     const services = [...this.services.items.values()]
     if (!this.nodeIP && services.some((s) => (s.spec as { type?: string }).type === 'NodePort')) void this.ensureNodeIP().then(() => this.changed()).catch(() => undefined)
     const cdCrd = [...this.crds.items.keys()].includes(`compositiondefinitions.${CD_GROUP}`)

@@ -5,10 +5,10 @@ import { type Cluster, apiFailure, checkReachable, isNotFound } from './cluster.
 import { ExitCode, UserError } from './errors.js'
 import { Helm, HelmError } from './helm.js'
 import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserValues, chartArgs, checkValuesFiles, helmChartFailure, renderBootstrap } from './chart.js'
-import { type Component, type InstallerSpec, blockedByDisabled, dashed, isEnabled, layers, parseComponents, validateDag } from './components.js'
+import { type Component, type InstallerSpec, blockedByDisabled, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { observe, COMPOSITION_GROUP } from './observe.js'
-import { type PlatformState, type KObj, STAGE_TEXT, crdServes, isStuckCreate, platformState, phaseText } from './state.js'
+import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
 import { type Step, type StepReport } from './progress.js'
 import { createOrPatchSpec, getCustom, mergePatchCustom, refOf, removeAnnotation, restartDeployment } from './kube-write.js'
@@ -60,7 +60,7 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
   return { rendered, components, features }
 }
 
-async function registryLogin(helm: Helm, opts: InstallOptions): Promise<void> {
+export async function registryLogin(helm: Helm, opts: InstallOptions): Promise<void> {
   if (!opts.source.chart.startsWith('oci://')) return
   const host = opts.source.chart.slice('oci://'.length).split('/')[0]!
   try {
@@ -92,7 +92,6 @@ export function planText(plan: Plan, opts: InstallOptions): string {
 export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOptions, plan: Plan, interrupt: Interrupt, watch: () => PlatformWatch): Step[] {
   const { rendered } = plan
   const ns = opts.namespace
-  const cdDashed = dashed(rendered.chartVersion)
   const deadline = Date.now() + opts.timeoutMs
   const steps: Step[] = [
     {
@@ -100,21 +99,7 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
       run: async (r) => {
         const current = await releaseStatus(helm, ns)
         if (current?.status === 'deployed' && current.version === rendered.chartVersion) return `already installed (revision ${current.revision})`
-        if (current?.status.startsWith('pending')) {
-          throw new UserError(`release ${BOOTSTRAP_RELEASE} is ${current.status} (an earlier helm run was killed)`, ExitCode.Stuck,
-            `run "helm rollback ${BOOTSTRAP_RELEASE} -n ${ns}" (or "helm uninstall ${BOOTSTRAP_RELEASE} -n ${ns} --no-hooks" if it never installed), then retry`)
-        }
-        r.line('helm upgrade --install ... --set bootstrap.coreProvider.enabled=true --no-hooks --wait')
-        const remaining = Math.max(30, Math.round((deadline - Date.now()) / 1000))
-        try {
-          await helm.run(['upgrade', '--install', BOOTSTRAP_RELEASE, ...chartArgs(opts.source, opts.values, helm), '-n', ns, '--create-namespace',
-            '--set', 'bootstrap.coreProvider.enabled=true', '--no-hooks', '--wait', '--timeout', `${remaining}s`])
-        } catch (err) {
-          if (err instanceof HelmError && /timed out|context deadline/i.test(err.message)) {
-            throw new UserError(`the bootstrap release did not become ready in time: ${err.message}`, ExitCode.Timeout, `check the core-provider Deployment in ${ns}; re-run to resume`)
-          }
-          throw helmChartFailure(err, opts.source)
-        }
+        await helmBootstrap(helm, opts, current, deadline, r)
         return current ? 'upgraded' : 'installed'
       },
     },
@@ -129,25 +114,7 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
     })
   }
   steps.push(
-    {
-      title: 'Wait for CRD compositiondefinitions.core.krateo.io',
-      run: async (r) => {
-        await waitUntil(watch(), interrupt, deadline, (o) => o.cdCrd, () => 'the CRD is not there yet', r)
-        return 'established'
-      },
-    },
-    {
-      title: `Apply the installer CompositionDefinition (installer ${rendered.chartVersion})`,
-      run: async () => await wrap(cluster, 'apply the installer CompositionDefinition', () => createOrPatchSpec(cluster, rendered.selfCR.compositionDefinition, 'compositiondefinitions')),
-    },
-    {
-      title: `Wait for CRD installers.${COMPOSITION_GROUP} to serve ${cdDashed}`,
-      run: async (r) => {
-        await waitUntil(watch(), interrupt, deadline, (o) => crdServes(o.crds.get(`installers.${COMPOSITION_GROUP}`), cdDashed),
-          (o) => describeCD(o.cds.get('installer')), r, () => healStuck(cluster, watch(), r))
-        return 'served'
-      },
-    },
+    ...installerDefinitionSteps(cluster, rendered, ns, interrupt, watch, deadline),
     {
       title: `Apply the Installer CR (${ns}/installer)`,
       run: async () => {
@@ -167,13 +134,59 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
   return steps
 }
 
-function describeCD(cd: KObj | undefined): string {
+/** `helm upgrade --install` of the bootstrap release in bootstrap mode with the chart's hooks skipped. */
+export async function helmBootstrap(helm: Helm, opts: InstallOptions, current: { status: string } | null, deadline: number, r: StepReport): Promise<void> {
+  const ns = opts.namespace
+  if (current?.status.startsWith('pending')) {
+    throw new UserError(`release ${BOOTSTRAP_RELEASE} is ${current.status} (an earlier helm run was killed)`, ExitCode.Stuck,
+      `run "helm rollback ${BOOTSTRAP_RELEASE} -n ${ns}" (or "helm uninstall ${BOOTSTRAP_RELEASE} -n ${ns} --no-hooks" if it never installed), then retry`)
+  }
+  r.line('helm upgrade --install ... --set bootstrap.coreProvider.enabled=true --no-hooks --wait')
+  const remaining = Math.max(30, Math.round((deadline - Date.now()) / 1000))
+  try {
+    await helm.run(['upgrade', '--install', BOOTSTRAP_RELEASE, ...chartArgs(opts.source, opts.values, helm), '-n', ns, '--create-namespace',
+      '--set', 'bootstrap.coreProvider.enabled=true', '--no-hooks', '--wait', '--timeout', `${remaining}s`])
+  } catch (err) {
+    if (err instanceof HelmError && /timed out|context deadline/i.test(err.message)) {
+      throw new UserError(`the bootstrap release did not become ready in time: ${err.message}`, ExitCode.Timeout, `check the core-provider Deployment in ${ns}; re-run to resume`)
+    }
+    throw helmChartFailure(err, opts.source)
+  }
+}
+
+/** The hook's middle steps: the CompositionDefinition CRD, the installer CompositionDefinition at the chart's version, its CRD served. */
+export function installerDefinitionSteps(cluster: Cluster, rendered: RenderedBootstrap, ns: string, interrupt: Interrupt, watch: () => PlatformWatch, deadline: number): Step[] {
+  const cdDashed = dashed(rendered.chartVersion)
+  return [
+    {
+      title: 'Wait for CRD compositiondefinitions.core.krateo.io',
+      run: async (r) => {
+        await waitUntil(watch(), interrupt, deadline, (o) => o.cdCrd, () => 'the CRD is not there yet', r)
+        return 'established'
+      },
+    },
+    {
+      title: `Apply the installer CompositionDefinition (installer ${rendered.chartVersion})`,
+      run: async () => await wrap(cluster, 'apply the installer CompositionDefinition', () => createOrPatchSpec(cluster, rendered.selfCR.compositionDefinition, 'compositiondefinitions')),
+    },
+    {
+      title: `Wait for CRD installers.${COMPOSITION_GROUP} to serve ${cdDashed}`,
+      run: async (r) => {
+        await waitUntil(watch(), interrupt, deadline, (o) => crdServes(o.crds.get(`installers.${COMPOSITION_GROUP}`), cdDashed),
+          (o) => describeCD(o.cds.get('installer')), r, () => healStuck(cluster, watch(), r))
+        return 'served'
+      },
+    },
+  ]
+}
+
+export function describeCD(cd: KObj | undefined): string {
   if (!cd) return 'waiting for core-provider to pick up the CompositionDefinition'
   const conds = (cd.status?.conditions as { type: string; status: string; reason?: string; message?: string }[] | undefined) ?? []
   return conds.map((c) => `${c.type}=${c.status}${c.reason ? ` ${c.reason}` : ''}${c.message ? `: ${c.message}` : ''}`).join(', ') || 'core-provider has not reported yet'
 }
 
-async function wrap<T>(cluster: Cluster, doing: string, fn: () => Promise<T>): Promise<T> {
+export async function wrap<T>(cluster: Cluster, doing: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (err) {
@@ -207,7 +220,7 @@ export async function releaseStatus(helm: Helm, namespace: string): Promise<{ st
 }
 
 /** Resolves once ready(observed) holds; reports why not meanwhile; fails at the deadline. */
-async function waitUntil(pw: PlatformWatch, interrupt: Interrupt, deadline: number, ready: (o: ReturnType<PlatformWatch['snapshot']>) => boolean,
+export async function waitUntil(pw: PlatformWatch, interrupt: Interrupt, deadline: number, ready: (o: ReturnType<PlatformWatch['snapshot']>) => boolean,
   why: (o: ReturnType<PlatformWatch["snapshot"]>) => string, report: StepReport, onTick?: () => Promise<unknown>): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let done = false
@@ -238,7 +251,7 @@ async function waitUntil(pw: PlatformWatch, interrupt: Interrupt, deadline: numb
 }
 
 /** Strips a stale external-create-pending annotation only where the controller itself reports it is blocked. */
-async function healStuck(cluster: Cluster, pw: PlatformWatch, report: StepReport): Promise<boolean> {
+export async function healStuck(cluster: Cluster, pw: PlatformWatch, report: StepReport): Promise<boolean> {
   const o = pw.snapshot()
   const targets: { obj: KObj; plural: string }[] = []
   if (isStuckCreate(o.installer)) targets.push({ obj: o.installer!, plural: 'installers' })
@@ -258,8 +271,13 @@ async function healStuck(cluster: Cluster, pw: PlatformWatch, report: StepReport
 
 export interface FollowResult { state: PlatformState; nudges: number; healed: number }
 
-/** Follows the self-reconcile until every enabled component is Ready. */
-export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: InstallOptions, interrupt: Interrupt, report: StepReport, deadline: number): Promise<FollowResult> {
+/**
+ * Follows the self-reconcile until every enabled component is Ready and every disabled one is drained.
+ * `applied` holds off judging until the watched Installer CR shows the change just written to it (a watch
+ * lags a write); `pending` says what else the caller waits for (null when nothing).
+ */
+export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: Pick<InstallOptions, 'namespace' | 'accelerate'>, interrupt: Interrupt, report: StepReport, deadline: number,
+  applied: (o: Observed) => boolean = () => true, pending: (o: Observed) => string | null = () => null): Promise<FollowResult> {
   const since = new Map<string, { stage: string; at: number }>()
   let lastNudge = 0
   let nudges = 0
@@ -279,8 +297,13 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: I
       busy = true
       try {
         const o = pw.snapshot()
-        const state = platformState(o)
         const now = Date.now()
+        if (!applied(o)) {
+          report.line('waiting for the watch to show the patched Installer CR')
+          if (now > deadline) finish(() => reject(new UserError('timed out waiting to observe the patched Installer CR', ExitCode.Timeout, 're-run the same command to resume')))
+          return
+        }
+        const state = platformState(o)
         for (const c of state.components) {
           const prev = since.get(c.name)
           if (!prev || prev.stage !== c.stage + c.detail) {
@@ -290,16 +313,25 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: I
         }
         report.title(`Follow the self-reconcile: ${phaseText(state)}${o.installer ? '' : ' (waiting for the Installer CR)'}`)
         report.block(progressBlock(state, since, now))
-        if (o.installer && state.total > 0 && state.ready === state.total && conditionReady(o.installer)) {
-          finish(() => resolve({ state, nudges, healed }))
-          return
+        const settled = !state.components.some((c) => c.stage === 'draining' || c.stage === 'deleting')
+        if (o.installer && state.total > 0 && state.ready === state.total && settled && conditionReady(o.installer)) {
+          const more = pending(o)
+          if (!more) {
+            finish(() => resolve({ state, nudges, healed }))
+            return
+          }
+          report.line(more)
         }
         if (await healStuck(cluster, pw, report)) healed++
         if (opts.accelerate && o.installer && now - lastNudge > 10_000) {
           // Pass B re-renders only when the Installer is reconciled (every cdc resync, 3 min by default).
           // A restarted cdc observes everything at once, so restarting the installer's cdc renders the
           // next layer now instead of minutes later.
-          const waitingRender = state.components.filter((c) => (c.stage === 'crd-served' || c.stage === 'pending-definition') && now - (since.get(c.name)?.at ?? now) > 4000)
+          // A feature-off drain also moves one layer per render: a draining component whose dependents are gone.
+          const components = parseComponents((o.installer.spec ?? {}) as InstallerSpec)
+          const drainable = (name: string) => !dependentsOf(name, components).some((d) => o.compositions.has(d.name))
+          const waitingRender = state.components.filter((c) => (c.stage === 'crd-served' || c.stage === 'pending-definition' || (c.stage === 'draining' && drainable(c.name)))
+            && now - (since.get(c.name)?.at ?? now) > 4000)
           const cd = o.cds.get('installer')
           const version = (cd?.status?.apiVersion as string | undefined)?.split('/')[1]
           if (waitingRender.length && version && cd?.status?.resource) {
@@ -339,7 +371,7 @@ export class TimeoutWithState extends UserError {
   constructor(readonly state: PlatformState) {
     const notReady = state.components.filter((c) => c.enabled && c.stage !== 'ready')
     super(`timed out with ${state.ready}/${state.total} components Ready; not Ready: ${notReady.map((c) => `${c.name} (${c.stage === 'waiting-deps' ? `waiting for ${c.waitingFor.join(', ')}` : c.detail || STAGE_TEXT[c.stage]})`).join('; ')}`,
-      ExitCode.Timeout, 're-run install to keep waiting (it resumes), or see krateo-installer status')
+      ExitCode.Timeout, 're-run the same command to keep waiting (it resumes), or see krateo-installer status')
   }
 }
 

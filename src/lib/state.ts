@@ -32,7 +32,7 @@ export interface Observed {
 
 export type Stage =
   | 'disabled' | 'pending-definition' | 'definition-registered' | 'crd-served' | 'waiting-deps'
-  | 'composition-created' | 'deploying' | 'ready' | 'error' | 'stuck' | 'draining' | 'deleting'
+  | 'composition-created' | 'deploying' | 'upgrading' | 'ready' | 'error' | 'stuck' | 'draining' | 'deleting'
 
 export const STAGE_TEXT: Record<Stage, string> = {
   disabled: 'disabled',
@@ -42,6 +42,7 @@ export const STAGE_TEXT: Record<Stage, string> = {
   'waiting-deps': 'waiting for deps',
   'composition-created': 'composition created',
   deploying: 'deploying',
+  upgrading: 'moving to a new version',
   ready: 'Ready',
   error: 'error',
   stuck: 'stuck',
@@ -66,7 +67,10 @@ export interface ComponentState {
 
 export interface Endpoint { component: string; type: string; url: string | null; service: string }
 
-export type Phase = 'NotInstalled' | 'Bootstrapping' | 'Reconciling' | 'Ready' | 'Degraded' | 'Draining' | 'Stuck'
+export type Phase = 'NotInstalled' | 'Bootstrapping' | 'Reconciling' | 'Upgrading' | 'Ready' | 'Degraded' | 'Draining' | 'Stuck'
+
+/** Set on the Installer CR while `upgrade` holds it paused; its value is the target installer version. */
+export const UPGRADE_ANNOTATION = 'krateo-installer/upgrade-to'
 
 export interface PlatformState {
   phase: Phase
@@ -125,6 +129,11 @@ export function componentState(c: Component, obs: Observed, features: Record<str
     if (isStuckCreate(comp)) return mk('stuck', synced?.message ?? '')
     if (synced?.status === 'False' && synced.reason === 'ReconcileError') return mk('error', synced.message ?? 'ReconcileError')
     if (!enabled) return mk('draining', 'its feature is off; removed once no dependent is left')
+    // A version change is done only when the cdc reports the release at the pinned chart version.
+    const cdVersion = (cd?.spec as { chart?: { version?: string } } | undefined)?.chart?.version
+    const releasedAt = comp.status?.helmChartVersion as string | undefined
+    if (cdVersion && cdVersion !== c.version) return mk('upgrading', `its CompositionDefinition is at ${cdVersion}, moving to ${c.version}`)
+    if (releasedAt && releasedAt !== c.version) return mk('upgrading', `released at ${releasedAt}, moving to ${c.version}`)
     if (ready?.status === 'True') return mk('ready', ready.message ?? '')
     if (!ready) return mk('composition-created', 'waiting for its cdc')
     return mk('deploying', oneLine(ready))
@@ -180,6 +189,7 @@ export function platformState(obs: Observed): PlatformState {
   else if (obs.installer.metadata.deletionTimestamp) phase = 'Draining'
   else if (isStuckCreate(obs.installer) || states.some((s) => s.stage === 'stuck')) phase = 'Stuck'
   else if (problems.length) phase = 'Degraded'
+  else if (obs.installer.metadata.annotations?.[UPGRADE_ANNOTATION] || states.some((s) => s.stage === 'upgrading')) phase = 'Upgrading'
   else if (states.some((s) => s.stage === 'deleting' || s.stage === 'draining') || installerSynced?.reason === 'ReconcilePaused') phase = 'Draining'
   else if (readyCount === enabled.length && isReady(obs.installer)) phase = 'Ready'
   else phase = 'Reconciling'
@@ -190,5 +200,5 @@ export function platformState(obs: Observed): PlatformState {
 }
 
 export function phaseText(state: PlatformState): string {
-  return state.phase === 'Reconciling' ? `Reconciling ${state.ready}/${state.total}` : state.phase
+  return state.phase === 'Reconciling' || state.phase === 'Upgrading' ? `${state.phase} ${state.ready}/${state.total}` : state.phase
 }

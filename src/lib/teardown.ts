@@ -55,7 +55,7 @@ export class Teardown {
   private custom: CustomObjectsApi
   private crdApi: ApiextensionsV1Api
 
-  constructor(private cluster: Cluster, private namespace: string, private interrupt: Interrupt, private deadline: number, private force: boolean) {
+  constructor(private cluster: Cluster, private namespace: string, private interrupt: Interrupt, private deadline: number, private force: boolean, private command = 'uninstall') {
     this.core = cluster.kc.makeApiClient(CoreV1Api)
     this.apps = cluster.kc.makeApiClient(AppsV1Api)
     this.custom = cluster.kc.makeApiClient(CustomObjectsApi)
@@ -98,7 +98,7 @@ export class Teardown {
       this.check()
       const value = await this.api(`wait for ${what}`, probe)
       if (value !== null && value !== undefined) return value
-      if (Date.now() > this.deadline) throw new UserError(`timed out waiting for ${what}: ${why()}`, ExitCode.Timeout, 're-run uninstall to continue, or raise --timeout')
+      if (Date.now() > this.deadline) throw new UserError(`timed out waiting for ${what}: ${why()}`, ExitCode.Timeout, `re-run ${this.command} to continue, or raise --timeout`)
       report.line(why())
       await new Promise((r) => setTimeout(r, everyMs))
     }

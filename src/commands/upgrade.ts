@@ -1,0 +1,121 @@
+import { Flags } from '@oclif/core'
+import { KrateoCommand } from '../lib/base-command.js'
+import { loadCluster } from '../lib/cluster.js'
+import { ExitCode, UserError } from '../lib/errors.js'
+import { Helm } from '../lib/helm.js'
+import { DEFAULT_CHART } from '../lib/chart.js'
+import { currentState, summary } from '../lib/install.js'
+import { type UpgradeOptions, type UpgradePlan, scratchDir, upgradePlanText, upgradePreflight, upgradeSteps } from '../lib/upgrade.js'
+import { PlatformWatch } from '../lib/follow.js'
+import { Teardown } from '../lib/teardown.js'
+import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
+import { Interrupt } from '../lib/interrupt.js'
+import { statusDocument } from '../lib/output.js'
+import { featureSets, parseDuration, parseFeatures, readStdin } from '../lib/flags.js'
+
+export default class Upgrade extends KrateoCommand {
+  static override summary = 'Move a running platform to another installer version, or switch its features, keeping runtime edits'
+  static override description = `Renders the new installer chart with the values you installed with (plus any new -f/--set), shows what
+moves (components added, removed, versions old -> new, features), then: helm upgrade of the bootstrap
+release (hooks skipped); with the Installer paused, removed components drained leaves first and changed
+component definitions moved to their new versions dependencies first, each followed until its release runs
+at the new version; the installer CompositionDefinition at the new version; a merge patch of only
+components and componentValues (and the features you switch) onto the Installer CR, so spec.features and
+other runtime edits survive; then every component followed until Ready, feature-off ones until drained.
+
+Without --version the running installer version is kept: only features switch and the platform reconciles.
+A lower version is refused unless --allow-downgrade. An interrupted upgrade resumes when re-run.
+
+Exit codes: 0 done, 2 bad flag (or a refused downgrade), 3 cluster unreachable, 4 helm missing or
+unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted,
+10 nothing installed to upgrade.`
+
+  static override examples = [
+    '<%= config.bin %> upgrade --version 0.2.54 --dry-run',
+    '<%= config.bin %> upgrade --version 0.2.54',
+    '<%= config.bin %> upgrade --feature agents=true',
+    '<%= config.bin %> upgrade --feature observability=false --json',
+  ]
+
+  static override flags = {
+    chart: Flags.string({ description: 'installer chart: an oci:// reference, a local directory or a .tgz', default: DEFAULT_CHART }),
+    version: Flags.string({ description: 'installer chart version to move to (default: the running one)' }),
+    values: Flags.string({ char: 'f', description: 'values file on top of your previous values (repeatable, helm semantics)', multiple: true, default: [] }),
+    set: Flags.string({ description: 'set a value on top of your previous values, key=value (repeatable, helm semantics)', multiple: true, default: [] }),
+    feature: Flags.string({ description: 'switch a feature on the running platform, name=true|false (repeatable)', multiple: true, default: [] }),
+    'allow-downgrade': Flags.boolean({ description: 'allow moving to an older installer version', default: false }),
+    timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
+    wait: Flags.boolean({ description: 'follow every component until Ready (--no-wait returns once the Installer CR is patched)', default: true, allowNo: true }),
+    'dry-run': Flags.boolean({ description: 'print the plan (components added, removed, moved; features) and change nothing', default: false }),
+    accelerate: Flags.boolean({ description: "restart the installer's cdc when a layer is ready, instead of waiting for its resync", default: true, allowNo: true }),
+    helm: Flags.string({ description: 'path of the helm binary (default: $HELM_BIN, then helm on PATH)' }),
+    'registry-username': Flags.string({ description: 'username for a private chart registry' }),
+    'registry-password-stdin': Flags.boolean({ description: 'read the registry password from stdin (never from argv)', default: false }),
+    'plain-http': Flags.boolean({ description: 'use plain HTTP for the chart registry', default: false }),
+    'insecure-skip-tls-verify': Flags.boolean({ description: 'skip TLS verification of the chart registry', default: false }),
+    'ca-file': Flags.string({ description: 'CA bundle for the chart registry' }),
+  }
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Upgrade)
+    this.verbose = flags.verbose
+    const timeoutMs = parseDuration(flags.timeout)
+    const featureRequests = parseFeatures(flags.feature)
+    if (flags['registry-password-stdin'] !== !!flags['registry-username']) {
+      throw new UserError('--registry-username and --registry-password-stdin go together', ExitCode.Usage, 'pipe the password on stdin; it is never accepted as an argument')
+    }
+    const registryPassword = flags['registry-password-stdin'] ? await readStdin() : undefined
+    const cluster = loadCluster(flags)
+    const log = (m: string) => process.stderr.write(m + '\n')
+    const helm = new Helm({
+      bin: flags.helm, kubeconfig: flags.kubeconfig, context: flags.context, plainHttp: flags['plain-http'],
+      insecureSkipTlsVerify: flags['insecure-skip-tls-verify'], caFile: flags['ca-file'], verbose: flags.verbose ? log : undefined,
+    })
+    const opts: UpgradeOptions = {
+      namespace: flags.namespace, source: { chart: flags.chart, version: flags.version }, values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
+      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword,
+      featureRequests, allowDowngrade: flags['allow-downgrade'],
+    }
+    const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
+    const interrupt = new Interrupt('the Installer stays paused where it was; run the same upgrade command again to resume')
+    const scratch = await scratchDir()
+    const started = Date.now()
+    let watch: PlatformWatch | undefined
+    const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
+    try {
+      let plan: UpgradePlan | undefined
+      await runSteps([{
+        title: 'Preflight (read-only)',
+        run: async (r) => {
+          if (!opts.source.version) {
+            // Keep the running version unless told otherwise: read it before rendering.
+            const running = await currentState(cluster, flags.namespace).catch(() => null)
+            if (running?.installerVersion) opts.source.version = running.installerVersion
+          }
+          plan = await upgradePreflight(cluster, helm, opts, r, scratch.path)
+          return `installer ${plan.from ?? '?'} -> ${plan.to}`
+        },
+      }], progress)
+      const p = plan!
+      const moves = { from: p.from, to: p.to, direction: p.direction, changed: p.diff.changed, added: p.diff.added.map((c) => c.name), removed: p.diff.removed.map((c) => c.name), features: p.features.changes }
+      if (flags['dry-run']) {
+        if (flags.json) this.printJson({ result: 'dry-run', ...moves })
+        else this.log(upgradePlanText(p, opts))
+        return
+      }
+      const teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, false, 'upgrade')
+      const steps: Step[] = upgradeSteps(cluster, helm, opts, p, interrupt, platformWatch, teardown)
+      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); return s.run(r) } }))
+      await runSteps(guarded, progress)
+      const after = await currentState(cluster, flags.namespace)
+      const result = p.direction === 'same' ? 'reconciled' : p.direction === 'downgrade' ? 'downgraded' : 'upgraded'
+      if (flags.json) this.printJson({ result: flags.wait ? result : 'accepted', ...moves, elapsedSeconds: Math.round((Date.now() - started) / 1000), status: statusDocument(after) })
+      else if (flags.wait) this.log(`\n${p.direction === 'same' ? `Installer ${p.to} reconciled` : `Installer ${p.from} -> ${p.to}`}${p.features.changes.length ? `; features ${p.features.changes.map((f) => `${f.name}=${f.to}`).join(', ')}` : ''}.\n${summary(after, Date.now() - started)}`)
+      else this.log(`\nThe Installer CR is patched; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`)
+    } finally {
+      watch?.stop()
+      interrupt.dispose()
+      await scratch.remove()
+    }
+  }
+}

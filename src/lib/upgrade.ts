@@ -1,0 +1,382 @@
+// upgrade: moving a running platform to another installer version, or switching its features, without
+// losing runtime edits (contract section 1: components-patch.json, Pass A/B; section 2: version bump).
+//
+// Why not just re-apply the chart: Pass B emits a Composition only once its CRD serves the pinned version,
+// so when a component's version changes in the same render that bumps its CompositionDefinition, the
+// installer's helm upgrade prunes that Composition (its workloads go) and re-creates it a resync later.
+// Here the Installer is paused, definitions move first (dependencies first, each followed until its
+// release runs at the new version), and only then does the Installer CR get the new component list.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Cluster, checkReachable } from './cluster.js'
+import { ExitCode, UserError } from './errors.js'
+import type { Helm } from './helm.js'
+import { BOOTSTRAP_RELEASE, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
+import { type Component, type InstallerSpec, blockedByDisabled, dashed, layers, parseComponents, validateDag } from './components.js'
+import { INSTALL_ACCESS, checkAccess } from './access.js'
+import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
+import { type KObj, type Observed, UPGRADE_ANNOTATION, crdServes, isReady } from './state.js'
+import type { PlatformWatch } from './follow.js'
+import type { Step, StepReport } from './progress.js'
+import type { Interrupt } from './interrupt.js'
+import { type Teardown, deletableNow } from './teardown.js'
+import { getCustom, mergePatchCustom, restartDeployment } from './kube-write.js'
+import { type InstallOptions, followToReady, healStuck, helmBootstrap, installerDefinitionSteps, registryLogin, releaseStatus, waitUntil, wrap } from './install.js'
+import { table } from './output.js'
+
+export interface UpgradeOptions extends InstallOptions {
+  /** --feature name=true|false given on the command line. */
+  featureRequests: Record<string, boolean>
+  allowDowngrade: boolean
+}
+
+export interface VersionChange { name: string; from: string; to: string }
+export interface FeatureChange { name: string; from: boolean | null; to: boolean }
+
+export interface ComponentDiff {
+  added: Component[]
+  /** In the running list (or left over as a definition) but not in the new one. */
+  removed: Component[]
+  changed: VersionChange[]
+  unchanged: string[]
+}
+
+export interface FeaturePlan {
+  /** The features after the upgrade. */
+  features: Record<string, boolean>
+  /** What is merged into spec.features: requested changes, and flags the new chart adds (its defaults). */
+  patch: Record<string, boolean>
+  changes: FeatureChange[]
+}
+
+export type Direction = 'upgrade' | 'same' | 'downgrade'
+
+export interface UpgradePlan {
+  from: string | null
+  to: string
+  direction: Direction
+  diff: ComponentDiff
+  features: FeaturePlan
+  /** The new component list. */
+  components: Component[]
+  rendered: RenderedBootstrap
+  /** The user's previous values plus the new ones, as passed to helm. */
+  values: UserValues
+  observed: Observed
+  installer: KObj
+}
+
+/** Compares dotted versions numerically (1.10.0 > 1.9.0); pre-release suffixes compare as text. Pure. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(/[.+-]/)
+  const pb = b.split(/[.+-]/)
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i] ?? ''
+    const y = pb[i] ?? ''
+    const nx = Number(x)
+    const ny = Number(y)
+    const d = x !== '' && y !== '' && !Number.isNaN(nx) && !Number.isNaN(ny) ? nx - ny : x.localeCompare(y)
+    if (d) return Math.sign(d)
+  }
+  return 0
+}
+
+/** What moves between two component lists. Pure. */
+export function diffComponents(current: Component[], next: Component[], leftovers: Component[] = []): ComponentDiff {
+  const now = new Map(current.map((c) => [c.name, c]))
+  const nextNames = new Set(next.map((c) => c.name))
+  const out: ComponentDiff = { added: [], removed: [], changed: [], unchanged: [] }
+  for (const c of next) {
+    const before = now.get(c.name)
+    if (!before) out.added.push(c)
+    else if (before.version !== c.version) out.changed.push({ name: c.name, from: before.version, to: c.version })
+    else out.unchanged.push(c.name)
+  }
+  out.removed = [...current.filter((c) => !nextNames.has(c.name)), ...leftovers.filter((c) => !nextNames.has(c.name) && !now.has(c.name))]
+  return out
+}
+
+/** The features after the upgrade: runtime values kept, requested ones applied, new flags at the chart's default. Pure. */
+export function featurePlan(running: Record<string, boolean>, chartDefaults: Record<string, boolean>, requested: Record<string, boolean>): FeaturePlan {
+  const patch: Record<string, boolean> = {}
+  const changes: FeatureChange[] = []
+  for (const [name, on] of Object.entries(chartDefaults)) {
+    if (!(name in running) && !(name in requested)) {
+      patch[name] = on
+      changes.push({ name, from: null, to: on })
+    }
+  }
+  for (const [name, on] of Object.entries(requested)) {
+    if (running[name] === on) continue
+    patch[name] = on
+    changes.push({ name, from: name in running ? running[name]! : null, to: on })
+  }
+  return { features: { ...running, ...patch }, patch, changes }
+}
+
+export const directionOf = (from: string | null, to: string): Direction =>
+  from === null ? 'upgrade' : compareVersions(to, from) > 0 ? 'upgrade' : compareVersions(to, from) < 0 ? 'downgrade' : 'same'
+
+/** Whether definitions must move with the Installer paused (anything but a same-version reconcile). */
+export const needsPause = (plan: Pick<UpgradePlan, 'direction' | 'diff'>): boolean =>
+  plan.direction !== 'same' || plan.diff.changed.length > 0 || plan.diff.removed.length > 0
+
+/** A CompositionDefinition the installer rendered for a component no longer listed (an earlier run cut short). */
+function leftoverComponent(cd: KObj): Component | null {
+  if (cd.metadata.name === 'installer' || cd.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'krateo-installer') return null
+  const version = (cd.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? ''
+  return { name: cd.metadata.name, kind: String(cd.status?.kind ?? ''), version, deps: [] }
+}
+
+/** Read-only: where the platform stands, the new chart rendered with the user's previous values, and the plan. */
+export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: UpgradeOptions, report: StepReport, scratch: string): Promise<UpgradePlan> {
+  const ns = opts.namespace
+  checkValuesFiles(opts.values)
+  report.line(`cluster ${cluster.server} answers (Kubernetes ${await checkReachable(cluster)})`)
+  report.line(`helm ${(await helm.checkVersion()).text}`)
+  const observed = await observe(cluster, ns)
+  const installer = observed.installer
+  if (!installer) throw new UserError(`Krateo is not installed in ${ns} (no Installer CR)`, ExitCode.NotReady, `install it with: krateo-installer install -n ${ns}`)
+  const release = await releaseStatus(helm, ns)
+  if (!release) {
+    throw new UserError(`the bootstrap release "${BOOTSTRAP_RELEASE}" is not in ${ns}, so the values it was installed with are unknown`, ExitCode.NotReady,
+      `run krateo-installer install -n ${ns} with the values you want (it keeps the running Installer CR's runtime edits)`)
+  }
+  if (opts.registryUsername) await registryLogin(helm, opts)
+  // The user's values of the last install or upgrade, then the new ones: helm semantics, later wins.
+  const previous = join(scratch, 'previous-values.yaml')
+  await writeFile(previous, await helm.run(['get', 'values', BOOTSTRAP_RELEASE, '-n', ns, '-o', 'yaml']), { mode: 0o600 })
+  const values: UserValues = { files: [previous, ...opts.values.files], sets: opts.values.sets }
+  const rendered = await renderBootstrap(helm, opts.source, values, ns)
+  report.line(`chart ${opts.source.chart} ${rendered.chartVersion} renders with your previous values; values pass its schema`)
+
+  const runningSpec = (installer.spec ?? {}) as InstallerSpec
+  const nextSpec = (rendered.selfCR.installer.spec ?? {}) as InstallerSpec
+  const current = parseComponents(runningSpec)
+  const components = parseComponents(nextSpec)
+  validateDag(components)
+  const known = new Set([...Object.keys(nextSpec.features ?? {}), ...components.flatMap((c) => c.feature ? [c.feature] : [])])
+  for (const name of Object.keys(opts.featureRequests)) {
+    if (!known.has(name)) throw new UserError(`--feature ${name}: installer ${rendered.chartVersion} has no such feature`, ExitCode.Usage, `use one of: ${[...known].sort().join(', ')}`)
+  }
+  const features = featurePlan(runningSpec.features ?? {}, nextSpec.features ?? {}, opts.featureRequests)
+  const blocked = blockedByDisabled(components, features.features)
+  if (blocked.length) {
+    const b = blocked[0]!
+    throw new UserError(`component "${b.component}" would be enabled but depends on "${b.dep}", whose feature would be off`, ExitCode.Chart,
+      `turn that feature on with --feature, or turn off the feature of ${b.component}`)
+  }
+  const leftovers = [...observed.cds.values()].map(leftoverComponent).filter((c): c is Component => !!c)
+  const diff = diffComponents(current, components, leftovers)
+  const from = (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
+  const to = rendered.chartVersion
+  const direction = directionOf(from, to)
+  const plan: UpgradePlan = { from, to, direction, diff, features, components, rendered, values, observed, installer }
+  if (direction === 'downgrade' && !opts.allowDowngrade) {
+    throw new UserError(`installer ${to} is older than the running ${from}; a downgrade would ${consequences(plan)}`, ExitCode.Usage,
+      'pass --allow-downgrade to do it anyway (newer CRD versions stay served), or --dry-run to see the whole plan')
+  }
+  report.line(direction === 'same' ? `installer ${to} is already running: only reconciling${features.changes.length ? ' and switching features' : ''}` : `${direction} installer ${from} -> ${to}: ${consequences(plan)}`)
+  await checkAccess(cluster, [...INSTALL_ACCESS(ns), { verb: 'delete', group: CD_GROUP, resource: 'compositiondefinitions', namespace: ns }])
+  report.line('permissions granted')
+  return plan
+}
+
+/** One line: what the plan changes. */
+export function consequences(plan: Pick<UpgradePlan, 'diff' | 'features'>): string {
+  const { diff, features } = plan
+  const parts = [
+    ...(diff.changed.length ? [`move ${diff.changed.map((c) => `${c.name} ${c.from} -> ${c.to}`).join(', ')}`] : []),
+    ...(diff.added.length ? [`add ${diff.added.map((c) => c.name).join(', ')}`] : []),
+    ...(diff.removed.length ? [`remove ${diff.removed.map((c) => c.name).join(', ')}`] : []),
+    ...(features.changes.length ? [`switch ${features.changes.map((f) => `${f.name} ${f.to ? 'on' : 'off'}`).join(', ')}`] : []),
+  ]
+  return parts.length ? parts.join('; ') : 'change no component'
+}
+
+export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string {
+  const { diff, features } = plan
+  const rows: string[][] = [
+    ...diff.changed.map((c) => [c.name, `${c.from} -> ${c.to}`]),
+    ...diff.added.map((c) => [c.name, `added (${c.version})`]),
+    ...diff.removed.map((c) => [c.name, 'removed (drained leaves first)']),
+  ]
+  const kept = Object.entries(features.features).filter(([n]) => !(n in features.patch)).map(([n, on]) => `${n}=${on}`)
+  const lines = [
+    `Plan: ${plan.direction === 'same' ? 'reconcile' : plan.direction} installer ${plan.from ?? '?'} -> ${plan.to} in ${opts.namespace} (${opts.source.chart})`,
+    '',
+    rows.length ? `Components (${diff.unchanged.length} unchanged):\n${table(rows.map((r) => ['  ' + r[0], r[1]!]))}` : `Components: none changes (${diff.unchanged.length} unchanged)`,
+    `Features: ${features.changes.length ? features.changes.map((f) => `${f.name} ${f.from ?? 'unset'} -> ${f.to}`).join(', ') : 'no change'}${kept.length ? `; kept as running: ${kept.join(', ')}` : ''}`,
+    'Kept: spec.features and every other runtime edit of the Installer CR; only components and componentValues are merged.',
+    '',
+    'Steps:',
+    `  helm upgrade ${BOOTSTRAP_RELEASE} (bootstrap mode, hooks skipped; your previous values kept, new -f/--set on top)`,
+  ]
+  if (needsPause(plan)) lines.push('  pause the Installer CR so nothing renders half-upgraded')
+  const removed = new Set(diff.removed.map((c) => c.name))
+  if (removed.size) lines.push(`  drain removed components, leaves first: ${removalWaves(diff.removed).map((w) => w.join(', ')).join(' | ')}`)
+  const staged = stagedLayers(plan)
+  if (staged.length) lines.push(`  move definitions, dependencies first: ${staged.map((l) => l.map((c) => c.name).join(', ')).join(' | ')}`)
+  lines.push(
+    `  apply CompositionDefinition installer ${plan.to}, wait for its CRD to serve ${dashed(plan.to)}`,
+    `  merge-patch components and componentValues${Object.keys(features.patch).length ? ' and the changed features' : ''} onto the Installer CR${needsPause(plan) ? ', unpausing it' : ''}`,
+    '  follow every component until Ready (and feature-off ones until drained, leaves first)',
+    '', 'Dry run: nothing was changed.',
+  )
+  return lines.join('\n')
+}
+
+export function removalWaves(removed: Component[]): string[][] {
+  const remaining = new Set(removed.map((c) => c.name))
+  const waves: string[][] = []
+  while (remaining.size) {
+    const wave = deletableNow(removed, remaining)
+    if (!wave.length) break
+    waves.push(wave)
+    for (const n of wave) remaining.delete(n)
+  }
+  return waves
+}
+
+/** Components whose existing definition moves to a new version, by DAG layer. */
+function stagedLayers(plan: Pick<UpgradePlan, 'components' | 'diff' | 'observed'>): Component[][] {
+  const changed = new Set(plan.diff.changed.map((c) => c.name))
+  return layers(plan.components).map((l) => l.filter((c) => changed.has(c.name) && plan.observed.cds.has(c.name))).filter((l) => l.length)
+}
+
+/** A component's definition has moved: its CRD serves the new version and its release runs at it. */
+function moved(o: Observed, c: Component, hadComposition: boolean): string | null {
+  const cd = o.cds.get(c.name)
+  const resource = cd?.status?.resource as string | undefined
+  if (!cd || (cd.spec as { chart?: { version?: string } }).chart?.version !== c.version) return 'its CompositionDefinition is not updated yet'
+  if (!resource || !crdServes(o.crds.get(`${resource}.${COMPOSITION_GROUP}`), dashed(c.version))) return `core-provider is adding ${dashed(c.version)} to its CRD`
+  const comp = o.compositions.get(c.name)
+  if (!comp) return hadComposition ? 'its Composition is not observed yet' : null
+  const at = comp.status?.helmChartVersion as string | undefined
+  if (at !== c.version) return `its cdc has the release at ${at ?? 'an unknown version'}`
+  return isReady(comp) ? null : 'its release is not Ready at the new version yet'
+}
+
+export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions, plan: UpgradePlan, interrupt: Interrupt, watch: () => PlatformWatch, teardown: Teardown): Step[] {
+  const ns = opts.namespace
+  const deadline = Date.now() + opts.timeoutMs
+  const installerRef = (version: string) => ({ group: COMPOSITION_GROUP, version, namespace: ns, plural: 'installers', name: 'installer' })
+  const readInstaller = async () => await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, installerRef(plan.installer.apiVersion!.split('/')[1]!)))
+  const steps: Step[] = [{
+    title: `Upgrade the bootstrap release "${BOOTSTRAP_RELEASE}" to ${plan.to} (helm, hooks skipped)`,
+    run: async (r) => {
+      const current = await releaseStatus(helm, ns)
+      const newValues = opts.values.files.length + opts.values.sets.length > 0
+      if (current?.status === 'deployed' && current.version === plan.to && !newValues) return `already at ${plan.to} (revision ${current.revision})`
+      await helmBootstrap(helm, { ...opts, values: plan.values }, current, deadline, r)
+      return `revision ${(await releaseStatus(helm, ns))?.revision ?? '?'}`
+    },
+  }]
+  if (needsPause(plan)) {
+    steps.push({
+      title: 'Pause the Installer CR so nothing renders half-upgraded',
+      run: async (r) => {
+        const installer = await readInstaller()
+        if (!installer) throw new UserError(`the Installer CR ${ns}/installer disappeared`, ExitCode.NotReady, 'see krateo-installer status')
+        await wrap(cluster, 'mark the Installer CR', () => mergePatchCustom(cluster, installerRef(installer.apiVersion!.split('/')[1]!), { metadata: { annotations: { [UPGRADE_ANNOTATION]: plan.to } } }))
+        return await teardown.pauseInstaller(installer, plan.observed.cds.get('installer'), r)
+      },
+    })
+  }
+  if (plan.diff.removed.length) {
+    steps.push({
+      title: `Drain removed components, leaves first (${plan.diff.removed.map((c) => c.name).join(', ')})`,
+      run: async (r) => {
+        for (const wave of removalWaves(plan.diff.removed)) {
+          await Promise.all(wave.map(async (name) => await drainRemoved(cluster, teardown, ns, plan.diff.removed.find((c) => c.name === name)!, r)))
+        }
+        // Their CompositionDefinitions (and so their CRDs) stay until the installer's release no longer lists
+        // them: helm cannot upgrade a release whose previous manifest holds a kind without a CRD.
+        return `${plan.diff.removed.length} drained; their definitions go with the installer's next render`
+      },
+    })
+  }
+  const staged = stagedLayers(plan)
+  if (staged.length) {
+    const nextSpec = (plan.rendered.selfCR.installer.spec ?? {}) as InstallerSpec & { ociRepo?: string }
+    steps.push({
+      title: `Move ${staged.flat().length} component definitions to their new versions, dependencies first`,
+      run: async (r) => {
+        const had = (c: Component) => plan.observed.compositions.has(c.name)
+        for (const layer of staged) {
+          for (const c of layer) {
+            // Pass A's shape (contract section 1): url = <repo or ociRepo>/<chart or name>, version = the pin.
+            const chart = { url: `${c.repo ?? nextSpec.ociRepo}/${c.chart ?? c.name}`, version: c.version }
+            await wrap(cluster, `update CompositionDefinition ${c.name}`, () => mergePatchCustom(cluster, { group: CD_GROUP, version: CD_VERSION, namespace: ns, plural: 'compositiondefinitions', name: c.name }, { spec: { chart } }))
+            r.line(`${c.name}: CompositionDefinition -> ${c.version}`)
+          }
+          await waitUntil(watch(), interrupt, deadline, (o) => layer.every((c) => moved(o, c, had(c)) === null),
+            (o) => layer.flatMap((c) => { const why = moved(o, c, had(c)); return why ? [`${c.name}: ${why}`] : [] }).join('; '), r, () => healStuck(cluster, watch(), r))
+          r.line(`${layer.map((c) => `${c.name} ${c.version}`).join(', ')}: running at the new version`)
+        }
+        return plan.diff.changed.map((c) => `${c.name} ${c.to}`).join(', ')
+      },
+    })
+  }
+  steps.push(...installerDefinitionSteps(cluster, plan.rendered, ns, interrupt, watch, deadline))
+  steps.push({
+    title: 'Merge the new component list into the Installer CR (spec.features and other runtime edits kept)',
+    run: async () => {
+      const ref = installerRef(dashed(plan.to))
+      const before = await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, ref))
+      if (!before) throw new UserError(`the Installer CR ${ns}/installer disappeared`, ExitCode.NotReady, 'see krateo-installer status')
+      const ours = !!before.metadata.annotations?.[UPGRADE_ANNOTATION]
+      const body = {
+        ...(ours ? { metadata: { annotations: { 'krateo.io/paused': null, [UPGRADE_ANNOTATION]: null } } } : {}),
+        spec: { ...plan.rendered.selfCR.componentsPatch.spec, ...(Object.keys(plan.features.patch).length ? { features: plan.features.patch } : {}) },
+      }
+      const after = await wrap(cluster, 'patch the Installer CR', () => mergePatchCustom(cluster, ref, body))
+      const said = [`components and componentValues${Object.keys(plan.features.patch).length ? `, features ${Object.entries(plan.features.patch).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}`]
+      if (ours) said.push('unpaused')
+      // A spec change is handled at once; anything else (an unpause alone) waits for the cdc's resync,
+      // unless the cdc is restarted, which makes it observe everything at once.
+      if (after.metadata.generation === before.metadata.generation) {
+        await wrap(cluster, "restart the installer's cdc", () => restartDeployment(cluster, ns, `installers-${dashed(plan.to)}-controller`))
+        said.push("installer's cdc restarted to observe it now")
+      }
+      return said.join('; ')
+    },
+  })
+  if (opts.wait) {
+    const want = JSON.stringify(plan.components.map((c) => [c.name, c.version]))
+    const applied = (o: Observed) => {
+      const spec = (o.installer?.spec ?? {}) as InstallerSpec
+      return !o.installer?.metadata.annotations?.[UPGRADE_ANNOTATION] && JSON.stringify(parseComponents(spec).map((c) => [c.name, c.version])) === want
+        && Object.entries(plan.features.patch).every(([k, v]) => spec.features?.[k] === v)
+    }
+    const removedLeft = (o: Observed) => {
+      const left = plan.diff.removed.filter((c) => o.cds.has(c.name)).map((c) => c.name)
+      return left.length ? `waiting for the installer's release to drop the definitions of removed ${left.join(', ')}` : null
+    }
+    steps.push({
+      title: 'Follow the self-reconcile',
+      run: async (r) => {
+        const res = await followToReady(cluster, watch(), opts, interrupt, r, deadline, applied, removedLeft)
+        return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} cdc restarts saved resync waits` : ''}`
+      },
+    })
+  }
+  return steps
+}
+
+/** Deletes a removed component's Composition, if any, while its cdc runs. */
+async function drainRemoved(cluster: Cluster, teardown: Teardown, ns: string, c: Component, r: StepReport): Promise<void> {
+  const cd = await wrap(cluster, `read CompositionDefinition ${c.name}`, () => getCustom(cluster, { group: CD_GROUP, version: CD_VERSION, namespace: ns, plural: 'compositiondefinitions', name: c.name }))
+  const resource = cd?.status?.resource as string | undefined
+  const apiVersion = cd?.status?.apiVersion as string | undefined
+  const comp = resource && apiVersion ? await wrap(cluster, `read ${c.name}`, () => getCustom(cluster, { group: COMPOSITION_GROUP, version: apiVersion.split('/')[1]!, namespace: ns, plural: resource, name: c.name })) : null
+  if (comp) await teardown.drainComposition({ ...c, kind: c.kind || String(cd?.status?.kind ?? '') }, comp, resource!, r)
+  else r.line(`${c.name}: no Composition left`)
+}
+
+/** A private scratch directory (0700) for the previous values file; removed by the returned function. */
+export async function scratchDir(): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), 'krateo-installer-'))
+  return { path, remove: () => rm(path, { recursive: true, force: true }) }
+}
