@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type KObj, type Observed, componentState, isStuckCreate, platformState } from '../../src/lib/state.js'
+import { type KObj, type Observed, UPGRADE_ANNOTATION, componentState, isStuckCreate, platformState } from '../../src/lib/state.js'
 import type { Component } from '../../src/lib/components.js'
 
 const T = '2026-01-01T00:00:00Z'
@@ -85,5 +85,22 @@ describe('state derivation', () => {
     assert.deepEqual(platformState(observed({ services: [lb] })).endpoints, [{ component: 'authn', type: 'LoadBalancer', url: 'http://198.51.100.10:8082', service: 'authn' }])
     const np: KObj = { metadata: { name: 'authn' }, spec: { type: 'NodePort', ports: [{ port: 8082, nodePort: 30082 }] } }
     assert.equal(platformState(observed({ services: [np], nodeIP: '10.0.0.1' })).endpoints[0]!.url, 'http://10.0.0.1:30082')
+  })
+  it('holds a component Ready at an old chart version as upgrading, and the platform as Upgrading', () => {
+    const ready = conds('True', 'Available')
+    const o = observed({ compositions: new Map([['authn-crd', comp('authn-crd', { ...ready, helmChartVersion: '0.4.0' })], ['authn', comp('authn', { ...ready, helmChartVersion: '0.21.9' })]]) })
+    const authn = componentState(components[1]!, o, { platform: true })
+    assert.equal(authn.stage, 'upgrading')
+    assert.equal(authn.detail, 'released at 0.21.9, moving to 0.22.0')
+    const s = platformState(o)
+    assert.equal(s.phase, 'Upgrading')
+    assert.deepEqual([s.ready, s.total], [1, 2])
+    o.cds.get('authn')!.spec = { chart: { version: '0.21.9' } }
+    assert.equal(componentState(components[1]!, o, { platform: true }).detail, 'its CompositionDefinition is at 0.21.9, moving to 0.22.0')
+    o.cds.get('authn')!.spec = { chart: { version: '0.22.0' } }
+    o.compositions.set('authn', comp('authn', { ...ready, helmChartVersion: '0.22.0' }))
+    assert.equal(platformState(o).phase, 'Ready')
+    o.installer!.metadata.annotations = { [UPGRADE_ANNOTATION]: '0.2.54', 'krateo.io/paused': 'true' }
+    assert.equal(platformState(o).phase, 'Upgrading', 'paused by upgrade is not a drain')
   })
 })

@@ -1,0 +1,117 @@
+// upgrade against a real sandbox: 0.2.53 -> 0.2.54 with a runtime edit kept, components moved in place,
+// one added and one removed, an interrupted run resumed, feature switches, and what it refuses.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { describe, it } from 'node:test'
+import { eventually, useSandbox } from '../helpers/sandbox.js'
+import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+
+interface Doc { phase: string; installerVersion: string; components: { name: string; version: string; stage: string; enabled: boolean }[] }
+interface KO { metadata: { uid: string; annotations?: Record<string, string> }; spec: { features: Record<string, boolean> }; status?: { helmChartVersion?: string } }
+
+describe('upgrade', () => {
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
+  const kc = () => ['--kubeconfig', sandbox().kubeconfig]
+  /** The chart flags without --version: the running version is kept. */
+  const chartFlags = () => sandboxFlags(sandbox()).filter((_, i, a) => a[i] !== '--version' && a[i - 1] !== '--version')
+  const status = async (): Promise<Doc> => JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as Doc
+  const revision = () => (JSON.parse(execFileSync(sandbox().helm, ['list', '-n', 'krateo-system', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { name: string; revision: string }[]).find((r) => r.name === 'krateo')?.revision
+  const get = async (version: string, plural: string, name: string) =>
+    await kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version, namespace: 'krateo-system', plural, name }) as KO
+  const installer = (version: string) => get(version, 'installers', 'installer')
+
+  it('refuses when nothing is installed (exit 10) and changes nothing', async () => {
+    const res = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54')])
+    assert.equal(res.code, 10, res.stderr)
+    assert.match(res.stderr, /^Error: Krateo is not installed in krateo-system \(no Installer CR\); install it with: krateo-installer install/m)
+  })
+
+  it('moves 0.2.53 to 0.2.54 in place, keeps a runtime spec.features edit, adds and removes, and resumes after Ctrl-C', async () => {
+    const inst = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'])
+    assert.equal(inst.code, 0, inst.stdout + inst.stderr)
+    // A runtime edit a platform team makes on the live Installer CR.
+    await kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: 'krateo-system', plural: 'installers', name: 'installer', body: { spec: { features: { oasgen: false } } } },
+      (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', (await import('@kubernetes/client-node')).PatchStrategy.MergePatch))
+    const before = { authn: (await get('v0-22-0', 'authns', 'authn')).metadata.uid, frontend: (await get('v0-24-0', 'frontends', 'frontend')).metadata.uid }
+    const rev = revision()
+
+    const dry = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--dry-run'])
+    assert.equal(dry.code, 0, dry.stdout + dry.stderr)
+    assert.match(dry.stdout, /Plan: upgrade installer 0\.2\.53 -> 0\.2\.54/)
+    assert.match(dry.stdout, /authn +0\.22\.0 -> 0\.22\.1/)
+    assert.match(dry.stdout, /events-presenter +added \(0\.1\.0\)/)
+    assert.match(dry.stdout, /otel-collector-daemonset +removed/)
+    assert.match(dry.stdout, /kept as running: .*oasgen=false/)
+    assert.match(dry.stdout, /nothing was changed/)
+    assert.equal(revision(), rev, 'the dry run did not touch the bootstrap release')
+    assert.equal((await installer('v0-2-53')).metadata.annotations?.['krateo.io/paused'], undefined, 'nor the Installer CR')
+    assert.equal((await status()).installerVersion, '0.2.53')
+
+    let seen = ''
+    const first = cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54')], (s) => { seen += s })
+    await eventually('the definitions started to move', async () => /▶ Move 4 component definitions/.test(seen), 120_000, 50)
+    first.kill('SIGINT')
+    const interrupted = await first
+    assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
+    assert.match(interrupted.stderr, /^Error: interrupted; the Installer stays paused where it was; run the same upgrade command again to resume$/m)
+    assert.equal((await status()).phase, 'Upgrading')
+
+    const res = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--timeout', '5m'])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /Installer 0\.2\.53 -> 0\.2\.54\./)
+    const after = await status()
+    assert.equal(after.phase, 'Ready')
+    assert.equal(after.installerVersion, '0.2.54')
+    const byName = new Map(after.components.map((c) => [c.name, c]))
+    assert.equal(byName.get('events-presenter')?.stage, 'ready', 'the added component runs')
+    assert.equal(byName.has('otel-collector-daemonset'), false, 'the removed component is no longer listed')
+    assert.deepEqual([byName.get('authn')?.version, byName.get('authn')?.stage], ['0.22.1', 'ready'])
+    assert.equal(byName.get('oasgen-provider')?.stage, 'disabled', 'the runtime feature edit holds')
+    assert.equal((await installer('v0-2-54')).spec.features.oasgen, false, 'spec.features survived the upgrade')
+
+    // Moved in place: the same objects, now released at the new chart versions (not pruned and re-created).
+    const authn = await get('v0-22-1', 'authns', 'authn')
+    const frontend = await get('v0-25-0', 'frontends', 'frontend')
+    assert.deepEqual([authn.metadata.uid, frontend.metadata.uid], [before.authn, before.frontend])
+    assert.deepEqual([authn.status?.helmChartVersion, frontend.status?.helmChartVersion], ['0.22.1', '0.25.0'])
+    const crds = (await kube().crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
+    assert.equal(crds.includes('otelcollectordaemonsets.composition.krateo.io'), false, 'the removed component left no CRD')
+    const cds = await kube().custom.listNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions' }) as { items: { metadata: { name: string } }[] }
+    assert.equal(cds.items.some((cd) => cd.metadata.name === 'otel-collector-daemonset'), false)
+  })
+
+  it('on the same version only reconciles, and refuses a downgrade without --allow-downgrade', async () => {
+    const rev = revision()
+    const same = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--json'])
+    assert.equal(same.code, 0, same.stdout + same.stderr)
+    const doc = JSON.parse(same.stdout) as { result: string; changed: unknown[]; status: { phase: string } }
+    assert.deepEqual([doc.result, doc.changed, doc.status.phase], ['reconciled', [], 'Ready'])
+    assert.match(same.stderr, /installer 0\.2\.54 is already running: only reconciling/)
+
+    const down = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.53')])
+    assert.equal(down.code, 2, down.stderr)
+    assert.match(down.stderr, /^Error: installer 0\.2\.53 is older than the running 0\.2\.54; a downgrade would move .*authn 0\.22\.1 -> 0\.22\.0.*add otel-collector-daemonset; remove events-presenter; pass --allow-downgrade/m)
+    assert.equal(revision(), rev, 'neither changed the bootstrap release')
+  })
+
+  it('switches a feature off (drained leaves first) and on again, keeping the version', async () => {
+    const off = await cli(['upgrade', ...chartFlags(), '--feature', 'observability=false', '--timeout', '5m'])
+    assert.equal(off.code, 0, off.stdout + off.stderr)
+    const deleting = (name: string) => off.stdout.indexOf(`${name}: deleting`)
+    assert.ok(deleting('otel-collector-deployment') >= 0 && deleting('krateo-clickstack') > deleting('otel-collector-deployment'), off.stdout)
+    assert.ok(deleting('krateo-clickstack') > deleting('krateo-sse-proxy'), 'leaves first')
+    let doc = await status()
+    assert.equal(doc.installerVersion, '0.2.54')
+    const observability = ['krateo-clickstack', 'otel-collector-deployment', 'krateo-sse-proxy']
+    assert.deepEqual(doc.components.filter((c) => observability.includes(c.name)).map((c) => c.stage), ['disabled', 'disabled', 'disabled'])
+    assert.equal((await installer('v0-2-54')).spec.features.observability, false)
+
+    const on = await cli(['upgrade', ...chartFlags(), '--feature', 'observability=true', '--timeout', '5m'])
+    assert.equal(on.code, 0, on.stdout + on.stderr)
+    doc = await status()
+    assert.equal(doc.phase, 'Ready')
+    assert.equal(doc.components.find((c) => c.name === 'krateo-sse-proxy')?.stage, 'ready')
+    assert.equal((await installer('v0-2-54')).spec.features.oasgen, false, 'the other runtime edit still holds')
+  })
+})

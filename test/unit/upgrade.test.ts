@@ -1,0 +1,56 @@
+// The upgrade plan: pure functions over component lists and features, no cluster.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { compareVersions, consequences, diffComponents, directionOf, featurePlan, needsPause, removalWaves } from '../../src/lib/upgrade.js'
+import type { Component } from '../../src/lib/components.js'
+import { parseFeatures } from '../../src/lib/flags.js'
+
+const c = (name: string, version: string, deps: string[] = [], feature?: string): Component => ({ name, kind: name.replace(/-/g, ''), version, deps, feature })
+
+describe('upgrade plan', () => {
+  it('orders versions numerically, not as text', () => {
+    assert.equal(compareVersions('0.2.10', '0.2.9'), 1)
+    assert.equal(compareVersions('0.2.53', '0.2.53'), 0)
+    assert.equal(compareVersions('0.2.53', '0.2.54'), -1)
+    assert.equal(compareVersions('1.0.0', '0.99.99'), 1)
+    assert.equal(directionOf('0.2.53', '0.2.54'), 'upgrade')
+    assert.equal(directionOf('0.2.54', '0.2.53'), 'downgrade')
+    assert.equal(directionOf('0.2.54', '0.2.54'), 'same')
+  })
+
+  it('finds components added, removed and moved, and leftover definitions of an earlier run', () => {
+    const before = [c('crd', '0.1.0'), c('svc', '1.0.0', ['crd']), c('old', '0.3.0', ['svc'])]
+    const after = [c('crd', '0.1.0'), c('svc', '1.1.0', ['crd']), c('new', '0.1.0', ['svc'])]
+    const diff = diffComponents(before, after, [c('ghost', '0.0.1'), c('svc', '1.0.0')])
+    assert.deepEqual(diff.added.map((x) => x.name), ['new'])
+    assert.deepEqual(diff.removed.map((x) => x.name), ['old', 'ghost'])
+    assert.deepEqual(diff.changed, [{ name: 'svc', from: '1.0.0', to: '1.1.0' }])
+    assert.deepEqual(diff.unchanged, ['crd'])
+    assert.equal(consequences({ diff, features: featurePlan({}, {}, {}) }), 'move svc 1.0.0 -> 1.1.0; add new; remove old, ghost')
+  })
+
+  it('drains removed components leaves first', () => {
+    const removed = [c('base', '1'), c('mid', '1', ['base']), c('leaf', '1', ['mid']), c('lone', '1')]
+    assert.deepEqual(removalWaves(removed), [['leaf', 'lone'], ['mid'], ['base']])
+  })
+
+  it('keeps runtime features, applies requested ones, and adds flags new to the chart at their default', () => {
+    const plan = featurePlan({ platform: true, oasgen: false }, { platform: true, oasgen: true, agents: false, newthing: true }, { agents: true })
+    assert.deepEqual(plan.features, { platform: true, oasgen: false, agents: true, newthing: true })
+    assert.deepEqual(plan.patch, { agents: true, newthing: true }, 'the runtime oasgen=false is not touched')
+    assert.deepEqual(plan.changes, [{ name: 'newthing', from: null, to: true }, { name: 'agents', from: null, to: true }])
+    assert.deepEqual(featurePlan({ agents: true }, { agents: false }, { agents: true }).patch, {}, 'asking for what runs changes nothing')
+  })
+
+  it('pauses the Installer for any version move, not for a same-version feature switch', () => {
+    const none = { added: [], removed: [], changed: [], unchanged: ['a'] }
+    assert.equal(needsPause({ direction: 'same', diff: none }), false)
+    assert.equal(needsPause({ direction: 'upgrade', diff: none }), true)
+    assert.equal(needsPause({ direction: 'same', diff: { ...none, removed: [c('x', '1')] } }), true)
+  })
+
+  it('parses --feature, the last of a name winning', () => {
+    assert.deepEqual(parseFeatures(['agents=true', 'oasgen=false', 'agents=false']), { agents: false, oasgen: false })
+    assert.throws(() => parseFeatures(['agents=on']), /--feature "agents=on" is not name=true\|false/)
+  })
+})
