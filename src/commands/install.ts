@@ -16,9 +16,10 @@ export default class Install extends KrateoCommand {
   static override description = `Runs the bootstrap phase of the Krateo installer chart itself (helm install in bootstrap mode with the
 chart's hooks skipped, then each step of its post-install hook as a visible step), then follows the
 self-reconcile of every component (CompositionDefinition -> CRD -> Composition -> Ready) and prints how to
-reach the platform. Re-running resumes a partial install; on a Ready platform it does nothing.
+reach the platform. Re-running resumes a partial install; on a Ready platform it does nothing. Another
+installer version already installed is refused: moving versions is what upgrade does.
 
-Exit codes: 0 Ready (or accepted with --no-wait), 2 bad flag, 3 cluster unreachable, 4 helm missing or
+Exit codes: 0 Ready (or accepted with --no-wait), 2 bad flag or another version installed, 3 cluster unreachable, 4 helm missing or
 unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted.`
 
   static override examples = [
@@ -91,6 +92,12 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         return
       }
       const before = await currentState(cluster, flags.namespace)
+      if (before.installerVersion && before.phase !== 'NotInstalled' && before.installerVersion !== plan!.rendered.chartVersion) {
+        // Re-applying another version the way the chart's hook does would prune and re-create every component
+        // whose version changes; upgrade moves them in place.
+        throw new UserError(`installer ${before.installerVersion} is already installed in ${flags.namespace}; install does not change versions`, ExitCode.Usage,
+          `run: ${this.config.bin} upgrade --version ${plan!.rendered.chartVersion} (add --dry-run to see what moves)`)
+      }
       if (before.phase === 'Ready' && before.installerVersion === plan!.rendered.chartVersion) {
         if (flags.json) this.printJson({ result: 'already-installed', status: statusDocument(before) })
         else this.log(`Already installed and Ready: installer ${before.installerVersion} in ${flags.namespace}; nothing to do.\n\n${summary(before, 0)}`)

@@ -92,7 +92,10 @@ describe('upgrade', () => {
     const down = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.53')])
     assert.equal(down.code, 2, down.stderr)
     assert.match(down.stderr, /^Error: installer 0\.2\.53 is older than the running 0\.2\.54; a downgrade would move .*authn 0\.22\.1 -> 0\.22\.0.*add otel-collector-daemonset; remove events-presenter; pass --allow-downgrade/m)
-    assert.equal(revision(), rev, 'neither changed the bootstrap release')
+    const reinstall = await cli(['install', ...sandboxFlags(sandbox(), '0.2.53')])
+    assert.equal(reinstall.code, 2, reinstall.stderr)
+    assert.match(reinstall.stderr, /^Error: installer 0\.2\.54 is already installed in krateo-system; install does not change versions; run: krateo-installer upgrade --version 0\.2\.53/m)
+    assert.equal(revision(), rev, 'none of them changed the bootstrap release')
   })
 
   it('switches a feature off (drained leaves first) and on again, keeping the version', async () => {
