@@ -11,6 +11,7 @@ import { Teardown } from '../lib/teardown.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
+import { observe } from '../lib/observe.js'
 import { featureSets, parseDuration, parseFeatures, readStdin } from '../lib/flags.js'
 
 export default class Upgrade extends KrateoCommand {
@@ -38,7 +39,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
   ]
 
   static override flags = {
-    chart: Flags.string({ description: 'installer chart: an oci:// reference, a local directory or a .tgz', default: DEFAULT_CHART }),
+    chart: Flags.string({ description: 'installer chart: an oci:// reference, a local directory or a .tgz (default: where the running one came from)' }),
     version: Flags.string({ description: 'installer chart version to move to (default: the running one)' }),
     values: Flags.string({ char: 'f', description: 'values file on top of your previous values (repeatable, helm semantics)', multiple: true, default: [] }),
     set: Flags.string({ description: 'set a value on top of your previous values, key=value (repeatable, helm semantics)', multiple: true, default: [] }),
@@ -72,7 +73,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       insecureSkipTlsVerify: flags['insecure-skip-tls-verify'], caFile: flags['ca-file'], verbose: flags.verbose ? log : undefined,
     })
     const opts: UpgradeOptions = {
-      namespace: flags.namespace, source: { chart: flags.chart, version: flags.version }, values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
+      namespace: flags.namespace, source: { chart: flags.chart ?? DEFAULT_CHART, version: flags.version }, values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
       timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword,
       featureRequests, allowDowngrade: flags['allow-downgrade'],
     }
@@ -87,10 +88,10 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       await runSteps([{
         title: 'Preflight (read-only)',
         run: async (r) => {
-          if (!opts.source.version) {
-            // Keep the running version unless told otherwise: read it before rendering.
-            const running = await currentState(cluster, flags.namespace).catch(() => null)
-            if (running?.installerVersion) opts.source.version = running.installerVersion
+          if (!flags.chart || !flags.version) {
+            // Unless told otherwise: the chart the running installer came from, at the running version.
+            const running = (await observe(cluster, flags.namespace).catch(() => null))?.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined
+            opts.source = { chart: flags.chart ?? running?.chart?.url ?? DEFAULT_CHART, version: flags.version ?? running?.chart?.version }
           }
           plan = await upgradePreflight(cluster, helm, opts, r, scratch.path)
           return `installer ${plan.from ?? '?'} -> ${plan.to}`

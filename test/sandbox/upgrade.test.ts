@@ -13,8 +13,8 @@ describe('upgrade', () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
   const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
   const kc = () => ['--kubeconfig', sandbox().kubeconfig]
-  /** The chart flags without --version: the running version is kept. */
-  const chartFlags = () => sandboxFlags(sandbox()).filter((_, i, a) => a[i] !== '--version' && a[i - 1] !== '--version')
+  /** No --chart and no --version: the chart the running installer came from, at the running version. */
+  const chartFlags = () => [...kc(), '--plain-http']
   const status = async (): Promise<Doc> => JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as Doc
   const revision = () => (JSON.parse(execFileSync(sandbox().helm, ['list', '-n', 'krateo-system', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { name: string; revision: string }[]).find((r) => r.name === 'krateo')?.revision
   const get = async (version: string, plural: string, name: string) =>
