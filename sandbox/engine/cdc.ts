@@ -7,7 +7,7 @@ import { ApiError, Informer, type KObject } from './rest.js'
 import { EngineContext } from './context.js'
 import { type Condition, ready, sameConditions, setConditions, synced } from './conditions.js'
 import { pluralFromKind } from './naming.js'
-import { ANN_GRACEFULLY_PAUSED, ANN_PAUSED, COMPOSITION_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, LABEL_RELEASE_NAME } from './naming.js'
+import { ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_GRACEFULLY_PAUSED, ANN_PAUSED, COMPOSITION_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, LABEL_RELEASE_NAME } from './naming.js'
 
 interface Workload { kind: string; name: string; namespace: string }
 interface CompositionStatus { conditions?: Condition[]; digest?: string; previousDigest?: string; helmChartUrl?: string; helmChartVersion?: string; managed?: unknown[] }
@@ -19,6 +19,7 @@ class Cdc {
   readonly informer: Informer
   private workloads = new Map<string, { digest: string; items: Workload[]; installedAt: number; managed: Record<string, string>[] }>()
   private deletingSince = new Map<string, number>()
+  private raceLost = new Set<string>()
 
   constructor(private ctx: EngineContext, readonly ns: string, readonly deploymentName: string, readonly version: string, readonly plural: string) {
     const path = `/apis/${COMPOSITION_GROUP}/${version}/${plural}?labelSelector=${encodeURIComponent(`${LABEL_COMPOSITION_VERSION}=${version}`)}`
@@ -91,17 +92,24 @@ class Cdc {
       const firstInstall = releaseStatus === null
       if (firstInstall || releaseStatus !== 'deployed' || status.digest !== digest || info.readsCluster || !known) {
         if (firstInstall || releaseStatus !== 'deployed' || status.digest !== digest || info.readsCluster) {
+          if (firstInstall && !(await this.markCreate(current))) return
           try {
             this.ctx.log(`cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`)
             await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {})
           } catch (err) {
             const msg = (err as Error).message
-            if (firstInstall) await this.setStatus(current, {}, ready('False', 'Creating'), synced('False', 'ReconcileError', `create failed: ${msg}`))
+            if (firstInstall) {
+              await this.annotate(current, ANN_CREATE_FAILED)
+              await this.setStatus(current, {}, ready('False', 'Creating'), synced('False', 'ReconcileError', `create failed: ${msg}`))
+            }
             else await this.setStatus(current, {}, ready('False', 'Unavailable'), synced('False', 'ReconcileError', `observe failed: ${msg}`))
             this.enqueue(current, this.ctx.settings().resyncSeconds * 1000)
             return
           }
-          if (firstInstall) message = 'Composition created'
+          if (firstInstall) {
+            current = await this.annotate(current, ANN_CREATE_SUCCEEDED)
+            message = 'Composition created'
+          }
           else if (status.digest !== digest) message = 'Composition values updated'
         }
         const manifest = (await this.ctx.helm.manifest(release, ns)) ?? ''
@@ -133,6 +141,35 @@ class Cdc {
         : delay > 0 ? ready('False', 'Unavailable', `waiting for the release ${release} to become ready`) : ready('True', 'Available', message)
     await this.setStatus(current, base, readyCond, synced('True', 'ReconcileSuccess'))
     if (readyCond.status !== 'True' && !neverReady) this.enqueue(current, Math.max(1000, Math.min(delay, 2000)))
+  }
+
+  private async annotate(obj: KObject, key: string): Promise<KObject> {
+    return this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { annotations: { [key]: new Date().toISOString() } } })
+  }
+
+  /**
+   * The external-create protocol of the runtime the real cdc is built on: a pending mark before the create,
+   * its result after. A pending mark newer than any result means a create whose outcome was lost: the cdc
+   * refuses to go on until someone removes the mark. False when the create must not go ahead.
+   */
+  private async markCreate(obj: KObject): Promise<boolean> {
+    const ann = obj.metadata.annotations ?? {}
+    const pending = ann[ANN_CREATE_PENDING]
+    const settled = [ann[ANN_CREATE_SUCCEEDED], ann[ANN_CREATE_FAILED]].filter(Boolean) as string[]
+    if (pending && settled.every((s) => Date.parse(pending) > Date.parse(s))) {
+      await this.setStatus(obj, {}, synced('False', 'ReconcileError',
+        'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'))
+      return false
+    }
+    await this.annotate(obj, ANN_CREATE_PENDING)
+    if (this.ctx.settings().cdcLoseCreateRace.includes(obj.metadata.name) && !this.raceLost.has(obj.metadata.uid!)) {
+      // The process "dies" between the pending mark and the result: nothing records the outcome.
+      this.raceLost.add(obj.metadata.uid!)
+      this.ctx.log(`cdc ${this.plural}.${this.version}: lost the create race for ${obj.metadata.namespace}/${obj.metadata.name} (fault knob)`)
+      this.enqueue(obj, 500)
+      return false
+    }
+    return true
   }
 
   private async unavailable(items: Workload[]): Promise<string[]> {

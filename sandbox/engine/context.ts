@@ -17,12 +17,14 @@ export interface EngineSettings {
   neverReady: Record<string, string>
   /** CompositionDefinition names whose next create loses the race (pending annotation left behind). */
   loseCreateRace: string[]
+  /** Composition names whose cdc loses its first create race the same way (the Installer CR included). */
+  cdcLoseCreateRace: string[]
   /** composition name -> seconds its deletion takes before helm uninstall runs. */
   slowDeletionSeconds: Record<string, number>
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
-  resyncSeconds: 180, readinessDelaySeconds: {}, neverReady: {}, loseCreateRace: [], slowDeletionSeconds: {},
+  resyncSeconds: 180, readinessDelaySeconds: {}, neverReady: {}, loseCreateRace: [], cdcLoseCreateRace: [], slowDeletionSeconds: {},
 }
 
 export type Log = (message: string) => void
