@@ -1,0 +1,116 @@
+// The engine simulator's event handling, policies and fault knobs (contract sections 2 and 3), on stand-alone
+// CompositionDefinitions and Compositions (no installer): what a cdc ignores, what it handles at once, what a
+// restart changes, and the knobs the CLI's fault tests rely on.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { describe, it } from 'node:test'
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { eventually, httpCode, sleep, useSandbox } from '../helpers/sandbox.js'
+
+type Obj = { metadata: { name: string; uid?: string; annotations?: Record<string, string>; finalizers?: string[]; deletionTimestamp?: string; creationTimestamp?: string }; status?: Record<string, unknown> }
+const cond = (o: Obj | null, type: string) => ((o?.status?.conditions as { type: string; status: string; reason: string; message?: string }[] | undefined) ?? []).find((c) => c.type === type)
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+
+describe('engine simulator: events, policies and fault knobs', () => {
+  const ns = 'krateo-system'
+  const { sandbox, kube } = useSandbox({
+    engineSettings: { resyncSeconds: 5, readinessDelaySeconds: { 'slow-ready': 6 }, slowDeletionSeconds: { 'slow-delete': 5 }, cdcLoseCreateRace: ['racer'] },
+  })
+  const helm = (...args: string[]) => execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
+  const cdApi = { group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions' }
+  const sse = { group: 'composition.krateo.io', version: 'v0-3-0', namespace: ns, plural: 'krateosseproxies' }
+  const getCd = (name: string) => kube().custom.getNamespacedCustomObject({ ...cdApi, name }).then((o) => o as Obj).catch((e) => { if (httpCode(e) === 404) return null; throw e })
+  const get = (name: string) => kube().custom.getNamespacedCustomObject({ ...sse, name }).then((o) => o as Obj).catch((e) => { if (httpCode(e) === 404) return null; throw e })
+  const create = (name: string) => kube().custom.createNamespacedCustomObject({ ...sse, body: { apiVersion: 'composition.krateo.io/v0-3-0', kind: 'KrateoSseProxy', metadata: { name }, spec: {} } })
+  const annotate = (name: string, annotations: Record<string, string | null>) => kube().custom.patchNamespacedCustomObject({ ...sse, name, body: { metadata: { annotations } } }, mergePatch)
+  const readyReason = async (name: string) => cond(await get(name), 'Ready')?.reason
+  const cdcDeployment = 'krateosseproxies-v0-3-0-controller'
+  const defineSse = async (name: string, annotations: Record<string, string> = {}) =>
+    await kube().custom.createNamespacedCustomObject({ ...cdApi, body: { apiVersion: 'core.krateo.io/v1alpha1', kind: 'CompositionDefinition', metadata: { name, annotations }, spec: { chart: { url: `oci://${sandbox().registry}/charts/krateo-sse-proxy`, version: '0.3.0' } } } })
+
+  it('core-provider serves a stand-alone CompositionDefinition; management-policy observe creates nothing', async () => {
+    helm('install', 'krateo', `oci://${sandbox().registry}/charts/installer`, '--version', '0.2.53', '--plain-http', '-n', ns, '--create-namespace', '--no-hooks', '--set', 'bootstrap.coreProvider.enabled=true', '--wait')
+    await defineSse('sse')
+    await eventually('CD sse Ready', async () => cond(await getCd('sse'), 'Ready')?.status === 'True', 60_000)
+    await kube().custom.createNamespacedCustomObject({ ...cdApi, body: { apiVersion: 'core.krateo.io/v1alpha1', kind: 'CompositionDefinition', metadata: { name: 'observed-only', annotations: { 'krateo.io/management-policy': 'observe' } }, spec: { chart: { url: `oci://${sandbox().registry}/charts/authn`, version: '0.22.0' } } } })
+    const observed = await eventually('observe-only CD reported', async () => { const o = await getCd('observed-only'); return cond(o, 'Synced') ? o : null }, 30_000)
+    assert.equal(cond(observed, 'Synced')?.reason, 'ReconcilePaused')
+    await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'authns.composition.krateo.io' }), (e) => httpCode(e) === 404, 'no CRD created under observe')
+  })
+
+  it('holds Ready for the readiness delay of a component', async () => {
+    await create('slow-ready')
+    const waiting = await eventually('slow-ready installed', async () => { const o = await get('slow-ready'); return cond(o, 'Ready') ? o : null }, 30_000, 100)
+    assert.equal(cond(waiting, 'Ready')?.status, 'False')
+    assert.match(cond(waiting, 'Ready')?.message ?? '', /^waiting for the release slow-ready-\w{8} to become ready$/)
+    const ready = await eventually('slow-ready Ready', async () => { const o = await get('slow-ready'); return cond(o, 'Ready')?.status === 'True' ? o : null }, 30_000, 100)
+    const created = Date.parse(ready.metadata.creationTimestamp!)
+    assert.ok(Date.now() - created >= 5000, `Ready ${Date.now() - created}ms after creation`)
+  })
+
+  it('ignores an annotation-only change until a resync, and a restarted cdc observes at once', async () => {
+    await sandbox().setEngineSettings({ resyncSeconds: 120 })
+    await create('graceful')
+    await eventually('graceful Ready', async () => (await readyReason('graceful')) === 'Available', 30_000)
+    await sleep(6000) // resyncs queued at the old interval have fired; the next is minutes away
+    await annotate('graceful', { 'krateo.io/gracefully-paused': 'true' })
+    await sleep(4000)
+    assert.equal(await readyReason('graceful'), 'Available', 'an annotation-only change is ignored')
+    const restarted = Date.now()
+    await sandbox().restartDeployment(ns, cdcDeployment)
+    await eventually('gracefully paused', async () => (await readyReason('graceful')) === 'ReconcileGracefullyPaused', 20_000, 100)
+    assert.ok(Date.now() - restarted < 20_000)
+    assert.equal(cond(await get('graceful'), 'Ready')?.status, 'True', 'gracefully paused stays Ready')
+  })
+
+  it('keeps a paused Composition Terminating until the pause goes, which is handled at once', async () => {
+    await create('paused')
+    await eventually('paused Ready', async () => (await readyReason('paused')) === 'Available', 30_000)
+    await annotate('paused', { 'krateo.io/paused': 'true' })
+    await sandbox().restartDeployment(ns, cdcDeployment)
+    await eventually('pause observed', async () => cond(await get('paused'), 'Synced')?.reason === 'ReconcilePaused', 20_000)
+    await kube().custom.deleteNamespacedCustomObject({ ...sse, name: 'paused' })
+    await sleep(4000)
+    const held = await get('paused')
+    assert.ok(held?.metadata.deletionTimestamp, 'still Terminating')
+    assert.deepEqual(held.metadata.finalizers, ['composition.krateo.io/finalizer'])
+    const unpaused = Date.now()
+    await annotate('paused', { 'krateo.io/paused': null })
+    await eventually('paused gone', async () => (await get('paused')) === null, 15_000, 100)
+    assert.ok(Date.now() - unpaused < 15_000, 'far sooner than the 120 s resync')
+  })
+
+  it('takes the configured time to delete a slow component, reporting Deleting meanwhile', async () => {
+    await sandbox().setEngineSettings({ resyncSeconds: 5 })
+    await create('slow-delete')
+    await eventually('slow-delete Ready', async () => (await readyReason('slow-delete')) === 'Available', 30_000)
+    const started = Date.now()
+    await kube().custom.deleteNamespacedCustomObject({ ...sse, name: 'slow-delete' })
+    await eventually('Deleting reported', async () => (await readyReason('slow-delete')) === 'Deleting', 10_000, 100)
+    await eventually('slow-delete gone', async () => (await get('slow-delete')) === null, 30_000, 100)
+    assert.ok(Date.now() - started >= 4500, `gone after ${Date.now() - started}ms`)
+  })
+
+  it("a cdc that loses its create race blocks with the contract's message until the pending mark is removed", async () => {
+    await create('racer')
+    const blocked = await eventually('racer blocked', async () => { const o = await get('racer'); return /cannot determine creation result/.test(cond(o, 'Synced')?.message ?? '') ? o : null }, 30_000)
+    assert.equal(cond(blocked, 'Synced')?.reason, 'ReconcileError')
+    assert.ok(blocked.metadata.annotations?.['krateo.io/external-create-pending'])
+    assert.equal(blocked.metadata.annotations?.['krateo.io/external-create-succeeded'], undefined)
+    assert.doesNotMatch(helm('list', '-n', ns, '-q'), /racer/, 'nothing was installed')
+    await sleep(6000)
+    assert.match(cond(await get('racer'), 'Synced')?.message ?? '', /cannot determine creation result/, 'a resync does not retry on its own')
+    await annotate('racer', { 'krateo.io/external-create-pending': null })
+    const ready = await eventually('racer Ready after the mark is removed', async () => { const o = await get('racer'); return cond(o, 'Ready')?.status === 'True' ? o : null }, 30_000)
+    assert.ok(ready.metadata.annotations?.['krateo.io/external-create-succeeded'])
+  })
+
+  it('deletion-policy orphan: deleting the CompositionDefinition leaves its CRD, cdc and Compositions', async () => {
+    await kube().custom.patchNamespacedCustomObject({ ...cdApi, name: 'sse', body: { metadata: { annotations: { 'krateo.io/deletion-policy': 'orphan' } } } }, mergePatch)
+    await kube().custom.deleteNamespacedCustomObject({ ...cdApi, name: 'sse' })
+    await eventually('CD sse gone', async () => (await getCd('sse')) === null, 30_000)
+    await kube().crds.readCustomResourceDefinition({ name: 'krateosseproxies.composition.krateo.io' })
+    await kube().apps.readNamespacedDeployment({ name: cdcDeployment, namespace: ns })
+    assert.equal((await get('slow-ready'))?.metadata.deletionTimestamp, undefined, 'its Compositions are left alone')
+  })
+})
