@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo on a fresh machine: set-up, a sandbox up (real control plane + Krateo engine simulator), then
-# krateo-installer install, status and uninstall against it, and the sandbox down.
+# krateo-installer install, status, upgrade (0.2.53 -> 0.2.54) and uninstall against it, and the sandbox down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,6 +17,10 @@ step krateo-installer install --exposure LoadBalancer
 ./bin/run.js install --exposure LoadBalancer "${chart[@]}"
 step krateo-installer status
 ./bin/run.js status
+step krateo-installer upgrade --version 0.2.54 --dry-run
+./bin/run.js upgrade --version 0.2.54 --plain-http --dry-run
+step krateo-installer upgrade --version 0.2.54
+./bin/run.js upgrade --version 0.2.54 --plain-http
 step krateo-installer uninstall
 ./bin/run.js uninstall
 step krateo-installer status

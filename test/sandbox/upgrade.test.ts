@@ -98,12 +98,15 @@ describe('upgrade', () => {
     assert.equal(revision(), rev, 'none of them changed the bootstrap release')
   })
 
-  it('switches a feature off (drained leaves first) and on again, keeping the version', async () => {
-    const off = await cli(['upgrade', ...chartFlags(), '--feature', 'observability=false', '--timeout', '5m'])
+  it('switches a feature off (drained leaves first) and on again, keeping the version (with helm 4)', async () => {
+    const helm4 = sandbox().helm4
+    assert.ok(helm4, 'the sandbox has helm 4')
+    const off = await cli(['upgrade', ...chartFlags(), '--helm', helm4, '--feature', 'observability=false', '--timeout', '5m'])
     assert.equal(off.code, 0, off.stdout + off.stderr)
     const deleting = (name: string) => off.stdout.indexOf(`${name}: deleting`)
     assert.ok(deleting('otel-collector-deployment') >= 0 && deleting('krateo-clickstack') > deleting('otel-collector-deployment'), off.stdout)
     assert.ok(deleting('krateo-clickstack') > deleting('krateo-sse-proxy'), 'leaves first')
+    assert.match(off.stdout, /helm v4\./)
     let doc = await status()
     assert.equal(doc.installerVersion, '0.2.54')
     const observability = ['krateo-clickstack', 'otel-collector-deployment', 'krateo-sse-proxy']
