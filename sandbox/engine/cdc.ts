@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { parseAllDocuments } from 'yaml'
 import { ApiError, Informer, type KObject } from './rest.js'
 import { EngineContext } from './context.js'
-import { type Condition, ready, sameConditions, setConditions, synced } from './conditions.js'
+import { CREATE_RESULT_LOST, type Condition, createResultLost, ready, sameConditions, setConditions, synced } from './conditions.js'
 import { pluralFromKind } from './naming.js'
 import { ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_GRACEFULLY_PAUSED, ANN_PAUSED, COMPOSITION_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, LABEL_RELEASE_NAME } from './naming.js'
 
@@ -13,6 +13,7 @@ interface Workload { kind: string; name: string; namespace: string }
 interface CompositionStatus { conditions?: Condition[]; digest?: string; previousDigest?: string; helmChartUrl?: string; helmChartVersion?: string; managed?: unknown[] }
 
 const CLUSTER_SCOPED = new Set(['CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'Namespace', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'PersistentVolume', 'StorageClass'])
+const CREATE_KEYS = { pending: ANN_CREATE_PENDING, succeeded: ANN_CREATE_SUCCEEDED, failed: ANN_CREATE_FAILED }
 const WORKLOAD_PATHS: Record<string, string> = { Deployment: 'deployments', StatefulSet: 'statefulsets', DaemonSet: 'daemonsets' }
 
 class Cdc {
@@ -153,12 +154,8 @@ class Cdc {
    * refuses to go on until someone removes the mark. False when the create must not go ahead.
    */
   private async markCreate(obj: KObject): Promise<boolean> {
-    const ann = obj.metadata.annotations ?? {}
-    const pending = ann[ANN_CREATE_PENDING]
-    const settled = [ann[ANN_CREATE_SUCCEEDED], ann[ANN_CREATE_FAILED]].filter(Boolean) as string[]
-    if (pending && settled.every((s) => Date.parse(pending) > Date.parse(s))) {
-      await this.setStatus(obj, {}, synced('False', 'ReconcileError',
-        'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'))
+    if (createResultLost(obj.metadata.annotations, CREATE_KEYS)) {
+      await this.setStatus(obj, {}, synced('False', 'ReconcileError', CREATE_RESULT_LOST))
       return false
     }
     await this.annotate(obj, ANN_CREATE_PENDING)

@@ -30,3 +30,13 @@ export function sameConditions(a: Condition[] | undefined, b: Condition[]): bool
   const strip = (cs: Condition[] | undefined) => JSON.stringify((cs ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest))
   return strip(a) === strip(b)
 }
+
+export const CREATE_RESULT_LOST = 'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'
+
+/** The external-create protocol: a pending mark newer than any recorded result means a create whose outcome was lost. */
+export function createResultLost(annotations: Record<string, string> | undefined, keys: { pending: string; succeeded: string; failed: string }): boolean {
+  const ann = annotations ?? {}
+  const pending = ann[keys.pending]
+  const settled = [ann[keys.succeeded], ann[keys.failed]].filter(Boolean) as string[]
+  return !!pending && settled.every((s) => Date.parse(pending) > Date.parse(s))
+}

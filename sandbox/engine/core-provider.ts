@@ -2,7 +2,7 @@
 // a Deployment labelled app.kubernetes.io/name=core-provider is available, like the real pod.
 import { ApiError, Informer, type KObject } from './rest.js'
 import { EngineContext } from './context.js'
-import { type Condition, now, ready, sameConditions, setConditions, synced } from './conditions.js'
+import { CREATE_RESULT_LOST, type Condition, createResultLost, now, ready, sameConditions, setConditions, synced } from './conditions.js'
 import {
   ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_DELETION_POLICY, ANN_MANAGEMENT_POLICY, ANN_PAUSED,
   CD_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, bundleBase, dashedVersion, kindFromChart, pluralFromKind,
@@ -183,12 +183,8 @@ export class CoreProvider {
     }
 
     // Not up to date: this is an external create (or update, on a version bump).
-    const ann = cd.metadata.annotations ?? {}
-    const pending = ann[ANN_CREATE_PENDING]
-    const settled = [ann[ANN_CREATE_SUCCEEDED], ann[ANN_CREATE_FAILED]].filter(Boolean) as string[]
-    if (pending && settled.every((s) => Date.parse(pending) > Date.parse(s))) {
-      await this.setStatus(cd, {}, synced('False', 'ReconcileError',
-        'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'))
+    if (createResultLost(cd.metadata.annotations, { pending: ANN_CREATE_PENDING, succeeded: ANN_CREATE_SUCCEEDED, failed: ANN_CREATE_FAILED })) {
+      await this.setStatus(cd, {}, synced('False', 'ReconcileError', CREATE_RESULT_LOST))
       return
     }
     if (!crd) await this.setStatus(cd, {}, ready('False', 'Unavailable', `crd for '${gvr}' does not exists yet`))

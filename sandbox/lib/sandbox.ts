@@ -107,6 +107,8 @@ export class Sandbox {
   /** host:port of the OCI registry (plain HTTP on loopback). */
   get registry(): string { return this.state.registry }
   get helm(): string { return this.state.helm }
+  /** The helm 4 binary, when it was built. */
+  get helm4(): string | null { return this.state.helm4 }
   get apiServerUrl(): string { return `https://127.0.0.1:${this.state.ports.apiserver}` }
   private get pki(): string { return join(this.dir, 'pki') }
   get caFile(): string { return join(this.pki, 'ca.crt') }

@@ -2,14 +2,14 @@ import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
 import { ExitCode, UserError } from '../lib/errors.js'
-import { Helm } from '../lib/helm.js'
+import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
 import { DEFAULT_CHART, DEFAULT_VERSION } from '../lib/chart.js'
 import { type InstallOptions, type Plan, bootstrapSteps, currentState, followToReady, planText, preflight, summary } from '../lib/install.js'
 import { PlatformWatch } from '../lib/follow.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
-import { readStdin, featureSets, parseDuration } from '../lib/flags.js'
+import { featureSets, parseDuration } from '../lib/flags.js'
 
 export default class Install extends KrateoCommand {
   static override summary = 'Install the Krateo platform and follow it until it is Ready'
@@ -30,6 +30,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
   ]
 
   static override flags = {
+    ...chartAccessFlags,
     exposure: Flags.string({ description: 'how browser-facing services are exposed', options: ['NodePort', 'LoadBalancer'] }),
     'exposure-port': Flags.integer({ description: 'pin the portal port (the NodePort, or the LoadBalancer port)', min: 1, max: 65535 }),
     chart: Flags.string({ description: 'installer chart: an oci:// reference, a local directory or a .tgz', default: DEFAULT_CHART }),
@@ -40,26 +41,13 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
     wait: Flags.boolean({ description: 'wait until every component is Ready (--no-wait returns once the Installer CR is accepted)', default: true, allowNo: true }),
     'dry-run': Flags.boolean({ description: 'print the plan (objects, DAG layers, versions) and change nothing', default: false }),
-    accelerate: Flags.boolean({ description: "restart the installer's cdc when a layer is ready, instead of waiting for its resync", default: true, allowNo: true }),
-    helm: Flags.string({ description: 'path of the helm binary (default: $HELM_BIN, then helm on PATH)' }),
-    'registry-username': Flags.string({ description: 'username for a private chart registry (also used by in-cluster pulls)' }),
-    'registry-password-stdin': Flags.boolean({ description: 'read the registry password from stdin (never from argv)', default: false }),
-    'plain-http': Flags.boolean({ description: 'use plain HTTP for the chart registry', default: false }),
-    'insecure-skip-tls-verify': Flags.boolean({ description: "skip TLS verification of the chart registry", default: false }),
-    'ca-file': Flags.string({ description: 'CA bundle for the chart registry' }),
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Install)
     this.verbose = flags.verbose
     const timeoutMs = parseDuration(flags.timeout)
-    if (flags['registry-password-stdin'] && !flags['registry-username']) {
-      throw new UserError('--registry-password-stdin needs --registry-username', ExitCode.Usage, 'pass the registry user with --registry-username')
-    }
-    if (flags['registry-username'] && !flags['registry-password-stdin']) {
-      throw new UserError('--registry-username needs --registry-password-stdin', ExitCode.Usage, 'pipe the password on stdin; it is never accepted as an argument')
-    }
-    const registryPassword = flags['registry-password-stdin'] ? await readStdin() : undefined
+    const password = await registryPassword(flags)
     const sets = [
       ...(flags.exposure ? [`exposure.type=${flags.exposure}`] : []),
       ...(flags['exposure-port'] ? [`exposure.port=${flags['exposure-port']}`] : []),
@@ -70,14 +58,10 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     ]
     const opts: InstallOptions = {
       namespace: flags.namespace, source: { chart: flags.chart, version: flags.version }, values: { files: flags.values, sets },
-      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword,
+      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password,
     }
-    const log = (m: string) => process.stderr.write(m + '\n')
     const cluster = loadCluster(flags)
-    const helm = new Helm({
-      bin: flags.helm, kubeconfig: flags.kubeconfig, context: flags.context, plainHttp: flags['plain-http'],
-      insecureSkipTlsVerify: flags['insecure-skip-tls-verify'], caFile: flags['ca-file'], verbose: flags.verbose ? log : undefined,
-    })
+    const helm = helmFrom(flags)
     const interrupt = new Interrupt('nothing is half-applied; run the same install command again to resume')
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
     const started = Date.now()

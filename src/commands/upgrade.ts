@@ -1,8 +1,7 @@
 import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
-import { ExitCode, UserError } from '../lib/errors.js'
-import { Helm } from '../lib/helm.js'
+import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
 import { DEFAULT_CHART } from '../lib/chart.js'
 import { currentState, summary } from '../lib/install.js'
 import { type UpgradeOptions, type UpgradePlan, scratchDir, upgradePlanText, upgradePreflight, upgradeSteps } from '../lib/upgrade.js'
@@ -12,7 +11,7 @@ import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
 import { observe } from '../lib/observe.js'
-import { featureSets, parseDuration, parseFeatures, readStdin } from '../lib/flags.js'
+import { featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
 
 export default class Upgrade extends KrateoCommand {
   static override summary = 'Move a running platform to another installer version, or switch its features, keeping runtime edits'
@@ -39,6 +38,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
   ]
 
   static override flags = {
+    ...chartAccessFlags,
     chart: Flags.string({ description: 'installer chart: an oci:// reference, a local directory or a .tgz (default: where the running one came from)' }),
     version: Flags.string({ description: 'installer chart version to move to (default: the running one)' }),
     values: Flags.string({ char: 'f', description: 'values file on top of your previous values (repeatable, helm semantics)', multiple: true, default: [] }),
@@ -48,13 +48,6 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
     wait: Flags.boolean({ description: 'follow every component until Ready (--no-wait returns once the Installer CR is patched)', default: true, allowNo: true }),
     'dry-run': Flags.boolean({ description: 'print the plan (components added, removed, moved; features) and change nothing', default: false }),
-    accelerate: Flags.boolean({ description: "restart the installer's cdc when a layer is ready, instead of waiting for its resync", default: true, allowNo: true }),
-    helm: Flags.string({ description: 'path of the helm binary (default: $HELM_BIN, then helm on PATH)' }),
-    'registry-username': Flags.string({ description: 'username for a private chart registry' }),
-    'registry-password-stdin': Flags.boolean({ description: 'read the registry password from stdin (never from argv)', default: false }),
-    'plain-http': Flags.boolean({ description: 'use plain HTTP for the chart registry', default: false }),
-    'insecure-skip-tls-verify': Flags.boolean({ description: 'skip TLS verification of the chart registry', default: false }),
-    'ca-file': Flags.string({ description: 'CA bundle for the chart registry' }),
   }
 
   async run(): Promise<void> {
@@ -62,19 +55,12 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     this.verbose = flags.verbose
     const timeoutMs = parseDuration(flags.timeout)
     const featureRequests = parseFeatures(flags.feature)
-    if (flags['registry-password-stdin'] !== !!flags['registry-username']) {
-      throw new UserError('--registry-username and --registry-password-stdin go together', ExitCode.Usage, 'pipe the password on stdin; it is never accepted as an argument')
-    }
-    const registryPassword = flags['registry-password-stdin'] ? await readStdin() : undefined
+    const password = await registryPassword(flags)
     const cluster = loadCluster(flags)
-    const log = (m: string) => process.stderr.write(m + '\n')
-    const helm = new Helm({
-      bin: flags.helm, kubeconfig: flags.kubeconfig, context: flags.context, plainHttp: flags['plain-http'],
-      insecureSkipTlsVerify: flags['insecure-skip-tls-verify'], caFile: flags['ca-file'], verbose: flags.verbose ? log : undefined,
-    })
+    const helm = helmFrom(flags)
     const opts: UpgradeOptions = {
       namespace: flags.namespace, source: { chart: flags.chart ?? DEFAULT_CHART, version: flags.version }, values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
-      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword,
+      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password,
       featureRequests, allowDowngrade: flags['allow-downgrade'],
     }
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }

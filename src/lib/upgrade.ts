@@ -20,7 +20,7 @@ import { type KObj, type Observed, UPGRADE_ANNOTATION, crdServes, isReady } from
 import type { PlatformWatch } from './follow.js'
 import type { Step, StepReport } from './progress.js'
 import type { Interrupt } from './interrupt.js'
-import { type Teardown, deletableNow } from './teardown.js'
+import { type Teardown, drainWaves } from './teardown.js'
 import { getCustom, mergePatchCustom, restartDeployment } from './kube-write.js'
 import { type InstallOptions, followToReady, healStuck, helmBootstrap, installerDefinitionSteps, registryLogin, releaseStatus, waitUntil, wrap } from './install.js'
 import { table } from './output.js'
@@ -228,15 +228,7 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
 }
 
 export function removalWaves(removed: Component[]): string[][] {
-  const remaining = new Set(removed.map((c) => c.name))
-  const waves: string[][] = []
-  while (remaining.size) {
-    const wave = deletableNow(removed, remaining)
-    if (!wave.length) break
-    waves.push(wave)
-    for (const n of wave) remaining.delete(n)
-  }
-  return waves
+  return drainWaves(removed, new Set(removed.map((c) => c.name)))
 }
 
 /** Components whose existing definition moves to a new version, by DAG layer. */
