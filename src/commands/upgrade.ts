@@ -64,7 +64,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       featureRequests, allowDowngrade: flags['allow-downgrade'],
     }
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
-    const interrupt = new Interrupt('the Installer stays paused where it was; run the same upgrade command again to resume')
+    const interrupt = new Interrupt('run the same upgrade command again to resume (until then a paused Installer shows as Upgrading in status)')
     const scratch = await scratchDir()
     const started = Date.now()
     let watch: PlatformWatch | undefined

@@ -3,8 +3,12 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { parse } from 'yaml'
 import { eventually, useSandbox } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+
+const MergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
 interface Doc { phase: string; installerVersion: string; components: { name: string; version: string; stage: string; enabled: boolean }[] }
 interface KO { metadata: { uid: string; annotations?: Record<string, string> }; spec: { features: Record<string, boolean> }; status?: { helmChartVersion?: string } }
@@ -31,8 +35,7 @@ describe('upgrade', () => {
     const inst = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'])
     assert.equal(inst.code, 0, inst.stdout + inst.stderr)
     // A runtime edit a platform team makes on the live Installer CR.
-    await kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: 'krateo-system', plural: 'installers', name: 'installer', body: { spec: { features: { oasgen: false } } } },
-      (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', (await import('@kubernetes/client-node')).PatchStrategy.MergePatch))
+    await kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: 'krateo-system', plural: 'installers', name: 'installer', body: { spec: { features: { oasgen: false } } } }, MergePatch)
     const before = { authn: (await get('v0-22-0', 'authns', 'authn')).metadata.uid, frontend: (await get('v0-24-0', 'frontends', 'frontend')).metadata.uid }
     const rev = revision()
 
@@ -54,7 +57,7 @@ describe('upgrade', () => {
     first.kill('SIGINT')
     const interrupted = await first
     assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
-    assert.match(interrupted.stderr, /^Error: interrupted; the Installer stays paused where it was; run the same upgrade command again to resume$/m)
+    assert.match(interrupted.stderr, /^Error: interrupted; run the same upgrade command again to resume \(until then a paused Installer shows as Upgrading in status\)$/m)
     assert.equal((await status()).phase, 'Upgrading')
 
     const res = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--timeout', '5m'])
@@ -119,5 +122,26 @@ describe('upgrade', () => {
     assert.equal(doc.phase, 'Ready')
     assert.equal(doc.components.find((c) => c.name === 'krateo-sse-proxy')?.stage, 'ready')
     assert.equal((await installer('v0-2-54')).spec.features.oasgen, false, 'the other runtime edit still holds')
+  })
+
+  it("the chart's own upgrade path (its hook's steps, re-applied) prunes and re-creates a component whose version moves", async () => {
+    const gone = await cli(['uninstall', ...kc(), '--timeout', '5m'])
+    assert.equal(gone.code, 0, gone.stdout + gone.stderr)
+    const inst = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'])
+    assert.equal(inst.code, 0, inst.stdout + inst.stderr)
+    const uid = (await get('v0-22-0', 'authns', 'authn')).metadata.uid
+    // What the post-upgrade hook does: helm upgrade, the installer CD at the new version, then the components patch.
+    execFileSync(sandbox().helm, ['upgrade', 'krateo', `oci://${sandbox().registry}/charts/installer`, '--version', '0.2.54', '--plain-http', '-n', 'krateo-system',
+      '--reuse-values', '--no-hooks', '--wait'], { env: { ...process.env, ...sandbox().helmEnv() } })
+    const cm = await kube().core.readNamespacedConfigMap({ name: 'installer-self-cr', namespace: 'krateo-system' })
+    const cd = parse(cm.data!['compositiondefinition.yaml']!) as { spec: object }
+    await kube().custom.patchNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions', name: 'installer', body: { spec: cd.spec } }, MergePatch)
+    await eventually('the Installer CRD serves v0-2-54', async () => (await kube().crds.readCustomResourceDefinition({ name: 'installers.composition.krateo.io' })).spec.versions.some((v) => v.name === 'v0-2-54' && v.served), 60_000)
+    await kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-54', namespace: 'krateo-system', plural: 'installers', name: 'installer', body: JSON.parse(cm.data!['components-patch.json']!) as object }, MergePatch)
+    // Pass B drops authn while its CRD does not serve 0.22.1 yet; the installer's helm upgrade deletes it.
+    await eventually('authn pruned', async () => {
+      const now = await get('v0-22-0', 'authns', 'authn').catch(() => null)
+      return !now || now.metadata.uid !== uid || !!(now.metadata as { deletionTimestamp?: string }).deletionTimestamp
+    }, 90_000, 250)
   })
 })
