@@ -72,6 +72,11 @@ export class Helm {
     return v
   }
 
+  /** For `helm list` of releases in every status: helm 3 needs --all; helm 4 lists them all and has no such flag. */
+  allStatuses(): string[] {
+    return this.version && this.version.major >= 4 ? [] : ['--all']
+  }
+
   /** Runs helm with args; stdin (for passwords) never goes through argv. */
   async run(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
     const full = [...args, ...this.globalArgs()]

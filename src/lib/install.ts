@@ -209,14 +209,15 @@ async function upsertSecret(cluster: Cluster, namespace: string, name: string, d
 }
 
 export async function releaseStatus(helm: Helm, namespace: string): Promise<{ status: string; version: string; revision: number } | null> {
+  let out: string
   try {
-    const out = await helm.run(['list', '-n', namespace, '--filter', `^${BOOTSTRAP_RELEASE}$`, '-a', '-o', 'json'])
-    const rel = (JSON.parse(out) as { status: string; chart: string; revision: string }[])[0]
-    if (!rel) return null
-    return { status: rel.status, version: rel.chart.replace(/^.*-(\d+\.\d+\.\d+.*)$/, '$1'), revision: Number(rel.revision) }
-  } catch {
-    return null
+    out = await helm.run(['list', '-n', namespace, '--filter', `^${BOOTSTRAP_RELEASE}$`, ...helm.allStatuses(), '-o', 'json'])
+  } catch (err) {
+    throw new UserError(`helm cannot list the releases of ${namespace}: ${(err as Error).message}`, ExitCode.Helm, 'check that helm reaches the cluster with the same kubeconfig and context')
   }
+  const rel = (JSON.parse(out || '[]') as { status: string; chart: string; revision: string }[])[0]
+  if (!rel) return null
+  return { status: rel.status, version: rel.chart.replace(/^.*-(\d+\.\d+\.\d+.*)$/, '$1'), revision: Number(rel.revision) }
 }
 
 /** Resolves once ready(observed) holds; reports why not meanwhile; fails at the deadline. */

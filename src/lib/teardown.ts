@@ -204,7 +204,7 @@ export class Teardown {
   }
 
   async uninstallRelease(helm: Helm): Promise<string> {
-    const out = await helm.run(['list', '-n', this.namespace, '--filter', `^${BOOTSTRAP_RELEASE}$`, '-a', '-q'])
+    const out = await helm.run(['list', '-n', this.namespace, '--filter', `^${BOOTSTRAP_RELEASE}$`, ...helm.allStatuses(), '-q'])
     if (!out.trim()) return 'not installed'
     await helm.run(['uninstall', BOOTSTRAP_RELEASE, '-n', this.namespace, '--no-hooks', '--wait'])
     return 'uninstalled (hooks skipped)'
