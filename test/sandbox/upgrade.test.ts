@@ -132,7 +132,7 @@ describe('upgrade', () => {
     const uid = (await get('v0-22-0', 'authns', 'authn')).metadata.uid
     // What the post-upgrade hook does: helm upgrade, the installer CD at the new version, then the components patch.
     execFileSync(sandbox().helm, ['upgrade', 'krateo', `oci://${sandbox().registry}/charts/installer`, '--version', '0.2.54', '--plain-http', '-n', 'krateo-system',
-      '--reuse-values', '--no-hooks', '--wait'], { env: { ...process.env, ...sandbox().helmEnv() } })
+      '--reset-then-reuse-values', '--no-hooks', '--wait'], { env: { ...process.env, ...sandbox().helmEnv() } })
     const cm = await kube().core.readNamespacedConfigMap({ name: 'installer-self-cr', namespace: 'krateo-system' })
     const cd = parse(cm.data!['compositiondefinition.yaml']!) as { spec: object }
     await kube().custom.patchNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions', name: 'installer', body: { spec: cd.spec } }, MergePatch)
