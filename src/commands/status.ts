@@ -38,12 +38,14 @@ Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 3 
       let last = key(state)
       await new Promise<void>((resolve) => {
         let settle: NodeJS.Timeout | undefined
-        // Print once a burst of events has settled: the watches' initial replay is not a state change.
+        // Print once a burst of events has settled.
         watch.onChange(() => {
           clearTimeout(settle)
           settle = setTimeout(report, 1000)
         })
         const report = () => {
+          // Until every watch has listed, a snapshot is part of the cluster, not a change in it.
+          if (!watch.primed()) return
           state = platformState(watch.snapshot())
           const now = key(state)
           if (now === last) return

@@ -1,8 +1,10 @@
 // Cluster access: loading the user's kubeconfig and context, checking the API answers, and turning the
 // client library's failures into one-line UserErrors.
 import { existsSync } from 'node:fs'
+import https from 'node:https'
 import { ApiextensionsV1Api, AuthorizationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node'
 import { ExitCode, UserError } from './errors.js'
+import type { KObj } from './state.js'
 
 export interface ClusterOptions {
   kubeconfig?: string
@@ -80,4 +82,25 @@ export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserE
   if (status !== undefined) return new UserError(`cannot ${doing}: the API answered HTTP ${status}`, ExitCode.Cluster, 'check the cluster with --verbose')
   const reason = (err as Error)?.message?.split('\n')[0] ?? String(err)
   return new UserError(`cannot ${doing} at ${cluster.server}: ${reason}`, ExitCode.Cluster, 'check that the cluster is running and --kubeconfig/--context point at it')
+}
+
+/** GET of any API path with the kubeconfig's credentials; null on 404. */
+export async function getPath<T = KObj>(cluster: Cluster, path: string): Promise<T | null> {
+  const opts: https.RequestOptions = {}
+  await cluster.kc.applyToHTTPSOptions(opts)
+  const url = new URL(cluster.server + path)
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, { ...opts, method: 'GET', headers: { ...opts.headers, accept: 'application/json' } }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => { body += c })
+      res.on('end', () => {
+        if (res.statusCode === 404) resolve(null)
+        else if ((res.statusCode ?? 500) >= 400) reject(Object.assign(new Error(`GET ${path}: HTTP ${res.statusCode}`), { code: res.statusCode }))
+        else resolve(JSON.parse(body) as T)
+      })
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }

@@ -6,10 +6,12 @@ import type { Cluster } from './cluster.js'
 import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION, SELF_CR_CONFIGMAP } from './observe.js'
 import { type KObj, type Observed, crdServes } from './state.js'
 import { type InstallerSpec, dashed, parseComponents } from './components.js'
-import { WatchedCollection, newWatch } from './watch.js'
+import { type Lister, WatchedCollection, newWatch } from './watch.js'
+import { getPath } from './cluster.js'
 
 export class PlatformWatch {
   private watch: Watch
+  private list: Lister
   private cds: WatchedCollection
   private crds: WatchedCollection
   private services: WatchedCollection
@@ -18,20 +20,23 @@ export class PlatformWatch {
   private kinds = new Map<string, WatchedCollection>()
   private retiring = new Set<WatchedCollection>()
   private stopped = false
+  private startedAt = 0
   private listeners: (() => void)[] = []
   private nodeIP: string | undefined
   private pending: NodeJS.Timeout | undefined
 
   constructor(private cluster: Cluster, readonly namespace: string) {
     this.watch = newWatch(cluster.kc)
+    this.list = (path) => getPath(cluster, path)
     const changed = () => this.changed()
-    this.cds = new WatchedCollection(this.watch, `/apis/${CD_GROUP}/${CD_VERSION}/namespaces/${namespace}/compositiondefinitions`, changed)
-    this.crds = new WatchedCollection(this.watch, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', changed)
-    this.services = new WatchedCollection(this.watch, `/api/v1/namespaces/${namespace}/services`, changed)
-    this.selfCR = new WatchedCollection(this.watch, `/api/v1/namespaces/${namespace}/configmaps`, changed, `metadata.name=${SELF_CR_CONFIGMAP}`)
+    this.cds = new WatchedCollection(this.watch, this.list, `/apis/${CD_GROUP}/${CD_VERSION}/namespaces/${namespace}/compositiondefinitions`, changed)
+    this.crds = new WatchedCollection(this.watch, this.list, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', changed)
+    this.services = new WatchedCollection(this.watch, this.list, `/api/v1/namespaces/${namespace}/services`, changed)
+    this.selfCR = new WatchedCollection(this.watch, this.list, `/api/v1/namespaces/${namespace}/configmaps`, changed, `metadata.name=${SELF_CR_CONFIGMAP}`)
   }
 
   start(): this {
+    this.startedAt = Date.now()
     for (const w of [this.cds, this.crds, this.services, this.selfCR]) w.start()
     return this
   }
@@ -72,6 +77,7 @@ export class PlatformWatch {
 
   /** Opens a watch per composition kind as soon as its CRD serves the pinned version (closing stale ones). */
   private ensureWatches(): void {
+    if (this.stopped) return
     const crds = this.crdMap()
     const cds = this.cdMap()
     const installerCrd = crds.get(`installers.${COMPOSITION_GROUP}`)
@@ -81,7 +87,7 @@ export class PlatformWatch {
       const path = this.watchPath(installerVersion, 'installers')
       if (this.installer?.path !== path) {
         this.installer?.stop()
-        this.installer = new WatchedCollection(this.watch, path, () => this.changed(), 'metadata.name=installer').start()
+        this.installer = new WatchedCollection(this.watch, this.list, path, () => this.changed(), 'metadata.name=installer').start()
       }
     }
     const wanted = new Set<string>()
@@ -93,7 +99,7 @@ export class PlatformWatch {
       if (!version) continue
       const path = this.watchPath(version, resource)
       wanted.add(path)
-      if (!this.kinds.has(path)) this.kinds.set(path, new WatchedCollection(this.watch, path, () => this.changed()).start())
+      if (!this.kinds.has(path)) this.kinds.set(path, new WatchedCollection(this.watch, this.list, path, () => this.changed()).start())
     }
     for (const [path, w] of this.kinds) {
       if (!wanted.has(path)) {
@@ -104,6 +110,13 @@ export class PlatformWatch {
         setTimeout(() => { w.stop(); this.retiring.delete(w); this.changed() }, 3000).unref()
       }
     }
+  }
+
+  /** Every open collection has been listed once: a snapshot now shows the cluster, not a half-replayed view. */
+  primed(): boolean {
+    if (Date.now() - this.startedAt > 15_000) return true // a list that keeps failing must not hide progress for good
+    this.ensureWatches()
+    return [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values()].every((w) => !w || w.synced)
   }
 
   installerCR(): KObj | null {

@@ -226,7 +226,7 @@ export async function waitUntil(pw: PlatformWatch, interrupt: Interrupt, deadlin
   await new Promise<void>((resolve, reject) => {
     let done = false
     const check = () => {
-      if (done) return
+      if (done || !pw.primed()) return
       const o = pw.snapshot()
       if (ready(o)) {
         done = true
@@ -297,6 +297,7 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
       if (finished || busy) return
       busy = true
       try {
+        if (!pw.primed()) return
         const o = pw.snapshot()
         const now = Date.now()
         if (!applied(o)) {

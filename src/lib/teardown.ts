@@ -2,9 +2,8 @@
 // 1. ordered drain (Installer paused, Compositions deleted consumers first while every provider lives),
 // 2. bootstrap teardown (Installer CR and CompositionDefinitions while core-provider lives, then helm
 //    uninstall of the bootstrap release with its hooks skipped), 3. the post-delete sweep.
-import https from 'node:https'
 import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { type Cluster, apiFailure, isNotFound } from './cluster.js'
+import { type Cluster, apiFailure, getPath, isNotFound } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
 import { type KObj, conditionOf } from './state.js'
@@ -286,25 +285,4 @@ export class Teardown {
       report.line(`deleted: ${item.what}`)
     }
   }
-}
-
-/** GET of any API path with the kubeconfig's credentials; null on 404. */
-export async function getPath(cluster: Cluster, path: string): Promise<KObj | null> {
-  const opts: https.RequestOptions = {}
-  await cluster.kc.applyToHTTPSOptions(opts)
-  const url = new URL(cluster.server + path)
-  return new Promise((resolve, reject) => {
-    const req = https.request(url, { ...opts, method: 'GET', headers: { ...opts.headers, accept: 'application/json' } }, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
-      res.on('end', () => {
-        if (res.statusCode === 404) resolve(null)
-        else if ((res.statusCode ?? 500) >= 400) reject(Object.assign(new Error(`GET ${path}: HTTP ${res.statusCode}`), { code: res.statusCode }))
-        else resolve(JSON.parse(body) as KObj)
-      })
-    })
-    req.on('error', reject)
-    req.end()
-  })
 }

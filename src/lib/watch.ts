@@ -1,18 +1,23 @@
-// A watched collection: one long-lived watch per API path, resumed from the last resourceVersion after
-// a dropped connection (an API server restart, say) and restarted from scratch when that is too old.
-// A watch opened without a resourceVersion first replays every existing object, so no list is needed.
+// A watched collection, as an informer does it: a list (so `synced` says when the collection is complete,
+// even when it is empty), then one long-lived watch from the list's resourceVersion, resumed after a
+// dropped connection (an API server restart, say) and re-listed when that version is too old.
 import { Watch, type KubeConfig } from '@kubernetes/client-node'
 import type { KObj } from './state.js'
 
+/** Lists a path (with its query); null when the resource does not exist (yet). */
+export type Lister = (pathWithQuery: string) => Promise<{ metadata?: { resourceVersion?: string }; items?: KObj[] } | null>
+
 export class WatchedCollection {
   readonly items = new Map<string, KObj>()
+  /** The first list has been read: items holds the whole collection (as of then). */
+  synced = false
   private rv = ''
   private ctrl: AbortController | undefined
   private stopped = false
   private retry: NodeJS.Timeout | undefined
   connected = false
 
-  constructor(private watch: Watch, readonly path: string, private onChange: () => void, private fieldSelector?: string) {}
+  constructor(private watch: Watch, private list: Lister, readonly path: string, private onChange: () => void, private fieldSelector?: string) {}
 
   static key(obj: KObj): string {
     return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name
@@ -35,8 +40,27 @@ export class WatchedCollection {
     this.retry = setTimeout(() => void this.connect(), ms)
   }
 
+  private async relist(): Promise<boolean> {
+    const page = await this.list(this.path + (this.fieldSelector ? `?fieldSelector=${encodeURIComponent(this.fieldSelector)}` : ''))
+    if (this.stopped) return false
+    this.items.clear()
+    for (const obj of page?.items ?? []) this.items.set(WatchedCollection.key(obj), obj)
+    this.rv = page?.metadata?.resourceVersion ?? ''
+    this.synced = true
+    this.onChange()
+    return !!page
+  }
+
   private async connect(): Promise<void> {
     if (this.stopped) return
+    if (!this.rv) {
+      try {
+        // Not there yet (a CRD still to come): complete as empty; look again shortly.
+        if (!(await this.relist())) return this.again(1000)
+      } catch {
+        return this.again(1000)
+      }
+    }
     const query: Record<string, string | boolean> = { allowWatchBookmarks: true, ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}) }
     if (this.rv) query.resourceVersion = this.rv
     try {
@@ -47,9 +71,8 @@ export class WatchedCollection {
           return
         }
         if (type === 'ERROR') {
-          // 410 Gone: our resourceVersion is too old; replay everything.
+          // 410 Gone: our resourceVersion is too old; list again when the watch ends.
           this.rv = ''
-          this.items.clear()
           return
         }
         this.rv = (obj.metadata as { resourceVersion?: string }).resourceVersion ?? this.rv
