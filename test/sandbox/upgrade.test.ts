@@ -104,8 +104,20 @@ describe('upgrade', () => {
   it('switches a feature off (drained leaves first) and on again, keeping the version (with helm 4)', async () => {
     const helm4 = sandbox().helm4
     assert.ok(helm4, 'the sandbox has helm 4')
+    // Someone follows the platform meanwhile with status --watch: one JSON document per change.
+    let watched = ''
+    const watcher = cli(['status', ...kc(), '--watch', '-o', 'json'], (s) => { watched += s })
+    const docs = () => watched.split(/\n(?=\{)/).filter((d) => d.trim()).map((d) => JSON.parse(d) as Doc)
+    await eventually('status --watch printed the current state', async () => docs().length >= 1, 30_000, 100)
     const off = await cli(['upgrade', ...chartFlags(), '--helm', helm4, '--feature', 'observability=false', '--timeout', '5m'])
     assert.equal(off.code, 0, off.stdout + off.stderr)
+    await eventually('status --watch caught up', async () => docs().at(-1)?.phase === 'Ready' && docs().length >= 3, 30_000, 200)
+    watcher.kill('SIGINT')
+    assert.equal((await watcher).code, 0, 'Ready when interrupted')
+    const seen = docs()
+    assert.equal(seen[0]!.phase, 'Ready')
+    assert.ok(seen.some((d) => d.phase === 'Draining'), `the drain was shown: ${seen.map((d) => d.phase).join(' ')}`)
+    assert.equal(seen.at(-1)!.components.find((c) => c.name === 'krateo-clickstack')?.stage, 'disabled')
     const deleting = (name: string) => off.stdout.indexOf(`${name}: deleting`)
     assert.ok(deleting('otel-collector-deployment') >= 0 && deleting('krateo-clickstack') > deleting('otel-collector-deployment'), off.stdout)
     assert.ok(deleting('krateo-clickstack') > deleting('krateo-sse-proxy'), 'leaves first')
