@@ -2,7 +2,6 @@ import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
-import { DEFAULT_CHART } from '../lib/chart.js'
 import { currentState, summary } from '../lib/install.js'
 import { type UpgradeOptions, type UpgradePlan, scratchDir, upgradePlanText, upgradePreflight, upgradeSteps } from '../lib/upgrade.js'
 import { PlatformWatch } from '../lib/follow.js'
@@ -10,7 +9,6 @@ import { Teardown } from '../lib/teardown.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
-import { observe } from '../lib/observe.js'
 import { featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
 
 export default class Upgrade extends KrateoCommand {
@@ -59,7 +57,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const cluster = loadCluster(flags)
     const helm = helmFrom(flags)
     const opts: UpgradeOptions = {
-      namespace: flags.namespace, source: { chart: flags.chart ?? DEFAULT_CHART, version: flags.version }, values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
+      namespace: flags.namespace, source: { chart: flags.chart ?? '', version: flags.version }, values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
       timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password,
       featureRequests, allowDowngrade: flags['allow-downgrade'],
     }
@@ -74,11 +72,6 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       await runSteps([{
         title: 'Preflight (read-only)',
         run: async (r) => {
-          if (!flags.chart || !flags.version) {
-            // Unless told otherwise: the chart the running installer came from, at the running version.
-            const running = (await observe(cluster, flags.namespace).catch(() => null))?.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined
-            opts.source = { chart: flags.chart ?? running?.chart?.url ?? DEFAULT_CHART, version: flags.version ?? running?.chart?.version }
-          }
           plan = await upgradePreflight(cluster, helm, opts, r, scratch.path)
           return `installer ${plan.from ?? '?'} -> ${plan.to}`
         },

@@ -115,6 +115,8 @@ export class PlatformWatch {
   /** Every open collection has been listed once: a snapshot now shows the cluster, not a half-replayed view. */
   primed(): boolean {
     if (Date.now() - this.startedAt > 15_000) return true // a list that keeps failing must not hide progress for good
+    // Open the kinds the CRDs just listed call for now, not after the change debounce: until they have
+    // listed too, the view is incomplete.
     this.ensureWatches()
     return [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values()].every((w) => !w || w.synced)
   }

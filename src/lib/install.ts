@@ -8,7 +8,7 @@ import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserV
 import { type Component, type InstallerSpec, blockedByDisabled, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { observe, COMPOSITION_GROUP } from './observe.js'
-import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isStuckCreate, platformState, phaseText } from './state.js'
+import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
 import { type Step, type StepReport } from './progress.js'
 import { createOrPatchSpec, getCustom, mergePatchCustom, refOf, removeAnnotation, restartDeployment } from './kube-write.js'
@@ -316,7 +316,7 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
         report.title(`Follow the self-reconcile: ${phaseText(state)}${o.installer ? '' : ' (waiting for the Installer CR)'}`)
         report.block(progressBlock(state, since, now))
         const settled = !state.components.some((c) => c.stage === 'draining' || c.stage === 'deleting')
-        if (o.installer && state.total > 0 && state.ready === state.total && settled && conditionReady(o.installer)) {
+        if (o.installer && state.total > 0 && state.ready === state.total && settled && isReady(o.installer)) {
           const more = pending(o)
           if (!more) {
             finish(() => resolve({ state, nudges, healed }))
@@ -357,7 +357,6 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
   })
 }
 
-const conditionReady = (obj: KObj) => ((obj.status?.conditions as { type: string; status: string }[] | undefined) ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
 
 function progressBlock(state: PlatformState, since: Map<string, { at: number }>, now: number): string {
   const rows = state.components.filter((c) => c.enabled || c.stage !== 'disabled').map((c) => {

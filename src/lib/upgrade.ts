@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { type Cluster, checkReachable } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import type { Helm } from './helm.js'
-import { BOOTSTRAP_RELEASE, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
+import { BOOTSTRAP_RELEASE, type ChartSource, DEFAULT_CHART, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
 import { type Component, type InstallerSpec, blockedByDisabled, dashed, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
@@ -26,6 +26,7 @@ import { type InstallOptions, followToReady, healStuck, helmBootstrap, installer
 import { table } from './output.js'
 
 export interface UpgradeOptions extends InstallOptions {
+  // source.chart '' and source.version undefined mean: those of the running installer (resolved in preflight).
   /** --feature name=true|false given on the command line. */
   featureRequests: Record<string, boolean>
   allowDowngrade: boolean
@@ -61,6 +62,8 @@ export interface UpgradePlan {
   /** The new component list. */
   components: Component[]
   rendered: RenderedBootstrap
+  /** The chart, resolved (the running installer's unless given). */
+  source: ChartSource
   /** The user's previous values plus the new ones, as passed to helm. */
   values: UserValues
   observed: Observed
@@ -138,18 +141,21 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   const observed = await observe(cluster, ns)
   const installer = observed.installer
   if (!installer) throw new UserError(`Krateo is not installed in ${ns} (no Installer CR)`, ExitCode.NotReady, `install it with: krateo-installer install -n ${ns}`)
+  // Unless told otherwise: the chart the running installer came from, at the running version.
+  const running = (observed.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined)?.chart
+  const source: ChartSource = { chart: opts.source.chart || running?.url || DEFAULT_CHART, version: opts.source.version ?? running?.version }
   const release = await releaseStatus(helm, ns)
   if (!release) {
     throw new UserError(`the bootstrap release "${BOOTSTRAP_RELEASE}" is not in ${ns}, so the values it was installed with are unknown`, ExitCode.NotReady,
       `run krateo-installer install -n ${ns} with the values you want (it keeps the running Installer CR's runtime edits)`)
   }
-  if (opts.registryUsername) await registryLogin(helm, opts)
+  if (opts.registryUsername) await registryLogin(helm, { ...opts, source })
   // The user's values of the last install or upgrade, then the new ones: helm semantics, later wins.
   const previous = join(scratch, 'previous-values.yaml')
   await writeFile(previous, await helm.run(['get', 'values', BOOTSTRAP_RELEASE, '-n', ns, '-o', 'yaml']), { mode: 0o600 })
   const values: UserValues = { files: [previous, ...opts.values.files], sets: opts.values.sets }
-  const rendered = await renderBootstrap(helm, opts.source, values, ns)
-  report.line(`chart ${opts.source.chart} ${rendered.chartVersion} renders with your previous values; values pass its schema`)
+  const rendered = await renderBootstrap(helm, source, values, ns)
+  report.line(`chart ${source.chart} ${rendered.chartVersion} renders with your previous values; values pass its schema`)
 
   const runningSpec = (installer.spec ?? {}) as InstallerSpec
   const nextSpec = (rendered.selfCR.installer.spec ?? {}) as InstallerSpec
@@ -172,7 +178,7 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   const from = (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
   const to = rendered.chartVersion
   const direction = directionOf(from, to)
-  const plan: UpgradePlan = { from, to, direction, diff, features, components, rendered, values, observed, installer }
+  const plan: UpgradePlan = { from, to, direction, diff, features, components, rendered, source, values, observed, installer }
   if (direction === 'downgrade' && !opts.allowDowngrade) {
     throw new UserError(`installer ${to} is older than the running ${from}; a downgrade would ${consequences(plan)}`, ExitCode.Usage,
       'pass --allow-downgrade to do it anyway (newer CRD versions stay served), or --dry-run to see the whole plan')
@@ -204,7 +210,7 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
   ]
   const kept = Object.entries(features.features).filter(([n]) => !(n in features.patch)).map(([n, on]) => `${n}=${on}`)
   const lines = [
-    `Plan: ${plan.direction === 'same' ? 'reconcile' : plan.direction} installer ${plan.from ?? '?'} -> ${plan.to} in ${opts.namespace} (${opts.source.chart})`,
+    `Plan: ${plan.direction === 'same' ? 'reconcile' : plan.direction} installer ${plan.from ?? '?'} -> ${plan.to} in ${opts.namespace} (${plan.source.chart})`,
     '',
     rows.length ? `Components (${diff.unchanged.length} unchanged):\n${table(rows.map((r) => ['  ' + r[0], r[1]!]))}` : `Components: none changes (${diff.unchanged.length} unchanged)`,
     `Features: ${features.changes.length ? features.changes.map((f) => `${f.name} ${f.from ?? 'unset'} -> ${f.to}`).join(', ') : 'no change'}${kept.length ? `; kept as running: ${kept.join(', ')}` : ''}`,
@@ -214,8 +220,7 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
     `  helm upgrade ${BOOTSTRAP_RELEASE} (bootstrap mode, hooks skipped; your previous values kept, new -f/--set on top)`,
   ]
   if (needsPause(plan)) lines.push('  pause the Installer CR so nothing renders half-upgraded')
-  const removed = new Set(diff.removed.map((c) => c.name))
-  if (removed.size) lines.push(`  drain removed components, leaves first: ${removalWaves(diff.removed).map((w) => w.join(', ')).join(' | ')}`)
+  if (diff.removed.length) lines.push(`  drain removed components, leaves first: ${removalWaves(diff.removed).map((w) => w.join(', ')).join(' | ')}`)
   const staged = stagedLayers(plan)
   if (staged.length) lines.push(`  move definitions, dependencies first: ${staged.map((l) => l.map((c) => c.name).join(', ')).join(' | ')}`)
   lines.push(
@@ -261,7 +266,7 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
       const current = await releaseStatus(helm, ns)
       const newValues = opts.values.files.length + opts.values.sets.length > 0
       if (current?.status === 'deployed' && current.version === plan.to && !newValues) return `already at ${plan.to} (revision ${current.revision})`
-      await helmBootstrap(helm, { ...opts, values: plan.values }, current, deadline, r)
+      await helmBootstrap(helm, { ...opts, source: plan.source, values: plan.values }, current, deadline, r)
       return `revision ${(await releaseStatus(helm, ns))?.revision ?? '?'}`
     },
   }]

@@ -15,7 +15,6 @@ export class WatchedCollection {
   private ctrl: AbortController | undefined
   private stopped = false
   private retry: NodeJS.Timeout | undefined
-  connected = false
 
   constructor(private watch: Watch, private list: Lister, readonly path: string, private onChange: () => void, private fieldSelector?: string) {}
 
@@ -65,7 +64,6 @@ export class WatchedCollection {
     if (this.rv) query.resourceVersion = this.rv
     try {
       this.ctrl = await this.watch.watch(this.path, query, (type: string, obj: KObj & { code?: number }) => {
-        this.connected = true
         if (type === 'BOOKMARK') {
           this.rv = obj.metadata?.resourceVersion ?? this.rv
           return
@@ -80,11 +78,9 @@ export class WatchedCollection {
         else this.items.set(WatchedCollection.key(obj), obj)
         this.onChange()
       }, (err: unknown) => {
-        this.connected = false
         this.again(err ? 1000 : 50)
       })
     } catch {
-      this.connected = false
       this.again(1000)
     }
   }
