@@ -14,7 +14,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 describe('engine simulator: events, policies and fault knobs', () => {
   const ns = 'krateo-system'
   const { sandbox, kube } = useSandbox({
-    engineSettings: { resyncSeconds: 5, readinessDelaySeconds: { 'slow-ready': 6 }, slowDeletionSeconds: { 'slow-delete': 5 }, cdcLoseCreateRace: ['racer'] },
+    engineSettings: { resyncSeconds: 5, readinessDelaySeconds: { 'slow-ready': 6 }, slowDeletionSeconds: { 'slow-delete': 5, held: 6 }, cdcLoseCreateRace: ['racer'], loseCreateRace: ['lost-cd'] },
   })
   const helm = (...args: string[]) => execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
   const cdApi = { group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions' }
@@ -103,6 +103,30 @@ describe('engine simulator: events, policies and fault knobs', () => {
     await annotate('racer', { 'krateo.io/external-create-pending': null })
     const ready = await eventually('racer Ready after the mark is removed', async () => { const o = await get('racer'); return cond(o, 'Ready')?.status === 'True' ? o : null }, 30_000)
     assert.ok(ready.metadata.annotations?.['krateo.io/external-create-succeeded'])
+  })
+
+  it('a CompositionDefinition is Unavailable until its CRD exists, blocks when its create result is lost, and on deletion waits for its Compositions, then drops bundle, CRD and finalizer', async () => {
+    const stack = { group: 'composition.krateo.io', version: 'v0-2-1', namespace: ns, plural: 'krateoclickstacks' }
+    await kube().custom.createNamespacedCustomObject({ ...cdApi, body: { apiVersion: 'core.krateo.io/v1alpha1', kind: 'CompositionDefinition', metadata: { name: 'lost-cd' }, spec: { chart: { url: `oci://${sandbox().registry}/charts/krateo-clickstack`, version: '0.2.1' } } } })
+    const blocked = await eventually('lost-cd blocked', async () => { const o = await getCd('lost-cd'); return /cannot determine creation result/.test(cond(o, 'Synced')?.message ?? '') ? o : null }, 30_000)
+    assert.deepEqual([cond(blocked, 'Ready')?.status, cond(blocked, 'Ready')?.reason, cond(blocked, 'Ready')?.message],
+      ['False', 'Unavailable', "crd for 'composition.krateo.io/v0-2-1, Resource=krateoclickstacks' does not exists yet"])
+    assert.equal(cond(blocked, 'Synced')?.reason, 'ReconcileError')
+    assert.deepEqual(blocked.metadata.finalizers, ['finalizer.managedresource.krateo.io'])
+    assert.ok(blocked.metadata.annotations?.['krateo.io/external-create-pending'])
+    await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'krateoclickstacks.composition.krateo.io' }), (e) => httpCode(e) === 404, 'nothing created while blocked')
+    await kube().custom.patchNamespacedCustomObject({ ...cdApi, name: 'lost-cd', body: { metadata: { annotations: { 'krateo.io/external-create-pending': null } } } }, mergePatch)
+    await eventually('lost-cd Ready once the mark is gone', async () => cond(await getCd('lost-cd'), 'Ready')?.status === 'True', 60_000)
+
+    await kube().custom.createNamespacedCustomObject({ ...stack, body: { apiVersion: 'composition.krateo.io/v0-2-1', kind: 'KrateoClickstack', metadata: { name: 'held' }, spec: {} } })
+    await eventually('held Ready', async () => cond(await kube().custom.getNamespacedCustomObject({ ...stack, name: 'held' }) as Obj, 'Ready')?.status === 'True', 30_000)
+    await kube().custom.deleteNamespacedCustomObject({ ...cdApi, name: 'lost-cd' })
+    const waiting = await eventually('lost-cd waits for its Compositions', async () => { const o = await getCd('lost-cd'); return cond(o, 'Ready')?.message === 'waiting for composition deletion' ? o : null }, 15_000, 100)
+    assert.equal(cond(waiting, 'Ready')?.reason, 'Deleting')
+    assert.ok((await kube().custom.getNamespacedCustomObject({ ...stack, name: 'held' }) as Obj).metadata.deletionTimestamp, 'core-provider deleted the last kind\'s Compositions')
+    await eventually('lost-cd gone', async () => (await getCd('lost-cd')) === null, 30_000, 100)
+    await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'krateoclickstacks.composition.krateo.io' }), (e) => httpCode(e) === 404, 'CRD removed')
+    await assert.rejects(kube().apps.readNamespacedDeployment({ name: 'krateoclickstacks-v0-2-1-controller', namespace: ns }), (e) => httpCode(e) === 404, 'cdc bundle removed')
   })
 
   it('deletion-policy orphan: deleting the CompositionDefinition leaves its CRD, cdc and Compositions', async () => {
