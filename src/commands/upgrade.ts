@@ -3,7 +3,7 @@ import { KrateoCommand } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
 import { currentState, summary } from '../lib/install.js'
-import { type UpgradeOptions, type UpgradePlan, scratchDir, upgradePlanText, upgradePreflight, upgradeSteps } from '../lib/upgrade.js'
+import { type UpgradeOptions, type UpgradePlan, upgradePlanText, upgradePreflight, upgradeSteps } from '../lib/upgrade.js'
 import { PlatformWatch } from '../lib/follow.js'
 import { Teardown } from '../lib/teardown.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
@@ -63,7 +63,6 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     }
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
     const interrupt = new Interrupt('run the same upgrade command again to resume (until then a paused Installer shows as Upgrading in status)')
-    const scratch = await scratchDir()
     const started = Date.now()
     let watch: PlatformWatch | undefined
     const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
@@ -72,7 +71,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       await runSteps([{
         title: 'Preflight (read-only)',
         run: async (r) => {
-          plan = await upgradePreflight(cluster, helm, opts, r, scratch.path)
+          plan = await upgradePreflight(cluster, helm, opts, r)
           return `installer ${plan.from ?? '?'} -> ${plan.to}`
         },
       }], progress)
@@ -95,7 +94,6 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     } finally {
       watch?.stop()
       interrupt.dispose()
-      await scratch.remove()
     }
   }
 }

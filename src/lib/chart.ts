@@ -20,6 +20,8 @@ export interface ChartSource {
 export interface UserValues {
   files: string[]
   sets: string[]
+  /** Values YAML read from the running release: fed to helm on stdin (`-f -`) before the files, never written to disk. */
+  previous?: string
 }
 
 export interface SelfCR {
@@ -44,6 +46,7 @@ export function chartArgs(src: ChartSource, values: UserValues, helm: Helm): str
   return [
     src.chart,
     ...(src.version && !local ? ['--version', src.version] : []),
+    ...(values.previous !== undefined ? ['-f', '-'] : []),
     ...values.files.flatMap((f) => ['-f', f]),
     ...values.sets.flatMap((s) => ['--set', s]),
     ...(local ? [] : helm.registryArgs()),
@@ -75,7 +78,7 @@ export function helmChartFailure(err: unknown, src: ChartSource): UserError {
 export async function renderBootstrap(helm: Helm, src: ChartSource, values: UserValues, namespace: string): Promise<RenderedBootstrap> {
   let out: string
   try {
-    out = await helm.run(['template', BOOTSTRAP_RELEASE, ...chartArgs(src, values, helm), '-n', namespace, '--set', 'bootstrap.coreProvider.enabled=true', '--include-crds'])
+    out = await helm.run(['template', BOOTSTRAP_RELEASE, ...chartArgs(src, values, helm), '-n', namespace, '--set', 'bootstrap.coreProvider.enabled=true', '--include-crds'], { input: values.previous })
   } catch (err) {
     throw helmChartFailure(err, src)
   }

@@ -6,9 +6,6 @@
 // installer's helm upgrade prunes that Composition (its workloads go) and re-creates it a resync later.
 // Here the Installer is paused, definitions move first (dependencies first, each followed until its
 // release runs at the new version), and only then does the Installer CR get the new component list.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { type Cluster, checkReachable } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import type { Helm } from './helm.js'
@@ -133,7 +130,7 @@ function leftoverComponent(cd: KObj): Component | null {
 }
 
 /** Read-only: where the platform stands, the new chart rendered with the user's previous values, and the plan. */
-export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: UpgradeOptions, report: StepReport, scratch: string): Promise<UpgradePlan> {
+export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: UpgradeOptions, report: StepReport): Promise<UpgradePlan> {
   const ns = opts.namespace
   checkValuesFiles(opts.values)
   report.line(`cluster ${cluster.server} answers (Kubernetes ${await checkReachable(cluster)})`)
@@ -150,10 +147,10 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
       `run krateo-installer install -n ${ns} with the values you want (it keeps the running Installer CR's runtime edits)`)
   }
   if (opts.registryUsername) await registryLogin(helm, { ...opts, source })
-  // The user's values of the last install or upgrade, then the new ones: helm semantics, later wins.
-  const previous = join(scratch, 'previous-values.yaml')
-  await writeFile(previous, await helm.run(['get', 'values', BOOTSTRAP_RELEASE, '-n', ns, '-o', 'yaml']), { mode: 0o600 })
-  const values: UserValues = { files: [previous, ...opts.values.files], sets: opts.values.sets }
+  // The user's values of the last install or upgrade, then the new ones: helm semantics, later wins. They may hold
+  // credentials, so they travel on helm's stdin, never through a file or argv.
+  const previous = await helm.run(['get', 'values', BOOTSTRAP_RELEASE, '-n', ns, '-o', 'yaml'])
+  const values: UserValues = { ...opts.values, previous }
   const rendered = await renderBootstrap(helm, source, values, ns)
   report.line(`chart ${source.chart} ${rendered.chartVersion} renders with your previous values; values pass its schema`)
 
@@ -370,10 +367,4 @@ async function drainRemoved(cluster: Cluster, teardown: Teardown, ns: string, c:
   const comp = resource && apiVersion ? await wrap(cluster, `read ${c.name}`, () => getCustom(cluster, { group: COMPOSITION_GROUP, version: apiVersion.split('/')[1]!, namespace: ns, plural: resource, name: c.name })) : null
   if (comp) await teardown.drainComposition({ ...c, kind: c.kind || String(cd?.status?.kind ?? '') }, comp, resource!, r)
   else r.line(`${c.name}: no Composition left`)
-}
-
-/** A private scratch directory (0700) for the previous values file; removed by the returned function. */
-export async function scratchDir(): Promise<{ path: string; remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), 'krateo-installer-'))
-  return { path, remove: () => rm(path, { recursive: true, force: true }) }
 }

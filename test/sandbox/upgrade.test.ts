@@ -72,6 +72,9 @@ describe('upgrade', () => {
     assert.deepEqual([byName.get('authn')?.version, byName.get('authn')?.stage], ['0.22.1', 'ready'])
     assert.equal(byName.get('oasgen-provider')?.stage, 'disabled', 'the runtime feature edit holds')
     assert.equal((await installer('v0-2-54')).spec.features.oasgen, false, 'spec.features survived the upgrade')
+    const values = JSON.parse(execFileSync(sandbox().helm, ['get', 'values', 'krateo', '-n', 'krateo-system', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { exposure?: { type?: string } }
+    assert.equal(values.exposure?.type, 'LoadBalancer', "the bootstrap release keeps the install's --exposure (the chart default is NodePort)")
+    assert.notEqual(revision(), rev, 'the bootstrap release was upgraded')
 
     // Moved in place: the same objects, now released at the new chart versions (not pruned and re-created).
     const authn = await get('v0-22-1', 'authns', 'authn')
