@@ -110,7 +110,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
           })
         }
         steps.push(
-          { title: 'Stage 2: delete the Installer CR and the CompositionDefinitions while core-provider runs', run: (r) => teardown.deleteInstallerAndDefinitions(obs.installer, r) },
+          { title: 'Stage 2: delete the Installer CR and the CompositionDefinitions while core-provider runs', run: (r) => teardown.deleteInstallerAndDefinitions(obs.installer, helm, r) },
           { title: `Stage 2: helm uninstall ${BOOTSTRAP_RELEASE} (hooks skipped: these steps did their work)`, run: () => teardown.uninstallRelease(helm) },
           { title: 'Stage 3: sweep what nothing can finalize any more', run: async (r) => `${(await teardown.sweep(r)).length} removed` },
         )

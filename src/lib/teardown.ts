@@ -2,8 +2,9 @@
 // 1. ordered drain (Installer paused, Compositions deleted consumers first while every provider lives),
 // 2. bootstrap teardown (Installer CR and CompositionDefinitions while core-provider lives, then helm
 //    uninstall of the bootstrap release with its hooks skipped), 3. the post-delete sweep.
-import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { type Cluster, apiFailure, getPath, isNotFound } from './cluster.js'
+import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, PatchStrategy, type V1CustomResourceDefinition, setHeaderOptions } from '@kubernetes/client-node'
+import { parseAllDocuments } from 'yaml'
+import { type Cluster, apiFailure, getPath, isNotFound, statusOf } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
 import { type KObj, conditionOf } from './state.js'
@@ -44,6 +45,36 @@ export function finalizerOwner(finalizer: string, component?: string): string {
   if (finalizer === 'composition.krateo.io/finalizer') return `the cdc of ${component ?? 'its kind'} (Deployment <plural>-<version>-controller)`
   if (finalizer === 'finalizer.managedresource.krateo.io') return 'core-provider'
   return `the controller of ${finalizer.split('/')[0]}`
+}
+
+/** Label of the CRDs uninstall creates only so helm can uninstall a release listing a kind whose CRD is gone. */
+export const STAND_IN_LABEL = 'krateo-installer/stand-in'
+
+/** Kinds of the composition group a release manifest lists that no CRD serves any more. Pure. */
+export function unservedKinds(manifest: KObj[], crds: V1CustomResourceDefinition[]): { kind: string; version: string }[] {
+  const served = new Set(crds.filter((c) => c.spec.group === COMPOSITION_GROUP)
+    .flatMap((c) => c.spec.versions.filter((v) => v.served).map((v) => `${c.spec.names.kind}/${v.name}`)))
+  const out = new Map<string, { kind: string; version: string }>()
+  for (const o of manifest) {
+    const [group, version] = (o.apiVersion ?? '').split('/')
+    if (group !== COMPOSITION_GROUP || !version || !o.kind || served.has(`${o.kind}/${version}`)) continue
+    out.set(`${o.kind}/${version}`, { kind: o.kind, version })
+  }
+  return [...out.values()]
+}
+
+/** A CRD that gives helm nothing but a REST mapping for a lost kind; its own plural, so it never takes the real one's name. Pure. */
+export function standInCrd(kind: string, version: string): V1CustomResourceDefinition {
+  const plural = `${kind.toLowerCase()}standins`
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${COMPOSITION_GROUP}`, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer', [STAND_IN_LABEL]: 'true' } },
+    spec: {
+      group: COMPOSITION_GROUP, scope: 'Namespaced',
+      names: { kind, plural, singular: `${kind.toLowerCase()}standin`, listKind: `${kind}List` },
+      versions: [{ name: version, served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }],
+    },
+  }
 }
 
 export interface ManagedRef { apiVersion: string; resource: string; name: string; namespace?: string }
@@ -154,7 +185,8 @@ export class Teardown {
       }
       const fins = obj.metadata.finalizers ?? []
       const ready = conditionOf(obj, 'Ready')
-      report.line(`${c.name}: Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}; finalizers ${fins.join(', ') || 'none'})`)
+      const failing = conditionOf(obj, 'Synced')?.status === 'False' ? conditionOf(obj, 'Synced')?.message : undefined
+      report.line(`${c.name}: Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}${failing ? `; ${failing}` : ''}; finalizers ${fins.join(', ') || 'none'})`)
       if (Date.now() > this.deadline || (this.force && Date.now() - started > 15_000)) {
         const who = fins.map((f) => `${f} (cleared by ${finalizerOwner(f, c.name)})`).join(', ')
         if (!this.force) {
@@ -169,22 +201,20 @@ export class Teardown {
     }
   }
 
-  async deleteInstallerAndDefinitions(installer: KObj | null, report: StepReport): Promise<string> {
+  async deleteInstallerAndDefinitions(installer: KObj | null, helm: Helm, report: StepReport): Promise<string> {
     if (installer) {
       const ref = refOf(installer, 'installers')
+      await this.standInForLostKinds(installer, helm, report)
       await this.api('delete the Installer CR', () => this.custom.deleteNamespacedCustomObject(ref).catch((err) => { if (!isNotFound(err)) throw err }))
       // A paused Composition being deleted stays Terminating until the pause goes; that update of a
       // deleting object is handled at once.
       await this.api('unpause the Installer CR', () => mergePatchCustom(this.cluster, ref, { metadata: { annotations: { 'krateo.io/paused': null } } }).catch((err) => { if (!isNotFound(err)) throw err }))
-      await this.waitFor('the Installer CR to go', async () => {
-        try {
-          await this.custom.getNamespacedCustomObject(ref)
-          return null
-        } catch (err) {
-          if (isNotFound(err)) return true
-          throw err
-        }
-      }, report, () => 'waiting for the installer cdc to uninstall its release and release the Installer CR')
+      const asComponent: Component = { name: installer.metadata.name, kind: installer.kind ?? 'Installer', version: ref.version, deps: [] }
+      if ((await this.waitStuckAware(asComponent, ref, report)) === 'forced') report.line('the Installer CR is gone (forced: its release record may be left behind)')
+    }
+    const standIns = await this.api('list stand-in CRDs', () => this.crdApi.listCustomResourceDefinition({ labelSelector: `${STAND_IN_LABEL}=true` }))
+    for (const crd of standIns.items) {
+      await this.api(`delete the stand-in CRD ${crd.metadata!.name}`, () => this.crdApi.deleteCustomResourceDefinition({ name: crd.metadata!.name! }).catch((err) => { if (!isNotFound(err)) throw err }))
     }
     const cds = async () => ((await this.custom.listNamespacedCustomObject({ group: CD_GROUP, version: CD_VERSION, namespace: this.namespace, plural: 'compositiondefinitions' })) as { items: KObj[] }).items
     for (const cd of await this.api('list CompositionDefinitions', cds)) {
@@ -200,6 +230,37 @@ export class Teardown {
       return null
     }, report, () => 'waiting for core-provider to remove the CompositionDefinitions and their CRDs')
     return 'no CompositionDefinition and no generated CRD left'
+  }
+
+  /**
+   * The installer cdc uninstalls its release by building every object of the release's manifest; a kind whose
+   * CRD is gone (a CompositionDefinition deleted by hand takes its CRD along) fails that build, and the Installer
+   * would stay Terminating for good. A stand-in CRD serving that kind lets helm map it and find nothing to delete.
+   */
+  private async standInForLostKinds(installer: KObj, helm: Helm, report: StepReport): Promise<void> {
+    const release = await this.compositionRelease(installer, helm)
+    if (!release) return
+    const manifest = parseAllDocuments(await helm.run(['get', 'manifest', release, '-n', this.namespace]))
+      .map((d) => d.toJS() as KObj | null).filter((o): o is KObj => !!o?.kind)
+    const crds = await this.api('list CRDs', () => this.crdApi.listCustomResourceDefinition())
+    for (const { kind, version } of unservedKinds(manifest, crds.items)) {
+      report.line(`the installer's release still lists ${kind} ${COMPOSITION_GROUP}/${version}, whose CRD is gone: a stand-in CRD lets helm uninstall it (removed right after)`)
+      const crd = standInCrd(kind, version)
+      await this.api(`create the stand-in CRD ${crd.metadata!.name}`, () => this.crdApi.createCustomResourceDefinition({ body: crd }).catch((err) => { if (statusOf(err) !== 409) throw err }))
+      await this.waitFor(`the stand-in CRD ${crd.metadata!.name} to be served`, async () => {
+        const live = await this.crdApi.readCustomResourceDefinition({ name: crd.metadata!.name! })
+        return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : null
+      }, report, () => `waiting for the stand-in CRD ${crd.metadata!.name} to be established`)
+    }
+  }
+
+  /** The helm release a cdc made for a Composition: the krateo.io/release-name label, else <name>-<8 chars of its uid> (contract section 3). */
+  private async compositionRelease(obj: KObj, helm: Helm): Promise<string | null> {
+    const preset = obj.metadata.labels?.['krateo.io/release-name']
+    const releases = JSON.parse(await helm.run(['list', '-n', this.namespace, ...helm.allStatuses(), '-o', 'json']) || '[]') as { name: string }[]
+    const prefix = `${obj.metadata.name}-`
+    const found = releases.find((r) => preset ? r.name === preset : r.name.startsWith(prefix) && r.name.length === prefix.length + 8 && (obj.metadata.uid ?? '').includes(r.name.slice(prefix.length)))
+    return found?.name ?? null
   }
 
   async uninstallRelease(helm: Helm): Promise<string> {

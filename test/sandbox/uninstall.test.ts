@@ -97,6 +97,16 @@ describe('uninstall', () => {
     assert.deepEqual(left.filter((n) => n.endsWith('.composition.krateo.io')), [])
   })
 
+  it("a definition deleted by hand (its CRD gone, its Composition still in the installer's release) does not wedge the Installer's removal", async () => {
+    await install()
+    await kube().custom.deleteNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions', name: 'krateo-sse-proxy' })
+    await eventually('core-provider removed its CRD', async () => (await kube().crds.readCustomResourceDefinition({ name: 'krateosseproxies.composition.krateo.io' }).catch((e) => { if (httpCode(e) === 404) return null; throw e })) === null, 60_000)
+    const res = await cli(['uninstall', ...kc(), '--timeout', '2m'])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /the installer's release still lists KrateoSseProxy composition\.krateo\.io\/v0-3-0, whose CRD is gone: a stand-in CRD lets helm uninstall it/)
+    await assertClean()
+  })
+
   it('a plain helm uninstall of the same platform wedges: the namespace stays Terminating', async () => {
     await cli(['uninstall', ...kc(), '--purge', '--yes', '--force'])
     await install()
