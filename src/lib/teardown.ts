@@ -50,14 +50,16 @@ export function finalizerOwner(finalizer: string, component?: string): string {
 /** Label of the CRDs uninstall creates only so helm can uninstall a release listing a kind whose CRD is gone. */
 export const STAND_IN_LABEL = 'krateo-installer/stand-in'
 
-/** Kinds of the composition group a release manifest lists that no CRD serves any more. Pure. */
-export function unservedKinds(manifest: KObj[], crds: V1CustomResourceDefinition[]): { kind: string; version: string }[] {
-  const served = new Set(crds.filter((c) => c.spec.group === COMPOSITION_GROUP)
-    .flatMap((c) => c.spec.versions.filter((v) => v.served).map((v) => `${c.spec.names.kind}/${v.name}`)))
+/**
+ * Kinds of the composition group a release manifest lists whose CRD is gone altogether. Pure. (A kind whose
+ * CRD lives on but no longer serves that version is not one: a stand-in of the same kind would conflict with it.)
+ */
+export function lostKinds(manifest: KObj[], crds: V1CustomResourceDefinition[]): { kind: string; version: string }[] {
+  const known = new Set(crds.filter((c) => c.spec.group === COMPOSITION_GROUP).map((c) => c.spec.names.kind))
   const out = new Map<string, { kind: string; version: string }>()
   for (const o of manifest) {
     const [group, version] = (o.apiVersion ?? '').split('/')
-    if (group !== COMPOSITION_GROUP || !version || !o.kind || served.has(`${o.kind}/${version}`)) continue
+    if (group !== COMPOSITION_GROUP || !version || !o.kind || known.has(o.kind)) continue
     out.set(`${o.kind}/${version}`, { kind: o.kind, version })
   }
   return [...out.values()]
@@ -243,7 +245,7 @@ export class Teardown {
     const manifest = parseAllDocuments(await helm.run(['get', 'manifest', release, '-n', this.namespace]))
       .map((d) => d.toJS() as KObj | null).filter((o): o is KObj => !!o?.kind)
     const crds = await this.api('list CRDs', () => this.crdApi.listCustomResourceDefinition())
-    for (const { kind, version } of unservedKinds(manifest, crds.items)) {
+    for (const { kind, version } of lostKinds(manifest, crds.items)) {
       report.line(`the installer's release still lists ${kind} ${COMPOSITION_GROUP}/${version}, whose CRD is gone: a stand-in CRD lets helm uninstall it (removed right after)`)
       const crd = standInCrd(kind, version)
       await this.api(`create the stand-in CRD ${crd.metadata!.name}`, () => this.crdApi.createCustomResourceDefinition({ body: crd }).catch((err) => { if (statusOf(err) !== 409) throw err }))

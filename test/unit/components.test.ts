@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type Component, blockedByDisabled, layers, parseComponents, validateDag } from '../../src/lib/components.js'
-import { deletableNow, drainWaves, finalizerOwner, standInCrd, unservedKinds } from '../../src/lib/teardown.js'
+import { deletableNow, drainWaves, finalizerOwner, lostKinds, standInCrd } from '../../src/lib/teardown.js'
 import { UserError } from '../../src/lib/errors.js'
 
 const c = (name: string, deps: string[] = [], feature?: string): Component => ({ name, kind: name.toUpperCase(), version: '1.0.0', deps, feature })
@@ -42,7 +42,7 @@ describe('teardown order', () => {
     assert.equal(finalizerOwner('finalizer.managedresource.krateo.io'), 'core-provider')
     assert.equal(finalizerOwner('ogen.krateo.io/finalizer'), 'the controller of ogen.krateo.io')
   })
-  it("finds the composition kinds a release lists that no CRD serves, once each", () => {
+  it("finds the composition kinds a release lists whose CRD is gone, once each", () => {
     const crd = (kind: string, versions: [string, boolean][], group = 'composition.krateo.io') => ({ spec: { group, names: { kind, plural: kind.toLowerCase() + 's' }, scope: 'Namespaced', versions: versions.map(([name, served]) => ({ name, served, storage: served })) } })
     const obj = (apiVersion: string, kind: string, name: string) => ({ apiVersion, kind, metadata: { name } })
     const manifest = [
@@ -53,8 +53,8 @@ describe('teardown order', () => {
       obj('composition.krateo.io/v0-1-0', 'Portal', 'portal'),
     ]
     const crds = [crd('Authn', [['v0-22-0', true]]), crd('Portal', [['v0-1-0', false], ['v0-2-0', true]]), crd('KrateoSseProxy', [['v0-3-0', true]], 'other.io')]
-    assert.deepEqual(unservedKinds(manifest, crds), [{ kind: 'KrateoSseProxy', version: 'v0-3-0' }, { kind: 'Portal', version: 'v0-1-0' }])
-    assert.deepEqual(unservedKinds(manifest.slice(0, 2), crds), [])
+    assert.deepEqual(lostKinds(manifest, crds), [{ kind: 'KrateoSseProxy', version: 'v0-3-0' }], 'Portal keeps its CRD (another version served): no stand-in of the same kind')
+    assert.deepEqual(lostKinds(manifest.slice(0, 2), crds), [])
   })
   it('builds a stand-in CRD under its own plural, so it never takes the real CRD\'s name', () => {
     const crd = standInCrd('KrateoSseProxy', 'v0-3-0')
