@@ -357,7 +357,6 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
   })
 }
 
-
 function progressBlock(state: PlatformState, since: Map<string, { at: number }>, now: number): string {
   const rows = state.components.filter((c) => c.enabled || c.stage !== 'disabled').map((c) => {
     const t = Math.round((now - (since.get(c.name)?.at ?? now)) / 1000)
