@@ -4,12 +4,14 @@ import { loadCluster } from '../lib/cluster.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
 import { DEFAULT_CHART, DEFAULT_VERSION } from '../lib/chart.js'
-import { type InstallOptions, type Plan, bootstrapSteps, currentState, followToReady, planText, preflight, summary } from '../lib/install.js'
+import { type InstallOptions, type Plan, bootstrapSteps, wrap, currentState, followToReady, planText, preflight, summary } from '../lib/install.js'
 import { PlatformWatch } from '../lib/follow.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
-import { featureSets, parseDuration } from '../lib/flags.js'
+import { checkNamespace, featureSets, parseDuration } from '../lib/flags.js'
+import { RunLock } from '../lib/lock.js'
+import { ensureNamespace } from '../lib/kube-write.js'
 
 export default class Install extends KrateoCommand {
   static override summary = 'Install the Krateo platform and follow it until it is Ready'
@@ -47,6 +49,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const { flags } = await this.parse(Install)
     this.verbose = flags.verbose
     const timeoutMs = parseDuration(flags.timeout)
+    checkNamespace(flags.namespace)
     const password = await registryPassword(flags)
     const sets = [
       ...(flags.exposure ? [`exposure.type=${flags.exposure}`] : []),
@@ -66,6 +69,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
     const started = Date.now()
     let watch: PlatformWatch | undefined
+    let lock: RunLock | undefined
     const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
     try {
       let plan: Plan | undefined
@@ -87,6 +91,10 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         else this.log(`Already installed and Ready: installer ${before.installerVersion} in ${flags.namespace}; nothing to do.\n\n${summary(before, 0)}`)
         return
       }
+      await wrap(cluster, `create namespace ${flags.namespace}`, () => ensureNamespace(cluster, flags.namespace))
+      const taken = await RunLock.acquire(cluster, flags.namespace, 'install')
+      lock = taken.lock
+      if (taken.note) process.stderr.write(`${taken.note}\n`)
       const steps: Step[] = bootstrapSteps(cluster, helm, opts, plan!, interrupt, platformWatch)
       const deadline = started + timeoutMs
       if (flags.wait) {
@@ -98,7 +106,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
           },
         })
       }
-      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); return s.run(r) } }))
+      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); lock?.check(); return s.run(r) } }))
       await runSteps(guarded, progress)
       const after = await currentState(cluster, flags.namespace)
       if (flags.json) this.printJson({ result: flags.wait ? 'installed' : 'accepted', elapsedSeconds: Math.round((Date.now() - started) / 1000), status: statusDocument(after) })
@@ -106,6 +114,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       else this.log(`\nThe Installer CR is accepted; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`)
     } finally {
       watch?.stop()
+      await lock?.release()
       interrupt.dispose()
     }
   }

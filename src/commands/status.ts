@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
 import { checkReachable, loadCluster } from '../lib/cluster.js'
+import { readLock } from '../lib/lock.js'
 import { ExitCode } from '../lib/errors.js'
 import { observe } from '../lib/observe.js'
 import { platformState, phaseText } from '../lib/state.js'
@@ -29,7 +30,11 @@ Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 3 
       else if (format === 'yaml') process.stdout.write(toYaml(statusDocument(state)))
       else this.log(renderStatus(state))
     }
-    let state = platformState(await observe(cluster, flags.namespace))
+    const withLock = async (st: ReturnType<typeof platformState>) => {
+      const held = await readLock(cluster, flags.namespace)
+      return { ...st, lock: held ? { holder: held.holder, command: held.command, since: held.since } : null }
+    }
+    let state = await withLock(platformState(await observe(cluster, flags.namespace)))
     print(state)
     if (flags.watch) {
       const watch = new PlatformWatch(cluster, flags.namespace).start()

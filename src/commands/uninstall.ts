@@ -1,41 +1,54 @@
 import { Flags } from '@oclif/core'
-import { createInterface } from 'node:readline/promises'
 import { KrateoCommand } from '../lib/base-command.js'
-import { checkReachable, loadCluster } from '../lib/cluster.js'
-import { ExitCode, UserError } from '../lib/errors.js'
+import { apiFailure, checkReachable, loadCluster } from '../lib/cluster.js'
+import { UserError } from '../lib/errors.js'
 import { Helm } from '../lib/helm.js'
 import { observe } from '../lib/observe.js'
-import { type InstallerSpec, parseComponents } from '../lib/components.js'
-import { Teardown, deletableNow, drainWaves } from '../lib/teardown.js'
+import { Teardown } from '../lib/teardown.js'
 import { checkAccess } from '../lib/access.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
-import { parseDuration } from '../lib/flags.js'
-import { releaseStatus } from '../lib/install.js'
-import { BOOTSTRAP_RELEASE } from '../lib/chart.js'
+import { checkNamespace, parseDuration } from '../lib/flags.js'
+import { platformPresent, readInventory } from '../lib/inventory.js'
+import { uninstallPlan, uninstallSteps } from '../lib/uninstall.js'
+import { RunLock } from '../lib/lock.js'
+import { ask, canAsk, confirmOrRefuse } from '../lib/confirm.js'
+import { type Residue, purge, residue } from '../lib/residue.js'
 
 export default class Uninstall extends KrateoCommand {
-  static override summary = 'Remove the Krateo platform in order, so nothing is left Terminating'
-  static override description = `Stage 1, ordered drain: pauses the Installer (so it cannot re-create what is being deleted), then deletes
+  static override summary = 'Remove the Krateo platform in order, so nothing is left Terminating, and nothing that is not the platform\'s is touched'
+  static override description = `Only what is provably the platform's is removed: the Installer CR, the CompositionDefinitions the
+installer chart labels and names after its components (and the CRDs core-provider generated for them), the
+bootstrap release (found from helm's annotation on the installer-self-cr ConfigMap, whatever its name), this
+platform's core-provider webhook, cdc bundles and registry Secret. Your own CompositionDefinitions,
+Compositions, CRDs, webhooks and apps are listed as "not the platform's" and kept.
+
+Stage 1, ordered drain: pauses the Installer (so it cannot re-create what is being deleted), then deletes
 the component Compositions consumers first, each waited until it and what it managed are gone while its
 providers still run; independent branches drain in parallel.
-Stage 2, bootstrap teardown: deletes the Installer CR and the CompositionDefinitions while core-provider runs,
-then helm-uninstalls the bootstrap release with its hooks skipped.
-Stage 3, sweep: deletes what nothing can recreate or finalize any more (the core-provider webhook, generated
-hyperdx CRDs, leftover cdc bundles), then lists what is kept on purpose (--purge deletes it too).
+Stage 2, bootstrap teardown: deletes the Installer CR and the platform's CompositionDefinitions while
+core-provider runs, then helm-uninstalls the bootstrap release with its hooks skipped.
+Stage 3, sweep: deletes what nothing can recreate or finalize any more, then lists what is kept on purpose.
+
+What it found is recorded first (ConfigMap krateo-installer-teardown), so a re-run resumes where a failed or
+interrupted one stopped, the sweep included. One run at a time: install, upgrade and uninstall hold a Lease
+(krateo-installer) in the namespace.
+
+On a terminal it shows the context, cluster and namespace and asks once (--yes skips). --force and --purge
+need --yes when there is no terminal; without it they are refused before anything changes.
 
 Exit codes: 0 done or nothing installed, 2 bad flag, 3 cluster unreachable, 4 helm missing, 5 permission
 denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that should clear it are named),
-9 interrupted (re-run to continue).`
+9 interrupted or not confirmed (re-run to continue), 11 another run holds the lock.`
 
   static override examples = ['<%= config.bin %> uninstall', '<%= config.bin %> uninstall --dry-run', '<%= config.bin %> uninstall --purge --yes']
 
   static override flags = {
     timeout: Flags.string({ description: 'how long to wait in all, e.g. 600s, 15m', default: '15m' }),
-    'dry-run': Flags.boolean({ description: 'print the teardown plan and change nothing', default: false }),
-    purge: Flags.boolean({ description: 'also delete what is kept on purpose (namespace, PVCs and their data, CRDs from crds/)', default: false }),
+    'dry-run': Flags.boolean({ description: 'print the teardown plan (what is deleted, what is kept as not the platform\'s) and change nothing', default: false }),
+    purge: Flags.boolean({ description: 'also delete what is kept on purpose and provably the platform\'s: PVCs of its StatefulSets, the namespace when nothing else is in it, the CompositionDefinition CRD when no CompositionDefinition is left in the cluster', default: false }),
     yes: Flags.boolean({ char: 'y', description: 'do not ask for confirmation (for CI)', default: false }),
-    force: Flags.boolean({ description: 'last resort: remove the finalizers of what stays stuck, after naming each', default: false }),
+    force: Flags.boolean({ description: 'last resort, for the platform\'s own objects only: remove the finalizers of what is stuck (its controller down, or past --timeout), and this platform\'s webhook when its core-provider is down; names each and asks (or needs --yes)', default: false }),
     helm: Flags.string({ description: 'path of the helm binary (default: $HELM_BIN, then helm on PATH)' }),
   }
 
@@ -43,103 +56,88 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     const { flags } = await this.parse(Uninstall)
     this.verbose = flags.verbose
     const timeoutMs = parseDuration(flags.timeout)
-    const ns = flags.namespace
+    const ns = checkNamespace(flags.namespace)
     const cluster = loadCluster(flags)
     await checkReachable(cluster)
     const helm = new Helm({ bin: flags.helm, kubeconfig: flags.kubeconfig, context: flags.context, verbose: flags.verbose ? (m) => process.stderr.write(m + '\n') : undefined })
     await helm.checkVersion()
     const obs = await observe(cluster, ns)
-    const release = await releaseStatus(helm, ns)
-    const components = obs.installer ? parseComponents((obs.installer.spec ?? {}) as InstallerSpec) : []
-    const existing = new Set(components.filter((c) => obs.compositions.has(c.name)).map((c) => c.name))
+    const inv = await readInventory(cluster, helm, obs).catch((err) => { throw err instanceof UserError ? err : apiFailure(err, cluster, 'take the inventory of the platform') })
+    const present = platformPresent(inv)
+    const readResidue = async (): Promise<Residue> => await residue(cluster, ns, inv.record).catch((err) => { throw apiFailure(err, cluster, 'list what is left') })
+    if (!present && !(flags.purge && inv.hadRecord)) {
+      // Nothing of a platform is here, and no record says one was: nothing is deleted, --purge included.
+      const left = inv.hadRecord ? await readResidue() : { items: [], kept: [] }
+      const note = flags.purge ? `--purge removed nothing: no Krateo platform is or was installed in ${ns}` : ''
+      if (flags.json) this.printJson({ result: 'nothing-installed', residue: left.items, kept: left.kept, note: note || null })
+      else this.log([`Nothing to uninstall in ${ns}.`, note, ...listing(left)].filter(Boolean).join('\n'))
+      return
+    }
+    if (flags['dry-run']) {
+      const plan = uninstallPlan(inv)
+      if (flags.json) this.printJson(plan.json)
+      else this.log(plan.text)
+      return
+    }
+    const where = `context ${cluster.context}, cluster ${cluster.server}, namespace ${ns}`
+    if (!flags.json) this.log(`Uninstalling Krateo${inv.record.release ? ` (release ${inv.record.release})` : ''} from ${where}`)
+    const destructive = [flags.force ? '--force' : '', flags.purge ? '--purge' : ''].filter(Boolean).join(' and ')
+    if (destructive) await confirmOrRefuse(`uninstall ${destructive}`, `${where}; ${flags.force ? 'finalizers of the platform\'s stuck objects may be removed (each named)' : ''}${flags.force && flags.purge ? '; ' : ''}${flags.purge ? 'the platform\'s PVCs (their data), the namespace if nothing else is in it, and the CompositionDefinition CRD if unused are deleted' : ''}`, flags.yes)
+    else if (!flags.yes && canAsk() && present) await confirmOrRefuse('uninstall', `removes the platform from ${where}`, false)
+    await checkAccess(cluster, [
+      { verb: 'delete', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
+      { verb: 'delete', group: 'core.krateo.io', resource: 'compositiondefinitions', namespace: ns },
+      { verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
+      { verb: 'delete', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
+      { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
+      ...(flags.purge ? [{ verb: 'delete', group: '', resource: 'namespaces' }, { verb: 'delete', group: '', resource: 'persistentvolumeclaims', namespace: ns }] : []),
+    ])
     const interrupt = new Interrupt('nothing is half-removed; run the same uninstall command again to continue')
-    const teardown = new Teardown(cluster, ns, interrupt, Date.now() + timeoutMs, flags.force)
+    const { lock, note } = await RunLock.acquire(cluster, ns, 'uninstall')
+    if (note) process.stderr.write(`${note}\n`)
+    const confirm = async (q: string) => flags.yes || (canAsk() && await ask(q))
+    const teardown = new Teardown(cluster, ns, interrupt, Date.now() + timeoutMs, { force: flags.force, inventory: inv, confirm })
+    const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
     try {
-      const nothing = !obs.installer && obs.cds.size === 0 && obs.crds.size === 0 && !release
-      if (nothing) {
-        const residue = await teardown.residue()
-        if (flags.json) this.printJson({ result: 'nothing-installed', residue })
-        else this.log(`Nothing to uninstall in ${ns}.${residue.length ? `\nKept on purpose:\n${residue.map((r) => `  ${r.what}: ${r.command}`).join('\n')}` : ''}`)
-        if (!flags.purge || !residue.length) return
+      const steps: Step[] = present ? uninstallSteps(inv, teardown, helm) : []
+      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); lock.check(); return s.run(r) } }))
+      try {
+        await runSteps(guarded, progress)
+      } catch (err) {
+        // Before anything was drained the pause is only in the way: take it back. After, resuming needs it.
+        if (await teardown.unpauseIfOurs(inv.installer)) process.stderr.write('The Installer was unpaused: nothing had been drained yet.\n')
+        throw err
       }
-      if (flags['dry-run']) {
-        const waves = drainWaves(components, existing)
-        const plan = [
-          `Plan: uninstall Krateo from ${ns}`,
-          '', 'Stage 1, ordered drain (Installer paused first; each wave after the previous one is gone):',
-          ...waves.map((w, i) => `  wave ${i + 1}: ${w.join(', ')}`),
-          '', `Stage 2: delete Installer ${ns}/installer and ${obs.cds.size} CompositionDefinitions, wait for their ${obs.crds.size} CRDs to go; helm uninstall ${BOOTSTRAP_RELEASE} (hooks skipped)`,
-          'Stage 3: sweep the core-provider webhook, generated *.hyperdx.krateo.io CRDs and leftover cdc bundles',
-          '', 'Dry run: nothing was changed.',
-        ]
-        if (flags.json) this.printJson({ result: 'dry-run', waves, compositionDefinitions: [...obs.cds.keys()], crds: [...obs.crds.keys()] })
-        else this.log(plan.join('\n'))
-        return
-      }
-      await checkAccess(cluster, [
-        { verb: 'delete', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
-        { verb: 'delete', group: 'core.krateo.io', resource: 'compositiondefinitions', namespace: ns },
-        { verb: 'patch', group: 'apps', resource: 'deployments', namespace: ns },
-        { verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
-        { verb: 'delete', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
-        ...(flags.purge ? [{ verb: 'delete', group: '', resource: 'namespaces' }] : []),
-      ])
-      const steps: Step[] = []
-      if (!nothing) {
-        if (obs.installer && existing.size) {
-          steps.push({ title: 'Stage 1: pause the Installer so it cannot re-create what is drained', run: (r) => teardown.pauseInstaller(obs.installer!, obs.cds.get('installer'), r) })
-        }
-        if (existing.size) {
-          steps.push({
-            title: `Stage 1: drain ${existing.size} component Compositions, consumers first`,
-            run: async (r) => {
-              const remaining = new Set(existing)
-              const running = new Map<string, Promise<void>>()
-              while (remaining.size) {
-                for (const name of deletableNow(components, remaining)) {
-                  if (running.has(name)) continue
-                  const c = components.find((x) => x.name === name)!
-                  const obj = obs.compositions.get(name)!
-                  const plural = String(obs.cds.get(name)?.status?.resource ?? '')
-                  running.set(name, teardown.drainComposition(c, obj, plural, r).then(() => { remaining.delete(name); running.delete(name) }))
-                }
-                await Promise.race(running.values())
-              }
-              return `${existing.size} drained`
-            },
-          })
-        }
-        steps.push(
-          { title: 'Stage 2: delete the Installer CR and the CompositionDefinitions while core-provider runs', run: (r) => teardown.deleteInstallerAndDefinitions(obs.installer, helm, r) },
-          { title: `Stage 2: helm uninstall ${BOOTSTRAP_RELEASE} (hooks skipped: these steps did their work)`, run: () => teardown.uninstallRelease(helm) },
-          { title: 'Stage 3: sweep what nothing can finalize any more', run: async (r) => `${(await teardown.sweep(r)).length} removed` },
-        )
-      }
-      const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
-      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); return s.run(r) } }))
-      await runSteps(guarded, progress)
-      let residue = await teardown.residue()
+      let left = await readResidue()
       let purged = false
-      if (flags.purge && residue.length) {
-        const loss = residue.filter((r) => r.dataLoss)
-        if (!flags.yes) {
-          if (!process.stdin.isTTY) throw new UserError('--purge needs confirmation', ExitCode.Usage, 'pass --yes to confirm in a non-interactive run')
-          const rl = createInterface({ input: process.stdin, output: process.stderr })
-          const answer = await rl.question(`Delete ${residue.map((r) => r.what).join('; ')}?${loss.length ? ` DATA IN ${loss.length} PVC(S) IS LOST.` : ''} [y/N] `)
-          rl.close()
-          if (!/^y(es)?$/i.test(answer.trim())) throw new UserError('purge not confirmed', ExitCode.Interrupted, 'nothing more was deleted; the platform itself is uninstalled')
+      if (flags.purge && left.items.length) {
+        const loss = left.items.filter((r) => r.dataLoss)
+        if (!flags.yes && !(await ask(`Delete ${left.items.map((r) => r.what).join('; ')}?${loss.length ? ` DATA IN ${loss.length} PVC(S) IS LOST.` : ''}`))) {
+          throw new UserError('purge not confirmed', 9, 'nothing more was deleted; the platform itself is uninstalled')
         }
-        await runSteps([{ title: 'Purge what was kept on purpose', run: async (r) => { await teardown.purge(residue, r); return 'done' } }], progress)
-        residue = await teardown.residue()
+        await runSteps([{
+          title: 'Purge what was kept on purpose (only what was the platform\'s)',
+          run: async (r) => { await purge(cluster, left.items, (m) => r.line(m), async (what, probe) => { await teardown.waitFor(what, async () => (await probe()) ? true : null, r, () => `waiting for ${what}`) }); return 'done' },
+        }], progress)
+        left = await readResidue()
         purged = true
       }
-      if (flags.json) this.printJson({ result: 'uninstalled', purged, residue })
+      if (flags.json) this.printJson({ result: 'uninstalled', purged, forced: teardown.forced, residue: left.items, kept: left.kept })
       else {
-        this.log(`\nKrateo is uninstalled from ${ns}: no Krateo object, generated CRD, webhook, cdc bundle or helm release is left.`)
-        if (residue.length) this.log(`Kept on purpose (remove with --purge, or by hand):\n${residue.map((r) => `  ${r.what}\n    ${r.command}`).join('\n')}`)
+        this.log(`\nKrateo is uninstalled from ${ns}: no object of the platform, generated CRD, webhook, cdc bundle or helm release is left.`)
+        if (teardown.forced.length) this.log(`Forced (check what may be left behind):\n${teardown.forced.map((f) => `  ${f}`).join('\n')}`)
+        for (const l of listing(left)) this.log(l)
       }
     } finally {
+      await lock.release()
       interrupt.dispose()
     }
   }
+}
+
+function listing(left: Residue): string[] {
+  return [
+    ...(left.items.length ? [`Kept on purpose (remove with --purge, or by hand):\n${left.items.map((r) => `  ${r.what}\n    ${r.command}`).join('\n')}`] : []),
+    ...(left.kept.length ? [`Kept, not the platform's alone:\n${left.kept.map((k) => `  ${k}`).join('\n')}`] : []),
+  ]
 }

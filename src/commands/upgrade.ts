@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
+import { ExitCode, UserError } from '../lib/errors.js'
 import { loadCluster } from '../lib/cluster.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
 import { currentState, summary } from '../lib/install.js'
@@ -9,7 +10,8 @@ import { Teardown } from '../lib/teardown.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
-import { featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
+import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
+import { RunLock } from '../lib/lock.js'
 
 export default class Upgrade extends KrateoCommand {
   static override summary = 'Move a running platform to another installer version, or switch its features, keeping runtime edits'
@@ -52,6 +54,11 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const { flags } = await this.parse(Upgrade)
     this.verbose = flags.verbose
     const timeoutMs = parseDuration(flags.timeout)
+    checkNamespace(flags.namespace)
+    if (flags['registry-username'] && !flags.chart) {
+      // Without --chart the chart location comes from the cluster: credentials go only where the user said.
+      throw new UserError('--registry-username needs --chart: without it upgrade takes the chart location from the cluster, and credentials go only to a registry you name', ExitCode.Usage, 'pass --chart oci://<your registry>/installer as well')
+    }
     const featureRequests = parseFeatures(flags.feature)
     const password = await registryPassword(flags)
     const cluster = loadCluster(flags)
@@ -65,6 +72,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const interrupt = new Interrupt('run the same upgrade command again to resume (until then a paused Installer shows as Upgrading in status)')
     const started = Date.now()
     let watch: PlatformWatch | undefined
+    let lock: RunLock | undefined
     const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
     try {
       let plan: UpgradePlan | undefined
@@ -82,9 +90,12 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         else this.log(upgradePlanText(p, opts))
         return
       }
-      const teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, false, 'upgrade')
+      const taken = await RunLock.acquire(cluster, flags.namespace, 'upgrade')
+      lock = taken.lock
+      if (taken.note) process.stderr.write(`${taken.note}\n`)
+      const teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, { force: false, command: 'upgrade' })
       const steps: Step[] = upgradeSteps(cluster, helm, opts, p, interrupt, platformWatch, teardown)
-      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); return s.run(r) } }))
+      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); lock?.check(); return s.run(r) } }))
       await runSteps(guarded, progress)
       const after = await currentState(cluster, flags.namespace)
       const result = p.direction === 'same' ? 'reconciled' : p.direction === 'downgrade' ? 'downgraded' : 'upgraded'
@@ -93,6 +104,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       else this.log(`\nThe Installer CR is patched; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`)
     } finally {
       watch?.stop()
+      await lock?.release()
       interrupt.dispose()
     }
   }

@@ -1,6 +1,7 @@
 // Cluster access: loading the user's kubeconfig and context, checking the API answers, and turning the
 // client library's failures into one-line UserErrors.
 import { existsSync } from 'node:fs'
+import http from 'node:http'
 import https from 'node:https'
 import { ApiextensionsV1Api, AuthorizationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node'
 import { ExitCode, UserError } from './errors.js'
@@ -86,21 +87,44 @@ export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserE
 
 /** GET of any API path with the kubeconfig's credentials; null on 404. */
 export async function getPath<T = KObj>(cluster: Cluster, path: string): Promise<T | null> {
+  return requestPath<T>(cluster, 'GET', path)
+}
+
+/**
+ * A request to any API path with the kubeconfig's credentials, for what the generated clients get wrong or
+ * lack (MicroTime fields, lists by raw path). null on 404; other failures carry `code` like the clients'
+ * errors. Bounded in time, and a cut connection or a non-JSON answer is an error, never a crash.
+ */
+export async function requestPath<T = KObj>(cluster: Cluster, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T | null> {
   const opts: https.RequestOptions = {}
   await cluster.kc.applyToHTTPSOptions(opts)
   const url = new URL(cluster.server + path)
+  const payload = body === undefined ? undefined : JSON.stringify(body)
+  const transport = url.protocol === 'http:' ? http : https
   return new Promise((resolve, reject) => {
-    const req = https.request(url, { ...opts, method: 'GET', headers: { ...opts.headers, accept: 'application/json' } }, (res) => {
-      let body = ''
+    const headers: Record<string, string | number> = { ...(opts.headers as Record<string, string>), accept: 'application/json' }
+    if (payload !== undefined) { headers['content-type'] = 'application/json'; headers['content-length'] = Buffer.byteLength(payload) }
+    const req = transport.request(url, { ...opts, method, headers, timeout: timeoutMs }, (res) => {
+      let text = ''
       res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
+      res.on('data', (c: string) => { text += c })
+      res.on('error', reject)
       res.on('end', () => {
-        if (res.statusCode === 404) resolve(null)
-        else if ((res.statusCode ?? 500) >= 400) reject(Object.assign(new Error(`GET ${path}: HTTP ${res.statusCode}`), { code: res.statusCode }))
-        else resolve(JSON.parse(body) as T)
+        if (res.statusCode === 404) return resolve(null)
+        if ((res.statusCode ?? 500) >= 400) {
+          let message = text
+          try { message = (JSON.parse(text) as { message?: string }).message ?? text } catch { /* not JSON */ }
+          return reject(Object.assign(new Error(`${method} ${path}: HTTP ${res.statusCode}: ${message}`), { code: res.statusCode, body: text }))
+        }
+        try {
+          resolve(text ? JSON.parse(text) as T : null)
+        } catch {
+          reject(new Error(`${method} ${path}: the API answered something that is not JSON`))
+        }
       })
     })
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in ${Math.round(timeoutMs / 1000)}s`)))
     req.on('error', reject)
-    req.end()
+    req.end(payload)
   })
 }

@@ -12,6 +12,7 @@ export const ExitCode = {
   Chart: 8,
   Interrupted: 9,
   NotReady: 10,
+  Locked: 11,
 } as const
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 

@@ -33,3 +33,11 @@ export async function readStdin(): Promise<string> {
   if (!text) throw new UserError('no password on stdin', ExitCode.Usage, 'pipe the registry password on stdin')
   return text
 }
+
+/** -n must be a DNS-1123 label, as Kubernetes will require; checked before anything is written. */
+export function checkNamespace(ns: string): string {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) {
+    throw new UserError(`-n/--namespace "${ns}" is not a valid namespace name`, ExitCode.Usage, 'use lowercase letters, digits and "-", at most 63 characters, starting and ending with a letter or digit')
+  }
+  return ns
+}

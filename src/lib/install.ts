@@ -14,8 +14,8 @@ import { type Step, type StepReport } from './progress.js'
 import { createOrPatchSpec, getCustom, mergePatchCustom, refOf, removeAnnotation, restartDeployment } from './kube-write.js'
 import { renderStatus, table } from './output.js'
 import type { Interrupt } from './interrupt.js'
+import { REGISTRY_SECRET } from './inventory.js'
 
-export const REGISTRY_SECRET = 'krateo-registry-auth'
 
 export interface InstallOptions {
   namespace: string

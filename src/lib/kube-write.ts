@@ -48,3 +48,19 @@ export async function restartDeployment(cluster: Cluster, namespace: string, nam
 export async function removeAnnotation(cluster: Cluster, ref: ObjectRef, key: string): Promise<void> {
   await mergePatchCustom(cluster, ref, { metadata: { annotations: { [key]: null } } })
 }
+
+/** Creates the namespace when it is missing (labelled: the platform made it), so the run lock can live there. */
+export async function ensureNamespace(cluster: Cluster, name: string): Promise<'created' | 'exists'> {
+  try {
+    await cluster.core.readNamespace({ name })
+    return 'exists'
+  } catch (err) {
+    if (!isNotFound(err)) throw err
+  }
+  try {
+    await cluster.core.createNamespace({ body: { metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } } } })
+  } catch (err) {
+    if ((err as { code?: number }).code !== 409) throw err
+  }
+  return 'created'
+}

@@ -80,7 +80,7 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
     const nodes = await cluster.core.listNode()
     nodeIP = nodes.items[0]?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address
   }
-  return { namespace, cdCrd, bootstrapped: !!selfCR, installer, cds, crds, compositions, services, nodeIP, now: Date.now() }
+  return { namespace, cdCrd, bootstrapped: !!selfCR, selfCr: (selfCR ?? null) as unknown as KObj | null, installer, cds, crds, compositions, services, nodeIP, now: Date.now() }
 }
 
 /** The Installer CR, read through the version its CompositionDefinition reports, else any served one. */

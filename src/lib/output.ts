@@ -28,6 +28,8 @@ export function statusDocument(state: PlatformState): Record<string, unknown> {
     portalUrl: state.portalUrl,
     adminPasswordCommand: state.phase === 'NotInstalled' ? null : adminPasswordCommand(state.namespace),
     problems: state.problems,
+    pausedBy: state.pausedBy,
+    lock: state.lock,
   }
 }
 
@@ -77,6 +79,8 @@ export function renderStatus(state: PlatformState): string {
   if (state.portalUrl) lines.push('', `Portal: ${state.portalUrl}`)
   if (state.phase !== 'NotInstalled' && state.phase !== 'Bootstrapping') lines.push(`Admin password: ${adminPasswordCommand(state.namespace)}`)
   if (state.problems.length) lines.push('', chalk.red('Problems:'), ...state.problems.map((p) => `  ${p}`))
+  if (state.pausedBy) lines.push('', `Installer ${chalk.yellow(state.pausedBy)}`)
+  if (state.lock) lines.push('', `In progress: ${state.lock.command} by ${state.lock.holder}, since ${state.lock.since} (holds the krateo-installer lock)`)
   if (state.phase === 'NotInstalled') lines.push('', 'Nothing installed here. Install with: krateo-installer install')
   return lines.join('\n')
 }

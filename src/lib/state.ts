@@ -18,6 +18,8 @@ export interface Observed {
   cdCrd: boolean
   /** The installer-self-cr ConfigMap exists (a bootstrap release rendered it). */
   bootstrapped: boolean
+  /** The installer-self-cr ConfigMap itself (its helm annotations name the bootstrap release). */
+  selfCr?: KObj | null
   installer: KObj | null
   /** CompositionDefinitions of the namespace, by name (the installer's own included). */
   cds: Map<string, KObj>
@@ -83,7 +85,14 @@ export interface PlatformState {
   portalUrl: string | null
   /** One line per problem (errors, stuck objects), most important first. */
   problems: string[]
+  /** Who paused the Installer and what resumes it, when this CLI paused it (null otherwise). */
+  pausedBy: string | null
+  /** The run holding the krateo-installer lock (filled by status, which reads the Lease). */
+  lock: { holder: string; command: string; since: string } | null
 }
+
+/** Written next to krateo.io/paused by this CLI (see teardown.ts): "krateo-installer <command> at <time>". */
+export const PAUSED_BY_ANNOTATION = 'krateo-installer/paused-by'
 
 export const conditionOf = (obj: KObj | null | undefined, type: string): Condition | null =>
   ((obj?.status?.conditions as Condition[] | undefined) ?? []).find((c) => c.type === type) ?? null
@@ -193,9 +202,12 @@ export function platformState(obs: Observed): PlatformState {
   else if (states.some((s) => s.stage === 'deleting' || s.stage === 'draining') || installerSynced?.reason === 'ReconcilePaused') phase = 'Draining'
   else if (readyCount === enabled.length && isReady(obs.installer)) phase = 'Ready'
   else phase = 'Reconciling'
+  const ann = obs.installer?.metadata.annotations ?? {}
+  const by = ann['krateo.io/paused'] === 'true' ? ann[PAUSED_BY_ANNOTATION] : undefined
+  const pausedBy = by ? `paused by ${by}: re-run that command to resume${/ uninstall /.test(by) ? ' the uninstall' : ''}` : null
   return {
     phase, namespace: obs.namespace, installerVersion, ready: readyCount, total: enabled.length,
-    components: states, endpoints: eps, portalUrl: eps.find((e) => e.component === consumer?.name)?.url ?? null, problems,
+    components: states, endpoints: eps, portalUrl: eps.find((e) => e.component === consumer?.name)?.url ?? null, problems, pausedBy, lock: null,
   }
 }
 

@@ -1,21 +1,22 @@
-// uninstall: the three-stage teardown of contract section 1, done by the CLI as visible steps:
+// The operations of the three-stage teardown of contract section 1 (uninstall.ts lists them as steps):
 // 1. ordered drain (Installer paused, Compositions deleted consumers first while every provider lives),
-// 2. bootstrap teardown (Installer CR and CompositionDefinitions while core-provider lives, then helm
-//    uninstall of the bootstrap release with its hooks skipped), 3. the post-delete sweep.
+// 2. bootstrap teardown (Installer CR and the platform's CompositionDefinitions while core-provider lives,
+//    then helm uninstall of the bootstrap release with its hooks skipped), 3. the post-delete sweep.
+// Every delete, finalizer removal and pause acts only on what the inventory proved is the platform's.
 import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, PatchStrategy, type V1CustomResourceDefinition, setHeaderOptions } from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
 import { type Cluster, apiFailure, getPath, isNotFound, statusOf } from './cluster.js'
+import { type Inventory, managedPath } from './inventory.js'
+import { type ManagedRef, type WebhookLike, INSTALLER_NAME, MANAGED_BY_LABEL, MANAGED_BY_US, bindsOurServiceAccount, cdcDeploymentOf, generatedCrdOf, isCoreProviderWebhook, restCrdsOf, restDefinitionsOf } from './ownership.js'
+import { type TeardownRecord, emptyRecord, mergeRecord, writeRecord } from './teardown-record.js'
 import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
-import { type KObj, conditionOf } from './state.js'
+import { type KObj, PAUSED_BY_ANNOTATION, conditionOf } from './state.js'
 import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION } from './observe.js'
-import { BOOTSTRAP_RELEASE } from './chart.js'
 import type { Helm } from './helm.js'
 import type { StepReport } from './progress.js'
 import type { Interrupt } from './interrupt.js'
-import { mergePatchCustom, refOf, restartDeployment } from './kube-write.js'
-
-const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+import { mergePatchCustom, refOf } from './kube-write.js'
 
 /** Components whose Composition can go now: none of their dependents' Compositions is left. Pure. */
 export function deletableNow(components: Component[], remaining: Set<string>): string[] {
@@ -35,20 +36,13 @@ export function drainWaves(components: Component[], existing: Set<string>): stri
   return waves
 }
 
-/** Kinds a provider finalizes that must be gone before that provider is deleted (contract section 1). */
-export const MUST_DRAIN_BEFORE: Record<string, { group: string; version: string; plural: string }[]> = {
-  'oasgen-provider': [{ group: 'ogen.krateo.io', version: 'v1alpha1', plural: 'restdefinitions' }],
-}
-
-/** Who should clear a finalizer, for the message that names a stuck object. */
-export function finalizerOwner(finalizer: string, component?: string): string {
-  if (finalizer === 'composition.krateo.io/finalizer') return `the cdc of ${component ?? 'its kind'} (Deployment <plural>-<version>-controller)`
-  if (finalizer === 'finalizer.managedresource.krateo.io') return 'core-provider'
-  return `the controller of ${finalizer.split('/')[0]}`
-}
+/** Components whose release's RestDefinitions (finalized by that provider) must be gone before it is deleted. */
+export const FINALIZES_REST_DEFINITIONS = 'oasgen-provider'
 
 /** Label of the CRDs uninstall creates only so helm can uninstall a release listing a kind whose CRD is gone. */
 export const STAND_IN_LABEL = 'krateo-installer/stand-in'
+/** The namespace whose uninstall made a stand-in: another platform's uninstall never removes it. */
+export const STAND_IN_NAMESPACE_LABEL = 'krateo-installer/namespace'
 
 /**
  * Kinds of the composition group a release manifest lists whose CRD is gone altogether. Pure. (A kind whose
@@ -66,11 +60,11 @@ export function lostKinds(manifest: KObj[], crds: V1CustomResourceDefinition[]):
 }
 
 /** A CRD that gives helm nothing but a REST mapping for a lost kind; its own plural, so it never takes the real one's name. Pure. */
-export function standInCrd(kind: string, version: string): V1CustomResourceDefinition {
+export function standInCrd(kind: string, version: string, namespace: string): V1CustomResourceDefinition {
   const plural = `${kind.toLowerCase()}standins`
   return {
     apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.${COMPOSITION_GROUP}`, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer', [STAND_IN_LABEL]: 'true' } },
+    metadata: { name: `${plural}.${COMPOSITION_GROUP}`, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer', [STAND_IN_LABEL]: 'true', [STAND_IN_NAMESPACE_LABEL]: namespace } },
     spec: {
       group: COMPOSITION_GROUP, scope: 'Namespaced',
       names: { kind, plural, singular: `${kind.toLowerCase()}standin`, listKind: `${kind}List` },
@@ -79,20 +73,70 @@ export function standInCrd(kind: string, version: string): V1CustomResourceDefin
   }
 }
 
-export interface ManagedRef { apiVersion: string; resource: string; name: string; namespace?: string }
+
+
+/** How long a finalizer's controller must be down, with no change to the object, before it counts as stuck. */
+export const STUCK_AFTER_MS = 20_000
+
+/** The webhook named in an API refusal ("failed calling webhook ..."), if that is why a write failed. */
+export function refusingWebhook(err: unknown): string | null {
+  const text = `${(err as { body?: unknown })?.body ?? ''} ${(err as Error)?.message ?? ''}`
+  return /failed calling webhook \\?"([^"\\]+)\\?"/.exec(text)?.[1] ?? null
+}
+
+/** A controller that clears a finalizer, as a Deployment we can look at. */
+export interface FinalizerController { finalizer: string; deployment: string | null; namespace: string; what: string }
+
+/** Who clears a finalizer of one of our objects: the cdc of its definition (real Deployment name), or our core-provider. Pure. */
+export function finalizerController(finalizer: string, cd: KObj | undefined, namespace: string, coreProviders: string[]): FinalizerController {
+  if (finalizer === 'composition.krateo.io/finalizer') {
+    const deployment = cdcDeploymentOf(cd)
+    return { finalizer, deployment, namespace, what: deployment ? `the cdc Deployment ${deployment}` : 'the cdc of its kind' }
+  }
+  if (finalizer === 'finalizer.managedresource.krateo.io' || finalizer === 'composition.krateo.io/still-exist-compositions-finalizer') {
+    const deployment = coreProviders[0] ?? null
+    return { finalizer, deployment, namespace, what: deployment ? `core-provider (Deployment ${deployment})` : 'core-provider' }
+  }
+  return { finalizer, deployment: null, namespace, what: `the controller of ${finalizer.split('/')[0]}` }
+}
+
+export interface TeardownOptions {
+  force: boolean
+  command?: string
+  /** What the inventory proved is ours; without it (upgrade) only pause and drain are available. */
+  inventory?: Inventory
+  /** Asks before an irreversible --force action; resolves false to stop. */
+  confirm?: (question: string) => Promise<boolean>
+}
 
 export class Teardown {
   private core: CoreV1Api
   private apps: AppsV1Api
   private custom: CustomObjectsApi
   private crdApi: ApiextensionsV1Api
+  private readonly force: boolean
+  private readonly command: string
+  private readonly confirm: (question: string) => Promise<boolean>
+  record: TeardownRecord
+  /** What --force removed, with what each forced object's release may have left behind. */
+  readonly forced: string[] = []
+  /** Set once this run paused the Installer (and nothing was drained yet): a failure then takes the pause back. */
+  pausedByUs = false
+  drained = 0
 
-  constructor(private cluster: Cluster, private namespace: string, private interrupt: Interrupt, private deadline: number, private force: boolean, private command = 'uninstall') {
+  constructor(private cluster: Cluster, private namespace: string, private interrupt: Interrupt, private deadline: number, opts: TeardownOptions) {
     this.core = cluster.kc.makeApiClient(CoreV1Api)
     this.apps = cluster.kc.makeApiClient(AppsV1Api)
     this.custom = cluster.kc.makeApiClient(CustomObjectsApi)
     this.crdApi = cluster.kc.makeApiClient(ApiextensionsV1Api)
+    this.force = opts.force
+    this.command = opts.command ?? 'uninstall'
+    this.confirm = opts.confirm ?? (async () => true)
+    this.inventory = opts.inventory
+    this.record = opts.inventory?.record ?? emptyRecord()
   }
+
+  private inventory: Inventory | undefined
 
   private check(): void {
     if (this.interrupt.requested) throw this.interrupt.error()
@@ -107,22 +151,81 @@ export class Teardown {
     }
   }
 
-  /** Pauses the Installer so Pass B cannot re-create what is being deleted, and makes its cdc see the pause now. */
+  /**
+   * A write to a Composition. With a Gen S engine whose core-provider is down, its fail-closed webhook refuses
+   * every such write; say so, and with --force (confirmed) remove this platform's own webhook and retry.
+   */
+  private async compositionWrite<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      const webhook = refusingWebhook(err)
+      if (!webhook) throw apiFailure(err, this.cluster, doing)
+      const mwc = await this.ourWebhookRefusing()
+      const who = this.inventory?.coreProviders.length ? `Deployment ${this.inventory.coreProviders.join(', ')} in ${this.namespace}` : `core-provider in ${this.namespace}`
+      if (!mwc || !this.force) {
+        throw new UserError(`cannot ${doing}: core-provider is not running, and its webhook ${mwc ?? webhook} refuses every write to Compositions`, ExitCode.Stuck,
+          mwc ? `start ${who} again (kubectl -n ${this.namespace} get deploy), or re-run with --force --yes to remove this platform's webhook ${mwc} first`
+            : `start ${who} again; that webhook is not this platform's, so --force leaves it alone`)
+      }
+      if (!(await this.confirm(`remove MutatingWebhookConfiguration ${mwc} (this platform's core-provider webhook, its core-provider is down) so writes to Compositions work again?`))) {
+        throw new UserError(`the webhook ${mwc} was kept`, ExitCode.Stuck, `start ${who} again, then re-run ${this.command}`)
+      }
+      const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
+      await this.api(`delete MutatingWebhookConfiguration ${mwc}`, () => admission.deleteMutatingWebhookConfiguration({ name: mwc }).catch((e) => { if (!isNotFound(e)) throw e }))
+      this.forced.push(`MutatingWebhookConfiguration/${mwc} (core-provider was down)`)
+      try {
+        return await fn()
+      } catch (again) {
+        throw apiFailure(again, this.cluster, doing)
+      }
+    }
+  }
+
+  /** Our own core-provider webhook, when it exists and our core-provider cannot answer it. */
+  private async ourWebhookRefusing(): Promise<string | null> {
+    const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
+    for (const name of this.record.webhooks) {
+      const mwc = await admission.readMutatingWebhookConfiguration({ name }).catch(() => null)
+      if (mwc && isCoreProviderWebhook(mwc as WebhookLike) && !(await this.coreProviderRunning())) return name
+    }
+    return null
+  }
+
+  private async coreProviderRunning(): Promise<boolean> {
+    for (const name of this.inventory?.coreProviders ?? []) {
+      if (await this.deploymentAvailable(name, this.namespace)) return true
+    }
+    return false
+  }
+
+  private async deploymentAvailable(name: string, namespace: string): Promise<boolean> {
+    const d = await this.apps.readNamespacedDeployment({ name, namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
+    return (d?.status?.availableReplicas ?? 0) > 0
+  }
+
+  /** Pauses the Installer so Pass B cannot re-create what is being drained; its cdc sees the pause at once (a watched annotation). */
   async pauseInstaller(installer: KObj, installerCD: KObj | undefined, report: StepReport): Promise<string> {
     const ref = refOf(installer, 'installers')
     if (installer.metadata.annotations?.['krateo.io/paused'] !== 'true') {
-      await this.api('pause the Installer CR', () => mergePatchCustom(this.cluster, ref, { metadata: { annotations: { 'krateo.io/paused': 'true' } } }))
+      await this.compositionWrite('pause the Installer CR', () => mergePatchCustom(this.cluster, ref, { metadata: { annotations: { 'krateo.io/paused': 'true', [PAUSED_BY_ANNOTATION]: `krateo-installer ${this.command} at ${new Date().toISOString()}` } } }))
+      this.pausedByUs = true
     }
-    // An annotation-only change waits for the cdc's next resync; a restarted cdc observes at once.
-    const version = (installerCD?.status?.apiVersion as string | undefined)?.split('/')[1]
-    if (version && installerCD?.status?.resource) {
-      await this.api("restart the installer's cdc", () => restartDeployment(this.cluster, this.namespace, `${installerCD.status!.resource}-${version}-controller`))
-    }
+    const cdc = cdcDeploymentOf(installerCD)
     return await this.waitFor('the installer cdc to report the pause', async () => {
       const fresh = await this.custom.getNamespacedCustomObject(ref) as KObj
-      const synced = conditionOf(fresh, 'Synced')
-      return synced?.reason === 'ReconcilePaused' ? 'paused (Synced=False ReconcilePaused)' : null
+      if (conditionOf(fresh, 'Synced')?.reason === 'ReconcilePaused') return 'paused (Synced=False ReconcilePaused)'
+      // A cdc that does not run cannot re-create anything either: the pause holds once it starts again.
+      if (cdc && !(await this.deploymentAvailable(cdc, this.namespace))) return `paused (its cdc ${cdc} is not running, so nothing can re-create what is drained)`
+      return null
     }, report, () => 'waiting for the installer cdc to observe the pause')
+  }
+
+  /** Takes back a pause this run set, when the command gives up before anything was drained. */
+  async unpauseIfOurs(installer: KObj | null): Promise<boolean> {
+    if (!installer || !this.pausedByUs || this.drained > 0) return false
+    await mergePatchCustom(this.cluster, refOf(installer, 'installers'), { metadata: { annotations: { 'krateo.io/paused': null, [PAUSED_BY_ANNOTATION]: null } } }).catch(() => undefined)
+    return true
   }
 
   async waitFor<T>(what: string, probe: () => Promise<T | null>, report: StepReport, why: () => string, everyMs = 500): Promise<T> {
@@ -138,44 +241,48 @@ export class Teardown {
 
   /** Deletes one component's Composition and waits until it and every object it managed are gone. */
   async drainComposition(c: Component, obj: KObj, plural: string, report: StepReport): Promise<void> {
-    for (const kind of MUST_DRAIN_BEFORE[c.name] ?? []) {
-      await this.waitFor(`${kind.plural}.${kind.group} to drain before ${c.name}`, async () => {
-        try {
-          const list = await this.custom.listClusterCustomObject({ group: kind.group, version: kind.version, plural: kind.plural }) as { items: KObj[] }
-          return list.items.length === 0 ? true : null
-        } catch (err) {
-          if (isNotFound(err)) return true
-          throw err
-        }
-      }, report, () => `${c.name}: waiting for ${kind.plural}.${kind.group} to be gone while ${c.name} can still finalize them`)
+    if (c.name === FINALIZES_REST_DEFINITIONS) {
+      // Only the RestDefinitions our own releases created: a user's keep their provider busy, not us.
+      const ours = restDefinitionsOf(this.inventory ? [...this.inventory.compositions.values()] : [])
+      for (const m of ours) {
+        await this.waitFor(`RestDefinition ${m.name} to drain before ${c.name}`, async () => (await getPath(this.cluster, managedPath(m))) ? null : true, report,
+          () => `${c.name}: waiting for RestDefinition ${m.name} to be gone while ${c.name} can still finalize it`)
+      }
     }
     const managed = (obj.status?.managed as ManagedRef[] | undefined) ?? []
     const [group, version] = obj.apiVersion!.split('/') as [string, string]
     const ref = { group, version, namespace: this.namespace, plural, name: c.name }
+    this.drained++
     if (!obj.metadata.deletionTimestamp) await this.api(`delete ${c.name}`, () => this.custom.deleteNamespacedCustomObject(ref).catch((err) => { if (!isNotFound(err)) throw err }))
     report.line(`${c.name}: deleting`)
-    if ((await this.waitStuckAware(c, ref, report)) === 'forced') {
-      report.line(`${c.name}: gone (forced: the objects of its release may be left behind: ${managed.map((m) => `${m.resource}/${m.name}`).join(', ') || 'none recorded'})`)
+    const cd = this.inventory?.definitions.find((d) => d.metadata.name === c.name)
+    const orphans = managed.map((m) => `${m.resource}/${m.name}`).join(', ') || 'none recorded'
+    if ((await this.waitGone(`${c.kind}/${c.name}`, ref, cd, report, orphans)) === 'forced') {
+      report.line(`${c.name}: gone (forced: the objects of its release may be left behind: ${orphans})`)
       return
     }
     // The release's own objects (the portal's pages, a provider's RestDefinitions) are finalized by
     // controllers that are still alive now; wait for them before their providers go.
     for (const m of managed) {
-      await this.waitFor(`${m.resource}/${m.name} of ${c.name} to be gone`, async () => (await this.getManaged(m)) ? null : true, report,
+      await this.waitFor(`${m.resource}/${m.name} of ${c.name} to be gone`, async () => (await getPath(this.cluster, managedPath(m))) ? null : true, report,
         () => `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`)
     }
     report.line(`${c.name}: gone`)
   }
 
-  private async getManaged(m: ManagedRef): Promise<KObj | null> {
-    const prefix = m.apiVersion.includes('/') ? `/apis/${m.apiVersion}` : `/api/${m.apiVersion}`
-    return getPath(this.cluster, `${prefix}${m.namespace ? `/namespaces/${m.namespace}` : ''}/${m.resource}/${m.name}`)
-  }
-
-  /** Waits for a composition to disappear; names the finalizer and who should clear it when it does not. */
-  private async waitStuckAware(c: Component, ref: { group: string; version: string; namespace: string; plural: string; name: string }, report: StepReport): Promise<'gone' | 'forced'> {
-    const started = Date.now()
+  /**
+   * Waits for one of our objects to disappear. It is stuck when the deadline passes, or when every controller
+   * that should clear its finalizers has been down for STUCK_AFTER_MS with no change to it: something merely
+   * slow (its controller runs) is never stuck before the deadline. Stuck without --force: named, exit 7. With
+   * --force (confirmed): only the finalizers of the controllers that are down (all of them at the deadline)
+   * are removed, guarded by the object's resourceVersion.
+   */
+  async waitGone(label: string, ref: { group: string; version: string; namespace: string; plural: string; name: string }, cd: KObj | undefined, report: StepReport, orphans: string,
+    detail: () => Promise<string> = async () => ''): Promise<'gone' | 'forced'> {
     let forced = false
+    let lastVersion = ''
+    let unchangedSince = Date.now()
+    let downSince: number | null = null
     for (;;) {
       this.check()
       let obj: KObj | null
@@ -183,26 +290,46 @@ export class Teardown {
         obj = await this.custom.getNamespacedCustomObject(ref) as KObj
       } catch (err) {
         if (isNotFound(err)) return forced ? 'forced' : 'gone'
-        throw apiFailure(err, this.cluster, `read ${c.name}`)
+        throw apiFailure(err, this.cluster, `read ${label}`)
       }
+      if (obj.metadata.resourceVersion !== lastVersion) { lastVersion = obj.metadata.resourceVersion ?? ''; unchangedSince = Date.now() }
       const fins = obj.metadata.finalizers ?? []
+      const controllers = fins.map((f) => finalizerController(f, cd, this.namespace, this.inventory?.coreProviders ?? []))
+      const down: FinalizerController[] = []
+      for (const ctl of controllers) if (ctl.deployment && !(await this.deploymentAvailable(ctl.deployment, ctl.namespace))) down.push(ctl)
+      downSince = fins.length && down.length === controllers.length ? (downSince ?? Date.now()) : null
       const ready = conditionOf(obj, 'Ready')
       const failing = conditionOf(obj, 'Synced')?.status === 'False' ? conditionOf(obj, 'Synced')?.message : undefined
-      report.line(`${c.name}: Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}${failing ? `; ${failing}` : ''}; finalizers ${fins.join(', ') || 'none'})`)
-      if (Date.now() > this.deadline || (this.force && Date.now() - started > 15_000)) {
-        const who = fins.map((f) => `${f} (cleared by ${finalizerOwner(f, c.name)})`).join(', ')
+      report.line(`${ref.name}: Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}${failing ? `; ${failing}` : ''}; finalizers ${fins.join(', ') || 'none'})${await detail()}`)
+      const pastDeadline = Date.now() > this.deadline
+      const controllerDown = downSince !== null && Date.now() - downSince > STUCK_AFTER_MS && Date.now() - unchangedSince > STUCK_AFTER_MS
+      if (fins.length && (pastDeadline || controllerDown)) {
+        const targets = pastDeadline ? controllers : down
+        const who = targets.map((t) => `${t.finalizer} (cleared by ${t.what}${down.includes(t) ? ', which is not running' : ''})`).join(', ')
         if (!this.force) {
-          throw new UserError(`${c.kind}/${c.name} is stuck Terminating on finalizer ${who}`, ExitCode.Stuck,
-            'start that controller again, or re-run with --force to remove the finalizer (the release it manages may be left behind)')
+          throw new UserError(`${label} is stuck Terminating on finalizer ${who}`, ExitCode.Stuck,
+            `start that controller again, or re-run with --force --yes to remove the finalizer (what its release manages may be left behind: ${orphans})`)
         }
-        report.line(`--force: removing finalizers of ${c.kind}/${c.name}: ${who}`)
-        forced = true
-        await this.api(`remove the finalizers of ${c.name}`, () => this.custom.patchNamespacedCustomObject({ ...ref, body: { metadata: { finalizers: null } } }, mergePatch))
+        if (!(await this.confirm(`remove finalizer ${who} of ${label}? What it manages may be left behind: ${orphans}`))) {
+          throw new UserError(`${label} is stuck Terminating on finalizer ${who}; its finalizer was kept`, ExitCode.Stuck, 'start that controller again, then re-run')
+        }
+        report.line(`--force: removing finalizers of ${label}: ${who}`)
+        const keep = fins.filter((f) => !targets.some((t) => t.finalizer === f))
+        const patch = [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }, { op: 'replace', path: '/metadata/finalizers', value: keep }]
+        try {
+          await this.compositionWrite(`remove the finalizers of ${label}`, () => this.custom.patchNamespacedCustomObject({ ...ref, body: patch }, jsonPatch))
+          forced = true
+          this.forced.push(`${label} (finalizers ${targets.map((t) => t.finalizer).join(', ')}; may be left behind: ${orphans})`)
+        } catch (err) {
+          // It changed under us (its controller came back, say): look again.
+          if (!(err instanceof UserError && /HTTP (409|422)/.test(err.message))) throw err
+        }
       }
       await new Promise((r) => setTimeout(r, 500))
     }
   }
 
+  /** Stage 2: the Installer CR, then the platform's CompositionDefinitions (never another one) and the CRDs they generated. */
   async deleteInstallerAndDefinitions(installer: KObj | null, helm: Helm, report: StepReport): Promise<string> {
     if (installer) {
       const ref = refOf(installer, 'installers')
@@ -210,28 +337,47 @@ export class Teardown {
       await this.api('delete the Installer CR', () => this.custom.deleteNamespacedCustomObject(ref).catch((err) => { if (!isNotFound(err)) throw err }))
       // A paused Composition being deleted stays Terminating until the pause goes; that update of a
       // deleting object is handled at once.
-      await this.api('unpause the Installer CR', () => mergePatchCustom(this.cluster, ref, { metadata: { annotations: { 'krateo.io/paused': null } } }).catch((err) => { if (!isNotFound(err)) throw err }))
-      const asComponent: Component = { name: installer.metadata.name, kind: installer.kind ?? 'Installer', version: ref.version, deps: [] }
-      if ((await this.waitStuckAware(asComponent, ref, report)) === 'forced') report.line('the Installer CR is gone (forced: its release record may be left behind)')
+      await this.compositionWrite('unpause the Installer CR', () => mergePatchCustom(this.cluster, ref, { metadata: { annotations: { 'krateo.io/paused': null, [PAUSED_BY_ANNOTATION]: null } } }).catch((err) => { if (!isNotFound(err)) throw err }))
+      const installerCD = this.inventory?.definitions.find((d) => d.metadata.name === INSTALLER_NAME)
+      if ((await this.waitGone('the Installer CR', ref, installerCD, report, 'its composition release and the admin-password Secret', () => this.teardownHookState())) === 'forced') {
+        report.line('the Installer CR is gone (forced: its release record may be left behind)')
+      }
     }
-    const standIns = await this.api('list stand-in CRDs', () => this.crdApi.listCustomResourceDefinition({ labelSelector: `${STAND_IN_LABEL}=true` }))
+    const standIns = await this.api('list stand-in CRDs', () => this.crdApi.listCustomResourceDefinition({ labelSelector: `${STAND_IN_LABEL}=true,${STAND_IN_NAMESPACE_LABEL}=${this.namespace}` }))
     for (const crd of standIns.items) {
       await this.api(`delete the stand-in CRD ${crd.metadata!.name}`, () => this.crdApi.deleteCustomResourceDefinition({ name: crd.metadata!.name! }).catch((err) => { if (!isNotFound(err)) throw err }))
     }
-    const cds = async () => ((await this.custom.listNamespacedCustomObject({ group: CD_GROUP, version: CD_VERSION, namespace: this.namespace, plural: 'compositiondefinitions' })) as { items: KObj[] }).items
-    for (const cd of await this.api('list CompositionDefinitions', cds)) {
-      if (!cd.metadata.deletionTimestamp) {
-        await this.api(`delete CompositionDefinition ${cd.metadata.name}`, () => this.custom.deleteNamespacedCustomObject({ group: CD_GROUP, version: CD_VERSION, namespace: this.namespace, plural: 'compositiondefinitions', name: cd.metadata.name }).catch((err) => { if (!isNotFound(err)) throw err }))
-      }
+    const names = new Set(this.record.definitions)
+    const cdRef = (name: string) => ({ group: CD_GROUP, version: CD_VERSION, namespace: this.namespace, plural: 'compositiondefinitions', name })
+    for (const name of names) {
+      await this.api(`delete CompositionDefinition ${name}`, () => this.custom.deleteNamespacedCustomObject(cdRef(name)).catch((err) => { if (!isNotFound(err)) throw err }))
     }
-    await this.waitFor('every CompositionDefinition and generated CRD to go', async () => {
-      const left = await cds()
-      const crds = (await this.crdApi.listCustomResourceDefinition()).items.filter((c) => c.spec.group === COMPOSITION_GROUP)
-      if (left.length === 0 && crds.length === 0) return true
-      report.line(`core-provider is removing ${left.length} CompositionDefinitions and ${crds.length} generated CRDs`)
+    // Each definition is waited for on its own, so one whose core-provider is down can be named (and forced).
+    await Promise.all([...names].map(async (name) => {
+      const cd = this.inventory?.definitions.find((d) => d.metadata.name === name)
+      if ((await this.waitGone(`CompositionDefinition/${name}`, cdRef(name), cd, report, `its CRD and cdc bundle (removed next)`)) === 'forced') {
+        // core-provider would have removed its CRD: do it, it is ours by the record.
+        const crd = cd ? generatedCrdOf(cd) : null
+        if (crd) await this.api(`delete CRD ${crd}`, () => this.crdApi.deleteCustomResourceDefinition({ name: crd }).catch((err) => { if (!isNotFound(err)) throw err }))
+      }
+    }))
+    await this.waitFor('the generated CRDs of the platform to go', async () => {
+      const left: string[] = []
+      for (const name of this.record.crds) if (await this.crdApi.readCustomResourceDefinition({ name }).catch((err) => { if (isNotFound(err)) return null; throw err })) left.push(name)
+      if (!left.length) return true
+      report.line(`core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`)
       return null
-    }, report, () => 'waiting for core-provider to remove the CompositionDefinitions and their CRDs')
-    return 'no CompositionDefinition and no generated CRD left'
+    }, report, () => 'waiting for core-provider to remove the generated CRDs of the platform')
+    return `${names.size} CompositionDefinitions and ${this.record.crds.length} generated CRDs removed${this.inventory?.foreignDefinitions.length ? ` (${this.inventory.foreignDefinitions.length} not the platform's, kept)` : ''}`
+  }
+
+  /** The composition release's pre-delete Job, when it is what the Installer's removal waits on. */
+  private async teardownHookState(): Promise<string> {
+    const pods = await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: 'job-name=installer-ordered-teardown' }).catch(() => null)
+    const pod = pods?.items[0]
+    if (!pod) return ''
+    const waiting = pod.status?.containerStatuses?.find((s) => s.state?.waiting)?.state?.waiting
+    return `; teardown hook Job installer-ordered-teardown: pod ${pod.metadata?.name} ${waiting ? `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` : pod.status?.phase ?? ''}`
   }
 
   /**
@@ -247,7 +393,7 @@ export class Teardown {
     const crds = await this.api('list CRDs', () => this.crdApi.listCustomResourceDefinition())
     for (const { kind, version } of lostKinds(manifest, crds.items)) {
       report.line(`the installer's release still lists ${kind} ${COMPOSITION_GROUP}/${version}, whose CRD is gone: a stand-in CRD lets helm uninstall it (removed right after)`)
-      const crd = standInCrd(kind, version)
+      const crd = standInCrd(kind, version, this.namespace)
       await this.api(`create the stand-in CRD ${crd.metadata!.name}`, () => this.crdApi.createCustomResourceDefinition({ body: crd }).catch((err) => { if (statusOf(err) !== 409) throw err }))
       await this.waitFor(`the stand-in CRD ${crd.metadata!.name} to be served`, async () => {
         const live = await this.crdApi.readCustomResourceDefinition({ name: crd.metadata!.name! })
@@ -265,87 +411,80 @@ export class Teardown {
     return found?.name ?? null
   }
 
+  /** helm uninstall of the bootstrap release, whatever its name; hooks skipped (the steps before did their work). */
   async uninstallRelease(helm: Helm): Promise<string> {
-    const out = await helm.run(['list', '-n', this.namespace, '--filter', `^${BOOTSTRAP_RELEASE}$`, ...helm.allStatuses(), '-q'])
-    if (!out.trim()) return 'not installed'
-    await helm.run(['uninstall', BOOTSTRAP_RELEASE, '-n', this.namespace, '--no-hooks', '--wait'])
-    return 'uninstalled (hooks skipped)'
+    const release = this.record.release
+    if (!release) return 'no bootstrap release found'
+    const out = await helm.run(['list', '-n', this.namespace, '--filter', `^${release.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, ...helm.allStatuses(), '-q'])
+    if (!out.trim()) return `${release} is not installed`
+    await helm.run(['uninstall', release, '-n', this.namespace, '--no-hooks', '--wait'])
+    return `${release} uninstalled (hooks skipped)`
   }
 
-  /** What nothing can recreate or finalize any more. */
+  /**
+   * Stage 3: what nothing can recreate or finalize any more, and only what the record proves is ours: our
+   * core-provider's webhook (once that core-provider is gone), the CRDs generated from our RestDefinitions,
+   * our definitions' cdc bundles, the Secret this CLI wrote. Then the record says the sweep is complete.
+   */
   async sweep(report: StepReport): Promise<string[]> {
     const removed: string[] = []
+    const gone = async (what: string, fn: () => Promise<unknown>) => {
+      try { await fn(); removed.push(what) } catch (err) { if (!isNotFound(err)) throw apiFailure(err, this.cluster, `delete ${what}`) }
+    }
     const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
-    const hooks = await this.api('list webhooks', () => admission.listMutatingWebhookConfiguration())
-    for (const h of hooks.items) {
-      if ((h.webhooks ?? []).some((w) => w.name === 'core.provider.krateo.io')) {
-        await this.api(`delete MutatingWebhookConfiguration ${h.metadata!.name}`, () => admission.deleteMutatingWebhookConfiguration({ name: h.metadata!.name! }))
-        removed.push(`MutatingWebhookConfiguration/${h.metadata!.name}`)
+    if (await this.coreProviderRunning()) report.line(`core-provider still runs: its webhook ${this.record.webhooks.join(', ')} is kept`)
+    else for (const name of this.record.webhooks) await gone(`MutatingWebhookConfiguration/${name}`, () => admission.deleteMutatingWebhookConfiguration({ name }))
+    const restCrds: string[] = []
+    if (this.record.restCrds.length) {
+      // A CRD generated for a kind that a RestDefinition left in the cluster (not ours) still names stays.
+      const rds = await this.custom.listClusterCustomObject({ group: 'ogen.krateo.io', version: 'v1alpha1', plural: 'restdefinitions' }).then((l) => (l as { items: KObj[] }).items).catch((err) => { if (isNotFound(err)) return [] as KObj[]; throw err })
+      const crds = await this.api('list CRDs', () => this.crdApi.listCustomResourceDefinition())
+      const stillNamed = new Set(restCrdsOf(rds as never, crds.items as never))
+      for (const name of this.record.restCrds) {
+        if (stillNamed.has(name)) { report.line(`CRD ${name} is still named by a RestDefinition that is not the platform's: kept`); continue }
+        await gone(`CustomResourceDefinition/${name}`, () => this.crdApi.deleteCustomResourceDefinition({ name }))
+        restCrds.push(name)
       }
     }
-    const crds = await this.api('list CRDs', () => this.crdApi.listCustomResourceDefinition())
-    for (const crd of crds.items) {
-      if (crd.spec.group.endsWith('.hyperdx.krateo.io') || crd.spec.group === 'hyperdx.krateo.io') {
-        await this.api(`delete CRD ${crd.metadata!.name}`, () => this.crdApi.deleteCustomResourceDefinition({ name: crd.metadata!.name! }))
-        removed.push(`CustomResourceDefinition/${crd.metadata!.name}`)
-      }
-    }
-    // cdc bundles are named after <plural>-v<dashed version> (contract section 2).
-    const cms = await this.api('list ConfigMaps', () => this.core.listNamespacedConfigMap({ namespace: this.namespace }).catch((err) => { if (isNotFound(err)) return { items: [] }; throw err }))
     const rbac = this.cluster.kc.makeApiClient(RbacAuthorizationV1Api)
-    for (const cm of cms.items) {
-      const m = /^(.+-v\d+-\d+-\d+)-configmap$/.exec(cm.metadata!.name!)
-      if (!m) continue
-      const base = m[1]!
-      const ns = this.namespace
-      const gone = async (fn: () => Promise<unknown>) => { try { await fn() } catch (err) { if (!isNotFound(err)) throw err } }
-      await this.api(`delete the cdc bundle ${base}`, async () => {
-        await gone(() => this.apps.deleteNamespacedDeployment({ name: `${base}-controller`, namespace: ns }))
-        await gone(() => this.core.deleteNamespacedServiceAccount({ name: base, namespace: ns }))
-        await gone(() => rbac.deleteClusterRole({ name: base }))
-        await gone(() => rbac.deleteClusterRoleBinding({ name: base }))
-        await gone(() => rbac.deleteNamespacedRole({ name: base, namespace: ns }))
-        await gone(() => rbac.deleteNamespacedRoleBinding({ name: base, namespace: ns }))
-        await gone(() => this.core.deleteNamespacedConfigMap({ name: `${base}-configmap`, namespace: ns }))
-        await gone(() => this.core.deleteNamespacedConfigMap({ name: `${base}-jsonschema-configmap`, namespace: ns }))
-      })
-      removed.push(`cdc bundle ${base}`)
+    const ns = this.namespace
+    for (const base of this.record.bundles) {
+      const before = removed.length
+      await gone(`Deployment/${base}-controller`, () => this.apps.deleteNamespacedDeployment({ name: `${base}-controller`, namespace: ns }))
+      await gone(`Service/${base}-controller-service`, () => this.core.deleteNamespacedService({ name: `${base}-controller-service`, namespace: ns }))
+      await gone(`ServiceAccount/${base}`, () => this.core.deleteNamespacedServiceAccount({ name: base, namespace: ns }))
+      for (const name of [base, `${base}-secret`]) {
+        await gone(`Role/${name}`, () => rbac.deleteNamespacedRole({ name, namespace: ns }))
+        await gone(`RoleBinding/${name}`, () => rbac.deleteNamespacedRoleBinding({ name, namespace: ns }))
+      }
+      await gone(`ConfigMap/${base}-configmap`, () => this.core.deleteNamespacedConfigMap({ name: `${base}-configmap`, namespace: ns }))
+      await gone(`ConfigMap/${base}-jsonschema-configmap`, () => this.core.deleteNamespacedConfigMap({ name: `${base}-jsonschema-configmap`, namespace: ns }))
+      // The cluster-wide half carries the same name in every platform: only when it binds our ServiceAccount.
+      const binding = await rbac.readClusterRoleBinding({ name: base }).catch((err) => { if (isNotFound(err)) return null; throw err })
+      if (bindsOurServiceAccount(binding, base, ns)) {
+        await gone(`ClusterRoleBinding/${base}`, () => rbac.deleteClusterRoleBinding({ name: base }))
+        await gone(`ClusterRole/${base}`, () => rbac.deleteClusterRole({ name: base }))
+      } else if (binding) report.line(`ClusterRoleBinding ${base} binds another namespace's ServiceAccount: not the platform's, kept`)
+      if (removed.length > before) removed.splice(before, removed.length - before, `cdc bundle ${base}`)
+    }
+    for (const name of this.record.secrets) {
+      const secret = await this.core.readNamespacedSecret({ name, namespace: ns }).catch((err) => { if (isNotFound(err)) return null; throw err })
+      if (secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US) await gone(`Secret/${name}`, () => this.core.deleteNamespacedSecret({ name, namespace: ns }))
     }
     // A CRD goes only once its instances are cleaned up: wait, so nothing is left Terminating.
-    for (const name of removed.filter((r) => r.startsWith('CustomResourceDefinition/')).map((r) => r.split('/')[1]!)) {
+    for (const name of restCrds) {
       await this.waitFor(`CRD ${name} to go`, async () => (await this.crdApi.readCustomResourceDefinition({ name }).catch((err) => { if (isNotFound(err)) return null; throw err })) ? null : true,
         report, () => `CRD ${name} is Terminating`)
     }
+    this.record = mergeRecord(this.record, { completedAt: new Date().toISOString() })
+    await this.api('write the teardown record', () => writeRecord(this.cluster, ns, this.record))
     report.line(removed.length ? `removed ${removed.join(', ')}` : 'nothing left to sweep')
     return removed
   }
 
-  /** What is left on purpose, and the commands that remove it. */
-  async residue(): Promise<{ what: string; command: string; dataLoss: boolean }[]> {
-    const out: { what: string; command: string; dataLoss: boolean }[] = []
-    const ns = await this.core.readNamespace({ name: this.namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
-    if (ns && !ns.metadata?.deletionTimestamp) {
-      const pvcs = await this.core.listNamespacedPersistentVolumeClaim({ namespace: this.namespace })
-      for (const p of pvcs.items) out.push({ what: `PersistentVolumeClaim ${this.namespace}/${p.metadata!.name} (its data is lost when deleted)`, command: `kubectl delete pvc ${p.metadata!.name} -n ${this.namespace}`, dataLoss: true })
-      out.push({ what: `Namespace ${this.namespace}`, command: `kubectl delete namespace ${this.namespace}`, dataLoss: false })
-    }
-    const crds = await this.crdApi.listCustomResourceDefinition()
-    for (const crd of crds.items) {
-      if (crd.metadata!.name === `compositiondefinitions.${CD_GROUP}`) out.push({ what: `CustomResourceDefinition ${crd.metadata!.name} (from core-provider's crds/ directory)`, command: `kubectl delete crd ${crd.metadata!.name}`, dataLoss: false })
-    }
-    return out
-  }
-
-  async purge(items: { what: string; command: string }[], report: StepReport): Promise<void> {
-    for (const item of items) {
-      const [, kind, name, ns] = /^kubectl delete (pvc|namespace|crd) (\S+)(?: -n (\S+))?$/.exec(item.command) ?? []
-      if (kind === 'pvc') await this.api(`delete ${item.what}`, () => this.core.deleteNamespacedPersistentVolumeClaim({ name: name!, namespace: ns! }))
-      if (kind === 'crd') await this.api(`delete ${item.what}`, () => this.crdApi.deleteCustomResourceDefinition({ name: name! }))
-      if (kind === 'namespace') {
-        await this.api(`delete ${item.what}`, () => this.core.deleteNamespace({ name: name! }))
-        await this.waitFor(`namespace ${name} to go`, async () => (await this.core.readNamespace({ name: name! }).catch((err) => { if (isNotFound(err)) return null; throw err })) ? null : true, report, () => `namespace ${name} is Terminating`)
-      }
-      report.line(`deleted: ${item.what}`)
-    }
+  async saveRecord(): Promise<void> {
+    await this.api('write the teardown record', () => writeRecord(this.cluster, this.namespace, this.record))
   }
 }
+
+const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)

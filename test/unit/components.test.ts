@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type Component, blockedByDisabled, layers, parseComponents, validateDag } from '../../src/lib/components.js'
-import { deletableNow, drainWaves, finalizerOwner, lostKinds, standInCrd } from '../../src/lib/teardown.js'
+import { deletableNow, drainWaves, finalizerController, lostKinds, standInCrd } from '../../src/lib/teardown.js'
 import { UserError } from '../../src/lib/errors.js'
 
 const c = (name: string, deps: string[] = [], feature?: string): Component => ({ name, kind: name.toUpperCase(), version: '1.0.0', deps, feature })
@@ -38,9 +38,10 @@ describe('teardown order', () => {
     assert.deepEqual(deletableNow(seed, new Set(['authn-crd', 'snowplow-crd'])).sort(), ['authn-crd', 'snowplow-crd'])
   })
   it('names who should clear a finalizer', () => {
-    assert.match(finalizerOwner('composition.krateo.io/finalizer', 'authn'), /the cdc of authn/)
-    assert.equal(finalizerOwner('finalizer.managedresource.krateo.io'), 'core-provider')
-    assert.equal(finalizerOwner('ogen.krateo.io/finalizer'), 'the controller of ogen.krateo.io')
+    const cd = { metadata: { name: 'authn' }, status: { resource: 'authns', apiVersion: 'composition.krateo.io/v0-22-0' } }
+    assert.equal(finalizerController('composition.krateo.io/finalizer', cd, 'ns', []).what, 'the cdc Deployment authns-v0-22-0-controller', 'the real Deployment name, not a <plural>-<version> pattern')
+    assert.equal(finalizerController('finalizer.managedresource.krateo.io', undefined, 'ns', ['krateo-core-provider']).deployment, 'krateo-core-provider')
+    assert.equal(finalizerController('ogen.krateo.io/finalizer', undefined, 'ns', []).what, 'the controller of ogen.krateo.io')
   })
   it("finds the composition kinds a release lists whose CRD is gone, once each", () => {
     const crd = (kind: string, versions: [string, boolean][], group = 'composition.krateo.io') => ({ spec: { group, names: { kind, plural: kind.toLowerCase() + 's' }, scope: 'Namespaced', versions: versions.map(([name, served]) => ({ name, served, storage: served })) } })
@@ -57,10 +58,11 @@ describe('teardown order', () => {
     assert.deepEqual(lostKinds(manifest.slice(0, 2), crds), [])
   })
   it('builds a stand-in CRD under its own plural, so it never takes the real CRD\'s name', () => {
-    const crd = standInCrd('KrateoSseProxy', 'v0-3-0')
+    const crd = standInCrd('KrateoSseProxy', 'v0-3-0', 'krateo-system')
     assert.equal(crd.metadata?.name, 'krateosseproxystandins.composition.krateo.io')
     assert.notEqual(crd.metadata?.name, 'krateosseproxies.composition.krateo.io')
     assert.deepEqual([crd.spec.names.kind, crd.spec.versions.map((v) => [v.name, v.served, v.storage])], ['KrateoSseProxy', [['v0-3-0', true, true]]])
     assert.equal(crd.metadata?.labels?.['krateo-installer/stand-in'], 'true')
+    assert.equal(crd.metadata?.labels?.['krateo-installer/namespace'], 'krateo-system', 'another platform\'s uninstall never removes it')
   })
 })

@@ -1,0 +1,28 @@
+// Asking a person before something irreversible: only on a terminal, once per question, and a Ctrl-C at
+// the prompt is a "no" (the command then stops with exit 9), never a hang.
+import { createInterface } from 'node:readline'
+import { ExitCode, UserError } from './errors.js'
+
+export const canAsk = (): boolean => !!process.stdin.isTTY && !!process.stderr.isTTY
+
+/** Resolves true only for an explicit y/yes. */
+export function ask(question: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr })
+    let settled = false
+    const done = (answer: boolean) => { if (settled) return; settled = true; rl.close(); resolve(answer) }
+    rl.on('SIGINT', () => { process.stderr.write('\n'); done(false) })
+    rl.on('close', () => done(false))
+    rl.question(`${question} [y/N] `, (a) => done(/^y(es)?$/i.test(a.trim())))
+  })
+}
+
+/**
+ * The confirmation a destructive flag needs: `--yes`, or a "yes" typed at a terminal. Without either it is
+ * refused before anything changes (exit 9), with what it would have done.
+ */
+export async function confirmOrRefuse(what: string, plan: string, yes: boolean): Promise<void> {
+  if (yes) return
+  if (!canAsk()) throw new UserError(`${what} needs confirmation, and there is no terminal to ask at (${plan})`, ExitCode.Interrupted, 'nothing was changed; pass --yes to confirm in a non-interactive run')
+  if (!(await ask(`${what}: ${plan}. Continue?`))) throw new UserError(`${what} not confirmed`, ExitCode.Interrupted, 'nothing was changed')
+}

@@ -1,0 +1,130 @@
+// What of a namespace is the platform's, and what only looks like it: read once at the start of uninstall
+// (and by upgrade and status through the same rules in ownership.ts), before anything is deleted.
+import { AdmissionregistrationV1Api, AppsV1Api } from '@kubernetes/client-node'
+import { type Cluster, getPath, isNotFound } from './cluster.js'
+import { BOOTSTRAP_RELEASE } from './chart.js'
+import type { Component } from './components.js'
+import type { Helm } from './helm.js'
+import {
+  type ManagedRef, type StatefulSetClaims, type WebhookLike, bootstrapReleaseOf, bundleBaseOf, generatedCrdOf, isCoreProviderWebhook,
+  isOurCoreProvider, isPlatformWebhook, MANAGED_BY_LABEL, MANAGED_BY_US, partitionDefinitions, platformComponents, restCrdsOf, restDefinitionsOf,
+} from './ownership.js'
+import type { KObj, Observed } from './state.js'
+import { type TeardownRecord, mergeRecord, emptyRecord, readRecord } from './teardown-record.js'
+
+export const REGISTRY_SECRET = 'krateo-registry-auth'
+
+export interface ReleaseInfo { name: string; status: string; chart: string }
+
+export interface Inventory {
+  namespace: string
+  /** The bootstrap release: found from helm's annotation on installer-self-cr, the record, or our default name. */
+  release: ReleaseInfo | null
+  components: Component[]
+  installer: KObj | null
+  /** The platform's component Compositions, by component name. */
+  compositions: Map<string, KObj>
+  /** core-provider Deployments of our bootstrap release. */
+  coreProviders: string[]
+  definitions: KObj[]
+  foreignDefinitions: KObj[]
+  foreignWebhooks: string[]
+  /** What the record holds after this inventory (facts found now merged into an earlier run's). */
+  record: TeardownRecord
+  /** An earlier uninstall's record was found. */
+  hadRecord: boolean
+}
+
+export interface InventoryInput {
+  obs: Observed
+  release: ReleaseInfo | null
+  record: TeardownRecord | null
+  coreProviders: KObj[]
+  webhooks: WebhookLike[]
+  restCrds: string[]
+  statefulSets: StatefulSetClaims[]
+  registrySecret: boolean
+}
+
+/** The pure half: from observed objects to what is ours. */
+export function platformInventory(input: InventoryInput): Inventory {
+  const { obs, release } = input
+  const components = platformComponents(obs.installer, obs.selfCr ?? null)
+  const names = new Set(components.map((c) => c.name))
+  const { ours, foreign } = partitionDefinitions(obs.cds.values(), names)
+  const releaseName = release?.name ?? input.record?.release ?? null
+  const instances = new Set<string>()
+  const coreProviders: string[] = []
+  for (const d of input.coreProviders) {
+    if (releaseName && isOurCoreProvider(d, releaseName)) {
+      coreProviders.push(d.metadata.name)
+      instances.add(d.metadata.name)
+      const instance = d.metadata.labels?.['app.kubernetes.io/instance']
+      if (instance) instances.add(instance)
+    }
+  }
+  if (releaseName) instances.add(releaseName)
+  const webhooks = input.webhooks.filter((w) => isPlatformWebhook(w, obs.namespace, instances)).map((w) => w.metadata!.name!)
+  const foreignWebhooks = input.webhooks.filter((w) => isCoreProviderWebhook(w) && !webhooks.includes(w.metadata!.name!)).map((w) => w.metadata!.name!)
+  const found: Partial<TeardownRecord> = {
+    release: releaseName,
+    definitions: ours.map((cd) => cd.metadata.name),
+    crds: ours.map(generatedCrdOf).filter((x): x is string => !!x),
+    bundles: ours.map(bundleBaseOf).filter((x): x is string => !!x),
+    webhooks,
+    restCrds: input.restCrds,
+    statefulSets: input.statefulSets,
+    secrets: input.registrySecret ? [REGISTRY_SECRET] : [],
+  }
+  return {
+    namespace: obs.namespace, release, components, installer: obs.installer, compositions: obs.compositions, coreProviders, definitions: ours, foreignDefinitions: foreign, foreignWebhooks,
+    record: mergeRecord(input.record ?? emptyRecord(), found), hadRecord: !!input.record,
+  }
+}
+
+/** Something of the platform is still there to remove (or an earlier uninstall did not finish its sweep). */
+export function platformPresent(inv: Inventory): boolean {
+  return !!inv.installer || inv.definitions.length > 0 || !!inv.release || (inv.hadRecord && !inv.record.completedAt)
+}
+
+/** The bootstrap release of this namespace: named by installer-self-cr's helm annotation, else the record, else ours by default if it is an installer chart. */
+export async function findBootstrapRelease(helm: Helm, namespace: string, obs: Observed, record: TeardownRecord | null): Promise<ReleaseInfo | null> {
+  const named = bootstrapReleaseOf(obs.selfCr ?? null) ?? record?.release ?? null
+  const releases = JSON.parse(await helm.run(['list', '-n', namespace, ...helm.allStatuses(), '-o', 'json']) || '[]') as ReleaseInfo[]
+  if (named) return releases.find((r) => r.name === named) ?? null
+  // A release named like ours is ours only if it is an installer chart.
+  return releases.find((r) => r.name === BOOTSTRAP_RELEASE && /^installer-\d/.test(r.chart)) ?? null
+}
+
+/** The impure half: reads what the rules need, then applies them. */
+export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed): Promise<Inventory> {
+  const ns = obs.namespace
+  const record = await readRecord(cluster, ns)
+  const release = await findBootstrapRelease(helm, ns, obs, record)
+  const apps = cluster.kc.makeApiClient(AppsV1Api)
+  const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api)
+  const [deployments, webhooks, secret] = await Promise.all([
+    apps.listNamespacedDeployment({ namespace: ns, labelSelector: 'app.kubernetes.io/name=core-provider' }).catch((err) => { if (isNotFound(err)) return { items: [] }; throw err }),
+    admission.listMutatingWebhookConfiguration(),
+    cluster.core.readNamespacedSecret({ name: REGISTRY_SECRET, namespace: ns }).catch((err) => { if (isNotFound(err)) return null; throw err }),
+  ])
+  const compositions = [...obs.compositions.values()]
+  const rds = restDefinitionsOf(compositions)
+  const rdObjects = (await Promise.all(rds.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
+  const restCrds = rdObjects.length ? restCrdsOf(rdObjects as never, (await cluster.crds.listCustomResourceDefinition()).items as never) : []
+  const sets = compositions.flatMap((c) => ((c.status?.managed as ManagedRef[] | undefined) ?? []).filter((m) => m.resource === 'statefulsets'))
+  const statefulSets = (await Promise.all(sets.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
+    .map((s) => ({ name: s.metadata.name, claimTemplates: (((s.spec as { volumeClaimTemplates?: { metadata?: { name?: string } }[] } | undefined)?.volumeClaimTemplates) ?? []).map((t) => t.metadata?.name ?? '').filter(Boolean) }))
+  return platformInventory({
+    obs, release, record,
+    coreProviders: deployments.items as unknown as KObj[],
+    webhooks: webhooks.items as WebhookLike[],
+    restCrds, statefulSets,
+    registrySecret: secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US,
+  })
+}
+
+export function managedPath(m: ManagedRef): string {
+  const prefix = m.apiVersion.includes('/') ? `/apis/${m.apiVersion}` : `/api/${m.apiVersion}`
+  return `${prefix}${m.namespace ? `/namespaces/${m.namespace}` : ''}/${m.resource}/${m.name}`
+}

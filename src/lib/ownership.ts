@@ -1,0 +1,183 @@
+// The one rule of what is the platform's own, shared by install, upgrade, uninstall and status. Users keep
+// their own CompositionDefinitions, Compositions, CRDs, webhooks and apps beside the platform, and this CLI
+// runs with cluster-admin rights: an object is ours only when a label, an owner or a name derived from our
+// own release proves it. Everything else that looks related is listed as "not ours, kept". Pure functions.
+import { parse } from 'yaml'
+import { type Component, type InstallerSpec, dashed, parseComponents } from './components.js'
+import type { KObj } from './state.js'
+
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by'
+/** The value the installer chart (and this CLI) sets on the CompositionDefinitions it renders. */
+export const MANAGED_BY_US = 'krateo-installer'
+/** helm's own record of which release an object belongs to (helm 3.2+ and 4 set it on every object they create). */
+export const HELM_RELEASE_ANNOTATION = 'meta.helm.sh/release-name'
+export const HELM_NAMESPACE_ANNOTATION = 'meta.helm.sh/release-namespace'
+export const INSTALLER_NAME = 'installer'
+export const COMPOSITION_GROUP = 'composition.krateo.io'
+export const CORE_PROVIDER_WEBHOOK = 'core.provider.krateo.io'
+
+/** The bootstrap release that rendered this installer-self-cr ConfigMap, from helm's annotation; null when unknown. */
+export function bootstrapReleaseOf(selfCr: KObj | null | undefined): string | null {
+  const ann = selfCr?.metadata.annotations ?? {}
+  return ann[HELM_RELEASE_ANNOTATION] ?? null
+}
+
+/**
+ * The platform's component list: the live Installer CR's, else the one the bootstrap release rendered into the
+ * installer-self-cr ConfigMap (the Installer may be gone half-way through an uninstall). Empty when neither says.
+ */
+export function platformComponents(installer: KObj | null, selfCr: KObj | null): Component[] {
+  if (installer?.spec) return safeComponents(installer.spec as InstallerSpec)
+  const text = (selfCr as (KObj & { data?: Record<string, string> }) | null)?.data?.['installer.yaml']
+  if (!text) return []
+  try {
+    return safeComponents(((parse(text) as KObj | null)?.spec ?? {}) as InstallerSpec)
+  } catch {
+    return []
+  }
+}
+
+function safeComponents(spec: InstallerSpec): Component[] {
+  try {
+    return parseComponents(spec)
+  } catch {
+    // A malformed entry must not widen what counts as ours: keep only well-formed ones.
+    return (spec.components ?? []).filter((c) => c.name && c.kind && c.version).map((c) => ({ ...c, name: c.name!, kind: c.kind!, version: String(c.version), deps: c.deps ?? [] }))
+  }
+}
+
+/**
+ * A CompositionDefinition is the platform's when it carries the installer chart's label AND its name is the
+ * installer's own or one of the platform's components (a user's blueprint may copy the label, never both).
+ */
+export function isPlatformDefinition(cd: KObj, componentNames: ReadonlySet<string>): boolean {
+  if (cd.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_US) return false
+  return cd.metadata.name === INSTALLER_NAME || componentNames.has(cd.metadata.name)
+}
+
+export function partitionDefinitions(cds: Iterable<KObj>, componentNames: ReadonlySet<string>): { ours: KObj[]; foreign: KObj[] } {
+  const ours: KObj[] = []
+  const foreign: KObj[] = []
+  for (const cd of cds) (isPlatformDefinition(cd, componentNames) ? ours : foreign).push(cd)
+  return { ours, foreign }
+}
+
+/** The CRD core-provider generated for a CompositionDefinition, from what it reported (null until it has). */
+export function generatedCrdOf(cd: KObj): string | null {
+  const resource = cd.status?.resource as string | undefined
+  return resource ? `${resource}.${COMPOSITION_GROUP}` : null
+}
+
+/** The base name of a CompositionDefinition's cdc bundle, `<plural>-<version>` (contract section 2). */
+export function bundleBaseOf(cd: KObj): string | null {
+  const resource = cd.status?.resource as string | undefined
+  const version = (cd.status?.apiVersion as string | undefined)?.split('/')[1]
+  return resource && version ? `${resource}-${version}` : null
+}
+
+/** The cdc Deployment that clears a Composition's finalizer: `<plural>-<version>-controller` of its definition. */
+export function cdcDeploymentOf(cd: KObj | undefined): string | null {
+  const base = cd ? bundleBaseOf(cd) : null
+  return base ? `${base}-controller` : null
+}
+
+/** A bundle base for a component whose definition is gone: its kind's plural as core-provider names it, and its version. */
+export function bundleBaseFor(plural: string, version: string): string {
+  return `${plural}-${dashed(version)}`
+}
+
+export interface WebhookLike {
+  metadata?: { name?: string; annotations?: Record<string, string>; labels?: Record<string, string> }
+  webhooks?: { name: string; clientConfig?: { service?: { namespace?: string; name?: string }; url?: string } }[]
+}
+
+export function isCoreProviderWebhook(mwc: WebhookLike): boolean {
+  return (mwc.webhooks ?? []).some((w) => w.name === CORE_PROVIDER_WEBHOOK)
+}
+
+/**
+ * The webhook of this platform's core-provider: a core-provider webhook that either calls a Service in our
+ * namespace, or is named after (or annotated with) the core-provider instance of our bootstrap release.
+ * Another platform's webhook, in another namespace and of another release, never matches.
+ */
+export function isPlatformWebhook(mwc: WebhookLike, namespace: string, ourInstances: ReadonlySet<string>): boolean {
+  if (!isCoreProviderWebhook(mwc)) return false
+  const name = mwc.metadata?.name ?? ''
+  if (ourInstances.has(name)) return true
+  const ann = mwc.metadata?.annotations ?? {}
+  if (ann[HELM_NAMESPACE_ANNOTATION] === namespace && ourInstances.has(ann[HELM_RELEASE_ANNOTATION] ?? '')) return true
+  return (mwc.webhooks ?? []).filter((w) => w.name === CORE_PROVIDER_WEBHOOK).every((w) => w.clientConfig?.service?.namespace === namespace)
+}
+
+/** A Deployment of core-provider that belongs to our bootstrap release (helm's annotation, or its instance label). */
+export function isOurCoreProvider(d: KObj, release: string): boolean {
+  if (d.metadata.labels?.['app.kubernetes.io/name'] !== 'core-provider') return false
+  const ann = d.metadata.annotations ?? {}
+  return ann[HELM_RELEASE_ANNOTATION] === release || d.metadata.labels?.['app.kubernetes.io/instance'] === release
+}
+
+/**
+ * The cluster-wide half of a cdc bundle (ClusterRole/ClusterRoleBinding `<base>`) is ours only when the
+ * binding grants it to the bundle's ServiceAccount in our namespace: another platform's bundle of the same
+ * kind and version carries the same name.
+ */
+export function bindsOurServiceAccount(binding: { subjects?: { kind: string; name: string; namespace?: string }[] } | null, base: string, namespace: string): boolean {
+  return (binding?.subjects ?? []).some((s) => s.kind === 'ServiceAccount' && s.name === base && s.namespace === namespace)
+}
+
+export interface ManagedRef { apiVersion: string; resource: string; name: string; namespace?: string }
+
+/** RestDefinitions the platform's own releases created: those its Compositions list in status.managed. */
+export function restDefinitionsOf(compositions: Iterable<KObj>): ManagedRef[] {
+  const out: ManagedRef[] = []
+  for (const c of compositions) {
+    for (const m of (c.status?.managed as ManagedRef[] | undefined) ?? []) {
+      if (m.resource === 'restdefinitions' && m.apiVersion?.startsWith('ogen.krateo.io/')) out.push(m)
+    }
+  }
+  return out
+}
+
+export interface CrdLike { metadata?: { name?: string }; spec: { group: string; names: { kind: string } } }
+export interface RestDefinitionLike { spec?: { resourceGroup?: string; resource?: { kind?: string } } }
+
+/** The CRDs oasgen-provider generated from these RestDefinitions: same group and kind. */
+export function restCrdsOf(rds: RestDefinitionLike[], crds: CrdLike[]): string[] {
+  const wanted = new Set(rds.map((r) => `${r.spec?.resourceGroup}/${r.spec?.resource?.kind}`))
+  return crds.filter((c) => wanted.has(`${c.spec.group}/${c.spec.names.kind}`)).map((c) => c.metadata!.name!)
+}
+
+export interface StatefulSetClaims { name: string; claimTemplates: string[] }
+
+/** A PVC a StatefulSet's volumeClaimTemplate made: `<template>-<statefulset>-<ordinal>`. */
+export function isClaimOf(pvcName: string, sets: StatefulSetClaims[]): boolean {
+  return sets.some((s) => s.claimTemplates.some((t) => new RegExp(`^${escapeRe(`${t}-${s.name}-`)}\\d+$`).test(pvcName)))
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+export interface NamespacedObject { kind: string; name: string; labels?: Record<string, string>; annotations?: Record<string, string>; type?: string; ownerKinds?: string[] }
+
+export interface OwnedInNamespace {
+  /** Names of our own bookkeeping objects, by kind (the lock Lease, the teardown record). */
+  own: Record<string, string[]>
+  pvcs: StatefulSetClaims[]
+}
+
+/**
+ * What keeps a namespace from being ours to delete: anything in it that Kubernetes does not put in every
+ * namespace and that we cannot prove is the platform's. Pure.
+ */
+export function foreignInNamespace(objects: NamespacedObject[], owned: OwnedInNamespace): NamespacedObject[] {
+  return objects.filter((o) => {
+    if (o.kind === 'ConfigMap' && o.name === 'kube-root-ca.crt') return false
+    if (o.kind === 'ServiceAccount' && o.name === 'default') return false
+    if (o.kind === 'Event') return false
+    if (owned.own[o.kind]?.includes(o.name)) return false
+    if (o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, owned.pvcs)) return false
+    // Objects a controller derives from another one go with it (endpoints of a Service, pods of a ReplicaSet).
+    if (o.ownerKinds?.length) return false
+    if (o.kind === 'Endpoints' || o.kind === 'EndpointSlice') return false
+    return true
+  })
+}

@@ -1,0 +1,83 @@
+// uninstall as a list of named steps, each saying what it owns, what it deletes and what it waits on.
+// Everything it deletes comes from the inventory (inventory.ts, rules in ownership.ts), recorded before the
+// first delete so a re-run resumes where a failed or interrupted one stopped, the sweep included.
+import type { Component } from './components.js'
+import type { Helm } from './helm.js'
+import type { Inventory } from './inventory.js'
+import type { Step } from './progress.js'
+import { type Teardown, deletableNow, drainWaves } from './teardown.js'
+
+/** Components whose Composition exists now: what Stage 1 drains. */
+export function drainable(inv: Inventory): Set<string> {
+  return new Set(inv.components.filter((c) => inv.compositions.has(c.name)).map((c) => c.name))
+}
+
+export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): Step[] {
+  const existing = drainable(inv)
+  const steps: Step[] = [{
+    title: `Record what is the platform's (ConfigMap krateo-installer-teardown): ${inv.record.definitions.length} definitions, ${inv.record.crds.length} generated CRDs, ${inv.record.bundles.length} cdc bundles`,
+    run: async () => { await teardown.saveRecord(); return inv.foreignDefinitions.length ? `${inv.foreignDefinitions.length} CompositionDefinitions here are not the platform's and are kept` : 'recorded' },
+  }]
+  if (inv.installer && existing.size && !inv.installer.metadata.deletionTimestamp) {
+    steps.push({ title: 'Stage 1: pause the Installer so it cannot re-create what is drained', run: (r) => teardown.pauseInstaller(inv.installer!, inv.definitions.find((d) => d.metadata.name === 'installer'), r) })
+  }
+  if (existing.size) {
+    steps.push({
+      title: `Stage 1: drain the platform's ${existing.size} component Compositions, consumers first`,
+      run: async (r) => {
+        await drainInOrder(inv.components, existing, async (c) => {
+          const obj = inv.compositions.get(c.name)!
+          const plural = String(inv.definitions.find((d) => d.metadata.name === c.name)?.status?.resource ?? '')
+          await teardown.drainComposition(c, obj, plural, r)
+        })
+        return `${existing.size} drained`
+      },
+    })
+  }
+  steps.push(
+    { title: "Stage 2: delete the Installer CR and the platform's CompositionDefinitions while core-provider runs; wait for their CRDs", run: (r) => teardown.deleteInstallerAndDefinitions(inv.installer, helm, r) },
+    { title: `Stage 2: helm uninstall ${inv.record.release ?? 'the bootstrap release'} (hooks skipped: these steps did their work)`, run: () => teardown.uninstallRelease(helm) },
+    { title: "Stage 3: sweep what nothing can finalize any more (the platform's webhook, generated CRDs, cdc bundles, registry Secret)", run: async (r) => `${(await teardown.sweep(r)).length} removed` },
+  )
+  return steps
+}
+
+/** Runs drain(c) for every existing component, each as soon as none of its dependents is left; independent branches in parallel. */
+export async function drainInOrder(components: Component[], existing: Set<string>, drain: (c: Component) => Promise<void>): Promise<void> {
+  const remaining = new Set(existing)
+  const running = new Map<string, Promise<void>>()
+  while (remaining.size) {
+    for (const name of deletableNow(components, remaining)) {
+      if (running.has(name)) continue
+      const c = components.find((x) => x.name === name)!
+      running.set(name, drain(c).then(() => { remaining.delete(name); running.delete(name) }))
+    }
+    // A dependency cycle in a hand-edited component list leaves nothing deletable: drain the rest together.
+    if (!running.size) for (const name of remaining) running.set(name, drain(components.find((x) => x.name === name)!).then(() => { remaining.delete(name); running.delete(name) }))
+    await Promise.race(running.values())
+  }
+}
+
+export function uninstallPlan(inv: Inventory): { text: string; json: Record<string, unknown> } {
+  const waves = drainWaves(inv.components, drainable(inv))
+  const ns = inv.namespace
+  const text = [
+    `Plan: uninstall Krateo from ${ns}`,
+    '', 'Stage 1, ordered drain (Installer paused first; each wave after the previous one is gone):',
+    ...waves.map((w, i) => `  wave ${i + 1}: ${w.join(', ')}`),
+    '', `Stage 2: delete Installer ${ns}/installer and the platform's ${inv.record.definitions.length} CompositionDefinitions (${inv.record.definitions.join(', ') || 'none'}), wait for their ${inv.record.crds.length} CRDs to go; helm uninstall ${inv.record.release ?? '(no bootstrap release found)'} (hooks skipped)`,
+    `Stage 3: sweep ${[inv.record.webhooks.length ? `webhook ${inv.record.webhooks.join(', ')}` : '', inv.record.restCrds.length ? `CRDs ${inv.record.restCrds.join(', ')}` : '', `${inv.record.bundles.length} cdc bundles`, inv.record.secrets.length ? `Secret ${inv.record.secrets.join(', ')}` : ''].filter(Boolean).join(', ')}`,
+    ...(inv.foreignDefinitions.length || inv.foreignWebhooks.length ? ['', 'Not the platform\'s, kept:',
+      ...inv.foreignDefinitions.map((d) => `  CompositionDefinition ${ns}/${d.metadata.name}`),
+      ...inv.foreignWebhooks.map((w) => `  MutatingWebhookConfiguration ${w}`)] : []),
+    '', 'Dry run: nothing was changed.',
+  ].join('\n')
+  return {
+    text,
+    json: {
+      result: 'dry-run', waves, release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
+      webhooks: inv.record.webhooks, generatedCrds: inv.record.restCrds, secrets: inv.record.secrets,
+      notOurs: { compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name), webhooks: inv.foreignWebhooks },
+    },
+  }
+}
