@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
 import { apiFailure, checkReachable, loadCluster } from '../lib/cluster.js'
-import { UserError } from '../lib/errors.js'
+import { ExitCode, UserError } from '../lib/errors.js'
 import { Helm } from '../lib/helm.js'
 import { observe } from '../lib/observe.js'
 import { Teardown } from '../lib/teardown.js'
@@ -73,6 +73,12 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       else this.log([`Nothing to uninstall in ${ns}.`, note, ...listing(left)].filter(Boolean).join('\n'))
       return
     }
+    if (present && inv.foreignInstances.length && !flags['dry-run']) {
+      // Removing the platform removes these kinds, and with them objects that are someone else's.
+      const n = inv.foreignInstances.length
+      throw new UserError(`uninstalling would delete ${n} object${n > 1 ? 's' : ''} that ${n > 1 ? 'are' : 'is'} not the platform's: ${inv.foreignInstances.slice(0, 5).join('; ')}${n > 5 ? '; ...' : ''}`, ExitCode.Stuck,
+        'nothing was changed; move or delete them yourself first (uninstall --dry-run lists them all), then re-run')
+    }
     if (flags['dry-run']) {
       const plan = uninstallPlan(inv)
       if (flags.json) this.printJson(plan.json)
@@ -113,7 +119,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       if (flags.purge && left.items.length) {
         const loss = left.items.filter((r) => r.dataLoss)
         if (!flags.yes && !(await ask(`Delete ${left.items.map((r) => r.what).join('; ')}?${loss.length ? ` DATA IN ${loss.length} PVC(S) IS LOST.` : ''}`))) {
-          throw new UserError('purge not confirmed', 9, 'nothing more was deleted; the platform itself is uninstalled')
+          throw new UserError('purge not confirmed', ExitCode.Interrupted, 'nothing more was deleted; the platform itself is uninstalled')
         }
         await runSteps([{
           title: 'Purge what was kept on purpose (only what was the platform\'s)',
@@ -124,7 +130,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       }
       if (flags.json) this.printJson({ result: 'uninstalled', purged, forced: teardown.forced, residue: left.items, kept: left.kept })
       else {
-        this.log(`\nKrateo is uninstalled from ${ns}: no object of the platform, generated CRD, webhook, cdc bundle or helm release is left.`)
+        this.log(present ? `\nKrateo is uninstalled from ${ns}: no object of the platform, generated CRD, webhook, cdc bundle or helm release is left.` : `Nothing to uninstall in ${ns}: the platform was removed earlier.`)
         if (teardown.forced.length) this.log(`Forced (check what may be left behind):\n${teardown.forced.map((f) => `  ${f}`).join('\n')}`)
         for (const l of listing(left)) this.log(l)
       }

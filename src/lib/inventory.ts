@@ -6,7 +6,7 @@ import { BOOTSTRAP_RELEASE } from './chart.js'
 import type { Component } from './components.js'
 import type { Helm } from './helm.js'
 import {
-  type ManagedRef, type StatefulSetClaims, type WebhookLike, bootstrapReleaseOf, bundleBaseOf, generatedCrdOf, isCoreProviderWebhook,
+  type InstanceRef, type ManagedRef, type StatefulSetClaims, foreignInstances, type WebhookLike, bootstrapReleaseOf, bundleBaseOf, generatedCrdOf, isCoreProviderWebhook,
   isOurCoreProvider, isPlatformWebhook, MANAGED_BY_LABEL, MANAGED_BY_US, partitionDefinitions, platformComponents, restCrdsOf, restDefinitionsOf,
 } from './ownership.js'
 import type { KObj, Observed } from './state.js'
@@ -29,6 +29,8 @@ export interface Inventory {
   definitions: KObj[]
   foreignDefinitions: KObj[]
   foreignWebhooks: string[]
+  /** Objects not the platform's that its removal would delete with a CRD it ships: uninstall refuses while there are any. */
+  foreignInstances: string[]
   /** What the record holds after this inventory (facts found now merged into an earlier run's). */
   record: TeardownRecord
   /** An earlier uninstall's record was found. */
@@ -44,6 +46,7 @@ export interface InventoryInput {
   restCrds: string[]
   statefulSets: StatefulSetClaims[]
   registrySecret: boolean
+  foreignInstances?: string[]
 }
 
 /** The pure half: from observed objects to what is ours. */
@@ -76,9 +79,12 @@ export function platformInventory(input: InventoryInput): Inventory {
     statefulSets: input.statefulSets,
     secrets: input.registrySecret ? [REGISTRY_SECRET] : [],
   }
+  const merged = mergeRecord(input.record ?? emptyRecord(), found)
+  // A platform installed again after an earlier, completed uninstall: this teardown is a new one.
+  const live = !!obs.installer || ours.length > 0 || !!release
   return {
-    namespace: obs.namespace, release, components, installer: obs.installer, compositions: obs.compositions, coreProviders, definitions: ours, foreignDefinitions: foreign, foreignWebhooks,
-    record: mergeRecord(input.record ?? emptyRecord(), found), hadRecord: !!input.record,
+    namespace: obs.namespace, release, components, installer: obs.installer, compositions: obs.compositions, coreProviders, definitions: ours, foreignDefinitions: foreign, foreignWebhooks, foreignInstances: input.foreignInstances ?? [],
+    record: live ? { ...merged, completedAt: undefined } : merged, hadRecord: !!input.record,
   }
 }
 
@@ -115,8 +121,9 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
   const sets = compositions.flatMap((c) => ((c.status?.managed as ManagedRef[] | undefined) ?? []).filter((m) => m.resource === 'statefulsets'))
   const statefulSets = (await Promise.all(sets.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
     .map((s) => ({ name: s.metadata.name, claimTemplates: (((s.spec as { volumeClaimTemplates?: { metadata?: { name?: string } }[] } | undefined)?.volumeClaimTemplates) ?? []).map((t) => t.metadata?.name ?? '').filter(Boolean) }))
+  const foreign = await instancesAtRisk(cluster, obs, compositions)
   return platformInventory({
-    obs, release, record,
+    obs, release, record, foreignInstances: foreign,
     coreProviders: deployments.items as unknown as KObj[],
     webhooks: webhooks.items as WebhookLike[],
     restCrds, statefulSets,
@@ -127,4 +134,46 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
 export function managedPath(m: ManagedRef): string {
   const prefix = m.apiVersion.includes('/') ? `/apis/${m.apiVersion}` : `/api/${m.apiVersion}`
   return `${prefix}${m.namespace ? `/namespaces/${m.namespace}` : ''}/${m.resource}/${m.name}`
+}
+
+/**
+ * Instances of the kinds the platform's removal deletes (CRDs its charts ship, CRDs core-provider generated for
+ * its definitions) that are not the platform's own: a user's Composition of a platform kind, a user's
+ * RestDefinition. Listed cluster-wide, one list per kind.
+ */
+async function instancesAtRisk(cluster: Cluster, obs: Observed, compositions: KObj[]): Promise<string[]> {
+  const components = platformComponents(obs.installer, obs.selfCr ?? null)
+  const names = new Set(components.map((c) => c.name))
+  const ours = new Map<string, Set<string>>()
+  const note = (plural: string, group: string, ns: string | undefined, name: string) => {
+    const key = `${plural}.${group}`
+    if (!ours.has(key)) ours.set(key, new Set())
+    ours.get(key)!.add(`${ns ?? ''}/${name}`)
+  }
+  const kinds: { crd: string; shippedBy: string }[] = []
+  for (const c of compositions) {
+    for (const m of (c.status?.managed as ManagedRef[] | undefined) ?? []) {
+      const group = m.apiVersion.includes('/') ? m.apiVersion.split('/')[0]! : ''
+      if (m.resource === 'customresourcedefinitions') kinds.push({ crd: m.name, shippedBy: `the platform's ${c.metadata.name}` })
+      else note(m.resource, group, m.namespace, m.name)
+    }
+  }
+  const { ours: definitions } = partitionDefinitions(obs.cds.values(), names)
+  for (const cd of definitions) {
+    const crd = generatedCrdOf(cd)
+    if (!crd) continue
+    kinds.push({ crd, shippedBy: `the platform's CompositionDefinition ${cd.metadata.name}` })
+    const [plural, ...group] = crd.split('.')
+    // The platform's Composition of each of its kinds carries the definition's name (the Installer too).
+    note(plural!, group.join('.'), obs.namespace, cd.metadata.name)
+  }
+  const lists = await Promise.all(kinds.map(async (k) => {
+    const crd = obs.crds.get(k.crd) ?? await getPath<KObj>(cluster, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${k.crd}`)
+    const spec = crd?.spec as { group: string; names: { plural: string }; versions: { name: string; served: boolean }[] } | undefined
+    const version = spec?.versions.find((v) => v.served)?.name
+    if (!spec || !version) return { ...k, items: [], ours: new Set<string>() }
+    const list = await getPath<{ items: InstanceRef[] }>(cluster, `/apis/${spec.group}/${version}/${spec.names.plural}`).catch(() => null)
+    return { ...k, items: list?.items ?? [], ours: ours.get(k.crd) ?? new Set<string>() }
+  }))
+  return foreignInstances(lists)
 }

@@ -58,7 +58,8 @@ export function parseRecord(data: Record<string, string> | undefined): TeardownR
   const text = data?.['record.json']
   if (!text) return null
   try {
-    return mergeRecord(emptyRecord(), JSON.parse(text) as Partial<TeardownRecord>)
+    const saved = JSON.parse(text) as Partial<TeardownRecord>
+    return mergeRecord({ ...emptyRecord(), startedAt: saved.startedAt ?? new Date().toISOString() }, saved)
   } catch {
     return null
   }
