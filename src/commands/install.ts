@@ -3,7 +3,7 @@ import { KrateoCommand } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
-import { DEFAULT_CHART, DEFAULT_VERSION } from '../lib/chart.js'
+import { DEFAULT_CHART, DEFAULT_VERSION, checkNamespaceSets } from '../lib/chart.js'
 import { type InstallOptions, type Plan, bootstrapSteps, wrap, currentState, followToReady, planText, preflight, summary } from '../lib/install.js'
 import { PlatformWatch } from '../lib/follow.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
@@ -51,16 +51,16 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const timeoutMs = parseDuration(flags.timeout)
     checkNamespace(flags.namespace)
     const password = await registryPassword(flags)
-    const sets = [
-      ...(flags.exposure ? [`exposure.type=${flags.exposure}`] : []),
-      ...(flags['exposure-port'] ? [`exposure.port=${flags['exposure-port']}`] : []),
-      `namespaces.krateo=${flags.namespace}`,
-      ...featureSets(flags.feature),
-      ...(flags['registry-username'] ? ['registryAuth.enabled=true', `registryAuth.username=${flags['registry-username']}`] : []),
-      ...flags.set,
-    ]
+    checkNamespaceSets(flags.set, flags.namespace)
+    const derived: Record<string, string | number | boolean> = {
+      ...(flags.exposure ? { 'exposure.type': flags.exposure } : {}),
+      ...(flags['exposure-port'] ? { 'exposure.port': flags['exposure-port'] } : {}),
+      'namespaces.krateo': flags.namespace,
+      ...(flags['registry-username'] ? { 'registryAuth.enabled': true, 'registryAuth.username': flags['registry-username'] } : {}),
+    }
+    const sets = [...featureSets(flags.feature), ...flags.set]
     const opts: InstallOptions = {
-      namespace: flags.namespace, source: { chart: flags.chart, version: flags.version }, values: { files: flags.values, sets },
+      namespace: flags.namespace, source: { chart: flags.chart, version: flags.version }, values: { files: flags.values, sets, derived },
       timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password,
     }
     const cluster = loadCluster(flags)

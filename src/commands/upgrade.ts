@@ -4,6 +4,7 @@ import { ExitCode, UserError } from '../lib/errors.js'
 import { loadCluster } from '../lib/cluster.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
 import { currentState, summary } from '../lib/install.js'
+import { checkNamespaceSets } from '../lib/chart.js'
 import { type UpgradeOptions, type UpgradePlan, upgradePlanText, upgradePreflight, upgradeSteps } from '../lib/upgrade.js'
 import { PlatformWatch } from '../lib/follow.js'
 import { Teardown } from '../lib/teardown.js'
@@ -59,6 +60,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       // Without --chart the chart location comes from the cluster: credentials go only where the user said.
       throw new UserError('--registry-username needs --chart: without it upgrade takes the chart location from the cluster, and credentials go only to a registry you name', ExitCode.Usage, 'pass --chart oci://<your registry>/installer as well')
     }
+    checkNamespaceSets(flags.set, flags.namespace)
     const featureRequests = parseFeatures(flags.feature)
     const password = await registryPassword(flags)
     const cluster = loadCluster(flags)

@@ -20,6 +20,11 @@ export interface ChartSource {
 export interface UserValues {
   files: string[]
   sets: string[]
+  /**
+   * Values the CLI derives from its own flags, as path -> value: passed with --set-json (a JSON value is
+   * never split on commas or unescaped), so a username with a comma or a backslash reaches the chart intact.
+   */
+  derived?: Record<string, string | number | boolean>
   /** Values YAML read from the running release: fed to helm on stdin (`-f -`) before the files, never written to disk. */
   previous?: string
 }
@@ -48,6 +53,7 @@ export function chartArgs(src: ChartSource, values: UserValues, helm: Helm): str
     ...(src.version && !local ? ['--version', src.version] : []),
     ...(values.previous !== undefined ? ['-f', '-'] : []),
     ...values.files.flatMap((f) => ['-f', f]),
+    ...Object.entries(values.derived ?? {}).flatMap(([path, value]) => ['--set-json', `${path}=${JSON.stringify(value)}`]),
     ...values.sets.flatMap((s) => ['--set', s]),
     ...(local ? [] : helm.registryArgs()),
   ]
@@ -95,4 +101,14 @@ export async function renderBootstrap(helm: Helm, src: ChartSource, values: User
   }
   const chartVersion = String((selfCR.compositionDefinition.spec as { chart?: { version?: string } }).chart?.version ?? src.version ?? '')
   return { chartVersion, manifests, selfCR }
+}
+
+/** A user --set may not move the chart to another namespace than -n: the CLI watches and writes -n. */
+export function checkNamespaceSets(sets: string[], namespace: string): void {
+  for (const s of sets) {
+    for (const part of s.split(/(?<!\\),/)) {
+      const m = /^namespaces\.krateo=(.*)$/.exec(part.trim())
+      if (m && m[1] !== namespace) throw new UserError(`--set namespaces.krateo=${m[1]} differs from -n ${namespace}`, ExitCode.Usage, `pass -n ${m[1]} instead (the CLI installs into, watches and writes -n)`)
+    }
+  }
 }

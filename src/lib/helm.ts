@@ -1,5 +1,8 @@
 // Driving the helm binary: finding it, checking its version (3.16+ or 4.x), and running it so that a
 // Ctrl-C in the terminal never kills it half-way (it runs in its own process group; we wait for it).
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { ExitCode, UserError, redact } from './errors.js'
 
@@ -36,6 +39,8 @@ export function helmInFlight(): ResultPromise | null {
 export class Helm {
   readonly bin: string
   version: HelmVersion | null = null
+  /** A registry config of this run only (see useOwnRegistryConfig); removed when the process exits. */
+  private registryConfig: string | undefined
 
   constructor(private opts: HelmOptions) {
     this.bin = opts.bin ?? process.env.HELM_BIN ?? 'helm'
@@ -77,11 +82,35 @@ export class Helm {
     return this.version && this.version.major >= 4 ? [] : ['--all']
   }
 
+  /**
+   * Keeps a registry login inside this run: helm gets a registry config in a private directory (0700),
+   * removed when the process exits, so the password does not outlive the command in the user's helm config.
+   */
+  useOwnRegistryConfig(): void {
+    if (this.registryConfig) return
+    const dir = mkdtempSync(join(tmpdir(), 'krateo-installer-'))
+    chmodSync(dir, 0o700)
+    this.registryConfig = join(dir, 'registry.json')
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+  }
+
+  /** Flags of `helm registry login`: it takes --insecure, not --insecure-skip-tls-verify; --plain-http since helm 3.18. */
+  loginArgs(): string[] {
+    const v = this.version
+    const plainHttpLogin = !!v && (v.major > 3 || v.minor >= 18)
+    return [
+      ...(this.opts.plainHttp && plainHttpLogin ? ['--plain-http'] : []),
+      ...(this.opts.insecureSkipTlsVerify ? ['--insecure'] : []),
+      ...(this.opts.caFile ? ['--ca-file', this.opts.caFile] : []),
+    ]
+  }
+
   /** Runs helm with args; stdin (for passwords) never goes through argv. */
   async run(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
     const full = [...args, ...this.globalArgs()]
     this.opts.verbose?.(`helm ${redact(full.join(' '))}`)
-    const child = execa(this.bin, full, { input: opts.input, timeout: opts.timeoutMs, detached: true, reject: false, all: false })
+    const env = this.registryConfig ? { HELM_REGISTRY_CONFIG: this.registryConfig } : undefined
+    const child = execa(this.bin, full, { input: opts.input, timeout: opts.timeoutMs, detached: true, reject: false, all: false, env })
     running = child
     try {
       const result = await child

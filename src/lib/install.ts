@@ -15,6 +15,7 @@ import { createOrPatchSpec, getCustom, mergePatchCustom, refOf, removeAnnotation
 import { renderStatus, table } from './output.js'
 import type { Interrupt } from './interrupt.js'
 import { REGISTRY_SECRET } from './inventory.js'
+import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
 
 
 export interface InstallOptions {
@@ -63,8 +64,9 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
 export async function registryLogin(helm: Helm, opts: InstallOptions): Promise<void> {
   if (!opts.source.chart.startsWith('oci://')) return
   const host = opts.source.chart.slice('oci://'.length).split('/')[0]!
+  helm.useOwnRegistryConfig()
   try {
-    await helm.run(['registry', 'login', host, '--username', opts.registryUsername!, '--password-stdin', ...helm.registryArgs().filter((a) => a !== '--plain-http')], { input: opts.registryPassword })
+    await helm.run(['registry', 'login', host, '--username', opts.registryUsername!, '--password-stdin', ...helm.loginArgs()], { input: opts.registryPassword })
   } catch (err) {
     throw new UserError(`registry login to ${host} as ${opts.registryUsername} failed: ${(err as Error).message}`, ExitCode.Chart, 'check the username and the password given on stdin')
   }
@@ -195,16 +197,17 @@ export async function wrap<T>(cluster: Cluster, doing: string, fn: () => Promise
   }
 }
 
+/** Writes our Secret; one of the same name that is not ours is never replaced (it is the user's). */
 async function upsertSecret(cluster: Cluster, namespace: string, name: string, data: Record<string, string>): Promise<void> {
   const core = cluster.kc.makeApiClient(CoreV1Api)
-  const body = { metadata: { name, namespace, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } }, type: 'Opaque', stringData: data }
+  const body = { metadata: { name, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US } }, type: 'Opaque', stringData: data }
   await wrap(cluster, `write Secret ${name}`, async () => {
-    try {
-      await core.replaceNamespacedSecret({ name, namespace, body })
-    } catch (err) {
-      if (!isNotFound(err)) throw err
-      await core.createNamespacedSecret({ namespace, body })
+    const existing = await core.readNamespacedSecret({ name, namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
+    if (!existing) return void await core.createNamespacedSecret({ namespace, body })
+    if (existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_US) {
+      throw new UserError(`Secret ${namespace}/${name} exists and was not written by krateo-installer`, ExitCode.Usage, 'rename or remove it: the registry password is stored there')
     }
+    await core.replaceNamespacedSecret({ name, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } })
   })
 }
 
