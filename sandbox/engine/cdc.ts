@@ -26,9 +26,13 @@ class Cdc {
     const path = `/apis/${COMPOSITION_GROUP}/${version}/${plural}?labelSelector=${encodeURIComponent(`${LABEL_COMPOSITION_VERSION}=${version}`)}`
     this.informer = new Informer(ctx.rest, path, (ev, obj, old) => {
       if (ev === 'delete') return
-      // The real cdc ignores annotation-only and status-only changes; deletion is handled at once, and any
-      // update of an object being deleted too (so removing a pause from a deleting object takes effect).
-      if (ev === 'update' && old && !obj.metadata.deletionTimestamp && old.metadata.generation === obj.metadata.generation) return
+      // Deletion is handled at once, and any update of an object being deleted too (so removing a pause from
+      // a deleting object takes effect). Watched annotations (contract section 3; unstructured-runtime
+      // builder/options.go): any change of krateo.io/paused observes at once, removing
+      // external-create-pending creates at once. Other annotation-only and status-only changes wait.
+      const ann = (o: typeof obj) => o.metadata.annotations ?? {}
+      const watched = !!old && (ann(old)[ANN_PAUSED] !== ann(obj)[ANN_PAUSED] || (ANN_CREATE_PENDING in ann(old) && !(ANN_CREATE_PENDING in ann(obj))))
+      if (ev === 'update' && old && !obj.metadata.deletionTimestamp && old.metadata.generation === obj.metadata.generation && !watched) return
       this.enqueue(obj)
     })
   }
