@@ -82,19 +82,61 @@ describe('uninstall', () => {
     await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'compositiondefinitions.core.krateo.io' }), (e) => httpCode(e) === 404)
   })
 
-  it('installs again, names a finalizer stuck on a stopped controller, and clears it with --force', async () => {
+  it('a re-run after helm uninstall, before the sweep, completes the sweep', async () => {
     await install()
-    await sandbox().scaleDeployment('krateo-system', 'authns-v0-22-0-controller', 0)
-    const stuck = await cli(['uninstall', ...kc(), '--timeout', '40s'])
-    assert.equal(stuck.code, 7, stuck.stdout + stuck.stderr)
-    assert.match(stuck.stderr, /^Error: Authn\/authn is stuck Terminating on finalizer composition\.krateo\.io\/finalizer \(cleared by the cdc of authn/m)
-    assert.match(stuck.stderr, /re-run with --force/)
-    const forced = await cli(['uninstall', ...kc(), '--force', '--timeout', '3m'])
-    assert.equal(forced.code, 0, forced.stdout + forced.stderr)
-    assert.match(forced.stdout, /--force: removing finalizers of Authn\/authn: composition\.krateo\.io\/finalizer/)
-    const { crds } = kube()
-    const left = (await crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
-    assert.deepEqual(left.filter((n) => n.endsWith('.composition.krateo.io')), [])
+    let seen = ''
+    const first = cli(['uninstall', ...kc()], (out) => { seen += out })
+    await eventually('helm uninstall started', async () => /▶ Stage 2: helm uninstall krateo/.test(seen), 180_000, 50)
+    first.kill('SIGINT')
+    const interrupted = await first
+    assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
+    assert.match(interrupted.stdout, /✔ Stage 2: helm uninstall krateo .* — krateo uninstalled/, 'the running step finished')
+    assert.doesNotMatch(interrupted.stdout, /Stage 3/)
+    const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
+    assert.deepEqual(hooks.items.map((h) => h.metadata!.name), ['krateo'], 'the webhook is still there')
+    const res = await cli(['uninstall', ...kc()])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /krateo is not installed/)
+    assert.match(res.stdout, /Stage 3: sweep .* — [1-9]\d* removed/)
+    await assertClean()
+  })
+
+  it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over', async () => {
+    await install()
+    const lease = (renewed: Date) => ({
+      apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'krateo-installer', namespace: 'krateo-system', annotations: { 'krateo-installer/command': 'upgrade' } },
+      spec: { holderIdentity: 'ci@runner-7 pid 42', leaseDurationSeconds: 30, acquireTime: renewed.toISOString().replace('Z', '000Z'), renewTime: renewed.toISOString().replace('Z', '000Z') },
+    })
+    await sandbox().apiCreate('/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases', lease(new Date()))
+    const refused = await cli(['uninstall', ...kc()])
+    assert.equal(refused.code, 11, refused.stdout + refused.stderr)
+    assert.match(refused.stderr, /^Error: another run holds the krateo-installer lock on krateo-system: upgrade by ci@runner-7 pid 42, since \S+; wait for it to finish/m)
+    const status = await cli(['status', ...kc()])
+    assert.match(status.stdout, /In progress: upgrade by ci@runner-7 pid 42, since /)
+    assert.equal(JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout).phase, 'Ready', 'the refused run changed nothing')
+    await sandbox().apiRequest('DELETE', '/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases/krateo-installer')
+    await sandbox().apiCreate('/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases', lease(new Date(Date.now() - 120_000)))
+    const res = await cli(['uninstall', ...kc(), '--timeout', '3m'])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stderr, /took over the krateo-installer lock: upgrade by ci@runner-7 pid 42 stopped renewing it at /)
+    await assertClean()
+  })
+
+  it('one run at a time: install is refused while an uninstall runs, and two installs at once run one', async () => {
+    const [a, b] = await Promise.all([
+      cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m']),
+      cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m']),
+    ])
+    assert.deepEqual([a.code, b.code].sort(), [0, 11], a.stderr + b.stderr)
+    assert.match((a.code === 11 ? a : b).stderr, /another run holds the krateo-installer lock on krateo-system: install by /)
+    let seen = ''
+    const uninstalling = cli(['uninstall', ...kc()], (out) => { seen += out })
+    await eventually('the drain started', async () => /Stage 1: drain/.test(seen), 60_000, 50)
+    const during = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'])
+    assert.equal(during.code, 11, during.stdout + during.stderr)
+    assert.match(during.stderr, /another run holds the krateo-installer lock on krateo-system: uninstall by /)
+    assert.equal((await uninstalling).code, 0)
+    await assertClean()
   })
 
   it("a definition deleted by hand (its CRD gone, its Composition still in the installer's release) does not wedge the Installer's removal", async () => {
