@@ -54,7 +54,7 @@ export function platformInventory(input: InventoryInput): Inventory {
   const { obs, release } = input
   const components = platformComponents(obs.installer, obs.selfCr ?? null)
   const names = new Set(components.map((c) => c.name))
-  const { ours, foreign } = partitionDefinitions(obs.cds.values(), names)
+  const { ours, foreign } = partitionDefinitions(obs.cds.values(), names, obs.installer)
   const releaseName = release?.name ?? input.record?.release ?? null
   const instances = new Set<string>()
   const coreProviders: string[] = []
@@ -158,7 +158,7 @@ async function instancesAtRisk(cluster: Cluster, obs: Observed, compositions: KO
       else note(m.resource, group, m.namespace, m.name)
     }
   }
-  const { ours: definitions } = partitionDefinitions(obs.cds.values(), names)
+  const { ours: definitions } = partitionDefinitions(obs.cds.values(), names, obs.installer)
   for (const cd of definitions) {
     const crd = generatedCrdOf(cd)
     if (!crd) continue

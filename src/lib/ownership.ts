@@ -47,18 +47,39 @@ function safeComponents(spec: InstallerSpec): Component[] {
 }
 
 /**
- * A CompositionDefinition is the platform's when it carries the installer chart's label AND its name is the
- * installer's own or one of the platform's components (a user's blueprint may copy the label, never both).
+ * Whether a helm release name is the installer cdc's release of this Installer CR: the cdc's
+ * krateo.io/release-name label when it wrote one, else `installer-` and 8 characters from the CR's uid.
  */
-export function isPlatformDefinition(cd: KObj, componentNames: ReadonlySet<string>): boolean {
-  if (cd.metadata.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_US) return false
-  return cd.metadata.name === INSTALLER_NAME || componentNames.has(cd.metadata.name)
+export function isInstallerRelease(release: string | undefined, installer: KObj | null): boolean {
+  if (!release || !installer) return false
+  const preset = installer.metadata.labels?.['krateo.io/release-name']
+  if (preset) return release === preset
+  const prefix = `${installer.metadata.name}-`
+  return release.startsWith(prefix) && release.length === prefix.length + 8
 }
 
-export function partitionDefinitions(cds: Iterable<KObj>, componentNames: ReadonlySet<string>): { ours: KObj[]; foreign: KObj[] } {
+/**
+ * A CompositionDefinition is the platform's when its name is the installer's own or one of the platform's
+ * components AND it proves where it came from: the installer chart's label (the installer CD, which this CLI or
+ * the chart's hook applies), or helm's record that the installer cdc's release rendered it (helm replaces the
+ * chart's managed-by label with "Helm" on what it renders). A user's blueprint has neither.
+ */
+export function isPlatformDefinition(cd: KObj, componentNames: ReadonlySet<string>, installer: KObj | null = null): boolean {
+  if (cd.metadata.name !== INSTALLER_NAME && !componentNames.has(cd.metadata.name)) return false
+  return renderedByInstaller(cd, installer)
+}
+
+/** The object carries the installer chart's label, or helm's record that the installer cdc's release rendered it. */
+export function renderedByInstaller(obj: KObj, installer: KObj | null): boolean {
+  if (obj.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US) return true
+  const ann = obj.metadata.annotations ?? {}
+  return ann[HELM_NAMESPACE_ANNOTATION] === obj.metadata.namespace && isInstallerRelease(ann[HELM_RELEASE_ANNOTATION], installer)
+}
+
+export function partitionDefinitions(cds: Iterable<KObj>, componentNames: ReadonlySet<string>, installer: KObj | null = null): { ours: KObj[]; foreign: KObj[] } {
   const ours: KObj[] = []
   const foreign: KObj[] = []
-  for (const cd of cds) (isPlatformDefinition(cd, componentNames) ? ours : foreign).push(cd)
+  for (const cd of cds) (isPlatformDefinition(cd, componentNames, installer) ? ours : foreign).push(cd)
   return { ours, foreign }
 }
 

@@ -21,6 +21,7 @@ import { type Teardown, drainWaves } from './teardown.js'
 import { getCustom, mergePatchCustom, restartDeployment } from './kube-write.js'
 import { type InstallOptions, followToReady, healStuck, helmBootstrap, installerDefinitionSteps, registryLogin, releaseStatus, waitUntil, wrap } from './install.js'
 import { table } from './output.js'
+import { INSTALLER_NAME, renderedByInstaller } from './ownership.js'
 
 export interface UpgradeOptions extends InstallOptions {
   // source.chart '' and source.version undefined mean: those of the running installer (resolved in preflight).
@@ -123,8 +124,8 @@ export const needsPause = (plan: Pick<UpgradePlan, 'direction' | 'diff'>): boole
   plan.direction !== 'same' || plan.diff.changed.length > 0 || plan.diff.removed.length > 0
 
 /** A CompositionDefinition the installer rendered for a component no longer listed (an earlier run cut short). */
-function leftoverComponent(cd: KObj): Component | null {
-  if (cd.metadata.name === 'installer' || cd.metadata.labels?.['app.kubernetes.io/managed-by'] !== 'krateo-installer') return null
+function leftoverComponent(cd: KObj, installer: KObj | null): Component | null {
+  if (cd.metadata.name === INSTALLER_NAME || !renderedByInstaller(cd, installer)) return null
   const version = (cd.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? ''
   return { name: cd.metadata.name, kind: String(cd.status?.kind ?? ''), version, deps: [] }
 }
@@ -170,7 +171,7 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
     throw new UserError(`component "${b.component}" would be enabled but depends on "${b.dep}", whose feature would be off`, ExitCode.Chart,
       `turn that feature on with --feature, or turn off the feature of ${b.component}`)
   }
-  const leftovers = [...observed.cds.values()].map(leftoverComponent).filter((c): c is Component => !!c)
+  const leftovers = [...observed.cds.values()].map((cd) => leftoverComponent(cd, observed.installer)).filter((c): c is Component => !!c)
   const diff = diffComponents(current, components, leftovers)
   const from = (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
   const to = rendered.chartVersion

@@ -34,6 +34,17 @@ describe('ownership', () => {
     assert.equal(isPlatformDefinition(cd('authn', {}), names), false, 'a user CD that happens to share a component name')
   })
 
+  it('counts a definition the installer cdc\'s helm release rendered (helm relabels it managed-by Helm) as the platform\'s', () => {
+    const names = new Set(['authn'])
+    const inst: KObj = { metadata: { name: 'installer', uid: '0123abcd-0000' } }
+    const rendered = (release: string, ns = 'krateo-system'): KObj => ({ metadata: { name: 'authn', namespace: 'krateo-system', labels: { 'app.kubernetes.io/managed-by': 'Helm' }, annotations: { 'meta.helm.sh/release-name': release, 'meta.helm.sh/release-namespace': ns } } })
+    assert.equal(isPlatformDefinition(rendered('installer-0123abcd'), names, inst), true)
+    assert.equal(isPlatformDefinition(rendered('installer-0123abcd'), names, { metadata: { name: 'installer', labels: { 'krateo.io/release-name': 'installer-custom' } } }), false, 'the cdc\'s own release label wins')
+    assert.equal(isPlatformDefinition(rendered('my-blueprints'), names, inst), false, 'another helm release of the user')
+    assert.equal(isPlatformDefinition(rendered('installer-0123abcd', 'team-a'), names, inst), false, 'a release of another namespace')
+    assert.equal(isPlatformDefinition(rendered('installer-0123abcd'), names, null), false, 'no Installer, no proof')
+  })
+
   it('finds the component list from the Installer, else from the bootstrap release\'s installer-self-cr', () => {
     assert.deepEqual(platformComponents(installer, null).map((c) => c.name), ['authn', 'portal'])
     const selfCr = { metadata: { name: 'installer-self-cr' }, data: { 'installer.yaml': stringify({ spec: { components: [{ name: 'authn', kind: 'Authn', version: '1.0.0' }, { name: 'bad' }] } }) } } as unknown as KObj
