@@ -144,7 +144,18 @@ async function installBench() {
     // and preflight, which a poller does not do.
     const since = firstAuditedAt(sb, 'install-cli', 'create', 'installers') ?? new Date(started).toISOString()
     const minutes = (ended - Date.parse(since)) / 60_000
-    return { minutes: (ended - started) / 60_000, followMinutes: minutes, total: auditedRequests(sb, 'install-cli'), oursPerMinute: auditedRequests(sb, 'install-cli', since) / minutes, naivePerMinute: auditedRequests(sb, 'install-naive', since) / minutes }
+    // Then the uninstall of the same platform: its waits follow objects by watch, not by polling.
+    const un = userKube(sb, 'uninstall-cli')
+    const unStarted = Date.now()
+    execFileSync(process.execPath, [join(repo, 'bin/run.js'), 'uninstall', '--kubeconfig', un.path, '--timeout', '10m'],
+      { env: { ...process.env, ...sb.helmEnv(), KUBECONFIG: un.path, HELM_BIN: sb.helm, CI: 'true' }, stdio: ['ignore', 'ignore', 'inherit'] })
+    const unMinutes = (Date.now() - unStarted) / 60_000
+    await new Promise((r) => setTimeout(r, 1500))
+    const unRequests = auditedRequests(sb, 'uninstall-cli')
+    return {
+      minutes: (ended - started) / 60_000, followMinutes: minutes, total: auditedRequests(sb, 'install-cli'), oursPerMinute: auditedRequests(sb, 'install-cli', since) / minutes, naivePerMinute: auditedRequests(sb, 'install-naive', since) / minutes,
+      uninstallMinutes: unMinutes, uninstallRequests: unRequests,
+    }
   } finally {
     await sb.stop()
   }
@@ -169,6 +180,7 @@ async function main(): Promise<void> {
   }
   console.log(`\ninstall of the seed DAG: ${f(install.minutes)} min in all (${install.total} requests, helm's included); while following (${f(install.followMinutes)} min):`)
   console.log(`  API requests per minute: ours ${f(install.oursPerMinute)} (watches), naive 2 s poller ${f(install.naivePerMinute)} (${f(install.naivePerMinute / install.oursPerMinute)}x more)`)
+  console.log(`\nuninstall of the same platform: ${f(install.uninstallMinutes)} min, ${install.uninstallRequests} API requests, helm's included (${f(install.uninstallRequests / install.uninstallMinutes)} per minute; its waits follow objects by watch)`)
 }
 
 main().catch((err) => {

@@ -123,7 +123,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
         }
         await runSteps([{
           title: 'Purge what was kept on purpose (only what was the platform\'s)',
-          run: async (r) => { await purge(cluster, left.items, (m) => r.line(m), async (what, probe) => { await teardown.waitFor(what, async () => (await probe()) ? true : null, r, () => `waiting for ${what}`) }); return 'done' },
+          run: async (r) => { await purge(cluster, left.items, (m) => r.line(m), (name) => teardown.waitObjectGone('/api/v1/namespaces', name, `namespace ${name} to go`, r, () => `namespace ${name} is Terminating`)); return 'done' },
         }], progress)
         left = await readResidue()
         purged = true
@@ -135,6 +135,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
         for (const l of listing(left)) this.log(l)
       }
     } finally {
+      teardown.dispose()
       await lock.release()
       interrupt.dispose()
     }

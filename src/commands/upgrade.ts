@@ -13,6 +13,7 @@ import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
 import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
 import { RunLock } from '../lib/lock.js'
+import { canAsk, confirmOrRefuse } from '../lib/confirm.js'
 
 export default class Upgrade extends KrateoCommand {
   static override summary = 'Move a running platform to another installer version, or switch its features, keeping runtime edits'
@@ -49,6 +50,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
     wait: Flags.boolean({ description: 'follow every component until Ready (--no-wait returns once the Installer CR is patched)', default: true, allowNo: true }),
     'dry-run': Flags.boolean({ description: 'print the plan (components added, removed, moved; features) and change nothing', default: false }),
+    yes: Flags.boolean({ char: 'y', description: 'do not ask for confirmation of the plan on a terminal', default: false }),
   }
 
   async run(): Promise<void> {
@@ -75,6 +77,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const started = Date.now()
     let watch: PlatformWatch | undefined
     let lock: RunLock | undefined
+    let teardown: Teardown | undefined
     const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
     try {
       let plan: UpgradePlan | undefined
@@ -92,10 +95,15 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         else this.log(upgradePlanText(p, opts))
         return
       }
+      if (!flags.yes && canAsk() && !flags.json) {
+        // A person at a terminal sees the plan and where it runs before anything changes.
+        this.log(upgradePlanText(p, opts).replace(/\n+Dry run: nothing was changed\.\s*$/, ''))
+        await confirmOrRefuse('upgrade', `context ${cluster.context}, cluster ${cluster.server}, namespace ${flags.namespace}`, false)
+      }
       const taken = await RunLock.acquire(cluster, flags.namespace, 'upgrade')
       lock = taken.lock
       if (taken.note) process.stderr.write(`${taken.note}\n`)
-      const teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, { force: false, command: 'upgrade' })
+      teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, { force: false, command: 'upgrade' })
       const steps: Step[] = upgradeSteps(cluster, helm, opts, p, interrupt, platformWatch, teardown)
       const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); lock?.check(); return s.run(r) } }))
       await runSteps(guarded, progress)
@@ -106,6 +114,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       else this.log(`\nThe Installer CR is patched; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`)
     } finally {
       watch?.stop()
+      teardown?.dispose()
       await lock?.release()
       interrupt.dispose()
     }

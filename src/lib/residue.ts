@@ -89,7 +89,7 @@ export async function residue(cluster: Cluster, namespace: string, record: Teard
 }
 
 /** Removes the items (PVCs, the CRD, then the namespace, waiting for it to go). */
-export async function purge(cluster: Cluster, items: ResidueItem[], line: (m: string) => void, waitGone: (what: string, probe: () => Promise<boolean>) => Promise<void>): Promise<void> {
+export async function purge(cluster: Cluster, items: ResidueItem[], line: (m: string) => void, waitNamespaceGone: (name: string) => Promise<void>): Promise<void> {
   const order = { pvc: 0, crd: 1, namespace: 2 } as const
   for (const item of [...items].sort((a, b) => order[a.kind] - order[b.kind])) {
     const ignoreGone = (err: unknown) => { if (!isNotFound(err)) throw err }
@@ -97,7 +97,7 @@ export async function purge(cluster: Cluster, items: ResidueItem[], line: (m: st
     if (item.kind === 'crd') await cluster.crds.deleteCustomResourceDefinition({ name: item.name }).catch(ignoreGone)
     if (item.kind === 'namespace') {
       await cluster.core.deleteNamespace({ name: item.name }).catch(ignoreGone)
-      await waitGone(`namespace ${item.name} to go`, async () => !(await cluster.core.readNamespace({ name: item.name }).catch((err) => { if (isNotFound(err)) return null; throw err })))
+      await waitNamespaceGone(item.name)
     }
     line(`deleted: ${item.what}`)
   }

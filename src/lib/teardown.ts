@@ -6,6 +6,8 @@
 import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, PatchStrategy, type V1CustomResourceDefinition, setHeaderOptions } from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
 import { type Cluster, apiFailure, getPath, isNotFound, statusOf } from './cluster.js'
+import { ObjectWatch, nap, newWatch } from './watch.js'
+import type { Watch } from '@kubernetes/client-node'
 import { type Inventory, managedPath } from './inventory.js'
 import { type ManagedRef, type WebhookLike, INSTALLER_NAME, MANAGED_BY_LABEL, MANAGED_BY_US, bindsOurServiceAccount, cdcDeploymentOf, generatedCrdOf, isCoreProviderWebhook, restCrdsOf, restDefinitionsOf } from './ownership.js'
 import { type TeardownRecord, emptyRecord, mergeRecord, writeRecord } from './teardown-record.js'
@@ -124,7 +126,12 @@ export class Teardown {
   pausedByUs = false
   drained = 0
 
+  private watcher: Watch
+  private deployments = new Map<string, ObjectWatch>()
+  private watches = new Set<ObjectWatch>()
+
   constructor(private cluster: Cluster, private namespace: string, private interrupt: Interrupt, private deadline: number, opts: TeardownOptions) {
+    this.watcher = newWatch(cluster.kc)
     this.core = cluster.kc.makeApiClient(CoreV1Api)
     this.apps = cluster.kc.makeApiClient(AppsV1Api)
     this.custom = cluster.kc.makeApiClient(CustomObjectsApi)
@@ -137,6 +144,35 @@ export class Teardown {
   }
 
   private inventory: Inventory | undefined
+
+  /** Follows one object by watch until stopped (or dispose); waits read it instead of polling the API. */
+  watchObject(collectionPath: string, name: string): ObjectWatch {
+    const w = new ObjectWatch(this.watcher, (path) => getPath(this.cluster, path), collectionPath, name)
+    this.watches.add(w)
+    return w
+  }
+
+  private unwatch(w: ObjectWatch): void {
+    w.stop()
+    this.watches.delete(w)
+  }
+
+  /** Waits until the watched object is gone; stops the watch after. */
+  async waitObjectGone(collectionPath: string, name: string, what: string, report: StepReport, why: () => string): Promise<void> {
+    const w = this.watchObject(collectionPath, name)
+    try {
+      await this.waitFor(what, async () => (w.current === null ? true : null), report, why, [w])
+    } finally {
+      this.unwatch(w)
+    }
+  }
+
+  /** Stops every watch this teardown started. */
+  dispose(): void {
+    for (const w of this.watches) w.stop()
+    this.watches.clear()
+    this.deployments.clear()
+  }
 
   private check(): void {
     if (this.interrupt.requested) throw this.interrupt.error()
@@ -199,6 +235,24 @@ export class Teardown {
     return false
   }
 
+  /** A watch of one Deployment, shared by every wait that asks whether that controller runs. */
+  private deploymentWatch(name: string, namespace: string): ObjectWatch {
+    const key = `${namespace}/${name}`
+    let w = this.deployments.get(key)
+    if (!w) {
+      w = this.watchObject(`/apis/apps/v1/namespaces/${namespace}/deployments`, name)
+      this.deployments.set(key, w)
+    }
+    return w
+  }
+
+  /** Whether the Deployment has an available replica; undefined until its watch has listed. */
+  private deploymentRunning(name: string, namespace: string): boolean | undefined {
+    const d = this.deploymentWatch(name, namespace).current
+    if (d === undefined) return undefined
+    return ((d?.status as { availableReplicas?: number } | undefined)?.availableReplicas ?? 0) > 0
+  }
+
   private async deploymentAvailable(name: string, namespace: string): Promise<boolean> {
     const d = await this.apps.readNamespacedDeployment({ name, namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
     return (d?.status?.availableReplicas ?? 0) > 0
@@ -212,13 +266,20 @@ export class Teardown {
       this.pausedByUs = true
     }
     const cdc = cdcDeploymentOf(installerCD)
-    return await this.waitFor('the installer cdc to report the pause', async () => {
-      const fresh = await this.custom.getNamespacedCustomObject(ref) as KObj
-      if (conditionOf(fresh, 'Synced')?.reason === 'ReconcilePaused') return 'paused (Synced=False ReconcilePaused)'
-      // A cdc that does not run cannot re-create anything either: the pause holds once it starts again.
-      if (cdc && !(await this.deploymentAvailable(cdc, this.namespace))) return `paused (its cdc ${cdc} is not running, so nothing can re-create what is drained)`
-      return null
-    }, report, () => 'waiting for the installer cdc to observe the pause')
+    const w = this.watchObject(`/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`, ref.name)
+    const watches = [w, ...(cdc ? [this.deploymentWatch(cdc, this.namespace)] : [])]
+    try {
+      return await this.waitFor('the installer cdc to report the pause', async () => {
+        const fresh = w.current
+        if (fresh === undefined) return null
+        if (fresh === null || conditionOf(fresh, 'Synced')?.reason === 'ReconcilePaused') return 'paused (Synced=False ReconcilePaused)'
+        // A cdc that does not run cannot re-create anything either: the pause holds once it starts again.
+        if (cdc && this.deploymentRunning(cdc, this.namespace) === false) return `paused (its cdc ${cdc} is not running, so nothing can re-create what is drained)`
+        return null
+      }, report, () => 'waiting for the installer cdc to observe the pause', watches)
+    } finally {
+      this.unwatch(w)
+    }
   }
 
   /** Takes back a pause this run set, when the command gives up before anything was drained. */
@@ -228,14 +289,18 @@ export class Teardown {
     return true
   }
 
-  async waitFor<T>(what: string, probe: () => Promise<T | null>, report: StepReport, why: () => string, everyMs = 500): Promise<T> {
+  /**
+   * Resolves with probe()'s first non-null value. With watches, probe reads them and is asked again on every
+   * change they see (and once a second, for the deadline and Ctrl-C); without, it is polled.
+   */
+  async waitFor<T>(what: string, probe: () => Promise<T | null>, report: StepReport, why: () => string, watches: ObjectWatch[] = [], everyMs = 500): Promise<T> {
     for (;;) {
       this.check()
       const value = await this.api(`wait for ${what}`, probe)
       if (value !== null && value !== undefined) return value
       if (Date.now() > this.deadline) throw new UserError(`timed out waiting for ${what}: ${why()}`, ExitCode.Timeout, `re-run ${this.command} to continue, or raise --timeout`)
       report.line(why())
-      await new Promise((r) => setTimeout(r, everyMs))
+      await nap(watches, watches.length ? 1000 : everyMs)
     }
   }
 
@@ -245,7 +310,7 @@ export class Teardown {
       // Only the RestDefinitions our own releases created: a user's keep their provider busy, not us.
       const ours = restDefinitionsOf(this.inventory ? [...this.inventory.compositions.values()] : [])
       for (const m of ours) {
-        await this.waitFor(`RestDefinition ${m.name} to drain before ${c.name}`, async () => (await getPath(this.cluster, managedPath(m))) ? null : true, report,
+        await this.waitObjectGone(collectionOf(m), m.name, `RestDefinition ${m.name} to drain before ${c.name}`, report,
           () => `${c.name}: waiting for RestDefinition ${m.name} to be gone while ${c.name} can still finalize it`)
       }
     }
@@ -264,7 +329,7 @@ export class Teardown {
     // The release's own objects (the portal's pages, a provider's RestDefinitions) are finalized by
     // controllers that are still alive now; wait for them before their providers go.
     for (const m of managed) {
-      await this.waitFor(`${m.resource}/${m.name} of ${c.name} to be gone`, async () => (await getPath(this.cluster, managedPath(m))) ? null : true, report,
+      await this.waitObjectGone(collectionOf(m), m.name, `${m.resource}/${m.name} of ${c.name} to be gone`, report,
         () => `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`)
     }
     report.line(`${c.name}: gone`)
@@ -283,49 +348,54 @@ export class Teardown {
     let lastVersion = ''
     let unchangedSince = Date.now()
     let downSince: number | null = null
-    for (;;) {
-      this.check()
-      let obj: KObj | null
-      try {
-        obj = await this.custom.getNamespacedCustomObject(ref) as KObj
-      } catch (err) {
-        if (isNotFound(err)) return forced ? 'forced' : 'gone'
-        throw apiFailure(err, this.cluster, `read ${label}`)
+    let said = ''
+    let saidAt = 0
+    const w = this.watchObject(`/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`, ref.name)
+    try {
+      for (;;) {
+        this.check()
+        const obj = w.current
+        if (obj === null) return forced ? 'forced' : 'gone'
+        const controllers = (obj?.metadata.finalizers ?? []).map((f) => finalizerController(f, cd, this.namespace, this.inventory?.coreProviders ?? []))
+        const watches = [w, ...controllers.filter((c) => c.deployment).map((c) => this.deploymentWatch(c.deployment!, c.namespace))]
+        if (obj === undefined) { await nap(watches, 1000); continue }
+        if (obj.metadata.resourceVersion !== lastVersion) { lastVersion = obj.metadata.resourceVersion ?? ''; unchangedSince = Date.now() }
+        const fins = obj.metadata.finalizers ?? []
+        const down = controllers.filter((c) => c.deployment && this.deploymentRunning(c.deployment, c.namespace) === false)
+        downSince = fins.length && down.length === controllers.length ? (downSince ?? Date.now()) : null
+        const ready = conditionOf(obj, 'Ready')
+        const failing = conditionOf(obj, 'Synced')?.status === 'False' ? conditionOf(obj, 'Synced')?.message : undefined
+        // The extra detail (a hook Job's pod) costs a request: at most every 5 s.
+        if (Date.now() - saidAt > 5000) { said = await detail(); saidAt = Date.now() }
+        report.line(`${ref.name}: Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}${failing ? `; ${failing}` : ''}; finalizers ${fins.join(', ') || 'none'})${said}`)
+        const pastDeadline = Date.now() > this.deadline
+        const controllerDown = downSince !== null && Date.now() - downSince > STUCK_AFTER_MS && Date.now() - unchangedSince > STUCK_AFTER_MS
+        if (fins.length && (pastDeadline || controllerDown)) {
+          const targets = pastDeadline ? controllers : down
+          const who = targets.map((t) => `${t.finalizer} (cleared by ${t.what}${down.includes(t) ? ', which is not running' : ''})`).join(', ')
+          if (!this.force) {
+            throw new UserError(`${label} is stuck Terminating on finalizer ${who}`, ExitCode.Stuck,
+              `start that controller again, or re-run with --force --yes to remove the finalizer (what its release manages may be left behind: ${orphans})`)
+          }
+          if (!(await this.confirm(`remove finalizer ${who} of ${label}? What it manages may be left behind: ${orphans}`))) {
+            throw new UserError(`${label} is stuck Terminating on finalizer ${who}; its finalizer was kept`, ExitCode.Stuck, 'start that controller again, then re-run')
+          }
+          report.line(`--force: removing finalizers of ${label}: ${who}`)
+          const keep = fins.filter((f) => !targets.some((t) => t.finalizer === f))
+          const patch = [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }, { op: 'replace', path: '/metadata/finalizers', value: keep }]
+          try {
+            await this.compositionWrite(`remove the finalizers of ${label}`, () => this.custom.patchNamespacedCustomObject({ ...ref, body: patch }, jsonPatch))
+            forced = true
+            this.forced.push(`${label} (finalizers ${targets.map((t) => t.finalizer).join(', ')}; may be left behind: ${orphans})`)
+          } catch (err) {
+            // It changed under us (its controller came back, say): look again.
+            if (!(err instanceof UserError && /HTTP (409|422)/.test(err.message))) throw err
+          }
+        }
+        await nap(watches, 1000)
       }
-      if (obj.metadata.resourceVersion !== lastVersion) { lastVersion = obj.metadata.resourceVersion ?? ''; unchangedSince = Date.now() }
-      const fins = obj.metadata.finalizers ?? []
-      const controllers = fins.map((f) => finalizerController(f, cd, this.namespace, this.inventory?.coreProviders ?? []))
-      const down: FinalizerController[] = []
-      for (const ctl of controllers) if (ctl.deployment && !(await this.deploymentAvailable(ctl.deployment, ctl.namespace))) down.push(ctl)
-      downSince = fins.length && down.length === controllers.length ? (downSince ?? Date.now()) : null
-      const ready = conditionOf(obj, 'Ready')
-      const failing = conditionOf(obj, 'Synced')?.status === 'False' ? conditionOf(obj, 'Synced')?.message : undefined
-      report.line(`${ref.name}: Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}${failing ? `; ${failing}` : ''}; finalizers ${fins.join(', ') || 'none'})${await detail()}`)
-      const pastDeadline = Date.now() > this.deadline
-      const controllerDown = downSince !== null && Date.now() - downSince > STUCK_AFTER_MS && Date.now() - unchangedSince > STUCK_AFTER_MS
-      if (fins.length && (pastDeadline || controllerDown)) {
-        const targets = pastDeadline ? controllers : down
-        const who = targets.map((t) => `${t.finalizer} (cleared by ${t.what}${down.includes(t) ? ', which is not running' : ''})`).join(', ')
-        if (!this.force) {
-          throw new UserError(`${label} is stuck Terminating on finalizer ${who}`, ExitCode.Stuck,
-            `start that controller again, or re-run with --force --yes to remove the finalizer (what its release manages may be left behind: ${orphans})`)
-        }
-        if (!(await this.confirm(`remove finalizer ${who} of ${label}? What it manages may be left behind: ${orphans}`))) {
-          throw new UserError(`${label} is stuck Terminating on finalizer ${who}; its finalizer was kept`, ExitCode.Stuck, 'start that controller again, then re-run')
-        }
-        report.line(`--force: removing finalizers of ${label}: ${who}`)
-        const keep = fins.filter((f) => !targets.some((t) => t.finalizer === f))
-        const patch = [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }, { op: 'replace', path: '/metadata/finalizers', value: keep }]
-        try {
-          await this.compositionWrite(`remove the finalizers of ${label}`, () => this.custom.patchNamespacedCustomObject({ ...ref, body: patch }, jsonPatch))
-          forced = true
-          this.forced.push(`${label} (finalizers ${targets.map((t) => t.finalizer).join(', ')}; may be left behind: ${orphans})`)
-        } catch (err) {
-          // It changed under us (its controller came back, say): look again.
-          if (!(err instanceof UserError && /HTTP (409|422)/.test(err.message))) throw err
-        }
-      }
-      await new Promise((r) => setTimeout(r, 500))
+    } finally {
+      this.unwatch(w)
     }
   }
 
@@ -361,13 +431,17 @@ export class Teardown {
         if (crd) await this.api(`delete CRD ${crd}`, () => this.crdApi.deleteCustomResourceDefinition({ name: crd }).catch((err) => { if (!isNotFound(err)) throw err }))
       }
     }))
-    await this.waitFor('the generated CRDs of the platform to go', async () => {
-      const left: string[] = []
-      for (const name of this.record.crds) if (await this.crdApi.readCustomResourceDefinition({ name }).catch((err) => { if (isNotFound(err)) return null; throw err })) left.push(name)
-      if (!left.length) return true
-      report.line(`core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`)
-      return null
-    }, report, () => 'waiting for core-provider to remove the generated CRDs of the platform')
+    const crdWatches = this.record.crds.map((name) => this.watchObject(CRD_COLLECTION, name))
+    try {
+      await this.waitFor('the generated CRDs of the platform to go', async () => {
+        const left = crdWatches.filter((w) => w.current !== null).map((w) => w.name)
+        if (!left.length) return true
+        report.line(`core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`)
+        return null
+      }, report, () => 'waiting for core-provider to remove the generated CRDs of the platform', crdWatches)
+    } finally {
+      for (const w of crdWatches) this.unwatch(w)
+    }
     return `${names.size} CompositionDefinitions and ${this.record.crds.length} generated CRDs removed${this.inventory?.foreignDefinitions.length ? ` (${this.inventory.foreignDefinitions.length} not the platform's, kept)` : ''}`
   }
 
@@ -395,10 +469,15 @@ export class Teardown {
       report.line(`the installer's release still lists ${kind} ${COMPOSITION_GROUP}/${version}, whose CRD is gone: a stand-in CRD lets helm uninstall it (removed right after)`)
       const crd = standInCrd(kind, version, this.namespace)
       await this.api(`create the stand-in CRD ${crd.metadata!.name}`, () => this.crdApi.createCustomResourceDefinition({ body: crd }).catch((err) => { if (statusOf(err) !== 409) throw err }))
-      await this.waitFor(`the stand-in CRD ${crd.metadata!.name} to be served`, async () => {
-        const live = await this.crdApi.readCustomResourceDefinition({ name: crd.metadata!.name! })
-        return live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : null
-      }, report, () => `waiting for the stand-in CRD ${crd.metadata!.name} to be established`)
+      const w = this.watchObject(CRD_COLLECTION, crd.metadata!.name!)
+      try {
+        await this.waitFor(`the stand-in CRD ${crd.metadata!.name} to be served`, async () => {
+          const conditions = (w.current?.status as V1CustomResourceDefinition['status'] | undefined)?.conditions
+          return conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : null
+        }, report, () => `waiting for the stand-in CRD ${crd.metadata!.name} to be established`, [w])
+      } finally {
+        this.unwatch(w)
+      }
     }
   }
 
@@ -473,8 +552,7 @@ export class Teardown {
     }
     // A CRD goes only once its instances are cleaned up: wait, so nothing is left Terminating.
     for (const name of restCrds) {
-      await this.waitFor(`CRD ${name} to go`, async () => (await this.crdApi.readCustomResourceDefinition({ name }).catch((err) => { if (isNotFound(err)) return null; throw err })) ? null : true,
-        report, () => `CRD ${name} is Terminating`)
+      await this.waitObjectGone(CRD_COLLECTION, name, `CRD ${name} to go`, report, () => `CRD ${name} is Terminating`)
     }
     this.record = mergeRecord(this.record, { completedAt: new Date().toISOString() })
     await this.api('write the teardown record', () => writeRecord(this.cluster, ns, this.record))
@@ -488,3 +566,9 @@ export class Teardown {
 }
 
 const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
+const CRD_COLLECTION = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'
+
+/** The collection a managed object lives in (its path without the name). */
+function collectionOf(m: ManagedRef): string {
+  return managedPath(m).replace(/\/[^/]+$/, '')
+}

@@ -89,3 +89,43 @@ export class WatchedCollection {
 export function newWatch(kc: KubeConfig): Watch {
   return new Watch(kc)
 }
+
+/**
+ * One named object followed through a watch (a list, then a watch from its version, by field selector):
+ * what the teardown waits on, instead of polling it.
+ */
+export class ObjectWatch {
+  private coll: WatchedCollection
+  private listeners = new Set<() => void>()
+
+  constructor(watch: Watch, list: Lister, readonly collectionPath: string, readonly name: string) {
+    this.coll = new WatchedCollection(watch, list, collectionPath, () => { for (const l of this.listeners) l() }, `metadata.name=${name}`).start()
+  }
+
+  /** The object; null when it does not exist; undefined until the first list has been read. */
+  get current(): KObj | null | undefined {
+    if (!this.coll.synced) return undefined
+    return this.coll.items.values().next().value ?? null
+  }
+
+  /** Calls fn on every change; returns the function that stops it. */
+  onChange(fn: () => void): () => void {
+    this.listeners.add(fn)
+    return () => this.listeners.delete(fn)
+  }
+
+  stop(): void {
+    this.listeners.clear()
+    this.coll.stop()
+  }
+}
+
+/** Resolves after ms, or as soon as one of the watches sees a change. */
+export function nap(watches: ObjectWatch[], ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const offs: (() => void)[] = []
+    const done = () => { clearTimeout(timer); for (const off of offs) off(); resolve() }
+    const timer = setTimeout(done, ms)
+    for (const w of watches) offs.push(w.onChange(done))
+  })
+}

@@ -82,20 +82,25 @@ describe('uninstall', () => {
     await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'compositiondefinitions.core.krateo.io' }), (e) => httpCode(e) === 404)
   })
 
-  it('a re-run after helm uninstall, before the sweep, completes the sweep', async () => {
+  it('a run killed after helm uninstall, before the sweep: the next run takes over its expired lock and completes the sweep', async () => {
     await install()
-    let seen = ''
-    const first = cli(['uninstall', ...kc()], (out) => { seen += out })
-    await eventually('helm uninstall started', async () => /▶ Stage 2: helm uninstall krateo/.test(seen), 180_000, 50)
-    first.kill('SIGINT')
-    const interrupted = await first
-    assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
-    assert.match(interrupted.stdout, /✔ Stage 2: helm uninstall krateo .* — krateo uninstalled/, 'the running step finished')
-    assert.doesNotMatch(interrupted.stdout, /Stage 3/)
+    let stopped = false
+    const first = cli(['uninstall', ...kc()], (out) => {
+      // Stop the CLI the moment it starts helm uninstall; helm runs on (its own process group) and finishes.
+      if (!stopped && /▶ Stage 2: helm uninstall krateo/.test(out)) { stopped = true; first.kill('SIGSTOP') }
+    })
+    await eventually('the CLI stopped during helm uninstall', async () => stopped, 180_000, 20)
+    await eventually('helm uninstalled the bootstrap release', async () => !helmReleases().some((r) => r.name === 'krateo'), 60_000)
+    first.kill('SIGKILL')
+    await first
     const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
-    assert.deepEqual(hooks.items.map((h) => h.metadata!.name), ['krateo'], 'the webhook is still there')
+    assert.deepEqual(hooks.items.map((h) => h.metadata!.name), ['krateo'], 'the sweep did not run: the webhook is still there')
+    const early = await cli(['uninstall', ...kc()])
+    assert.equal(early.code, 11, 'the killed run\'s lock has not expired yet')
+    await sleep(31_000)
     const res = await cli(['uninstall', ...kc()])
     assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stderr, /took over the krateo-installer lock: uninstall by .* stopped renewing it/)
     assert.match(res.stdout, /krateo is not installed/)
     assert.match(res.stdout, /Stage 3: sweep .* — [1-9]\d* removed/)
     await assertClean()

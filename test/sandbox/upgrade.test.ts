@@ -10,7 +10,7 @@ import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 const MergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
-interface Doc { phase: string; installerVersion: string; components: { name: string; version: string; stage: string; enabled: boolean }[] }
+interface Doc { phase: string; installerVersion: string; pausedBy: string | null; components: { name: string; version: string; stage: string; enabled: boolean }[] }
 interface KO { metadata: { uid: string; annotations?: Record<string, string> }; spec: { features: Record<string, boolean> }; status?: { helmChartVersion?: string } }
 
 describe('upgrade', () => {
@@ -59,6 +59,13 @@ describe('upgrade', () => {
     assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
     assert.match(interrupted.stderr, /^Error: interrupted; run the same upgrade command again to resume \(until then a paused Installer shows as Upgrading in status\)$/m)
     assert.equal((await status()).phase, 'Upgrading')
+    assert.match((await status()).pausedBy ?? '', /^paused by krateo-installer upgrade at \S+: re-run that command to resume$/)
+
+    // A failure that is not Ctrl-C (here: out of time) leaves it resumable too, and says so.
+    const failed = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--timeout', '3s'])
+    assert.equal(failed.code, 6, failed.stdout + failed.stderr)
+    assert.match(failed.stderr, /^Error: .*re-run/m)
+    assert.equal((await status()).phase, 'Upgrading', 'still paused for the re-run')
 
     const res = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--timeout', '5m'])
     assert.equal(res.code, 0, res.stdout + res.stderr)
