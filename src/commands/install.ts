@@ -9,7 +9,7 @@ import { PlatformWatch } from '../lib/follow.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
-import { checkNamespace, featureSets, parseDuration } from '../lib/flags.js'
+import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
 import { RunLock } from '../lib/lock.js'
 import { ensureNamespace } from '../lib/kube-write.js'
 
@@ -61,7 +61,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const sets = [...featureSets(flags.feature), ...flags.set]
     const opts: InstallOptions = {
       namespace: flags.namespace, source: { chart: flags.chart, version: flags.version }, values: { files: flags.values, sets, derived },
-      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password,
+      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password, featureRequests: parseFeatures(flags.feature),
     }
     const cluster = loadCluster(flags)
     const helm = helmFrom(flags)
@@ -94,6 +94,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       await wrap(cluster, `create namespace ${flags.namespace}`, () => ensureNamespace(cluster, flags.namespace))
       const taken = await RunLock.acquire(cluster, flags.namespace, 'install')
       lock = taken.lock
+      interrupt.onStop(() => taken.lock.release())
       if (taken.note) process.stderr.write(`${taken.note}\n`)
       const steps: Step[] = bootstrapSteps(cluster, helm, opts, plan!, interrupt, platformWatch)
       const deadline = started + timeoutMs

@@ -2,7 +2,9 @@ import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
 import { checkReachable, loadCluster } from '../lib/cluster.js'
 import { readLock } from '../lib/lock.js'
-import { ExitCode } from '../lib/errors.js'
+import { ExitCode, UserError } from '../lib/errors.js'
+import { parseDuration } from '../lib/flags.js'
+import { waitReady } from '../lib/status-wait.js'
 import { observe } from '../lib/observe.js'
 import { platformState, phaseText } from '../lib/state.js'
 import { renderStatus, stamp, statusDocument, toYaml } from '../lib/output.js'
@@ -11,18 +13,24 @@ import { PlatformWatch } from '../lib/follow.js'
 export default class Status extends KrateoCommand {
   static override summary = 'Show where the Krateo platform and each of its components stand'
   static override description = `Reads everything from the live Installer CR and the cluster, so it works for any installer chart version.
-Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 3 when the cluster cannot be read.`
-  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status -o json', '<%= config.bin %> status --watch']
+With --wait it waits until the platform is Ready (a spinner on a terminal, a line per change in CI), for CI steps
+after an install, like "cilium status --wait".
+Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 6 when --wait timed out, 3 when the
+cluster cannot be read.`
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status -o json', '<%= config.bin %> status --watch', '<%= config.bin %> status --wait --timeout 10m']
 
   static override flags = {
     output: Flags.string({ char: 'o', description: 'output format', options: ['table', 'json', 'yaml'], default: 'table' }),
-    watch: Flags.boolean({ char: 'w', description: 'keep following the platform from watches until interrupted (prints on every change)', default: false }),
+    watch: Flags.boolean({ char: 'w', description: 'keep following the platform from watches until interrupted (prints on every change)', default: false, exclusive: ['wait'] }),
+    wait: Flags.boolean({ description: 'wait until the platform is Ready, then print its status (exit 6 at --timeout)', default: false }),
+    timeout: Flags.string({ description: 'with --wait: how long to wait, e.g. 5m, 1h30m', default: '10m', dependsOn: ['wait'] }),
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Status)
     this.verbose = flags.verbose
     const format = flags.json ? 'json' : flags.output
+    const waitMs = flags.wait ? parseDuration(flags.timeout) : 0
     const cluster = loadCluster(flags)
     await checkReachable(cluster)
     const print = (state: ReturnType<typeof platformState>) => {
@@ -35,7 +43,12 @@ Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 3 
       return { ...st, lock: held ? { holder: held.holder, command: held.command, since: held.since } : null }
     }
     let state = await withLock(platformState(await observe(cluster, flags.namespace)))
+    if (flags.wait && state.phase !== 'Ready') {
+      state = await waitReady(cluster, flags.namespace, state, waitMs, !flags.json && format === 'table' && !!process.stderr.isTTY && !process.env.CI)
+      state = await withLock(state)
+    }
     print(state)
+    if (flags.wait && state.phase !== 'Ready') throw new UserError(`the platform in ${flags.namespace} is not Ready after ${flags.timeout}: ${phaseText(state)}`, ExitCode.Timeout, state.problems[0] ?? 'see the components above')
     if (flags.watch) {
       const watch = new PlatformWatch(cluster, flags.namespace).start()
       // What counts as a change: stages and conditions, not the ages that grow every second.

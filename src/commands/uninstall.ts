@@ -101,6 +101,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     const interrupt = new Interrupt('nothing is half-removed; run the same uninstall command again to continue')
     const { lock, note } = await RunLock.acquire(cluster, ns, 'uninstall')
     if (note) process.stderr.write(`${note}\n`)
+    interrupt.onStop(() => lock.release())
     const confirm = async (q: string) => flags.yes || (canAsk() && await ask(q))
     const teardown = new Teardown(cluster, ns, interrupt, Date.now() + timeoutMs, { force: flags.force, inventory: inv, confirm })
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }

@@ -102,6 +102,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       }
       const taken = await RunLock.acquire(cluster, flags.namespace, 'upgrade')
       lock = taken.lock
+      interrupt.onStop(() => taken.lock.release())
       if (taken.note) process.stderr.write(`${taken.note}\n`)
       teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, { force: false, command: 'upgrade' })
       const steps: Step[] = upgradeSteps(cluster, helm, opts, p, interrupt, platformWatch, teardown)

@@ -1,6 +1,7 @@
 // What every command shares: the global flags, and the one place where errors become one line and an
 // exit code (a stack trace only with --verbose).
 import { Command, Flags, Errors } from '@oclif/core'
+import chalk from 'chalk'
 import { ExitCode, UserError, redact } from './errors.js'
 
 export abstract class KrateoCommand extends Command {
@@ -10,9 +11,32 @@ export abstract class KrateoCommand extends Command {
     namespace: Flags.string({ char: 'n', description: 'namespace of the Krateo platform', default: 'krateo-system', helpGroup: 'GLOBAL' }),
     json: Flags.boolean({ description: 'print one JSON document (progress goes to stderr)', default: false, helpGroup: 'GLOBAL' }),
     verbose: Flags.boolean({ description: 'print details of every step, and stack traces on errors', default: false, helpGroup: 'GLOBAL' }),
+    'no-color': Flags.boolean({ description: 'no colours (also when NO_COLOR is set)', default: false, helpGroup: 'GLOBAL' }),
   }
 
   protected verbose = false
+
+  override async init(): Promise<void> {
+    // Before any output: colours off for --no-color and NO_COLOR (https://no-color.org), as in kubectl and helm.
+    if (this.argv.includes('--no-color') || (process.env.NO_COLOR ?? '') !== '') {
+      chalk.level = 0
+      process.env.NO_COLOR = '1'
+      process.env.FORCE_COLOR = '0'
+    }
+    this.verbose = this.argv.includes('--verbose')
+    await super.init()
+  }
+
+  /** With --json, a failure is a JSON document on stdout too, so CI can parse it. */
+  private get wantsJson(): boolean {
+    const a = this.argv
+    return a.includes('--json') || ['-ojson', '-o=json', '--output=json'].some((x) => a.includes(x)) || a.some((x, i) => (x === '-o' || x === '--output') && a[i + 1] === 'json')
+  }
+
+  private failJson(message: string, hint: string | undefined, exitCode: number): void {
+    if (!this.wantsJson) return
+    process.stdout.write(JSON.stringify({ error: { message: redact(message), hint: hint ? redact(hint) : null }, exitCode }, null, 2) + '\n')
+  }
 
   /** Writes a JSON document to stdout (the only thing on stdout with --json). */
   protected printJson(value: unknown): void {
@@ -25,16 +49,21 @@ export abstract class KrateoCommand extends Command {
     // oclif's own parse errors (unknown flag, bad option value) are usage errors.
     if (err instanceof Errors.CLIError && !(err instanceof UserError)) {
       if (err.oclif?.exit === 0) return
-      const message = err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^The following errors? occurred:?$/i.test(l) && !/^See more help/i.test(l)).join('; ')
+      const message = redact(err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^The following errors? occurred:?$/i.test(l) && !/^See more help/i.test(l)).join('; '))
+        // A value given to an unknown password/token flag is a secret typed in the wrong place: never echo it.
+        .replace(/(Nonexistent flags?: --[\w-]*(?:password|token|secret)[\w-]*)(.*?Unexpected argument: )\S+/gi, '$1$2***')
+      this.failJson(message, 'see --help', ExitCode.Usage)
       process.stderr.write(`Error: ${message}; see --help\n`)
       process.exitCode = ExitCode.Usage
       this.exit(ExitCode.Usage)
     }
     if (err instanceof UserError) {
+      this.failJson(err.message, err.hint, err.exitCode)
       process.stderr.write(`Error: ${redact(err.line())}\n`)
       if (this.verbose && err.stack) process.stderr.write(redact(err.stack) + '\n')
       this.exit(err.exitCode)
     }
+    this.failJson(`unexpected failure: ${err.message.split('\n')[0] ?? ''}`, 're-run with --verbose and report it', ExitCode.Internal)
     process.stderr.write(`Error: unexpected failure: ${redact(err.message.split('\n')[0] ?? '')}; re-run with --verbose and report it\n`)
     if (this.verbose && err.stack) process.stderr.write(redact(err.stack) + '\n')
     this.exit(ExitCode.Internal)

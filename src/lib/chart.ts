@@ -112,3 +112,14 @@ export function checkNamespaceSets(sets: string[], namespace: string): void {
     }
   }
 }
+
+/** The chart's own default values (`helm show values`): what a flag may name, before anything is rendered with it. */
+export async function chartDefaults(helm: Helm, src: ChartSource): Promise<Record<string, unknown>> {
+  const local = isLocalChart(src.chart)
+  try {
+    const out = await helm.run(['show', 'values', src.chart, ...(src.version && !local ? ['--version', src.version] : []), ...(local ? [] : helm.registryArgs())])
+    return (parse(out) as Record<string, unknown> | null) ?? {}
+  } catch (err) {
+    throw helmChartFailure(err, src)
+  }
+}

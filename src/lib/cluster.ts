@@ -1,10 +1,10 @@
 // Cluster access: loading the user's kubeconfig and context, checking the API answers, and turning the
 // client library's failures into one-line UserErrors.
-import { existsSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { ApiextensionsV1Api, AuthorizationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node'
 import { ExitCode, UserError } from './errors.js'
+import { loadKubeConfig } from './kubeconfig.js'
 import type { KObj } from './state.js'
 
 export interface ClusterOptions {
@@ -23,19 +23,7 @@ export interface Cluster {
 }
 
 export function loadCluster(opts: ClusterOptions): Cluster {
-  const kc = new KubeConfig()
-  const path = opts.kubeconfig ?? process.env.KUBECONFIG
-  try {
-    if (opts.kubeconfig) {
-      if (!existsSync(opts.kubeconfig)) throw new UserError(`kubeconfig ${opts.kubeconfig} does not exist`, ExitCode.Cluster, 'pass an existing file with --kubeconfig')
-      kc.loadFromFile(opts.kubeconfig)
-    } else {
-      kc.loadFromDefault()
-    }
-  } catch (err) {
-    if (err instanceof UserError) throw err
-    throw new UserError(`cannot read kubeconfig ${path ?? '~/.kube/config'}: ${(err as Error).message.split('\n')[0]}`, ExitCode.Cluster, 'fix the file or pass another with --kubeconfig')
-  }
+  const kc = loadKubeConfig({ kubeconfig: opts.kubeconfig, env: process.env.KUBECONFIG, inCluster: !!process.env.KUBERNETES_SERVICE_HOST })
   if (opts.context) {
     if (!kc.getContextObject(opts.context)) {
       const known = kc.getContexts().map((c) => c.name).join(', ') || 'none'
@@ -66,10 +54,16 @@ export function isNotFound(err: unknown): boolean {
   return statusOf(err) === 404
 }
 
+/** How long the first request may take before the cluster counts as unreachable (connect, TLS and answer). */
+export const REACH_TIMEOUT_MS = Number(process.env.KRATEO_INSTALLER_CONNECT_TIMEOUT_MS ?? 20_000)
+
 /** Checks the API answers and returns its version; a dead or refusing cluster becomes one line. */
-export async function checkReachable(cluster: Cluster): Promise<string> {
+export async function checkReachable(cluster: Cluster, timeoutMs = REACH_TIMEOUT_MS): Promise<string> {
   try {
-    const version = await cluster.kc.makeApiClient(VersionApi).getCode()
+    // A server that accepts the connection and never answers must not hang the CLI (kubectl gives up too).
+    let timer: NodeJS.Timeout | undefined
+    const hung = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(timeoutMs / 1000)}s`)), timeoutMs) })
+    const version = await Promise.race([cluster.kc.makeApiClient(VersionApi).getCode(), hung]).finally(() => clearTimeout(timer))
     return version.gitVersion
   } catch (err) {
     throw apiFailure(err, cluster, 'reach the cluster')

@@ -99,3 +99,15 @@ export function blockedByDisabled(components: Component[], features: Record<stri
 }
 
 export const dashed = (version: string) => 'v' + version.replace(/\./g, '-')
+
+/** The feature names a chart knows: its default values' `features` and those its components name. Pure. */
+export function knownFeatures(components: Component[], defaults: { features?: Record<string, unknown> }): string[] {
+  return [...new Set([...Object.keys(defaults.features ?? {}), ...components.flatMap((c) => (c.feature ? [c.feature] : []))])].sort()
+}
+
+/** Refuses a --feature the chart does not know (exit 2), naming the ones it does. Pure. */
+export function checkFeatureNames(requested: string[], known: string[], chartVersion: string): void {
+  for (const name of requested) {
+    if (!known.includes(name)) throw new UserError(`--feature ${name}: installer ${chartVersion} has no such feature`, ExitCode.Usage, `use one of: ${known.join(', ')}`)
+  }
+}

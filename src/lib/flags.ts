@@ -1,12 +1,19 @@
 // Parsing of flag values shared by commands; every bad value is a usage error (exit 2) naming the flag.
+import parseDurationText from 'parse-duration'
 import { ExitCode, UserError } from './errors.js'
 
-export function parseDuration(text: string): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim())
-  if (!m) throw new UserError(`--timeout "${text}" is not a duration`, ExitCode.Usage, 'use e.g. 900s, 20m or 1h')
-  const n = Number(m[1])
-  const unit = m[2] ?? 's'
-  return n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[unit]!
+/**
+ * A duration as helm and kubectl take it (Go syntax: 90s, 15m, 1h30m, 5m0s, 1.5h; a bare number is seconds,
+ * as kubectl's --request-timeout), parsed by parse-duration once the syntax is known good. 0 and negative
+ * values are refused: a timeout that has already passed would fail after the first write.
+ */
+export function parseDuration(text: string, flag = '--timeout'): number {
+  const t = text.trim()
+  const go = /^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(t)
+  const ms = /^-?\d+$/.test(t) ? Number(t) * 1000 : go ? parseDurationText(t.replace(/^-/, '')) : null
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new UserError(`${flag} "${text}" is not a duration`, ExitCode.Usage, 'use e.g. 90s, 15m, 1h30m or 5m0s')
+  if (t.startsWith('-') || ms <= 0) throw new UserError(`${flag} "${text}" must be longer than 0s`, ExitCode.Usage, 'use e.g. 90s, 15m or 1h30m')
+  return ms
 }
 
 /** --feature name=true|false, repeatable; the last one of a name wins. */

@@ -4,8 +4,8 @@ import { CoreV1Api } from '@kubernetes/client-node'
 import { type Cluster, apiFailure, checkReachable, isNotFound } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import { Helm, HelmError } from './helm.js'
-import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserValues, chartArgs, checkValuesFiles, helmChartFailure, renderBootstrap } from './chart.js'
-import { type Component, type InstallerSpec, blockedByDisabled, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
+import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserValues, chartArgs, chartDefaults, checkValuesFiles, helmChartFailure, renderBootstrap } from './chart.js'
+import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { observe, COMPOSITION_GROUP } from './observe.js'
 import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
@@ -27,6 +27,8 @@ export interface InstallOptions {
   accelerate: boolean
   registryUsername?: string
   registryPassword?: string
+  /** --feature name=bool given on the command line (checked against the chart's known features). */
+  featureRequests?: Record<string, boolean>
 }
 
 export interface Plan {
@@ -48,6 +50,8 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
   const spec = (rendered.selfCR.installer.spec ?? {}) as InstallerSpec
   const components = parseComponents(spec)
   validateDag(components)
+  const requested = Object.keys(opts.featureRequests ?? {})
+  if (requested.length) checkFeatureNames(requested, knownFeatures(components, await chartDefaults(helm, opts.source)), rendered.chartVersion)
   const features = spec.features ?? {}
   const blocked = blockedByDisabled(components, features)
   if (blocked.length) {

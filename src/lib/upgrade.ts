@@ -6,11 +6,12 @@
 // installer's helm upgrade prunes that Composition (its workloads go) and re-creates it a resync later.
 // Here the Installer is paused, definitions move first (dependencies first, each followed until its
 // release runs at the new version), and only then does the Installer CR get the new component list.
+import semver from 'semver'
 import { type Cluster, checkReachable } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import type { Helm } from './helm.js'
-import { BOOTSTRAP_RELEASE, type ChartSource, DEFAULT_CHART, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
-import { type Component, type InstallerSpec, blockedByDisabled, dashed, layers, parseComponents, validateDag } from './components.js'
+import { BOOTSTRAP_RELEASE, type ChartSource, DEFAULT_CHART, chartDefaults, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
+import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
 import { type KObj, type Observed, UPGRADE_ANNOTATION, crdServes, isReady } from './state.js'
@@ -68,19 +69,12 @@ export interface UpgradePlan {
   installer: KObj
 }
 
-/** Compares dotted versions numerically (1.10.0 > 1.9.0); pre-release suffixes compare as text. Pure. */
+/** Compares versions by semver (1.10.0 > 1.9.0, 1.0.0-rc.1 < 1.0.0, a leading v ignored); text order for what is not semver. Pure. */
 export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.+-]/)
-  const pb = b.split(/[.+-]/)
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i] ?? ''
-    const y = pb[i] ?? ''
-    const nx = Number(x)
-    const ny = Number(y)
-    const d = x !== '' && y !== '' && !Number.isNaN(nx) && !Number.isNaN(ny) ? nx - ny : x.localeCompare(y)
-    if (d) return Math.sign(d)
-  }
-  return 0
+  const pa = semver.parse(a.trim().replace(/^v/, ''))
+  const pb = semver.parse(b.trim().replace(/^v/, ''))
+  if (pa && pb) return semver.compare(pa, pb)
+  return Math.sign(a.localeCompare(b))
 }
 
 /** What moves between two component lists. Pure. */
@@ -160,10 +154,8 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   const current = parseComponents(runningSpec)
   const components = parseComponents(nextSpec)
   validateDag(components)
-  const known = new Set([...Object.keys(nextSpec.features ?? {}), ...components.flatMap((c) => c.feature ? [c.feature] : [])])
-  for (const name of Object.keys(opts.featureRequests)) {
-    if (!known.has(name)) throw new UserError(`--feature ${name}: installer ${rendered.chartVersion} has no such feature`, ExitCode.Usage, `use one of: ${[...known].sort().join(', ')}`)
-  }
+  // Known from the chart's defaults and its components, not from the render: that already holds the request.
+  if (Object.keys(opts.featureRequests).length) checkFeatureNames(Object.keys(opts.featureRequests), knownFeatures(components, await chartDefaults(helm, source)), rendered.chartVersion)
   const features = featurePlan(runningSpec.features ?? {}, nextSpec.features ?? {}, opts.featureRequests)
   const blocked = blockedByDisabled(components, features.features)
   if (blocked.length) {

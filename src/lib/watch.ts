@@ -63,7 +63,7 @@ export class WatchedCollection {
     const query: Record<string, string | boolean> = { allowWatchBookmarks: true, ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}) }
     if (this.rv) query.resourceVersion = this.rv
     try {
-      this.ctrl = await this.watch.watch(this.path, query, (type: string, obj: KObj & { code?: number }) => {
+      const ctrl = await this.watch.watch(this.path, query, (type: string, obj: KObj & { code?: number }) => {
         if (type === 'BOOKMARK') {
           this.rv = obj.metadata?.resourceVersion ?? this.rv
           return
@@ -80,6 +80,9 @@ export class WatchedCollection {
       }, (err: unknown) => {
         this.again(err ? 1000 : 50)
       })
+      // stop() while the watch was being opened: it could not abort what did not exist yet.
+      if (this.stopped) ctrl.abort()
+      else this.ctrl = ctrl
     } catch {
       this.again(1000)
     }

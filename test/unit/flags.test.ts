@@ -9,7 +9,13 @@ describe('flag values', () => {
     assert.equal(parseDuration('90s'), 90_000)
     assert.equal(parseDuration('20m'), 1_200_000)
     assert.equal(parseDuration('45'), 45_000)
+    assert.equal(parseDuration('1h30m'), 5_400_000, 'Go syntax, as helm and kubectl')
+    assert.equal(parseDuration('5m0s'), 300_000, 'as helm prints its own defaults')
+    assert.equal(parseDuration('1.5h'), 5_400_000)
     assert.throws(() => parseDuration('soon'), /--timeout "soon" is not a duration/)
+    assert.throws(() => parseDuration('5 minutes'), /is not a duration/)
+    assert.throws(() => parseDuration('0s'), /--timeout "0s" must be longer than 0s/)
+    assert.throws(() => parseDuration('-5m'), /must be longer than 0s/)
   })
   it('turns --feature into helm --set values', () => {
     assert.deepEqual(featureSets(['agents=true', 'observability=false']), ['features.agents=true', 'features.observability=false'])
