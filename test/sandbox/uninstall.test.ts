@@ -84,12 +84,11 @@ describe('uninstall', () => {
 
   it('a run killed after helm uninstall, before the sweep: the next run takes over its expired lock and completes the sweep', async () => {
     await install()
-    let stopped = false
-    const first = cli(['uninstall', ...kc()], (out) => {
-      // Stop the CLI the moment it starts helm uninstall; helm runs on (its own process group) and finishes.
-      if (!stopped && /▶ Stage 2: helm uninstall krateo/.test(out)) { stopped = true; first.kill('SIGSTOP') }
-    })
-    await eventually('the CLI stopped during helm uninstall', async () => stopped, 180_000, 20)
+    const first = cli(['uninstall', ...kc()])
+    // Stop the CLI the moment its helm uninstall runs; helm goes on (its own process group) and finishes.
+    const helmUninstalling = () => { try { return execFileSync('pgrep', ['-f', `${sandbox().helm} uninstall krateo -n krateo-system`]).length > 0 } catch { return false } }
+    await eventually('helm uninstall running', async () => helmUninstalling(), 180_000, 10)
+    first.kill('SIGSTOP')
     await eventually('helm uninstalled the bootstrap release', async () => !helmReleases().some((r) => r.name === 'krateo'), 60_000)
     first.kill('SIGKILL')
     await first

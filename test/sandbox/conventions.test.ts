@@ -1,0 +1,109 @@
+// What a kubectl or helm user expects of any CLI, proved end to end with the built CLI: every flag value
+// checked before the first write, errors as one line (and as JSON with --json), colours off on request, help
+// and typo suggestions, a hung API server failing in bounded time, version and check, status --wait.
+import assert from 'node:assert/strict'
+import { createServer, type Server } from 'node:net'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { httpCode, useSandbox } from '../helpers/sandbox.js'
+import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+
+describe('conventions', () => {
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, { env: { ...sandboxEnv(sandbox()), ...env } })
+  const kc = () => ['--kubeconfig', sandbox().kubeconfig]
+  const nothingWritten = async () => {
+    await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'compositiondefinitions.core.krateo.io' }), (e) => httpCode(e) === 404, 'no CRD was created')
+    await assert.rejects(kube().core.readNamespace({ name: 'krateo-system' }), (e) => httpCode(e) === 404, 'no namespace was created')
+  }
+
+  let hung: Server
+  let hungPort = 0
+  before(async () => {
+    // An API server that accepts connections and never answers.
+    hung = createServer(() => undefined)
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()))
+    hungPort = (hung.address() as { port: number }).port
+  })
+  after(() => { hung.close() })
+
+  it('refuses bad flag values before anything is written: namespace, durations, unknown features', async () => {
+    const cases: [string[], RegExp][] = [
+      [['-n', 'Bad_Namespace'], /^Error: -n\/--namespace "Bad_Namespace" is not a valid namespace name; /m],
+      [['--timeout', '0s'], /^Error: --timeout "0s" must be longer than 0s; /m],
+      [['--timeout', 'soon'], /^Error: --timeout "soon" is not a duration; use e\.g\. 90s, 15m, 1h30m or 5m0s$/m],
+      [['--feature', 'nosuch=true'], /^Error: --feature nosuch: installer 0\.2\.53 has no such feature; use one of: .*agents.*observability/m],
+    ]
+    for (const [flags, message] of cases) {
+      const res = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', ...flags])
+      assert.equal(res.code, 2, `${flags.join(' ')}: ${res.stdout}${res.stderr}`)
+      assert.match(res.stderr, message)
+    }
+    await nothingWritten()
+  })
+
+  it('with --json a failure is also a JSON document on stdout, with the exit code', async () => {
+    const res = await cli(['install', ...sandboxFlags(sandbox()), '--json', '--timeout', '0s'])
+    assert.equal(res.code, 2)
+    assert.deepEqual(JSON.parse(res.stdout), { error: { message: '--timeout "0s" must be longer than 0s', hint: 'use e.g. 90s, 15m or 1h30m' }, exitCode: 2 })
+    const unknown = await cli(['status', ...kc(), '--json', '--bogus'])
+    assert.equal(unknown.code, 2)
+    assert.equal(JSON.parse(unknown.stdout).exitCode, 2)
+  })
+
+  it('an API server that never answers fails with exit 3 in bounded time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hung-'))
+    const path = join(dir, 'kubeconfig')
+    writeFileSync(path, `apiVersion: v1\nkind: Config\ncurrent-context: hung\nclusters: [{name: hung, cluster: {server: "https://127.0.0.1:${hungPort}", insecure-skip-tls-verify: true}}]\nusers: [{name: hung, user: {token: t}}]\ncontexts: [{name: hung, context: {cluster: hung, user: hung}}]\n`)
+    const started = Date.now()
+    const res = await cli(['status', '--kubeconfig', path], { KRATEO_INSTALLER_CONNECT_TIMEOUT_MS: '3000' })
+    assert.equal(res.code, 3, res.stderr)
+    assert.match(res.stderr, /^Error: cannot reach the cluster at https:\/\/127\.0\.0\.1:\d+: no answer within 3s; check that the cluster is running/m)
+    assert.ok(Date.now() - started < 20_000, `gave up after ${Date.now() - started} ms`)
+  })
+
+  it('help, -h, typo suggestions, version; NO_COLOR and --no-color keep escape codes out', async () => {
+    const help = await cli(['help', 'uninstall'])
+    assert.equal(help.code, 0, help.stderr)
+    assert.match(help.stdout, /--purge/)
+    const short = await cli(['status', '-h'])
+    assert.equal(short.code, 0)
+    assert.match(short.stdout, /--wait/)
+    const typo = await cli(['statsu', ...kc()])
+    assert.notEqual(typo.code, 0)
+    assert.match(typo.stdout + typo.stderr, /status/)
+    const version = await cli(['version', ...kc(), '--json'])
+    assert.equal(version.code, 0, version.stderr)
+    const v = JSON.parse(version.stdout)
+    assert.match(v.cli, /^\d+\.\d+\.\d+/)
+    assert.match(v.helm, /^v3\./)
+    assert.match(v.kubernetes, /^v1\./)
+    assert.equal(v.installer, 'not installed')
+    for (const env of [{ NO_COLOR: '1', FORCE_COLOR: '1' }, { FORCE_COLOR: '1' }]) {
+      const res = await cli(['status', ...kc(), ...(env.NO_COLOR ? [] : ['--no-color'])], env)
+      assert.doesNotMatch(res.stdout + res.stderr, /\x1b\[/, `no escape codes with ${JSON.stringify(env)}`)
+    }
+  })
+
+  it('check --pre passes on a fresh cluster; check and status --wait follow an install', async () => {
+    const pre = await cli(['check', '--pre', ...sandboxFlags(sandbox())])
+    assert.equal(pre.code, 0, pre.stdout + pre.stderr)
+    assert.match(pre.stdout, /✔ cluster reachable: .*\n✔ helm supported: helm v3\.\d+\.\d+\n✔ chart renders and values pass its schema: .*0\.2\.53\n✔ component DAG valid: \d+ components\n✔ permissions: .*\n\nAll checks passed\./)
+    const down = await cli(['check', ...kc(), '--json'])
+    assert.equal(down.code, 10)
+    assert.equal(JSON.parse(down.stdout).checks.find((c: { name: string }) => c.name === 'platform installed').ok, false)
+    const accepted = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--no-wait'])
+    assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr)
+    const waited = await cli(['status', ...kc(), '--wait', '--timeout', '5m', '-o', 'json'])
+    assert.equal(waited.code, 0, waited.stderr)
+    assert.equal(JSON.parse(waited.stdout).phase, 'Ready')
+    assert.match(waited.stderr, /waiting for Ready/)
+    const check = await cli(['check', ...kc()])
+    assert.equal(check.code, 0, check.stdout + check.stderr)
+    assert.match(check.stdout, /✔ engine running: core-provider core-provider available; engine generation S/)
+    const short = await cli(['status', ...kc(), '--wait', '--timeout', '1s'])
+    assert.equal(short.code, 0, 'already Ready: no wait needed')
+  })
+})

@@ -1,0 +1,72 @@
+// Conventions users bring from kubectl and helm: how a kubeconfig is found and merged, which engine runs,
+// which feature names a chart knows, and how check reports.
+import assert from 'node:assert/strict'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { describe, it } from 'node:test'
+import { stringify } from 'yaml'
+import { loadKubeConfig } from '../../src/lib/kubeconfig.js'
+import { generationFrom } from '../../src/lib/engine.js'
+import { checkFeatureNames, knownFeatures } from '../../src/lib/components.js'
+import { renderChecks, runChecks } from '../../src/lib/check.js'
+import { UserError } from '../../src/lib/errors.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'))
+function kubeconfig(name: string, current: string | null, contexts: [string, string][]): string {
+  const path = join(dir, name)
+  writeFileSync(path, stringify({
+    apiVersion: 'v1', kind: 'Config', ...(current ? { 'current-context': current } : {}),
+    clusters: contexts.map(([ctx, server]) => ({ name: ctx, cluster: { server } })),
+    users: contexts.map(([ctx]) => ({ name: ctx, user: { token: 'x' } })),
+    contexts: contexts.map(([ctx]) => ({ name: ctx, context: { cluster: ctx, user: ctx } })),
+  }))
+  return path
+}
+
+describe('kubeconfig, as kubectl loads it', () => {
+  it('merges every file of KUBECONFIG: missing ones skipped, the first current-context and the first of a duplicate name win', () => {
+    const a = kubeconfig('a', null, [['dev', 'https://127.0.0.1:1001']])
+    const b = kubeconfig('b', 'prod', [['prod', 'https://127.0.0.1:1002'], ['dev', 'https://127.0.0.1:9999']])
+    const c = kubeconfig('c', 'dev', [])
+    const kc = loadKubeConfig({ env: [join(dir, 'missing'), a, b, c].join(delimiter) })
+    assert.equal(kc.getCurrentContext(), 'prod', 'the first file that sets current-context wins (a sets none)')
+    assert.equal(kc.getCluster('dev')?.server, 'https://127.0.0.1:1001', 'the first definition of a name wins; no "duplicate" error')
+    assert.deepEqual(kc.getContexts().map((x) => x.name).sort(), ['dev', 'prod'])
+  })
+  it('says so when there is no kubeconfig at all, or --kubeconfig names a missing file', () => {
+    assert.throws(() => loadKubeConfig({ env: join(dir, 'nope'), inCluster: false }), (e: UserError) => e.exitCode === 3 && /none of the files in \$KUBECONFIG exists/.test(e.message))
+    assert.throws(() => loadKubeConfig({ home: join(dir, 'nohome'), inCluster: false }), /no kubeconfig: \$KUBECONFIG is not set and ~\/\.kube\/config does not exist/)
+    assert.throws(() => loadKubeConfig({ kubeconfig: join(dir, 'nope') }), /kubeconfig .* does not exist/)
+  })
+})
+
+describe('engine generation', () => {
+  it('is S with core-provider\'s webhook, N with a MutatingAdmissionPolicy for compositions, unknown otherwise', () => {
+    assert.equal(generationFrom([{ webhooks: [{ name: 'core.provider.krateo.io' }] }], []), 'S')
+    assert.equal(generationFrom([], [{ spec: { matchConstraints: { resourceRules: [{ apiGroups: ['composition.krateo.io'] }] } } }]), 'N')
+    assert.equal(generationFrom([{ webhooks: [{ name: 'other.example.com' }] }], []), 'unknown')
+  })
+})
+
+describe('feature names', () => {
+  it('knows the chart default features and those its components name, and refuses the rest with the known ones', () => {
+    const known = knownFeatures([{ name: 'kagent', kind: 'Kagent', version: '1', deps: [], feature: 'agents' }], { features: { platform: true, portal: true } })
+    assert.deepEqual(known, ['agents', 'platform', 'portal'])
+    assert.throws(() => checkFeatureNames(['nosuch'], known, '0.2.53'), (e: UserError) => e.exitCode === 2 && e.line() === '--feature nosuch: installer 0.2.53 has no such feature; use one of: agents, platform, portal')
+    checkFeatureNames(['agents'], known, '0.2.53')
+  })
+})
+
+describe('check', () => {
+  it('runs every check, skips those whose need failed, and gives each failure its hint', async () => {
+    const results = await runChecks([
+      { name: 'a', run: async () => 'fine' },
+      { name: 'b', run: async () => { throw new UserError('broken', 10, 'fix b') } },
+      { name: 'c', run: async () => 'never' },
+      { name: 'd', run: async () => 'also fine' },
+    ], { c: 'b' })
+    assert.deepEqual(results.map((r) => [r.name, r.ok, !!r.skipped]), [['a', true, false], ['b', false, false], ['c', false, true], ['d', true, false]])
+    assert.equal(renderChecks(results), '✔ a: fine\n✖ b: broken\n    hint: fix b\n- c: skipped: needs "b"\n✔ d: also fine')
+  })
+})
