@@ -161,13 +161,37 @@ async function installBench() {
   }
 }
 
+/** Median wall time of a command over a few runs, in ms. */
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, runs = 7): number {
+  const times: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now()
+    try { execFileSync(cmd, args, { env, stdio: 'ignore' }) } catch { /* status exits 10 when not Ready: the time still counts */ }
+    times.push(performance.now() - t)
+  }
+  return median(times)
+}
+
+/** Start-up: --help against helm version, and how much of status is spent loading modules. */
+function startupBench(sb: Sandbox) {
+  const cliUser = userKube(sb, 'startup')
+  const helmMs = timed(sb.helm, ['version', '--short'])
+  const helpMs = timed(process.execPath, [join(repo, 'bin/run.js'), '--help'])
+  const statusMs = timed(process.execPath, [join(repo, 'bin/run.js'), 'status', '--kubeconfig', cliUser.path, '-o', 'json'])
+  const loadMs = timed(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(join(repo, 'dist/commands/status.js'))})`])
+  const nodeMs = timed(process.execPath, ['-e', '0'])
+  return { helmMs, helpMs, statusMs, loadMs, nodeMs }
+}
+
 async function main(): Promise<void> {
   const sb = await startSandbox({ ownerPid: process.pid, agent: false, charts: false, audit: true })
   let rows
+  let startup: ReturnType<typeof startupBench> | undefined
   try {
     await synthesize(sb, 'krateo-system', COMPONENTS_0_2_53)
     await synthesize(sb, 'krateo-big', generated(200))
     rows = [await statusBench(sb, 'seed', 'krateo-system', COMPONENTS_0_2_53), await statusBench(sb, 'gen200', 'krateo-big', generated(200))]
+    startup = startupBench(sb)
   } finally {
     await sb.stop()
   }
@@ -177,6 +201,10 @@ async function main(): Promise<void> {
   console.log('DAG      components  requests ours/naive (ratio)   time ms ours/naive (ratio)   CLI end-to-end')
   for (const r of rows) {
     console.log(`${r.label.padEnd(8)} ${String(r.components).padStart(10)}  ${f(r.oursRequests).padStart(6)} / ${f(r.naiveRequests).padEnd(6)} (${f(r.naiveRequests / r.oursRequests)}x fewer)   ${f(r.oursMs).padStart(7)} / ${f(r.naiveMs).padEnd(7)} (${f(r.naiveMs / r.oursMs)}x faster)   ${f(r.cliWallMs)} ms, ${r.cliRequests} requests`)
+  }
+  if (startup) {
+    console.log(`\nstart-up (median of 7): krateo-installer --help ${f(startup.helpMs)} ms vs helm version ${f(startup.helmMs)} ms (${f(startup.helpMs / startup.helmMs)}x; Node.js itself starts in ${f(startup.nodeMs)} ms)`)
+    console.log(`  status end-to-end ${f(startup.statusMs)} ms, of which loading its modules ${f(startup.loadMs)} ms (${f((100 * startup.loadMs) / startup.statusMs)}%)`)
   }
   console.log(`\ninstall of the seed DAG: ${f(install.minutes)} min in all (${install.total} requests, helm's included); while following (${f(install.followMinutes)} min):`)
   console.log(`  API requests per minute: ours ${f(install.oursPerMinute)} (watches), naive 2 s poller ${f(install.naivePerMinute)} (${f(install.naivePerMinute / install.oursPerMinute)}x more)`)

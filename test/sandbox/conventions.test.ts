@@ -81,9 +81,12 @@ describe('conventions', () => {
     assert.match(v.helm, /^v3\./)
     assert.match(v.kubernetes, /^v1\./)
     assert.equal(v.installer, 'not installed')
-    for (const env of [{ NO_COLOR: '1', FORCE_COLOR: '1' }, { FORCE_COLOR: '1' }]) {
-      const res = await cli(['status', ...kc(), ...(env.NO_COLOR ? [] : ['--no-color'])], env)
-      assert.doesNotMatch(res.stdout + res.stderr, /\x1b\[/, `no escape codes with ${JSON.stringify(env)}`)
+    const escape = String.fromCharCode(27) + '['
+    const coloured = await cli(['status', ...kc()], { FORCE_COLOR: '1' })
+    assert.ok((coloured.stdout + coloured.stderr).includes(escape), 'colours are there to turn off')
+    for (const [args, env] of [[[], { NO_COLOR: '1', FORCE_COLOR: '1' }], [['--no-color'], { FORCE_COLOR: '1' }]] as [string[], Record<string, string>][]) {
+      const res = await cli(['status', ...kc(), ...args], env)
+      assert.ok(!(res.stdout + res.stderr).includes(escape), `no escape codes with ${args.join(' ')} ${JSON.stringify(env)}`)
     }
   })
 
