@@ -11,7 +11,7 @@ import { observe, COMPOSITION_GROUP } from './observe.js'
 import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
 import { type Step, type StepReport } from './progress.js'
-import { createOrPatchSpec, getCustom, mergePatchCustom, refOf, removeAnnotation, restartDeployment } from './kube-write.js'
+import { createOrPatchSpec, createWhenServed, getCustom, mergePatchCustom, refOf, removeAnnotation, restartDeployment } from './kube-write.js'
 import { renderStatus, table } from './output.js'
 import type { Interrupt } from './interrupt.js'
 import { REGISTRY_SECRET } from './inventory.js'
@@ -127,10 +127,8 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
         const installer = rendered.selfCR.installer
         const ref = refOf(installer, 'installers')
         const existing = await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, ref))
-        if (!existing) {
-          await wrap(cluster, 'create the Installer CR', () => cluster.custom.createNamespacedCustomObject({ group: ref.group, version: ref.version, namespace: ns, plural: 'installers', body: installer as object }))
-          return 'created'
-        }
+        // A 404 may also mean the version is listed but not served yet (a moment after the CRD changed): retry.
+        if (!existing && await wrap(cluster, 'create the Installer CR', () => createWhenServed(cluster, { ...ref, namespace: ns }, installer)) === 'created') return 'created'
         // Only components and componentValues: runtime edits (spec.features, exposure...) survive.
         await wrap(cluster, 'patch the Installer CR', () => mergePatchCustom(cluster, ref, rendered.selfCR.componentsPatch))
         return 'existed: merge-patched components and componentValues only'

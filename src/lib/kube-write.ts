@@ -22,6 +22,34 @@ export async function getCustom(cluster: Cluster, ref: ObjectRef): Promise<KObj 
   }
 }
 
+/**
+ * Reads an object through a version its CRD has only just added: the API server serves a new version a moment
+ * after the CRD lists it, and answers 404 until then. Retries 404s for up to `ms`; null if it stays missing.
+ */
+export async function getCustomWhenServed(cluster: Cluster, ref: ObjectRef, ms = 15_000): Promise<KObj | null> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const obj = await getCustom(cluster, ref)
+    if (obj || Date.now() > deadline) return obj
+    await new Promise((r) => setTimeout(r, 500))
+  }
+}
+
+/** Creates the object, retrying while its version is not served yet (404); 'exists' when it already did (409). */
+export async function createWhenServed(cluster: Cluster, ref: ObjectRef, body: KObj, ms = 15_000): Promise<'created' | 'exists'> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      await cluster.custom.createNamespacedCustomObject({ group: ref.group, version: ref.version, namespace: ref.namespace, plural: ref.plural, body: body as object })
+      return 'created'
+    } catch (err) {
+      if ((err as { code?: number }).code === 409) return 'exists'
+      if (!isNotFound(err) || Date.now() > deadline) throw err
+      await new Promise((r) => setTimeout(r, 500))
+    }
+  }
+}
+
 export async function mergePatchCustom(cluster: Cluster, ref: ObjectRef, body: unknown): Promise<KObj> {
   return (await cluster.custom.patchNamespacedCustomObject({ ...ref, body: body as object }, mergePatch)) as KObj
 }

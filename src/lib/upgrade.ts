@@ -19,7 +19,7 @@ import type { PlatformWatch } from './follow.js'
 import type { Step, StepReport } from './progress.js'
 import type { Interrupt } from './interrupt.js'
 import { type Teardown, drainWaves } from './teardown.js'
-import { getCustom, mergePatchCustom, restartDeployment } from './kube-write.js'
+import { getCustom, getCustomWhenServed, mergePatchCustom, restartDeployment } from './kube-write.js'
 import { type InstallOptions, followToReady, healStuck, helmBootstrap, installerDefinitionSteps, registryLogin, releaseStatus, waitUntil, wrap } from './install.js'
 import { table } from './output.js'
 import { INSTALLER_NAME, renderedByInstaller } from './ownership.js'
@@ -311,7 +311,7 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
     title: 'Merge the new component list into the Installer CR (spec.features and other runtime edits kept)',
     run: async () => {
       const ref = installerRef(dashed(plan.to))
-      const before = await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, ref))
+      const before = await wrap(cluster, 'read the Installer CR', () => getCustomWhenServed(cluster, ref))
       if (!before) throw new UserError(`the Installer CR ${ns}/installer disappeared`, ExitCode.NotReady, 'see krateo-installer status')
       const ours = !!before.metadata.annotations?.[UPGRADE_ANNOTATION]
       const body = {
