@@ -31,6 +31,13 @@ export function loadCluster(opts: ClusterOptions): Cluster {
     }
     kc.setCurrentContext(opts.context)
   }
+  // Every request of the API clients gets a deadline, so a hung API server cannot hang a command (watches
+  // and raw lists set their own).
+  const authenticate = kc.applySecurityAuthentication.bind(kc)
+  kc.applySecurityAuthentication = async (context) => {
+    await authenticate(context)
+    if (!context.getSignal()) context.setSignal(AbortSignal.timeout(API_TIMEOUT_MS))
+  }
   const cluster = kc.getCurrentCluster()
   if (!cluster) throw new UserError('the kubeconfig has no current cluster', ExitCode.Cluster, 'pass --kubeconfig and --context pointing at your cluster')
   return {
@@ -53,6 +60,9 @@ export function statusOf(err: unknown): number | undefined {
 export function isNotFound(err: unknown): boolean {
   return statusOf(err) === 404
 }
+
+/** How long any single API request may take. */
+export const API_TIMEOUT_MS = 60_000
 
 /** How long the first request may take before the cluster counts as unreachable (connect, TLS and answer). */
 export const REACH_TIMEOUT_MS = Number(process.env.KRATEO_INSTALLER_CONNECT_TIMEOUT_MS ?? 20_000)

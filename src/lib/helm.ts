@@ -30,6 +30,9 @@ export function helmSupported(v: HelmVersion): boolean {
   return (v.major === 3 && v.minor >= 16) || v.major === 4
 }
 
+/** The bound of a helm run that has no --timeout of its own (a chart pull, a list, an uninstall). */
+export const HELM_TIMEOUT_MS = 15 * 60_000
+
 let running: ResultPromise | null = null
 /** The helm run in flight, if any: Ctrl-C handling waits for it instead of killing it. */
 export function helmInFlight(): ResultPromise | null {
@@ -110,10 +113,12 @@ export class Helm {
     const full = [...args, ...this.globalArgs()]
     this.opts.verbose?.(`helm ${redact(full.join(' '))}`)
     const env = this.registryConfig ? { HELM_REGISTRY_CONFIG: this.registryConfig } : undefined
-    const child = execa(this.bin, full, { input: opts.input, timeout: opts.timeoutMs, detached: true, reject: false, all: false, env })
+    // Every helm run is bounded: its own --timeout where it has one (install, upgrade), else HELM_TIMEOUT_MS.
+    const child = execa(this.bin, full, { input: opts.input, timeout: opts.timeoutMs ?? HELM_TIMEOUT_MS, detached: true, reject: false, all: false, env })
     running = child
     try {
       const result = await child
+      if (result.timedOut) throw new HelmError(`helm ${full[0]} did not finish within ${Math.round((opts.timeoutMs ?? HELM_TIMEOUT_MS) / 60_000)} min`, full[0] ?? '')
       if (result.exitCode !== 0 || result.failed) {
         const stderr = String(result.stderr ?? '').trim().split('\n').map((l) => l.trim()).filter((l) => l && !/^(WARNING|walk\.go|Pulled:|Digest:)/.test(l))
         throw new HelmError(stderr.join(' ') || result.shortMessage || 'helm failed', full[0] ?? '')

@@ -149,7 +149,7 @@ export async function helmBootstrap(helm: Helm, opts: InstallOptions, current: {
   const remaining = Math.max(30, Math.round((deadline - Date.now()) / 1000))
   try {
     await helm.run(['upgrade', '--install', BOOTSTRAP_RELEASE, ...chartArgs(opts.source, opts.values, helm), '-n', ns, '--create-namespace',
-      '--set', 'bootstrap.coreProvider.enabled=true', '--no-hooks', '--wait', '--timeout', `${remaining}s`], { input: opts.values.previous })
+      '--set', 'bootstrap.coreProvider.enabled=true', '--no-hooks', '--wait', '--timeout', `${remaining}s`], { input: opts.values.previous, timeoutMs: (remaining + 60) * 1000 })
   } catch (err) {
     if (err instanceof HelmError && /timed out|context deadline/i.test(err.message)) {
       throw new UserError(`the bootstrap release did not become ready in time: ${err.message}`, ExitCode.Timeout, `check the core-provider Deployment in ${ns}; re-run to resume`)
