@@ -82,9 +82,9 @@ describe('conventions', () => {
     assert.match(v.kubernetes, /^v1\./)
     assert.equal(v.installer, 'not installed')
     const escape = String.fromCharCode(27) + '['
-    const coloured = await cli(['status', ...kc()], { FORCE_COLOR: '1' })
+    const coloured = await cli(['status', ...kc()], { FORCE_COLOR: '1', NO_COLOR: '' })
     assert.ok((coloured.stdout + coloured.stderr).includes(escape), 'colours are there to turn off')
-    for (const [args, env] of [[[], { NO_COLOR: '1', FORCE_COLOR: '1' }], [['--no-color'], { FORCE_COLOR: '1' }]] as [string[], Record<string, string>][]) {
+    for (const [args, env] of [[[], { NO_COLOR: '1', FORCE_COLOR: '1' }], [['--no-color'], { FORCE_COLOR: '1', NO_COLOR: '' }]] as [string[], Record<string, string>][]) {
       const res = await cli(['status', ...kc(), ...args], env)
       assert.ok(!(res.stdout + res.stderr).includes(escape), `no escape codes with ${args.join(' ')} ${JSON.stringify(env)}`)
     }
