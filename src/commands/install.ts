@@ -103,7 +103,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
           title: 'Follow the self-reconcile',
           run: async (r) => {
             const res = await followToReady(cluster, platformWatch(), opts, interrupt, r, deadline)
-            return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} cdc restarts saved resync waits` : ''}`
+            return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} nudges saved resync waits` : ''}`
           },
         })
       }

@@ -5,7 +5,7 @@ import { Helm } from './helm.js'
 import { readStdin } from './flags.js'
 
 export const chartAccessFlags = {
-  accelerate: Flags.boolean({ description: "restart the installer's cdc when a layer is ready, instead of waiting for its resync", default: true, allowNo: true }),
+  accelerate: Flags.boolean({ description: "nudge the installer's cdc (a change of the krateo.io/paused annotation it watches) when a layer is ready, instead of waiting for its resync; never a restart", default: true, allowNo: true }),
   helm: Flags.string({ description: 'path of the helm binary (default: $HELM_BIN, then helm on PATH)' }),
   'registry-username': Flags.string({ description: 'username for a private chart registry (also used by in-cluster pulls)' }),
   'registry-password-stdin': Flags.boolean({ description: 'read the registry password from stdin (never from argv)', default: false }),

@@ -11,7 +11,7 @@ import { observe, COMPOSITION_GROUP } from './observe.js'
 import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
 import { type Step, type StepReport } from './progress.js'
-import { createOrPatchSpec, createWhenServed, getCustom, mergePatchCustom, refOf, removeAnnotation, restartDeployment } from './kube-write.js'
+import { createOrPatchSpec, createWhenServed, getCustom, installerReleasePending, mergePatchCustom, nudge, refOf, removeAnnotation } from './kube-write.js'
 import { renderStatus, table } from './output.js'
 import type { Interrupt } from './interrupt.js'
 import { REGISTRY_SECRET } from './inventory.js'
@@ -287,6 +287,7 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
   const since = new Map<string, { stage: string; at: number }>()
   let lastNudge = 0
   let nudges = 0
+  const nudgedFor = new Set<string>()
   let healed = 0
   let busy = false
   const stageText = (s: PlatformState['components'][number]) => s.stage === 'waiting-deps' ? `waiting for ${s.waitingFor.join(', ')}` : STAGE_TEXT[s.stage]
@@ -330,22 +331,27 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
           report.line(more)
         }
         if (await healStuck(cluster, pw, report)) healed++
-        if (opts.accelerate && o.installer && now - lastNudge > 10_000) {
-          // Pass B re-renders only when the Installer is reconciled (every cdc resync, 3 min by default).
-          // A restarted cdc observes everything at once, so restarting the installer's cdc renders the
-          // next layer now instead of minutes later.
+        if (opts.accelerate && o.installer) {
+          // Pass B renders one dependency layer per reconcile of the Installer (every cdc resync, 3 min on Gen S).
+          // A change of krateo.io/paused is an event the cdc watches (contract section 3): it observes, and so
+          // renders the next layer, now. Never a restart: that would cut a render in flight. At most once per
+          // newly unlocked layer, and never while the installer's release is pending (helm in flight).
           // A feature-off drain also moves one layer per render: a draining component whose dependents are gone.
           const components = parseComponents((o.installer.spec ?? {}) as InstallerSpec)
           const drainable = (name: string) => !dependentsOf(name, components).some((d) => o.compositions.has(d.name))
           const waitingRender = state.components.filter((c) => (c.stage === 'crd-served' || c.stage === 'pending-definition' || (c.stage === 'draining' && drainable(c.name)))
-            && now - (since.get(c.name)?.at ?? now) > 4000)
-          const cd = o.cds.get('installer')
-          const version = (cd?.status?.apiVersion as string | undefined)?.split('/')[1]
-          if (waitingRender.length && version && cd?.status?.resource) {
+            && now - (since.get(c.name)?.at ?? now) > 2000).map((c) => `${c.name}:${c.stage}`)
+          const fresh = waitingRender.filter((k) => !nudgedFor.has(k))
+          if (fresh.length && now - lastNudge > 2000 && o.installer.metadata.annotations?.['krateo.io/paused'] !== 'true') {
             lastNudge = now
-            nudges++
-            await restartDeployment(cluster, opts.namespace, `${cd.status.resource}-${version}-controller`)
-            report.line(`restarted the installer's cdc so it renders ${waitingRender.map((c) => c.name).join(', ')} now, not at its next resync`)
+            if (await installerReleasePending(cluster, o.installer)) {
+              report.line("the installer's release is being rendered (helm pending): no nudge until it settles")
+            } else {
+              for (const k of waitingRender) nudgedFor.add(k)
+              nudges++
+              await nudge(cluster, o.installer)
+              report.line(`nudged the installer's cdc (krateo.io/paused, a watched annotation) so it renders ${fresh.map((k) => k.split(':')[0]).join(', ')} now, not at its next resync`)
+            }
           }
         }
         if (interrupt.requested) finish(() => reject(interrupt.error()))

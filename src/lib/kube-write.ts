@@ -1,5 +1,6 @@
 // The few writes the CLI makes through the API, each one idempotent so a re-run resumes.
-import { AppsV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { isInstallerRelease } from './ownership.js'
 import type { Cluster } from './cluster.js'
 import { isNotFound } from './cluster.js'
 import type { KObj } from './state.js'
@@ -66,11 +67,23 @@ export async function createOrPatchSpec(cluster: Cluster, obj: KObj, plural: str
   return 'updated'
 }
 
-/** Like `kubectl rollout restart`: a restarted cdc lists and observes everything at once (contract section 3). */
-export async function restartDeployment(cluster: Cluster, namespace: string, name: string): Promise<void> {
-  const apps = cluster.kc.makeApiClient(AppsV1Api)
-  const body = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } }
-  await apps.patchNamespacedDeployment({ name, namespace, body }, mergePatch)
+/**
+ * Makes a cdc observe a Composition now, through the event it watches (contract section 3): any change of
+ * krateo.io/paused. Toggles between "false" and absent, so each nudge is a change and nothing is ever paused.
+ */
+export async function nudge(cluster: Cluster, obj: KObj): Promise<void> {
+  const now = obj.metadata.annotations?.['krateo.io/paused']
+  if (now === 'true') return
+  await mergePatchCustom(cluster, refOf(obj, 'installers'), { metadata: { annotations: { 'krateo.io/paused': now === 'false' ? null : 'false' } } })
+}
+
+/** Whether the installer cdc's helm release of this Installer is pending (helm in flight), from helm's release Secrets. */
+export async function installerReleasePending(cluster: Cluster, installer: KObj): Promise<boolean> {
+  const ns = installer.metadata.namespace!
+  const secrets = await cluster.core.listNamespacedSecret({ namespace: ns, labelSelector: 'owner=helm' })
+  const releases = secrets.items.filter((s) => isInstallerRelease(s.metadata?.labels?.name, installer))
+  const latest = releases.sort((a, b) => Number(b.metadata?.labels?.version ?? 0) - Number(a.metadata?.labels?.version ?? 0))[0]
+  return (latest?.metadata?.labels?.status ?? '').startsWith('pending')
 }
 
 export async function removeAnnotation(cluster: Cluster, ref: ObjectRef, key: string): Promise<void> {

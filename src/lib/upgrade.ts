@@ -19,7 +19,7 @@ import type { PlatformWatch } from './follow.js'
 import type { Step, StepReport } from './progress.js'
 import type { Interrupt } from './interrupt.js'
 import { type Teardown, drainWaves } from './teardown.js'
-import { getCustom, getCustomWhenServed, mergePatchCustom, restartDeployment } from './kube-write.js'
+import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from './kube-write.js'
 import { type InstallOptions, followToReady, healStuck, helmBootstrap, installerDefinitionSteps, registryLogin, releaseStatus, waitUntil, wrap } from './install.js'
 import { table } from './output.js'
 import { INSTALLER_NAME, renderedByInstaller } from './ownership.js'
@@ -321,11 +321,11 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
       const after = await wrap(cluster, 'patch the Installer CR', () => mergePatchCustom(cluster, ref, body))
       const said = [`components and componentValues${Object.keys(plan.features.patch).length ? `, features ${Object.entries(plan.features.patch).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}`]
       if (ours) said.push('unpaused')
-      // A spec change is handled at once; anything else (an unpause alone) waits for the cdc's resync,
-      // unless the cdc is restarted, which makes it observe everything at once.
-      if (after.metadata.generation === before.metadata.generation) {
-        await wrap(cluster, "restart the installer's cdc", () => restartDeployment(cluster, ns, `installers-${dashed(plan.to)}-controller`))
-        said.push("installer's cdc restarted to observe it now")
+      // A spec change is handled at once, and so is the unpause (krateo.io/paused is a watched annotation);
+      // with neither, a nudge of that same annotation makes the cdc observe now.
+      if (after.metadata.generation === before.metadata.generation && !ours) {
+        await wrap(cluster, "nudge the installer's cdc", () => nudge(cluster, after))
+        said.push("installer's cdc nudged to observe it now")
       }
       return said.join('; ')
     },
@@ -345,7 +345,7 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
       title: 'Follow the self-reconcile',
       run: async (r) => {
         const res = await followToReady(cluster, watch(), opts, interrupt, r, deadline, applied, removedLeft)
-        return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} cdc restarts saved resync waits` : ''}`
+        return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} nudges saved resync waits` : ''}`
       },
     })
   }

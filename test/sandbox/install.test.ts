@@ -130,4 +130,24 @@ describe('install and status', () => {
     assert.match(res.stdout, /Already installed and Ready: installer 0\.2\.53 in krateo-system; nothing to do/)
     assert.doesNotMatch(res.stdout, /Install the bootstrap release/)
   })
+
+  it('with the engine\'s real 3-minute resync, install renders layer after layer by nudging the watched annotation, never by restarting a cdc', async () => {
+    const gone = await cli(['uninstall', '--kubeconfig', sandbox().kubeconfig, '--timeout', '3m'])
+    assert.equal(gone.code, 0, gone.stdout + gone.stderr)
+    await sandbox().setEngineSettings({ resyncSeconds: 180 })
+    try {
+      const started = Date.now()
+      const res = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '150s'])
+      assert.equal(res.code, 0, res.stdout + res.stderr)
+      assert.ok(Date.now() - started < 150_000, 'four dependency layers, far less than a resync each')
+      assert.match(res.stdout, /nudged the installer's cdc \(krateo\.io\/paused, a watched annotation\) so it renders /)
+      const deployments = (await kube().apps.listNamespacedDeployment({ namespace: 'krateo-system' })).items
+      const restarted = deployments.filter((d) => d.spec?.template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt'])
+      assert.deepEqual(restarted.map((d) => d.metadata?.name), [], 'no controller was restarted')
+      const installer = await kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: 'krateo-system', plural: 'installers', name: 'installer' }) as { metadata: { annotations?: Record<string, string> } }
+      assert.notEqual(installer.metadata.annotations?.['krateo.io/paused'], 'true', 'a nudge never pauses')
+    } finally {
+      await sandbox().setEngineSettings({ resyncSeconds: 5 })
+    }
+  })
 })
