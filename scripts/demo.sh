@@ -17,12 +17,16 @@ step krateo-installer install --exposure LoadBalancer
 ./bin/run.js install --exposure LoadBalancer "${chart[@]}"
 step krateo-installer status
 ./bin/run.js status
+step krateo-installer check
+./bin/run.js check
 step krateo-installer upgrade --version 0.2.54 --dry-run
 ./bin/run.js upgrade --version 0.2.54 --plain-http --dry-run
-step krateo-installer upgrade --version 0.2.54
-./bin/run.js upgrade --version 0.2.54 --plain-http
-step krateo-installer uninstall
-./bin/run.js uninstall
+step krateo-installer upgrade --version 0.2.54 --yes
+./bin/run.js upgrade --version 0.2.54 --plain-http --yes
+step krateo-installer uninstall --dry-run
+./bin/run.js uninstall --dry-run
+step krateo-installer uninstall --yes
+./bin/run.js uninstall --yes
 step krateo-installer status
 ./bin/run.js status || echo "(exit $?: not installed)"
 sandbox down
