@@ -135,3 +135,8 @@ export class HelmError extends Error {
     super(message.replace(/^Error: /, ''))
   }
 }
+
+/** helm list --filter for exactly this release name (the filter is a regular expression). */
+export function exactReleaseFilter(name: string): string {
+  return `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`
+}

@@ -3,7 +3,7 @@
 import { CoreV1Api } from '@kubernetes/client-node'
 import { type Cluster, apiFailure, checkReachable, isNotFound } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
-import { Helm, HelmError } from './helm.js'
+import { Helm, HelmError, exactReleaseFilter } from './helm.js'
 import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserValues, chartArgs, chartDefaults, checkValuesFiles, helmChartFailure, renderBootstrap } from './chart.js'
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
@@ -14,7 +14,7 @@ import { type Step, type StepReport } from './progress.js'
 import { createOrPatchSpec, createWhenServed, getCustom, installerReleasePending, mergePatchCustom, nudge, refOf, removeAnnotation } from './kube-write.js'
 import { renderStatus, table } from './output.js'
 import type { Interrupt } from './interrupt.js'
-import { REGISTRY_SECRET } from './inventory.js'
+import { REGISTRY_SECRET, resolveBootstrapRelease } from './inventory.js'
 import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
 
 
@@ -32,6 +32,10 @@ export interface InstallOptions {
 }
 
 export interface Plan {
+  /** The bootstrap release: an existing install's, whatever its name, else ours. */
+  release: string
+  /** The values helm gets: the flags', on top of an adopted release's own. */
+  values: UserValues
   rendered: RenderedBootstrap
   components: Component[]
   features: Record<string, boolean>
@@ -45,7 +49,15 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
   const hv = await helm.checkVersion()
   report.line(`helm ${hv.text}`)
   if (opts.registryUsername) await registryLogin(helm, opts)
-  const rendered = await renderBootstrap(helm, opts.source, opts.values, opts.namespace)
+  const release = await wrap(cluster, 'read the installer-self-cr ConfigMap', () => resolveBootstrapRelease(cluster, opts.namespace))
+  let values = opts.values
+  if (release !== BOOTSTRAP_RELEASE) {
+    // Adopting a platform installed by plain helm install: its values stay, these flags go on top (helm
+    // semantics). They may hold credentials, so they travel on helm's stdin only.
+    values = { ...opts.values, previous: await helm.run(['get', 'values', release, '-n', opts.namespace, '-o', 'yaml']) }
+    report.line(`a platform installed as helm release "${release}" is here: install adopts it, keeping its values`)
+  }
+  const rendered = await renderBootstrap(helm, opts.source, values, opts.namespace)
   report.line(`chart ${opts.source.chart} ${rendered.chartVersion} renders; values pass its schema`)
   const spec = (rendered.selfCR.installer.spec ?? {}) as InstallerSpec
   const components = parseComponents(spec)
@@ -62,7 +74,7 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
   report.line(`${components.length} components, ${components.filter((c) => isEnabled(c, features)).length} enabled, DAG valid (${layers(components).length} layers)`)
   await checkAccess(cluster, INSTALL_ACCESS(opts.namespace))
   report.line('permissions granted')
-  return { rendered, components, features }
+  return { release, values, rendered, components, features }
 }
 
 export async function registryLogin(helm: Helm, opts: InstallOptions): Promise<void> {
@@ -82,7 +94,7 @@ export function planText(plan: Plan, opts: InstallOptions): string {
   const lines = [
     `Plan: install installer ${rendered.chartVersion} from ${opts.source.chart} into ${opts.namespace}`,
     '',
-    `1. helm install ${BOOTSTRAP_RELEASE} (bootstrap mode, hooks skipped) creates:`, ...objects,
+    `1. helm install ${plan.release} (bootstrap mode, hooks skipped) creates:`, ...objects,
     `2. apply CompositionDefinition installer (${(rendered.selfCR.compositionDefinition.spec as { chart: { url: string } }).chart.url}:${rendered.chartVersion})`,
     `3. apply Installer ${opts.namespace}/installer (${rendered.selfCR.installer.apiVersion})`,
     '4. the installer reconciles the components, one dependency layer at a time:',
@@ -101,11 +113,11 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
   const deadline = Date.now() + opts.timeoutMs
   const steps: Step[] = [
     {
-      title: `Install the bootstrap release "${BOOTSTRAP_RELEASE}" (helm, hooks skipped: the steps below do their work)`,
+      title: `Install the bootstrap release "${plan.release}" (helm, hooks skipped: the steps below do their work)`,
       run: async (r) => {
-        const current = await releaseStatus(helm, ns)
+        const current = await releaseStatus(helm, ns, plan.release)
         if (current?.status === 'deployed' && current.version === rendered.chartVersion) return `already installed (revision ${current.revision})`
-        await helmBootstrap(helm, opts, current, deadline, r)
+        await helmBootstrap(helm, { ...opts, values: plan.values }, plan.release, current, deadline, r)
         return current ? 'upgraded' : 'installed'
       },
     },
@@ -139,16 +151,16 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
 }
 
 /** `helm upgrade --install` of the bootstrap release in bootstrap mode with the chart's hooks skipped. */
-export async function helmBootstrap(helm: Helm, opts: InstallOptions, current: { status: string } | null, deadline: number, r: StepReport): Promise<void> {
+export async function helmBootstrap(helm: Helm, opts: InstallOptions, release: string, current: { status: string } | null, deadline: number, r: StepReport): Promise<void> {
   const ns = opts.namespace
   if (current?.status.startsWith('pending')) {
-    throw new UserError(`release ${BOOTSTRAP_RELEASE} is ${current.status} (an earlier helm run was killed)`, ExitCode.Stuck,
-      `run "helm rollback ${BOOTSTRAP_RELEASE} -n ${ns}" (or "helm uninstall ${BOOTSTRAP_RELEASE} -n ${ns} --no-hooks" if it never installed), then retry`)
+    throw new UserError(`release ${release} is ${current.status} (an earlier helm run was killed)`, ExitCode.Stuck,
+      `run "helm rollback ${release} -n ${ns}" (or "helm uninstall ${release} -n ${ns} --no-hooks" if it never installed), then retry`)
   }
   r.line('helm upgrade --install ... --set bootstrap.coreProvider.enabled=true --no-hooks --wait')
   const remaining = Math.max(30, Math.round((deadline - Date.now()) / 1000))
   try {
-    await helm.run(['upgrade', '--install', BOOTSTRAP_RELEASE, ...chartArgs(opts.source, opts.values, helm), '-n', ns, '--create-namespace',
+    await helm.run(['upgrade', '--install', release, ...chartArgs(opts.source, opts.values, helm), '-n', ns, '--create-namespace',
       '--set', 'bootstrap.coreProvider.enabled=true', '--no-hooks', '--wait', '--timeout', `${remaining}s`], { input: opts.values.previous, timeoutMs: (remaining + 60) * 1000 })
   } catch (err) {
     if (err instanceof HelmError && /timed out|context deadline/i.test(err.message)) {
@@ -213,10 +225,10 @@ async function upsertSecret(cluster: Cluster, namespace: string, name: string, d
   })
 }
 
-export async function releaseStatus(helm: Helm, namespace: string): Promise<{ status: string; version: string; revision: number } | null> {
+export async function releaseStatus(helm: Helm, namespace: string, release: string): Promise<{ status: string; version: string; revision: number } | null> {
   let out: string
   try {
-    out = await helm.run(['list', '-n', namespace, '--filter', `^${BOOTSTRAP_RELEASE}$`, ...helm.allStatuses(), '-o', 'json'])
+    out = await helm.run(['list', '-n', namespace, '--filter', exactReleaseFilter(release), ...helm.allStatuses(), '-o', 'json'])
   } catch (err) {
     throw new UserError(`helm cannot list the releases of ${namespace}: ${(err as Error).message}`, ExitCode.Helm, 'check that helm reaches the cluster with the same kubeconfig and context')
   }

@@ -3,6 +3,7 @@
 import { AdmissionregistrationV1Api, AppsV1Api } from '@kubernetes/client-node'
 import { type Cluster, getPath, isNotFound } from './cluster.js'
 import { BOOTSTRAP_RELEASE } from './chart.js'
+import { SELF_CR_CONFIGMAP } from './observe.js'
 import type { Component } from './components.js'
 import type { Helm } from './helm.js'
 import {
@@ -176,4 +177,13 @@ async function instancesAtRisk(cluster: Cluster, obs: Observed, compositions: KO
     return { ...k, items: list?.items ?? [], ours: ours.get(k.crd) ?? new Set<string>() }
   }))
   return foreignInstances(lists)
+}
+
+/**
+ * The name of the bootstrap release to install, upgrade or read: whatever helm recorded on installer-self-cr
+ * (the chart's docs name it `installer`; any name works), else this CLI's default for a new install.
+ */
+export async function resolveBootstrapRelease(cluster: Cluster, namespace: string): Promise<string> {
+  const cm = await cluster.core.readNamespacedConfigMap({ name: SELF_CR_CONFIGMAP, namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
+  return bootstrapReleaseOf(cm as unknown as KObj | null) ?? BOOTSTRAP_RELEASE
 }

@@ -15,7 +15,7 @@ import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
 import { type KObj, PAUSED_BY_ANNOTATION, conditionOf } from './state.js'
 import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION } from './observe.js'
-import type { Helm } from './helm.js'
+import { type Helm, exactReleaseFilter } from './helm.js'
 import type { StepReport } from './progress.js'
 import type { Interrupt } from './interrupt.js'
 import { mergePatchCustom, refOf } from './kube-write.js'
@@ -494,7 +494,7 @@ export class Teardown {
   async uninstallRelease(helm: Helm): Promise<string> {
     const release = this.record.release
     if (!release) return 'no bootstrap release found'
-    const out = await helm.run(['list', '-n', this.namespace, '--filter', `^${release.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, ...helm.allStatuses(), '-q'])
+    const out = await helm.run(['list', '-n', this.namespace, '--filter', exactReleaseFilter(release), ...helm.allStatuses(), '-q'])
     if (!out.trim()) return `${release} is not installed`
     await helm.run(['uninstall', release, '-n', this.namespace, '--no-hooks', '--wait'])
     return `${release} uninstalled (hooks skipped)`

@@ -10,7 +10,7 @@ import semver from 'semver'
 import { type Cluster, checkReachable } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import type { Helm } from './helm.js'
-import { BOOTSTRAP_RELEASE, type ChartSource, DEFAULT_CHART, chartDefaults, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
+import { type ChartSource, DEFAULT_CHART, chartDefaults, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
@@ -22,6 +22,7 @@ import { type Teardown, drainWaves } from './teardown.js'
 import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from './kube-write.js'
 import { type InstallOptions, followToReady, healStuck, helmBootstrap, installerDefinitionSteps, registryLogin, releaseStatus, waitUntil, wrap } from './install.js'
 import { table } from './output.js'
+import { resolveBootstrapRelease } from './inventory.js'
 import { INSTALLER_NAME, renderedByInstaller } from './ownership.js'
 
 export interface UpgradeOptions extends InstallOptions {
@@ -53,6 +54,8 @@ export interface FeaturePlan {
 export type Direction = 'upgrade' | 'same' | 'downgrade'
 
 export interface UpgradePlan {
+  /** The bootstrap release, whatever its name. */
+  release: string
   from: string | null
   to: string
   direction: Direction
@@ -136,15 +139,16 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   // Unless told otherwise: the chart the running installer came from, at the running version.
   const running = (observed.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined)?.chart
   const source: ChartSource = { chart: opts.source.chart || running?.url || DEFAULT_CHART, version: opts.source.version ?? running?.version }
-  const release = await releaseStatus(helm, ns)
+  const releaseName = await wrap(cluster, 'read the installer-self-cr ConfigMap', () => resolveBootstrapRelease(cluster, ns))
+  const release = await releaseStatus(helm, ns, releaseName)
   if (!release) {
-    throw new UserError(`the bootstrap release "${BOOTSTRAP_RELEASE}" is not in ${ns}, so the values it was installed with are unknown`, ExitCode.NotReady,
+    throw new UserError(`the bootstrap release "${releaseName}" is not in ${ns}, so the values it was installed with are unknown`, ExitCode.NotReady,
       `run krateo-installer install -n ${ns} with the values you want (it keeps the running Installer CR's runtime edits)`)
   }
   if (opts.registryUsername) await registryLogin(helm, { ...opts, source })
   // The user's values of the last install or upgrade, then the new ones: helm semantics, later wins. They may hold
   // credentials, so they travel on helm's stdin, never through a file or argv.
-  const previous = await helm.run(['get', 'values', BOOTSTRAP_RELEASE, '-n', ns, '-o', 'yaml'])
+  const previous = await helm.run(['get', 'values', releaseName, '-n', ns, '-o', 'yaml'])
   const values: UserValues = { ...opts.values, previous }
   const rendered = await renderBootstrap(helm, source, values, ns)
   report.line(`chart ${source.chart} ${rendered.chartVersion} renders with your previous values; values pass its schema`)
@@ -168,7 +172,7 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   const from = (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
   const to = rendered.chartVersion
   const direction = directionOf(from, to)
-  const plan: UpgradePlan = { from, to, direction, diff, features, components, rendered, source, values, observed, installer }
+  const plan: UpgradePlan = { release: releaseName, from, to, direction, diff, features, components, rendered, source, values, observed, installer }
   if (direction === 'downgrade' && !opts.allowDowngrade) {
     throw new UserError(`installer ${to} is older than the running ${from}; a downgrade would ${consequences(plan)}`, ExitCode.Usage,
       'pass --allow-downgrade to do it anyway (newer CRD versions stay served), or --dry-run to see the whole plan')
@@ -207,7 +211,7 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
     'Kept: spec.features and every other runtime edit of the Installer CR; only components and componentValues are merged.',
     '',
     'Steps:',
-    `  helm upgrade ${BOOTSTRAP_RELEASE} (bootstrap mode, hooks skipped; your previous values kept, new -f/--set on top)`,
+    `  helm upgrade ${plan.release} (bootstrap mode, hooks skipped; your previous values kept, new -f/--set on top)`,
   ]
   if (needsPause(plan)) lines.push('  pause the Installer CR so nothing renders half-upgraded')
   if (diff.removed.length) lines.push(`  drain removed components, leaves first: ${removalWaves(diff.removed).map((w) => w.join(', ')).join(' | ')}`)
@@ -251,13 +255,13 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
   const installerRef = (version: string) => ({ group: COMPOSITION_GROUP, version, namespace: ns, plural: 'installers', name: 'installer' })
   const readInstaller = async () => await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, installerRef(plan.installer.apiVersion!.split('/')[1]!)))
   const steps: Step[] = [{
-    title: `Upgrade the bootstrap release "${BOOTSTRAP_RELEASE}" to ${plan.to} (helm, hooks skipped)`,
+    title: `Upgrade the bootstrap release "${plan.release}" to ${plan.to} (helm, hooks skipped)`,
     run: async (r) => {
-      const current = await releaseStatus(helm, ns)
+      const current = await releaseStatus(helm, ns, plan.release)
       const newValues = opts.values.files.length + opts.values.sets.length > 0
       if (current?.status === 'deployed' && current.version === plan.to && !newValues) return `already at ${plan.to} (revision ${current.revision})`
-      await helmBootstrap(helm, { ...opts, source: plan.source, values: plan.values }, current, deadline, r)
-      return `revision ${(await releaseStatus(helm, ns))?.revision ?? '?'}`
+      await helmBootstrap(helm, { ...opts, source: plan.source, values: plan.values }, plan.release, current, deadline, r)
+      return `revision ${(await releaseStatus(helm, ns, plan.release))?.revision ?? '?'}`
     },
   }]
   if (needsPause(plan)) {

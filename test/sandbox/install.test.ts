@@ -1,5 +1,6 @@
 // install and status against a real sandbox with the engine simulator: what a user sees and gets.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { useSandbox } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
@@ -149,5 +150,28 @@ describe('install and status', () => {
     } finally {
       await sandbox().setEngineSettings({ resyncSeconds: 5 })
     }
+  })
+
+  it('adopts a platform installed by plain helm install under another name (the chart\'s docs: "installer"), and uninstall removes that release', async () => {
+    const gone = await cli(['uninstall', '--kubeconfig', sandbox().kubeconfig, '--timeout', '3m'])
+    assert.equal(gone.code, 0, gone.stdout + gone.stderr)
+    const helmEnv = { ...process.env, ...sandbox().helmEnv() }
+    execFileSync(sandbox().helm, ['install', 'installer', `oci://${sandbox().registry}/charts/installer`, '--version', '0.2.53', '--plain-http', '-n', 'krateo-system', '--create-namespace',
+      '--set', 'bootstrap.coreProvider.enabled=true', '--set', 'exposure.type=LoadBalancer', '--wait', '--timeout', '3m'], { env: helmEnv, stdio: 'ignore' })
+    const res = await cli(['install', ...sandboxFlags(sandbox()), '--timeout', '5m'])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /a platform installed as helm release "installer" is here: install adopts it, keeping its values/)
+    assert.match(res.stdout, /✔ Install the bootstrap release "installer"/)
+    const releases = () => (JSON.parse(execFileSync(sandbox().helm, ['list', '-n', 'krateo-system', '-o', 'json'], { env: helmEnv }).toString()) as { name: string }[]).map((r) => r.name)
+    assert.ok(releases().includes('installer') && !releases().includes('krateo'), `one bootstrap release, the adopted one: ${releases().join(', ')}`)
+    const values = execFileSync(sandbox().helm, ['get', 'values', 'installer', '-n', 'krateo-system', '-o', 'json'], { env: helmEnv }).toString()
+    assert.equal(JSON.parse(values).exposure?.type, 'LoadBalancer', 'the release keeps the values it was installed with')
+    const status = await cli(['status', '--kubeconfig', sandbox().kubeconfig, '-o', 'json'])
+    assert.equal(JSON.parse(status.stdout).phase, 'Ready')
+    const un = await cli(['uninstall', '--kubeconfig', sandbox().kubeconfig, '--timeout', '3m'])
+    assert.equal(un.code, 0, un.stdout + un.stderr)
+    assert.match(un.stdout, /Uninstalling Krateo \(release installer\)/)
+    assert.match(un.stdout, /installer uninstalled \(hooks skipped\)/)
+    assert.deepEqual(releases().filter((r) => r === 'installer' || r === 'krateo'), [])
   })
 })
