@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { httpCode, useSandbox } from '../helpers/sandbox.js'
+import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 describe('conventions', () => {
@@ -108,5 +108,20 @@ describe('conventions', () => {
     assert.match(check.stdout, /✔ engine running: core-provider core-provider available; engine generation S/)
     const short = await cli(['status', ...kc(), '--wait', '--timeout', '1s'])
     assert.equal(short.code, 0, 'already Ready: no wait needed')
+  })
+
+  it('SIGTERM (a cancelled CI job) stops at once with exit 9 and gives the lock back; the next run resumes', async () => {
+    let seen = ''
+    const run = runCli(['uninstall', ...kc()], { env: sandboxEnv(sandbox()), onStdout: (out) => { seen += out } })
+    await eventually('the drain started', async () => /: deleting/.test(seen), 120_000, 50)
+    const sent = Date.now()
+    run.kill('SIGTERM')
+    const stopped = await run
+    assert.equal(stopped.code, 9, stopped.stdout + stopped.stderr)
+    assert.ok(Date.now() - sent < 5000, `stopped ${Date.now() - sent} ms after SIGTERM`)
+    assert.match(stopped.stderr, /^Error: stopped at once \(SIGTERM\).*; nothing is half-removed; run the same uninstall command again to continue$/m)
+    const again = await cli(['uninstall', ...kc(), '--timeout', '3m'])
+    assert.equal(again.code, 0, `no lock left behind: ${again.stdout}${again.stderr}`)
+    assert.doesNotMatch(again.stderr, /took over/, 'the lock was given back, not taken over')
   })
 })
