@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
-import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+import { execFileSync } from 'node:child_process'
+import { repo, runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 describe('conventions', () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
@@ -123,5 +124,23 @@ describe('conventions', () => {
     const again = await cli(['uninstall', ...kc(), '--timeout', '3m'])
     assert.equal(again.code, 0, `no lock left behind: ${again.stdout}${again.stderr}`)
     assert.doesNotMatch(again.stderr, /took over/, 'the lock was given back, not taken over')
+  })
+
+  it('the single executable (npm run package) runs the same commands without Node.js installed beside it', { timeout: 600_000 }, async () => {
+    const built = execFileSync('bash', [join(repo, 'scripts/package.sh')], { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n').pop()!
+    const exe = join(repo, built)
+    // A PATH without node: the executable carries its own.
+    const env = { ...process.env, ...sandboxEnv(sandbox()), PATH: '/usr/sbin:/sbin', NO_COLOR: '1', CI: 'true' }
+    const run = (args: string[]) => { try { return { code: 0, out: execFileSync(exe, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }), err: '' } } catch (e) { const x = e as { status: number; stdout: string; stderr: string }; return { code: x.status, out: x.stdout, err: x.stderr } } }
+    assert.match(run(['--help']).out, /COMMANDS[\s\S]*uninstall/)
+    assert.match(run(['help', 'status']).out, /--wait/)
+    const status = run(['status', ...kc(), '-o', 'json'])
+    assert.ok([0, 10].includes(status.code), status.err)
+    assert.equal(JSON.parse(status.out).schemaVersion, 1)
+    const pre = run(['check', '--pre', ...sandboxFlags(sandbox())])
+    assert.equal(pre.code, 0, pre.out + pre.err)
+    const typo = run(['statsu'])
+    assert.equal(typo.code, 2)
+    assert.doesNotMatch(run(['version', '--client']).err, /Warning/, 'no warning from the executable itself')
   })
 })
