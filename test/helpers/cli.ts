@@ -32,3 +32,21 @@ export function sandboxEnv(sb: Sandbox): Record<string, string> {
   const { KUBECONFIG: _k, ...helm } = sb.helmEnv()
   return { ...helm, HELM_BIN: sb.helm }
 }
+
+/** The CLI as a test drives it against one sandbox: run, the kubeconfig flag, and an install that must succeed. */
+export function cliFor(sandbox: () => Sandbox): {
+  cli: (args: string[], onStdout?: (s: string) => void) => ReturnType<typeof runCli>
+  kc: () => string[]
+  install: (...extra: string[]) => Promise<CliResult>
+} {
+  const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
+  return {
+    cli,
+    kc: () => ['--kubeconfig', sandbox().kubeconfig],
+    install: async (...extra: string[]) => {
+      const res = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m', ...extra])
+      if (res.code !== 0) throw new Error(`install exited ${res.code}: ${res.stdout}${res.stderr}`)
+      return res
+    },
+  }
+}

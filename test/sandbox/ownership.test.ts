@@ -7,19 +7,14 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
 import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
-import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+import { cliFor } from '../helpers/cli.js'
 
 const NS = 'krateo-system'
 const CD = { group: 'core.krateo.io', version: 'v1alpha1', plural: 'compositiondefinitions' }
 
 describe('uninstall beside objects that are not the platform\'s', () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
-  const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
-  const kc = () => ['--kubeconfig', sandbox().kubeconfig]
-  const install = async (...extra: string[]) => {
-    const res = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m', ...extra])
-    assert.equal(res.code, 0, res.stdout + res.stderr)
-  }
+  const { cli, kc, install } = cliFor(sandbox)
   const exists = async (fn: () => Promise<unknown>) => { try { await fn(); return true } catch (e) { if (httpCode(e) === 404) return false; throw e } }
   const ensureNs = async (name: string) => { if (!(await exists(() => kube().core.readNamespace({ name })))) await kube().core.createNamespace({ body: { metadata: { name } } }) }
   const blueprint = (namespace: string) => ({

@@ -5,16 +5,11 @@ import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
 import { eventually, httpCode, sleep, useSandbox } from '../helpers/sandbox.js'
-import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
 describe('uninstall', () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
-  const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
-  const kc = () => ['--kubeconfig', sandbox().kubeconfig]
-  const install = async (...extra: string[]) => {
-    const res = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m', ...extra])
-    assert.equal(res.code, 0, res.stdout + res.stderr)
-  }
+  const { cli, kc, install } = cliFor(sandbox)
   const helmReleases = () => JSON.parse(execFileSync(sandbox().helm, ['list', '-A', '-a', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { name: string }[]
 
   const assertClean = async () => {
