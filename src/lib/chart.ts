@@ -71,6 +71,11 @@ export function helmChartFailure(err: unknown, src: ChartSource): UserError {
     const detail = msg.replace(/^.*specifications of the schema\(s\) in the following chart\(s\):\s*/i, '').replace(/^\S+:\s*-\s*/, '').replace(/\s+/g, ' ').trim()
     return new UserError(`the values are rejected by the installer chart's values.schema.json: ${detail}`, ExitCode.Chart, 'fix the --set/-f/--feature values')
   }
+  const kind = /no matches for kind "([^"]+)"|resource mapping not found for name: .*? namespace: .*? from "": no matches for kind "([^"]+)"/.exec(msg)
+  if (kind) {
+    return new UserError(`the installer chart needs kind ${kind[1] ?? kind[2]}, which this cluster does not serve`, ExitCode.Chart,
+      'the chart needs a newer Kubernetes (newer charts need 1.36+ for MutatingAdmissionPolicy), or pick an older --version')
+  }
   if (/not found|no such file|failed to (fetch|do request|download)|connection refused|no such host|unable to locate|invalid_reference|manifest unknown/i.test(msg)) {
     return new UserError(`the installer chart ${src.chart}${src.version ? ` version ${src.version}` : ''} cannot be resolved: ${msg}`, ExitCode.Chart, 'check --chart/--version and the registry options (--plain-http, --ca-file)')
   }
@@ -121,5 +126,21 @@ export async function chartDefaults(helm: Helm, src: ChartSource): Promise<Recor
     return (parse(out) as Record<string, unknown> | null) ?? {}
   } catch (err) {
     throw helmChartFailure(err, src)
+  }
+}
+
+/** Kubernetes version a rendered bootstrap needs: a MutatingAdmissionPolicy (Gen N charts) is served from 1.36. Pure. */
+export function requiredKubernetes(manifests: KObj[]): { minor: number; why: string } | null {
+  const map = manifests.find((m) => m.kind === 'MutatingAdmissionPolicy' || m.kind === 'MutatingAdmissionPolicyBinding')
+  return map ? { minor: 36, why: `it ships a ${map.kind} (${map.apiVersion})` } : null
+}
+
+/** Refuses a chart the cluster is too old for, with one line (instead of a helm error after the first write). */
+export function checkKubernetesFor(manifests: KObj[], serverVersion: string, chartVersion: string): void {
+  const need = requiredKubernetes(manifests)
+  const minor = Number(/^v?1\.(\d+)/.exec(serverVersion)?.[1] ?? NaN)
+  if (need && Number.isFinite(minor) && minor < need.minor) {
+    throw new UserError(`installer ${chartVersion} needs Kubernetes 1.${need.minor} or newer (${need.why}); this cluster runs ${serverVersion}`, ExitCode.Chart,
+      'upgrade the cluster, or install an older installer with --version')
   }
 }

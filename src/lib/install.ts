@@ -4,7 +4,7 @@ import { CoreV1Api } from '@kubernetes/client-node'
 import { type Cluster, apiFailure, checkReachable, isNotFound } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import { Helm, HelmError, exactReleaseFilter } from './helm.js'
-import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserValues, chartArgs, chartDefaults, checkValuesFiles, helmChartFailure, renderBootstrap } from './chart.js'
+import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserValues, chartArgs, chartDefaults, checkKubernetesFor, checkValuesFiles, helmChartFailure, renderBootstrap } from './chart.js'
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { observe, COMPOSITION_GROUP } from './observe.js'
@@ -59,6 +59,7 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
   }
   const rendered = await renderBootstrap(helm, opts.source, values, opts.namespace)
   report.line(`chart ${opts.source.chart} ${rendered.chartVersion} renders; values pass its schema`)
+  checkKubernetesFor(rendered.manifests, server, rendered.chartVersion)
   const spec = (rendered.selfCR.installer.spec ?? {}) as InstallerSpec
   const components = parseComponents(spec)
   validateDag(components)

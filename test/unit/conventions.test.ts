@@ -11,6 +11,7 @@ import { generationFrom } from '../../src/lib/engine.js'
 import { checkFeatureNames, knownFeatures } from '../../src/lib/components.js'
 import { renderChecks, runChecks } from '../../src/lib/check.js'
 import { UserError } from '../../src/lib/errors.js'
+import { checkKubernetesFor, helmChartFailure } from '../../src/lib/chart.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'))
 function kubeconfig(name: string, current: string | null, contexts: [string, string][]): string {
@@ -68,5 +69,18 @@ describe('check', () => {
     ], { c: 'b' })
     assert.deepEqual(results.map((r) => [r.name, r.ok, !!r.skipped]), [['a', true, false], ['b', false, false], ['c', false, true], ['d', true, false]])
     assert.equal(renderChecks(results), '✔ a: fine\n✖ b: broken\n    hint: fix b\n- c: skipped: needs "b"\n✔ d: also fine')
+  })
+})
+
+describe('chart requirements', () => {
+  it('refuses a chart that ships a MutatingAdmissionPolicy on a cluster older than 1.36, naming both', () => {
+    const gen = [{ apiVersion: 'admissionregistration.k8s.io/v1beta1', kind: 'MutatingAdmissionPolicy', metadata: { name: 'compositions-version' } }]
+    assert.throws(() => checkKubernetesFor(gen, 'v1.35.4', '0.3.0'), (e: UserError) => e.exitCode === 8 && e.line() === 'installer 0.3.0 needs Kubernetes 1.36 or newer (it ships a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1beta1)); this cluster runs v1.35.4; upgrade the cluster, or install an older installer with --version')
+    checkKubernetesFor(gen, 'v1.36.1', '0.3.0')
+    checkKubernetesFor([], 'v1.30.0', '0.2.53')
+  })
+  it('names a kind helm cannot map instead of calling the chart unresolvable', () => {
+    const err = helmChartFailure(new Error('unable to build kubernetes objects from release manifest: resource mapping not found for name: "x" namespace: "" from "": no matches for kind "MutatingAdmissionPolicy" in version "admissionregistration.k8s.io/v1beta1"'), { chart: 'oci://r/installer' })
+    assert.match(err.line(), /^the installer chart needs kind MutatingAdmissionPolicy, which this cluster does not serve; /)
   })
 })
