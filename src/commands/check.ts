@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { KrateoCommand } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
-import { DEFAULT_CHART, DEFAULT_VERSION } from '../lib/chart.js'
+import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor } from '../lib/chart.js'
 import { chartAccessFlags, helmFrom } from '../lib/command-flags.js'
 import { platformChecks, preInstallChecks, renderChecks, runChecks } from '../lib/check.js'
 import { ExitCode } from '../lib/errors.js'
@@ -18,7 +18,7 @@ Exit codes: 0 every check passed, 10 some check failed, 2 bad flag.`
 
   static override flags = {
     pre: Flags.boolean({ description: 'check the cluster before an install instead of a running platform', default: false }),
-    chart: Flags.string({ description: 'with --pre: installer chart (oci://, a directory or a .tgz)', default: DEFAULT_CHART }),
+    chart: Flags.string({ description: `with --pre: installer chart (oci://, a directory or a .tgz; default by --version: ${DEFAULT_CHART} up to 0.2.53, ${NEWER_CHART} after)` }),
     version: Flags.string({ description: 'with --pre: installer chart version', default: DEFAULT_VERSION }),
     helm: chartAccessFlags.helm,
     'plain-http': chartAccessFlags['plain-http'],
@@ -31,7 +31,7 @@ Exit codes: 0 every check passed, 10 some check failed, 2 bad flag.`
     const ns = checkNamespace(flags.namespace)
     const cluster = loadCluster(flags)
     const { checks, needs } = flags.pre
-      ? preInstallChecks(cluster, helmFrom({ ...flags, 'registry-password-stdin': false }), ns, { chart: flags.chart, version: flags.version }, { files: [], sets: [], derived: { 'namespaces.krateo': ns } })
+      ? preInstallChecks(cluster, helmFrom({ ...flags, 'registry-password-stdin': false }), ns, { chart: flags.chart ?? defaultChartFor(flags.version), version: flags.version }, { files: [], sets: [], derived: { 'namespaces.krateo': ns } })
       : platformChecks(cluster, ns)
     const results = await runChecks(checks, needs)
     const ok = results.every((r) => r.ok)

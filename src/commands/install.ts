@@ -3,7 +3,7 @@ import { KrateoCommand } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
-import { DEFAULT_CHART, DEFAULT_VERSION, checkNamespaceSets } from '../lib/chart.js'
+import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor, checkNamespaceSets } from '../lib/chart.js'
 import { type InstallOptions, type Plan, bootstrapSteps, wrap, currentState, followToReady, planText, preflight, summary } from '../lib/install.js'
 import { PlatformWatch } from '../lib/follow.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
@@ -35,7 +35,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     ...chartAccessFlags,
     exposure: Flags.string({ description: 'how browser-facing services are exposed', options: ['NodePort', 'LoadBalancer'] }),
     'exposure-port': Flags.integer({ description: 'pin the portal port (the NodePort, or the LoadBalancer port)', min: 1, max: 65535 }),
-    chart: Flags.string({ description: 'installer chart: an oci:// reference, a local directory or a .tgz', default: DEFAULT_CHART }),
+    chart: Flags.string({ description: `installer chart: an oci:// reference, a local directory or a .tgz (default: ${DEFAULT_CHART} up to 0.2.53, ${NEWER_CHART} after)` }),
     version: Flags.string({ description: 'installer chart version (ignored for a local chart)', default: DEFAULT_VERSION }),
     values: Flags.string({ char: 'f', description: 'values file (repeatable, helm semantics)', multiple: true, default: [] }),
     set: Flags.string({ description: 'set a value, key=value (repeatable, helm semantics)', multiple: true, default: [] }),
@@ -60,7 +60,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     }
     const sets = [...featureSets(flags.feature), ...flags.set]
     const opts: InstallOptions = {
-      namespace: flags.namespace, source: { chart: flags.chart, version: flags.version }, values: { files: flags.values, sets, derived },
+      namespace: flags.namespace, source: { chart: flags.chart ?? defaultChartFor(flags.version), version: flags.version }, values: { files: flags.values, sets, derived },
       timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password, featureRequests: parseFeatures(flags.feature),
     }
     const cluster = loadCluster(flags)

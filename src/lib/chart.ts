@@ -2,6 +2,7 @@
 // the user's values against the chart's values.schema.json, then reading the three keys of the
 // installer-self-cr ConfigMap that the post-install hook would apply (contract section 1).
 import { existsSync } from 'node:fs'
+import semver from 'semver'
 import { parse, parseAllDocuments } from 'yaml'
 import { ExitCode, UserError } from './errors.js'
 import { type Helm, HelmError } from './helm.js'
@@ -10,6 +11,14 @@ import { SELF_CR_CONFIGMAP } from './observe.js'
 
 export const BOOTSTRAP_RELEASE = 'krateo'
 export const DEFAULT_CHART = 'oci://ghcr.io/braghettos/charts/installer'
+/** Where the installer chart is published from 0.2.54 on (the chart repository's release workflow, contract section 0). */
+export const NEWER_CHART = 'oci://ghcr.io/braghettos/krateo/installer'
+
+/** The default chart location for a version: the seed-era path up to 0.2.53, the newer registry path after. Pure. */
+export function defaultChartFor(version: string | undefined): string {
+  const v = semver.coerce(version ?? '')
+  return v && semver.gt(v, '0.2.53') ? NEWER_CHART : DEFAULT_CHART
+}
 export const DEFAULT_VERSION = '0.2.53'
 
 export interface ChartSource {

@@ -10,7 +10,7 @@ import semver from 'semver'
 import { type Cluster, checkReachable } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import type { Helm } from './helm.js'
-import { type ChartSource, DEFAULT_CHART, chartDefaults, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
+import { type ChartSource, chartDefaults, defaultChartFor, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
@@ -138,7 +138,7 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   if (!installer) throw new UserError(`Krateo is not installed in ${ns} (no Installer CR)`, ExitCode.NotReady, `install it with: krateo-installer install -n ${ns}`)
   // Unless told otherwise: the chart the running installer came from, at the running version.
   const running = (observed.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined)?.chart
-  const source: ChartSource = { chart: opts.source.chart || running?.url || DEFAULT_CHART, version: opts.source.version ?? running?.version }
+  const source: ChartSource = { chart: opts.source.chart || running?.url || defaultChartFor(opts.source.version ?? running?.version), version: opts.source.version ?? running?.version }
   const releaseName = await wrap(cluster, 'read the installer-self-cr ConfigMap', () => resolveBootstrapRelease(cluster, ns))
   const release = await releaseStatus(helm, ns, releaseName)
   if (!release) {

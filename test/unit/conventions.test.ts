@@ -11,7 +11,7 @@ import { generationFrom } from '../../src/lib/engine.js'
 import { checkFeatureNames, knownFeatures } from '../../src/lib/components.js'
 import { renderChecks, runChecks } from '../../src/lib/check.js'
 import { UserError } from '../../src/lib/errors.js'
-import { checkKubernetesFor, helmChartFailure } from '../../src/lib/chart.js'
+import { checkKubernetesFor, defaultChartFor, helmChartFailure } from '../../src/lib/chart.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'))
 function kubeconfig(name: string, current: string | null, contexts: [string, string][]): string {
@@ -78,6 +78,11 @@ describe('chart requirements', () => {
     assert.throws(() => checkKubernetesFor(gen, 'v1.35.4', '0.3.0'), (e: UserError) => e.exitCode === 8 && e.line() === 'installer 0.3.0 needs Kubernetes 1.36 or newer (it ships a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1beta1)); this cluster runs v1.35.4; upgrade the cluster, or install an older installer with --version')
     checkKubernetesFor(gen, 'v1.36.1', '0.3.0')
     checkKubernetesFor([], 'v1.30.0', '0.2.53')
+  })
+  it('defaults the chart location by version: the seed path up to 0.2.53, the newer registry path after', () => {
+    assert.equal(defaultChartFor('0.2.53'), 'oci://ghcr.io/braghettos/charts/installer')
+    assert.equal(defaultChartFor('0.2.145'), 'oci://ghcr.io/braghettos/krateo/installer')
+    assert.equal(defaultChartFor('v0.3.0-rc.1'), 'oci://ghcr.io/braghettos/krateo/installer')
   })
   it('names a kind helm cannot map instead of calling the chart unresolvable', () => {
     const err = helmChartFailure(new Error('unable to build kubernetes objects from release manifest: resource mapping not found for name: "x" namespace: "" from "": no matches for kind "MutatingAdmissionPolicy" in version "admissionregistration.k8s.io/v1beta1"'), { chart: 'oci://r/installer' })
