@@ -57,6 +57,7 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
   }
   const installer = await readInstaller(cluster, namespace, cds, crds)
   const compositions = new Map<string, KObj>()
+  const readErrors: string[] = []
   if (installer) {
     const components = parseComponents((installer.spec ?? {}) as InstallerSpec)
     const reads = components.flatMap((c) => {
@@ -68,8 +69,13 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
       const version = crdServes(crd, dashed(c.version)) ? dashed(c.version) : versions[0]?.name
       if (!version) return []
       return [async () => {
-        const obj = await orNull(cluster.custom.getNamespacedCustomObject({ group: COMPOSITION_GROUP, version, namespace, plural: resource, name: c.name }))
-        if (obj) compositions.set(c.name, obj as KObj)
+        try {
+          const obj = await orNull(cluster.custom.getNamespacedCustomObject({ group: COMPOSITION_GROUP, version, namespace, plural: resource, name: c.name }))
+          if (obj) compositions.set(c.name, obj as KObj)
+        } catch (err) {
+          // One kind that cannot be read (a conversion webhook whose core-provider is down) must not hide the rest.
+          readErrors.push(`${c.name}: cannot read its Composition (${resource}.${COMPOSITION_GROUP}/${version}): ${readFailure(err)}`)
+        }
       }]
     })
     await pooled(reads)
@@ -80,7 +86,7 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
     const nodes = await cluster.core.listNode()
     nodeIP = nodes.items[0]?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address
   }
-  return { namespace, cdCrd, bootstrapped: !!selfCR, selfCr: (selfCR ?? null) as unknown as KObj | null, installer, cds, crds, compositions, services, nodeIP, now: Date.now() }
+  return { namespace, cdCrd, bootstrapped: !!selfCR, selfCr: (selfCR ?? null) as unknown as KObj | null, installer, cds, crds, compositions, services, nodeIP, readErrors, now: Date.now() }
 }
 
 /** The Installer CR, read through the version its CompositionDefinition reports, else any served one. */
@@ -92,4 +98,15 @@ export async function readInstaller(cluster: Cluster, namespace: string, cds: Ma
   const version = fromCD && served.includes(fromCD) ? fromCD : served[served.length - 1]
   if (!version) return null
   return (await orNull(cluster.custom.getNamespacedCustomObject({ group: COMPOSITION_GROUP, version, namespace, plural: 'installers', name: 'installer' }))) as KObj | null
+}
+
+/** Why a read failed, in a few words: the API's own message (a conversion webhook's included), else the transport error. */
+function readFailure(err: unknown): string {
+  const body = (err as { body?: unknown }).body
+  let message = ''
+  try { message = (typeof body === 'string' ? JSON.parse(body) as { message?: string } : body as { message?: string } | undefined)?.message ?? '' } catch { /* not JSON */ }
+  const status = (err as { code?: unknown }).code
+  const text = message || (err as Error).message?.split('\n')[0] || String(err)
+  const hint = /conversion webhook/i.test(text) ? ' (core-provider, which serves the conversion, is not answering)' : ''
+  return `${typeof status === 'number' ? `HTTP ${status}: ` : ''}${text}${hint}`
 }

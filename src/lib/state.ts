@@ -29,6 +29,8 @@ export interface Observed {
   compositions: Map<string, KObj>
   services: KObj[]
   nodeIP?: string
+  /** Reads that failed (one kind that cannot be read does not fail the rest). */
+  readErrors?: string[]
   now: number
 }
 
@@ -191,6 +193,7 @@ export function platformState(obs: Observed): PlatformState {
   // A paused Installer (uninstall's drain) is not a problem.
   if (installerSynced?.status === 'False' && installerSynced.reason !== 'ReconcilePaused' && !isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${oneLine(installerSynced)}`)
   for (const s of states) if (s.stage === 'stuck' || s.stage === 'error') problems.push(`${s.name}: ${s.detail}`)
+  problems.push(...(obs.readErrors ?? []))
 
   let phase: Phase
   // The CompositionDefinition CRD alone is residue (it ships in crds/), not an installation.

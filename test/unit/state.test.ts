@@ -103,4 +103,17 @@ describe('state derivation', () => {
     o.installer!.metadata.annotations = { [UPGRADE_ANNOTATION]: '0.2.54', 'krateo.io/paused': 'true' }
     assert.equal(platformState(o).phase, 'Upgrading', 'paused by upgrade is not a drain')
   })
+
+  it('keeps going when one kind cannot be read, and names the cause as a problem', () => {
+    const st = platformState(observed({ readErrors: ['authn: cannot read its Composition (authns.composition.krateo.io/v0-22-0): HTTP 500: conversion webhook for composition.krateo.io/v0-22-0, Kind=Authn failed (core-provider, which serves the conversion, is not answering)'] }))
+    assert.equal(st.phase, 'Degraded')
+    assert.match(st.problems.at(-1)!, /^authn: cannot read its Composition .*core-provider, which serves the conversion, is not answering/)
+  })
+  it('says who paused the Installer and what resumes it', () => {
+    const o = observed()
+    o.installer!.metadata.annotations = { 'krateo.io/paused': 'true', 'krateo-installer/paused-by': 'krateo-installer uninstall at 2026-01-01T00:00:00Z' }
+    assert.equal(platformState(o).pausedBy, 'paused by krateo-installer uninstall at 2026-01-01T00:00:00Z: re-run that command to resume the uninstall')
+    o.installer!.metadata.annotations = { 'krateo.io/paused': 'true' }
+    assert.equal(platformState(o).pausedBy, null, 'a pause of someone else is not ours to explain')
+  })
 })
