@@ -2,7 +2,7 @@
 // command without devDependencies. Offline: dependencies come from npm's cache, filled by the set-up.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -17,14 +17,16 @@ describe('the packed CLI', () => {
   it('packs from a clean clone, installs globally without devDependencies, and runs', { timeout: 600_000 }, () => {
     const clone = join(work, 'clone')
     run('git', ['clone', '--quiet', '--no-local', repo, clone], work)
-    // The clone builds with the dependencies the lock file pinned, already installed by the set-up.
-    symlinkSync(join(repo, 'node_modules'), join(clone, 'node_modules'))
+    // The clone builds with the dependencies the lock file pinned, already installed by the set-up (a copy, not
+    // a link: npm pack bundles dependencies from the package's own node_modules).
+    cpSync(join(repo, 'node_modules'), join(clone, 'node_modules'), { recursive: true, verbatimSymlinks: true })
     run('npm', ['pack', '--loglevel=error', '--pack-destination', work], clone)
     const tgz = readdirSync(work).find((f) => /^krateo-installer-.*\.tgz$/.test(f))
     assert.ok(tgz, 'a tarball')
     const files = run('tar', ['-tzf', join(work, tgz)], work).split('\n')
     assert.ok(files.includes('package/LICENSE') && files.includes('package/dist/commands/install.js') && files.includes('package/oclif.manifest.json'), 'LICENSE, the built commands and the manifest are in it')
     assert.ok(!files.some((f) => f.startsWith('package/src/') || f.startsWith('package/test/') || f.startsWith('package/sandbox/')), 'no sources, tests or sandbox')
+    assert.ok(files.every((f) => !f || f.startsWith('package/')), 'every file inside the package')
     const prefix = join(work, 'global')
     run('npm', ['install', '-g', '--offline', '--omit=dev', '--loglevel=error', '--prefix', prefix, join(work, tgz)], work)
     const bin = join(prefix, 'bin', 'krateo-installer')
