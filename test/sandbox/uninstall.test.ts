@@ -140,9 +140,12 @@ describe('uninstall', () => {
 
   it("a definition deleted by hand (its CRD gone, its Composition still in the installer's release) does not wedge the Installer's removal", async () => {
     await install()
+    // A resync of the installer would render the definition again (Pass A) before uninstall pauses it: keep the
+    // window the real 3-minute resync leaves.
+    await sandbox().setEngineSettings({ resyncSeconds: 600 })
     await kube().custom.deleteNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions', name: 'krateo-sse-proxy' })
     await eventually('core-provider removed its CRD', async () => (await kube().crds.readCustomResourceDefinition({ name: 'krateosseproxies.composition.krateo.io' }).catch((e) => { if (httpCode(e) === 404) return null; throw e })) === null, 60_000)
-    const res = await cli(['uninstall', ...kc(), '--timeout', '2m'])
+    const res = await cli(['uninstall', ...kc(), '--timeout', '2m']).finally(() => sandbox().setEngineSettings({ resyncSeconds: 5 }))
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(res.stdout, /the installer's release still lists KrateoSseProxy composition\.krateo\.io\/v0-3-0, whose CRD is gone: a stand-in CRD lets helm uninstall it/)
     await assertClean()
