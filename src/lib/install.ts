@@ -11,7 +11,7 @@ import { observe, COMPOSITION_GROUP } from './observe.js'
 import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
 import { type Step, type StepReport } from './progress.js'
-import { createOrPatchSpec, createWhenServed, getCustom, installerReleasePending, mergePatchCustom, nudge, refOf, removeAnnotation } from './kube-write.js'
+import { createOrPatchSpec, createWhenServed, getCustom, clearNudge, installerReleasePending, mergePatchCustom, nudge, refOf, removeAnnotation } from './kube-write.js'
 import { renderStatus, table } from './output.js'
 import type { Interrupt } from './interrupt.js'
 import { REGISTRY_SECRET, resolveBootstrapRelease } from './inventory.js'
@@ -338,6 +338,8 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
         if (o.installer && state.total > 0 && state.ready === state.total && settled && isReady(o.installer)) {
           const more = pending(o)
           if (!more) {
+            // A nudge leaves krateo.io/paused: "false" behind: take it away, so no trace of ours stays.
+            if (nudges && o.installer.metadata.annotations?.['krateo.io/paused'] === 'false') await clearNudge(cluster, o.installer)
             finish(() => resolve({ state, nudges, healed }))
             return
           }

@@ -77,6 +77,12 @@ export async function nudge(cluster: Cluster, obj: KObj): Promise<void> {
   await mergePatchCustom(cluster, refOf(obj, 'installers'), { metadata: { annotations: { 'krateo.io/paused': now === 'false' ? null : 'false' } } })
 }
 
+/** Removes what nudges left ("false"), never a pause someone set. */
+export async function clearNudge(cluster: Cluster, obj: KObj): Promise<void> {
+  if (obj.metadata.annotations?.['krateo.io/paused'] !== 'false') return
+  await mergePatchCustom(cluster, refOf(obj, 'installers'), { metadata: { annotations: { 'krateo.io/paused': null } } })
+}
+
 /** Whether the installer cdc's helm release of this Installer is pending (helm in flight), from helm's release Secrets. */
 export async function installerReleasePending(cluster: Cluster, installer: KObj): Promise<boolean> {
   const ns = installer.metadata.namespace!

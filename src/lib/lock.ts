@@ -78,15 +78,16 @@ export class RunLock {
           const created = await requestPath<LeaseObject>(cluster, 'POST', leasePath(namespace), { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec })
           return { lock: new RunLock(cluster, namespace, created!).start() }
         }
-        const state = lockState(current, now.getTime())
         const held = lockHolder(current)
+        // A holder on this machine whose process is gone (killed, crashed) holds nothing: no need to wait out its lease.
+        const state = lockState(current, now.getTime()) === 'held' && held && holderGone(held.holder) ? 'expired' : lockState(current, now.getTime())
         if (state === 'held') {
           throw new UserError(`another run holds the krateo-installer lock on ${namespace}: ${held!.command} by ${held!.holder}, since ${held!.since}`, ExitCode.Locked,
             `wait for it to finish (status shows it); if that run died, its lock expires ${LEASE_SECONDS}s after its last renewal (${held!.expiresAt}) and the next run takes it over`)
         }
         const body = { ...current, metadata: { ...current.metadata, ...metadata, resourceVersion: current.metadata.resourceVersion }, spec }
         const taken = await requestPath<LeaseObject>(cluster, 'PUT', leasePath(namespace, LOCK_NAME), body)
-        const note = state === 'expired' ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} stopped renewing it at ${held!.renewed}` : undefined
+        const note = state === 'expired' ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${holderGone(held!.holder) ? 'is no longer running' : `stopped renewing it at ${held!.renewed}`}` : undefined
         return { lock: new RunLock(cluster, namespace, taken!).start(), note }
       } catch (err) {
         if (err instanceof UserError) throw err
@@ -137,6 +138,22 @@ export class RunLock {
     } catch {
       // It expires on its own within LEASE_SECONDS.
     }
+  }
+}
+
+/** A holder identity of this machine whose process no longer runs. Pure but for the process check. */
+export function holderGone(holder: string, host = hostname(), alive: (pid: number) => boolean = processAlive): boolean {
+  const m = /^.*@(.+) pid (\d+)$/.exec(holder)
+  if (!m || m[1] !== host) return false
+  return !alive(Number(m[2]))
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM'
   }
 }
 

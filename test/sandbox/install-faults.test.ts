@@ -21,6 +21,7 @@ describe('install under faults', () => {
 
     const second = await cli([...installArgs(), '--timeout', '45s'])
     assert.equal(second.code, 6, second.stdout + second.stderr)
+    assert.match(second.stderr, /took over the krateo-installer lock: install by .* is no longer running/, 'the killed run\'s lock is not waited out')
     // The bootstrap release and the Installer CR are found, not redone.
     assert.match(second.stdout, /Install the bootstrap release "krateo".* — already installed \(revision 1\)/)
     assert.match(second.stdout, /Apply the Installer CR \(krateo-system\/installer\) — existed: merge-patched components and componentValues only/)

@@ -8,7 +8,7 @@ import {
 } from '../../src/lib/ownership.js'
 import { platformInventory, platformPresent } from '../../src/lib/inventory.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/lib/teardown-record.js'
-import { lockHolder, lockState, microTime } from '../../src/lib/lock.js'
+import { holderGone, lockHolder, lockState, microTime } from '../../src/lib/lock.js'
 import type { KObj, Observed } from '../../src/lib/state.js'
 
 const labelled = { 'app.kubernetes.io/managed-by': 'krateo-installer' }
@@ -154,6 +154,11 @@ describe('run lock', () => {
     assert.equal(lockState(lease('2026-01-01T00:00:00.000000Z'), t + 31_000), 'expired')
     assert.equal(lockState(null, t), 'free')
     assert.equal(lockHolder(lease('2026-01-01T00:00:00.000000Z'))?.command, 'uninstall')
+  })
+  it('counts a holder on this machine whose process is gone as gone, never one elsewhere', () => {
+    assert.equal(holderGone('ci@runner pid 42', 'runner', () => false), true)
+    assert.equal(holderGone('ci@runner pid 42', 'runner', () => true), false)
+    assert.equal(holderGone('ci@other pid 42', 'runner', () => false), false, 'another machine: only its lease tells')
   })
   it('writes MicroTime with six fractional digits, as the API server parses it', () => {
     assert.equal(microTime(new Date('2026-01-01T00:00:00.123Z')), '2026-01-01T00:00:00.123000Z')
