@@ -4,11 +4,10 @@ import { checkReachable, loadCluster } from '../lib/cluster.js'
 import { readLock } from '../lib/lock.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { parseDuration } from '../lib/flags.js'
-import { waitReady } from '../lib/status-wait.js'
 import { observe } from '../lib/observe.js'
 import { platformState, phaseText } from '../lib/state.js'
 import { renderStatus, stamp, statusDocument, toYaml } from '../lib/output.js'
-import { PlatformWatch } from '../lib/follow.js'
+import type { PlatformWatch as Watcher } from '../lib/follow.js'
 
 export default class Status extends KrateoCommand {
   static override summary = 'Show where the Krateo platform and each of its components stand'
@@ -44,13 +43,16 @@ cluster cannot be read.`
     }
     let state = await withLock(platformState(await observe(cluster, flags.namespace)))
     if (flags.wait && state.phase !== 'Ready') {
+      // Loaded only for --wait (ora and the watches), so a plain status starts faster.
+      const { waitReady } = await import('../lib/status-wait.js')
       state = await waitReady(cluster, flags.namespace, state, waitMs, !flags.json && format === 'table' && !!process.stderr.isTTY && !process.env.CI)
       state = await withLock(state)
     }
     print(state)
     if (flags.wait && state.phase !== 'Ready') throw new UserError(`the platform in ${flags.namespace} is not Ready after ${flags.timeout}: ${phaseText(state)}`, ExitCode.Timeout, state.problems[0] ?? 'see the components above')
     if (flags.watch) {
-      const watch = new PlatformWatch(cluster, flags.namespace).start()
+      const { PlatformWatch } = await import('../lib/follow.js')
+      const watch: Watcher = new PlatformWatch(cluster, flags.namespace).start()
       // What counts as a change: stages and conditions, not the ages that grow every second.
       const key = (st: ReturnType<typeof platformState>) => JSON.stringify(st.components.map(({ ageSeconds: _a, ...c }) => c)) + st.phase + JSON.stringify(st.endpoints)
       let last = key(state)
