@@ -3,7 +3,8 @@
 // and typo suggestions, a hung API server failing in bounded time, version and check, status --wait.
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:net'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { parse, stringify } from 'yaml'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -63,6 +64,27 @@ describe('conventions', () => {
     assert.equal(res.code, 3, res.stderr)
     assert.match(res.stderr, /^Error: cannot reach the cluster at https:\/\/127\.0\.0\.1:\d+: no answer within 3s; check that the cluster is running/m)
     assert.ok(Date.now() - started < 20_000, `gave up after ${Date.now() - started} ms`)
+  })
+
+  it('takes credentials from a kubeconfig exec plugin, as kubectl does (helm gets the same kubeconfig)', async () => {
+    const saKubeconfig = await sandbox().mintServiceAccountKubeconfig('default', 'exec-user')
+    await kube().rbac.createClusterRoleBinding({ body: { metadata: { name: 'exec-user-admin' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: [{ kind: 'ServiceAccount', name: 'exec-user', namespace: 'default' }] } })
+    const sa = parse(readFileSync(saKubeconfig, 'utf8')) as { clusters: { cluster: Record<string, string> }[]; users: { user: { token: string } }[] }
+    const dir = mkdtempSync(join(tmpdir(), 'exec-'))
+    const plugin = join(dir, 'credential-plugin.sh')
+    writeFileSync(plugin, `#!/bin/sh\necho '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"${sa.users[0]!.user.token}"}}'\n`, { mode: 0o755 })
+    const path = join(dir, 'kubeconfig')
+    writeFileSync(path, stringify({
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'exec',
+      clusters: [{ name: 'exec', cluster: sa.clusters[0]!.cluster }],
+      users: [{ name: 'exec', user: { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, interactiveMode: 'Never' } } }],
+      contexts: [{ name: 'exec', context: { cluster: 'exec', user: 'exec' } }],
+    }))
+    const status = await cli(['status', '--kubeconfig', path, '-o', 'json'])
+    assert.ok([0, 10].includes(status.code), status.stderr)
+    assert.ok(JSON.parse(status.stdout).phase, 'the API answered the plugin\'s token')
+    const pre = await cli(['check', '--pre', ...sandboxFlags(sandbox(), '0.2.53', path)])
+    assert.match(pre.stdout, /✔ chart renders and values pass its schema/, `helm used the same credentials: ${pre.stdout}${pre.stderr}`)
   })
 
   it('help, -h, typo suggestions, version; NO_COLOR and --no-color keep escape codes out', async () => {
