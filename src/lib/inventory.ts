@@ -1,7 +1,7 @@
 // What of a namespace is the platform's, and what only looks like it: read once at the start of uninstall
 // (and by upgrade and status through the same rules in ownership.ts), before anything is deleted.
 import { AdmissionregistrationV1Api, AppsV1Api } from '@kubernetes/client-node'
-import { type Cluster, getPath, isNotFound } from './cluster.js'
+import { type Cluster, getPath, isNotFound, statusOf } from './cluster.js'
 import { BOOTSTRAP_RELEASE } from './chart.js'
 import { SELF_CR_CONFIGMAP } from './observe.js'
 import type { Component } from './components.js'
@@ -184,6 +184,7 @@ async function instancesAtRisk(cluster: Cluster, obs: Observed, compositions: KO
  * (the chart's docs name it `installer`; any name works), else this CLI's default for a new install.
  */
 export async function resolveBootstrapRelease(cluster: Cluster, namespace: string): Promise<string> {
-  const cm = await cluster.core.readNamespacedConfigMap({ name: SELF_CR_CONFIGMAP, namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
+  // Not allowed to read it: the permission preflight names what is missing, in one line, next.
+  const cm = await cluster.core.readNamespacedConfigMap({ name: SELF_CR_CONFIGMAP, namespace }).catch((err) => { if (isNotFound(err) || statusOf(err) === 403) return null; throw err })
   return bootstrapReleaseOf(cm as unknown as KObj | null) ?? BOOTSTRAP_RELEASE
 }
