@@ -64,7 +64,8 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     const obs = await observe(cluster, ns)
     const inv = await readInventory(cluster, helm, obs).catch((err) => { throw err instanceof UserError ? err : apiFailure(err, cluster, 'take the inventory of the platform') })
     const present = platformPresent(inv)
-    const readResidue = async (): Promise<Residue> => await residue(cluster, ns, inv.record).catch((err) => { throw apiFailure(err, cluster, 'list what is left') })
+    // Proving the namespace holds nothing foreign costs a list per kind: only when --purge is to act on it.
+    const readResidue = async (): Promise<Residue> => await residue(cluster, ns, inv.record, flags.purge).catch((err) => { throw apiFailure(err, cluster, 'list what is left') })
     if (!present && !(flags.purge && inv.hadRecord)) {
       // Nothing of a platform is here, and no record says one was: nothing is deleted, --purge included.
       const left = inv.hadRecord ? await readResidue() : { items: [], kept: [] }

@@ -52,38 +52,56 @@ export async function namespacedObjects(cluster: Cluster, namespace: string): Pr
   return out.filter((o) => { const k = `${o.kind}/${o.name}`; if (seen.has(k)) return false; seen.add(k); return true })
 }
 
-export async function residue(cluster: Cluster, namespace: string, record: TeardownRecord | null): Promise<Residue> {
+/**
+ * What is left. `thorough` (for --purge) lists every object of the namespace to prove nothing foreign is in it
+ * (a request per kind); otherwise the namespace is listed with the rule --purge applies to it.
+ */
+export async function residue(cluster: Cluster, namespace: string, record: TeardownRecord | null, thorough = true): Promise<Residue> {
+  const [ns, crd] = await Promise.all([namespaceResidue(cluster, namespace, record, thorough), crdResidue(cluster)])
+  return { items: [...ns.items, ...crd.items], kept: [...ns.kept, ...crd.kept] }
+}
+
+async function namespaceResidue(cluster: Cluster, namespace: string, record: TeardownRecord | null, thorough: boolean): Promise<Residue> {
   const items: ResidueItem[] = []
   const kept: string[] = []
   const ns = await cluster.core.readNamespace({ name: namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
-  if (ns && !ns.metadata?.deletionTimestamp) {
-    const sets = record?.statefulSets ?? []
-    const objects = await namespacedObjects(cluster, namespace)
-    for (const p of objects.filter((o) => o.kind === 'PersistentVolumeClaim')) {
-      if (isClaimOf(p.name, sets)) items.push({ kind: 'pvc', name: p.name, namespace, what: `PersistentVolumeClaim ${namespace}/${p.name} (its data is lost when deleted)`, command: `kubectl delete pvc ${p.name} -n ${namespace}`, dataLoss: true })
-    }
-    const foreign = foreignInNamespace(objects, { own: { Lease: [LOCK_NAME], ConfigMap: [TEARDOWN_RECORD] }, pvcs: sets })
+  if (!ns || ns.metadata?.deletionTimestamp) return { items, kept }
+  const sets = record?.statefulSets ?? []
+  const pvc = (name: string): ResidueItem => ({ kind: 'pvc', name, namespace, what: `PersistentVolumeClaim ${namespace}/${name} (its data is lost when deleted)`, command: `kubectl delete pvc ${name} -n ${namespace}`, dataLoss: true })
+  const space: ResidueItem = { kind: 'namespace', name: namespace, what: `Namespace ${namespace}`, command: `kubectl delete namespace ${namespace}`, dataLoss: false }
+  if (!thorough) {
+    const claims = (await cluster.core.listNamespacedPersistentVolumeClaim({ namespace })).items.map((p) => p.metadata!.name!)
+    items.push(...claims.filter((n) => isClaimOf(n, sets)).map(pvc))
     if (SYSTEM_NAMESPACES.has(namespace)) kept.push(`Namespace ${namespace}: a system namespace, never deleted`)
-    else if (foreign.length) {
-      const sample = foreign.slice(0, 5).map((o) => `${o.kind}/${o.name}`).join(', ')
-      kept.push(`Namespace ${namespace}: holds ${foreign.length} objects that are not the platform's (${sample}${foreign.length > 5 ? ', ...' : ''}), so it is kept`)
-    } else {
-      items.push({ kind: 'namespace', name: namespace, what: `Namespace ${namespace}`, command: `kubectl delete namespace ${namespace}`, dataLoss: false })
-    }
+    else items.push({ ...space, what: `${space.what} (--purge deletes it only when nothing that is not the platform's is in it)` })
+    return { items, kept }
   }
+  const objects = await namespacedObjects(cluster, namespace)
+  items.push(...objects.filter((o) => o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, sets)).map((o) => pvc(o.name)))
+  const foreign = foreignInNamespace(objects, { own: { Lease: [LOCK_NAME], ConfigMap: [TEARDOWN_RECORD] }, pvcs: sets })
+  if (SYSTEM_NAMESPACES.has(namespace)) kept.push(`Namespace ${namespace}: a system namespace, never deleted`)
+  else if (foreign.length) {
+    const sample = foreign.slice(0, 5).map((o) => `${o.kind}/${o.name}`).join(', ')
+    kept.push(`Namespace ${namespace}: holds ${foreign.length} objects that are not the platform's (${sample}${foreign.length > 5 ? ', ...' : ''}), so it is kept`)
+  } else items.push(space)
+  return { items, kept }
+}
+
+async function crdResidue(cluster: Cluster): Promise<Residue> {
+  const items: ResidueItem[] = []
+  const kept: string[] = []
   const crdName = `compositiondefinitions.${CD_GROUP}`
   const crd = await cluster.crds.readCustomResourceDefinition({ name: crdName }).catch((err) => { if (isNotFound(err)) return null; throw err })
-  if (crd && !crd.metadata?.deletionTimestamp) {
-    const cds = (await cluster.custom.listClusterCustomObject({ group: CD_GROUP, version: CD_VERSION, plural: 'compositiondefinitions' }) as { items: { metadata: { namespace?: string } }[] }).items
-    const coreProviders = (await cluster.kc.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces({ labelSelector: 'app.kubernetes.io/name=core-provider' })).items
-    if (cds.length) {
-      const spaces = new Set(cds.map((c) => c.metadata.namespace))
-      kept.push(`CustomResourceDefinition ${crdName}: ${cds.length} CompositionDefinitions in ${spaces.size} namespaces (${[...spaces].slice(0, 3).join(', ')}) still use it, so it is kept`)
-    } else if (coreProviders.length) {
-      kept.push(`CustomResourceDefinition ${crdName}: core-provider still runs in ${coreProviders[0]!.metadata!.namespace}, so it is kept`)
-    } else {
-      items.push({ kind: 'crd', name: crdName, what: `CustomResourceDefinition ${crdName} (from core-provider's crds/ directory; no CompositionDefinition is left in the cluster)`, command: `kubectl delete crd ${crdName}`, dataLoss: false })
-    }
+  if (!crd || crd.metadata?.deletionTimestamp) return { items, kept }
+  const cds = (await cluster.custom.listClusterCustomObject({ group: CD_GROUP, version: CD_VERSION, plural: 'compositiondefinitions' }) as { items: { metadata: { namespace?: string } }[] }).items
+  const coreProviders = (await cluster.kc.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces({ labelSelector: 'app.kubernetes.io/name=core-provider' })).items
+  if (cds.length) {
+    const spaces = new Set(cds.map((c) => c.metadata.namespace))
+    kept.push(`CustomResourceDefinition ${crdName}: ${cds.length} CompositionDefinitions in ${spaces.size} namespaces (${[...spaces].slice(0, 3).join(', ')}) still use it, so it is kept`)
+  } else if (coreProviders.length) {
+    kept.push(`CustomResourceDefinition ${crdName}: core-provider still runs in ${coreProviders[0]!.metadata!.namespace}, so it is kept`)
+  } else {
+    items.push({ kind: 'crd', name: crdName, what: `CustomResourceDefinition ${crdName} (from core-provider's crds/ directory; no CompositionDefinition is left in the cluster)`, command: `kubectl delete crd ${crdName}`, dataLoss: false })
   }
   return { items, kept }
 }
