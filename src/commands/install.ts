@@ -11,6 +11,7 @@ import { Interrupt } from '../lib/interrupt.js'
 import { statusDocument } from '../lib/output.js'
 import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
 import { RunLock } from '../lib/lock.js'
+import { REGISTRY_SECRET } from '../lib/inventory.js'
 import { ensureNamespace } from '../lib/kube-write.js'
 
 export default class Install extends KrateoCommand {
@@ -56,7 +57,8 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       ...(flags.exposure ? { 'exposure.type': flags.exposure } : {}),
       ...(flags['exposure-port'] ? { 'exposure.port': flags['exposure-port'] } : {}),
       'namespaces.krateo': flags.namespace,
-      ...(flags['registry-username'] ? { 'registryAuth.enabled': true, 'registryAuth.username': flags['registry-username'] } : {}),
+      // The chart's real registryAuth.passwordRef (its fields default to ""): the Secret this CLI writes.
+      ...(flags['registry-username'] ? { 'registryAuth.enabled': true, 'registryAuth.username': flags['registry-username'], 'registryAuth.passwordRef.name': REGISTRY_SECRET, 'registryAuth.passwordRef.key': 'password' } : {}),
     }
     const sets = [...featureSets(flags.feature), ...flags.set]
     const opts: InstallOptions = {

@@ -3,7 +3,7 @@
 // and typo suggestions, a hung API server failing in bounded time, version and check, status --wait.
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:net'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { parse, stringify } from 'yaml'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -166,5 +166,23 @@ describe('conventions', () => {
     const typo = run(['statsu'])
     assert.equal(typo.code, 2)
     assert.doesNotMatch(run(['version', '--client']).err, /Warning/, 'no warning from the executable itself')
+  })
+
+  it('a private registry: the login stays inside the run, the chart gets its real passwordRef, the password lives in one Secret, uninstall removes it', async () => {
+    const password = 's3cret-Pa55-for-the-test'
+    const res = await runCli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m', '--registry-username', 'CORP\\bot,x', '--registry-password-stdin'],
+      { env: sandboxEnv(sandbox()), input: password + '\n' })
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.ok(!(res.stdout + res.stderr).includes(password), 'never printed')
+    const cd = await kube().custom.getNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions', name: 'authn' }) as { spec: { chart: { credentials?: { username: string; passwordRef: Record<string, string> } } } }
+    assert.deepEqual(cd.spec.chart.credentials, { username: 'CORP\\bot,x', passwordRef: { name: 'krateo-registry-auth', namespace: 'krateo-system', key: 'password' } }, 'the username intact, the real passwordRef set')
+    const secrets = (await kube().core.listSecretForAllNamespaces()).items
+    const holding = secrets.filter((x) => Object.values(x.data ?? {}).some((v) => Buffer.from(v, 'base64').toString().includes(password))).map((x) => `${x.metadata?.namespace}/${x.metadata?.name}`)
+    assert.deepEqual(holding, ['krateo-system/krateo-registry-auth'], 'the password is in one Secret only')
+    const helmRegistry = sandboxEnv(sandbox()).HELM_REGISTRY_CONFIG!
+    assert.ok(!existsSync(helmRegistry) || !readFileSync(helmRegistry, 'utf8').includes('bot'), 'the login did not outlive the run in the user\'s helm registry config')
+    const un = await cli(['uninstall', ...kc(), '--timeout', '3m'])
+    assert.equal(un.code, 0, un.stdout + un.stderr)
+    await assert.rejects(kube().core.readNamespacedSecret({ name: 'krateo-registry-auth', namespace: 'krateo-system' }), (e) => httpCode(e) === 404, 'uninstall removed the registry Secret')
   })
 })
