@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
 import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
-import { cliFor } from '../helpers/cli.js'
+import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
 const NS = 'krateo-system'
 const CD = { group: 'core.krateo.io', version: 'v1alpha1', plural: 'compositiondefinitions' }
@@ -145,6 +145,9 @@ describe('uninstall beside objects that are not the platform\'s', () => {
     assert.match(stuck.stderr, /^Error: Authn\/authn is stuck Terminating on finalizer composition\.krateo\.io\/finalizer \(cleared by the cdc Deployment authns-v0-22-0-controller, which is not running\); start that controller again, or re-run with --force --yes/m)
     const status = await cli(['status', ...kc(), '-o', 'json'])
     assert.match(JSON.parse(status.stdout).pausedBy, /^paused by krateo-installer uninstall at \S+: re-run that command to resume the uninstall$/)
+    const meanwhile = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer'])
+    assert.equal(meanwhile.code, 2, meanwhile.stdout + meanwhile.stderr)
+    assert.match(meanwhile.stderr, /^Error: an uninstall of the platform in krateo-system is under way \(paused by krateo-installer uninstall at \S+\); finish it first with: krateo-installer uninstall -n krateo-system/m)
     const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '4m'])
     assert.equal(forced.code, 0, forced.stdout + forced.stderr)
     assert.match(forced.stdout, /--force: removing finalizers of Authn\/authn: composition\.krateo\.io\/finalizer \(cleared by the cdc Deployment authns-v0-22-0-controller, which is not running\)/)
