@@ -160,7 +160,13 @@ export class Teardown {
   /** Waits until the watched object is gone; stops the watch after. */
   async waitObjectGone(collectionPath: string, name: string, what: string, report: StepReport, why: () => string): Promise<void> {
     // Most objects are gone by the time we look: one GET settles those; a watch follows the rest.
-    if (!(await this.api(`read ${what}`, () => getPath(this.cluster, `${collectionPath}/${name}`)))) return
+    const now = await this.api(`read ${what}`, () => getPath(this.cluster, `${collectionPath}/${name}`))
+    if (!now) return
+    // helm uninstall leaves what its chart marks to keep: waiting for it would only run into the deadline.
+    if (now.metadata.annotations?.['helm.sh/resource-policy'] === 'keep' && !now.metadata.deletionTimestamp) {
+      report.line(`${collectionPath.split('/').pop()}/${name} is kept by its chart (helm.sh/resource-policy: keep): not waited for`)
+      return
+    }
     const w = this.watchObject(collectionPath, name)
     try {
       await this.waitFor(what, async () => (w.current === null ? true : null), report, why, [w])
