@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand } from '../lib/base-command.js'
+import { KrateoCommand, prose } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
 import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor } from '../lib/chart.js'
 import { chartAccessFlags, helmFrom } from '../lib/command-flags.js'
@@ -9,10 +9,10 @@ import { checkNamespace } from '../lib/flags.js'
 
 export default class Check extends KrateoCommand {
   static override summary = 'Check that the cluster is ready for an install (--pre), or that the running platform is healthy'
-  static override description = `--pre verifies what install's preflight verifies, read-only: cluster, helm, chart and values, component DAG,
+  static override description = prose(`--pre verifies what install's preflight verifies, read-only: cluster, helm, chart and values, component DAG,
 permissions. Without --pre it checks the running platform: engine, every component, endpoints, the portal, objects
 left Terminating, a run in progress. One ✔/✖ line per check, with a hint for each failure.
-Exit codes: 0 every check passed, 10 some check failed, 2 bad flag.`
+Exit codes: 0 every check passed, 10 some check failed, 2 bad flag.`)
 
   static override examples = ['<%= config.bin %> check --pre', '<%= config.bin %> check', '<%= config.bin %> check --json']
 

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand } from '../lib/base-command.js'
+import { KrateoCommand, prose } from '../lib/base-command.js'
 import { loadCluster } from '../lib/cluster.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
@@ -16,14 +16,14 @@ import { ensureNamespace } from '../lib/kube-write.js'
 
 export default class Install extends KrateoCommand {
   static override summary = 'Install the Krateo platform and follow it until it is Ready'
-  static override description = `Runs the bootstrap phase of the Krateo installer chart itself (helm install in bootstrap mode with the
+  static override description = prose(`Runs the bootstrap phase of the Krateo installer chart itself (helm install in bootstrap mode with the
 chart's hooks skipped, then each step of its post-install hook as a visible step), then follows the
 self-reconcile of every component (CompositionDefinition -> CRD -> Composition -> Ready) and prints how to
 reach the platform. Re-running resumes a partial install; on a Ready platform it does nothing. Another
 installer version already installed is refused: moving versions is what upgrade does.
 
 Exit codes: 0 Ready (or accepted with --no-wait), 2 bad flag or another version installed, 3 cluster unreachable, 4 helm missing or
-unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted.`
+unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted.`)
 
   static override examples = [
     '<%= config.bin %> install --exposure LoadBalancer',

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand } from '../lib/base-command.js'
+import { KrateoCommand, prose } from '../lib/base-command.js'
 import { checkReachable, loadCluster } from '../lib/cluster.js'
 import { readLock } from '../lib/lock.js'
 import { ExitCode, UserError } from '../lib/errors.js'
@@ -11,11 +11,11 @@ import type { PlatformWatch as Watcher } from '../lib/follow.js'
 
 export default class Status extends KrateoCommand {
   static override summary = 'Show where the Krateo platform and each of its components stand'
-  static override description = `Reads everything from the live Installer CR and the cluster, so it works for any installer chart version.
+  static override description = prose(`Reads everything from the live Installer CR and the cluster, so it works for any installer chart version.
 With --wait it waits until the platform is Ready (a spinner on a terminal, a line per change in CI), for CI steps
 after an install, like "cilium status --wait".
 Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 6 when --wait timed out, 3 when the
-cluster cannot be read.`
+cluster cannot be read.`)
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status -o json', '<%= config.bin %> status --watch', '<%= config.bin %> status --wait --timeout 10m']
 
   static override flags = {

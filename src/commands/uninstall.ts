@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand } from '../lib/base-command.js'
+import { KrateoCommand, prose } from '../lib/base-command.js'
 import { apiFailure, checkReachable, loadCluster } from '../lib/cluster.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { Helm } from '../lib/helm.js'
@@ -17,8 +17,8 @@ import { type Residue, purge, residue } from '../lib/residue.js'
 
 export default class Uninstall extends KrateoCommand {
   static override summary = 'Remove the Krateo platform in order, so nothing is left Terminating, and nothing that is not the platform\'s is touched'
-  static override description = `Only what is provably the platform's is removed: the Installer CR, the CompositionDefinitions the
-installer chart labels and names after its components (and the CRDs core-provider generated for them), the
+  static override description = prose(`Only what is provably the platform's is removed: the Installer CR, the CompositionDefinitions named after the
+installer and its components that the installer's release rendered (and the CRDs core-provider generated for them), the
 bootstrap release (found from helm's annotation on the installer-self-cr ConfigMap, whatever its name), this
 platform's core-provider webhook, cdc bundles and registry Secret. Your own CompositionDefinitions,
 Compositions, CRDs, webhooks and apps are listed as "not the platform's" and kept.
@@ -39,7 +39,7 @@ need --yes when there is no terminal; without it they are refused before anythin
 
 Exit codes: 0 done or nothing installed, 2 bad flag, 3 cluster unreachable, 4 helm missing, 5 permission
 denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that should clear it are named),
-9 interrupted or not confirmed (re-run to continue), 11 another run holds the lock.`
+9 interrupted or not confirmed (re-run to continue), 11 another run holds the lock.`)
 
   static override examples = ['<%= config.bin %> uninstall', '<%= config.bin %> uninstall --dry-run', '<%= config.bin %> uninstall --purge --yes']
 

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand } from '../lib/base-command.js'
+import { KrateoCommand, prose } from '../lib/base-command.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { loadCluster } from '../lib/cluster.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
@@ -17,7 +17,7 @@ import { canAsk, confirmOrRefuse } from '../lib/confirm.js'
 
 export default class Upgrade extends KrateoCommand {
   static override summary = 'Move a running platform to another installer version, or switch its features, keeping runtime edits'
-  static override description = `Renders the new installer chart with the values you installed with (plus any new -f/--set), shows what
+  static override description = prose(`Renders the new installer chart with the values you installed with (plus any new -f/--set), shows what
 moves (components added, removed, versions old -> new, features), then: helm upgrade of the bootstrap
 release (hooks skipped); with the Installer paused, removed components drained leaves first and changed
 component definitions moved to their new versions dependencies first, each followed until its release runs
@@ -30,7 +30,7 @@ A lower version is refused unless --allow-downgrade. An interrupted upgrade resu
 
 Exit codes: 0 done, 2 bad flag (or a refused downgrade), 3 cluster unreachable, 4 helm missing or
 unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted,
-10 nothing installed to upgrade.`
+10 nothing installed to upgrade.`)
 
   static override examples = [
     '<%= config.bin %> upgrade --version 0.2.54 --dry-run',

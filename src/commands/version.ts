@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand } from '../lib/base-command.js'
+import { KrateoCommand, prose } from '../lib/base-command.js'
 import { checkReachable, loadCluster } from '../lib/cluster.js'
 import { Helm } from '../lib/helm.js'
 import { detectGeneration } from '../lib/engine.js'
@@ -7,7 +7,7 @@ import { observe } from '../lib/observe.js'
 
 export default class Version extends KrateoCommand {
   static override summary = 'Show the versions of this CLI and helm, and with a cluster those of Kubernetes, the installer and the engine generation'
-  static override description = `Never fails for what it cannot reach: each part it cannot tell says why. Exit code 0.`
+  static override description = prose(`Never fails for what it cannot reach: each part it cannot tell says why. Exit code 0.`)
   static override examples = ['<%= config.bin %> version', '<%= config.bin %> version --json', '<%= config.bin %> version --client']
 
   static override flags = {

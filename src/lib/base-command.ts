@@ -69,3 +69,15 @@ export abstract class KrateoCommand extends Command {
     this.exit(ExitCode.Internal)
   }
 }
+
+/**
+ * A command's description as prose: lines inside a paragraph joined, so oclif wraps them to the terminal
+ * instead of breaking our own line breaks again; "Exit codes", "Stage N" and "--flag" lines start their own.
+ */
+export function prose(text: string): string {
+  return text.split('\n').reduce((out, line, i) => {
+    if (i === 0) return line
+    if (!line.trim() || /^(Exit codes?:|Stage \d|--|With --)/.test(line) || out.endsWith('\n')) return `${out}\n${line}`
+    return `${out} ${line}`
+  }, '')
+}
