@@ -20,10 +20,12 @@ export default class Install extends KrateoCommand {
 chart's hooks skipped, then each step of its post-install hook as a visible step), then follows the
 self-reconcile of every component (CompositionDefinition -> CRD -> Composition -> Ready) and prints how to
 reach the platform. Re-running resumes a partial install; on a Ready platform it does nothing. Another
-installer version already installed is refused: moving versions is what upgrade does.
+installer version already installed is refused: moving versions is what upgrade does. A platform installed by a plain helm install, under any release
+name, is adopted (that release is upgraded with its values kept). The layers render one after the other because
+install nudges the installer's cdc through the annotation it watches; it never restarts a controller.
 
 Exit codes: 0 Ready (or accepted with --no-wait), 2 bad flag or another version installed, 3 cluster unreachable, 4 helm missing or
-unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted.`)
+unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted, 11 another run holds the lock.`)
 
   static override examples = [
     '<%= config.bin %> install --exposure LoadBalancer',

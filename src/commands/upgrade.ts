@@ -30,7 +30,7 @@ A lower version is refused unless --allow-downgrade. An interrupted upgrade resu
 
 Exit codes: 0 done, 2 bad flag (or a refused downgrade), 3 cluster unreachable, 4 helm missing or
 unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted,
-10 nothing installed to upgrade.`)
+10 nothing installed to upgrade, 11 another run holds the lock.`)
 
   static override examples = [
     '<%= config.bin %> upgrade --version 0.2.54 --dry-run',
