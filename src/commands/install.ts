@@ -90,11 +90,6 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         throw new UserError(`installer ${before.installerVersion} is already installed in ${flags.namespace}; install does not change versions`, ExitCode.Usage,
           `run: ${this.config.bin} upgrade --version ${plan!.rendered.chartVersion} (add --dry-run to see what moves)`)
       }
-      if (before.pausedBy && / uninstall /.test(before.pausedBy)) {
-        // Patching a platform half-way through its uninstall would fight the drain.
-        throw new UserError(`an uninstall of the platform in ${flags.namespace} is under way (${before.pausedBy.replace(/: re-run.*$/, '')})`, ExitCode.Usage,
-          `finish it first with: ${this.config.bin} uninstall -n ${flags.namespace}, then install again`)
-      }
       if (before.phase === 'Ready' && before.installerVersion === plan!.rendered.chartVersion) {
         if (flags.json) this.printJson({ result: 'already-installed', status: statusDocument(before) })
         else this.log(`Already installed and Ready: installer ${before.installerVersion} in ${flags.namespace}; nothing to do.\n\n${summary(before, 0)}`)
@@ -105,6 +100,12 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       lock = taken.lock
       interrupt.onStop(() => taken.lock.release())
       if (taken.note) process.stderr.write(`${taken.note}\n`)
+      // Checked under the lock: a running uninstall is refused by the lock itself (exit 11), with its holder.
+      if (before.pausedBy && / uninstall /.test(before.pausedBy)) {
+        // Patching a platform half-way through its uninstall would fight the drain.
+        throw new UserError(`an uninstall of the platform in ${flags.namespace} is under way (${before.pausedBy.replace(/: re-run.*$/, '')})`, ExitCode.Usage,
+          `finish it first with: ${this.config.bin} uninstall -n ${flags.namespace}, then install again`)
+      }
       const steps: Step[] = bootstrapSteps(cluster, helm, opts, plan!, interrupt, platformWatch)
       const deadline = started + timeoutMs
       if (flags.wait) {
