@@ -80,7 +80,7 @@ export async function nudge(cluster: Cluster, obj: KObj): Promise<void> {
 /** Removes what nudges left ("false"), never a pause someone set. */
 export async function clearNudge(cluster: Cluster, obj: KObj): Promise<void> {
   if (obj.metadata.annotations?.['krateo.io/paused'] !== 'false') return
-  await mergePatchCustom(cluster, refOf(obj, 'installers'), { metadata: { annotations: { 'krateo.io/paused': null } } })
+  await removeAnnotation(cluster, refOf(obj, 'installers'), 'krateo.io/paused')
 }
 
 /** Whether the installer cdc's helm release of this Installer is pending (helm in flight), from helm's release Secrets. */
