@@ -6,6 +6,7 @@ import { KubeConfig } from '@kubernetes/client-node'
 import { loadSandbox } from './lib/sandbox.js'
 import { startLoadBalancerController } from './lib/loadbalancer.js'
 import { startEngine } from './engine/index.js'
+import type { EngineContext } from './engine/context.js'
 
 const dir = process.argv[2]
 if (!dir) {
@@ -17,8 +18,12 @@ const sandbox = loadSandbox(dir)
 const kc = new KubeConfig()
 kc.loadFromFile(sandbox.kubeconfig)
 
-startLoadBalancerController(kc, log)
-if (sandbox.state.engine) await startEngine(sandbox, log)
+let engine: EngineContext | undefined
+startLoadBalancerController(kc, log, () => {
+  const s = engine?.settings()
+  return { delaySeconds: s?.loadBalancerDelaySeconds ?? 0, hostnameOnly: s?.loadBalancerHostnameOnly ?? false }
+})
+if (sandbox.state.engine) engine = await startEngine(sandbox, log)
 
 const ownerPid = sandbox.state.ownerPid
 if (ownerPid) {

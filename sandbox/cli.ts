@@ -5,9 +5,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { loadSandbox, sandboxIsRunning, startSandbox } from './lib/sandbox.js'
+import { type GenerationName, generationProfile, isGenerationName } from './engine/generation.js'
 
 const usage = `usage: sandbox <command> [--name NAME]
   up          build (first time) and start a sandbox; prints its kubeconfig and registry
+              --generation S|N   engine generation the simulator behaves as (default S; contract section 0)
               --no-agent   leave the agent (LoadBalancer controller, engine simulator) off
   down        stop exactly the processes that sandbox started and remove its state
   facts       what the cluster looks like: version, nodes, namespaces, registry contents, daemons
@@ -21,6 +23,7 @@ const { values, positionals } = parseArgs({
   options: {
     name: { type: 'string', default: 'default' },
     'no-agent': { type: 'boolean', default: false },
+    generation: { type: 'string', default: 'S' },
     user: { type: 'string' },
     group: { type: 'string', multiple: true },
     namespace: { type: 'string' },
@@ -45,12 +48,14 @@ async function main(): Promise<void> {
   const running = () => (sandboxIsRunning(dir) ? loadSandbox(dir) : fail(`no sandbox "${values.name}" is running; start one with: npm run sandbox:up`))
   switch (command) {
     case 'up': {
+      if (!isGenerationName(values.generation!)) fail(`--generation must be S or N, not "${values.generation}"`)
       const started = Date.now()
       const sandbox = await startSandbox({
-        name: values.name, dir, agent: !values['no-agent'],
+        name: values.name, dir, agent: !values['no-agent'], generation: values.generation!.toUpperCase() as GenerationName,
         log: (m) => console.error(`${new Date().toISOString().slice(11, 19)} ${m}`),
       })
       console.log(`sandbox "${values.name}" up in ${((Date.now() - started) / 1000).toFixed(1)}s`)
+      console.log(`  engine:     ${sandbox.state.engine ? generationProfile(sandbox.generation).describe : 'off (--no-agent)'}`)
       console.log(`  kubeconfig: ${sandbox.kubeconfig}`)
       console.log(`  api server: ${sandbox.apiServerUrl}`)
       console.log(`  registry:   oci://${sandbox.registry} (plain HTTP)`)
@@ -78,6 +83,7 @@ async function main(): Promise<void> {
       const namespaces = await get<{ items: { metadata: { name: string } }[] }>('/api/v1/namespaces')
       const catalog = await fetch(`http://${sandbox.registry}/v2/_catalog`).then((r) => r.json() as Promise<{ repositories?: string[] }>)
       console.log(`kubernetes ${version.gitVersion} at ${sandbox.apiServerUrl}`)
+      console.log(`  engine: ${sandbox.state.engine ? generationProfile(sandbox.generation).describe : 'off'}`)
       for (const n of nodes.items) {
         const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'
         console.log(`  node ${n.metadata.name}: ${ready ? 'Ready' : 'NotReady'} (${n.status?.nodeInfo?.kubeletVersion ?? '?'})`)

@@ -4,21 +4,22 @@
 import { createHash } from 'node:crypto'
 import { parseAllDocuments } from 'yaml'
 import { ApiError, Informer, type KObject } from './rest.js'
-import { EngineContext } from './context.js'
+import { EngineContext, type EffectiveSettings } from './context.js'
 import { CREATE_RESULT_LOST, type Condition, createResultLost, ready, sameConditions, setConditions, synced } from './conditions.js'
 import { pluralFromKind } from './naming.js'
 import { ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_GRACEFULLY_PAUSED, ANN_PAUSED, COMPOSITION_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, LABEL_RELEASE_NAME } from './naming.js'
 
-interface Workload { kind: string; name: string; namespace: string }
 interface CompositionStatus { conditions?: Condition[]; digest?: string; previousDigest?: string; helmChartUrl?: string; helmChartVersion?: string; managed?: unknown[] }
 
 const CLUSTER_SCOPED = new Set(['CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'Namespace', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'PersistentVolume', 'StorageClass'])
-const CREATE_KEYS = { pending: ANN_CREATE_PENDING, succeeded: ANN_CREATE_SUCCEEDED, failed: ANN_CREATE_FAILED }
-const WORKLOAD_PATHS: Record<string, string> = { Deployment: 'deployments', StatefulSet: 'statefulsets', DaemonSet: 'daemonsets' }
 
 class Cdc {
   readonly informer: Informer
-  private workloads = new Map<string, { digest: string; items: Workload[]; installedAt: number; managed: Record<string, string>[] }>()
+  /** status.managed per Composition uid, from the last helm run. */
+  private managed = new Map<string, Record<string, string>[]>()
+  private pendingSince = new Map<string, number>()
+  /** Aborted when the cdc's pod is rolled: its in-flight helm runs are cut (SIGKILL), as a pod's are. */
+  cut = new AbortController()
   private deletingSince = new Map<string, number>()
   private raceLost = new Set<string>()
 
@@ -79,73 +80,93 @@ class Cdc {
     if (obj.metadata.deletionTimestamp) return this.remove(obj)
     if (ann[ANN_GRACEFULLY_PAUSED] === 'true') return this.setStatus(obj, {}, ready('True', 'ReconcileGracefullyPaused'))
 
+    const settings = this.ctx.settings()
+    const release = this.releaseName(obj)
+    // The cdc writes its release name on every observe (and the finalizer before its first create).
     let current = obj
-    if (!obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER)) {
-      current = await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { finalizers: [...(obj.metadata.finalizers ?? []), COMPOSITION_FINALIZER] } })
+    if (!obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER) || obj.metadata.labels?.[LABEL_RELEASE_NAME] !== release) {
+      current = await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: {
+        labels: { [LABEL_RELEASE_NAME]: release },
+        finalizers: [...new Set([...(obj.metadata.finalizers ?? []), COMPOSITION_FINALIZER])],
+      } })
     }
     const cm = await this.ctx.rest.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${this.ns}/configmaps/${this.deploymentName.replace(/-controller$/, '')}-configmap`)
     const url = cm.data.URL!
     const chartVersion = cm.data.VERSION!
-    const release = this.releaseName(current)
     const status = (current.status ?? {}) as CompositionStatus
     const digest = createHash('sha256').update(JSON.stringify([current.spec ?? {}, url, chartVersion])).digest('hex').slice(0, 16)
     let message = 'Composition is up-to-date'
-    const known = this.workloads.get(current.metadata.uid!)
     try {
       const info = await this.ctx.helm.chart(url, chartVersion)
-      const releaseStatus = await this.ctx.helm.status(release, ns)
+      let releaseStatus = await this.ctx.helm.status(release, ns)
+      if (releaseStatus?.startsWith('pending-')) {
+        if (!(await this.settlePending(current, release, releaseStatus, settings))) return
+        releaseStatus = await this.ctx.helm.status(release, ns)
+      }
       const firstInstall = releaseStatus === null
-      if (firstInstall || releaseStatus !== 'deployed' || status.digest !== digest || info.readsCluster || !known) {
-        if (firstInstall || releaseStatus !== 'deployed' || status.digest !== digest || info.readsCluster) {
-          if (firstInstall && !(await this.markCreate(current))) return
-          try {
-            this.ctx.log(`cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`)
-            await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {})
-          } catch (err) {
-            const msg = (err as Error).message
-            if (firstInstall) {
-              await this.annotate(current, ANN_CREATE_FAILED)
-              await this.setStatus(current, {}, ready('False', 'Creating'), synced('False', 'ReconcileError', `create failed: ${msg}`))
-            }
-            else await this.setStatus(current, {}, ready('False', 'Unavailable'), synced('False', 'ReconcileError', `observe failed: ${msg}`))
-            this.enqueue(current, this.ctx.settings().resyncSeconds * 1000)
-            return
-          }
+      const changed = status.digest !== digest
+      // Gen S upgrades on every observe; Gen N only when something changed (contract section 3).
+      if (firstInstall || releaseStatus !== 'deployed' || changed || info.readsCluster || settings.profile.upgradeOnEveryObserve || !this.managed.has(current.metadata.uid!)) {
+        if (firstInstall && !(await this.markCreate(current))) return
+        try {
+          this.ctx.log(`cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`)
+          await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {}, this.cut.signal)
+        } catch (err) {
+          if (this.cut.signal.aborted) return // the process "died": nothing is recorded
+          const msg = (err as Error).message
           if (firstInstall) {
-            current = await this.annotate(current, ANN_CREATE_SUCCEEDED)
-            message = 'Composition created'
-          }
-          else if (status.digest !== digest) message = 'Composition values updated'
+            await this.annotate(current, ANN_CREATE_FAILED)
+            await this.setStatus(current, {}, ready('False', 'Creating'), synced('False', 'ReconcileError', `create failed: ${msg}`))
+          } else await this.setStatus(current, {}, ready('False', 'Unavailable'), synced('False', 'ReconcileError', `observe failed: ${msg}`))
+          this.enqueue(current, settings.resyncSeconds * 1000)
+          return
         }
-        const manifest = (await this.ctx.helm.manifest(release, ns)) ?? ''
-        const docs = parseAllDocuments(manifest).map((d) => d.toJS() as KObject | null).filter((d): d is KObject => !!d && !!d.kind)
-        const items = docs.filter((d) => !!WORKLOAD_PATHS[d.kind!]).map((d) => ({ kind: d.kind!, name: d.metadata.name, namespace: d.metadata.namespace ?? ns }))
-        const managed = docs.map((d) => ({
-          apiVersion: d.apiVersion!, resource: pluralFromKind(d.kind!), name: d.metadata.name,
-          ...(CLUSTER_SCOPED.has(d.kind!) ? {} : { namespace: d.metadata.namespace ?? ns }),
-        }))
-        const installedAt = known && known.digest === digest ? known.installedAt : Date.now()
-        this.workloads.set(current.metadata.uid!, { digest, items, installedAt, managed })
+        if (firstInstall) {
+          current = await this.annotate(current, ANN_CREATE_SUCCEEDED)
+          message = 'Composition created'
+        } else if (changed) message = 'Composition values updated'
+        this.managed.set(current.metadata.uid!, await this.managedObjects(release, ns))
       }
     } catch (err) {
       if (err instanceof ApiError) throw err
       await this.setStatus(current, {}, ready('False', 'Unavailable'), synced('False', 'ReconcileError', `observe failed: ${(err as Error).message}`))
       return
     }
-    const entry = this.workloads.get(current.metadata.uid!)!
-    const notReady = await this.unavailable(entry.items)
-    const settings = this.ctx.settings()
-    const delay = (settings.readinessDelaySeconds[name] ?? 0) * 1000 - (Date.now() - entry.installedAt)
-    const neverReady = settings.neverReady[name]
-    const managed = entry.managed
-    const base = { helmChartUrl: url, helmChartVersion: chartVersion, digest, ...(status.digest && status.digest !== digest ? { previousDigest: status.digest } : {}), managed }
-    const readyCond = neverReady
-      ? ready('False', 'Unavailable', neverReady)
-      : notReady.length
-        ? ready('False', 'Unavailable', `waiting for ${notReady.join(', ')} to be available`)
-        : delay > 0 ? ready('False', 'Unavailable', `waiting for the release ${release} to become ready`) : ready('True', 'Available', message)
-    await this.setStatus(current, base, readyCond, synced('True', 'ReconcileSuccess'))
-    if (readyCond.status !== 'True' && !neverReady) this.enqueue(current, Math.max(1000, Math.min(delay, 2000)))
+    // Ready as soon as helm returned (helm Wait: false): it says nothing about pods (contract section 3).
+    const base = { helmChartUrl: url, helmChartVersion: chartVersion, digest, ...(status.digest && status.digest !== digest ? { previousDigest: status.digest } : {}), managed: this.managed.get(current.metadata.uid!) }
+    await this.setStatus(current, base, ready('True', 'Available', message), synced('True', 'ReconcileSuccess'))
+  }
+
+  /** The objects of a release, as status.managed lists them. */
+  private async managedObjects(release: string, ns: string): Promise<Record<string, string>[]> {
+    const manifest = (await this.ctx.helm.manifest(release, ns)) ?? ''
+    const docs = parseAllDocuments(manifest).map((d) => d.toJS() as KObject | null).filter((d): d is KObject => !!d && !!d.kind)
+    return docs.map((d) => ({
+      apiVersion: d.apiVersion!, resource: pluralFromKind(d.kind!), name: d.metadata.name,
+      ...(CLUSTER_SCOPED.has(d.kind!) ? {} : { namespace: d.metadata.namespace ?? ns }),
+    }))
+  }
+
+  /**
+   * A release left pending-* by a cdc cut short (contract section 0). S rolls it back on the next observe; N
+   * reports PendingHelmOperation and does nothing for the stand-down time first. True when work may go on.
+   */
+  private async settlePending(obj: KObject, release: string, releaseStatus: string, settings: EffectiveSettings): Promise<boolean> {
+    const uid = obj.metadata.uid!
+    if (settings.profile.pendingRelease === 'stand-down') {
+      const since = this.pendingSince.get(uid) ?? Date.now()
+      this.pendingSince.set(uid, since)
+      const left = settings.pendingStandDownSeconds * 1000 - (Date.now() - since)
+      if (left > 0) {
+        await this.setStatus(obj, {}, ready('False', 'PendingHelmOperation', `helm release ${release} is ${releaseStatus}; waiting before rolling it back`))
+        this.enqueue(obj, Math.min(left, settings.resyncSeconds * 1000))
+        return false
+      }
+    }
+    this.pendingSince.delete(uid)
+    this.ctx.log(`cdc ${this.plural}.${this.version}: release ${obj.metadata.namespace}/${release} is ${releaseStatus}: rolling back`)
+    await this.ctx.helm.rollbackPending(release, obj.metadata.namespace!, releaseStatus)
+    return true
   }
 
   private async annotate(obj: KObject, key: string): Promise<KObject> {
@@ -158,7 +179,7 @@ class Cdc {
    * refuses to go on until someone removes the mark. False when the create must not go ahead.
    */
   private async markCreate(obj: KObject): Promise<boolean> {
-    if (createResultLost(obj.metadata.annotations, CREATE_KEYS)) {
+    if (createResultLost(obj.metadata.annotations, this.ctx.settings().lostCreateGraceSeconds)) {
       await this.setStatus(obj, {}, synced('False', 'ReconcileError', CREATE_RESULT_LOST))
       return false
     }
@@ -171,20 +192,6 @@ class Cdc {
       return false
     }
     return true
-  }
-
-  private async unavailable(items: Workload[]): Promise<string[]> {
-    const out: string[] = []
-    for (const w of items) {
-      const live = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${w.namespace}/${WORKLOAD_PATHS[w.kind]}/${w.name}`)
-      const s = (live?.status ?? {}) as Record<string, number | undefined>
-      const spec = (live?.spec ?? {}) as { replicas?: number }
-      const ok = w.kind === 'DaemonSet'
-        ? (s.desiredNumberScheduled ?? 0) > 0 && (s.numberAvailable ?? 0) >= (s.desiredNumberScheduled ?? 0)
-        : w.kind === 'StatefulSet' ? (s.readyReplicas ?? 0) >= (spec.replicas ?? 1) : (s.availableReplicas ?? 0) >= (spec.replicas ?? 1)
-      if (!ok) out.push(`${w.kind} ${w.namespace}/${w.name}`)
-    }
-    return out
   }
 
   private async remove(obj: KObject): Promise<void> {
@@ -208,7 +215,7 @@ class Cdc {
     const fresh = await this.ctx.rest.get(this.objectPath(obj))
     const finalizers = (fresh.metadata.finalizers ?? []).filter((f) => f !== COMPOSITION_FINALIZER)
     await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { finalizers, resourceVersion: fresh.metadata.resourceVersion } })
-    this.workloads.delete(obj.metadata.uid!)
+    this.managed.delete(obj.metadata.uid!)
     this.deletingSince.delete(obj.metadata.uid!)
   }
 }
@@ -220,6 +227,11 @@ export class CdcManager {
   constructor(private ctx: EngineContext) {
     ctx.onDeployment((d, old) => {
       const cdc = this.cdcs.get(`${d.metadata.namespace}/${d.metadata.name}`)
+      // A rollout (new template) stops the old pod: its helm work in flight is cut where it stands.
+      if (cdc && old && old.metadata.generation !== d.metadata.generation) {
+        cdc.cut.abort()
+        cdc.cut = new AbortController()
+      }
       // A (re)started cdc lists everything and observes it at once.
       if (cdc && EngineContext.available(d) && (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)) cdc.enqueueAll()
     })

@@ -1,4 +1,5 @@
 // Crossplane-style conditions, as provider-runtime and unstructured-runtime write them.
+import { ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED } from './naming.js'
 export interface Condition {
   type: string
   status: 'True' | 'False' | 'Unknown'
@@ -33,10 +34,16 @@ export function sameConditions(a: Condition[] | undefined, b: Condition[]): bool
 
 export const CREATE_RESULT_LOST = 'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'
 
-/** The external-create protocol: a pending mark newer than any recorded result means a create whose outcome was lost. */
-export function createResultLost(annotations: Record<string, string> | undefined, keys: { pending: string; succeeded: string; failed: string }): boolean {
+const CREATE_KEYS = { pending: ANN_CREATE_PENDING, succeeded: ANN_CREATE_SUCCEEDED, failed: ANN_CREATE_FAILED }
+
+/**
+ * The external-create protocol: a pending mark newer than any recorded result means a create whose outcome was
+ * lost. With a grace (Gen N's runtime fork) a mark older than the grace no longer blocks: observe takes over.
+ */
+export function createResultLost(annotations: Record<string, string> | undefined, graceSeconds: number | null = null, at = Date.now()): boolean {
   const ann = annotations ?? {}
-  const pending = ann[keys.pending]
-  const settled = [ann[keys.succeeded], ann[keys.failed]].filter(Boolean) as string[]
-  return !!pending && settled.every((s) => Date.parse(pending) > Date.parse(s))
+  const pending = ann[CREATE_KEYS.pending]
+  const settled = [ann[CREATE_KEYS.succeeded], ann[CREATE_KEYS.failed]].filter(Boolean) as string[]
+  const lost = !!pending && settled.every((s) => Date.parse(pending) > Date.parse(s))
+  return lost && (graceSeconds === null || at - Date.parse(pending!) < graceSeconds * 1000)
 }

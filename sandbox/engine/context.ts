@@ -4,16 +4,29 @@
 import { Informer, Rest, type KObject } from './rest.js'
 import { HelmRunner } from './helm.js'
 import { WorkQueue } from './queue.js'
+import { type GenerationName, type GenerationProfile, generationProfile } from './generation.js'
 
 export const ENGINE_CONFIG = { namespace: 'kube-system', name: 'krateo-sandbox-engine' }
 
 /** Engine settings and fault knobs, read live from ConfigMap kube-system/krateo-sandbox-engine (key config.json). */
 export interface EngineSettings {
-  /** cdc resync and core-provider poll interval; the real default is 180 s. */
-  resyncSeconds: number
-  /** composition name -> seconds after install before it may turn Ready. */
+  /** Which engine generation the controllers behave as (contract section 0); default S. */
+  generation: GenerationName
+  /** cdc resync and core-provider poll interval; default: the generation's (180 s S, 60 s N). */
+  resyncSeconds?: number
+  /** N: seconds a cdc stands down on a release left pending-* before rolling it back (real: 5 min). */
+  pendingStandDownSeconds: number
+  /** N: seconds before observe takes over a create whose result was lost (real: 2 min). */
+  lostCreateGraceSeconds?: number
+  /** CompositionDefinition names whose chart pull fails (registry unreachable), on create and on delete. */
+  chartPullFails: string[]
+  /** Seconds before a LoadBalancer Service gets its ingress (cloud load balancers take a while). */
+  loadBalancerDelaySeconds: number
+  /** Load balancers get a hostname and no IP (as on EKS). */
+  loadBalancerHostnameOnly: boolean
+  /** component (release) name -> seconds its new pods take to start (a slow image pull). Pod-level only. */
   readinessDelaySeconds: Record<string, number>
-  /** composition name -> message: the component never turns Ready. */
+  /** component (release) name -> message: its pods crash-loop with it (the cdc still says Ready). */
   neverReady: Record<string, string>
   /** CompositionDefinition names whose next create loses the race (pending annotation left behind). */
   loseCreateRace: string[]
@@ -24,8 +37,12 @@ export interface EngineSettings {
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
-  resyncSeconds: 180, readinessDelaySeconds: {}, neverReady: {}, loseCreateRace: [], cdcLoseCreateRace: [], slowDeletionSeconds: {},
+  generation: 'S', pendingStandDownSeconds: 300, chartPullFails: [], loadBalancerDelaySeconds: 0, loadBalancerHostnameOnly: false,
+  readinessDelaySeconds: {}, neverReady: {}, loseCreateRace: [], cdcLoseCreateRace: [], slowDeletionSeconds: {},
 }
+
+/** Settings with the generation's defaults filled in. */
+export type EffectiveSettings = Omit<EngineSettings, 'lostCreateGraceSeconds'> & { resyncSeconds: number; profile: GenerationProfile; lostCreateGraceSeconds: number | null }
 
 export type Log = (message: string) => void
 
@@ -64,13 +81,23 @@ export class EngineContext {
     this.listeners.push(listener)
   }
 
-  settings(): EngineSettings {
+  settings(): EffectiveSettings {
     const cm = this.settingsCM.items.get(`${ENGINE_CONFIG.namespace}/${ENGINE_CONFIG.name}`) as { data?: Record<string, string> } | undefined
+    let set: EngineSettings = DEFAULT_SETTINGS
     try {
-      return { ...DEFAULT_SETTINGS, ...(JSON.parse(cm?.data?.['config.json'] ?? '{}') as Partial<EngineSettings>) }
-    } catch {
-      return DEFAULT_SETTINGS
+      set = { ...DEFAULT_SETTINGS, ...(JSON.parse(cm?.data?.['config.json'] ?? '{}') as Partial<EngineSettings>) }
+    } catch { /* a broken ConfigMap means defaults */ }
+    const profile = generationProfile(set.generation)
+    return {
+      ...set, profile,
+      resyncSeconds: set.resyncSeconds ?? profile.resyncSeconds,
+      lostCreateGraceSeconds: profile.lostCreateGraceSeconds === null ? null : set.lostCreateGraceSeconds ?? profile.lostCreateGraceSeconds,
     }
+  }
+
+  /** The generation profile the controllers follow now. */
+  profile(): GenerationProfile {
+    return this.settings().profile
   }
 
   static available(d: KObject | undefined): boolean {

@@ -5,7 +5,7 @@ import { EngineContext } from './context.js'
 import { CREATE_RESULT_LOST, type Condition, createResultLost, now, ready, sameConditions, setConditions, synced } from './conditions.js'
 import {
   ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_DELETION_POLICY, ANN_MANAGEMENT_POLICY, ANN_PAUSED,
-  CD_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, bundleBase, dashedVersion, kindFromChart, pluralFromKind,
+  CD_FINALIZER, STILL_EXIST_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, bundleBase, dashedVersion, kindFromChart, pluralFromKind,
 } from './naming.js'
 import type { WebhookServer } from './webhook.js'
 
@@ -61,7 +61,7 @@ interface CDStatus { conditions?: Condition[]; apiVersion?: string; kind?: strin
 export class CoreProvider {
   readonly cds: Informer
   private raceLost = new Set<string>()
-  private webhookInstalled = false
+  private stampInstalled = false
 
   constructor(private ctx: EngineContext, private webhook: WebhookServer, private caBundle: string) {
     this.cds = new Informer(ctx.rest, `${CD_PATH}/compositiondefinitions`, (ev, cd, old) => {
@@ -77,7 +77,7 @@ export class CoreProvider {
       // core-provider (re)started: reconcile every CompositionDefinition at once.
       if (d.metadata.labels?.['app.kubernetes.io/name'] !== 'core-provider') return
       if (EngineContext.available(d) && (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)) {
-        this.webhookInstalled = false
+        this.stampInstalled = false
         this.enqueueAll()
       }
     })
@@ -107,30 +107,63 @@ export class CoreProvider {
     await this.ctx.rest.mergePatch(`${cdPath(cd.metadata.namespace!, cd.metadata.name)}/status`, { status: { ...patch, conditions } })
   }
 
-  private async ensureWebhook(core: KObject): Promise<void> {
-    if (this.webhookInstalled) return
+  /** Installs what stamps the composition version: S core-provider's webhook, N a MutatingAdmissionPolicy. */
+  private async ensureVersionStamp(core: KObject): Promise<void> {
+    if (this.stampInstalled) return
+    const profile = this.ctx.profile()
+    if (profile.versionStamp === 'webhook') await this.applyWebhook(core, profile.stampOn)
+    else await this.applyPolicy(profile.stampOn)
+    this.stampInstalled = true
+  }
+
+  private async applyOrReplace(path: string, body: { metadata: { name: string; labels?: Record<string, string> }; [k: string]: unknown }): Promise<void> {
+    const existing = await this.ctx.rest.getOrNull(`${path}/${body.metadata.name}`)
+    if (existing) await this.ctx.rest.put(`${path}/${body.metadata.name}`, { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } })
+    else await this.ctx.rest.create(path, body)
+  }
+
+  private async applyWebhook(core: KObject, stampOn: string[]): Promise<void> {
     const name = core.metadata.labels?.['app.kubernetes.io/instance'] ?? 'core-provider'
-    const body = {
+    // UPDATE is intercepted too (CRD defaults), which is why every composition write fails while core-provider is down.
+    await this.applyOrReplace('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
       apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration',
       metadata: { name, labels: { 'app.kubernetes.io/name': 'core-provider' } },
       webhooks: [{
         name: 'core.provider.krateo.io',
         clientConfig: { url: `${this.webhook.url}/mutate`, caBundle: this.caBundle },
-        rules: [{ operations: ['CREATE', 'UPDATE'], apiGroups: [COMPOSITION_GROUP], apiVersions: ['*'], resources: ['*/*'] }],
+        rules: [{ operations: [...new Set([...stampOn, 'CREATE', 'UPDATE'])], apiGroups: [COMPOSITION_GROUP], apiVersions: ['*'], resources: ['*/*'] }],
         failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 5,
       }],
-    }
-    const path = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations'
-    const existing = await this.ctx.rest.getOrNull(`${path}/${name}`)
-    if (existing) await this.ctx.rest.put(`${path}/${name}`, { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } })
-    else await this.ctx.rest.create(path, body)
-    this.webhookInstalled = true
+    })
+  }
+
+  /** Gen N: the API server itself stamps request.kind.version; nothing of core-provider is in the write path. */
+  private async applyPolicy(stampOn: string[]): Promise<void> {
+    const name = 'core-provider-composition-version'
+    const base = '/apis/admissionregistration.k8s.io/v1'
+    await this.applyOrReplace(`${base}/mutatingadmissionpolicies`, {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicy',
+      metadata: { name, labels: { 'app.kubernetes.io/name': 'core-provider' } },
+      spec: {
+        matchConstraints: { resourceRules: [{ apiGroups: [COMPOSITION_GROUP], apiVersions: ['*'], operations: stampOn, resources: ['*'] }] },
+        failurePolicy: 'Fail', reinvocationPolicy: 'Never',
+        mutations: [{
+          patchType: 'ApplyConfiguration',
+          applyConfiguration: { expression: `Object{metadata: Object.metadata{labels: {"${LABEL_COMPOSITION_VERSION}": request.kind.version}}}` },
+        }],
+      },
+    })
+    await this.applyOrReplace(`${base}/mutatingadmissionpolicybindings`, {
+      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicyBinding',
+      metadata: { name, labels: { 'app.kubernetes.io/name': 'core-provider' } },
+      spec: { policyName: name },
+    })
   }
 
   async reconcile(ns: string, name: string): Promise<void> {
     const core = this.ctx.coreProvider()
     if (!core) return
-    await this.ensureWebhook(core)
+    await this.ensureVersionStamp(core)
     const cd = await this.ctx.rest.getOrNull(cdPath(ns, name))
     if (!cd) return
     const ann = cd.metadata.annotations ?? {}
@@ -155,6 +188,10 @@ export class CoreProvider {
 
   private async target(cd: KObject) {
     const chart = (cd.spec as { chart: { url: string; version?: string } }).chart
+    if (this.ctx.settings().chartPullFails.includes(cd.metadata.name)) {
+      const host = chart.url.replace(/^oci:\/\//, '').split('/')[0]
+      throw new Error(`failed to pull chart ${chart.url}:${chart.version ?? ''}: failed to do request: Head "https://${host}/v2/": dial tcp: connect: connection refused (sandbox fault)`)
+    }
     const info = await this.ctx.helm.chart(chart.url, chart.version ?? '')
     const kind = kindFromChart(info.name)
     const plural = pluralFromKind(kind)
@@ -173,6 +210,8 @@ export class CoreProvider {
     const status = (cd.status ?? {}) as CDStatus
 
     if (serves && bundle) {
+      await this.holdWhileCompositionsExist(cd, t)
+      if (this.ctx.profile().pruneStaleVersions && crd) await this.pruneStaleVersions(crd, t.version)
       // Observe: up to date. Fill the status and turn Ready.
       const managed = this.bundleObjects(ns, t.base).map(([apiVersion, resource, objName, objNs]) => ({ apiVersion, resource, name: objName, ...(objNs ? { namespace: objNs } : {}) }))
       await this.setStatus(cd, {
@@ -183,11 +222,12 @@ export class CoreProvider {
     }
 
     // Not up to date: this is an external create (or update, on a version bump).
-    if (createResultLost(cd.metadata.annotations, { pending: ANN_CREATE_PENDING, succeeded: ANN_CREATE_SUCCEEDED, failed: ANN_CREATE_FAILED })) {
+    if (createResultLost(cd.metadata.annotations, this.ctx.settings().lostCreateGraceSeconds)) {
       await this.setStatus(cd, {}, synced('False', 'ReconcileError', CREATE_RESULT_LOST))
       return
     }
     if (!crd) await this.setStatus(cd, {}, ready('False', 'Unavailable', `crd for '${gvr}' does not exists yet`))
+    else await this.setStatus(cd, {}, ready('False', 'Updating'))
     await this.annotate(cd, ANN_CREATE_PENDING)
     const settings = this.ctx.settings()
     if (settings.loseCreateRace.includes(cd.metadata.name) && !this.raceLost.has(cd.metadata.uid!)) {
@@ -242,7 +282,10 @@ export class CoreProvider {
       const spec = crd.spec as { versions: Record<string, unknown>[] }
       const others = spec.versions.filter((v) => v.name !== t.version && v.name !== 'vacuum').map((v) => ({ ...v, storage: false }))
       const vacuum = { name: 'vacuum', served: false, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }
-      await this.ctx.rest.put(`${path}/${t.crdName}`, { ...crd, spec: { ...spec, versions: [...others, this.versionEntry(t.version, t.info.schema), vacuum] } })
+      // From the first bump on, conversion goes through core-provider's webhook (core-provider 0.26.1
+      // internal/tools/crd/crd.go:210,230-250): reads of this kind then need core-provider running.
+      const conversion = { strategy: 'Webhook', webhook: { clientConfig: { url: `${this.webhook.url}/convert`, caBundle: this.caBundle }, conversionReviewVersions: ['v1'] } }
+      await this.ctx.rest.put(`${path}/${t.crdName}`, { ...crd, spec: { ...spec, conversion, versions: [...others, this.versionEntry(t.version, t.info.schema), vacuum] } })
     }
     const deadline = Date.now() + 30_000
     while (Date.now() < deadline) {
@@ -328,11 +371,14 @@ export class CoreProvider {
     const ns = cd.metadata.namespace!
     if (!cd.metadata.finalizers?.includes(CD_FINALIZER)) return
     const status = (cd.status ?? {}) as CDStatus
+    // Deleting pulls the chart first (core-provider 0.26.1 compositiondefinitions.go:549): the registry must answer.
+    await this.target(cd)
     await this.setStatus(cd, {}, ready('False', 'Deleting'))
     const orphan = cd.metadata.annotations?.[ANN_DELETION_POLICY] === 'orphan'
     if (status.resource && status.apiVersion && !orphan) {
       const version = status.apiVersion.split('/')[1]!
-      const sameKind = [...this.cds.items.values()].filter((o) => o.metadata.uid !== cd.metadata.uid && (o.status as CDStatus | undefined)?.kind === status.kind)
+      // The last CD of that kind and version takes its Compositions with it.
+      const sameKind = [...this.cds.items.values()].filter((o) => o.metadata.uid !== cd.metadata.uid && (o.status as CDStatus | undefined)?.apiVersion === status.apiVersion && (o.status as CDStatus | undefined)?.kind === status.kind)
       if (sameKind.length === 0) {
         const path = `/apis/${COMPOSITION_GROUP}/${version}/${status.resource}`
         let left: KObject[] = []
@@ -345,7 +391,7 @@ export class CoreProvider {
           for (const item of left.filter((i) => !i.metadata.deletionTimestamp)) {
             await this.ctx.rest.delete(`/apis/${COMPOSITION_GROUP}/${version}/namespaces/${item.metadata.namespace}/${status.resource}/${item.metadata.name}`)
           }
-          await this.setStatus(cd, {}, ready('False', 'Deleting', 'waiting for composition deletion'))
+          await this.setStatus(cd, {}, ready('False', 'Deleting'), synced('False', 'ReconcileError', 'observe failed: error undeploying CompositionDefinition: waiting for composition deletion'))
           this.enqueue(cd, 2000)
           return
         }
@@ -354,8 +400,52 @@ export class CoreProvider {
       if (sameKind.length === 0) await this.ctx.rest.delete(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${status.resource}.${COMPOSITION_GROUP}`)
     }
     const fresh = await this.ctx.rest.get(cdPath(ns, cd.metadata.name))
-    const finalizers = (fresh.metadata.finalizers ?? []).filter((f) => f !== CD_FINALIZER)
+    const finalizers = (fresh.metadata.finalizers ?? []).filter((f) => f !== CD_FINALIZER && f !== STILL_EXIST_FINALIZER)
     await this.ctx.rest.mergePatch(cdPath(ns, cd.metadata.name), { metadata: { finalizers, resourceVersion: fresh.metadata.resourceVersion } })
+  }
+
+  /** Compositions of a generated kind at one version (through the version's own GVR), [] when it is not served. */
+  private async compositionsAt(plural: string, version: string): Promise<KObject[]> {
+    try {
+      return await this.ctx.rest.list(`/apis/${COMPOSITION_GROUP}/${version}/${plural}`, `${LABEL_COMPOSITION_VERSION}=${version}`)
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return []
+      throw err
+    }
+  }
+
+  /** Gen S: the still-exist finalizer is on the CD exactly while Compositions of its version exist. */
+  private async holdWhileCompositionsExist(cd: KObject, t: Awaited<ReturnType<CoreProvider['target']>>): Promise<void> {
+    if (!this.ctx.profile().stillExistFinalizer) return
+    const exist = (await this.compositionsAt(t.plural, t.version)).length > 0
+    const has = cd.metadata.finalizers?.includes(STILL_EXIST_FINALIZER) ?? false
+    if (exist === has) return
+    const finalizers = exist ? [...(cd.metadata.finalizers ?? []), STILL_EXIST_FINALIZER] : (cd.metadata.finalizers ?? []).filter((f) => f !== STILL_EXIST_FINALIZER)
+    await this.ctx.rest.mergePatch(cdPath(cd.metadata.namespace!, cd.metadata.name), { metadata: { finalizers, resourceVersion: cd.metadata.resourceVersion } })
+  }
+
+  /**
+   * Gen N: a served version that no CD (status or pinned chart version) and no Composition label references is
+   * no longer served (monorepo compositiondefinitions.go:444-486).
+   */
+  private async pruneStaleVersions(crd: KObject, current: string): Promise<void> {
+    const spec = crd.spec as { names: { kind: string; plural: string }; versions: { name: string; served: boolean }[] }
+    const referenced = new Set([current])
+    for (const other of this.cds.items.values()) {
+      const st = (other.status ?? {}) as CDStatus
+      if (st.kind === spec.names.kind && st.apiVersion) referenced.add(st.apiVersion.split('/')[1]!)
+      const pinned = (other.spec as { chart?: { version?: string } } | undefined)?.chart?.version
+      if (st.kind === spec.names.kind && pinned) referenced.add(dashedVersion(pinned))
+    }
+    for (const item of await this.compositionsAt(spec.names.plural, current).catch(() => [])) {
+      const label = item.metadata.labels?.[LABEL_COMPOSITION_VERSION]
+      if (label) referenced.add(label)
+    }
+    const stale = spec.versions.filter((v) => v.served && v.name !== 'vacuum' && !referenced.has(v.name))
+    if (stale.length === 0) return
+    this.ctx.log(`core-provider: pruning served versions ${stale.map((v) => v.name).join(', ')} of ${crd.metadata.name}`)
+    const versions = spec.versions.map((v) => (stale.includes(v) ? { ...v, served: false } : v))
+    await this.ctx.rest.put(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`, { ...crd, spec: { ...spec, versions } })
   }
 }
 

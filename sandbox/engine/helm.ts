@@ -29,9 +29,10 @@ export class HelmRunner {
     }
   }
 
-  run(args: string[], timeoutMs = 120_000): Promise<{ stdout: string; stderr: string }> {
+  /** Runs helm; an abort kills it with SIGKILL, as a pod's processes die when the pod is stopped. */
+  run(args: string[], timeoutMs = 120_000, signal?: AbortSignal): Promise<{ stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      execFile(this.bin, args, { env: this.env(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      execFile(this.bin, args, { env: this.env(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, signal, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
         if (err) {
           const lines = String(stderr).trim().split('\n').filter(Boolean)
           reject(new Error(lines[lines.length - 1] ?? err.message))
@@ -73,13 +74,13 @@ export class HelmRunner {
     }
   }
 
-  async upgradeInstall(release: string, namespace: string, url: string, version: string, values: unknown): Promise<void> {
+  async upgradeInstall(release: string, namespace: string, url: string, version: string, values: unknown, signal?: AbortSignal): Promise<void> {
     const dir = mkdtempSync(join(this.home, 'values-'))
     const file = join(dir, 'values.json')
     writeFileSync(file, JSON.stringify(values ?? {}))
     try {
       await this.run(['upgrade', '--install', release, url, '--version', version, '-n', namespace, '-f', file,
-        '--history-max', '3', ...this.registryFlags(url)])
+        '--history-max', '3', ...this.registryFlags(url)], 120_000, signal)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -100,6 +101,15 @@ export class HelmRunner {
     } catch {
       return null
     }
+  }
+
+  /**
+   * Settles a release left pending-*: a pending install has nothing to go back to and is removed (the next
+   * observe installs it again); a pending upgrade or rollback goes back to the last deployed revision.
+   */
+  async rollbackPending(release: string, namespace: string, status: string): Promise<void> {
+    if (status === 'pending-install') await this.run(['uninstall', release, '-n', namespace, '--no-hooks'])
+    else await this.run(['rollback', release, '-n', namespace])
   }
 
   async uninstall(release: string, namespace: string): Promise<void> {

@@ -10,10 +10,11 @@ import { EngineContext, type Log } from './context.js'
 import { CoreProvider } from './core-provider.js'
 import { CdcManager } from './cdc.js'
 import { DependentControllers } from './dependents.js'
-import { WebhookServer } from './webhook.js'
+import { WebhookServer, type PodFault } from './webhook.js'
+import type { EffectiveSettings } from './context.js'
 import { base64File } from '../lib/pki.js'
 
-export async function startEngine(sandbox: Sandbox, log: Log): Promise<void> {
+export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineContext> {
   const pki = join(sandbox.dir, 'pki')
   const rest = new Rest({ server: sandbox.apiServerUrl, ca: sandbox.caFile, cert: join(pki, 'admin.crt'), key: join(pki, 'admin.key') })
   const helmHome = join(sandbox.dir, 'engine-helm')
@@ -21,11 +22,44 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<void> {
   const helm = new HelmRunner(sandbox.helm, helmHome, sandbox.kubeconfig, [sandbox.registry])
   const ctx = new EngineContext(rest, helm, log)
   const cert = issueCert(pki, 'core-provider-webhook', { cert: sandbox.caFile, key: join(pki, 'ca.key') }, { commonName: 'core-provider-webhook', ipSANs: ['127.0.0.1'] })
-  const webhook = new WebhookServer(cert.cert, cert.key, () => !!ctx.coreProvider())
+  const webhook = new WebhookServer(cert.cert, cert.key, {
+    coreProviderAlive: () => !!ctx.coreProvider(),
+    stampOn: () => ctx.profile().stampOn,
+    podFault: (release) => podFault(ctx.settings(), release),
+  })
   await webhook.listen()
   ctx.start()
+  await registerPodWebhook(rest, webhook.url, base64File(sandbox.caFile))
   new CoreProvider(ctx, webhook, base64File(sandbox.caFile)).start()
   new CdcManager(ctx).start()
   new DependentControllers(ctx).start()
-  log(`engine simulator running (webhook ${webhook.url})`)
+  log(`engine simulator running as ${ctx.profile().describe} (webhook ${webhook.url})`)
+  return ctx
+}
+
+/** The knob entry for a release: its component's name, or that name plus the cdc's default uid suffix. */
+function knobFor<T>(knobs: Record<string, T>, release: string): T | undefined {
+  for (const [name, value] of Object.entries(knobs)) if (release === name || new RegExp(`^${name}-[0-9a-z]{8}$`).test(release)) return value
+  return undefined
+}
+
+/** Pod-level fault knobs: a slow start (image pull) and a crash loop, per component. */
+function podFault(settings: EffectiveSettings, release: string): PodFault | null {
+  const delay = knobFor(settings.readinessDelaySeconds, release)
+  const crash = knobFor(settings.neverReady, release)
+  if (!delay && !crash) return null
+  return { ...(delay ? { readyAt: new Date(Date.now() + delay * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}), ...(crash ? { crashLoop: crash } : {}) }
+}
+
+/** The sandbox's kubelet stand-in sees every new pod (failurePolicy Ignore: it never blocks one). */
+async function registerPodWebhook(rest: Rest, url: string, caBundle: string): Promise<void> {
+  await rest.createOrIgnore('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration',
+    metadata: { name: 'krateo-sandbox-kubelet' },
+    webhooks: [{
+      name: 'pods.sandbox.krateo.io', clientConfig: { url: `${url}/pods`, caBundle },
+      rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+      failurePolicy: 'Ignore', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 2,
+    }],
+  })
 }

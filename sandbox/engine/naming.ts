@@ -26,6 +26,7 @@ export function bundleBase(plural: string, version: string): string {
 export const COMPOSITION_GROUP = 'composition.krateo.io'
 export const CD_FINALIZER = 'finalizer.managedresource.krateo.io'
 export const COMPOSITION_FINALIZER = 'composition.krateo.io/finalizer'
+export const STILL_EXIST_FINALIZER = 'composition.krateo.io/still-exist-compositions-finalizer'
 export const ANN_CREATE_PENDING = 'krateo.io/external-create-pending'
 export const ANN_CREATE_SUCCEEDED = 'krateo.io/external-create-succeeded'
 export const ANN_CREATE_FAILED = 'krateo.io/external-create-failed'

@@ -13,6 +13,7 @@ import { createCA, createServiceAccountKey, issueCert, type CertPair } from './p
 import { writeKubeconfig } from './kubeconfig.js'
 import { publishFixtureCharts } from '../fixtures/charts.js'
 import { ENGINE_CONFIG, type EngineSettings } from '../engine/context.js'
+import { type GenerationName, isGenerationName } from '../engine/generation.js'
 import { freePort, isOurs, processesMentioning, sleep, spawnDaemon, stopDaemon, tailFile, type DaemonRecord } from './processes.js'
 
 export const FAKE_NODE_NAME = 'kwok-node-0'
@@ -30,6 +31,8 @@ export interface SandboxState {
   ownerPid: number | null
   /** The agent runs the Krateo engine simulator. */
   engine: boolean
+  /** The engine generation the simulator started as (contract section 0). */
+  generation?: GenerationName
   /** Fixture charts pushed to the registry (oci://<registry>/charts/...). */
   charts: string[]
   daemons: DaemonRecord[]
@@ -46,6 +49,8 @@ export interface StartOptions {
   engine?: boolean
   /** Push the fixture charts to the registry; default true. */
   charts?: boolean
+  /** Engine generation (default: $KRATEO_SANDBOX_GENERATION, else S). */
+  generation?: GenerationName
   /** Initial engine settings (resync interval, fault knobs). */
   engineSettings?: Partial<EngineSettings>
   /** kube-apiserver writes an audit log (logs/audit.log): who made which request (benchmarks). */
@@ -107,6 +112,7 @@ export class Sandbox {
   /** host:port of the OCI registry (plain HTTP on loopback). */
   get registry(): string { return this.state.registry }
   get helm(): string { return this.state.helm }
+  get generation(): GenerationName { return this.state.generation ?? 'S' }
   /** The helm 4 binary, when it was built. */
   get helm4(): string | null { return this.state.helm4 }
   get apiServerUrl(): string { return `https://127.0.0.1:${this.state.ports.apiserver}` }
@@ -305,6 +311,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   const schedKubeconfig = kc('kube-scheduler', schedCert)
   const kwokKubeconfig = kc('kwok', kwokCert)
 
+  const generation = opts.generation ?? opts.engineSettings?.generation ?? defaultGeneration()
   const state: SandboxState = {
     name: opts.name ?? 'sandbox',
     dir,
@@ -316,6 +323,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     helm4: fileExists(bins.helm4) ? bins.helm4 : null,
     ownerPid: opts.ownerPid ?? null,
     engine: opts.agent !== false && opts.engine !== false,
+    generation,
     charts: [],
     daemons: [],
   }
@@ -378,7 +386,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   start('registry', bins.registry, ['serve', registryConfig], { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' })
 
   await createFakeNode(sandbox)
-  if (opts.engineSettings) await sandbox.setEngineSettings(opts.engineSettings)
+  await sandbox.setEngineSettings({ ...opts.engineSettings, generation })
   if (opts.agent !== false) {
     start('agent', process.execPath, ['--import', 'tsx', join(sandboxDir, 'agent.ts'), dir], { NODE_NO_WARNINGS: '1' })
   }
@@ -393,6 +401,14 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   await Promise.all([published, waitClusterUsable(sandbox)])
   log('sandbox ready')
   return sandbox
+}
+
+/** The generation a sandbox starts as unless told: $KRATEO_SANDBOX_GENERATION (the test matrix sets it), else S. */
+export function defaultGeneration(): GenerationName {
+  const env = process.env.KRATEO_SANDBOX_GENERATION
+  if (!env) return 'S'
+  if (!isGenerationName(env)) throw new Error(`KRATEO_SANDBOX_GENERATION must be S or N, not "${env}"`)
+  return env.toUpperCase() as GenerationName
 }
 
 function auditFlags(dir: string): string[] {
