@@ -3,7 +3,8 @@
 // re-derives the platform state with the same pure rules as `status`.
 import { CoreV1Api, type Watch } from '@kubernetes/client-node'
 import type { Cluster } from './cluster.js'
-import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION, SELF_CR_CONFIGMAP } from './observe.js'
+import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION, SELF_CR_CONFIGMAP, WORKLOAD_LISTS } from './observe.js'
+import { workloadNamespaces } from './workloads.js'
 import { type KObj, type Observed, crdServes } from './state.js'
 import { type InstallerSpec, dashed, parseComponents } from './components.js'
 import { type Lister, WatchedCollection, newWatch } from './watch.js'
@@ -18,6 +19,8 @@ export class PlatformWatch {
   private selfCR: WatchedCollection
   private installer: WatchedCollection | undefined
   private kinds = new Map<string, WatchedCollection>()
+  /** Workload and pod collections per namespace (the platform's, and any a release puts workloads in). */
+  private workloadWatches = new Map<string, { kind: string; w: WatchedCollection }[]>()
   private retiring = new Set<WatchedCollection>()
   private stopped = false
   private startedAt = 0
@@ -38,13 +41,23 @@ export class PlatformWatch {
   start(): this {
     this.startedAt = Date.now()
     for (const w of [this.cds, this.crds, this.services, this.selfCR]) w.start()
+    this.watchWorkloads(this.namespace)
     return this
   }
 
   stop(): void {
     this.stopped = true
     clearTimeout(this.pending)
-    for (const w of [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values(), ...this.retiring]) w?.stop()
+    for (const w of [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values(), ...this.retiring, ...this.workloadCollections()]) w?.stop()
+  }
+
+  private workloadCollections(): WatchedCollection[] {
+    return [...this.workloadWatches.values()].flat().map((x) => x.w)
+  }
+
+  private watchWorkloads(ns: string): void {
+    if (this.workloadWatches.has(ns) || this.stopped) return
+    this.workloadWatches.set(ns, WORKLOAD_LISTS.map((l) => ({ kind: l.kind, w: new WatchedCollection(this.watch, this.list, l.path(ns), () => this.changed()).start() })))
   }
 
   onChange(listener: () => void): void {
@@ -118,7 +131,7 @@ export class PlatformWatch {
     // Open the kinds the CRDs just listed call for now, not after the change debounce: until they have
     // listed too, the view is incomplete.
     this.ensureWatches()
-    return [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values()].every((w) => !w || w.synced)
+    return [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values(), ...this.workloadCollections()].every((w) => !w || w.synced)
   }
 
   installerCR(): KObj | null {
@@ -142,9 +155,15 @@ export class PlatformWatch {
     const services = [...this.services.items.values()]
     if (!this.nodeIP && services.some((s) => (s.spec as { type?: string }).type === 'NodePort')) void this.ensureNodeIP().then(() => this.changed()).catch(() => undefined)
     const cdCrd = [...this.crds.items.keys()].includes(`compositiondefinitions.${CD_GROUP}`)
+    for (const ns of workloadNamespaces(compositions.values(), this.namespace)) this.watchWorkloads(ns)
+    const workloads: KObj[] = []
+    const pods: KObj[] = []
+    for (const { kind, w } of [...this.workloadWatches.values()].flat()) {
+      for (const obj of w.items.values()) (kind === 'Pod' ? pods : workloads).push({ ...obj, kind })
+    }
     return {
       namespace: this.namespace, cdCrd, bootstrapped: this.selfCR.items.size > 0, installer: this.installerCR(),
-      cds: this.cdMap(), crds: this.crdMap(), compositions, services, nodeIP: this.nodeIP, now: Date.now(),
+      cds: this.cdMap(), crds: this.crdMap(), compositions, services, workloads, pods, nodeIP: this.nodeIP, now: Date.now(),
     }
   }
 }

@@ -354,7 +354,8 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
           // A feature-off drain also moves one layer per render: a draining component whose dependents are gone.
           const components = parseComponents((o.installer.spec ?? {}) as InstallerSpec)
           const drainable = (name: string) => !dependentsOf(name, components).some((d) => o.compositions.has(d.name))
-          const waitingRender = state.components.filter((c) => (c.stage === 'crd-served' || c.stage === 'pending-definition' || (c.stage === 'draining' && drainable(c.name)))
+          // The consumer's wiring counts too: a LoadBalancer IP that came after the last render is written at the next.
+          const waitingRender = state.components.filter((c) => (c.awaitsRender || (c.stage === 'draining' && drainable(c.name)))
             && now - (since.get(c.name)?.at ?? now) > 2000).map((c) => `${c.name}:${c.stage}`)
           const fresh = waitingRender.filter((k) => !nudgedFor.has(k))
           if (fresh.length && now - lastNudge > 2000 && o.installer.metadata.annotations?.['krateo.io/paused'] !== 'true') {

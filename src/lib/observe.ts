@@ -1,7 +1,9 @@
 // Reads the objects the platform state is derived from, in as few API requests as the contract allows:
 // CompositionDefinitions and Services of the namespace (one list each), the composition CRDs (one list),
-// the Installer CR and each component's Composition (one GET each, only once its CRD serves).
-import { type Cluster, apiFailure, isNotFound } from './cluster.js'
+// the Installer CR and each component's Composition (one GET each, only once its CRD serves), then the
+// workloads and pods of the namespaces the releases use (one list per kind), to tell running from installed.
+import { type Cluster, apiFailure, getPath, isNotFound } from './cluster.js'
+import { WORKLOAD_RESOURCES, workloadNamespaces } from './workloads.js'
 import { type Observed, type KObj, crdServes } from './state.js'
 import { type InstallerSpec, dashed, parseComponents } from './components.js'
 
@@ -81,12 +83,37 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
     await pooled(reads)
   }
   const services = svcList.items as unknown as KObj[]
+  const { workloads, pods } = await readWorkloads(cluster, workloadNamespaces(compositions.values(), namespace), readErrors)
   let nodeIP: string | undefined
   if (services.some((s) => (s.spec as { type?: string }).type === 'NodePort')) {
     const nodes = await cluster.core.listNode()
     nodeIP = nodes.items[0]?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address
   }
-  return { namespace, cdCrd, bootstrapped: !!selfCR, selfCr: (selfCR ?? null) as unknown as KObj | null, installer, cds, crds, compositions, services, nodeIP, readErrors, now: Date.now() }
+  return { namespace, cdCrd, bootstrapped: !!selfCR, selfCr: (selfCR ?? null) as unknown as KObj | null, installer, cds, crds, compositions, services, workloads, pods, nodeIP, readErrors, now: Date.now() }
+}
+
+/** Where each workload kind (and pods) is listed, per namespace. */
+export const WORKLOAD_LISTS: { kind: string; path: (ns: string) => string }[] = [
+  ...WORKLOAD_RESOURCES.map((r) => ({
+    kind: ({ deployments: 'Deployment', statefulsets: 'StatefulSet', daemonsets: 'DaemonSet', jobs: 'Job' } as const)[r],
+    path: (ns: string) => `/apis/${r === 'jobs' ? 'batch' : 'apps'}/v1/namespaces/${ns}/${r}`,
+  })),
+  { kind: 'Pod', path: (ns: string) => `/api/v1/namespaces/${ns}/pods` },
+]
+
+/** The workloads (kind set: list items carry none) and pods of the namespaces, one list per kind and namespace. */
+async function readWorkloads(cluster: Cluster, namespaces: string[], readErrors: string[]): Promise<{ workloads: KObj[]; pods: KObj[] }> {
+  const workloads: KObj[] = []
+  const pods: KObj[] = []
+  await pooled(namespaces.flatMap((ns) => WORKLOAD_LISTS.map((l) => async () => {
+    try {
+      const list = await getPath<{ items: KObj[] }>(cluster, l.path(ns))
+      for (const item of list?.items ?? []) (l.kind === 'Pod' ? pods : workloads).push({ ...item, kind: l.kind })
+    } catch (err) {
+      readErrors.push(`cannot list ${l.kind}s in ${ns}: ${readFailure(err)}`)
+    }
+  })))
+  return { workloads, pods }
 }
 
 /** The Installer CR, read through the version its CompositionDefinition reports, else any served one. */

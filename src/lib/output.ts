@@ -28,6 +28,7 @@ export function statusDocument(state: PlatformState): Record<string, unknown> {
     portalUrl: state.portalUrl,
     adminPasswordCommand: state.phase === 'NotInstalled' ? null : adminPasswordCommand(state.namespace),
     problems: state.problems,
+    notes: state.notes,
     pausedBy: state.pausedBy,
     lock: state.lock,
   }
@@ -74,11 +75,12 @@ export function renderStatus(state: PlatformState): string {
   }
   if (state.endpoints.length) {
     lines.push('', 'Endpoints:')
-    for (const e of state.endpoints) lines.push(`  ${e.component.padEnd(20)} ${e.url ?? `(${e.type}: no address yet)`}`)
+    for (const e of state.endpoints) lines.push(`  ${e.component.padEnd(20)} ${e.url ?? `(${e.type}: no address yet)`}${e.hostnameOnly ? ' (load balancer hostname)' : ''}`)
   }
   if (state.portalUrl) lines.push('', `Portal: ${state.portalUrl}`)
   if (state.phase !== 'NotInstalled' && state.phase !== 'Bootstrapping') lines.push(`Admin password: ${adminPasswordCommand(state.namespace)}`)
   if (state.problems.length) lines.push('', chalk.red('Problems:'), ...state.problems.map((p) => `  ${p}`))
+  if (state.notes.length) lines.push('', chalk.yellow('Notes:'), ...state.notes.map((n) => `  ${n}`))
   if (state.pausedBy) lines.push('', `Installer ${chalk.yellow(state.pausedBy)}`)
   if (state.lock) lines.push('', `In progress: ${state.lock.command} by ${state.lock.holder}, since ${state.lock.since} (holds the krateo-installer lock)`)
   if (state.phase === 'NotInstalled') lines.push('', 'Nothing installed here. Install with: krateo-installer install')

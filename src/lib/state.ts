@@ -1,6 +1,8 @@
 // Where the platform and each component stand, derived from observed objects only. Pure: the cluster is
 // read elsewhere (observe.ts), so every rule here is unit-tested without I/O.
 import { type Component, type InstallerSpec, dashed, isEnabled, parseComponents } from './components.js'
+import { notRunning } from './workloads.js'
+import { consumerWiring, unwiredAdvice } from './wiring.js'
 
 export interface KObj {
   apiVersion?: string
@@ -28,6 +30,10 @@ export interface Observed {
   /** Component compositions, by component name. */
   compositions: Map<string, KObj>
   services: KObj[]
+  /** Deployments, StatefulSets, DaemonSets and Jobs (kind set) of the namespaces the releases use; undefined = not read. */
+  workloads?: KObj[]
+  /** Their pods, for the reason a workload is not available. */
+  pods?: KObj[]
   nodeIP?: string
   /** Reads that failed (one kind that cannot be read does not fail the rest). */
   readErrors?: string[]
@@ -36,7 +42,7 @@ export interface Observed {
 
 export type Stage =
   | 'disabled' | 'pending-definition' | 'definition-registered' | 'crd-served' | 'waiting-deps'
-  | 'composition-created' | 'deploying' | 'upgrading' | 'ready' | 'error' | 'stuck' | 'draining' | 'deleting'
+  | 'composition-created' | 'deploying' | 'starting' | 'wiring' | 'upgrading' | 'ready' | 'error' | 'stuck' | 'draining' | 'deleting'
 
 export const STAGE_TEXT: Record<Stage, string> = {
   disabled: 'disabled',
@@ -46,6 +52,8 @@ export const STAGE_TEXT: Record<Stage, string> = {
   'waiting-deps': 'waiting for deps',
   'composition-created': 'composition created',
   deploying: 'deploying',
+  starting: 'installed, workloads starting',
+  wiring: 'running, waiting for its config to be wired',
   upgrading: 'moving to a new version',
   ready: 'Ready',
   error: 'error',
@@ -67,9 +75,11 @@ export interface ComponentState {
   detail: string
   /** Seconds since its Composition was created. */
   ageSeconds: number | null
+  /** The installer renders what it waits for at its next reconcile (so a nudge brings it now). */
+  awaitsRender: boolean
 }
 
-export interface Endpoint { component: string; type: string; url: string | null; service: string }
+export interface Endpoint { component: string; type: string; url: string | null; service: string; hostnameOnly?: boolean }
 
 export type Phase = 'NotInstalled' | 'Bootstrapping' | 'Reconciling' | 'Upgrading' | 'Ready' | 'Degraded' | 'Draining' | 'Stuck'
 
@@ -87,6 +97,8 @@ export interface PlatformState {
   portalUrl: string | null
   /** One line per problem (errors, stuck objects), most important first. */
   problems: string[]
+  /** Facts a user should know that are not problems of the engine (a portal the chart does not wire). */
+  notes: string[]
   /** Who paused the Installer and what resumes it, when this CLI paused it (null otherwise). */
   pausedBy: string | null
   /** The run holding the krateo-installer lock (filled by status, which reads the Lease). */
@@ -124,7 +136,7 @@ function oneLine(c: Condition | null): string {
   return [c.reason, c.message].filter(Boolean).join(': ')
 }
 
-export function componentState(c: Component, obs: Observed, features: Record<string, boolean> | undefined): ComponentState {
+export function componentState(c: Component, obs: Observed, features: Record<string, boolean> | undefined, components: Component[] = [c]): ComponentState {
   const enabled = isEnabled(c, features)
   const cd = obs.cds.get(c.name)
   const comp = obs.compositions.get(c.name)
@@ -133,7 +145,7 @@ export function componentState(c: Component, obs: Observed, features: Record<str
   const synced = conditionOf(comp, 'Synced')
   const ageSeconds = comp?.metadata.creationTimestamp ? Math.max(0, Math.round((obs.now - Date.parse(comp.metadata.creationTimestamp)) / 1000)) : null
   const mk = (stage: Stage, detail: string, extra: Partial<ComponentState> = {}): ComponentState =>
-    ({ ...base, stage, ready, synced, detail, ageSeconds, ...extra })
+    ({ ...base, stage, ready, synced, detail, ageSeconds, awaitsRender: stage === 'crd-served' || stage === 'pending-definition', ...extra })
 
   if (comp) {
     if (comp.metadata.deletionTimestamp) return mk('deleting', oneLine(ready) || `finalizers: ${(comp.metadata.finalizers ?? []).join(', ') || 'none'}`)
@@ -145,7 +157,20 @@ export function componentState(c: Component, obs: Observed, features: Record<str
     const releasedAt = comp.status?.helmChartVersion as string | undefined
     if (cdVersion && cdVersion !== c.version) return mk('upgrading', `its CompositionDefinition is at ${cdVersion}, moving to ${c.version}`)
     if (releasedAt && releasedAt !== c.version) return mk('upgrading', `released at ${releasedAt}, moving to ${c.version}`)
-    if (ready?.status === 'True') return mk('ready', ready.message ?? '')
+    if (ready?.status === 'True') {
+      // The cdc's Ready only says helm returned: the component runs when its workloads are available.
+      if (obs.workloads) {
+        const lacking = notRunning(comp, obs.workloads, obs.pods ?? [])
+        if (lacking.length) return mk('starting', lacking.join('; '))
+      }
+      if (c.consumer) {
+        const wiring = consumerWiring(components, (p) => isEnabled(p, features), comp, obs.services)
+        if (wiring.pending.length) {
+          return mk('wiring', wiring.pending.map((g) => g.why).join('; '), { awaitsRender: wiring.pending.every((g) => g.renderable) })
+        }
+      }
+      return mk('ready', ready.message ?? '')
+    }
     if (!ready) return mk('composition-created', 'waiting for its cdc')
     return mk('deploying', oneLine(ready))
   }
@@ -173,7 +198,7 @@ export function endpoints(components: Component[], obs: Observed): Endpoint[] {
     let url: string | null = null
     if (spec.type === 'LoadBalancer' && ingress && port) url = `http://${ingress.ip ?? ingress.hostname}:${port.port}`
     else if (spec.type === 'NodePort' && port?.nodePort && obs.nodeIP) url = `http://${obs.nodeIP}:${port.nodePort}`
-    out.push({ component: c.name, type: spec.type ?? 'ClusterIP', url, service: svc.metadata.name })
+    out.push({ component: c.name, type: spec.type ?? 'ClusterIP', url, service: svc.metadata.name, ...(spec.type === 'LoadBalancer' && ingress && !ingress.ip ? { hostnameOnly: true } : {}) })
   }
   return out
 }
@@ -181,7 +206,7 @@ export function endpoints(components: Component[], obs: Observed): Endpoint[] {
 export function platformState(obs: Observed): PlatformState {
   const spec = (obs.installer?.spec ?? {}) as InstallerSpec
   const components = obs.installer ? parseComponents(spec) : []
-  const states = components.map((c) => componentState(c, obs, spec.features))
+  const states = components.map((c) => componentState(c, obs, spec.features, components))
   const enabled = states.filter((s) => s.enabled)
   const readyCount = enabled.filter((s) => s.stage === 'ready').length
   const eps = endpoints(components, obs)
@@ -194,6 +219,17 @@ export function platformState(obs: Observed): PlatformState {
   if (installerSynced?.status === 'False' && installerSynced.reason !== 'ReconcilePaused' && !isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${oneLine(installerSynced)}`)
   for (const s of states) if (s.stage === 'stuck' || s.stage === 'error') problems.push(`${s.name}: ${s.detail}`)
   problems.push(...(obs.readErrors ?? []))
+  const notes: string[] = []
+  let portalUrl = eps.find((e) => e.component === consumer?.name)?.url ?? null
+  if (consumer && isEnabled(consumer, spec.features)) {
+    const wiring = consumerWiring(components, (p) => isEnabled(p, spec.features), obs.compositions.get(consumer.name), obs.services)
+    if (wiring.never.length) {
+      notes.push(unwiredAdvice(consumer.name, wiring.never))
+      portalUrl = null // the frontend answers there, but it cannot reach its peers: not a portal a user can use
+    }
+    const consumerEndpoint = eps.find((e) => e.component === consumer.name)
+    if (consumerEndpoint?.hostnameOnly) notes.push(`${consumer.name}'s load balancer has a hostname only: ${consumerEndpoint.url}`)
+  }
 
   let phase: Phase
   // The CompositionDefinition CRD alone is residue (it ships in crds/), not an installation.
@@ -210,7 +246,7 @@ export function platformState(obs: Observed): PlatformState {
   const pausedBy = by ? `paused by ${by}: re-run that command to resume${/ uninstall /.test(by) ? ' the uninstall' : ''}` : null
   return {
     phase, namespace: obs.namespace, installerVersion, ready: readyCount, total: enabled.length,
-    components: states, endpoints: eps, portalUrl: eps.find((e) => e.component === consumer?.name)?.url ?? null, problems, pausedBy, lock: null,
+    components: states, endpoints: eps, portalUrl, problems, notes, pausedBy, lock: null,
   }
 }
 
