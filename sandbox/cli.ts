@@ -13,6 +13,7 @@ const usage = `usage: sandbox <command> [--name NAME]
               --no-agent   leave the agent (LoadBalancer controller, engine simulator) off
   down        stop exactly the processes that sandbox started and remove its state
   facts       what the cluster looks like: version, nodes, namespaces, registry contents, daemons
+  engine      print the engine settings and fault knobs; --set JSON merges into them (read live by the simulator)
   env         print shell exports (KUBECONFIG, SANDBOX_REGISTRY, HELM_BIN, helm's dirs) for the sandbox
   mint-user   --user U [--group G]   write a kubeconfig for a certificate user with no rights but RBAC's
   mint-sa     --namespace NS --service-account SA   write a kubeconfig holding that ServiceAccount's token
@@ -28,6 +29,7 @@ const { values, positionals } = parseArgs({
     group: { type: 'string', multiple: true },
     namespace: { type: 'string' },
     'service-account': { type: 'string' },
+    set: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 })
@@ -91,6 +93,16 @@ async function main(): Promise<void> {
       console.log(`  namespaces: ${namespaces.items.map((n) => n.metadata.name).join(', ')}`)
       console.log(`  registry ${sandbox.registry}: ${catalog.repositories?.length ? catalog.repositories.join(', ') : 'no charts yet'}`)
       console.log(`  daemons: ${sandbox.state.daemons.map((d) => `${d.name}(${d.pid})`).join(', ')}`)
+      return
+    }
+    case 'engine': {
+      const sandbox = running()
+      if (values.set) {
+        let knobs: object
+        try { knobs = JSON.parse(values.set) as object } catch { return fail('--set takes a JSON object, e.g. \'{"resyncSeconds": 10}\'') }
+        await sandbox.setEngineSettings(knobs)
+      }
+      console.log(JSON.stringify(await sandbox.engineSettings(), null, 2))
       return
     }
     case 'mint-user': {

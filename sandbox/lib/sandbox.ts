@@ -216,11 +216,17 @@ export class Sandbox {
       `system:serviceaccount:${namespace}:${serviceAccount}`, { token }, namespace)
   }
 
+  /** The engine settings and fault knobs as set (the generation's defaults fill what is not). */
+  async engineSettings(): Promise<Partial<EngineSettings>> {
+    const existing = await this.apiGet(`/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps/${ENGINE_CONFIG.name}`)
+    return existing.status === 200 ? JSON.parse((JSON.parse(existing.body) as { data?: Record<string, string> }).data?.['config.json'] ?? '{}') as Partial<EngineSettings> : {}
+  }
+
   /** Merges engine settings and fault knobs into ConfigMap kube-system/krateo-sandbox-engine (read live by the agent). */
   async setEngineSettings(settings: Partial<EngineSettings>): Promise<void> {
     const path = `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps/${ENGINE_CONFIG.name}`
     const existing = await this.apiGet(path)
-    const current = existing.status === 200 ? JSON.parse((JSON.parse(existing.body) as { data?: Record<string, string> }).data?.['config.json'] ?? '{}') as object : {}
+    const current = await this.engineSettings()
     const body = { metadata: { name: ENGINE_CONFIG.name, namespace: ENGINE_CONFIG.namespace }, data: { 'config.json': JSON.stringify({ ...current, ...settings }) } }
     const res = existing.status === 200 ? await this.apiRequest('PUT', path, body) : await this.apiRequest('POST', `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps`, body)
     if (res.status >= 400) throw new Error(`engine settings: HTTP ${res.status}: ${res.body}`)

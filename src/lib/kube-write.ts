@@ -45,7 +45,9 @@ export async function createWhenServed(cluster: Cluster, ref: ObjectRef, body: K
       return 'created'
     } catch (err) {
       if ((err as { code?: number }).code === 409) return 'exists'
-      if (!isNotFound(err) || Date.now() > deadline) throw err
+      // 404: the new version is not in discovery yet; 503: a just-established CRD's storage, or an admission
+      // policy just created (Gen N's version stamp), is not ready for a moment.
+      if (!(isNotFound(err) || (err as { code?: number }).code === 503) || Date.now() > deadline) throw err
       await new Promise((r) => setTimeout(r, 500))
     }
   }

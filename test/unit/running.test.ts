@@ -38,7 +38,7 @@ describe('ready means running', () => {
   it('names the pod trouble a user acts on', () => {
     assert.equal(podTrouble(pod('a', waiting('ImagePullBackOff', 'Back-off pulling image "x"'))), 'container app cannot pull its image (ImagePullBackOff: Back-off pulling image "x")')
     assert.equal(podTrouble(pod('a', waiting('ContainerCreating'))), 'container app is starting (pulling its image)')
-    assert.equal(podTrouble(pod('a', { phase: 'Running', ...waiting('CrashLoopBackOff', 'back-off', { restartCount: 5, lastState: { terminated: { exitCode: 1, message: 'db unreachable' } } }) })),
+    assert.equal(podTrouble(pod('a', { ...waiting('CrashLoopBackOff', 'back-off', { restartCount: 5, lastState: { terminated: { exitCode: 1, message: 'db unreachable' } } }), phase: 'Running' })),
       'container app is crash-looping (5 restarts): db unreachable')
     assert.equal(podTrouble(pod('a', { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] })), null)
   })
