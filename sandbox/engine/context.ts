@@ -54,7 +54,8 @@ export class EngineContext {
   private listeners: ((d: KObject, old?: KObject) => void)[] = []
 
   constructor(readonly rest: Rest, readonly helm: HelmRunner, readonly log: Log) {
-    this.queue = new WorkQueue(3, (key, err) => log(`work ${key} failed: ${(err as Error).message}`))
+    // Every real controller is its own pod with its own workers; one shared queue must not be the bottleneck.
+    this.queue = new WorkQueue(8, (key, err) => log(`work ${key} failed: ${(err as Error).message}`))
     this.deployments = new Informer(rest, '/apis/apps/v1/deployments', (_ev, d, old) => this.listeners.forEach((l) => l(d, old)))
     this.crds = new Informer(rest, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', () => undefined)
     this.settingsCM = new Informer(rest, `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps?fieldSelector=metadata.name%3D${ENGINE_CONFIG.name}`, () => undefined)

@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { parse } from 'yaml'
 
 export interface ChartInfo {
+  /** The pulled chart, unpacked: helm installs from it without pulling again. */
+  dir: string
   name: string
   version: string
   schema: Record<string, unknown> | null
@@ -57,6 +59,10 @@ export class HelmRunner {
     return info
   }
 
+  /**
+   * Pulls a chart and keeps it unpacked: a Gen S cdc runs helm upgrade on every observe, and pulling the chart
+   * again each time would make the simulator, not the engine's rules, the slow part of a test.
+   */
   private async pull(url: string, version: string): Promise<ChartInfo> {
     const dir = mkdtempSync(join(this.home, 'pull-'))
     try {
@@ -68,9 +74,10 @@ export class HelmRunner {
       const schema = existsSync(schemaPath) ? (JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>) : null
       const templates = join(root, 'templates')
       const readsCluster = existsSync(templates) && readdirSync(templates).some((f) => readFileSync(join(templates, f), 'utf8').includes('lookup'))
-      return { name: meta.name, version: meta.version, schema, readsCluster }
-    } finally {
+      return { dir: root, name: meta.name, version: meta.version, schema, readsCluster }
+    } catch (err) {
       rmSync(dir, { recursive: true, force: true })
+      throw err
     }
   }
 
@@ -79,8 +86,8 @@ export class HelmRunner {
     const file = join(dir, 'values.json')
     writeFileSync(file, JSON.stringify(values ?? {}))
     try {
-      await this.run(['upgrade', '--install', release, url, '--version', version, '-n', namespace, '-f', file,
-        '--history-max', '3', ...this.registryFlags(url)], 120_000, signal)
+      const chart = await this.chart(url, version)
+      await this.run(['upgrade', '--install', release, chart.dir, '-n', namespace, '-f', file, '--history-max', '3'], 120_000, signal)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

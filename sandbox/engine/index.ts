@@ -10,7 +10,8 @@ import { EngineContext, type Log } from './context.js'
 import { CoreProvider } from './core-provider.js'
 import { CdcManager } from './cdc.js'
 import { DependentControllers } from './dependents.js'
-import { WebhookServer, type PodFault } from './webhook.js'
+import { WebhookServer, knobFor, type PodFault } from './webhook.js'
+import { startKubelet } from './kubelet.js'
 import type { EffectiveSettings } from './context.js'
 import { base64File } from '../lib/pki.js'
 
@@ -33,14 +34,9 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineCon
   new CoreProvider(ctx, webhook, base64File(sandbox.caFile)).start()
   new CdcManager(ctx).start()
   new DependentControllers(ctx).start()
+  startKubelet(ctx)
   log(`engine simulator running as ${ctx.profile().describe} (webhook ${webhook.url})`)
   return ctx
-}
-
-/** The knob entry for a release: its component's name, or that name plus the cdc's default uid suffix. */
-function knobFor<T>(knobs: Record<string, T>, release: string): T | undefined {
-  for (const [name, value] of Object.entries(knobs)) if (release === name || new RegExp(`^${name}-[0-9a-z]{8}$`).test(release)) return value
-  return undefined
 }
 
 /** Pod-level fault knobs: a slow start (image pull) and a crash loop, per component. */

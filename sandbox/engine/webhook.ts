@@ -32,6 +32,12 @@ export const POD_CRASH_LOOP = 'sandbox.krateo.io/crash-loop'
 /** What the /pods webhook adds to a new pod of a release: a time it may turn Ready at, or a crash loop. */
 export type PodFault = { readyAt?: string; crashLoop?: string }
 
+/** The knob entry for a release: its component's name, or that name plus the cdc's default uid suffix. */
+export function knobFor<T>(knobs: Record<string, T>, release: string): T | undefined {
+  for (const [name, value] of Object.entries(knobs)) if (release === name || new RegExp(`^${name}-[0-9a-z]{8}$`).test(release)) return value
+  return undefined
+}
+
 /** A JSON patch adding annotations to an object that may have none yet. */
 function addAnnotations(existing: Record<string, string> | undefined, add: Record<string, string>): unknown[] {
   if (!existing) return [{ op: 'add', path: '/metadata/annotations', value: add }]

@@ -29,7 +29,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
 
   static override examples = [
     '<%= config.bin %> install --exposure LoadBalancer',
-    '<%= config.bin %> install --exposure NodePort --exposure-port 30080 --feature agents=true',
+    '<%= config.bin %> install --exposure LoadBalancer --exposure-port 8443 --feature agents=true',
     '<%= config.bin %> install --dry-run',
     'echo "$TOKEN" | <%= config.bin %> install --registry-username bot --registry-password-stdin',
   ]
@@ -37,7 +37,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
   static override flags = {
     ...chartAccessFlags,
     exposure: Flags.string({ description: 'how browser-facing services are exposed', options: ['NodePort', 'LoadBalancer'] }),
-    'exposure-port': Flags.integer({ description: 'pin the portal port (the NodePort, or the LoadBalancer port)', min: 1, max: 65535 }),
+    'exposure-port': Flags.integer({ description: "the Service port of every exposed component (the chart's exposure.port); node ports stay Kubernetes' choice", min: 1, max: 65535 }),
     chart: Flags.string({ description: `installer chart: an oci:// reference, a local directory or a .tgz (default: ${DEFAULT_CHART} up to 0.2.53, ${NEWER_CHART} after)` }),
     version: Flags.string({ description: 'installer chart version (ignored for a local chart)', default: DEFAULT_VERSION }),
     values: Flags.string({ char: 'f', description: 'values file (repeatable, helm semantics)', multiple: true, default: [] }),

@@ -2,7 +2,10 @@
 // run leaves no daemon behind (the sandbox agent watches the owner pid).
 import { after, before } from 'node:test'
 import { AppsV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, ApiextensionsV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node'
-import { startSandbox, type Sandbox, type StartOptions } from '../../sandbox/lib/sandbox.js'
+import { defaultGeneration, startSandbox, type Sandbox, type StartOptions } from '../../sandbox/lib/sandbox.js'
+
+/** The engine generation this test process runs against ($KRATEO_SANDBOX_GENERATION; the test matrix sets it). */
+export const GEN = defaultGeneration()
 
 export interface Kube {
   kc: KubeConfig
@@ -37,6 +40,8 @@ export function useSandbox(opts: StartOptions = {}): { sandbox: () => Sandbox; k
     kube = kubeFor(sandbox.kubeconfig)
   }, { timeout: 15 * 60_000 })
   after(async () => {
+    // For debugging a failing file: KRATEO_TEST_AGENT_LOG=1 prints what the engine simulator did.
+    if (process.env.KRATEO_TEST_AGENT_LOG && sandbox) console.error(tailFile(sandbox.daemon('agent')?.log ?? '', 200))
     await sandbox?.stop()
   })
   return {
@@ -50,6 +55,7 @@ function assertNever(message: string): never {
 }
 
 export { sleep } from '../../sandbox/lib/processes.js'
+import { tailFile } from '../../sandbox/lib/processes.js'
 import { sleep } from '../../sandbox/lib/processes.js'
 
 /** Polls check until it returns a truthy value; fails with the last observation after timeoutMs. */

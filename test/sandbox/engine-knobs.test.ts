@@ -7,7 +7,7 @@ import { describe, it } from 'node:test'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, httpCode, sleep, useSandbox } from '../helpers/sandbox.js'
 
-type Obj = { metadata: { name: string; uid?: string; annotations?: Record<string, string>; finalizers?: string[]; deletionTimestamp?: string; creationTimestamp?: string }; status?: Record<string, unknown> }
+type Obj = { metadata: { name: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string>; finalizers?: string[]; deletionTimestamp?: string; creationTimestamp?: string }; status?: Record<string, unknown> }
 const cond = (o: Obj | null, type: string) => ((o?.status?.conditions as { type: string; status: string; reason: string; message?: string }[] | undefined) ?? []).find((c) => c.type === type)
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
@@ -38,14 +38,15 @@ describe('engine simulator: events, policies and fault knobs', () => {
     await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'authns.composition.krateo.io' }), (e) => httpCode(e) === 404, 'no CRD created under observe')
   })
 
-  it('holds Ready for the readiness delay of a component', async () => {
+  it('Ready as soon as helm returns; the readiness-delay knob slows the pods, not the Ready condition', async () => {
     await create('slow-ready')
-    const waiting = await eventually('slow-ready installed', async () => { const o = await get('slow-ready'); return cond(o, 'Ready') ? o : null }, 30_000, 100)
-    assert.equal(cond(waiting, 'Ready')?.status, 'False')
-    assert.match(cond(waiting, 'Ready')?.message ?? '', /^waiting for the release slow-ready-\w{8} to become ready$/)
     const ready = await eventually('slow-ready Ready', async () => { const o = await get('slow-ready'); return cond(o, 'Ready')?.status === 'True' ? o : null }, 30_000, 100)
-    const created = Date.parse(ready.metadata.creationTimestamp!)
-    assert.ok(Date.now() - created >= 5000, `Ready ${Date.now() - created}ms after creation`)
+    const release = ready.metadata.labels?.['krateo.io/release-name']
+    const podState = async () => (await kube().core.listNamespacedPod({ namespace: ns, labelSelector: `app.kubernetes.io/instance=${release}` })).items[0]
+    const pulling = await eventually('its pod is created', podState, 10_000, 100)
+    assert.equal(pulling.status?.containerStatuses?.[0]?.state?.waiting?.reason, 'ContainerCreating')
+    const running = await eventually('its pod runs after the delay', async () => { const p = await podState(); return p?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? p : null }, 30_000, 200)
+    assert.ok(Date.parse(running.status!.conditions!.find((c) => c.type === 'Ready')!.lastTransitionTime as unknown as string) - Date.parse(ready.metadata.creationTimestamp!) >= 5000, 'Ready only after the delay')
   })
 
   it('ignores an annotation-only change until a resync, and a restarted cdc observes at once', async () => {
@@ -122,7 +123,8 @@ describe('engine simulator: events, policies and fault knobs', () => {
     await kube().custom.createNamespacedCustomObject({ ...stack, body: { apiVersion: 'composition.krateo.io/v0-2-1', kind: 'KrateoClickstack', metadata: { name: 'held' }, spec: {} } })
     await eventually('held Ready', async () => cond(await kube().custom.getNamespacedCustomObject({ ...stack, name: 'held' }) as Obj, 'Ready')?.status === 'True', 30_000)
     await kube().custom.deleteNamespacedCustomObject({ ...cdApi, name: 'lost-cd' })
-    const waiting = await eventually('lost-cd waits for its Compositions', async () => { const o = await getCd('lost-cd'); return cond(o, 'Ready')?.message === 'waiting for composition deletion' ? o : null }, 15_000, 100)
+    const waiting = await eventually('lost-cd waits for its Compositions', async () => { const o = await getCd('lost-cd'); return /waiting for composition deletion$/.test(cond(o, 'Synced')?.message ?? '') ? o : null }, 15_000, 100)
+    assert.equal(cond(waiting, 'Synced')?.message, 'observe failed: error undeploying CompositionDefinition: waiting for composition deletion')
     assert.equal(cond(waiting, 'Ready')?.reason, 'Deleting')
     assert.ok((await kube().custom.getNamespacedCustomObject({ ...stack, name: 'held' }) as Obj).metadata.deletionTimestamp, 'core-provider deleted the last kind\'s Compositions')
     await eventually('lost-cd gone', async () => (await getCd('lost-cd')) === null, 30_000, 100)
