@@ -112,7 +112,7 @@ export class CoreProvider {
     if (this.stampInstalled) return
     const profile = this.ctx.profile()
     if (profile.versionStamp === 'webhook') await this.applyWebhook(core, profile.stampOn)
-    else await this.applyPolicy(profile.stampOn)
+    else await this.applyPolicy(core, profile.stampOn)
     this.stampInstalled = true
   }
 
@@ -138,12 +138,13 @@ export class CoreProvider {
   }
 
   /** Gen N: the API server itself stamps request.kind.version; nothing of core-provider is in the write path. */
-  private async applyPolicy(stampOn: string[]): Promise<void> {
+  private async applyPolicy(core: KObject, stampOn: string[]): Promise<void> {
     const name = 'core-provider-composition-version'
+    const labels = { 'app.kubernetes.io/name': 'core-provider', 'app.kubernetes.io/instance': core.metadata.labels?.['app.kubernetes.io/instance'] ?? 'core-provider' }
     const base = '/apis/admissionregistration.k8s.io/v1'
     await this.applyOrReplace(`${base}/mutatingadmissionpolicies`, {
       apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicy',
-      metadata: { name, labels: { 'app.kubernetes.io/name': 'core-provider' } },
+      metadata: { name, labels },
       spec: {
         matchConstraints: { resourceRules: [{ apiGroups: [COMPOSITION_GROUP], apiVersions: ['*'], operations: stampOn, resources: ['*'] }] },
         failurePolicy: 'Fail', reinvocationPolicy: 'Never',
@@ -155,7 +156,7 @@ export class CoreProvider {
     })
     await this.applyOrReplace(`${base}/mutatingadmissionpolicybindings`, {
       apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicyBinding',
-      metadata: { name, labels: { 'app.kubernetes.io/name': 'core-provider' } },
+      metadata: { name, labels },
       spec: { policyName: name },
     })
   }

@@ -8,7 +8,7 @@ import type { Component } from './components.js'
 import type { Helm } from './helm.js'
 import {
   type InstanceRef, type ManagedRef, type StatefulSetClaims, foreignInstances, type WebhookLike, bootstrapReleaseOf, bundleBaseOf, generatedCrdOf, isCoreProviderWebhook,
-  isOurCoreProvider, isPlatformWebhook, MANAGED_BY_LABEL, MANAGED_BY_US, partitionDefinitions, platformComponents, restCrdsOf, restDefinitionsOf,
+  isOurCoreProvider, isPlatformPolicy, isPlatformWebhook, MANAGED_BY_LABEL, type PolicyLike, POLICY_API, MANAGED_BY_US, partitionDefinitions, platformComponents, restCrdsOf, restDefinitionsOf,
 } from './ownership.js'
 import type { KObj, Observed } from './state.js'
 import { type TeardownRecord, mergeRecord, emptyRecord, readRecord } from './teardown-record.js'
@@ -44,6 +44,8 @@ export interface InventoryInput {
   record: TeardownRecord | null
   coreProviders: KObj[]
   webhooks: WebhookLike[]
+  /** MutatingAdmissionPolicies of the cluster (none before Kubernetes 1.36). */
+  policies?: PolicyLike[]
   restCrds: string[]
   statefulSets: StatefulSetClaims[]
   registrySecret: boolean
@@ -76,6 +78,7 @@ export function platformInventory(input: InventoryInput): Inventory {
     crds: ours.map(generatedCrdOf).filter((x): x is string => !!x),
     bundles: ours.map(bundleBaseOf).filter((x): x is string => !!x),
     webhooks,
+    policies: (input.policies ?? []).filter((p) => isPlatformPolicy(p, instances)).map((p) => p.metadata!.name!),
     restCrds: input.restCrds,
     statefulSets: input.statefulSets,
     secrets: input.registrySecret ? [REGISTRY_SECRET] : [],
@@ -110,9 +113,10 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
   const release = await findBootstrapRelease(helm, ns, obs, record)
   const apps = cluster.kc.makeApiClient(AppsV1Api)
   const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api)
-  const [deployments, webhooks, secret] = await Promise.all([
+  const [deployments, webhooks, policies, secret] = await Promise.all([
     apps.listNamespacedDeployment({ namespace: ns, labelSelector: 'app.kubernetes.io/name=core-provider' }).catch((err) => { if (isNotFound(err)) return { items: [] }; throw err }),
     admission.listMutatingWebhookConfiguration(),
+    getPath<{ items: PolicyLike[] }>(cluster, `${POLICY_API}/mutatingadmissionpolicies?labelSelector=app.kubernetes.io%2Fname%3Dcore-provider`),
     cluster.core.readNamespacedSecret({ name: REGISTRY_SECRET, namespace: ns }).catch((err) => { if (isNotFound(err)) return null; throw err }),
   ])
   const compositions = [...obs.compositions.values()]
@@ -127,6 +131,7 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
     obs, release, record, foreignInstances: foreign,
     coreProviders: deployments.items as unknown as KObj[],
     webhooks: webhooks.items as WebhookLike[],
+    policies: policies?.items ?? [],
     restCrds, statefulSets,
     registrySecret: secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US,
   })

@@ -130,6 +130,24 @@ export function isPlatformWebhook(mwc: WebhookLike, namespace: string, ourInstan
   return (mwc.webhooks ?? []).filter((w) => w.name === CORE_PROVIDER_WEBHOOK).every((w) => w.clientConfig?.service?.namespace === namespace)
 }
 
+export const POLICY_API = '/apis/admissionregistration.k8s.io/v1'
+
+export interface PolicyLike {
+  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
+  spec?: { matchConstraints?: { resourceRules?: { apiGroups?: string[] }[] } }
+}
+
+/**
+ * Gen N's version stamp: a MutatingAdmissionPolicy of core-provider for composition.krateo.io, ours when its
+ * core-provider instance (label or helm release annotation) is one of our bootstrap release's.
+ */
+export function isPlatformPolicy(p: PolicyLike, ourInstances: ReadonlySet<string>): boolean {
+  const labels = p.metadata?.labels ?? {}
+  if (labels['app.kubernetes.io/name'] !== 'core-provider') return false
+  if (!(p.spec?.matchConstraints?.resourceRules ?? []).some((r) => (r.apiGroups ?? []).includes('composition.krateo.io'))) return false
+  return ourInstances.has(labels['app.kubernetes.io/instance'] ?? '') || ourInstances.has(p.metadata?.annotations?.[HELM_RELEASE_ANNOTATION] ?? '')
+}
+
 /** A Deployment of core-provider that belongs to our bootstrap release (helm's annotation, or its instance label). */
 export function isOurCoreProvider(d: KObj, release: string): boolean {
   if (d.metadata.labels?.['app.kubernetes.io/name'] !== 'core-provider') return false

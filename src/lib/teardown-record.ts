@@ -20,6 +20,8 @@ export interface TeardownRecord {
   bundles: string[]
   /** core-provider webhooks of our release. */
   webhooks: string[]
+  /** core-provider's MutatingAdmissionPolicies (and their bindings, same name) of our release: Gen N. */
+  policies?: string[]
   /** CRDs oasgen-provider generated from our RestDefinitions. */
   restCrds: string[]
   /** StatefulSets our releases ran, with their claim templates: their PVCs are ours. */
@@ -32,7 +34,7 @@ export interface TeardownRecord {
 }
 
 export function emptyRecord(now = new Date()): TeardownRecord {
-  return { release: null, definitions: [], crds: [], bundles: [], webhooks: [], restCrds: [], statefulSets: [], secrets: [], startedAt: now.toISOString() }
+  return { release: null, definitions: [], crds: [], bundles: [], webhooks: [], policies: [], restCrds: [], statefulSets: [], secrets: [], startedAt: now.toISOString() }
 }
 
 /** Adds what was learned to the record; nothing once known is forgotten. Pure. */
@@ -47,6 +49,7 @@ export function mergeRecord(base: TeardownRecord, add: Partial<TeardownRecord>):
     crds: union(base.crds, add.crds),
     bundles: union(base.bundles, add.bundles),
     webhooks: union(base.webhooks, add.webhooks),
+    policies: union(base.policies ?? [], add.policies),
     restCrds: union(base.restCrds, add.restCrds),
     secrets: union(base.secrets, add.secrets),
     statefulSets: [...sets.values()].sort((a, b) => a.name.localeCompare(b.name)),

@@ -5,11 +5,11 @@
 // Every delete, finalizer removal and pause acts only on what the inventory proved is the platform's.
 import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, PatchStrategy, type V1CustomResourceDefinition, setHeaderOptions } from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
-import { type Cluster, apiFailure, getPath, isNotFound, statusOf } from './cluster.js'
+import { type Cluster, apiFailure, getPath, isNotFound, requestPath, statusOf } from './cluster.js'
 import { ObjectWatch, nap, newWatch } from './watch.js'
 import type { Watch } from '@kubernetes/client-node'
 import { type Inventory, managedPath } from './inventory.js'
-import { type ManagedRef, type WebhookLike, INSTALLER_NAME, MANAGED_BY_LABEL, MANAGED_BY_US, bindsOurServiceAccount, cdcDeploymentOf, generatedCrdOf, isCoreProviderWebhook, restCrdsOf, restDefinitionsOf } from './ownership.js'
+import { type ManagedRef, type WebhookLike, INSTALLER_NAME, MANAGED_BY_LABEL, POLICY_API, MANAGED_BY_US, bindsOurServiceAccount, cdcDeploymentOf, generatedCrdOf, isCoreProviderWebhook, restCrdsOf, restDefinitionsOf } from './ownership.js'
 import { type TeardownRecord, emptyRecord, mergeRecord, writeRecord } from './teardown-record.js'
 import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
@@ -520,7 +520,16 @@ export class Teardown {
     }
     const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
     if (await this.coreProviderRunning()) report.line(`core-provider still runs: its webhook ${this.record.webhooks.join(', ')} is kept`)
-    else for (const name of this.record.webhooks) await gone(`MutatingWebhookConfiguration/${name}`, () => admission.deleteMutatingWebhookConfiguration({ name }))
+    else {
+      for (const name of this.record.webhooks) await gone(`MutatingWebhookConfiguration/${name}`, () => admission.deleteMutatingWebhookConfiguration({ name }))
+      for (const name of this.record.policies ?? []) {
+        for (const kind of ['mutatingadmissionpolicybindings', 'mutatingadmissionpolicies']) {
+          await gone(`${kind === 'mutatingadmissionpolicies' ? 'MutatingAdmissionPolicy' : 'MutatingAdmissionPolicyBinding'}/${name}`, async () => {
+            if (!(await requestPath(this.cluster, 'DELETE', `${POLICY_API}/${kind}/${name}`))) throw Object.assign(new Error('not found'), { code: 404 })
+          })
+        }
+      }
+    }
     const restCrds: string[] = []
     if (this.record.restCrds.length) {
       // A CRD generated for a kind that a RestDefinition left in the cluster (not ours) still names stays.

@@ -21,7 +21,10 @@ describe('uninstall', () => {
       assert.equal(cds.items.length, 0, 'no CompositionDefinition')
     }
     const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
-    assert.deepEqual(hooks.items.map((h) => h.metadata!.name), [], 'no webhook')
+    // The sandbox's own pod webhook (its kubelet stand-in) is not the platform's and stays.
+    assert.deepEqual(hooks.items.map((h) => h.metadata!.name).filter((n) => n !== 'krateo-sandbox-kubelet'), [], 'no webhook')
+    const policies = JSON.parse((await sandbox().apiGet('/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies')).body) as { items?: unknown[] }
+    assert.deepEqual(policies.items ?? [], [], 'no admission policy (Gen N)')
     const cms = await core.listNamespacedConfigMap({ namespace: 'krateo-system' }).catch(() => ({ items: [] }))
     assert.deepEqual(cms.items.map((c) => c.metadata!.name).filter((n) => /-v\d+-\d+-\d+-/.test(n!)), [], 'no cdc bundle')
     assert.deepEqual(helmReleases(), [], 'no helm release')
