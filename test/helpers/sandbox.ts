@@ -7,6 +7,11 @@ import { defaultGeneration, startSandbox, type Sandbox, type StartOptions } from
 /** The engine generation this test process runs against ($KRATEO_SANDBOX_GENERATION; the test matrix sets it). */
 export const GEN = defaultGeneration()
 
+/** A suite's title with the generation it ran against, when not the default S. */
+export function onGeneration(title: string): string {
+  return GEN === 'S' ? title : `${title} [Gen ${GEN}]`
+}
+
 export interface Kube {
   kc: KubeConfig
   core: CoreV1Api
@@ -79,4 +84,14 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
 export function httpCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown })?.code
   return typeof code === 'number' ? code : undefined
+}
+
+/**
+ * A write to a kind created moments ago: on Kubernetes 1.36 it answers 503 for a few seconds (the admission
+ * policy plugin's REST mapping catches up), as in a real cluster; a client retries.
+ */
+export async function whenServed<T>(what: string, write: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  let out: T | undefined
+  await eventually(what, () => write().then((v) => { out = v; return true }, (e) => { if (httpCode(e) === 503) return false; throw e }), timeoutMs, 250)
+  return out as T
 }

@@ -5,12 +5,15 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { parse } from 'yaml'
-import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { eventually, GEN, httpCode, useSandbox, onGeneration, whenServed } from '../helpers/sandbox.js'
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
 type Obj = { metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; finalizers?: string[]; deletionTimestamp?: string }; spec?: Record<string, unknown>; status?: Record<string, unknown> }
 const cond = (o: Obj | null, type: string) => ((o?.status?.conditions as { type: string; status: string; reason: string; message?: string }[] | undefined) ?? []).find((c) => c.type === type)
 
-describe('engine simulator: contract', () => {
+describe(onGeneration('engine simulator: contract'), () => {
   const RESYNC = 6
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: RESYNC } })
   const ns = 'krateo-system'
@@ -59,10 +62,10 @@ describe('engine simulator: contract', () => {
     await kube().core.readNamespacedConfigMap({ name: `${base}-jsonschema-configmap`, namespace: ns })
     await kube().rbac.readClusterRole({ name: base })
 
-    await kube().custom.createNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', body: installer })
+    await whenServed('Installer CR created', () => kube().custom.createNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', body: installer }))
     const inst = await eventually('Installer composition Ready', async () => { const o = await comp('v0-2-53', 'installers', 'installer'); return cond(o, 'Ready')?.status === 'True' ? o : null }, 60_000)
     assert.deepEqual(inst.metadata.finalizers, ['composition.krateo.io/finalizer'])
-    assert.equal(inst.metadata.labels?.['krateo.io/composition-version'], 'v0-2-53', 'stamped by the core-provider webhook')
+    assert.equal(inst.metadata.labels?.['krateo.io/composition-version'], 'v0-2-53', GEN === 'S' ? 'stamped by the core-provider webhook' : 'stamped by the admission policy')
     assert.match(cond(inst, 'Ready')?.message ?? '', /^Composition (created|is up-to-date)$/)
   })
 
@@ -95,15 +98,14 @@ describe('engine simulator: contract', () => {
     assert.deepEqual(authn.spec, { service: { type: 'LoadBalancer', port: 8082 } })
   })
 
-  it('with core-provider stopped, its fail-closed webhook blocks composition writes, finalizer removals included', async () => {
+  it(GEN === 'S' ? 'with core-provider stopped, its fail-closed webhook blocks composition writes, finalizer removals included' : 'with core-provider stopped, composition writes still work (Gen N stamps in the API server)', async () => {
     const sb = sandbox()
     await eventually('portal Ready', async () => cond(await comp('v0-9-0', 'krateoportals', 'portal'), 'Ready')?.status === 'True', 120_000)
     await sb.scaleDeployment(ns, 'core-provider', 0)
     await eventually('core-provider down', async () => ((await kube().apps.readNamespacedDeployment({ name: 'core-provider', namespace: ns })).status?.availableReplicas ?? 0) === 0)
-    await assert.rejects(
-      kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-9-0', namespace: ns, plural: 'krateoportals', name: 'portal', body: [{ op: 'remove', path: '/metadata/finalizers' }] }),
-      (e) => /core\.provider\.krateo\.io/.test(String((e as { body?: string }).body ?? e)),
-    )
+    const write = () => kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-9-0', namespace: ns, plural: 'krateoportals', name: 'portal', body: { metadata: { labels: { probe: 'x' } } } }, mergePatch)
+    if (GEN === 'S') await assert.rejects(write(), (e) => /core\.provider\.krateo\.io/.test(String((e as { body?: string }).body ?? e)))
+    else await write()
     await sb.scaleDeployment(ns, 'core-provider', 1)
   })
 
@@ -120,13 +122,16 @@ describe('engine simulator: contract', () => {
       const c = await kube().crds.readCustomResourceDefinition({ name: 'authns.composition.krateo.io' })
       return c.spec.versions.some((v) => v.name === 'v0-22-1' && v.served) ? c : null
     }, 60_000)
-    assert.deepEqual(crd.spec.versions.map((v) => [v.name, v.served, v.storage]), [['v0-22-0', true, false], ['v0-22-1', true, false], ['vacuum', false, true]])
+    assert.deepEqual(crd.spec.versions.map((v) => [v.name, v.storage]), [['v0-22-0', false], ['v0-22-1', false], ['vacuum', true]])
+    assert.equal(crd.spec.conversion?.strategy, 'Webhook', 'conversion through core-provider from the first bump on')
     const ready = await eventually('authn CD Ready at the new version', async () => { const o = await cd('authn'); return cond(o, 'Ready')?.status === 'True' && o.status?.apiVersion === 'composition.krateo.io/v0-22-1' ? o : null }, 60_000)
     assert.equal(ready.status?.resource, 'authns')
     await kube().apps.readNamespacedDeployment({ name: 'authns-v0-22-1-controller', namespace: ns })
     await eventually('old bundle removed', async () => kube().apps.readNamespacedDeployment({ name: 'authns-v0-22-0-controller', namespace: ns }).then(() => false, (e) => httpCode(e) === 404), 30_000)
     const relabelled = await eventually('composition relabelled', async () => { const o = await comp('v0-22-1', 'authns', 'authn'); return o?.metadata.labels?.['krateo.io/composition-version'] === 'v0-22-1' ? o : null }, 30_000)
     assert.ok(relabelled)
+    // Gen N prunes the old version once nothing references it; Gen S keeps serving it.
+    await eventually('old version served as the generation does', async () => (await kube().crds.readCustomResourceDefinition({ name: 'authns.composition.krateo.io' })).spec.versions.find((v) => v.name === 'v0-22-0')?.served === (GEN === 'S'), 30_000)
     // The new version's cdc takes it over: the release moves to chart 0.22.1.
     await eventually('release upgraded by the new cdc', async () => (await comp('v0-22-1', 'authns', 'authn'))?.status?.helmChartVersion === '0.22.1', 60_000)
   })

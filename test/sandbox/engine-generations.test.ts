@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, GEN, httpCode, sleep, useSandbox } from '../helpers/sandbox.js'
+import { eventually, GEN, httpCode, sleep, useSandbox, whenServed } from '../helpers/sandbox.js'
 import { generationProfile } from '../../sandbox/engine/generation.js'
 
 type Obj = { metadata: { name: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string>; finalizers?: string[]; deletionTimestamp?: string }; status?: Record<string, unknown> }
@@ -27,10 +27,7 @@ describe(`engine generation ${GEN}: what differs and what is shared`, () => {
   const getCd = (name: string) => orNull(kube().custom.getNamespacedCustomObject({ ...cdApi, name }))
   const getAuthn = (name: string, version = 'v0-22-0') => orNull(kube().custom.getNamespacedCustomObject({ ...authns(version), name }))
   const defineCd = (name: string, chart: string, version: string) => kube().custom.createNamespacedCustomObject({ ...cdApi, body: { apiVersion: 'core.krateo.io/v1alpha1', kind: 'CompositionDefinition', metadata: { name }, spec: { chart: { url: `oci://${sandbox().registry}/charts/${chart}`, version } } } })
-  // On Kubernetes 1.36 a kind created moments ago answers 503 for a few seconds (the admission policy plugin's
-  // REST mapping catches up), as in a real cluster: a client retries.
-  const createAuthn = (name: string) => eventually(`create ${name}`, () => kube().custom.createNamespacedCustomObject({ ...authns('v0-22-0'), body: { apiVersion: 'composition.krateo.io/v0-22-0', kind: 'Authn', metadata: { name }, spec: {} } })
-    .then(() => true, (e) => { if (httpCode(e) === 503) return false; throw e }), 30_000, 250)
+  const createAuthn = (name: string) => whenServed(`create ${name}`, () => kube().custom.createNamespacedCustomObject({ ...authns('v0-22-0'), body: { apiVersion: 'composition.krateo.io/v0-22-0', kind: 'Authn', metadata: { name }, spec: {} } }))
   const revision = (release: string) => (JSON.parse(helm('history', release, '-n', ns, '-o', 'json')) as { revision: number }[]).pop()!.revision
   const coreProvider = async (replicas: number) => {
     await sandbox().scaleDeployment(ns, 'core-provider', replicas)

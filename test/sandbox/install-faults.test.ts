@@ -3,10 +3,10 @@
 // not wire the portal: no portal URL, a note saying what to do).
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { eventually, useSandbox } from '../helpers/sandbox.js'
+import { eventually, useSandbox, onGeneration } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
-describe('install under faults', () => {
+describe(onGeneration('install under faults'), () => {
   const { sandbox, kube } = useSandbox({
     engineSettings: { resyncSeconds: 5, loseCreateRace: ['snowplow'], cdcLoseCreateRace: ['installer'], neverReady: { portal: 'portal backend unreachable (sandbox fault)' } },
   })

@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { useSandbox } from '../helpers/sandbox.js'
+import { useSandbox, onGeneration } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 import { httpCode } from '../helpers/sandbox.js'
 
-describe('install and status', () => {
+describe(onGeneration('install and status'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
   const cli = (args: string[], input?: string) => runCli(args, { env: sandboxEnv(sandbox()), input })
   const statusFlags = () => ['--kubeconfig', sandbox().kubeconfig]

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
-import { eventually, httpCode, sleep, useSandbox } from '../helpers/sandbox.js'
+import { eventually, httpCode, sleep, useSandbox, onGeneration } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
-describe('uninstall', () => {
+describe(onGeneration('uninstall'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
   const { cli, kc, install } = cliFor(sandbox)
   const helmReleases = () => JSON.parse(execFileSync(sandbox().helm, ['list', '-A', '-a', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { name: string }[]

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { parse } from 'yaml'
-import { eventually, useSandbox } from '../helpers/sandbox.js'
+import { eventually, useSandbox, onGeneration } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 const MergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
@@ -13,7 +13,7 @@ const MergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 interface Doc { phase: string; installerVersion: string; pausedBy: string | null; components: { name: string; version: string; stage: string; enabled: boolean }[] }
 interface KO { metadata: { uid: string; annotations?: Record<string, string> }; spec: { features: Record<string, boolean> }; status?: { helmChartVersion?: string } }
 
-describe('upgrade', () => {
+describe(onGeneration('upgrade'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
   const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
   const kc = () => ['--kubeconfig', sandbox().kubeconfig]
