@@ -238,9 +238,10 @@ export class CdcManager {
   }
 
   start(): void {
+    // One sync at a time: two overlapping ones would both start a cdc for a new bundle, and the one left out
+    // of the map would run on forever.
     const tick = () => {
-      void this.sync().catch((err) => this.ctx.log(`cdc sync: ${(err as Error).message}`))
-      setTimeout(tick, 500)
+      void this.sync().catch((err) => this.ctx.log(`cdc sync: ${(err as Error).message}`)).finally(() => setTimeout(tick, 500))
     }
     tick()
     this.ctx.every(() => this.ctx.settings().resyncSeconds, () => {

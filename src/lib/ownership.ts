@@ -221,18 +221,21 @@ export function foreignInNamespace(objects: NamespacedObject[], owned: OwnedInNa
   })
 }
 
-export interface InstanceRef { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string } }
+export interface InstanceRef { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string; deletionTimestamp?: string } }
 
 /**
  * Objects that the platform's removal would delete although they are not the platform's: instances of a kind
  * whose CRD the platform ships (a chart's CRD, or a CRD core-provider generated for our definitions) that no
- * release of ours made. Pure: `ours` holds `<namespace>/<name>` of each kind's objects that are ours.
+ * release of ours made, and that are not already being deleted. Pure: `ours` holds `<namespace>/<name>` of each kind's objects that are ours.
  */
 export function foreignInstances(kinds: { crd: string; shippedBy: string; items: InstanceRef[]; ours: ReadonlySet<string> }[]): string[] {
   const out: string[] = []
   for (const k of kinds) {
     for (const o of k.items) {
       const key = `${o.metadata.namespace ?? ''}/${o.metadata.name}`
+      // Already being deleted (a drained release's object waiting on its controller's finalizer): removing the
+      // platform takes nothing from anyone there.
+      if (o.metadata.deletionTimestamp) continue
       if (!k.ours.has(key)) out.push(`${o.kind ?? k.crd} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} (its CRD ${k.crd} goes with ${k.shippedBy})`)
     }
   }

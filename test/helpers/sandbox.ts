@@ -46,7 +46,7 @@ export function useSandbox(opts: StartOptions = {}): { sandbox: () => Sandbox; k
   }, { timeout: 15 * 60_000 })
   after(async () => {
     // For debugging a failing file: KRATEO_TEST_AGENT_LOG=1 prints what the engine simulator did.
-    if (process.env.KRATEO_TEST_AGENT_LOG && sandbox) console.error(tailFile(sandbox.daemon('agent')?.log ?? '', 200))
+    if (process.env.KRATEO_TEST_AGENT_LOG && sandbox) console.error(tailFile(sandbox.daemon('agent')?.log ?? '', 3000))
     await sandbox?.stop()
   })
   return {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { stringify } from 'yaml'
 import {
-  bindsOurServiceAccount, bootstrapReleaseOf, foreignInNamespace, isClaimOf, isPlatformDefinition, isPlatformWebhook, platformComponents, restCrdsOf,
+  bindsOurServiceAccount, bootstrapReleaseOf, foreignInNamespace, foreignInstances, isClaimOf, isPlatformDefinition, isPlatformPolicy, isPlatformWebhook, platformComponents, restCrdsOf,
 } from '../../src/lib/ownership.js'
 import { platformInventory, platformPresent } from '../../src/lib/inventory.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/lib/teardown-record.js'
@@ -162,5 +162,20 @@ describe('run lock', () => {
   })
   it('writes MicroTime with six fractional digits, as the API server parses it', () => {
     assert.equal(microTime(new Date('2026-01-01T00:00:00.123Z')), '2026-01-01T00:00:00.123000Z')
+  })
+  it("a user's instance of a platform kind is at risk; ours and ones already being deleted are not", () => {
+    const items = [
+      { kind: 'User', metadata: { name: 'admin', namespace: 'krateo-system' } },
+      { kind: 'User', metadata: { name: 'alice', namespace: 'team-a' } },
+      { kind: 'User', metadata: { name: 'drained', namespace: 'krateo-system', deletionTimestamp: '2026-01-01T00:00:00Z' } },
+    ]
+    assert.deepEqual(foreignInstances([{ crd: 'users.basic.authn.krateo.io', shippedBy: "the platform's authn-crd", items, ours: new Set(['krateo-system/admin']) }]),
+      ["User team-a/alice (its CRD users.basic.authn.krateo.io goes with the platform's authn-crd)"])
+  })
+  it("Gen N's admission policy is ours only when it is our core-provider instance's and covers compositions", () => {
+    const policy = (instance: string, groups = ['composition.krateo.io']) => ({ metadata: { name: 'p', labels: { 'app.kubernetes.io/name': 'core-provider', 'app.kubernetes.io/instance': instance } }, spec: { matchConstraints: { resourceRules: [{ apiGroups: groups }] } } })
+    assert.equal(isPlatformPolicy(policy('krateo-core-provider'), new Set(['krateo-core-provider'])), true)
+    assert.equal(isPlatformPolicy(policy('other-core-provider'), new Set(['krateo-core-provider'])), false, "another platform's")
+    assert.equal(isPlatformPolicy(policy('krateo-core-provider', ['apps']), new Set(['krateo-core-provider'])), false, 'not the version stamp')
   })
 })
