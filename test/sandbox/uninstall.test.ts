@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
-import { eventually, httpCode, sleep, useSandbox, onGeneration } from '../helpers/sandbox.js'
+import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
 describe(onGeneration('uninstall'), () => {
@@ -12,6 +12,12 @@ describe(onGeneration('uninstall'), () => {
   const { cli, kc, install } = cliFor(sandbox)
   const helmReleases = () => JSON.parse(execFileSync(sandbox().helm, ['list', '-A', '-a', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { name: string }[]
 
+  /** Mutating webhooks and admission policies, less the sandbox's own pod webhook (its kubelet stand-in, not the platform's). */
+  const versionStamps = async () => {
+    const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
+    const policies = JSON.parse((await sandbox().apiGet('/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies')).body) as { items?: { metadata: { name: string } }[] }
+    return [...hooks.items.map((h) => h.metadata!.name!).filter((n) => n !== 'krateo-sandbox-kubelet'), ...(policies.items ?? []).map((p) => p.metadata.name)]
+  }
   const assertClean = async () => {
     const { crds, custom, core } = kube()
     const left = (await crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
@@ -20,11 +26,7 @@ describe(onGeneration('uninstall'), () => {
       const cds = await custom.listClusterCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', plural: 'compositiondefinitions' }) as { items: unknown[] }
       assert.equal(cds.items.length, 0, 'no CompositionDefinition')
     }
-    const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
-    // The sandbox's own pod webhook (its kubelet stand-in) is not the platform's and stays.
-    assert.deepEqual(hooks.items.map((h) => h.metadata!.name).filter((n) => n !== 'krateo-sandbox-kubelet'), [], 'no webhook')
-    const policies = JSON.parse((await sandbox().apiGet('/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies')).body) as { items?: unknown[] }
-    assert.deepEqual(policies.items ?? [], [], 'no admission policy (Gen N)')
+    assert.deepEqual(await versionStamps(), [], 'no webhook, no admission policy')
     const cms = await core.listNamespacedConfigMap({ namespace: 'krateo-system' }).catch(() => ({ items: [] }))
     assert.deepEqual(cms.items.map((c) => c.metadata!.name).filter((n) => /-v\d+-\d+-\d+-/.test(n!)), [], 'no cdc bundle')
     assert.deepEqual(helmReleases(), [], 'no helm release')
@@ -90,8 +92,8 @@ describe(onGeneration('uninstall'), () => {
     await eventually('helm uninstalled the bootstrap release', async () => !helmReleases().some((r) => r.name === 'krateo'), 60_000)
     first.kill('SIGKILL')
     await first
-    const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
-    assert.deepEqual(hooks.items.map((h) => h.metadata!.name), ['krateo'], 'the sweep did not run: the webhook is still there')
+    // What stamps the version label outlives the release: core-provider's webhook (Gen S) or admission policy (Gen N).
+    assert.deepEqual(await versionStamps(), GEN === 'S' ? ['krateo'] : ['core-provider-composition-version'], 'the sweep did not run: the version stamp is still there')
     const res = await cli(['uninstall', ...kc()])
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(res.stderr, /took over the krateo-installer lock: uninstall by .* pid \d+ is no longer running/, 'no wait for the lease of a process that is gone')
