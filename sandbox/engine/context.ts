@@ -24,6 +24,8 @@ export interface EngineSettings {
   loadBalancerDelaySeconds: number
   /** Load balancers get a hostname and no IP (as on EKS). */
   loadBalancerHostnameOnly: boolean
+  /** Chart hook Jobs (by name, e.g. installer-ordered-teardown) that fail instead of doing their steps. */
+  hookFails: string[]
   /** component (release) name -> seconds its new pods take to start (a slow image pull). Pod-level only. */
   readinessDelaySeconds: Record<string, number>
   /** component (release) name -> message: its pods crash-loop with it (the cdc still says Ready). */
@@ -37,7 +39,7 @@ export interface EngineSettings {
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
-  generation: 'S', pendingStandDownSeconds: 300, chartPullFails: [], loadBalancerDelaySeconds: 0, loadBalancerHostnameOnly: false,
+  generation: 'S', pendingStandDownSeconds: 300, chartPullFails: [], loadBalancerDelaySeconds: 0, loadBalancerHostnameOnly: false, hookFails: [],
   readinessDelaySeconds: {}, neverReady: {}, loseCreateRace: [], cdcLoseCreateRace: [], slowDeletionSeconds: {},
 }
 

@@ -12,6 +12,7 @@ import { CdcManager } from './cdc.js'
 import { DependentControllers } from './dependents.js'
 import { WebhookServer, knobFor, type PodFault } from './webhook.js'
 import { startKubelet } from './kubelet.js'
+import { HookRunner } from './hooks.js'
 import type { EffectiveSettings } from './context.js'
 import { base64File } from '../lib/pki.js'
 
@@ -35,6 +36,7 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineCon
   new CdcManager(ctx).start()
   new DependentControllers(ctx).start()
   startKubelet(ctx)
+  new HookRunner(ctx).start()
   log(`engine simulator running as ${ctx.profile().describe} (webhook ${webhook.url})`)
   return ctx
 }

@@ -43,16 +43,29 @@ export interface RestConfig {
   ca: string
   cert: string
   key: string
+  /** Act as this user (Impersonate-User/-Group): a hook Job's steps run with its ServiceAccount's rights. */
+  impersonate?: { user: string; groups: string[] }
 }
 
 export class Rest {
   private agent: Agent
   // Watches hold their connection for minutes: they get their own pool, so they can never starve requests.
   private watchAgent: Agent
-  constructor(private cfg: RestConfig) {
+  constructor(private cfg: RestConfig, agents?: { agent: Agent; watchAgent: Agent }) {
     const tls = { ca: readFileSync(cfg.ca), cert: readFileSync(cfg.cert), key: readFileSync(cfg.key) }
-    this.agent = new Agent({ keepAlive: true, maxSockets: 32, ...tls })
-    this.watchAgent = new Agent({ keepAlive: false, ...tls })
+    this.agent = agents?.agent ?? new Agent({ keepAlive: true, maxSockets: 32, ...tls })
+    this.watchAgent = agents?.watchAgent ?? new Agent({ keepAlive: false, ...tls })
+  }
+
+  /** The same connection, acting as a ServiceAccount: what it may not do is refused as it would be in its pod. */
+  asServiceAccount(namespace: string, name: string): Rest {
+    const impersonate = { user: `system:serviceaccount:${namespace}:${name}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'] }
+    return new Rest({ ...this.cfg, impersonate }, { agent: this.agent, watchAgent: this.watchAgent })
+  }
+
+  private identity(): Record<string, string | string[]> {
+    const imp = this.cfg.impersonate
+    return imp ? { 'Impersonate-User': imp.user, 'Impersonate-Group': imp.groups } : {}
   }
 
   raw(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<{ status: number; body: string }> {
@@ -60,7 +73,7 @@ export class Rest {
     return new Promise((resolve, reject) => {
       const req = request(this.cfg.server + path, {
         method, agent: this.agent, timeout: timeoutMs,
-        headers: { accept: 'application/json', ...(payload ? { 'content-type': contentType } : {}) },
+        headers: { accept: 'application/json', ...this.identity(), ...(payload ? { 'content-type': contentType } : {}) },
       }, (res) => {
         let text = ''
         res.setEncoding('utf8')

@@ -1,0 +1,49 @@
+// The chart's own documented path, no CLI in the write path: `helm install installer <chart> ... --wait` runs the
+// post-install hook (apply the installer CD and the Installer CR), the engine reconciles the platform to Ready on
+// its own, and `helm uninstall installer` runs the pre-delete hooks (bootstrap-teardown deletes the Installer CR,
+// whose release's own pre-delete hook installer-ordered-teardown drains the components kind by kind) and the
+// post-delete cleanup. The CLI only reads (status), under the chart docs' release name.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { describe, it } from 'node:test'
+import { eventually, GEN, httpCode, onGeneration, useSandbox } from '../helpers/sandbox.js'
+import { runCli, sandboxEnv } from '../helpers/cli.js'
+
+const run = promisify(execFile)
+
+describe(onGeneration('the chart installed and removed by plain helm, hooks and all'), () => {
+  const ns = 'krateo-system'
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const helm = (...args: string[]) => run(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() }, timeout: 15 * 60_000 })
+  const status = async () => JSON.parse((await runCli(['status', '--kubeconfig', sandbox().kubeconfig, '-o', 'json'], { env: sandboxEnv(sandbox()) })).stdout) as { phase: string; portalUrl: string | null; components: { name: string; stage: string }[] }
+  const cds = async () => ((await kube().custom.listNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions' })) as { items: { metadata: { name: string } }[] }).items.map((c) => c.metadata.name).sort()
+
+  it('helm install --wait runs the post-install hook, and the engine alone brings the platform to Ready', async () => {
+    const started = Date.now()
+    await helm('install', 'installer', `oci://${sandbox().registry}/charts/installer`, '--version', '0.2.53', '--plain-http', '-n', ns, '--create-namespace',
+      '--set', 'exposure.type=LoadBalancer', '--wait', '--timeout', '5m')
+    // The hook has run by the time helm returns: the installer CD and the Installer CR exist.
+    assert.ok((await cds()).includes('installer'), 'the hook applied the installer CompositionDefinition')
+    await kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', name: 'installer' })
+    const jobs = await kube().batch.listNamespacedJob({ namespace: ns })
+    assert.deepEqual(jobs.items.map((j) => j.metadata!.name), [], 'the hook Job succeeded and was deleted (hook-succeeded policy)')
+    const ready = await eventually('the platform Ready', async () => { const s = await status(); return s.phase === 'Ready' ? s : null }, 5 * 60_000, 2000)
+    assert.match(ready.portalUrl ?? '', /^http:\/\/198\.51\.100\.\d+:8080$/, 'LoadBalancer exposure wires the portal')
+    assert.ok(Date.now() - started < 5 * 60_000)
+  })
+
+  it('helm uninstall runs bootstrap-teardown and the ordered drain; what the chart leaves is the installer definition and the namespace', async () => {
+    await helm('uninstall', 'installer', '-n', ns, '--wait', '--timeout', '10m')
+    // bootstrap-teardown deleted the Installer CR; the composition release's own pre-delete hook drained the
+    // components; core-provider removed their definitions, CRDs and bundles before the release went.
+    assert.deepEqual(await cds(), ['installer'], 'only the installer definition is left (the hook applied it outside any release)')
+    const crds = (await kube().crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!).filter((n) => n.endsWith('.composition.krateo.io'))
+    assert.deepEqual(crds, ['installers.composition.krateo.io'])
+    await assert.rejects(kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', name: 'installer' }), (e) => httpCode(e) === 404)
+    const hooks = await kube().kc.makeApiClient((await import('@kubernetes/client-node')).AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
+    assert.deepEqual(hooks.items.map((h) => h.metadata!.name).filter((n) => n !== 'krateo-sandbox-kubelet'), [], GEN === 'S' ? 'post-delete removed the core-provider webhook' : 'Gen N has none')
+    const left = await status()
+    assert.equal(left.phase, 'Bootstrapping', 'status sees the leftover definition, not a platform')
+  })
+})
