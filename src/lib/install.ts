@@ -10,6 +10,7 @@ import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { observe, COMPOSITION_GROUP } from './observe.js'
 import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
+import { checkRequiredValues } from './required-values.js'
 import { type Step, type StepReport } from './progress.js'
 import { createOrPatchSpec, createWhenServed, getCustom, clearNudge, installerReleasePending, mergePatchCustom, nudge, refOf, removeAnnotation } from './kube-write.js'
 import { renderStatus, table } from './output.js'
@@ -72,6 +73,7 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
     throw new UserError(`component "${b.component}" is enabled but depends on "${b.dep}", whose feature is off`, ExitCode.Chart,
       `turn that feature on with --feature, or turn off the feature of ${b.component}`)
   }
+  checkRequiredValues(spec, components)
   report.line(`${components.length} components, ${components.filter((c) => isEnabled(c, features)).length} enabled, DAG valid (${layers(components).length} layers)`)
   await checkAccess(cluster, INSTALL_ACCESS(opts.namespace))
   report.line('permissions granted')

@@ -11,6 +11,7 @@ import { type Cluster, checkReachable } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import type { Helm } from './helm.js'
 import { type ChartSource, chartDefaults, defaultChartFor, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
+import { checkRequiredValues } from './required-values.js'
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
@@ -167,6 +168,7 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
     throw new UserError(`component "${b.component}" would be enabled but depends on "${b.dep}", whose feature would be off`, ExitCode.Chart,
       `turn that feature on with --feature, or turn off the feature of ${b.component}`)
   }
+  checkRequiredValues({ ...nextSpec, features: features.features }, components)
   const leftovers = [...observed.cds.values()].map((cd) => leftoverComponent(cd, observed.installer)).filter((c): c is Component => !!c)
   const diff = diffComponents(current, components, leftovers)
   const from = (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
