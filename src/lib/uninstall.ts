@@ -37,7 +37,7 @@ export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): 
   steps.push(
     { title: "Stage 2: delete the Installer CR and the platform's CompositionDefinitions while core-provider runs; wait for their CRDs", run: (r) => teardown.deleteInstallerAndDefinitions(inv.installer, helm, r) },
     { title: `Stage 2: helm uninstall ${inv.record.release ?? 'the bootstrap release'} (hooks skipped: these steps did their work)`, run: () => teardown.uninstallRelease(helm) },
-    { title: "Stage 3: sweep what nothing can finalize any more (the platform's webhook, generated CRDs, cdc bundles, registry Secret)", run: async (r) => `${(await teardown.sweep(r)).length} removed` },
+    { title: "Stage 3: sweep what nothing can finalize any more (the platform's webhook or admission policy, generated CRDs, cdc bundles, registry Secret)", run: async (r) => `${(await teardown.sweep(r)).length} removed` },
   )
   return steps
 }
