@@ -2,10 +2,11 @@ import { Flags } from '@oclif/core'
 import { KrateoCommand, prose } from '../lib/base-command.js'
 import { checkReachable, loadCluster } from '../lib/cluster.js'
 import { readLock } from '../lib/lock.js'
+import { detectGeneration } from '../lib/engine.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { parseDuration } from '../lib/flags.js'
 import { observe } from '../lib/observe.js'
-import { platformState, phaseText } from '../lib/state.js'
+import { type PlatformState, platformState, phaseText } from '../lib/state.js'
 import { renderStatus, stamp, statusDocument, toYaml } from '../lib/output.js'
 import type { PlatformWatch as Watcher } from '../lib/follow.js'
 
@@ -37,9 +38,10 @@ cluster cannot be read.`)
       else if (format === 'yaml') process.stdout.write(toYaml(statusDocument(state)))
       else this.log(renderStatus(state))
     }
-    const withLock = async (st: ReturnType<typeof platformState>) => {
-      const held = await readLock(cluster, flags.namespace)
-      return { ...st, lock: held ? { holder: held.holder, command: held.command, since: held.since } : null }
+    // The run holding the lock, and the engine generation (contract section 0): read beside the platform.
+    const withLock = async (st: PlatformState): Promise<PlatformState> => {
+      const [held, generation] = await Promise.all([readLock(cluster, flags.namespace), st.phase === 'NotInstalled' ? null : detectGeneration(cluster)])
+      return { ...st, lock: held ? { holder: held.holder, command: held.command, since: held.since } : null, generation }
     }
     let state = await withLock(platformState(await observe(cluster, flags.namespace)))
     if (flags.wait && state.phase !== 'Ready') {
@@ -66,7 +68,7 @@ cluster cannot be read.`)
         const report = () => {
           // Until every watch has listed, a snapshot is part of the cluster, not a change in it.
           if (!watch.primed()) return
-          state = platformState(watch.snapshot())
+          state = { ...platformState(watch.snapshot()), lock: state.lock, generation: state.generation }
           const now = key(state)
           if (now === last) return
           last = now

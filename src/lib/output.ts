@@ -16,6 +16,7 @@ export function statusDocument(state: PlatformState): Record<string, unknown> {
     phase: state.phase,
     namespace: state.namespace,
     installerVersion: state.installerVersion,
+    engineGeneration: state.generation ?? null,
     ready: state.ready,
     total: state.total,
     components: state.components.map((c) => ({
@@ -64,7 +65,8 @@ const cond = (c: ComponentState['ready']) => c ? `${c.status}${c.reason ? ` ${c.
 export function renderStatus(state: PlatformState): string {
   const phase = phaseText(state)
   const colour = state.phase === 'Ready' ? chalk.green : state.phase === 'Degraded' || state.phase === 'Stuck' ? chalk.red : chalk.yellow
-  const lines = [`Krateo platform in ${state.namespace}: ${colour(phase)}${state.installerVersion ? ` (installer ${state.installerVersion})` : ''}`]
+  const about = [state.installerVersion ? `installer ${state.installerVersion}` : '', state.generation && state.generation !== 'unknown' ? `engine Gen ${state.generation}` : ''].filter(Boolean).join(', ')
+  const lines = [`Krateo platform in ${state.namespace}: ${colour(phase)}${about ? ` (${about})` : ''}`]
   if (state.components.length) {
     lines.push('')
     const rows = [['COMPONENT', 'FEATURE', 'VERSION', 'STAGE', 'READY', 'SYNCED', 'AGE', 'DETAIL']]

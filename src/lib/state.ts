@@ -103,6 +103,8 @@ export interface PlatformState {
   pausedBy: string | null
   /** The run holding the krateo-installer lock (filled by status, which reads the Lease). */
   lock: { holder: string; command: string; since: string } | null
+  /** The engine generation (filled by status; null when not read). */
+  generation?: 'S' | 'N' | 'unknown' | null
 }
 
 /** Written next to krateo.io/paused by this CLI (see teardown.ts): "krateo-installer <command> at <time>". */

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { useSandbox, onGeneration } from '../helpers/sandbox.js'
+import { GEN, useSandbox, onGeneration } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 import { httpCode } from '../helpers/sandbox.js'
 
@@ -111,6 +111,7 @@ describe(onGeneration('install and status'), () => {
     const doc = JSON.parse(res.stdout) as { phase: string; ready: number; total: number; installerVersion: string; components: { name: string; stage: string; enabled: boolean; ready: { status: string } | null }[]; endpoints: { component: string; url: string }[]; portalUrl: string }
     assert.equal(doc.phase, 'Ready')
     assert.equal(doc.installerVersion, '0.2.53')
+    assert.equal((doc as unknown as { engineGeneration: string }).engineGeneration, GEN)
     assert.deepEqual([doc.ready, doc.total], [14, 14])
     assert.equal(doc.components.length, 18)
     assert.deepEqual(doc.components.filter((c) => !c.enabled).map((c) => c.stage), ['disabled', 'disabled', 'disabled', 'disabled'])
@@ -119,7 +120,8 @@ describe(onGeneration('install and status'), () => {
     assert.equal(doc.portalUrl, doc.endpoints.find((e) => e.component === 'frontend')!.url)
     const table = await cli(['status', ...statusFlags()])
     assert.equal(table.code, 0)
-    assert.match(table.stdout, /Krateo platform in krateo-system: Ready \(installer 0\.2\.53\)/)
+    // The engine generation, as the cluster shows it (webhook: S; admission policy: N).
+    assert.match(table.stdout, new RegExp(`Krateo platform in krateo-system: Ready \\(installer 0\\.2\\.53, engine Gen ${GEN}\\)`))
     assert.match(table.stdout, /hyperdx-provider +oasgen +0\.2\.0 +Ready +True Available +True ReconcileSuccess/)
     const yaml = await cli(['status', ...statusFlags(), '-o', 'yaml'])
     assert.match(yaml.stdout, /^phase: Ready$/m)
