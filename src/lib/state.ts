@@ -1,8 +1,8 @@
 // Where the platform and each component stand, derived from observed objects only. Pure: the cluster is
 // read elsewhere (observe.ts), so every rule here is unit-tested without I/O.
 import { type Component, type InstallerSpec, dashed, isEnabled, parseComponents } from './components.js'
-import { notRunning } from './workloads.js'
-import { consumerWiring, unwiredAdvice } from './wiring.js'
+import { notRunning, specApplied } from './workloads.js'
+import { consumerWiring, serviceOf, unwiredAdvice } from './wiring.js'
 
 export interface KObj {
   apiVersion?: string
@@ -160,6 +160,7 @@ export function componentState(c: Component, obs: Observed, features: Record<str
     if (cdVersion && cdVersion !== c.version) return mk('upgrading', `its CompositionDefinition is at ${cdVersion}, moving to ${c.version}`)
     if (releasedAt && releasedAt !== c.version) return mk('upgrading', `released at ${releasedAt}, moving to ${c.version}`)
     if (ready?.status === 'True') {
+      if (!specApplied(comp)) return mk('deploying', 'its cdc has not applied the latest values yet')
       // The cdc's Ready only says helm returned: the component runs when its workloads are available.
       if (obs.workloads) {
         const lacking = notRunning(comp, obs.workloads, obs.pods ?? [])
@@ -170,6 +171,10 @@ export function componentState(c: Component, obs: Observed, features: Record<str
         if (wiring.pending.length) {
           return mk('wiring', wiring.pending.map((g) => g.why).join('; '), { awaitsRender: wiring.pending.every((g) => g.renderable) })
         }
+        // The portal is reachable only once its own load balancer has an address.
+        const own = c.expose ? serviceOf(c, obs.services) : undefined
+        const ingress = (own?.status as { loadBalancer?: { ingress?: unknown[] } } | undefined)?.loadBalancer?.ingress ?? []
+        if ((own?.spec as { type?: string } | undefined)?.type === 'LoadBalancer' && ingress.length === 0) return mk('wiring', `waiting for the LoadBalancer IP of its own Service ${own!.metadata.name}`)
       }
       return mk('ready', ready.message ?? '')
     }

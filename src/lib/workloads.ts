@@ -108,3 +108,19 @@ export function notRunning(composition: KObj | undefined, workloads: KObj[], pod
   }
   return out
 }
+
+interface ManagedFieldsEntry { operation?: string; subresource?: string; time?: string; fieldsV1?: { 'f:spec'?: unknown } }
+
+/**
+ * Whether the cdc has reported since the Composition's values last changed: the API server's managedFields
+ * time the last spec write and the last status write. A consumer whose config was just wired, or a component
+ * whose values just moved, is not running its new values until its cdc has run helm with them (and reported).
+ * True when the object carries no managedFields to tell.
+ */
+export function specApplied(composition: KObj | undefined): boolean {
+  const fields = ((composition?.metadata as { managedFields?: ManagedFieldsEntry[] } | undefined)?.managedFields) ?? []
+  const latest = (entries: ManagedFieldsEntry[]) => Math.max(0, ...entries.map((e) => Date.parse(e.time ?? '') || 0))
+  const spec = latest(fields.filter((e) => !e.subresource && e.fieldsV1?.['f:spec'] !== undefined))
+  const status = latest(fields.filter((e) => e.subresource === 'status'))
+  return spec === 0 || status === 0 || status >= spec
+}

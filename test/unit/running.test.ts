@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type KObj, type Observed, componentState, platformState } from '../../src/lib/state.js'
 import type { Component } from '../../src/lib/components.js'
-import { notRunning, podTrouble } from '../../src/lib/workloads.js'
+import { notRunning, podTrouble, specApplied } from '../../src/lib/workloads.js'
 import { consumerWiring } from '../../src/lib/wiring.js'
 
 const NS = 'krateo-system'
@@ -81,5 +81,17 @@ describe('ready means running', () => {
     assert.equal(lbState.components.find((c) => c.name === 'frontend')!.stage, 'wiring')
     assert.equal(lbState.components.find((c) => c.name === 'frontend')!.awaitsRender, true)
     assert.notEqual(lbState.phase, 'Ready')
+  })
+})
+
+describe('values applied', () => {
+  const withFields = (spec: string, status: string) => ({ metadata: { name: 'frontend', managedFields: [
+    { manager: 'helm', operation: 'Update', time: spec, fieldsV1: { 'f:spec': {} } },
+    { manager: 'cdc', operation: 'Update', subresource: 'status', time: status, fieldsV1: { 'f:status': {} } },
+  ] } } as unknown as KObj)
+  it('a component whose values changed after its cdc last reported is not running them yet', () => {
+    assert.equal(specApplied(withFields('2026-01-01T00:00:10Z', '2026-01-01T00:00:05Z')), false)
+    assert.equal(specApplied(withFields('2026-01-01T00:00:10Z', '2026-01-01T00:00:10Z')), true)
+    assert.equal(specApplied({ metadata: { name: 'x' } }), true, 'nothing to tell by')
   })
 })
