@@ -36,25 +36,37 @@ export async function getCustomWhenServed(cluster: Cluster, ref: ObjectRef, ms =
   }
 }
 
-/** Creates the object, retrying while its version is not served yet (404); 'exists' when it already did (409). */
-export async function createWhenServed(cluster: Cluster, ref: ObjectRef, body: KObj, ms = 15_000): Promise<'created' | 'exists'> {
+/**
+ * A write to a kind or version served moments ago, retried for up to `ms` while the API server is not ready
+ * for it: 404 (the version is not in discovery yet) when `notFoundToo`, and 503 (a just-established CRD's
+ * storage, or, on Kubernetes 1.36, the admission policy plugin's mapping of a new kind: Gen N's version stamp).
+ */
+async function whileServing<T>(write: () => Promise<T>, notFoundToo: boolean, ms = 15_000): Promise<T> {
   const deadline = Date.now() + ms
   for (;;) {
     try {
-      await cluster.custom.createNamespacedCustomObject({ group: ref.group, version: ref.version, namespace: ref.namespace, plural: ref.plural, body: body as object })
-      return 'created'
+      return await write()
     } catch (err) {
-      if ((err as { code?: number }).code === 409) return 'exists'
-      // 404: the new version is not in discovery yet; 503: a just-established CRD's storage, or an admission
-      // policy just created (Gen N's version stamp), is not ready for a moment.
-      if (!(isNotFound(err) || (err as { code?: number }).code === 503) || Date.now() > deadline) throw err
+      const retry = (err as { code?: number }).code === 503 || (notFoundToo && isNotFound(err))
+      if (!retry || Date.now() > deadline) throw err
       await new Promise((r) => setTimeout(r, 500))
     }
   }
 }
 
+/** Creates the object, retrying while its version is not served yet; 'exists' when it already did (409). */
+export async function createWhenServed(cluster: Cluster, ref: ObjectRef, body: KObj, ms = 15_000): Promise<'created' | 'exists'> {
+  try {
+    await whileServing(() => cluster.custom.createNamespacedCustomObject({ group: ref.group, version: ref.version, namespace: ref.namespace, plural: ref.plural, body: body as object }), true, ms)
+    return 'created'
+  } catch (err) {
+    if ((err as { code?: number }).code === 409) return 'exists'
+    throw err
+  }
+}
+
 export async function mergePatchCustom(cluster: Cluster, ref: ObjectRef, body: unknown): Promise<KObj> {
-  return (await cluster.custom.patchNamespacedCustomObject({ ...ref, body: body as object }, mergePatch)) as KObj
+  return (await whileServing(() => cluster.custom.patchNamespacedCustomObject({ ...ref, body: body as object }, mergePatch), false)) as KObj
 }
 
 /** Creates the object, or merge-patches its spec when it exists; says which. */

@@ -12,6 +12,7 @@ import { ExitCode, UserError } from './errors.js'
 import type { Helm } from './helm.js'
 import { type ChartSource, chartDefaults, defaultChartFor, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
 import { checkRequiredValues } from './required-values.js'
+import { type Generation, detectGeneration } from './engine.js'
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
@@ -71,6 +72,8 @@ export interface UpgradePlan {
   values: UserValues
   observed: Observed
   installer: KObj
+  /** The engine generation (contract section 0): on Gen N, definitions are not moved ahead of the installer. */
+  generation?: Generation
 }
 
 /** Compares versions by semver (1.10.0 > 1.9.0, 1.0.0-rc.1 < 1.0.0, a leading v ignored); text order for what is not semver. Pure. */
@@ -174,11 +177,13 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   const from = (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
   const to = rendered.chartVersion
   const direction = directionOf(from, to)
-  const plan: UpgradePlan = { release: releaseName, from, to, direction, diff, features, components, rendered, source, values, observed, installer }
+  const generation = await detectGeneration(cluster)
+  const plan: UpgradePlan = { release: releaseName, from, to, direction, diff, features, components, rendered, source, values, observed, installer, generation }
   if (direction === 'downgrade' && !opts.allowDowngrade) {
     throw new UserError(`installer ${to} is older than the running ${from}; a downgrade would ${consequences(plan)}`, ExitCode.Usage,
       'pass --allow-downgrade to do it anyway (newer CRD versions stay served), or --dry-run to see the whole plan')
   }
+  if (generation === 'N' && diff.changed.length) report.line(`engine Gen N: its core-provider prunes versions nothing references, so the installer's render moves ${diff.changed.map((c) => c.name).join(', ')} (each re-created at its new version), not this CLI ahead of it`)
   report.line(direction === 'same' ? `installer ${to} is already running: only reconciling${features.changes.length ? ' and switching features' : ''}` : `${direction} installer ${from} -> ${to}: ${consequences(plan)}`)
   await checkAccess(cluster, [...INSTALL_ACCESS(ns), { verb: 'delete', group: CD_GROUP, resource: 'compositiondefinitions', namespace: ns }])
   report.line('permissions granted')
@@ -219,6 +224,7 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
   if (diff.removed.length) lines.push(`  drain removed components, leaves first: ${removalWaves(diff.removed).map((w) => w.join(', ')).join(' | ')}`)
   const staged = stagedLayers(plan)
   if (staged.length) lines.push(`  move definitions, dependencies first: ${staged.map((l) => l.map((c) => c.name).join(', ')).join(' | ')}`)
+  else if (plan.generation === 'N' && diff.changed.length) lines.push(`  (Gen N: core-provider prunes versions nothing references, so the installer's render moves ${diff.changed.map((c) => c.name).join(', ')}; each is re-created at its new version)`)
   lines.push(
     `  apply CompositionDefinition installer ${plan.to}, wait for its CRD to serve ${dashed(plan.to)}`,
     `  merge-patch components and componentValues${Object.keys(features.patch).length ? ' and the changed features' : ''} onto the Installer CR${needsPause(plan) ? ', unpausing it' : ''}`,
@@ -233,7 +239,15 @@ export function removalWaves(removed: Component[]): string[][] {
 }
 
 /** Components whose existing definition moves to a new version, by DAG layer. */
-function stagedLayers(plan: Pick<UpgradePlan, 'components' | 'diff' | 'observed'>): Component[][] {
+/**
+ * The definitions to move ahead of the Installer, dependencies first, so each component upgrades in place.
+ * None on Gen N: its core-provider prunes a served version no definition and no Composition references, so
+ * a definition moved ahead would take away the version the installer's release still lists, and helm could
+ * then not upgrade that release (its current manifest no longer builds): the Installer would be wedged. There
+ * the installer's own render moves them, and a moved component is re-created at its new version.
+ */
+export function stagedLayers(plan: Pick<UpgradePlan, 'components' | 'diff' | 'observed' | 'generation'>): Component[][] {
+  if (plan.generation === 'N') return []
   const changed = new Set(plan.diff.changed.map((c) => c.name))
   return layers(plan.components).map((l) => l.filter((c) => changed.has(c.name) && plan.observed.cds.has(c.name))).filter((l) => l.length)
 }
