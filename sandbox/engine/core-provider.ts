@@ -187,8 +187,22 @@ export class CoreProvider {
     }
   }
 
+  /** A chart under the private path is pulled only with the CD's credentials, read from their Secret. */
+  private async checkCredentials(cd: KObject, url: string): Promise<void> {
+    const auth = this.ctx.settings().registryAuth
+    if (!auth || !url.includes(`/${auth.path}/`)) return
+    const creds = (cd.spec as { chart: { credentials?: { username?: string; passwordRef?: { name?: string; namespace?: string; key?: string } } } }).chart.credentials
+    const ref = creds?.passwordRef
+    const refused = (why: string) => new Error(`failed to pull chart ${url}: unexpected status from HEAD request: 401 Unauthorized (${why})`)
+    if (!creds?.username || !ref?.name || !ref.key) throw refused('no credentials: spec.chart.credentials.passwordRef is empty')
+    const secret = await this.ctx.rest.getOrNull<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ref.namespace || cd.metadata.namespace}/secrets/${ref.name}`)
+    const password = secret?.data?.[ref.key] ? Buffer.from(secret.data[ref.key]!, 'base64').toString() : undefined
+    if (creds.username !== auth.username || password !== auth.password) throw refused(`credentials of ${creds.username} from Secret ${ref.name} refused`)
+  }
+
   private async target(cd: KObject) {
     const chart = (cd.spec as { chart: { url: string; version?: string } }).chart
+    await this.checkCredentials(cd, chart.url)
     if (this.ctx.settings().chartPullFails.includes(cd.metadata.name)) {
       const host = chart.url.replace(/^oci:\/\//, '').split('/')[0]
       throw new Error(`failed to pull chart ${chart.url}:${chart.version ?? ''}: failed to do request: Head "https://${host}/v2/": dial tcp: connect: connection refused (sandbox fault)`)

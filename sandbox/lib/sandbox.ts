@@ -398,7 +398,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   }
   await waitRegistry(sandbox)
   const published = opts.charts !== false
-    ? publishFixtureCharts(sandbox.helm, sandbox.helmEnv(), sandbox.registry).then((charts) => {
+    ? publishFixtureCharts(sandbox.helm, sandbox.helmEnv(), sandbox.registry, opts.engineSettings?.registryAuth?.path).then((charts) => {
       state.charts = charts
       sandbox.save()
       log(`${charts.length} fixture charts pushed to oci://${sandbox.registry}/charts`)
