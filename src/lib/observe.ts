@@ -3,7 +3,7 @@
 // the Installer CR and each component's Composition (one GET each, only once its CRD serves), then the
 // workloads and pods of the namespaces the releases use (one list per kind), to tell running from installed.
 import { type Cluster, apiFailure, getPath, isNotFound } from './cluster.js'
-import { WORKLOAD_RESOURCES, workloadNamespaces } from './workloads.js'
+import { KIND_OF, WORKLOAD_RESOURCES, workloadNamespaces } from './workloads.js'
 import { type Observed, type KObj, crdServes } from './state.js'
 import { type InstallerSpec, dashed, parseComponents } from './components.js'
 
@@ -95,7 +95,7 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
 /** Where each workload kind (and pods) is listed, per namespace. */
 export const WORKLOAD_LISTS: { kind: string; path: (ns: string) => string }[] = [
   ...WORKLOAD_RESOURCES.map((r) => ({
-    kind: ({ deployments: 'Deployment', statefulsets: 'StatefulSet', daemonsets: 'DaemonSet', jobs: 'Job' } as const)[r],
+    kind: KIND_OF[r],
     path: (ns: string) => `/apis/${r === 'jobs' ? 'batch' : 'apps'}/v1/namespaces/${ns}/${r}`,
   })),
   { kind: 'Pod', path: (ns: string) => `/api/v1/namespaces/${ns}/pods` },

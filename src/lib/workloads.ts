@@ -9,13 +9,13 @@ import type { KObj } from './state.js'
 export interface ManagedRef { apiVersion?: string; resource?: string; name?: string; namespace?: string }
 
 export const WORKLOAD_RESOURCES = ['deployments', 'statefulsets', 'daemonsets', 'jobs'] as const
-const KIND_OF: Record<string, string> = { deployments: 'Deployment', statefulsets: 'StatefulSet', daemonsets: 'DaemonSet', jobs: 'Job' }
+export const KIND_OF: Record<(typeof WORKLOAD_RESOURCES)[number], string> = { deployments: 'Deployment', statefulsets: 'StatefulSet', daemonsets: 'DaemonSet', jobs: 'Job' }
 
 /** The workloads a Composition's release lists, as "Kind namespace/name" keys. */
 export function managedWorkloads(composition: KObj | undefined): { kind: string; namespace: string; name: string }[] {
   const managed = (composition?.status?.managed as ManagedRef[] | undefined) ?? []
-  return managed.filter((m) => m.resource && KIND_OF[m.resource] && m.name && m.namespace)
-    .map((m) => ({ kind: KIND_OF[m.resource!]!, namespace: m.namespace!, name: m.name! }))
+  return managed.filter((m) => m.resource && m.resource in KIND_OF && m.name && m.namespace)
+    .map((m) => ({ kind: KIND_OF[m.resource as keyof typeof KIND_OF], namespace: m.namespace!, name: m.name! }))
 }
 
 /** The namespaces whose workloads and pods must be read to judge the compositions. */
