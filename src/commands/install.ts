@@ -18,11 +18,14 @@ export default class Install extends KrateoCommand {
   static override summary = 'Install the Krateo platform and follow it until it is Ready'
   static override description = prose(`Runs the bootstrap phase of the Krateo installer chart itself (helm install in bootstrap mode with the
 chart's hooks skipped, then each step of its post-install hook as a visible step), then follows the
-self-reconcile of every component (CompositionDefinition -> CRD -> Composition -> Ready) and prints how to
+self-reconcile of every component (CompositionDefinition -> CRD -> Composition -> running) and prints how to
 reach the platform. Re-running resumes a partial install; on a Ready platform it does nothing. Another
 installer version already installed is refused: moving versions is what upgrade does. A platform installed by a plain helm install, under any release
 name, is adopted (that release is upgraded with its values kept). The layers render one after the other because
 install nudges the installer's cdc through the annotation it watches; it never restarts a controller.
+Ready means running: the engine's Ready only says helm returned, so install also waits for every workload to
+be available and for the portal to be wired to its peers (the chart wires LoadBalancer IPs only: a NodePort
+install ends with a note saying so, and no portal URL).
 
 Exit codes: 0 Ready (or accepted with --no-wait), 2 bad flag or another version installed, 3 cluster unreachable, 4 helm missing or
 unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted, 11 another run holds the lock.`)
