@@ -82,7 +82,8 @@ describe('uninstall beside objects that are not the platform\'s', () => {
     const cds = (await custom.listNamespacedCustomObject({ ...CD, namespace: NS }) as { items: { metadata: { name: string } }[] }).items.map((c) => c.metadata.name)
     assert.deepEqual(cds, ['fireworksapp'], 'only the user\'s CompositionDefinition is left')
     const hooks = (await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()).items.map((h) => h.metadata!.name)
-    assert.deepEqual(hooks, ['team-b-core-provider'], 'the platform\'s webhook is gone, the other one kept')
+    // krateo-sandbox-kubelet is the sandbox's own pod webhook: not the platform's either, so kept too.
+    assert.deepEqual(hooks.sort(), ['krateo-sandbox-kubelet', 'team-b-core-provider'], 'the platform\'s webhook is gone, the others kept')
     const cms = (await kube().core.listNamespacedConfigMap({ namespace: NS })).items.map((c) => c.metadata!.name!)
     assert.deepEqual(cms.filter((n) => /-v\d+-\d+-\d+-/.test(n) && !n.startsWith('fireworksapps-') && !n.startsWith('billing-')), [], 'no cdc bundle of the platform')
   }
