@@ -292,6 +292,8 @@ export class CoreProvider {
           versions: [{ ...this.versionEntry(t.version, t.info.schema), storage: true }],
         },
       })
+    } else if ((crd.spec as { versions: { name: string }[] }).versions.some((v) => v.name === t.version)) {
+      // Already there (another namespace's CompositionDefinition of the same chart and version): not a bump.
     } else {
       // A version bump: append the new version; storage moves to the hidden vacuum version.
       const spec = crd.spec as { versions: Record<string, unknown>[] }
