@@ -197,7 +197,7 @@ export function componentState(c: Component, obs: Observed, features: Record<str
 export function endpoints(components: Component[], obs: Observed): Endpoint[] {
   const out: Endpoint[] = []
   for (const c of components.filter((x) => x.expose)) {
-    const svc = obs.services.find((s) => s.metadata.name.includes(c.svcMatch ?? c.name))
+    const svc = serviceOf(c, obs.services)
     if (!svc) continue
     const spec = svc.spec as { type?: string; ports?: { port: number; nodePort?: number }[] }
     const port = spec.ports?.[0]
