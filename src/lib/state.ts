@@ -167,12 +167,12 @@ export function componentState(c: Component, obs: Observed, features: Record<str
         if (lacking.length) return mk('starting', lacking.join('; '))
       }
       if (c.consumer) {
-        const wiring = consumerWiring(components, (p) => isEnabled(p, features), comp, obs.services)
+        const wiring = consumerWiring(components, (p) => isEnabled(p, features), comp, obs.services, obs.compositions)
         if (wiring.pending.length) {
           return mk('wiring', wiring.pending.map((g) => g.why).join('; '), { awaitsRender: wiring.pending.every((g) => g.renderable) })
         }
         // The portal is reachable only once its own load balancer has an address.
-        const own = c.expose ? serviceOf(c, obs.services) : undefined
+        const own = c.expose ? serviceOf(c, obs.services, comp) : undefined
         const ingress = (own?.status as { loadBalancer?: { ingress?: unknown[] } } | undefined)?.loadBalancer?.ingress ?? []
         if ((own?.spec as { type?: string } | undefined)?.type === 'LoadBalancer' && ingress.length === 0) return mk('wiring', `waiting for the LoadBalancer IP of its own Service ${own!.metadata.name}`)
       }
@@ -197,7 +197,7 @@ export function componentState(c: Component, obs: Observed, features: Record<str
 export function endpoints(components: Component[], obs: Observed): Endpoint[] {
   const out: Endpoint[] = []
   for (const c of components.filter((x) => x.expose)) {
-    const svc = serviceOf(c, obs.services)
+    const svc = serviceOf(c, obs.services, obs.compositions.get(c.name))
     if (!svc) continue
     const spec = svc.spec as { type?: string; ports?: { port: number; nodePort?: number }[] }
     const port = spec.ports?.[0]
@@ -229,7 +229,7 @@ export function platformState(obs: Observed): PlatformState {
   const notes: string[] = []
   let portalUrl = eps.find((e) => e.component === consumer?.name)?.url ?? null
   if (consumer && isEnabled(consumer, spec.features)) {
-    const wiring = consumerWiring(components, (p) => isEnabled(p, spec.features), obs.compositions.get(consumer.name), obs.services)
+    const wiring = consumerWiring(components, (p) => isEnabled(p, spec.features), obs.compositions.get(consumer.name), obs.services, obs.compositions)
     if (wiring.never.length) {
       notes.push(unwiredAdvice(consumer.name, wiring.never))
       portalUrl = null // the frontend answers there, but it cannot reach its peers: not a portal a user can use

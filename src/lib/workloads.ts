@@ -28,6 +28,7 @@ export function workloadNamespaces(compositions: Iterable<KObj>, platformNamespa
 interface WorkloadStatus {
   replicas?: number; readyReplicas?: number; availableReplicas?: number; updatedReplicas?: number; observedGeneration?: number
   desiredNumberScheduled?: number; numberAvailable?: number; updatedNumberScheduled?: number
+  currentRevision?: string; updateRevision?: string
   succeeded?: number; failed?: number; conditions?: { type: string; status: string; message?: string }[]
 }
 
@@ -49,9 +50,15 @@ export function workloadShortfall(kind: string, obj: KObj): string | null {
   }
   const want = spec.replicas ?? 1
   if (want === 0) return null
+  // As `kubectl rollout status`: every replica updated, no old one left, and the updated ones available
+  // (during a surge the old pod keeps availableReplicas up while the new one has not started).
   if ((s.updatedReplicas ?? 0) < want) return `${s.updatedReplicas ?? 0}/${want} updated`
-  const have = kind === 'StatefulSet' ? s.readyReplicas ?? 0 : s.availableReplicas ?? 0
-  return have >= want ? null : `${have}/${want} available`
+  if (kind === 'StatefulSet') {
+    if (s.currentRevision && s.updateRevision && s.currentRevision !== s.updateRevision) return 'rolling out'
+    return (s.readyReplicas ?? 0) >= want ? null : `${s.readyReplicas ?? 0}/${want} ready`
+  }
+  if ((s.replicas ?? 0) > (s.updatedReplicas ?? 0)) return `${(s.replicas ?? 0) - (s.updatedReplicas ?? 0)} old replica(s) not replaced yet`
+  return (s.availableReplicas ?? 0) >= want ? null : `${s.availableReplicas ?? 0}/${want} available`
 }
 
 interface PodStatus {

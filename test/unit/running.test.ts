@@ -5,7 +5,7 @@ import { describe, it } from 'node:test'
 import { type KObj, type Observed, componentState, platformState } from '../../src/lib/state.js'
 import type { Component } from '../../src/lib/components.js'
 import { notRunning, podTrouble, specApplied } from '../../src/lib/workloads.js'
-import { consumerWiring } from '../../src/lib/wiring.js'
+import { chartPeerAddress, consumerWiring, serviceOf } from '../../src/lib/wiring.js'
 
 const NS = 'krateo-system'
 const ready = { conditions: [{ type: 'Ready', status: 'True', reason: 'Available' }, { type: 'Synced', status: 'True', reason: 'ReconcileSuccess' }] }
@@ -47,6 +47,8 @@ describe('ready means running', () => {
     const comp = composition('authn', [['deployments', 'authn']])
     assert.deepEqual(notRunning(comp, [deployment('authn', 1)], []), [])
     assert.deepEqual(notRunning(comp, [deployment('authn', 1, { observedGeneration: 1 })], []), ['Deployment authn: rollout not started'])
+    assert.deepEqual(notRunning(comp, [deployment('authn', 1, { replicas: 2, updatedReplicas: 1 })], []), ['Deployment authn: 1 old replica(s) not replaced yet'],
+      'mid-rollout the old pod keeps availableReplicas up; the new one is not running yet')
     assert.deepEqual(notRunning(comp, [], []), ['Deployment authn not found'])
     assert.deepEqual(notRunning(comp, [deployment('authn', 0)], [pod('authn', waiting('ErrImagePull'))]), ['Deployment authn: 0/1 available; container app cannot pull its image (ErrImagePull)'])
   })
@@ -68,6 +70,23 @@ describe('ready means running', () => {
     assert.deepEqual(wired([lb('authn', { ip: '198.51.100.10' })], { AUTHN_API_BASE_URL: 'http://198.51.100.10:8082' }), { pending: [], never: [] })
     assert.match(wired([lb('authn', undefined, 'NodePort')], {}).never[0]!.why, /exposed as NodePort; the chart wires LoadBalancer IPs only/)
     assert.match(wired([lb('authn', { hostname: 'a.elb.example' })], {}).never[0]!.why, /hostname only/)
+  })
+
+  it("finds a component's own Service among the cdc bundles' Services that carry the same word, in any order", () => {
+    const bundle = (name: string): KObj => ({ metadata: { name, namespace: NS }, spec: { type: 'ClusterIP', ports: [{ port: 8443 }] }, status: {} })
+    const services = [bundle('frontends-v1-0-0-controller-service'), bundle('frontendcrds-v1-0-0-controller-service'), lb('frontend'), lb('authn', { ip: '198.51.100.10' })]
+    const comp = composition('frontend', [['services', 'frontend']], { config: { AUTHN_API_BASE_URL: 'http://198.51.100.10:8082' } })
+    assert.equal(serviceOf(frontend, services, comp)?.metadata.name, 'frontend')
+    assert.equal(serviceOf(frontend, [...services].reverse(), comp)?.metadata.name, 'frontend', 'watch order does not matter')
+    const state = componentState(frontend, observed({ compositions: new Map([['frontend', comp], ['authn', composition('authn', [['services', 'authn']])]]), services: [...services].reverse() }), undefined, [authn, frontend])
+    assert.equal(state.stage, 'wiring', 'the portal has no address while its own load balancer has none')
+    assert.match(state.detail, /LoadBalancer IP of its own Service frontend/)
+  })
+
+  it("predicts the peer URL by the chart's rule: LoadBalancer Services containing the name, the last IP in name order", () => {
+    const services = [lb('snowplow-authn-agent', { ip: '198.51.100.20' }), lb('authn', { ip: '198.51.100.10' }), lb('authn-x', undefined, 'NodePort')]
+    assert.deepEqual(chartPeerAddress(authn, services), { ip: '198.51.100.20', port: 8082 })
+    assert.equal(chartPeerAddress(authn, [lb('authn')]), null)
   })
 
   it('a NodePort platform is Ready but has no portal URL, and says why and what to do', () => {
