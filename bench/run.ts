@@ -1,6 +1,6 @@
 // npm run bench: API requests and wall time of `status` (seed DAG and a generated 200-component DAG) and
 // API requests per minute while `install` follows the seed DAG, each against a naive list-everything
-// approach measured in the same run. Requests are counted by kube-apiserver itself (its audit log, one
+// approach measured in the same run, and install speed per engine generation (speed.ts). Requests are counted by kube-apiserver itself (its audit log, one
 // user per contender), since its request metrics cannot tell clients apart.
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -15,6 +15,7 @@ import { platformState } from '../src/lib/state.js'
 import { dashed } from '../src/lib/components.js'
 import { pluralFromKind } from '../sandbox/engine/naming.js'
 import { parse } from 'yaml'
+import { speedBench, speedReport } from './speed.js'
 
 const repo = join(sandboxDir, '..')
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -183,7 +184,29 @@ function startupBench(sb: Sandbox) {
   return { helmMs, helpMs, statusMs, loadMs, nodeMs }
 }
 
+/** `npm run bench -- --only status,install,speed` runs a part; all by default. */
+function parts(): Set<string> {
+  const i = process.argv.indexOf('--only')
+  const all = ['status', 'install', 'speed']
+  if (i < 0) return new Set(all)
+  const chosen = (process.argv[i + 1] ?? '').split(',').filter(Boolean)
+  const unknown = chosen.filter((p) => !all.includes(p))
+  if (!chosen.length || unknown.length) throw new Error(`--only takes a comma-separated list of ${all.join(', ')}`)
+  return new Set(chosen)
+}
+
 async function main(): Promise<void> {
+  const only = parts()
+  const log = (line: string) => console.error(line)
+  if (only.has('status')) await statusAndStartup()
+  if (only.has('install')) await installReport()
+  if (only.has('speed')) {
+    log('measuring install speed per generation (engine alone side by side, then with nudges; ~15 min)')
+    console.log(`\n${speedReport(await speedBench(log)).join('\n')}`)
+  }
+}
+
+async function statusAndStartup(): Promise<void> {
   const sb = await startSandbox({ ownerPid: process.pid, agent: false, charts: false, audit: true })
   let rows
   let startup: ReturnType<typeof startupBench> | undefined
@@ -195,7 +218,6 @@ async function main(): Promise<void> {
   } finally {
     await sb.stop()
   }
-  const install = await installBench()
   const f = (n: number) => n.toFixed(1)
   console.log('\nstatus (per call; requests counted by kube-apiserver)')
   console.log('DAG      components  requests ours/naive (ratio)   time ms ours/naive (ratio)   CLI end-to-end')
@@ -206,6 +228,11 @@ async function main(): Promise<void> {
     console.log(`\nstart-up (median of 7): krateo-installer --help ${f(startup.helpMs)} ms vs helm version ${f(startup.helmMs)} ms (${f(startup.helpMs / startup.helmMs)}x; Node.js itself starts in ${f(startup.nodeMs)} ms)`)
     console.log(`  status end-to-end ${f(startup.statusMs)} ms, of which loading its modules ${f(startup.loadMs)} ms (${f((100 * startup.loadMs) / startup.statusMs)}%)`)
   }
+}
+
+async function installReport(): Promise<void> {
+  const install = await installBench()
+  const f = (n: number) => n.toFixed(1)
   console.log(`\ninstall of the seed DAG: ${f(install.minutes)} min in all (${install.total} requests, helm's included); while following (${f(install.followMinutes)} min):`)
   console.log(`  API requests per minute: ours ${f(install.oursPerMinute)} (watches), naive 2 s poller ${f(install.naivePerMinute)} (${f(install.naivePerMinute / install.oursPerMinute)}x more)`)
   console.log(`\nuninstall of the same platform: ${f(install.uninstallMinutes)} min, ${install.uninstallRequests} API requests, helm's included (${f(install.uninstallRequests / install.uninstallMinutes)} per minute; its waits follow objects by watch)`)

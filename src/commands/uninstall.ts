@@ -89,8 +89,14 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     const where = `context ${cluster.context}, cluster ${cluster.server}, namespace ${ns}`
     if (!flags.json) this.log(`Uninstalling Krateo${inv.record.release ? ` (release ${inv.record.release})` : ''} from ${where}`)
     const destructive = [flags.force ? '--force' : '', flags.purge ? '--purge' : ''].filter(Boolean).join(' and ')
+    const unreadable = present && inv.unreadableAfter.length > 0
+    if (unreadable) {
+      // Not deleted, but their reads need the core-provider this uninstall removes: the user decides.
+      const n = inv.unreadableAfter.length
+      await confirmOrRefuse('uninstall', `${n} kind${n > 1 ? 's' : ''} not the platform's would be unreadable (get, list, delete fail) until a core-provider runs again, because ${n > 1 ? 'their versions convert' : 'its versions convert'} through this platform's core-provider: ${inv.unreadableAfter.join('; ')}; to keep them readable, delete their CompositionDefinitions and Compositions first`, flags.yes)
+    }
     if (destructive) await confirmOrRefuse(`uninstall ${destructive}`, `${where}; ${flags.force ? 'finalizers of the platform\'s stuck objects may be removed (each named)' : ''}${flags.force && flags.purge ? '; ' : ''}${flags.purge ? 'the platform\'s PVCs (their data), the namespace if nothing else is in it, and the CompositionDefinition CRD if unused are deleted' : ''}`, flags.yes)
-    else if (!flags.yes && canAsk() && present) await confirmOrRefuse('uninstall', `removes the platform from ${where}`, false)
+    else if (!flags.yes && canAsk() && present && !unreadable) await confirmOrRefuse('uninstall', `removes the platform from ${where}`, false)
     await checkAccess(cluster, [
       { verb: 'delete', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
       { verb: 'delete', group: 'core.krateo.io', resource: 'compositiondefinitions', namespace: ns },

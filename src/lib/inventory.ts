@@ -7,8 +7,8 @@ import { SELF_CR_CONFIGMAP } from './observe.js'
 import type { Component } from './components.js'
 import type { Helm } from './helm.js'
 import {
-  type InstanceRef, type ManagedRef, type StatefulSetClaims, foreignInstances, type WebhookLike, bootstrapReleaseOf, bundleBaseOf, generatedCrdOf, isCoreProviderWebhook,
-  isOurCoreProvider, isPlatformPolicy, isPlatformWebhook, MANAGED_BY_LABEL, type PolicyLike, POLICY_API, MANAGED_BY_US, partitionDefinitions, platformComponents, restCrdsOf, restDefinitionsOf,
+  type ConvertingCrdLike, type InstanceRef, type ManagedRef, type StatefulSetClaims, foreignInstances, type WebhookLike, bootstrapReleaseOf, bundleBaseOf, generatedCrdOf, isCoreProviderWebhook,
+  isOurCoreProvider, isPlatformPolicy, isPlatformWebhook, MANAGED_BY_LABEL, type PolicyLike, POLICY_API, MANAGED_BY_US, partitionDefinitions, platformComponents, restCrdsOf, restDefinitionsOf, unreadableWithoutCoreProvider,
 } from './ownership.js'
 import type { KObj, Observed } from './state.js'
 import { type TeardownRecord, mergeRecord, emptyRecord, readRecord } from './teardown-record.js'
@@ -32,6 +32,8 @@ export interface Inventory {
   foreignWebhooks: string[]
   /** Objects not the platform's that its removal would delete with a CRD it ships: uninstall refuses while there are any. */
   foreignInstances: string[]
+  /** Kinds not the platform's whose reads need its core-provider (conversion webhook): unreadable once it is gone. */
+  unreadableAfter: string[]
   /** What the record holds after this inventory (facts found now merged into an earlier run's). */
   record: TeardownRecord
   /** An earlier uninstall's record was found. */
@@ -50,6 +52,8 @@ export interface InventoryInput {
   statefulSets: StatefulSetClaims[]
   registrySecret: boolean
   foreignInstances?: string[]
+  /** The cluster's CRDs (for kinds that convert through core-provider); none given, none found. */
+  crds?: ConvertingCrdLike[]
 }
 
 /** The pure half: from observed objects to what is ours. */
@@ -88,6 +92,7 @@ export function platformInventory(input: InventoryInput): Inventory {
   const live = !!obs.installer || ours.length > 0 || !!release
   return {
     namespace: obs.namespace, release, components, installer: obs.installer, compositions: obs.compositions, coreProviders, definitions: ours, foreignDefinitions: foreign, foreignWebhooks, foreignInstances: input.foreignInstances ?? [],
+    unreadableAfter: unreadableWithoutCoreProvider(input.crds ?? [], obs.namespace, new Set(merged.crds)),
     record: live ? { ...merged, completedAt: undefined } : merged, hadRecord: !!input.record,
   }
 }
@@ -122,13 +127,14 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
   const compositions = [...obs.compositions.values()]
   const rds = restDefinitionsOf(compositions)
   const rdObjects = (await Promise.all(rds.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
-  const restCrds = rdObjects.length ? restCrdsOf(rdObjects as never, (await cluster.crds.listCustomResourceDefinition()).items as never) : []
+  const crds = (await cluster.crds.listCustomResourceDefinition()).items
+  const restCrds = rdObjects.length ? restCrdsOf(rdObjects as never, crds as never) : []
   const sets = compositions.flatMap((c) => ((c.status?.managed as ManagedRef[] | undefined) ?? []).filter((m) => m.resource === 'statefulsets'))
   const statefulSets = (await Promise.all(sets.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
     .map((s) => ({ name: s.metadata.name, claimTemplates: (((s.spec as { volumeClaimTemplates?: { metadata?: { name?: string } }[] } | undefined)?.volumeClaimTemplates) ?? []).map((t) => t.metadata?.name ?? '').filter(Boolean) }))
   const foreign = await instancesAtRisk(cluster, obs, compositions)
   return platformInventory({
-    obs, release, record, foreignInstances: foreign,
+    obs, release, record, foreignInstances: foreign, crds: crds as ConvertingCrdLike[],
     coreProviders: deployments.items as unknown as KObj[],
     webhooks: webhooks.items as WebhookLike[],
     policies: policies?.items ?? [],

@@ -186,6 +186,27 @@ export function restCrdsOf(rds: RestDefinitionLike[], crds: CrdLike[]): string[]
   return crds.filter((c) => wanted.has(`${c.spec.group}/${c.spec.names.kind}`)).map((c) => c.metadata!.name!)
 }
 
+export interface ConvertingCrdLike {
+  metadata?: { name?: string }
+  spec?: { group?: string; names?: { kind?: string }; conversion?: { strategy?: string; webhook?: { clientConfig?: { service?: { namespace?: string }; url?: string } } } }
+}
+
+/**
+ * Composition kinds that are not the platform's but whose every read goes through core-provider's conversion
+ * webhook (core-provider puts it on a kind's CRD from its first version bump on, with its Service in the
+ * platform's namespace): once uninstall removes core-provider, they cannot be read, listed or deleted until
+ * a core-provider runs again. A webhook given by URL cannot be told apart, so it is listed too (listed, never
+ * touched).
+ */
+export function unreadableWithoutCoreProvider(crds: ConvertingCrdLike[], namespace: string, ours: ReadonlySet<string>): string[] {
+  return crds.filter((c) => c.spec?.group === COMPOSITION_GROUP && !ours.has(c.metadata?.name ?? '') && c.spec.conversion?.strategy === 'Webhook')
+    .filter((c) => {
+      const cfg = c.spec?.conversion?.webhook?.clientConfig
+      return cfg?.service ? cfg.service.namespace === namespace : !!cfg?.url
+    })
+    .map((c) => `${c.spec?.names?.kind ?? '?'} (CRD ${c.metadata?.name})`)
+}
+
 export interface StatefulSetClaims { name: string; claimTemplates: string[] }
 
 /** A PVC a StatefulSet's volumeClaimTemplate made: `<template>-<statefulset>-<ordinal>`. */

@@ -68,6 +68,7 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
     '', `Stage 2: delete Installer ${ns}/installer and the platform's ${inv.record.definitions.length} CompositionDefinitions (${inv.record.definitions.join(', ') || 'none'}), wait for their ${inv.record.crds.length} CRDs to go; helm uninstall ${inv.record.release ?? '(no bootstrap release found)'} (hooks skipped)`,
     `Stage 3: sweep ${[inv.record.webhooks.length ? `webhook ${inv.record.webhooks.join(', ')}` : '', inv.record.policies?.length ? `admission policy ${inv.record.policies.join(', ')}` : '', inv.record.restCrds.length ? `CRDs ${inv.record.restCrds.join(', ')}` : '', `${inv.record.bundles.length} cdc bundles`, inv.record.secrets.length ? `Secret ${inv.record.secrets.join(', ')}` : ''].filter(Boolean).join(', ')}`,
     ...(inv.foreignInstances.length ? ['', 'Not the platform\'s, and would be deleted with a kind the platform ships (uninstall refuses until they are gone):', ...inv.foreignInstances.map((f) => `  ${f}`)] : []),
+    ...(inv.unreadableAfter.length ? ['', 'Not the platform\'s, kept, but unreadable once core-provider is gone (their versions convert through its webhook; uninstall asks first):', ...inv.unreadableAfter.map((k) => `  ${k}`)] : []),
     ...(inv.foreignDefinitions.length || inv.foreignWebhooks.length ? ['', 'Not the platform\'s, kept:',
       ...inv.foreignDefinitions.map((d) => `  CompositionDefinition ${ns}/${d.metadata.name}`),
       ...inv.foreignWebhooks.map((w) => `  MutatingWebhookConfiguration ${w}`)] : []),
@@ -78,7 +79,7 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
     json: {
       result: 'dry-run', waves, release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
       webhooks: inv.record.webhooks, admissionPolicies: inv.record.policies ?? [], generatedCrds: inv.record.restCrds, secrets: inv.record.secrets,
-      notOurs: { compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name), webhooks: inv.foreignWebhooks, atRisk: inv.foreignInstances },
+      notOurs: { compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name), webhooks: inv.foreignWebhooks, atRisk: inv.foreignInstances, unreadableAfter: inv.unreadableAfter },
     },
   }
 }

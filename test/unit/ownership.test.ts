@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { stringify } from 'yaml'
 import {
-  bindsOurServiceAccount, bootstrapReleaseOf, foreignInNamespace, foreignInstances, isClaimOf, isPlatformDefinition, isPlatformPolicy, isPlatformWebhook, platformComponents, restCrdsOf,
+  bindsOurServiceAccount, bootstrapReleaseOf, foreignInNamespace, foreignInstances, isClaimOf, isPlatformDefinition, isPlatformPolicy, isPlatformWebhook, platformComponents, restCrdsOf, unreadableWithoutCoreProvider,
 } from '../../src/lib/ownership.js'
 import { platformInventory, platformPresent } from '../../src/lib/inventory.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/lib/teardown-record.js'
@@ -79,6 +79,22 @@ describe('ownership', () => {
       { metadata: { name: 'alerts.hyperdx.krateo.io' }, spec: { group: 'hyperdx.krateo.io', names: { kind: 'Alert' } } },
     ]
     assert.deepEqual(restCrdsOf([{ spec: { resourceGroup: 'hyperdx.krateo.io', resource: { kind: 'Dashboard' } } }], crds), ['dashboards.hyperdx.krateo.io'])
+  })
+
+  it("names the users' kinds that convert through the platform's core-provider: unreadable once it is gone", () => {
+    const crd = (name: string, kind: string, conversion?: Record<string, unknown>) =>
+      ({ metadata: { name }, spec: { group: 'composition.krateo.io', names: { kind }, ...(conversion ? { conversion } : {}) } })
+    const viaService = (namespace: string) => ({ strategy: 'Webhook', webhook: { clientConfig: { service: { namespace, name: 'core-provider-webhook-service' } } } })
+    const crds = [
+      crd('fireworksapps.composition.krateo.io', 'Fireworksapp', viaService('krateo-system')),
+      crd('shops.composition.krateo.io', 'Shop', viaService('team-b')),
+      crd('carts.composition.krateo.io', 'Cart'),
+      crd('authns.composition.krateo.io', 'Authn', viaService('krateo-system')),
+      crd('orders.composition.krateo.io', 'Order', { strategy: 'Webhook', webhook: { clientConfig: { url: 'https://127.0.0.1:9443/convert' } } }),
+    ]
+    assert.deepEqual(unreadableWithoutCoreProvider(crds, 'krateo-system', new Set(['authns.composition.krateo.io'])),
+      ['Fireworksapp (CRD fireworksapps.composition.krateo.io)', 'Order (CRD orders.composition.krateo.io)'],
+      'ours go anyway; another platform\'s core-provider stays; no webhook, nothing to lose; a URL cannot be told apart')
   })
 
   it('counts a PVC as ours only when one of our StatefulSets\' claim templates made it', () => {
