@@ -161,9 +161,13 @@ export class PlatformWatch {
     for (const { kind, w } of [...this.workloadWatches.values()].flat()) {
       for (const obj of w.items.values()) (kind === 'Pod' ? pods : workloads).push({ ...obj, kind })
     }
+    // A collection that keeps failing is named, so the view says why it is missing something.
+    const readErrors = [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values(), ...this.workloadCollections()]
+      .filter((w): w is WatchedCollection => !!w?.failure && w.failures >= 2).map((w) => `cannot read ${w.path}: ${w.failure}`)
     return {
       namespace: this.namespace, cdCrd, bootstrapped: this.selfCR.items.size > 0, installer: this.installerCR(),
       cds: this.cdMap(), crds: this.crdMap(), compositions, services, workloads, pods, nodeIP: this.nodeIP, now: Date.now(),
+      ...(readErrors.length ? { readErrors } : {}),
     }
   }
 }

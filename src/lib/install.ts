@@ -303,6 +303,7 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
   let lastNudge = 0
   let nudges = 0
   const nudgedFor = new Set<string>()
+  const reported = new Set<string>()
   let healed = 0
   let busy = false
   const stageText = (s: PlatformState['components'][number]) => s.stage === 'waiting-deps' ? `waiting for ${s.waitingFor.join(', ')}` : STAGE_TEXT[s.stage]
@@ -327,6 +328,8 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
           return
         }
         const state = platformState(o)
+        // Each problem once, when it appears (a read that fails, a component in error): not only at the deadline.
+        for (const p of state.problems) if (!reported.has(p)) { reported.add(p); report.line(`problem: ${p}`) }
         for (const c of state.components) {
           const prev = since.get(c.name)
           if (!prev || prev.stage !== c.stage + c.detail) {
@@ -399,7 +402,7 @@ function progressBlock(state: PlatformState, since: Map<string, { at: number }>,
 export class TimeoutWithState extends UserError {
   constructor(readonly state: PlatformState) {
     const notReady = state.components.filter((c) => c.enabled && c.stage !== 'ready')
-    super(`timed out with ${state.ready}/${state.total} components Ready; not Ready: ${notReady.map((c) => `${c.name} (${c.stage === 'waiting-deps' ? `waiting for ${c.waitingFor.join(', ')}` : c.detail || STAGE_TEXT[c.stage]})`).join('; ')}`,
+    super(`timed out with ${state.ready}/${state.total} components Ready; not Ready: ${notReady.map((c) => `${c.name} (${c.stage === 'waiting-deps' ? `waiting for ${c.waitingFor.join(', ')}` : c.detail || STAGE_TEXT[c.stage]})`).join('; ')}${state.problems.length ? `; problems: ${state.problems.slice(0, 3).join('; ')}` : ''}`,
       ExitCode.Timeout, 're-run the same command to keep waiting (it resumes), or see krateo-installer status')
   }
 }

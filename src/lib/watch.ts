@@ -1,6 +1,9 @@
 // A watched collection, as an informer does it: a list (so `synced` says when the collection is complete,
 // even when it is empty), then one long-lived watch from the list's resourceVersion, resumed after a
-// dropped connection (an API server restart, say) and re-listed when that version is too old.
+// dropped connection (an API server restart, say) and re-listed when that version is too old. Failures
+// back off (1 s doubling to 30 s) and are kept in `failure`, so a wait can say why it sees nothing
+// (expired credentials, RBAC) instead of showing a frozen view; a watch that ends as soon as it opens (a
+// proxy that cannot stream) counts as a failure, and a silent connection is dropped and reopened.
 import { Watch, type KubeConfig } from '@kubernetes/client-node'
 import type { KObj } from './state.js'
 
@@ -15,6 +18,11 @@ export class WatchedCollection {
   private ctrl: AbortController | undefined
   private stopped = false
   private retry: NodeJS.Timeout | undefined
+  private idle: NodeJS.Timeout | undefined
+  /** Consecutive failures of list or watch; 0 after any success. */
+  failures = 0
+  /** The last failure, while it lasts ("HTTP 403: ..."); null once a list or watch works again. */
+  failure: string | null = null
 
   constructor(private watch: Watch, private list: Lister, readonly path: string, private onChange: () => void, private fieldSelector?: string) {}
 
@@ -30,6 +38,7 @@ export class WatchedCollection {
   stop(): void {
     this.stopped = true
     clearTimeout(this.retry)
+    clearTimeout(this.idle)
     this.ctrl?.abort()
   }
 
@@ -37,6 +46,24 @@ export class WatchedCollection {
     if (this.stopped) return
     clearTimeout(this.retry)
     this.retry = setTimeout(() => void this.connect(), ms)
+  }
+
+  private failed(err: unknown): void {
+    this.failures++
+    this.failure = describeFailure(err)
+    this.again(Math.min(30_000, 1000 * 2 ** Math.min(this.failures - 1, 5)))
+  }
+
+  private worked(): void {
+    this.failures = 0
+    this.failure = null
+  }
+
+  /** No event nor bookmark for longer than the server's own timeout: the connection is dead; reopen it. */
+  private armIdle(): void {
+    clearTimeout(this.idle)
+    this.idle = setTimeout(() => { this.ctrl?.abort(); this.again(0) }, (WATCH_TIMEOUT_SECONDS + 60) * 1000)
+    this.idle.unref()
   }
 
   private async relist(): Promise<boolean> {
@@ -55,15 +82,22 @@ export class WatchedCollection {
     if (!this.rv) {
       try {
         // Not there yet (a CRD still to come): complete as empty; look again shortly.
-        if (!(await this.relist())) return this.again(1000)
-      } catch {
-        return this.again(1000)
+        const found = await this.relist()
+        this.worked()
+        if (!found) return this.again(1000)
+      } catch (err) {
+        return this.failed(err)
       }
     }
-    const query: Record<string, string | boolean> = { allowWatchBookmarks: true, ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}) }
+    const query: Record<string, string | number | boolean> = { allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT_SECONDS, ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}) }
     if (this.rv) query.resourceVersion = this.rv
+    const opened = Date.now()
+    let events = 0
     try {
-      const ctrl = await this.watch.watch(this.path, query, (type: string, obj: KObj & { code?: number }) => {
+      this.armIdle()
+      const ctrl = await this.watch.watch(this.path, query as Record<string, string | boolean>, (type: string, obj: KObj & { code?: number }) => {
+        events++
+        this.armIdle()
         if (type === 'BOOKMARK') {
           this.rv = obj.metadata?.resourceVersion ?? this.rv
           return
@@ -78,15 +112,32 @@ export class WatchedCollection {
         else this.items.set(WatchedCollection.key(obj), obj)
         this.onChange()
       }, (err: unknown) => {
-        this.again(err ? 1000 : 50)
+        clearTimeout(this.idle)
+        if (this.stopped) return
+        if (err && (err as { name?: string }).name !== 'AbortError') return this.failed(err)
+        // A watch the server ended at once, with nothing delivered, is a front end that cannot stream.
+        if (!events && Date.now() - opened < 1000) return this.failed(new Error('the watch ended as soon as it opened'))
+        this.worked()
+        this.again(50)
       })
       // stop() while the watch was being opened: it could not abort what did not exist yet.
       if (this.stopped) ctrl.abort()
       else this.ctrl = ctrl
-    } catch {
-      this.again(1000)
+    } catch (err) {
+      clearTimeout(this.idle)
+      this.failed(err)
     }
   }
+}
+
+/** The server closes a watch after this long; we reopen it from the last version seen. */
+const WATCH_TIMEOUT_SECONDS = 300
+
+function describeFailure(err: unknown): string {
+  const e = err as { statusCode?: number; code?: number; message?: string }
+  const status = e.statusCode ?? (typeof e.code === 'number' ? e.code : undefined)
+  const why = status === 401 ? 'the credentials were refused (expired?)' : status === 403 ? 'permission denied' : (e.message ?? String(err)).split('\n')[0]!.slice(0, 200)
+  return status ? `HTTP ${status}: ${why}` : why
 }
 
 export function newWatch(kc: KubeConfig): Watch {
