@@ -22,7 +22,14 @@ import { mergePatchCustom, refOf } from './kube-write.js'
 
 /** Components whose Composition can go now: none of their dependents' Compositions is left. Pure. */
 export function deletableNow(components: Component[], remaining: Set<string>): string[] {
-  return [...remaining].filter((name) => !dependentsOf(name, components).some((d) => remaining.has(d.name)))
+  // Through absent components too: with authn missing (pruned, not yet re-created), authn-crd still waits
+  // for the portal, whose objects are of the kinds authn-crd ships.
+  const waitsFor = (name: string, seen = new Set<string>()): boolean => dependentsOf(name, components).some((d) => {
+    if (seen.has(d.name)) return false
+    seen.add(d.name)
+    return remaining.has(d.name) || waitsFor(d.name, seen)
+  })
+  return [...remaining].filter((name) => !waitsFor(name))
 }
 
 /** The drain order as waves, for --dry-run. Pure. */

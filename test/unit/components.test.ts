@@ -37,6 +37,9 @@ describe('teardown order', () => {
     assert.deepEqual(deletableNow(seed, new Set(['authn', 'authn-crd'])), ['authn'])
     assert.deepEqual(deletableNow(seed, new Set(['authn-crd', 'snowplow-crd'])).sort(), ['authn-crd', 'snowplow-crd'])
   })
+  it('waits on a dependent that still exists through one that does not (authn pruned mid-upgrade)', () => {
+    assert.deepEqual(deletableNow(seed, new Set(['portal', 'authn-crd'])), ['portal'], 'the portal holds objects of the kinds authn-crd ships')
+  })
   it('names who should clear a finalizer', () => {
     const cd = { metadata: { name: 'authn' }, status: { resource: 'authns', apiVersion: 'composition.krateo.io/v0-22-0' } }
     assert.equal(finalizerController('composition.krateo.io/finalizer', cd, 'ns', []).what, 'the cdc Deployment authns-v0-22-0-controller', 'the real Deployment name, not a <plural>-<version> pattern')
