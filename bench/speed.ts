@@ -51,7 +51,7 @@ export function criticalPath(components: Component[], times: Map<string, Times>,
     let slowest = { name: '', ms: 0 }
     for (const c of components.filter((x) => depth.get(x.name) === d)) {
       const t = times.get(c.name)
-      if (!t?.createdAt || !t.readyAt) continue
+      if (t?.createdAt === undefined || t.readyAt === undefined) continue
       if (t.readyAt - t.createdAt >= slowest.ms) slowest = { name: c.name, ms: t.readyAt - t.createdAt }
     }
     if (slowest.name) layers.push({ depth: d, slowest: slowest.name, ms: slowest.ms })
