@@ -10,7 +10,7 @@ import {
   type ConvertingCrdLike, type InstanceRef, type ManagedRef, type StatefulSetClaims, foreignInstances, type WebhookLike, bootstrapReleaseOf, bundleBaseOf, generatedCrdOf, isCoreProviderWebhook,
   isOurCoreProvider, isPlatformPolicy, isPlatformWebhook, MANAGED_BY_LABEL, type PolicyLike, POLICY_API, MANAGED_BY_US, partitionDefinitions, platformComponents, restCrdsOf, restDefinitionsOf, unreadableWithoutCoreProvider,
 } from './ownership.js'
-import type { KObj, Observed } from './state.js'
+import { type KObj, type Observed, type Stage, platformState } from './state.js'
 import { type TeardownRecord, mergeRecord, emptyRecord, readRecord } from './teardown-record.js'
 
 export const REGISTRY_SECRET = 'krateo-registry-auth'
@@ -32,6 +32,8 @@ export interface Inventory {
   foreignWebhooks: string[]
   /** Objects not the platform's that its removal would delete with a CRD it ships: uninstall refuses while there are any. */
   foreignInstances: string[]
+  /** Each component's stage as status derives it (what uninstall must wait for before it pauses). */
+  stages: Map<string, Stage>
   /** Kinds not the platform's whose reads need its core-provider (conversion webhook): unreadable once it is gone. */
   unreadableAfter: string[]
   /** What the record holds after this inventory (facts found now merged into an earlier run's). */
@@ -92,6 +94,7 @@ export function platformInventory(input: InventoryInput): Inventory {
   const live = !!obs.installer || ours.length > 0 || !!release
   return {
     namespace: obs.namespace, release, components, installer: obs.installer, compositions: obs.compositions, coreProviders, definitions: ours, foreignDefinitions: foreign, foreignWebhooks, foreignInstances: input.foreignInstances ?? [],
+    stages: new Map(platformState(obs).components.map((c) => [c.name, c.stage])),
     unreadableAfter: unreadableWithoutCoreProvider(input.crds ?? [], obs.namespace, new Set(merged.crds)),
     record: live ? { ...merged, completedAt: undefined } : merged, hadRecord: !!input.record,
   }

@@ -13,23 +13,41 @@ import { type ManagedRef, type WebhookLike, INSTALLER_NAME, MANAGED_BY_LABEL, PO
 import { type TeardownRecord, emptyRecord, mergeRecord, writeRecord } from './teardown-record.js'
 import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
-import { type KObj, PAUSED_BY_ANNOTATION, conditionOf } from './state.js'
+import { type KObj, PAUSED_BY_ANNOTATION, STAGE_TEXT, conditionOf, platformState } from './state.js'
 import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION } from './observe.js'
 import { type Helm, exactReleaseFilter } from './helm.js'
 import type { StepReport } from './progress.js'
 import type { Interrupt } from './interrupt.js'
-import { mergePatchCustom, refOf } from './kube-write.js'
+import { installerReleasePending, mergePatchCustom, nudge, refOf } from './kube-write.js'
+import { PlatformWatch } from './follow.js'
 
 /** Components whose Composition can go now: none of their dependents' Compositions is left. Pure. */
 export function deletableNow(components: Component[], remaining: Set<string>): string[] {
-  // Through absent components too: with authn missing (pruned, not yet re-created), authn-crd still waits
-  // for the portal, whose objects are of the kinds authn-crd ships.
-  const waitsFor = (name: string, seen = new Set<string>()): boolean => dependentsOf(name, components).some((d) => {
+  return [...remaining].filter((name) => !dependedOn(name, components, remaining))
+}
+
+/**
+ * Whether a component in `present` depends on name, directly or through components not present: with authn
+ * missing (pruned, not yet re-created), the portal still holds objects of the kinds authn-crd ships.
+ */
+function dependedOn(name: string, components: Component[], present: Set<string>, seen = new Set<string>()): boolean {
+  return dependentsOf(name, components).some((d) => {
     if (seen.has(d.name)) return false
     seen.add(d.name)
-    return remaining.has(d.name) || waitsFor(d.name, seen)
+    return present.has(d.name) || dependedOn(d.name, components, present, seen)
   })
-  return [...remaining].filter((name) => !waitsFor(name))
+}
+
+/** Stages of a component the Installer is bringing (back): its definition or CRD on the way, or a render due. */
+const COMING: ReadonlySet<string> = new Set(['pending-definition', 'definition-registered', 'crd-served', 'waiting-deps'])
+
+/**
+ * Components without a Composition that the Installer is about to re-create (a version move pruned them)
+ * while a dependent of theirs still exists: that dependent's objects need them running to be finalized, so
+ * uninstall lets the Installer bring them back before it pauses it. Pure.
+ */
+export function awaitingReCreation(components: Component[], stages: Map<string, string>, existing: Set<string>): string[] {
+  return components.filter((c) => !existing.has(c.name) && COMING.has(stages.get(c.name) ?? '') && dependedOn(c.name, components, existing)).map((c) => c.name)
 }
 
 /** The drain order as waves, for --dry-run. Pure. */
@@ -294,6 +312,37 @@ export class Teardown {
       }, report, () => 'waiting for the installer cdc to observe the pause', watches)
     } finally {
       this.unwatch(w)
+    }
+  }
+
+  /**
+   * Before the pause: lets the Installer bring back what a version move pruned while its dependents still
+   * exist (they need it running to finalize their objects), nudging its cdc through the watched annotation.
+   */
+  async letInstallerReCreate(names: string[], report: StepReport, reCreated: (name: string, composition: KObj) => void): Promise<string> {
+    const pw = new PlatformWatch(this.cluster, this.namespace).start()
+    let lastNudge = 0
+    let why = ''
+    try {
+      return await this.waitFor(`the Installer to re-create ${names.join(', ')}`, async () => {
+        if (!pw.primed()) return null
+        const snapshot = pw.snapshot()
+        const state = platformState(snapshot)
+        const left = state.components.filter((c) => names.includes(c.name) && c.stage !== 'ready')
+        if (!left.length) {
+          for (const name of names) reCreated(name, snapshot.compositions.get(name)!)
+          return `${names.join(', ')} running again`
+        }
+        why = left.map((c) => `${c.name}: ${STAGE_TEXT[c.stage]}${c.detail ? ` (${c.detail})` : ''}`).join('; ')
+        const installer = pw.installerCR()
+        if (installer && left.some((c) => c.awaitsRender) && Date.now() - lastNudge > 10_000 && !(await installerReleasePending(this.cluster, installer))) {
+          lastNudge = Date.now()
+          await nudge(this.cluster, installer)
+        }
+        return null
+      }, report, () => `the Installer is re-creating what its dependents need to finalize their objects: ${why || names.join(', ')}`, [], 1000)
+    } finally {
+      pw.stop()
     }
   }
 

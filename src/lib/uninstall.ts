@@ -5,11 +5,17 @@ import type { Component } from './components.js'
 import type { Helm } from './helm.js'
 import type { Inventory } from './inventory.js'
 import type { Step } from './progress.js'
-import { type Teardown, deletableNow, drainWaves } from './teardown.js'
+import { type Teardown, awaitingReCreation, deletableNow, drainWaves } from './teardown.js'
 
 /** Components whose Composition exists now: what Stage 1 drains. */
 export function drainable(inv: Inventory): Set<string> {
   return new Set(inv.components.filter((c) => inv.compositions.has(c.name)).map((c) => c.name))
+}
+
+/** What the Installer must bring back before the pause (none once it is paused or being deleted). */
+function toReCreate(inv: Inventory): string[] {
+  const live = inv.installer && !inv.installer.metadata.deletionTimestamp && inv.installer.metadata.annotations?.['krateo.io/paused'] !== 'true'
+  return live ? awaitingReCreation(inv.components, inv.stages, drainable(inv)) : []
 }
 
 export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): Step[] {
@@ -18,19 +24,25 @@ export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): 
     title: `Record what is the platform's (ConfigMap krateo-installer-teardown): ${inv.record.definitions.length} definitions, ${inv.record.crds.length} generated CRDs, ${inv.record.bundles.length} cdc bundles`,
     run: async () => { await teardown.saveRecord(); return inv.foreignDefinitions.length ? `${inv.foreignDefinitions.length} CompositionDefinitions here are not the platform's and are kept` : 'recorded' },
   }]
+  const reCreating = toReCreate(inv)
+  if (reCreating.length) {
+    steps.push({ title: `Stage 1: let the Installer re-create ${reCreating.join(', ')} first (a version move pruned ${reCreating.length > 1 ? 'them' : 'it'}; dependents still need ${reCreating.length > 1 ? 'them' : 'it'} to finalize their objects)`, run: (r) => teardown.letInstallerReCreate(reCreating, r, (name, obj) => inv.compositions.set(name, obj)) })
+  }
   if (inv.installer && existing.size && !inv.installer.metadata.deletionTimestamp) {
     steps.push({ title: 'Stage 1: pause the Installer so it cannot re-create what is drained', run: (r) => teardown.pauseInstaller(inv.installer!, inv.definitions.find((d) => d.metadata.name === 'installer'), r) })
   }
   if (existing.size) {
     steps.push({
-      title: `Stage 1: drain the platform's ${existing.size} component Compositions, consumers first`,
+      title: `Stage 1: drain the platform's ${existing.size + reCreating.length} component Compositions, consumers first`,
       run: async (r) => {
-        await drainInOrder(inv.components, existing, async (c) => {
+        // Read now: what the Installer re-created above is drained too.
+        const present = drainable(inv)
+        await drainInOrder(inv.components, present, async (c) => {
           const obj = inv.compositions.get(c.name)!
           const plural = String(inv.definitions.find((d) => d.metadata.name === c.name)?.status?.resource ?? '')
           await teardown.drainComposition(c, obj, plural, r)
         })
-        return `${existing.size} drained`
+        return `${present.size} drained`
       },
     })
   }
@@ -63,6 +75,7 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
   const ns = inv.namespace
   const text = [
     `Plan: uninstall Krateo from ${ns}`,
+    ...(toReCreate(inv).length ? ['', `Stage 1 first lets the Installer re-create ${toReCreate(inv).join(', ')} (pruned by a version move; dependents still need it to finalize their objects).`] : []),
     '', 'Stage 1, ordered drain (Installer paused first; each wave after the previous one is gone):',
     ...waves.map((w, i) => `  wave ${i + 1}: ${w.join(', ')}`),
     '', `Stage 2: delete Installer ${ns}/installer and the platform's ${inv.record.definitions.length} CompositionDefinitions (${inv.record.definitions.join(', ') || 'none'}), wait for their ${inv.record.crds.length} CRDs to go; helm uninstall ${inv.record.release ?? '(no bootstrap release found)'} (hooks skipped)`,
@@ -77,7 +90,7 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
   return {
     text,
     json: {
-      result: 'dry-run', waves, release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
+      result: 'dry-run', reCreateFirst: toReCreate(inv), waves, release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
       webhooks: inv.record.webhooks, admissionPolicies: inv.record.policies ?? [], generatedCrds: inv.record.restCrds, secrets: inv.record.secrets,
       notOurs: { compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name), webhooks: inv.foreignWebhooks, atRisk: inv.foreignInstances, unreadableAfter: inv.unreadableAfter },
     },

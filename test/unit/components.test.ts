@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type Component, blockedByDisabled, layers, parseComponents, validateDag } from '../../src/lib/components.js'
-import { deletableNow, drainWaves, finalizerController, lostKinds, standInCrd } from '../../src/lib/teardown.js'
+import { awaitingReCreation, deletableNow, drainWaves, finalizerController, lostKinds, standInCrd } from '../../src/lib/teardown.js'
 import { UserError } from '../../src/lib/errors.js'
 
 const c = (name: string, deps: string[] = [], feature?: string): Component => ({ name, kind: name.toUpperCase(), version: '1.0.0', deps, feature })
@@ -36,6 +36,12 @@ describe('teardown order', () => {
   it('only waits on dependents that still exist', () => {
     assert.deepEqual(deletableNow(seed, new Set(['authn', 'authn-crd'])), ['authn'])
     assert.deepEqual(deletableNow(seed, new Set(['authn-crd', 'snowplow-crd'])).sort(), ['authn-crd', 'snowplow-crd'])
+  })
+  it('lets the Installer re-create a pruned component first only while a dependent of it still exists', () => {
+    const stages = new Map([['authn', 'crd-served'], ['snowplow', 'error']])
+    assert.deepEqual(awaitingReCreation(seed, stages, new Set(['portal', 'frontend', 'authn-crd', 'snowplow-crd', 'frontend-crd'])), ['authn'],
+      'snowplow will not come (its definition is in error): not waited for')
+    assert.deepEqual(awaitingReCreation(seed, stages, new Set(['authn-crd'])), [], 'nothing left that needs authn')
   })
   it('waits on a dependent that still exists through one that does not (authn pruned mid-upgrade)', () => {
     assert.deepEqual(deletableNow(seed, new Set(['portal', 'authn-crd'])), ['portal'], 'the portal holds objects of the kinds authn-crd ships')
