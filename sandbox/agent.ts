@@ -1,10 +1,11 @@
 // The sandbox agent: a long-lived process beside the control plane that runs what a real cluster would
-// have and kwok does not: a LoadBalancer controller and the Krateo engine simulator. When the
+// have and kwok does not: a LoadBalancer controller, a volume provisioner and the Krateo engine simulator. When the
 // sandbox belongs to a process (a test run) and that process dies, the agent tears the sandbox down, so
 // a crashed test never leaves daemons behind.
 import { KubeConfig } from '@kubernetes/client-node'
 import { loadSandbox } from './lib/sandbox.js'
 import { startLoadBalancerController } from './lib/loadbalancer.js'
+import { startVolumeProvisioner } from './lib/volumes.js'
 import { startEngine } from './engine/index.js'
 import type { EngineContext } from './engine/context.js'
 
@@ -23,6 +24,7 @@ startLoadBalancerController(kc, log, () => {
   const s = engine?.settings()
   return { delaySeconds: s?.loadBalancerDelaySeconds ?? 0, hostnameOnly: s?.loadBalancerHostnameOnly ?? false }
 })
+startVolumeProvisioner(kc, log)
 if (sandbox.state.engine) engine = await startEngine(sandbox, log)
 
 const ownerPid = sandbox.state.ownerPid

@@ -18,17 +18,18 @@ export interface LoadBalancerKnobs { delaySeconds: number; hostnameOnly: boolean
 export function startLoadBalancerController(kc: KubeConfig, log: (m: string) => void, knobs: () => LoadBalancerKnobs = () => ({ delaySeconds: 0, hostnameOnly: false })): () => void {
   const core = kc.makeApiClient(CoreV1Api)
   const informer = makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces())
-  const pending = new Set<string>()
+  // Addresses handed out but not written yet (a delayed load balancer): never given twice.
+  const pending = new Map<string, string>()
 
   const assigned = (svc: V1Service) => svc.status?.loadBalancer?.ingress?.map((i) => i.ip ?? i.hostname ?? '').filter(Boolean) ?? []
 
   const reconcile = async (svc: V1Service) => {
     const key = `${svc.metadata?.namespace}/${svc.metadata?.name}`
     if (svc.spec?.type !== 'LoadBalancer' || assigned(svc).length > 0 || pending.has(key)) return
-    const taken = new Set(informer.list().flatMap(assigned))
+    const taken = new Set([...informer.list().flatMap(assigned), ...pending.values()])
     const ip = nextFreeIP(taken)
     if (!ip) return log(`no free LoadBalancer IP left for ${key}`)
-    pending.add(key)
+    pending.set(key, ip)
     const { delaySeconds, hostnameOnly } = knobs()
     if (delaySeconds > 0) await new Promise((r) => setTimeout(r, delaySeconds * 1000))
     try {
