@@ -97,7 +97,7 @@ class Cdc {
     const digest = createHash('sha256').update(JSON.stringify([current.spec ?? {}, url, chartVersion])).digest('hex').slice(0, 16)
     let message = 'Composition is up-to-date'
     try {
-      const info = await this.ctx.helm.chart(url, chartVersion)
+      const info = await this.ctx.helm.chartForCdc(url, chartVersion)
       let releaseStatus = await this.ctx.helm.status(release, ns)
       if (releaseStatus?.startsWith('pending-')) {
         if (!(await this.settlePending(current, release, releaseStatus, settings))) return

@@ -26,11 +26,6 @@ export interface EngineSettings {
   loadBalancerHostnameOnly: boolean
   /** Chart hook Jobs (by name, e.g. installer-ordered-teardown) that fail instead of doing their steps. */
   hookFails: string[]
-  /**
-   * A registry path whose charts need credentials (a private registry): core-provider pulls a chart under
-   * oci://<registry>/<path>/ only with the CD's spec.chart.credentials naming a Secret that holds this password.
-   */
-  registryAuth: { path: string; username: string; password: string } | null
   /** component (release) name -> seconds its new pods take to start (a slow image pull). Pod-level only. */
   readinessDelaySeconds: Record<string, number>
   /** component (release) name -> message: its pods crash-loop with it (the cdc still says Ready). */
@@ -44,7 +39,7 @@ export interface EngineSettings {
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
-  generation: 'S', pendingStandDownSeconds: 300, chartPullFails: [], loadBalancerDelaySeconds: 0, loadBalancerHostnameOnly: false, hookFails: [], registryAuth: null,
+  generation: 'S', pendingStandDownSeconds: 300, chartPullFails: [], loadBalancerDelaySeconds: 0, loadBalancerHostnameOnly: false, hookFails: [],
   readinessDelaySeconds: {}, neverReady: {}, loseCreateRace: [], cdcLoseCreateRace: [], slowDeletionSeconds: {},
 }
 

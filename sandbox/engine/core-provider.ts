@@ -8,6 +8,7 @@ import {
   CD_FINALIZER, STILL_EXIST_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, bundleBase, dashedVersion, kindFromChart, pluralFromKind,
 } from './naming.js'
 import type { WebhookServer } from './webhook.js'
+import type { RegistryCredentials } from './helm.js'
 
 const CD_PATH = '/apis/core.krateo.io/v1alpha1'
 const cdPath = (ns: string, name = '') => `${CD_PATH}/namespaces/${ns}/compositiondefinitions${name ? '/' + name : ''}`
@@ -187,27 +188,24 @@ export class CoreProvider {
     }
   }
 
-  /** A chart under the private path is pulled only with the CD's credentials, read from their Secret. */
-  private async checkCredentials(cd: KObject, url: string): Promise<void> {
-    const auth = this.ctx.settings().registryAuth
-    if (!auth || !url.includes(`/${auth.path}/`)) return
+  /** The CD's registry credentials: spec.chart.credentials, the password read from the Secret it names. */
+  private async credentials(cd: KObject): Promise<RegistryCredentials | undefined> {
     const creds = (cd.spec as { chart: { credentials?: { username?: string; passwordRef?: { name?: string; namespace?: string; key?: string } } } }).chart.credentials
     const ref = creds?.passwordRef
-    const refused = (why: string) => new Error(`failed to pull chart ${url}: unexpected status from HEAD request: 401 Unauthorized (${why})`)
-    if (!creds?.username || !ref?.name || !ref.key) throw refused('no credentials: spec.chart.credentials.passwordRef is empty')
+    if (!creds?.username || !ref?.name || !ref.key) return undefined
     const secret = await this.ctx.rest.getOrNull<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ref.namespace || cd.metadata.namespace}/secrets/${ref.name}`)
-    const password = secret?.data?.[ref.key] ? Buffer.from(secret.data[ref.key]!, 'base64').toString() : undefined
-    if (creds.username !== auth.username || password !== auth.password) throw refused(`credentials of ${creds.username} from Secret ${ref.name} refused`)
+    const password = secret?.data?.[ref.key]
+    if (!password) throw new Error(`failed to pull chart: the password of ${creds.username} is not in Secret ${ref.namespace || cd.metadata.namespace}/${ref.name} (key ${ref.key})`)
+    return { username: creds.username, password: Buffer.from(password, 'base64').toString() }
   }
 
   private async target(cd: KObject) {
     const chart = (cd.spec as { chart: { url: string; version?: string } }).chart
-    await this.checkCredentials(cd, chart.url)
     if (this.ctx.settings().chartPullFails.includes(cd.metadata.name)) {
       const host = chart.url.replace(/^oci:\/\//, '').split('/')[0]
       throw new Error(`failed to pull chart ${chart.url}:${chart.version ?? ''}: failed to do request: Head "https://${host}/v2/": dial tcp: connect: connection refused (sandbox fault)`)
     }
-    const info = await this.ctx.helm.chart(chart.url, chart.version ?? '')
+    const info = await this.ctx.helm.chart(chart.url, chart.version ?? '', await this.credentials(cd))
     const kind = kindFromChart(info.name)
     const plural = pluralFromKind(kind)
     const version = dashedVersion(info.version)

@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { createHash } from 'node:crypto'
 import { parse } from 'yaml'
 
 export interface ChartInfo {
@@ -13,6 +14,9 @@ export interface ChartInfo {
   /** The chart reads the live cluster (`lookup`), so an observe must re-render it. */
   readsCluster: boolean
 }
+
+/** A CompositionDefinition's registry credentials (spec.chart.credentials, the password read from its Secret). */
+export interface RegistryCredentials { username: string; password: string }
 
 export class HelmRunner {
   private charts = new Map<string, Promise<ChartInfo>>()
@@ -32,14 +36,15 @@ export class HelmRunner {
   }
 
   /** Runs helm; an abort kills it with SIGKILL, as a pod's processes die when the pod is stopped. */
-  run(args: string[], timeoutMs = 120_000, signal?: AbortSignal): Promise<{ stdout: string; stderr: string }> {
+  run(args: string[], timeoutMs = 120_000, signal?: AbortSignal, env: Record<string, string> = {}, input?: string): Promise<{ stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      execFile(this.bin, args, { env: this.env(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, signal, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const child = execFile(this.bin, args, { env: { ...this.env(), ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, signal, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
         if (err) {
           const lines = String(stderr).trim().split('\n').filter(Boolean)
           reject(new Error(lines[lines.length - 1] ?? err.message))
         } else resolve({ stdout: String(stdout), stderr: String(stderr) })
       })
+      child.stdin?.end(input ?? '')
     })
   }
 
@@ -47,26 +52,42 @@ export class HelmRunner {
     return this.plainHttpHosts.some((h) => url.includes(h)) ? ['--plain-http'] : []
   }
 
-  /** Pulls a chart once and reads what core-provider needs from it. */
-  chart(url: string, version: string): Promise<ChartInfo> {
-    const key = `${url}@${version}`
+  /**
+   * Pulls a chart once per set of credentials and reads what core-provider needs from it. A private
+   * registry answers only with the CD's credentials; a pull without them is refused, whatever was pulled before.
+   */
+  chart(url: string, version: string, credentials?: RegistryCredentials): Promise<ChartInfo> {
+    const key = `${url}@${version}@${credentials ? `${credentials.username}:${createHash('sha256').update(credentials.password).digest('hex')}` : ''}`
     let info = this.charts.get(key)
     if (!info) {
-      info = this.pull(url, version)
+      info = this.pull(url, version, credentials)
       info.catch(() => this.charts.delete(key))
       this.charts.set(key, info)
     }
     return info
   }
 
+  /** The chart a cdc installs: core-provider hands its cdc the CD's credentials, so what it pulled serves. */
+  chartForCdc(url: string, version: string): Promise<ChartInfo> {
+    for (const [key, info] of this.charts) if (key.startsWith(`${url}@${version}@`)) return info
+    return this.chart(url, version)
+  }
+
   /**
    * Pulls a chart and keeps it unpacked: a Gen S cdc runs helm upgrade on every observe, and pulling the chart
    * again each time would make the simulator, not the engine's rules, the slow part of a test.
    */
-  private async pull(url: string, version: string): Promise<ChartInfo> {
+  private async pull(url: string, version: string, credentials?: RegistryCredentials): Promise<ChartInfo> {
     const dir = mkdtempSync(join(this.home, 'pull-'))
     try {
-      await this.run(['pull', url, '--version', version, '--untar', '-d', dir, ...this.registryFlags(url)])
+      // Credentials go through a login of its own (password on stdin, a registry config of this pull only).
+      const env: Record<string, string> = credentials ? { HELM_REGISTRY_CONFIG: join(dir, '.registry.json') } : {}
+      if (credentials) {
+        const host = url.replace(/^oci:\/\//, '').split('/')[0]!
+        await this.run(['registry', 'login', host, '--username', credentials.username, '--password-stdin', ...this.registryFlags(url)], 60_000, undefined, env, credentials.password)
+      }
+      await this.run(['pull', url, '--version', version, '--untar', '-d', dir, ...this.registryFlags(url)], 120_000, undefined, env)
+      rmSync(join(dir, '.registry.json'), { force: true })
       const [chartDir] = readdirSync(dir)
       const root = join(dir, chartDir!)
       const meta = parse(readFileSync(join(root, 'Chart.yaml'), 'utf8')) as { name: string; version: string }
@@ -86,7 +107,7 @@ export class HelmRunner {
     const file = join(dir, 'values.json')
     writeFileSync(file, JSON.stringify(values ?? {}))
     try {
-      const chart = await this.chart(url, version)
+      const chart = await this.chartForCdc(url, version)
       await this.run(['upgrade', '--install', release, chart.dir, '-n', namespace, '-f', file, '--history-max', '3'], 120_000, signal)
     } finally {
       rmSync(dir, { recursive: true, force: true })

@@ -21,7 +21,7 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineCon
   const rest = new Rest({ server: sandbox.apiServerUrl, ca: sandbox.caFile, cert: join(pki, 'admin.crt'), key: join(pki, 'admin.key') })
   const helmHome = join(sandbox.dir, 'engine-helm')
   mkdirSync(helmHome, { recursive: true })
-  const helm = new HelmRunner(sandbox.helm, helmHome, sandbox.kubeconfig, [sandbox.registry])
+  const helm = new HelmRunner(sandbox.helm, helmHome, sandbox.kubeconfig, [sandbox.registry, ...(sandbox.privateRegistry ? [sandbox.privateRegistry] : [])])
   const ctx = new EngineContext(rest, helm, log)
   const cert = issueCert(pki, 'core-provider-webhook', { cert: sandbox.caFile, key: join(pki, 'ca.key') }, { commonName: 'core-provider-webhook', ipSANs: ['127.0.0.1'] })
   const webhook = new WebhookServer(cert.cert, cert.key, {

@@ -8,6 +8,7 @@ import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
+import bcrypt from 'bcryptjs'
 import { binaries, cacheDir, sandboxDir, type Binaries } from './paths.js'
 import { createCA, createServiceAccountKey, issueCert, type CertPair } from './pki.js'
 import { writeKubeconfig } from './kubeconfig.js'
@@ -35,6 +36,8 @@ export interface SandboxState {
   generation?: GenerationName
   /** Fixture charts pushed to the registry (oci://<registry>/charts/...). */
   charts: string[]
+  /** host:port of the second registry, which requires a login (htpasswd), when one was asked for. */
+  privateRegistry?: string
   daemons: DaemonRecord[]
 }
 
@@ -53,6 +56,11 @@ export interface StartOptions {
   generation?: GenerationName
   /** Initial engine settings (resync interval, fault knobs). */
   engineSettings?: Partial<EngineSettings>
+  /**
+   * Also run a registry that requires a login (distribution's htpasswd auth) and push the 0.2.53 line to
+   * oci://<privateRegistry>/private with these credentials: a private registry as users have them.
+   */
+  privateRegistry?: { username: string; password: string }
   /** kube-apiserver writes an audit log (logs/audit.log): who made which request (benchmarks). */
   audit?: boolean
   /** Tear everything down when this process exits (tests); the CLI's `up` leaves it null. */
@@ -111,6 +119,8 @@ export class Sandbox {
   get kubeconfig(): string { return this.state.kubeconfig }
   /** host:port of the OCI registry (plain HTTP on loopback). */
   get registry(): string { return this.state.registry }
+  /** host:port of the registry that requires a login (StartOptions.privateRegistry). */
+  get privateRegistry(): string | undefined { return this.state.privateRegistry }
   get helm(): string { return this.state.helm }
   get generation(): GenerationName { return this.state.generation ?? 'S' }
   /** The helm 4 binary, when it was built. */
@@ -248,7 +258,7 @@ export class Sandbox {
   /** Stops exactly the processes this sandbox started, by pid, and removes its directory. */
   async stop(): Promise<void> {
     // Dependents first, so nothing logs a storm of connection errors on the way down.
-    const order = ['agent', 'kwok', 'kube-scheduler', 'kube-controller-manager', 'registry', 'kube-apiserver', 'etcd']
+    const order = ['agent', 'kwok', 'kube-scheduler', 'kube-controller-manager', 'registry', 'registry-private', 'kube-apiserver', 'etcd']
     const byOrder = [...this.state.daemons].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
     for (const daemon of byOrder) await stopDaemon(daemon.pid, this.dir)
     // Anything a daemon forked (a helm run of the simulator, say) also names the directory.
@@ -390,6 +400,23 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     http: { addr: `127.0.0.1:${ports.registry}`, secret: Math.random().toString(36).slice(2) },
   }))
   start('registry', bins.registry, ['serve', registryConfig], { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' })
+  if (opts.privateRegistry) {
+    const port = await freePort()
+    const root = join(dir, 'registry-private')
+    mkdirSync(root, { recursive: true })
+    writeFileSync(join(root, 'htpasswd'), `${opts.privateRegistry.username}:${bcrypt.hashSync(opts.privateRegistry.password, 10)}\n`, { mode: 0o600 })
+    const config = join(root, 'registry.yaml')
+    writeFileSync(config, stringify({
+      version: 0.1,
+      log: { level: 'warn' },
+      storage: { filesystem: { rootdirectory: join(root, 'data') } },
+      http: { addr: `127.0.0.1:${port}`, secret: Math.random().toString(36).slice(2) },
+      auth: { htpasswd: { realm: 'krateo-sandbox', path: join(root, 'htpasswd') } },
+    }))
+    start('registry-private', bins.registry, ['serve', config], { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' })
+    state.privateRegistry = `127.0.0.1:${port}`
+    sandbox.save()
+  }
 
   await createFakeNode(sandbox)
   await sandbox.setEngineSettings({ ...opts.engineSettings, generation })
@@ -398,7 +425,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   }
   await waitRegistry(sandbox)
   const published = opts.charts !== false
-    ? publishFixtureCharts(sandbox.helm, sandbox.helmEnv(), sandbox.registry, opts.engineSettings?.registryAuth?.path).then((charts) => {
+    ? publishFixtureCharts(sandbox.helm, sandbox.helmEnv(), sandbox.registry, opts.privateRegistry && state.privateRegistry ? { registry: state.privateRegistry, ...opts.privateRegistry } : undefined).then((charts) => {
       state.charts = charts
       sandbox.save()
       log(`${charts.length} fixture charts pushed to oci://${sandbox.registry}/charts`)
@@ -466,11 +493,13 @@ async function createFakeNode(sandbox: Sandbox): Promise<void> {
 
 async function waitRegistry(sandbox: Sandbox, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
+  // The private one answers 401 Unauthorized once it is up.
+  const up = async () => (await httpStatus(`http://${sandbox.registry}/v2/`)) === 200 && (!sandbox.privateRegistry || (await httpStatus(`http://${sandbox.privateRegistry}/v2/`)) === 401)
   while (Date.now() < deadline) {
-    if ((await httpStatus(`http://${sandbox.registry}/v2/`)) === 200) return
+    if (await up()) return
     await sleep(100)
   }
-  throw new Error(`registry not answering after ${timeoutMs / 1000}s:\n${tailFile(sandbox.daemon('registry')?.log ?? '')}`)
+  throw new Error(`registry not answering after ${timeoutMs / 1000}s:\n${tailFile(sandbox.daemon('registry')?.log ?? '')}${tailFile(sandbox.daemon('registry-private')?.log ?? '')}`)
 }
 
 /** Usable = the fake node is Ready and the default ServiceAccount exists (pods can be admitted). */

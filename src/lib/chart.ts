@@ -85,6 +85,12 @@ export function helmChartFailure(err: unknown, src: ChartSource): UserError {
     return new UserError(`the installer chart needs kind ${kind[1] ?? kind[2]}, which this cluster does not serve`, ExitCode.Chart,
       'the chart needs a newer Kubernetes (newer charts need 1.36+ for MutatingAdmissionPolicy), or pick an older --version')
   }
+  // Before "not found": a registry that wants a login says "basic credential not found" or 401.
+  if (/basic credential not found|401 Unauthorized|unauthorized: authentication required|authentication required/i.test(msg)) {
+    const host = src.chart.replace(/^oci:\/\//, '').split('/')[0]
+    return new UserError(`the registry ${host} needs a login to give the installer chart (${msg.replace(/\s+/g, ' ').slice(0, 200)})`, ExitCode.Chart,
+      'pass --registry-username and the password on stdin with --registry-password-stdin')
+  }
   if (/not found|no such file|failed to (fetch|do request|download)|connection refused|no such host|unable to locate|invalid_reference|manifest unknown/i.test(msg)) {
     return new UserError(`the installer chart ${src.chart}${src.version ? ` version ${src.version}` : ''} cannot be resolved: ${msg}`, ExitCode.Chart, 'check --chart/--version and the registry options (--plain-http, --ca-file)')
   }

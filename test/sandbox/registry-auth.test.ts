@@ -1,6 +1,8 @@
-// A private registry (the engine's registryAuth knob: charts under /private/ are pulled only with the CD's
-// credentials): without --registry-username core-provider cannot pull and install says why; with it, the
-// chart's real registryAuth.passwordRef points every CompositionDefinition at the one Secret the CLI wrote.
+// A private registry, as users have them: a second registry in the sandbox that requires a login
+// (distribution's htpasswd auth) and holds the 0.2.53 line under /private. Without credentials the CLI cannot
+// pull the installer chart and says which flag fixes it; with the chart from elsewhere but the components from
+// there, core-provider cannot pull and install says so; with --registry-username the chart's real
+// registryAuth.passwordRef points every CompositionDefinition at the one Secret the CLI wrote.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { gunzipSync } from 'node:zlib'
@@ -10,19 +12,28 @@ import { runCli, sandboxEnv } from '../helpers/cli.js'
 const PASSWORD = 's3cret-registry-pass'
 
 describe(onGeneration('install from a private registry'), () => {
-  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5, registryAuth: { path: 'private', username: 'bot', password: PASSWORD } } })
-  const args = () => ['install', '--kubeconfig', sandbox().kubeconfig, '--chart', `oci://${sandbox().registry}/private/installer`, '--version', '0.2.53', '--plain-http',
-    '--set', `ociRepo=oci://${sandbox().registry}/private`, '--exposure', 'LoadBalancer']
-  const cli = (extra: string[], input?: string) => runCli([...args(), ...extra], { env: sandboxEnv(sandbox()), input })
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 }, privateRegistry: { username: 'bot', password: PASSWORD } })
+  const privateRepo = () => `oci://${sandbox().privateRegistry}/private`
+  const install = (chartRepo: string, extra: string[], input?: string) => runCli(['install', '--kubeconfig', sandbox().kubeconfig, '--chart', `${chartRepo}/installer`, '--version', '0.2.53', '--plain-http',
+    '--set', `ociRepo=${privateRepo()}`, '--exposure', 'LoadBalancer', ...extra], { env: sandboxEnv(sandbox()), input })
 
-  it('without credentials core-provider cannot pull, and install says so', async () => {
-    const res = await cli(['--timeout', '40s'])
-    assert.equal(res.code, 6, res.stdout + res.stderr)
-    assert.match(res.stdout + res.stderr, /401 Unauthorized \(no credentials: spec\.chart\.credentials\.passwordRef is empty\)/)
+  it('without credentials the installer chart cannot be pulled: one line naming the flag, nothing changed', async () => {
+    const res = await install(privateRepo(), ['--timeout', '40s'])
+    assert.equal(res.code, 8, res.stdout + res.stderr)
+    assert.match(res.stderr, /^Error: the registry 127\.0\.0\.1:\d+ needs a login to give the installer chart \(.*(basic credential not found|401).*\); pass --registry-username and the password on stdin with --registry-password-stdin$/m)
+    const ns = await kube().core.readNamespace({ name: 'krateo-system' }).then(() => true, () => false)
+    const releases = ns ? (await kube().core.listNamespacedSecret({ namespace: 'krateo-system', labelSelector: 'owner=helm' })).items : []
+    assert.deepEqual(releases, [], 'no helm release was made')
   })
 
-  it('with --registry-username the password reaches every CompositionDefinition through one Secret, and the platform runs', async () => {
-    const res = await cli(['--registry-username', 'bot', '--registry-password-stdin', '--timeout', '5m'], PASSWORD)
+  it('without credentials for the components core-provider cannot pull, and install says so', async () => {
+    const res = await install(`oci://${sandbox().registry}/charts`, ['--timeout', '40s'])
+    assert.equal(res.code, 6, res.stdout + res.stderr)
+    assert.match(res.stdout + res.stderr, /basic credential not found|401 Unauthorized/)
+  })
+
+  it('re-run with --registry-username: the chart comes with a login, the password reaches every CompositionDefinition through one Secret, and the platform runs', async () => {
+    const res = await install(privateRepo(), ['--registry-username', 'bot', '--registry-password-stdin', '--timeout', '5m'], PASSWORD)
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.ok(!(res.stdout + res.stderr).includes(PASSWORD), 'the password is never printed')
     const cds = (await kube().custom.listNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions' }) as { items: { metadata: { name: string }; spec: { chart: { credentials?: { username: string; passwordRef: Record<string, string> } } } }[] }).items
