@@ -64,8 +64,12 @@ describe(onGeneration('uninstall'), () => {
     assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
     assert.match(interrupted.stderr, /^Error: interrupted; nothing is half-removed; run the same uninstall command again to continue$/m)
 
+    // The teardown hook's image takes a while to pull: the wait on the Installer says so, with the pod's state.
+    await sandbox().setEngineSettings({ readinessDelaySeconds: { 'installer-ordered-teardown': 6 } })
     const res = await cli(['uninstall', ...kc(), '--timeout', '3m'])
+    await sandbox().setEngineSettings({ readinessDelaySeconds: {} })
     assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /teardown hook Job installer-ordered-teardown: pod installer-ordered-teardown-\S+ ContainerCreating/)
     // Consumers before providers: portal is gone before frontend is deleted, frontend before authn.
     const order = (name: string) => res.stdout.indexOf(`${name}: deleting`)
     const gone = (name: string) => res.stdout.indexOf(`${name}: gone`)
