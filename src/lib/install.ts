@@ -297,6 +297,14 @@ export interface FollowResult { state: PlatformState; nudges: number; healed: nu
  * `applied` holds off judging until the watched Installer CR shows the change just written to it (a watch
  * lags a write); `pending` says what else the caller waits for (null when nothing).
  */
+/**
+ * A stage must hold this long before a nudge (a burst of events settles), and nudges are this far apart: the
+ * guard against a second render is the release's pending status, not a wait (every wait here is added to
+ * every dependency layer of the install).
+ */
+const NUDGE_SETTLE_MS = 300
+const NUDGE_GAP_MS = 1000
+
 export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: Pick<InstallOptions, 'namespace' | 'accelerate'>, interrupt: Interrupt, report: StepReport, deadline: number,
   applied: (o: Observed) => boolean = () => true, pending: (o: Observed) => string | null = () => null): Promise<FollowResult> {
   const since = new Map<string, { stage: string; at: number }>()
@@ -361,9 +369,9 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
           const drainable = (name: string) => !dependentsOf(name, components).some((d) => o.compositions.has(d.name))
           // The consumer's wiring counts too: a LoadBalancer IP that came after the last render is written at the next.
           const waitingRender = state.components.filter((c) => (c.awaitsRender || (c.stage === 'draining' && drainable(c.name)))
-            && now - (since.get(c.name)?.at ?? now) > 2000).map((c) => `${c.name}:${c.stage}`)
+            && now - (since.get(c.name)?.at ?? now) > NUDGE_SETTLE_MS).map((c) => `${c.name}:${c.stage}`)
           const fresh = waitingRender.filter((k) => !nudgedFor.has(k))
-          if (fresh.length && now - lastNudge > 2000 && o.installer.metadata.annotations?.['krateo.io/paused'] !== 'true') {
+          if (fresh.length && now - lastNudge > NUDGE_GAP_MS && o.installer.metadata.annotations?.['krateo.io/paused'] !== 'true') {
             lastNudge = now
             if (await installerReleasePending(cluster, o.installer)) {
               report.line("the installer's release is being rendered (helm pending): no nudge until it settles")
