@@ -77,9 +77,8 @@ describe(onGeneration('uninstall'), () => {
     assert.ok(gone('frontend') < order('authn'), res.stdout)
     assert.ok(gone('hyperdx-provider') < order('oasgen-provider'), 'RestDefinitions drained before oasgen-provider')
     assert.match(res.stdout, GEN === 'S' ? /Stage 3: sweep .* — 2 removed/ : /Stage 3: sweep .* — 3 removed/, 'the version stamp (webhook; or policy and binding) and the generated hyperdx CRD')
-    assert.match(res.stdout, /Kept on purpose.*\n.*Namespace krateo-system/)
     // The claim the ClickStack StatefulSet's template made outlives its release: kept, and said to hold data.
-    assert.match(res.stdout, /PersistentVolumeClaim krateo-system\/data-krateo-clickstack-0 \(its data is lost when deleted\)/)
+    assert.match(res.stdout, /Kept on purpose.*\n.*PersistentVolumeClaim krateo-system\/data-krateo-clickstack-0 \(its data is lost when deleted\).*\n.*Namespace krateo-system/)
     await assertClean()
 
     const purge = await cli(['uninstall', ...kc(), '--purge', '--yes'])
