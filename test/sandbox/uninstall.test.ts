@@ -78,7 +78,7 @@ describe(onGeneration('uninstall'), () => {
     assert.ok(gone('hyperdx-provider') < order('oasgen-provider'), 'RestDefinitions drained before oasgen-provider')
     assert.match(res.stdout, GEN === 'S' ? /Stage 3: sweep .* — 2 removed/ : /Stage 3: sweep .* — 3 removed/, 'the version stamp (webhook; or policy and binding) and the generated hyperdx CRD')
     // The claim the ClickStack StatefulSet's template made outlives its release: kept, and said to hold data.
-    assert.match(res.stdout, /Kept on purpose.*\n.*PersistentVolumeClaim krateo-system\/data-krateo-clickstack-0 \(its data is lost when deleted\).*\n.*Namespace krateo-system/)
+    assert.match(res.stdout, /Kept on purpose.*\n {2}PersistentVolumeClaim krateo-system\/data-krateo-clickstack-0 \(its data is lost when deleted\)\n.*kubectl delete pvc.*\n {2}Namespace krateo-system/)
     await assertClean()
 
     const purge = await cli(['uninstall', ...kc(), '--purge', '--yes'])
