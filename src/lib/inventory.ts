@@ -130,7 +130,8 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
   const compositions = [...obs.compositions.values()]
   const rds = restDefinitionsOf(compositions)
   const rdObjects = (await Promise.all(rds.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
-  const crds = (await cluster.crds.listCustomResourceDefinition()).items
+  // Without the right to list CRDs only the check for kinds that convert through core-provider is lost.
+  const crds = (await cluster.crds.listCustomResourceDefinition().catch((err) => { if (statusOf(err) === 403) return { items: [] }; throw err })).items
   const restCrds = rdObjects.length ? restCrdsOf(rdObjects as never, crds as never) : []
   const sets = compositions.flatMap((c) => ((c.status?.managed as ManagedRef[] | undefined) ?? []).filter((m) => m.resource === 'statefulsets'))
   const statefulSets = (await Promise.all(sets.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
