@@ -8,7 +8,7 @@ import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserV
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { observe, COMPOSITION_GROUP } from './observe.js'
-import { type PlatformState, type KObj, type Observed, STAGE_TEXT, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
+import { type PlatformState, type KObj, type Observed, STAGE_TEXT, conditionOf, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
 import { checkRequiredValues } from './required-values.js'
 import { type Step, type StepReport } from './progress.js'
@@ -304,6 +304,8 @@ export interface FollowResult { state: PlatformState; nudges: number; healed: nu
  */
 const NUDGE_SETTLE_MS = 300
 const NUDGE_GAP_MS = 1000
+/** helm's words when a kind whose CRD was just established is not in discovery yet (a render to retry). */
+const DISCOVERY_LAG = /There can be a delay between when CustomResourceDefinitions are created|no matches for kind|ensure CRDs are installed first/i
 
 export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: Pick<InstallOptions, 'namespace' | 'accelerate'>, interrupt: Interrupt, report: StepReport, deadline: number,
   applied: (o: Observed) => boolean = () => true, pending: (o: Observed) => string | null = () => null): Promise<FollowResult> {
@@ -312,6 +314,7 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
   let nudges = 0
   const nudgedFor = new Set<string>()
   const reported = new Set<string>()
+  let retryMs = 2000
   let healed = 0
   let busy = false
   const stageText = (s: PlatformState['components'][number]) => s.stage === 'waiting-deps' ? `waiting for ${s.waitingFor.join(', ')}` : STAGE_TEXT[s.stage]
@@ -370,6 +373,14 @@ export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: P
           // The consumer's wiring counts too: a LoadBalancer IP that came after the last render is written at the next.
           const waitingRender = state.components.filter((c) => (c.awaitsRender || (c.stage === 'draining' && drainable(c.name)))
             && now - (since.get(c.name)?.at ?? now) > NUDGE_SETTLE_MS).map((c) => `${c.name}:${c.stage}`)
+          // A render that failed because a kind just served is not in the API's discovery yet is retried by the
+          // cdc only at its next resync: nudge again, backing off, until a render goes through.
+          const synced = conditionOf(o.installer, 'Synced')
+          if (synced?.status === 'False' && DISCOVERY_LAG.test(synced.message ?? '') && waitingRender.length && now - lastNudge > retryMs) {
+            report.line(`the installer's last render failed while a new kind was not yet discoverable: nudging again (in ${retryMs / 1000}s)`)
+            nudgedFor.clear()
+            retryMs = Math.min(30_000, retryMs * 2)
+          }
           const fresh = waitingRender.filter((k) => !nudgedFor.has(k))
           if (fresh.length && now - lastNudge > NUDGE_GAP_MS && o.installer.metadata.annotations?.['krateo.io/paused'] !== 'true') {
             lastNudge = now
