@@ -57,6 +57,21 @@ export function statusOf(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined
 }
 
+/**
+ * One line for a failed read: the status, then the API server's own message (else the error's first line, or
+ * plain words for 401/403), with a hint when a conversion webhook is what failed. For status and watches alike.
+ */
+export function readFailure(err: unknown): string {
+  const body = (err as { body?: unknown }).body
+  let message = ''
+  try { message = (typeof body === 'string' ? JSON.parse(body) as { message?: string } : body as { message?: string } | undefined)?.message ?? '' } catch { /* not JSON */ }
+  const status = statusOf(err) ?? (err as { statusCode?: unknown }).statusCode
+  const plain = status === 401 ? 'the credentials were refused (expired?)' : status === 403 ? 'permission denied' : ''
+  const text = message || plain || (err as Error).message?.split('\n')[0]?.slice(0, 200) || String(err)
+  const hint = /conversion webhook/i.test(text) ? ' (core-provider, which serves the conversion, is not answering)' : ''
+  return `${typeof status === 'number' ? `HTTP ${status}: ` : ''}${text}${hint}`
+}
+
 export function isNotFound(err: unknown): boolean {
   return statusOf(err) === 404
 }

@@ -2,7 +2,7 @@
 // CompositionDefinitions and Services of the namespace (one list each), the composition CRDs (one list),
 // the Installer CR and each component's Composition (one GET each, only once its CRD serves), then the
 // workloads and pods of the namespaces the releases use (one list per kind), to tell running from installed.
-import { type Cluster, apiFailure, getPath, isNotFound } from './cluster.js'
+import { type Cluster, apiFailure, getPath, isNotFound, readFailure } from './cluster.js'
 import { KIND_OF, WORKLOAD_RESOURCES, workloadNamespaces } from './workloads.js'
 import { type Observed, type KObj, crdServes } from './state.js'
 import { type InstallerSpec, dashed, parseComponents } from './components.js'
@@ -127,13 +127,3 @@ export async function readInstaller(cluster: Cluster, namespace: string, cds: Ma
   return (await orNull(cluster.custom.getNamespacedCustomObject({ group: COMPOSITION_GROUP, version, namespace, plural: 'installers', name: 'installer' }))) as KObj | null
 }
 
-/** Why a read failed, in a few words: the API's own message (a conversion webhook's included), else the transport error. */
-function readFailure(err: unknown): string {
-  const body = (err as { body?: unknown }).body
-  let message = ''
-  try { message = (typeof body === 'string' ? JSON.parse(body) as { message?: string } : body as { message?: string } | undefined)?.message ?? '' } catch { /* not JSON */ }
-  const status = (err as { code?: unknown }).code
-  const text = message || (err as Error).message?.split('\n')[0] || String(err)
-  const hint = /conversion webhook/i.test(text) ? ' (core-provider, which serves the conversion, is not answering)' : ''
-  return `${typeof status === 'number' ? `HTTP ${status}: ` : ''}${text}${hint}`
-}

@@ -6,6 +6,7 @@
 // proxy that cannot stream) counts as a failure, and a silent connection is dropped and reopened.
 import { Watch, type KubeConfig } from '@kubernetes/client-node'
 import type { KObj } from './state.js'
+import { readFailure } from './cluster.js'
 
 /** Lists a path (with its query); null when the resource does not exist (yet). */
 export type Lister = (pathWithQuery: string) => Promise<{ metadata?: { resourceVersion?: string }; items?: KObj[] } | null>
@@ -50,7 +51,7 @@ export class WatchedCollection {
 
   private failed(err: unknown): void {
     this.failures++
-    this.failure = describeFailure(err)
+    this.failure = readFailure(err)
     this.again(Math.min(30_000, 1000 * 2 ** Math.min(this.failures - 1, 5)))
   }
 
@@ -114,6 +115,7 @@ export class WatchedCollection {
       }, (err: unknown) => {
         clearTimeout(this.idle)
         if (this.stopped) return
+        if (err && (err as { statusCode?: number }).statusCode === 410) this.rv = '' // too old a version: list again
         if (err && (err as { name?: string }).name !== 'AbortError') return this.failed(err)
         // A watch the server ended at once, with nothing delivered, is a front end that cannot stream.
         if (!events && Date.now() - opened < 1000) return this.failed(new Error('the watch ended as soon as it opened'))
@@ -133,12 +135,6 @@ export class WatchedCollection {
 /** The server closes a watch after this long; we reopen it from the last version seen. */
 const WATCH_TIMEOUT_SECONDS = 300
 
-function describeFailure(err: unknown): string {
-  const e = err as { statusCode?: number; code?: number; message?: string }
-  const status = e.statusCode ?? (typeof e.code === 'number' ? e.code : undefined)
-  const why = status === 401 ? 'the credentials were refused (expired?)' : status === 403 ? 'permission denied' : (e.message ?? String(err)).split('\n')[0]!.slice(0, 200)
-  return status ? `HTTP ${status}: ${why}` : why
-}
 
 export function newWatch(kc: KubeConfig): Watch {
   return new Watch(kc)
