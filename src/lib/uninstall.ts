@@ -72,10 +72,11 @@ export async function drainInOrder(components: Component[], existing: Set<string
 
 export function uninstallPlan(inv: Inventory): { text: string; json: Record<string, unknown> } {
   const waves = drainWaves(inv.components, drainable(inv))
+  const reCreate = toReCreate(inv)
   const ns = inv.namespace
   const text = [
     `Plan: uninstall Krateo from ${ns}`,
-    ...(toReCreate(inv).length ? ['', `Stage 1 first lets the Installer re-create ${toReCreate(inv).join(', ')} (pruned by a version move; dependents still need it to finalize their objects).`] : []),
+    ...(reCreate.length ? ['', `Stage 1 first lets the Installer re-create ${reCreate.join(', ')} (pruned by a version move; dependents still need it to finalize their objects).`] : []),
     '', 'Stage 1, ordered drain (Installer paused first; each wave after the previous one is gone):',
     ...waves.map((w, i) => `  wave ${i + 1}: ${w.join(', ')}`),
     '', `Stage 2: delete Installer ${ns}/installer and the platform's ${inv.record.definitions.length} CompositionDefinitions (${inv.record.definitions.join(', ') || 'none'}), wait for their ${inv.record.crds.length} CRDs to go; helm uninstall ${inv.record.release ?? '(no bootstrap release found)'} (hooks skipped)`,
@@ -90,7 +91,7 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
   return {
     text,
     json: {
-      result: 'dry-run', reCreateFirst: toReCreate(inv), waves, release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
+      result: 'dry-run', reCreateFirst: reCreate, waves, release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
       webhooks: inv.record.webhooks, admissionPolicies: inv.record.policies ?? [], generatedCrds: inv.record.restCrds, secrets: inv.record.secrets,
       notOurs: { compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name), webhooks: inv.foreignWebhooks, atRisk: inv.foreignInstances, unreadableAfter: inv.unreadableAfter },
     },
