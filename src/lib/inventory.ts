@@ -36,6 +36,11 @@ export interface Inventory {
   stages: Map<string, Stage>
   /** Kinds not the platform's whose reads need its core-provider (conversion webhook): unreadable once it is gone. */
   unreadableAfter: string[]
+  /**
+   * Components whose Composition is gone while objects their release listed (by the record) are still being
+   * finalized: an earlier run was stopped inside their drain. They are drained again (a wait only), in order.
+   */
+  finishing: Map<string, ManagedRef[]>
   /** What the record holds after this inventory (facts found now merged into an earlier run's). */
   record: TeardownRecord
   /** An earlier uninstall's record was found. */
@@ -56,6 +61,8 @@ export interface InventoryInput {
   foreignInstances?: string[]
   /** The cluster's CRDs (for kinds that convert through core-provider); none given, none found. */
   crds?: ConvertingCrdLike[]
+  /** Recorded objects of components whose Composition is gone, still being deleted (see Inventory.finishing). */
+  finishing?: Map<string, ManagedRef[]>
 }
 
 /** The pure half: from observed objects to what is ours. */
@@ -88,6 +95,7 @@ export function platformInventory(input: InventoryInput): Inventory {
     restCrds: input.restCrds,
     statefulSets: input.statefulSets,
     secrets: input.registrySecret ? [REGISTRY_SECRET] : [],
+    released: Object.fromEntries([...obs.compositions].filter(([name]) => names.has(name)).map(([name, c]) => [name, (c.status?.managed as ManagedRef[] | undefined) ?? []])),
   }
   const merged = mergeRecord(input.record ?? emptyRecord(), found)
   // A platform installed again after an earlier, completed uninstall: this teardown is a new one.
@@ -96,6 +104,7 @@ export function platformInventory(input: InventoryInput): Inventory {
     namespace: obs.namespace, release, components, installer: obs.installer, compositions: obs.compositions, coreProviders, definitions: ours, foreignDefinitions: foreign, foreignWebhooks, foreignInstances: input.foreignInstances ?? [],
     stages: new Map(platformState(obs).components.map((c) => [c.name, c.stage])),
     unreadableAfter: unreadableWithoutCoreProvider(input.crds ?? [], obs.namespace, new Set(merged.crds)),
+    finishing: input.finishing ?? new Map(),
     record: live ? { ...merged, completedAt: undefined } : merged, hadRecord: !!input.record,
   }
 }
@@ -137,7 +146,9 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
   const statefulSets = (await Promise.all(sets.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
     .map((s) => ({ name: s.metadata.name, claimTemplates: (((s.spec as { volumeClaimTemplates?: { metadata?: { name?: string } }[] } | undefined)?.volumeClaimTemplates) ?? []).map((t) => t.metadata?.name ?? '').filter(Boolean) }))
   const foreign = await instancesAtRisk(cluster, obs, compositions)
+  const finishing = await stillFinalizing(cluster, obs, record)
   return platformInventory({
+    finishing,
     obs, release, record, foreignInstances: foreign, crds: crds as ConvertingCrdLike[],
     coreProviders: deployments.items as unknown as KObj[],
     webhooks: webhooks.items as WebhookLike[],
@@ -145,6 +156,19 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
     restCrds, statefulSets,
     registrySecret: secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US,
   })
+}
+
+/** Recorded objects of releases whose Composition is gone that are still being deleted (finalizers pending). */
+async function stillFinalizing(cluster: Cluster, obs: Observed, record: TeardownRecord | null): Promise<Map<string, ManagedRef[]>> {
+  const out = new Map<string, ManagedRef[]>()
+  for (const [name, refs] of Object.entries(record?.released ?? {})) {
+    if (obs.compositions.has(name)) continue
+    // Only what is being deleted: an object left standing (kept by its chart, or made again by someone) is not a drain to finish.
+    const objects = await Promise.all(refs.map(async (m) => ({ m, o: await getPath(cluster, managedPath(m)).catch(() => null) })))
+    const left = objects.filter(({ o }) => !!o?.metadata.deletionTimestamp).map(({ m }) => m)
+    if (left.length) out.set(name, left)
+  }
+  return out
 }
 
 export function managedPath(m: ManagedRef): string {

@@ -5,7 +5,7 @@
 import type { Cluster } from './cluster.js'
 import { isNotFound, statusOf } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
-import { MANAGED_BY_LABEL, MANAGED_BY_US, type StatefulSetClaims } from './ownership.js'
+import { type ManagedRef, MANAGED_BY_LABEL, MANAGED_BY_US, type StatefulSetClaims } from './ownership.js'
 
 export const TEARDOWN_RECORD = 'krateo-installer-teardown'
 
@@ -28,19 +28,30 @@ export interface TeardownRecord {
   statefulSets: StatefulSetClaims[]
   /** Secrets this CLI wrote (registry credentials). */
   secrets: string[]
+  /**
+   * What each component's release listed (status.managed) when it was recorded. Once a Composition is gone
+   * its objects may still be finalizing (an interrupted drain); a re-run waits for them before their
+   * finalizing providers go, which it could not know from the cluster any more.
+   */
+  released?: Record<string, ManagedRef[]>
   startedAt: string
   /** Set once the sweep is complete. */
   completedAt?: string
 }
 
 export function emptyRecord(now = new Date()): TeardownRecord {
-  return { release: null, definitions: [], crds: [], bundles: [], webhooks: [], policies: [], restCrds: [], statefulSets: [], secrets: [], startedAt: now.toISOString() }
+  return { release: null, definitions: [], crds: [], bundles: [], webhooks: [], policies: [], restCrds: [], statefulSets: [], secrets: [], released: {}, startedAt: now.toISOString() }
 }
 
 /** Adds what was learned to the record; nothing once known is forgotten. Pure. */
 export function mergeRecord(base: TeardownRecord, add: Partial<TeardownRecord>): TeardownRecord {
   const union = (a: string[], b: string[] = []) => [...new Set([...a, ...b])].sort()
   const sets = new Map(base.statefulSets.map((s) => [s.name, s]))
+  const released: Record<string, ManagedRef[]> = { ...base.released }
+  for (const [name, refs] of Object.entries(add.released ?? {})) {
+    const byKey = new Map([...(released[name] ?? []), ...refs].map((m) => [`${m.apiVersion}/${m.resource}/${m.namespace ?? ''}/${m.name}`, m]))
+    released[name] = [...byKey.values()]
+  }
   for (const s of add.statefulSets ?? []) sets.set(s.name, { name: s.name, claimTemplates: union(sets.get(s.name)?.claimTemplates ?? [], s.claimTemplates) })
   return {
     ...base,
@@ -53,6 +64,7 @@ export function mergeRecord(base: TeardownRecord, add: Partial<TeardownRecord>):
     restCrds: union(base.restCrds, add.restCrds),
     secrets: union(base.secrets, add.secrets),
     statefulSets: [...sets.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    released,
     completedAt: add.completedAt ?? base.completedAt,
   }
 }

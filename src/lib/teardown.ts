@@ -368,11 +368,25 @@ export class Teardown {
     }
   }
 
+  /**
+   * A component whose Composition an earlier run deleted before it was stopped: waits for what its release
+   * left finalizing, so the providers that finalize it are not drained first.
+   */
+  async finishRelease(c: Component, left: ManagedRef[], report: StepReport): Promise<void> {
+    report.line(`${c.name}: Composition already gone; ${left.length} of its release's objects still finalizing`)
+    for (const m of left) {
+      await this.waitObjectGone(collectionOf(m), m.name, `${m.resource}/${m.name} of ${c.name} to be gone`, report,
+        () => `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`)
+    }
+    report.line(`${c.name}: gone`)
+  }
+
   /** Deletes one component's Composition and waits until it and every object it managed are gone. */
   async drainComposition(c: Component, obj: KObj, plural: string, report: StepReport): Promise<void> {
     if (c.name === FINALIZES_REST_DEFINITIONS) {
       // Only the RestDefinitions our own releases created: a user's keep their provider busy, not us.
-      const ours = restDefinitionsOf(this.inventory ? [...this.inventory.compositions.values()] : [])
+      const ours = [...restDefinitionsOf(this.inventory ? [...this.inventory.compositions.values()] : []),
+        ...[...(this.inventory?.finishing.values() ?? [])].flat().filter((m) => m.resource === 'restdefinitions')]
       for (const m of ours) {
         await this.waitObjectGone(collectionOf(m), m.name, `RestDefinition ${m.name} to drain before ${c.name}`, report,
           () => `${c.name}: waiting for RestDefinition ${m.name} to be gone while ${c.name} can still finalize it`)

@@ -7,9 +7,9 @@ import type { Inventory } from './inventory.js'
 import type { Step } from './progress.js'
 import { type Teardown, awaitingReCreation, deletableNow, drainWaves } from './teardown.js'
 
-/** Components whose Composition exists now: what Stage 1 drains. */
+/** Components whose Composition exists now, or whose release's objects an earlier run left finalizing: what Stage 1 drains. */
 export function drainable(inv: Inventory): Set<string> {
-  return new Set(inv.components.filter((c) => inv.compositions.has(c.name)).map((c) => c.name))
+  return new Set(inv.components.filter((c) => inv.compositions.has(c.name) || inv.finishing.has(c.name)).map((c) => c.name))
 }
 
 /** What the Installer must bring back before the pause (none once it is paused or being deleted). */
@@ -38,7 +38,8 @@ export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): 
         // Read now: what the Installer re-created above is drained too.
         const present = drainable(inv)
         await drainInOrder(inv.components, present, async (c) => {
-          const obj = inv.compositions.get(c.name)!
+          const obj = inv.compositions.get(c.name)
+          if (!obj) return teardown.finishRelease(c, inv.finishing.get(c.name) ?? [], r)
           const plural = String(inv.definitions.find((d) => d.metadata.name === c.name)?.status?.resource ?? '')
           await teardown.drainComposition(c, obj, plural, r)
         })
@@ -78,7 +79,7 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
     `Plan: uninstall Krateo from ${ns}`,
     ...(reCreate.length ? ['', `Stage 1 first lets the Installer re-create ${reCreate.join(', ')} (pruned by a version move; dependents still need it to finalize their objects).`] : []),
     '', 'Stage 1, ordered drain (Installer paused first; each wave after the previous one is gone):',
-    ...waves.map((w, i) => `  wave ${i + 1}: ${w.join(', ')}`),
+    ...waves.map((w, i) => `  wave ${i + 1}: ${w.map((n) => (inv.finishing.has(n) ? `${n} (Composition gone; waits for ${inv.finishing.get(n)!.map((m) => `${m.resource}/${m.name}`).join(', ')} to be finalized)` : n)).join(', ')}`),
     '', `Stage 2: delete Installer ${ns}/installer and the platform's ${inv.record.definitions.length} CompositionDefinitions (${inv.record.definitions.join(', ') || 'none'}), wait for their ${inv.record.crds.length} CRDs to go; helm uninstall ${inv.record.release ?? '(no bootstrap release found)'} (hooks skipped)`,
     `Stage 3: sweep ${[inv.record.webhooks.length ? `webhook ${inv.record.webhooks.join(', ')}` : '', inv.record.policies?.length ? `admission policy ${inv.record.policies.join(', ')}` : '', inv.record.restCrds.length ? `CRDs ${inv.record.restCrds.join(', ')}` : '', `${inv.record.bundles.length} cdc bundles`, inv.record.secrets.length ? `Secret ${inv.record.secrets.join(', ')}` : ''].filter(Boolean).join(', ')}`,
     ...(inv.foreignInstances.length ? ['', 'Not the platform\'s, and would be deleted with a kind the platform ships (uninstall refuses until they are gone):', ...inv.foreignInstances.map((f) => `  ${f}`)] : []),
@@ -91,7 +92,7 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
   return {
     text,
     json: {
-      result: 'dry-run', reCreateFirst: reCreate, waves, release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
+      result: 'dry-run', reCreateFirst: reCreate, waves, finishing: Object.fromEntries([...inv.finishing].map(([n, refs]) => [n, refs.map((m) => `${m.resource}/${m.name}`)])), release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
       webhooks: inv.record.webhooks, admissionPolicies: inv.record.policies ?? [], generatedCrds: inv.record.restCrds, secrets: inv.record.secrets,
       notOurs: { compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name), webhooks: inv.foreignWebhooks, atRisk: inv.foreignInstances, unreadableAfter: inv.unreadableAfter },
     },

@@ -3,9 +3,11 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
+import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
+
+const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 
 describe(onGeneration('uninstall'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
@@ -56,24 +58,40 @@ describe(onGeneration('uninstall'), () => {
     const status = await cli(['status', ...kc(), '-o', 'json'])
     assert.equal(JSON.parse(status.stdout).phase, 'Ready', 'the dry run changed nothing')
 
+    // The interruption lands while the portal's Composition is gone but its page is still being finalized (by
+    // frontend, and by a hold of this test's): the re-run cannot see that from the Composition any more.
+    const page = { group: 'widgets.templates.krateo.io', version: 'v1beta1', namespace: 'krateo-system', plural: 'pages', name: 'dashboard' }
+    const hold = async (finalizers: string[]) => kube().custom.patchNamespacedCustomObject({ ...page, body: [{ op: 'add', path: '/metadata/finalizers', value: finalizers }] }, JsonPatch)
+    const finalizersOf = async () => ((await kube().custom.getNamespacedCustomObject(page)) as { metadata: { finalizers?: string[] } }).metadata.finalizers ?? []
+    await hold([...await finalizersOf(), 'test.krateo.io/hold'])
     let seen = ''
     const first = cli(['uninstall', ...kc()], (s) => { seen += s })
-    await eventually('the drain started', async () => /portal: deleting/.test(seen), 60_000, 50)
+    await eventually('the portal Composition gone, its page finalizing', async () => /portal: waiting for pages\/dashboard/.test(seen), 60_000, 50)
     first.kill('SIGINT')
     const interrupted = await first
     assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
     assert.match(interrupted.stderr, /^Error: interrupted; nothing is half-removed; run the same uninstall command again to continue$/m)
+    const plan2 = await cli(['uninstall', ...kc(), '--dry-run'])
+    assert.match(plan2.stdout, /wave 1: .*portal \(Composition gone; waits for pages\/dashboard to be finalized\)/)
 
     // The teardown hook's image takes a while to pull: the wait on the Installer says so, with the pod's state.
     await sandbox().setEngineSettings({ readinessDelaySeconds: { 'installer-ordered-teardown': 6 } })
-    const res = await cli(['uninstall', ...kc(), '--timeout', '3m'])
+    let again = ''
+    const rerun = cli(['uninstall', ...kc(), '--timeout', '3m'], (s) => { again += s })
+    await eventually('the re-run waits on the page', async () => /portal: Composition already gone; 1 of its release's objects still finalizing/.test(again), 60_000, 50)
+    await sleep(2000)
+    const served = (await kube().crds.readCustomResourceDefinition({ name: 'frontends.composition.krateo.io' })).spec.versions.find((v) => v.storage)!.name
+    const frontend = await kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: served, namespace: 'krateo-system', plural: 'frontends', name: 'frontend' }) as { metadata: { deletionTimestamp?: string } }
+    assert.equal(frontend.metadata.deletionTimestamp, undefined, 'frontend (which finalizes the page) is not drained while the page waits')
+    await hold((await finalizersOf()).filter((f) => f !== 'test.krateo.io/hold'))
+    const res = await rerun
     await sandbox().setEngineSettings({ readinessDelaySeconds: {} })
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(res.stdout, /teardown hook Job installer-ordered-teardown: pod installer-ordered-teardown-\S+ ContainerCreating/)
     // Consumers before providers: portal is gone before frontend is deleted, frontend before authn.
     const order = (name: string) => res.stdout.indexOf(`${name}: deleting`)
     const gone = (name: string) => res.stdout.indexOf(`${name}: gone`)
-    if (order('portal') >= 0) assert.ok(gone('portal') < order('frontend'), res.stdout)
+    assert.ok(gone('portal') >= 0 && gone('portal') < order('frontend'), res.stdout)
     assert.ok(gone('frontend') < order('authn'), res.stdout)
     assert.ok(gone('hyperdx-provider') < order('oasgen-provider'), 'RestDefinitions drained before oasgen-provider')
     assert.match(res.stdout, GEN === 'S' ? /Stage 3: sweep .* — 2 removed/ : /Stage 3: sweep .* — 3 removed/, 'the version stamp (webhook; or policy and binding) and the generated hyperdx CRD')

@@ -70,7 +70,7 @@ describe(onGeneration('upgrade'), () => {
     const paused = await status()
     // Gen S stops while moving definitions (paused); Gen N, with nothing staged, may already have merged and unpaused.
     if (GEN === 'S') assert.equal(paused.phase, 'Upgrading', `still paused for the re-run; problems: ${JSON.stringify((paused as unknown as { problems: string[] }).problems)}`)
-    else assert.ok(['Upgrading', 'Draining', 'Reconciling'].includes(paused.phase), paused.phase)
+    else assert.ok(['Upgrading', 'Draining', 'Reconciling'].includes(paused.phase), JSON.stringify(paused, null, 1))
 
     const res = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--timeout', '5m'])
     assert.equal(res.code, 0, res.stdout + res.stderr)

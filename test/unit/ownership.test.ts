@@ -7,6 +7,8 @@ import {
   bindsOurServiceAccount, bootstrapReleaseOf, foreignInNamespace, foreignInstances, isClaimOf, isPlatformDefinition, isPlatformPolicy, isPlatformWebhook, platformComponents, restCrdsOf, unreadableWithoutCoreProvider,
 } from '../../src/lib/ownership.js'
 import { platformInventory, platformPresent } from '../../src/lib/inventory.js'
+import { drainWaves } from '../../src/lib/teardown.js'
+import { drainable, uninstallPlan } from '../../src/lib/uninstall.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/lib/teardown-record.js'
 import { holderGone, lockHolder, lockState, microTime } from '../../src/lib/lock.js'
 import type { KObj, Observed } from '../../src/lib/state.js'
@@ -152,6 +154,21 @@ describe('inventory', () => {
     assert.equal(platformPresent(inv), false)
     assert.deepEqual(inv.record.definitions, [])
     assert.deepEqual(inv.record.webhooks, [], 'no release of ours, so no webhook is ours')
+  })
+
+  it("remembers what each component's release listed, so a re-run waits for what a stopped drain left finalizing", () => {
+    const page = { apiVersion: 'widgets.templates.krateo.io/v1beta1', resource: 'pages', name: 'dashboard', namespace: 'krateo-system' }
+    const portal: KObj = { apiVersion: 'composition.krateo.io/v1-0-0', kind: 'Portal', metadata: { name: 'portal' }, status: { managed: [page] } }
+    const first = platformInventory(input({ obs: observed({ compositions: new Map([['portal', portal], ['mine', { ...portal, metadata: { name: 'mine' } }]]) }) }))
+    assert.deepEqual(first.record.released, { portal: [page] }, "only the platform's components")
+    // The re-run: portal's Composition is gone, its page is still being finalized.
+    const rerun = platformInventory(input({ record: first.record, finishing: new Map([['portal', [page]]]) }))
+    assert.deepEqual(rerun.record.released, { portal: [page] }, 'not forgotten once the Composition is gone')
+    const authn: KObj = { ...portal, kind: 'Authn', metadata: { name: 'authn' }, status: {} }
+    const both = { ...rerun, compositions: new Map([['authn', authn]]) }
+    assert.deepEqual(drainWaves(both.components, drainable(both)), [['portal'], ['authn']], 'authn (which finalizes the page) waits for it')
+    assert.match(uninstallPlan(both).text, /wave 1: portal \(Composition gone; waits for pages\/dashboard to be finalized\)\n {2}wave 2: authn/)
+    assert.deepEqual(uninstallPlan(both).json.finishing, { portal: ['pages/dashboard'] })
   })
 
   it('reads back what it wrote, and ignores a damaged record', () => {
