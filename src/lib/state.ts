@@ -133,6 +133,20 @@ export function crdServes(crd: KObj | undefined, version: string): boolean {
   return versions.some((v) => v.name === version && v.served)
 }
 
+/**
+ * API answers that mean "try again shortly": 429 and 503 (a CRD version's storage starting, a kind served a
+ * moment ago that discovery does not list yet). The engine retries them; they are a problem once they last.
+ */
+const PASSING_API_ERROR = /HTTP 429|HTTP 503|storage is \(re\)initializing|There can be a delay between when CustomResourceDefinitions are created/
+export const PASSING_ERROR_GRACE_MS = 120_000
+
+/** A ReconcileError from a passing API answer, younger than the grace: the engine is still retrying it. */
+export function passingError(c: Condition | null, now: number): boolean {
+  if (!c || c.status !== 'False' || c.reason !== 'ReconcileError' || !PASSING_API_ERROR.test(c.message ?? '')) return false
+  const since = c.lastTransitionTime ? Date.parse(c.lastTransitionTime) : NaN
+  return Number.isFinite(since) && now - since < PASSING_ERROR_GRACE_MS
+}
+
 function oneLine(c: Condition | null): string {
   if (!c) return ''
   return [c.reason, c.message].filter(Boolean).join(': ')
@@ -152,6 +166,7 @@ export function componentState(c: Component, obs: Observed, features: Record<str
   if (comp) {
     if (comp.metadata.deletionTimestamp) return mk('deleting', oneLine(ready) || `finalizers: ${(comp.metadata.finalizers ?? []).join(', ') || 'none'}`)
     if (isStuckCreate(comp)) return mk('stuck', synced?.message ?? '')
+    if (passingError(synced, obs.now)) return mk('deploying', `its cdc retries after a passing API error: ${synced!.message}`)
     if (synced?.status === 'False' && synced.reason === 'ReconcileError') return mk('error', synced.message ?? 'ReconcileError')
     if (!enabled) return mk('draining', 'its feature is off; removed once no dependent is left')
     // A version change is done only when the cdc reports the release at the pinned chart version.
@@ -185,6 +200,7 @@ export function componentState(c: Component, obs: Observed, features: Record<str
   if (!cd) return mk('pending-definition', 'the installer has not rendered its CompositionDefinition yet')
   if (isStuckCreate(cd)) return mk('stuck', conditionOf(cd, 'Synced')?.message ?? '')
   const cdSynced = conditionOf(cd, 'Synced')
+  if (passingError(cdSynced, obs.now)) return mk('definition-registered', `core-provider retries after a passing API error: ${cdSynced!.message}`)
   if (cdSynced?.status === 'False' && cdSynced.reason === 'ReconcileError') return mk('error', cdSynced.message ?? 'ReconcileError')
   const resource = cd.status?.resource as string | undefined
   const crd = resource ? obs.crds.get(`${resource}.composition.krateo.io`) : undefined
@@ -223,7 +239,7 @@ export function platformState(obs: Observed): PlatformState {
   if (isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${conditionOf(obs.installer, 'Synced')?.message}`)
   const installerSynced = conditionOf(obs.installer, 'Synced')
   // A paused Installer (uninstall's drain) is not a problem.
-  if (installerSynced?.status === 'False' && installerSynced.reason !== 'ReconcilePaused' && !isStuckCreate(obs.installer)) problems.push(`Installer ${obs.namespace}/installer: ${oneLine(installerSynced)}`)
+  if (installerSynced?.status === 'False' && installerSynced.reason !== 'ReconcilePaused' && !isStuckCreate(obs.installer) && !passingError(installerSynced, obs.now)) problems.push(`Installer ${obs.namespace}/installer: ${oneLine(installerSynced)}`)
   for (const s of states) if (s.stage === 'stuck' || s.stage === 'error') problems.push(`${s.name}: ${s.detail}`)
   problems.push(...(obs.readErrors ?? []))
   const notes: string[] = []

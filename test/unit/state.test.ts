@@ -73,6 +73,20 @@ describe('state derivation', () => {
     // A pending mark older than the recorded success is not stuck.
     assert.equal(isStuckCreate({ ...stuckCD, metadata: { ...stuckCD.metadata, annotations: { 'krateo.io/external-create-pending': T, 'krateo.io/external-create-succeeded': '2026-01-01T00:00:05Z' } } }), false)
   })
+  it('is not Degraded by a passing API answer (429, 503) the engine retries, until it lasts two minutes', () => {
+    const msg = 'observe failed: GET /apis/composition.krateo.io/v0-22-1/authns: HTTP 429: storage is (re)initializing'
+    const failing = (since: number) => observed({
+      compositions: new Map([['authn-crd', comp('authn-crd', { conditions: [{ type: 'Ready', status: 'False', reason: 'Unavailable' }, { type: 'Synced', status: 'False', reason: 'ReconcileError', message: msg, lastTransitionTime: new Date(since).toISOString() }] })]]),
+    })
+    const now = Date.parse(T) + 90_000
+    const fresh = platformState(failing(now - 10_000))
+    assert.equal(fresh.phase, 'Reconciling')
+    assert.deepEqual(fresh.problems, [])
+    assert.match(fresh.components.find((c) => c.name === 'authn-crd')!.detail, /^its cdc retries after a passing API error: .*HTTP 429/)
+    const lasting = platformState(failing(now - 121_000))
+    assert.equal(lasting.phase, 'Degraded')
+    assert.deepEqual(lasting.problems, [`authn-crd: ${msg}`])
+  })
   it('is Draining, not Degraded, while uninstall has paused the Installer', () => {
     const o = observed({ compositions: new Map([['authn-crd', comp('authn-crd', conds('True', 'Available'), { deletionTimestamp: T })]]) })
     o.installer!.status = conds('True', 'Available', undefined, ['False', 'ReconcilePaused'])
