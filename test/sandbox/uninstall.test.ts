@@ -93,7 +93,8 @@ describe(onGeneration('uninstall'), () => {
     const gone = (name: string) => res.stdout.indexOf(`${name}: gone`)
     assert.ok(gone('portal') >= 0 && gone('portal') < order('frontend'), res.stdout)
     assert.ok(gone('frontend') < order('authn'), res.stdout)
-    assert.ok(gone('hyperdx-provider') < order('oasgen-provider'), 'RestDefinitions drained before oasgen-provider')
+    // Unless the first run left nothing of hyperdx-provider's release (its RestDefinition finalized already).
+    if (res.stdout.includes('hyperdx-provider: ')) assert.ok(gone('hyperdx-provider') >= 0 && gone('hyperdx-provider') < order('oasgen-provider'), `RestDefinitions drained before oasgen-provider:\n${res.stdout}`)
     assert.match(res.stdout, GEN === 'S' ? /Stage 3: sweep .* — 2 removed/ : /Stage 3: sweep .* — 3 removed/, 'the version stamp (webhook; or policy and binding) and the generated hyperdx CRD')
     // The claim the ClickStack StatefulSet's template made outlives its release: kept, and said to hold data.
     assert.match(res.stdout, /Kept on purpose.*\n {2}PersistentVolumeClaim krateo-system\/data-krateo-clickstack-0 \(its data is lost when deleted\)\n.*kubectl delete pvc.*\n {2}Namespace krateo-system/)
