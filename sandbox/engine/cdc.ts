@@ -7,11 +7,18 @@ import { ApiError, Informer, type KObject } from './rest.js'
 import { EngineContext, type EffectiveSettings } from './context.js'
 import { CREATE_RESULT_LOST, type Condition, createResultLost, ready, sameConditions, setConditions, synced } from './conditions.js'
 import { pluralFromKind } from './naming.js'
+import { CLUSTER_SCOPED, type GeneratedRbac, applyRbac, generatedRbac, removeRbac } from './rbacgen.js'
 import { ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_GRACEFULLY_PAUSED, ANN_PAUSED, COMPOSITION_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, LABEL_RELEASE_NAME } from './naming.js'
 
 interface CompositionStatus { conditions?: Condition[]; digest?: string; previousDigest?: string; helmChartUrl?: string; helmChartVersion?: string; managed?: unknown[] }
 
-const CLUSTER_SCOPED = new Set(['CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'Namespace', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'PersistentVolume', 'StorageClass'])
+/**
+ * Cdcs that act with their own ServiceAccount's rights (rbacgen's grants plus the bundle's static RBAC plus
+ * what the chart's bootstrap release grants), as every real cdc does: the installer's, whose chart reads the
+ * cluster (lookups) and runs a hook Job, so that an RBAC gap of the chart shows. The component cdcs still act
+ * as admin: their release storage in a Composition's own namespace is not modelled.
+ */
+const OWN_RIGHTS = new Set(['installers'])
 
 class Cdc {
   readonly informer: Informer
@@ -22,6 +29,8 @@ class Cdc {
   cut = new AbortController()
   private deletingSince = new Map<string, number>()
   private raceLost = new Set<string>()
+  /** What rbacgen last granted, per release (`<namespace>/<release>`), with the inputs it came from. */
+  private granted = new Map<string, { key: string; rbac: GeneratedRbac }>()
 
   constructor(private ctx: EngineContext, readonly ns: string, readonly deploymentName: string, readonly version: string, readonly plural: string) {
     const path = `/apis/${COMPOSITION_GROUP}/${version}/${plural}?labelSelector=${encodeURIComponent(`${LABEL_COMPOSITION_VERSION}=${version}`)}`
@@ -63,6 +72,34 @@ class Cdc {
     const changed = !sameConditions(current.conditions, conditions) || Object.entries(patch).some(([k, v]) => JSON.stringify((current as Record<string, unknown>)[k]) !== JSON.stringify(v))
     if (!changed) return
     await this.ctx.rest.mergePatch(`${this.objectPath(obj)}/status`, { status: { ...patch, conditions } })
+  }
+
+  /** The cdc's ServiceAccount: its bundle's base name. */
+  private get serviceAccount(): string {
+    return this.deploymentName.replace(/-controller$/, '')
+  }
+
+  /** The helm user of this cdc: its ServiceAccount, or admin. */
+  private get helmUser(): string | undefined {
+    return OWN_RIGHTS.has(this.plural) ? `system:serviceaccount:${this.ns}:${this.serviceAccount}` : undefined
+  }
+
+  /**
+   * rbacgen before a helm run: what chart-inspector finds in the chart rendered with these values, granted
+   * to this cdc's ServiceAccount by the cdc itself. Applied again only when the render's inputs change.
+   */
+  private async grantOwnRights(release: string, ns: string, url: string, version: string, values: unknown): Promise<void> {
+    if (!this.helmUser) return
+    const key = createHash('sha256').update(JSON.stringify([url, version, values])).digest('hex')
+    const id = `${ns}/${release}`
+    if (this.granted.get(id)?.key === key) return
+    try {
+      const rbac = generatedRbac(await this.ctx.helm.template(release, ns, url, version, values), ns)
+      await applyRbac(this.ctx.rest.asServiceAccount(this.ns, this.serviceAccount), release, { name: this.serviceAccount, namespace: this.ns }, rbac)
+      this.granted.set(id, { key, rbac })
+    } catch (err) {
+      throw new Error(`generating RBAC using chart-inspector: ${(err as Error).message}`)
+    }
   }
 
   private releaseName(obj: KObject): string {
@@ -110,7 +147,8 @@ class Cdc {
         if (firstInstall && !(await this.markCreate(current))) return
         try {
           this.ctx.log(`cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`)
-          await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {}, this.cut.signal)
+          await this.grantOwnRights(release, ns, url, chartVersion, current.spec ?? {})
+          await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {}, this.cut.signal, this.helmUser)
         } catch (err) {
           if (this.cut.signal.aborted) return // the process "died": nothing is recorded
           const msg = (err as Error).message
@@ -206,7 +244,14 @@ class Cdc {
     }
     try {
       this.ctx.log(`cdc ${this.plural}.${this.version}: helm uninstall ${obj.metadata.namespace}/${this.releaseName(obj)}`)
-      await this.ctx.helm.uninstall(this.releaseName(obj), obj.metadata.namespace!)
+      const release = this.releaseName(obj)
+      await this.ctx.helm.uninstall(release, obj.metadata.namespace!, this.helmUser)
+      const id = `${obj.metadata.namespace}/${release}`
+      const granted = this.granted.get(id)
+      if (this.helmUser) {
+        await removeRbac(this.ctx.rest.asServiceAccount(this.ns, this.serviceAccount), release, this.ns, granted?.rbac ?? { cluster: [], namespaced: { [obj.metadata.namespace!]: [] } })
+        this.granted.delete(id)
+      }
     } catch (err) {
       await this.setStatus(obj, {}, synced('False', 'ReconcileError', `delete failed: ${(err as Error).message}`))
       this.enqueue(obj, 2000)

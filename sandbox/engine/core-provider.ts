@@ -59,6 +59,19 @@ export function toStructural(schema: unknown): Record<string, unknown> {
 
 interface CDStatus { conditions?: Condition[]; apiVersion?: string; kind?: string; resource?: string; packageUrl?: string; digest?: string; managed?: unknown[] }
 
+
+const CDC_CLUSTER_RULES = [
+  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['get', 'list'] },
+  { apiGroups: [COMPOSITION_GROUP], resources: ['*'], verbs: ['*'] },
+  { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings', 'clusterroles', 'clusterrolebindings'], verbs: ['*'] },
+  { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch', 'create'] },
+]
+const CDC_NAMESPACE_RULES = [
+  { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'create', 'delete', 'update'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch', 'update'] },
+  { apiGroups: ['core.krateo.io'], resources: ['compositiondefinitions', 'compositiondefinitions/status'], verbs: ['get', 'list', 'watch'] },
+]
+
 export class CoreProvider {
   readonly cds: Informer
   private raceLost = new Set<string>()
@@ -348,9 +361,11 @@ export class CoreProvider {
       this.ctx.rest.createOrIgnore(this.objectPath(apiVersion, resource, '', namespaced ? ns : undefined), body)
     const sa = { kind: 'ServiceAccount', name: t.base, namespace: ns }
     await create('v1', 'serviceaccounts', { metadata: meta(t.base) })
-    await create('rbac.authorization.k8s.io/v1', 'clusterroles', { metadata: meta(t.base, false), rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] }, false)
+    // The static part of a cdc's rights (core-provider's rbac assets clusterrole.yaml and
+    // compositiondefinition-role.yaml): the chart's own kinds come from the cdc's rbacgen (rbacgen.ts).
+    await create('rbac.authorization.k8s.io/v1', 'clusterroles', { metadata: meta(t.base, false), rules: CDC_CLUSTER_RULES }, false)
     await create('rbac.authorization.k8s.io/v1', 'clusterrolebindings', { metadata: meta(t.base, false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: t.base }, subjects: [sa] }, false)
-    await create('rbac.authorization.k8s.io/v1', 'roles', { metadata: meta(t.base), rules: [{ apiGroups: ['*'], resources: ['*'], verbs: ['*'] }] })
+    await create('rbac.authorization.k8s.io/v1', 'roles', { metadata: meta(t.base), rules: CDC_NAMESPACE_RULES })
     await create('rbac.authorization.k8s.io/v1', 'rolebindings', { metadata: meta(t.base), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: t.base }, subjects: [sa] })
     await create('v1', 'configmaps', {
       metadata: meta(`${t.base}-configmap`),

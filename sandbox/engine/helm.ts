@@ -102,16 +102,28 @@ export class HelmRunner {
     }
   }
 
-  async upgradeInstall(release: string, namespace: string, url: string, version: string, values: unknown, signal?: AbortSignal): Promise<void> {
+  /** Runs helm with the values in a file of this run only. */
+  private async withValues<T>(values: unknown, fn: (file: string) => Promise<T>): Promise<T> {
     const dir = mkdtempSync(join(this.home, 'values-'))
     const file = join(dir, 'values.json')
     writeFileSync(file, JSON.stringify(values ?? {}))
     try {
-      const chart = await this.chartForCdc(url, version)
-      await this.run(['upgrade', '--install', release, chart.dir, '-n', namespace, '-f', file, '--history-max', '3'], 120_000, signal)
+      return await fn(file)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  }
+
+  /** `asUser` (a ServiceAccount's user name) runs helm with that account's rights, as a cdc's in-cluster client. */
+  async upgradeInstall(release: string, namespace: string, url: string, version: string, values: unknown, signal?: AbortSignal, asUser?: string): Promise<void> {
+    const chart = await this.chartForCdc(url, version)
+    await this.withValues(values, (file) => this.run(['upgrade', '--install', release, chart.dir, '-n', namespace, '-f', file, '--history-max', '3', ...(asUser ? ['--kube-as-user', asUser] : [])], 120_000, signal))
+  }
+
+  /** What the chart renders with these values, without the cluster (chart-inspector's question). */
+  async template(release: string, namespace: string, url: string, version: string, values: unknown): Promise<string> {
+    const chart = await this.chartForCdc(url, version)
+    return this.withValues(values, async (file) => (await this.run(['template', release, chart.dir, '-n', namespace, '-f', file])).stdout)
   }
 
   async manifest(release: string, namespace: string): Promise<string | null> {
@@ -140,9 +152,9 @@ export class HelmRunner {
     else await this.run(['rollback', release, '-n', namespace])
   }
 
-  async uninstall(release: string, namespace: string): Promise<void> {
+  async uninstall(release: string, namespace: string, asUser?: string): Promise<void> {
     try {
-      await this.run(['uninstall', release, '-n', namespace])
+      await this.run(['uninstall', release, '-n', namespace, ...(asUser ? ['--kube-as-user', asUser] : [])])
     } catch (err) {
       if (!/not found/i.test((err as Error).message)) throw err
     }

@@ -62,7 +62,7 @@ export class HookRunner {
 
   private steps(hook: string, ns: string, as: Rest): (() => Promise<void>) | null {
     switch (hook) {
-      case 'installer-self-bootstrap': return () => selfBootstrap(as, ns)
+      case 'installer-self-bootstrap': return () => selfBootstrap(as, ns, this.ctx.rest)
       case 'bootstrap-teardown': return () => bootstrapTeardown(as, ns)
       case 'installer-ordered-teardown': return () => orderedTeardown(as, ns)
       // Its real ServiceAccount is kept alive by hook annotations; the fixture does not model that, so it acts as admin.
@@ -81,10 +81,14 @@ async function until<T>(what: string, tries: number, everyMs: number, check: () 
   throw new Error(`timed out waiting for ${what}`)
 }
 
-/** The post-install/post-upgrade hook: apply the installer CD, then the Installer CR, then strip stale create marks until it syncs. */
-async function selfBootstrap(rest: Rest, ns: string): Promise<void> {
+/**
+ * The post-install/post-upgrade hook: apply the installer CD, then the Installer CR, then strip stale create
+ * marks until it syncs. `kubelet` reads what the pod mounts (the installer-self-cr ConfigMap): the Job's own
+ * account may not.
+ */
+async function selfBootstrap(rest: Rest, ns: string, kubelet: Rest): Promise<void> {
   await until('CRD compositiondefinitions.core.krateo.io', 120, 1000, async () => conditionTrue(await rest.getOrNull(`${CRD_API}/compositiondefinitions.core.krateo.io`), 'Established'))
-  const cm = await rest.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/installer-self-cr`)
+  const cm = await kubelet.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/installer-self-cr`)
   const cd = parse(cm.data['compositiondefinition.yaml']!) as KObject
   const cdPath = `${CD_API}/namespaces/${ns}/compositiondefinitions`
   if (await rest.getOrNull(`${cdPath}/${cd.metadata.name}`)) await rest.mergePatch(`${cdPath}/${cd.metadata.name}`, { metadata: { labels: cd.metadata.labels ?? {} }, spec: cd.spec })

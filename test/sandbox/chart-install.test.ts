@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { describe, it } from 'node:test'
+import { PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, GEN, httpCode, onGeneration, useSandbox } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv } from '../helpers/cli.js'
 
@@ -31,6 +32,32 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
     const ready = await eventually('the platform Ready', async () => { const s = await status(); return s.phase === 'Ready' ? s : null }, 5 * 60_000, 2000)
     assert.match(ready.portalUrl ?? '', /^http:\/\/198\.51\.100\.\d+:8080$/, 'LoadBalancer exposure wires the portal')
     assert.ok(Date.now() - started < 5 * 60_000)
+  })
+
+  it("the installer's cdc renders with its own ServiceAccount: rbacgen's grants and the chart's own; without the chart's Services grant its consumer render is refused", async () => {
+    const sa = 'installers-v0-2-53'
+    const installerRef = { group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', name: 'installer' }
+    const installer = await kube().custom.getNamespacedCustomObject(installerRef) as { metadata: { labels: Record<string, string> } }
+    // rbacgen: the kinds its chart renders (the CompositionDefinitions) granted by the cdc to itself, named after the release.
+    const release = installer.metadata.labels['krateo.io/release-name']!
+    const rbac = kube().kc.makeApiClient(RbacAuthorizationV1Api)
+    const role = await rbac.readNamespacedRole({ name: release, namespace: ns })
+    assert.ok(role.rules?.some((r) => r.apiGroups?.includes('core.krateo.io') && r.resources?.includes('compositiondefinitions') && r.verbs.includes('*')), JSON.stringify(role.rules))
+    const grant = await rbac.readNamespacedRoleBinding({ name: 'installers-lbip-services', namespace: ns })
+    assert.deepEqual(grant.subjects?.map((x) => x.name), [sa], "the chart binds its own version's cdc account")
+    await rbac.deleteNamespacedRoleBinding({ name: 'installers-lbip-services', namespace: ns })
+    const nudge = (value: string | null) => kube().custom.patchNamespacedCustomObject({ ...installerRef, body: { metadata: { annotations: { 'krateo.io/paused': value } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))
+    await nudge('false')
+    const refused = await eventually('the render refused', async () => {
+      const o = await kube().custom.getNamespacedCustomObject(installerRef) as { status?: { conditions?: { type: string; status: string; message?: string }[] } }
+      const synced = o.status?.conditions?.find((c) => c.type === 'Synced')
+      return synced?.status === 'False' ? synced.message ?? '' : null
+    }, 60_000)
+    assert.match(refused, new RegExp(`system:serviceaccount:${ns}:${sa}.*cannot list resource "services"`), 'the lookup of inst.lbip runs with the cdc account')
+    const { metadata, roleRef, subjects } = grant
+    await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name: metadata!.name, namespace: ns, labels: metadata!.labels, annotations: metadata!.annotations }, roleRef, subjects } })
+    await nudge(null)
+    await eventually('the platform Ready again', async () => (await status()).phase === 'Ready', 120_000, 1000)
   })
 
   it('helm uninstall runs bootstrap-teardown and the ordered drain; what the chart leaves is the installer definition and the namespace', async () => {
