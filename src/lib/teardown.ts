@@ -374,11 +374,16 @@ export class Teardown {
    */
   async finishRelease(c: Component, left: ManagedRef[], report: StepReport): Promise<void> {
     report.line(`${c.name}: Composition already gone; ${left.length} of its release's objects still finalizing`)
-    for (const m of left) {
+    await this.waitReleased(c, left, report)
+    report.line(`${c.name}: gone`)
+  }
+
+  /** What a release's helm uninstall deleted, finalized by controllers still alive now: waited for before their providers go. */
+  private async waitReleased(c: Component, objects: ManagedRef[], report: StepReport): Promise<void> {
+    for (const m of objects) {
       await this.waitObjectGone(collectionOf(m), m.name, `${m.resource}/${m.name} of ${c.name} to be gone`, report,
         () => `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`)
     }
-    report.line(`${c.name}: gone`)
   }
 
   /** Deletes one component's Composition and waits until it and every object it managed are gone. */
@@ -406,10 +411,7 @@ export class Teardown {
     }
     // The release's own objects (the portal's pages, a provider's RestDefinitions) are finalized by
     // controllers that are still alive now; wait for them before their providers go.
-    for (const m of managed) {
-      await this.waitObjectGone(collectionOf(m), m.name, `${m.resource}/${m.name} of ${c.name} to be gone`, report,
-        () => `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`)
-    }
+    await this.waitReleased(c, managed, report)
     report.line(`${c.name}: gone`)
   }
 
