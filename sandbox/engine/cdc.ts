@@ -25,8 +25,10 @@ class Cdc {
   /** status.managed per Composition uid, from the last helm run. */
   private managed = new Map<string, Record<string, string>[]>()
   private pendingSince = new Map<string, number>()
-  /** Aborted when the cdc's pod is rolled: its in-flight helm runs are cut (SIGKILL), as a pod's are. */
-  cut = new AbortController()
+  /** Aborted when the cdc's pod is stopped: its in-flight helm runs are cut (SIGKILL), as a pod's are. */
+  private cut = new AbortController()
+  /** Which pod of this cdc is the current one: a rollout starts another beside the old. */
+  private pod = 0
   private deletingSince = new Map<string, number>()
   private raceLost = new Set<string>()
   /** What rbacgen last granted, per release (`<namespace>/<release>`), with the inputs it came from. */
@@ -55,9 +57,22 @@ class Cdc {
     return `/apis/${COMPOSITION_GROUP}/${this.version}/namespaces/${obj.metadata.namespace}/${this.plural}/${obj.metadata.name}`
   }
 
+  /**
+   * A rollout: the new pod observes everything at once; the old one's work in flight goes on for the overlap
+   * (its own queue keys, so both may work on one Composition together), then it is stopped.
+   */
+  rollout(overlapMs: number): void {
+    const old = this.cut
+    this.cut = new AbortController()
+    this.pod++
+    if (overlapMs > 0) setTimeout(() => old.abort(), overlapMs)
+    else old.abort()
+  }
+
   enqueue(obj: KObject, afterMs = 0): void {
-    const key = `cdc/${this.plural}/${obj.metadata.namespace}/${obj.metadata.name}`
-    const work = () => this.reconcile(obj.metadata.namespace!, obj.metadata.name)
+    const key = `cdc/${this.plural}/${obj.metadata.namespace}/${obj.metadata.name}#${this.pod}`
+    const signal = this.cut.signal
+    const work = () => (signal.aborted ? Promise.resolve() : this.reconcile(obj.metadata.namespace!, obj.metadata.name, signal))
     if (afterMs) this.ctx.queue.addAfter(key, afterMs, work)
     else this.ctx.queue.add(key, work)
   }
@@ -106,7 +121,8 @@ class Cdc {
     return obj.metadata.labels?.[LABEL_RELEASE_NAME] ?? `${obj.metadata.name}-${obj.metadata.uid!.slice(0, 8)}`
   }
 
-  async reconcile(ns: string, name: string): Promise<void> {
+  /** One observe, by the pod whose stop aborts `signal`. */
+  async reconcile(ns: string, name: string, signal: AbortSignal): Promise<void> {
     if (process.env.KRATEO_ENGINE_DEBUG) this.ctx.log(`cdc ${this.plural}.${this.version}: reconcile ${ns}/${name} (alive=${this.alive})`)
     if (!this.alive) return
     const obj = await this.ctx.rest.getOrNull(this.objectPath({ metadata: { namespace: ns, name } }))
@@ -147,10 +163,11 @@ class Cdc {
         if (firstInstall && !(await this.markCreate(current))) return
         try {
           this.ctx.log(`cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`)
+          await renderTime(settings.renderSeconds?.[name] ?? 0, signal)
           await this.grantOwnRights(release, ns, url, chartVersion, current.spec ?? {})
-          await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {}, this.cut.signal, this.helmUser)
+          await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {}, signal, this.helmUser)
         } catch (err) {
-          if (this.cut.signal.aborted) return // the process "died": nothing is recorded
+          if (signal.aborted) return // the process "died": nothing is recorded
           const msg = (err as Error).message
           if (firstInstall) {
             await this.annotate(current, ANN_CREATE_FAILED)
@@ -265,6 +282,16 @@ class Cdc {
   }
 }
 
+/** Waits the render time a knob gives, unless the pod is stopped first. */
+function renderTime(seconds: number, signal: AbortSignal): Promise<void> {
+  if (seconds <= 0) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const done = () => { clearTimeout(timer); reject(new Error('the cdc pod was stopped')) }
+    const timer = setTimeout(() => { signal.removeEventListener('abort', done); resolve() }, seconds * 1000)
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
 /** Starts and stops a simulated cdc per bundle Deployment. */
 export class CdcManager {
   private cdcs = new Map<string, Cdc>()
@@ -272,11 +299,8 @@ export class CdcManager {
   constructor(private ctx: EngineContext) {
     ctx.onDeployment((d, old) => {
       const cdc = this.cdcs.get(`${d.metadata.namespace}/${d.metadata.name}`)
-      // A rollout (new template) stops the old pod: its helm work in flight is cut where it stands.
-      if (cdc && old && old.metadata.generation !== d.metadata.generation) {
-        cdc.cut.abort()
-        cdc.cut = new AbortController()
-      }
+      // A rollout (new template) stops the old pod, after the overlap: its helm work in flight is cut where it stands.
+      if (cdc && old && old.metadata.generation !== d.metadata.generation) cdc.rollout((this.ctx.settings().cdcRolloutOverlapSeconds ?? 0) * 1000)
       // A (re)started cdc lists everything and observes it at once.
       if (cdc && EngineContext.available(d) && (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)) cdc.enqueueAll()
     })

@@ -36,6 +36,13 @@ export interface EngineSettings {
   cdcLoseCreateRace: string[]
   /** composition name -> seconds its deletion takes before helm uninstall runs. */
   slowDeletionSeconds: Record<string, number>
+  /** composition name -> seconds a cdc's render takes before helm runs (chart pull, chart-inspector): work in flight. */
+  renderSeconds?: Record<string, number>
+  /**
+   * Seconds the old pod of a rolled-out cdc keeps working beside the new one (no leader election: the
+   * Deployment's surge pod starts before the old one is stopped); 0 (default) cuts it at once.
+   */
+  cdcRolloutOverlapSeconds?: number
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {

@@ -64,6 +64,25 @@ describe('engine simulator: events, policies and fault knobs', () => {
     assert.equal(cond(await get('graceful'), 'Ready')?.status, 'True', 'gracefully paused stays Ready')
   })
 
+  it('a rolled-out cdc: its old pod is cut at once, or, with an overlap, finishes its render beside the new pod (no leader election)', async () => {
+    const before = await sandbox().engineSettings()
+    const revisionsSince = (release: string, since: number) => (JSON.parse(helm('history', release, '-n', ns, '-o', 'json')) as { updated: string }[]).filter((r) => Date.parse(r.updated) > since).length
+    for (const [name, overlap, expected] of [['cut-at-once', 0, 1], ['overlapping', 15, 2]] as const) {
+      await sandbox().setEngineSettings({ resyncSeconds: 120, renderSeconds: { [name]: 5 }, cdcRolloutOverlapSeconds: overlap })
+      await create(name)
+      const ready = await eventually(`${name} Ready`, async () => { const o = await get(name); return cond(o, 'Ready')?.status === 'True' ? o : null }, 30_000, 200)
+      const release = ready.metadata.labels!['krateo.io/release-name']!
+      const changed = Date.now()
+      await kube().custom.patchNamespacedCustomObject({ ...sse, name, body: { spec: { replicaCount: 2 } } }, mergePatch)
+      await sleep(1000) // the old pod's render is in flight
+      await sandbox().restartDeployment(ns, cdcDeployment)
+      await eventually(`${name}: ${expected} release revision(s) after the change`, async () => revisionsSince(release, changed) >= expected, 40_000, 200)
+      await sleep(7000) // long enough for a render the old pod would still finish
+      assert.equal(revisionsSince(release, changed), expected, overlap ? 'the old pod finished its render too' : 'the old pod was cut: only the new one rendered')
+    }
+    await sandbox().setEngineSettings({ resyncSeconds: before.resyncSeconds, renderSeconds: {}, cdcRolloutOverlapSeconds: 0 })
+  })
+
   it('observes a change of krateo.io/paused at once (a watched annotation, no restart), and keeps a paused Composition Terminating until the pause goes', async () => {
     await create('paused')
     await eventually('paused Ready', async () => (await readyReason('paused')) === 'Available', 30_000)
