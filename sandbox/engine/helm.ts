@@ -44,6 +44,8 @@ export class HelmRunner {
           reject(new Error(lines[lines.length - 1] ?? err.message))
         } else resolve({ stdout: String(stdout), stderr: String(stderr) })
       })
+      // helm may exit before it reads its input (a refused flag, a dead cluster): its exit says why, not the pipe.
+      child.stdin?.on('error', () => undefined)
       child.stdin?.end(input ?? '')
     })
   }
