@@ -43,8 +43,10 @@ export function useSandbox(opts: StartOptions = {}): { sandbox: () => Sandbox; k
   before(async () => {
     sandbox = await startSandbox({ ownerPid: process.pid, ...opts })
     kube = kubeFor(sandbox.kubeconfig)
+    current = sandbox
   }, { timeout: 15 * 60_000 })
   after(async () => {
+    current = undefined
     // For debugging a failing file: KRATEO_TEST_AGENT_LOG=1 prints what the engine simulator did.
     if (process.env.KRATEO_TEST_AGENT_LOG && sandbox) console.error(tailFile(sandbox.daemon('agent')?.log ?? '', 3000))
     await sandbox?.stop()
@@ -60,14 +62,23 @@ function assertNever(message: string): never {
 }
 
 export { sleep } from '../../sandbox/lib/processes.js'
-import { tailFile } from '../../sandbox/lib/processes.js'
+import { isOurs, tailFile } from '../../sandbox/lib/processes.js'
 import { sleep } from '../../sandbox/lib/processes.js'
 
 /** Polls check until it returns a truthy value; fails with the last observation after timeoutMs. */
+/** The sandbox of the running file: a wait fails at once, with the reason, when its engine has died. */
+let current: Sandbox | undefined
+
+function assertEngineAlive(): void {
+  const agent = current?.daemon('agent')
+  if (agent && !isOurs(agent.pid, current!.dir)) throw new Error(`the sandbox's engine simulator (agent) exited; its log ends:\n${tailFile(agent.log, 25)}`)
+}
+
 export async function eventually<T>(what: string, check: () => Promise<T | undefined | false | null>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < deadline) {
+    assertEngineAlive()
     try {
       const value = await check()
       if (value) return value
