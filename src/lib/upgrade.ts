@@ -218,9 +218,9 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
     'Kept: spec.features and every other runtime edit of the Installer CR; only components and componentValues are merged.',
     '',
     'Steps:',
+    ...(needsPause(plan) ? ['  pause the Installer CR so nothing renders half-upgraded'] : []),
     `  helm upgrade ${plan.release} (bootstrap mode, hooks skipped; your previous values kept, new -f/--set on top)`,
   ]
-  if (needsPause(plan)) lines.push('  pause the Installer CR so nothing renders half-upgraded')
   if (diff.removed.length) lines.push(`  drain removed components, leaves first: ${removalWaves(diff.removed).map((w) => w.join(', ')).join(' | ')}`)
   const staged = stagedLayers(plan)
   if (staged.length) lines.push(`  move definitions, dependencies first: ${staged.map((l) => l.map((c) => c.name).join(', ')).join(' | ')}`)
@@ -270,16 +270,9 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
   const deadline = Date.now() + opts.timeoutMs
   const installerRef = (version: string) => ({ group: COMPOSITION_GROUP, version, namespace: ns, plural: 'installers', name: 'installer' })
   const readInstaller = async () => await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, installerRef(plan.installer.apiVersion!.split('/')[1]!)))
-  const steps: Step[] = [{
-    title: `Upgrade the bootstrap release "${plan.release}" to ${plan.to} (helm, hooks skipped)`,
-    run: async (r) => {
-      const current = await releaseStatus(helm, ns, plan.release)
-      const newValues = opts.values.files.length + opts.values.sets.length > 0
-      if (current?.status === 'deployed' && current.version === plan.to && !newValues) return `already at ${plan.to} (revision ${current.revision})`
-      await helmBootstrap(helm, { ...opts, source: plan.source, values: plan.values }, plan.release, current, deadline, r)
-      return `revision ${(await releaseStatus(helm, ns, plan.release))?.revision ?? '?'}`
-    },
-  }]
+  const steps: Step[] = []
+  // Paused first: the bootstrap release's upgrade moves the chart's grants to the new version's cdc account
+  // (installers-lbip-services), so the old cdc must not render in between.
   if (needsPause(plan)) {
     steps.push({
       title: 'Pause the Installer CR so nothing renders half-upgraded',
@@ -291,6 +284,16 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
       },
     })
   }
+  steps.push({
+    title: `Upgrade the bootstrap release "${plan.release}" to ${plan.to} (helm, hooks skipped)`,
+    run: async (r) => {
+      const current = await releaseStatus(helm, ns, plan.release)
+      const newValues = opts.values.files.length + opts.values.sets.length > 0
+      if (current?.status === 'deployed' && current.version === plan.to && !newValues) return `already at ${plan.to} (revision ${current.revision})`
+      await helmBootstrap(helm, { ...opts, source: plan.source, values: plan.values }, plan.release, current, deadline, r)
+      return `revision ${(await releaseStatus(helm, ns, plan.release))?.revision ?? '?'}`
+    },
+  })
   if (plan.diff.removed.length) {
     steps.push({
       title: `Drain removed components, leaves first (${plan.diff.removed.map((c) => c.name).join(', ')})`,
