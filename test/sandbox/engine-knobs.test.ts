@@ -66,19 +66,27 @@ describe('engine simulator: events, policies and fault knobs', () => {
 
   it('a rolled-out cdc: its old pod is cut at once, or, with an overlap, finishes its render beside the new pod (no leader election)', async () => {
     const before = await sandbox().engineSettings()
-    const revisionsSince = (release: string, since: number) => (JSON.parse(helm('history', release, '-n', ns, '-o', 'json')) as { updated: string }[]).filter((r) => Date.parse(r.updated) > since).length
-    for (const [name, overlap, expected] of [['cut-at-once', 0, 1], ['overlapping', 15, 2]] as const) {
-      await sandbox().setEngineSettings({ resyncSeconds: 120, renderSeconds: { [name]: 5 }, cdcRolloutOverlapSeconds: overlap })
+    /** replicaCount of each release revision deployed after `since`. */
+    const renderedSince = (release: string, since: number) => (JSON.parse(helm('history', release, '-n', ns, '-o', 'json')) as { revision: number; updated: string }[])
+      .filter((r) => Date.parse(r.updated) > since)
+      .map((r) => (JSON.parse(helm('get', 'values', release, '-n', ns, '--revision', String(r.revision), '-o', 'json')) as { replicaCount?: number }).replicaCount)
+    for (const [name, overlap] of [['cut-at-once', 0], ['overlapping', 20]] as const) {
+      await sandbox().setEngineSettings({ resyncSeconds: 120, renderSeconds: { [name]: 8 }, cdcRolloutOverlapSeconds: overlap })
       await create(name)
       const ready = await eventually(`${name} Ready`, async () => { const o = await get(name); return cond(o, 'Ready')?.status === 'True' ? o : null }, 30_000, 200)
       const release = ready.metadata.labels!['krateo.io/release-name']!
       const changed = Date.now()
+      // The old pod starts rendering replicaCount 2; before its render ends, 3 is asked for and the cdc rolled out.
       await kube().custom.patchNamespacedCustomObject({ ...sse, name, body: { spec: { replicaCount: 2 } } }, mergePatch)
-      await sleep(1000) // the old pod's render is in flight
+      await sleep(2500)
+      await kube().custom.patchNamespacedCustomObject({ ...sse, name, body: { spec: { replicaCount: 3 } } }, mergePatch)
       await sandbox().restartDeployment(ns, cdcDeployment)
-      await eventually(`${name}: ${expected} release revision(s) after the change`, async () => revisionsSince(release, changed) >= expected, 40_000, 200)
-      await sleep(7000) // long enough for a render the old pod would still finish
-      assert.equal(revisionsSince(release, changed), expected, overlap ? 'the old pod finished its render too' : 'the old pod was cut: only the new one rendered')
+      await eventually(`${name}: the new pod's render (replicaCount 3) lands`, async () => renderedSince(release, changed).includes(3), 60_000, 500)
+      if (overlap) await eventually("the old pod's render (replicaCount 2) lands too", async () => renderedSince(release, changed).includes(2), 30_000, 500)
+      else {
+        await sleep(9000) // longer than the render the old pod had in flight
+        assert.ok(!renderedSince(release, changed).includes(2), "the old pod was cut: its render never reached helm")
+      }
     }
     await sandbox().setEngineSettings({ resyncSeconds: before.resyncSeconds, renderSeconds: {}, cdcRolloutOverlapSeconds: 0 })
   })
