@@ -100,16 +100,16 @@ class Cdc {
   }
 
   /**
-   * rbacgen before a helm run: what chart-inspector finds in the chart rendered with these values, granted
-   * to this cdc's ServiceAccount by the cdc itself. Applied again only when the render's inputs change.
+   * rbacgen before every helm run: what chart-inspector finds in the chart rendered with these values (asked
+   * again only when the inputs change), applied by the cdc to its own ServiceAccount.
    */
   private async grantOwnRights(release: string, ns: string, url: string, version: string, values: unknown): Promise<void> {
     if (!this.helmUser) return
     const key = createHash('sha256').update(JSON.stringify([url, version, values])).digest('hex')
     const id = `${ns}/${release}`
-    if (this.granted.get(id)?.key === key) return
     try {
-      const rbac = generatedRbac(await this.ctx.helm.template(release, ns, url, version, values), ns)
+      const known = this.granted.get(id)
+      const rbac = known?.key === key ? known.rbac : generatedRbac(await this.ctx.helm.template(release, ns, url, version, values), ns)
       await applyRbac(this.ctx.rest.asServiceAccount(this.ns, this.serviceAccount), release, { name: this.serviceAccount, namespace: this.ns }, rbac)
       this.granted.set(id, { key, rbac })
     } catch (err) {
