@@ -65,7 +65,6 @@ export { sleep } from '../../sandbox/lib/processes.js'
 import { isOurs, tailFile } from '../../sandbox/lib/processes.js'
 import { sleep } from '../../sandbox/lib/processes.js'
 
-/** Polls check until it returns a truthy value; fails with the last observation after timeoutMs. */
 /** The sandbox of the running file: a wait fails at once, with the reason, when its engine has died. */
 let current: Sandbox | undefined
 
@@ -74,6 +73,7 @@ function assertEngineAlive(): void {
   if (agent && !isOurs(agent.pid, current!.dir)) throw new Error(`the sandbox's engine simulator (agent) exited; its log ends:\n${tailFile(agent.log, 25)}`)
 }
 
+/** Polls check until it returns a truthy value; fails with the last observation after timeoutMs. */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined | false | null>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
