@@ -37,7 +37,7 @@ export function generatedRbac(manifest: string, namespace: string): GeneratedRba
 
 const RBAC_API = '/apis/rbac.authorization.k8s.io/v1'
 
-async function upsert(rest: Rest, collection: string, body: KObject): Promise<void> {
+async function upsert(rest: Rest, collection: string, body: { metadata: { name: string } } & Record<string, unknown>): Promise<void> {
   try {
     await rest.create(collection, body)
   } catch (err) {
@@ -54,11 +54,11 @@ async function upsert(rest: Rest, collection: string, body: KObject): Promise<vo
 export async function applyRbac(rest: Rest, base: string, sa: { name: string; namespace: string }, rbac: GeneratedRbac): Promise<void> {
   const subjects = [{ kind: 'ServiceAccount', name: sa.name, namespace: sa.namespace }]
   const clusterName = `${base}-${sa.namespace}`
-  await upsert(rest, `${RBAC_API}/clusterroles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterName }, rules: rbac.cluster } as unknown as KObject)
-  await upsert(rest, `${RBAC_API}/clusterrolebindings`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: clusterName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterName }, subjects } as unknown as KObject)
+  await upsert(rest, `${RBAC_API}/clusterroles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterName }, rules: rbac.cluster })
+  await upsert(rest, `${RBAC_API}/clusterrolebindings`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: clusterName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterName }, subjects })
   for (const [ns, rules] of Object.entries(rbac.namespaced)) {
-    await upsert(rest, `${RBAC_API}/namespaces/${ns}/roles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: base, namespace: ns }, rules } as unknown as KObject)
-    await upsert(rest, `${RBAC_API}/namespaces/${ns}/rolebindings`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: base, namespace: ns }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: base }, subjects } as unknown as KObject)
+    await upsert(rest, `${RBAC_API}/namespaces/${ns}/roles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: base, namespace: ns }, rules })
+    await upsert(rest, `${RBAC_API}/namespaces/${ns}/rolebindings`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: base, namespace: ns }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: base }, subjects })
   }
 }
 

@@ -18,8 +18,8 @@ import { canAsk, confirmOrRefuse } from '../lib/confirm.js'
 export default class Upgrade extends KrateoCommand {
   static override summary = 'Move a running platform to another installer version, or switch its features, keeping runtime edits'
   static override description = prose(`Renders the new installer chart with the values you installed with (plus any new -f/--set), shows what
-moves (components added, removed, versions old -> new, features), then: helm upgrade of the bootstrap
-release (hooks skipped); with the Installer paused, removed components drained leaves first and changed
+moves (components added, removed, versions old -> new, features), then: the Installer paused (for a
+version move), helm upgrade of the bootstrap release (hooks skipped), removed components drained leaves first and changed
 component definitions moved to their new versions dependencies first, each followed until its release runs
 at the new version; the installer CompositionDefinition at the new version; a merge patch of only
 components and componentValues (and the features you switch) onto the Installer CR, so spec.features and

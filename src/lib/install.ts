@@ -8,7 +8,7 @@ import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserV
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { observe, COMPOSITION_GROUP } from './observe.js'
-import { type PlatformState, type KObj, type Observed, STAGE_TEXT, conditionOf, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
+import { type PlatformState, type KObj, type Observed, DISCOVERY_DELAY, STAGE_TEXT, conditionOf, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
 import { checkRequiredValues } from './required-values.js'
 import { type Step, type StepReport } from './progress.js'
@@ -305,7 +305,7 @@ export interface FollowResult { state: PlatformState; nudges: number; healed: nu
 const NUDGE_SETTLE_MS = 300
 const NUDGE_GAP_MS = 1000
 /** helm's words when a kind whose CRD was just established is not in discovery yet (a render to retry). */
-const DISCOVERY_LAG = /There can be a delay between when CustomResourceDefinitions are created|no matches for kind|ensure CRDs are installed first/i
+const DISCOVERY_LAG = new RegExp(`${DISCOVERY_DELAY}|no matches for kind|ensure CRDs are installed first`, 'i')
 
 export async function followToReady(cluster: Cluster, pw: PlatformWatch, opts: Pick<InstallOptions, 'namespace' | 'accelerate'>, interrupt: Interrupt, report: StepReport, deadline: number,
   applied: (o: Observed) => boolean = () => true, pending: (o: Observed) => string | null = () => null): Promise<FollowResult> {

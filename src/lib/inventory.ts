@@ -160,15 +160,14 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
 
 /** Recorded objects of releases whose Composition is gone that are still being deleted (finalizers pending). */
 async function stillFinalizing(cluster: Cluster, obs: Observed, record: TeardownRecord | null): Promise<Map<string, ManagedRef[]>> {
-  const out = new Map<string, ManagedRef[]>()
-  for (const [name, refs] of Object.entries(record?.released ?? {})) {
-    if (obs.compositions.has(name)) continue
-    // Only what is being deleted: an object left standing (kept by its chart, or made again by someone) is not a drain to finish.
+  const gone = Object.entries(record?.released ?? {}).filter(([name]) => !obs.compositions.has(name))
+  const found = await Promise.all(gone.map(async ([name, refs]) => {
+    // Only what is being deleted: an object left standing (kept by its chart, or made again by someone) is not a
+    // drain to finish; one that cannot be read is not waited for either.
     const objects = await Promise.all(refs.map(async (m) => ({ m, o: await getPath(cluster, managedPath(m)).catch(() => null) })))
-    const left = objects.filter(({ o }) => !!o?.metadata.deletionTimestamp).map(({ m }) => m)
-    if (left.length) out.set(name, left)
-  }
-  return out
+    return [name, objects.filter(({ o }) => !!o?.metadata.deletionTimestamp).map(({ m }) => m)] as const
+  }))
+  return new Map(found.filter(([, left]) => left.length))
 }
 
 export function managedPath(m: ManagedRef): string {

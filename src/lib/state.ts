@@ -137,7 +137,9 @@ export function crdServes(crd: KObj | undefined, version: string): boolean {
  * API answers that mean "try again shortly": 429 and 503 (a CRD version's storage starting, a kind served a
  * moment ago that discovery does not list yet). The engine retries them; they are a problem once they last.
  */
-const PASSING_API_ERROR = /HTTP 429|HTTP 503|storage is \(re\)initializing|There can be a delay between when CustomResourceDefinitions are created/
+/** helm's and the API server's words for a kind served a moment ago that discovery does not list yet. */
+export const DISCOVERY_DELAY = 'There can be a delay between when CustomResourceDefinitions are created'
+const PASSING_API_ERROR = new RegExp(`HTTP 429|HTTP 503|storage is \\(re\\)initializing|${DISCOVERY_DELAY}`)
 export const PASSING_ERROR_GRACE_MS = 120_000
 
 /** A ReconcileError from a passing API answer, younger than the grace: the engine is still retrying it. */
