@@ -37,7 +37,7 @@ export function generatedRbac(manifest: string, namespace: string): GeneratedRba
 
 const RBAC_API = '/apis/rbac.authorization.k8s.io/v1'
 
-async function upsert(rest: Rest, collection: string, body: { metadata: { name: string } } & Record<string, unknown>): Promise<void> {
+async function upsert(rest: Rest, collection: string, body: { metadata: { name: string; namespace?: string } } & Record<string, unknown>): Promise<void> {
   try {
     await rest.create(collection, body)
   } catch (err) {
