@@ -74,8 +74,8 @@ export function platformChecks(cluster: Cluster, namespace: string): { checks: C
       },
       { name: 'every component Ready', run: async () => { const s = state(); return s.ready === s.total && s.phase === 'Ready' ? `${s.ready}/${s.total} Ready` : fail(`${phaseText(s)}: ${s.components.filter((c) => c.enabled && c.stage !== 'ready').map((c) => `${c.name} ${c.stage}`).join(', ') || s.problems[0] || ''}`, 'krateo-installer status shows why each one waits') } },
       { name: 'endpoints', run: async () => { const s = state(); const missing = s.endpoints.filter((e) => !e.url); return missing.length ? fail(`no address yet for ${missing.map((e) => `${e.component} (${e.type})`).join(', ')}`, 'a LoadBalancer needs a load-balancer controller; NodePort needs a reachable node') : s.endpoints.map((e) => `${e.component} ${e.url}`).join(', ') || 'none exposed' } },
-      // The chart wires the portal to LoadBalancer IPs only: with NodePort the note says so and what to do.
-      { name: 'portal', run: async () => state().portalUrl ?? fail(state().notes[0]?.split('. ')[0] ?? 'no portal URL', 'install with --exposure LoadBalancer on a cluster whose load balancers get IPs') },
+      // The chart wires the portal to LoadBalancer IPs only: with NodePort the gap says so and what to do.
+      { name: 'portal', run: async () => { const s = state(); return s.portalUrl ?? fail(s.portalGap?.why ?? 'no portal URL', s.portalGap?.hint ?? 'krateo-installer status shows why') } },
       {
         name: 'nothing left Terminating', run: async () => {
           const stuck = [obs!.installer, ...obs!.compositions.values(), ...obs!.cds.values()].filter((o): o is KObj => !!o?.metadata.deletionTimestamp)

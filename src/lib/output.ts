@@ -27,6 +27,7 @@ export function statusDocument(state: PlatformState): Record<string, unknown> {
     })),
     endpoints: state.endpoints,
     portalUrl: state.portalUrl,
+    portalGap: state.portalGap,
     adminPasswordCommand: state.phase === 'NotInstalled' ? null : adminPasswordCommand(state.namespace),
     problems: state.problems,
     notes: state.notes,
@@ -80,6 +81,8 @@ export function renderStatus(state: PlatformState): string {
     for (const e of state.endpoints) lines.push(`  ${e.component.padEnd(20)} ${e.url ?? `(${e.type}: no address yet)`}${e.hostnameOnly ? ' (load balancer hostname)' : ''}`)
   }
   if (state.portalUrl) lines.push('', `Portal: ${state.portalUrl}`)
+  // A gap the notes already explain at length is not said twice.
+  else if (state.portalGap && !state.notes.some((n) => n.startsWith(state.portalGap!.why))) lines.push('', `Portal: none yet: ${state.portalGap.why}`)
   if (state.phase !== 'NotInstalled' && state.phase !== 'Bootstrapping') lines.push(`Admin password: ${adminPasswordCommand(state.namespace)}`)
   if (state.problems.length) lines.push('', chalk.red('Problems:'), ...state.problems.map((p) => `  ${p}`))
   if (state.notes.length) lines.push('', chalk.yellow('Notes:'), ...state.notes.map((n) => `  ${n}`))

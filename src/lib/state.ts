@@ -2,7 +2,7 @@
 // read elsewhere (observe.ts), so every rule here is unit-tested without I/O.
 import { type Component, type InstallerSpec, dashed, isEnabled, parseComponents } from './components.js'
 import { notRunning, specApplied } from './workloads.js'
-import { consumerWiring, serviceOf, unwiredAdvice } from './wiring.js'
+import { type PortalGap, consumerWiring, serviceOf, unwiredAdvice } from './wiring.js'
 
 export interface KObj {
   apiVersion?: string
@@ -95,6 +95,8 @@ export interface PlatformState {
   components: ComponentState[]
   endpoints: Endpoint[]
   portalUrl: string | null
+  /** Why there is no portal URL (null when there is one, or nothing is installed). */
+  portalGap: PortalGap | null
   /** One line per problem (errors, stuck objects), most important first. */
   problems: string[]
   /** Facts a user should know that are not problems of the engine (a portal the chart does not wire). */
@@ -245,14 +247,23 @@ export function platformState(obs: Observed): PlatformState {
   for (const s of states) if (s.stage === 'stuck' || s.stage === 'error') problems.push(`${s.name}: ${s.detail}`)
   problems.push(...(obs.readErrors ?? []))
   const notes: string[] = []
-  let portalUrl = eps.find((e) => e.component === consumer?.name)?.url ?? null
-  if (consumer && isEnabled(consumer, spec.features)) {
+  const consumerEndpoint = eps.find((e) => e.component === consumer?.name)
+  let portalUrl = consumerEndpoint?.url ?? null
+  let portalGap: PortalGap | null = null
+  if (!obs.installer) portalGap = null
+  else if (!consumer) portalGap = { why: `installer ${installerVersion ?? '?'} names no portal component`, hint: 'see krateo-installer status for the endpoints it has' }
+  else if (!isEnabled(consumer, spec.features)) portalGap = { why: `${consumer.name} is turned off`, hint: `turn it on with: krateo-installer upgrade -n ${obs.namespace} --feature ${consumer.feature}=true` }
+  else {
     const wiring = consumerWiring(components, (p) => isEnabled(p, spec.features), obs.compositions.get(consumer.name), obs.services, obs.compositions)
     if (wiring.never.length) {
-      notes.push(unwiredAdvice(consumer.name, wiring.never))
+      portalGap = unwiredAdvice(consumer.name, wiring.never)
+      notes.push(`${portalGap.why}. ${portalGap.hint[0]!.toUpperCase()}${portalGap.hint.slice(1)}`)
       portalUrl = null // the frontend answers there, but it cannot reach its peers: not a portal a user can use
+    } else if (!portalUrl) {
+      portalGap = consumerEndpoint?.type === 'LoadBalancer' || consumerEndpoint?.type === 'NodePort'
+        ? { why: `${consumer.name} has no address yet (${consumerEndpoint.type})`, hint: consumerEndpoint.type === 'LoadBalancer' ? 'a LoadBalancer needs a load-balancer controller that gives it an address' : 'NodePort needs a node with an address' }
+        : { why: `${consumer.name} is not exposed${consumerEndpoint ? ` (its Service is ${consumerEndpoint.type})` : ' yet'}`, hint: 'install with --exposure LoadBalancer' }
     }
-    const consumerEndpoint = eps.find((e) => e.component === consumer.name)
     if (consumerEndpoint?.hostnameOnly) notes.push(`${consumer.name}'s load balancer has a hostname only: ${consumerEndpoint.url}`)
   }
 
@@ -271,7 +282,7 @@ export function platformState(obs: Observed): PlatformState {
   const pausedBy = by ? `paused by ${by}: re-run that command to resume${/ uninstall /.test(by) ? ' the uninstall' : ''}` : null
   return {
     phase, namespace: obs.namespace, installerVersion, ready: readyCount, total: enabled.length,
-    components: states, endpoints: eps, portalUrl, problems, notes, pausedBy, lock: null,
+    components: states, endpoints: eps, portalUrl, portalGap, problems, notes, pausedBy, lock: null,
   }
 }
 

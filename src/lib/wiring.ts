@@ -77,9 +77,14 @@ export function consumerWiring(components: Component[], enabled: (c: Component) 
   return out
 }
 
+/** Why the portal cannot be used in a browser, and what a user does about it. */
+export interface PortalGap { why: string; hint: string }
+
 /** What a user does about keys the chart never writes. */
-export function unwiredAdvice(consumer: string, never: WiringGap[]): string {
+export function unwiredAdvice(consumer: string, never: WiringGap[]): PortalGap {
   const keys = never.map((g) => g.key).join(', ')
-  return `the portal is not wired: the chart sets ${consumer}'s ${keys} from LoadBalancer IPs only (${never[0]!.why}). ` +
-    `Re-install with --exposure LoadBalancer on a cluster that gives load balancers IPs, or set componentValues.${consumer}.config.<KEY> to URLs a browser reaches`
+  return {
+    why: `the portal is not wired: the chart sets ${consumer}'s ${keys} from LoadBalancer IPs only (${never[0]!.why})`,
+    hint: `re-install with --exposure LoadBalancer on a cluster that gives load balancers IPs, or set componentValues.${consumer}.config.<KEY> to URLs a browser reaches`,
+  }
 }

@@ -65,5 +65,8 @@ describe(onGeneration('install under faults'), () => {
     const table = await cli(['status', '--kubeconfig', sandbox().kubeconfig])
     assert.doesNotMatch(table.stdout, /^Portal:/m)
     assert.match(table.stdout, /Notes:\n {2}the portal is not wired/)
+    const check = await cli(['check', '--kubeconfig', sandbox().kubeconfig])
+    assert.equal(check.code, 10, check.stdout + check.stderr)
+    assert.match(check.stdout, /✔ every component Ready: .*\n✔ endpoints: .*\n✖ portal: the portal is not wired: the chart sets frontend's AUTHN_API_BASE_URL.* \(authn is exposed as NodePort; the chart wires LoadBalancer IPs only\)\n {4}hint: re-install with --exposure LoadBalancer/)
   })
 })

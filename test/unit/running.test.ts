@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { type KObj, type Observed, componentState, platformState } from '../../src/lib/state.js'
+import { renderStatus } from '../../src/lib/output.js'
 import type { Component } from '../../src/lib/components.js'
 import { notRunning, podTrouble, specApplied } from '../../src/lib/workloads.js'
 import { chartPeerAddress, consumerWiring, serviceOf } from '../../src/lib/wiring.js'
@@ -96,10 +97,25 @@ describe('ready means running', () => {
     assert.equal(state.phase, 'Ready')
     assert.equal(state.portalUrl, null, 'never a false portal URL')
     assert.match(state.notes[0]!, /the portal is not wired.*--exposure LoadBalancer/)
+    assert.match(state.portalGap!.why, /^the portal is not wired: the chart sets frontend's AUTHN_API_BASE_URL from LoadBalancer IPs only \(authn is exposed as NodePort/)
+    assert.match(state.portalGap!.hint, /--exposure LoadBalancer/, 'check shows this as its hint')
+    assert.equal(renderStatus(state).match(/the portal is not wired/g)!.length, 1, 'said once, in the notes')
     const lbState = platformState(observed({ compositions: new Map([['authn', composition('authn', [])], ['frontend', composition('frontend', [], { config: {} })]]), services: [lb('authn', { ip: '198.51.100.10' }), lb('frontend', { ip: '198.51.100.11' })] }))
     assert.equal(lbState.components.find((c) => c.name === 'frontend')!.stage, 'wiring')
     assert.equal(lbState.components.find((c) => c.name === 'frontend')!.awaitsRender, true)
     assert.notEqual(lbState.phase, 'Ready')
+  })
+
+  it('says why there is no portal when the consumer is off or has no address yet', () => {
+    const off = platformState(observed({ installer: { metadata: { name: 'installer' }, spec: { components: [authn, { ...frontend, feature: 'portal' }], features: { portal: false } }, status: ready } }))
+    assert.equal(off.portalUrl, null)
+    assert.deepEqual(off.portalGap, { why: 'frontend is turned off', hint: `turn it on with: krateo-installer upgrade -n ${NS} --feature portal=true` })
+    const pending = platformState(observed({ compositions: new Map([['authn', composition('authn', [])], ['frontend', composition('frontend', [], { config: {} })]]), services: [lb('authn', { ip: '198.51.100.10' }), lb('frontend')] }))
+    assert.equal(pending.portalGap!.why, 'frontend has no address yet (LoadBalancer)')
+    assert.match(renderStatus(pending), /Portal: none yet: frontend has no address yet \(LoadBalancer\)/)
+    const wired = platformState(observed({ compositions: new Map([['authn', composition('authn', [])], ['frontend', composition('frontend', [], { config: { AUTHN_API_BASE_URL: 'http://198.51.100.10:8082' } })]]), services: [lb('authn', { ip: '198.51.100.10' }), lb('frontend', { ip: '198.51.100.11' })] }))
+    assert.equal(wired.portalUrl, 'http://198.51.100.11:8082')
+    assert.equal(wired.portalGap, null)
   })
 })
 
