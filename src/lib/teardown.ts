@@ -346,11 +346,13 @@ export class Teardown {
     }
   }
 
-  /** Takes back a pause this run set, when the command gives up before anything was drained. */
-  async unpauseIfOurs(installer: KObj | null): Promise<boolean> {
+  /** Takes back a pause this run set (and the annotations named, set with it), when the command gives up before anything was drained. */
+  async unpauseIfOurs(installer: KObj | null, alsoRemove: string[] = []): Promise<boolean> {
     if (!installer || !this.pausedByUs || this.drained > 0) return false
-    await mergePatchCustom(this.cluster, refOf(installer, 'installers'), { metadata: { annotations: { 'krateo.io/paused': null, [PAUSED_BY_ANNOTATION]: null } } }).catch(() => undefined)
-    return true
+    const annotations = Object.fromEntries(['krateo.io/paused', PAUSED_BY_ANNOTATION, ...alsoRemove].map((a) => [a, null]))
+    const done = await mergePatchCustom(this.cluster, refOf(installer, 'installers'), { metadata: { annotations } }).then(() => true, () => false)
+    if (done) this.pausedByUs = false
+    return done
   }
 
   /**

@@ -270,6 +270,18 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
   const deadline = Date.now() + opts.timeoutMs
   const installerRef = (version: string) => ({ group: COMPOSITION_GROUP, version, namespace: ns, plural: 'installers', name: 'installer' })
   const readInstaller = async () => await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, installerRef(plan.installer.apiVersion!.split('/')[1]!)))
+  /**
+   * A failed helm run that left the release where it was (a chart that cannot be pulled, a release another
+   * helm holds) changed nothing but our pause: that goes too, so the platform runs on as before. A failed
+   * run that wrote a revision keeps the pause (its cdc account's grants may already have moved); re-running resumes.
+   */
+  const givePauseBack = async (err: unknown, before: { revision: number } | null): Promise<unknown> => {
+    if (!(err instanceof UserError)) return err
+    const after = await releaseStatus(helm, ns, plan.release).catch(() => undefined)
+    if (after === undefined || after?.revision !== before?.revision) return err
+    if (!(await teardown.unpauseIfOurs(await readInstaller().catch(() => null), [UPGRADE_ANNOTATION]))) return err
+    return new UserError(err.message, err.exitCode, `${err.hint ? `${err.hint}; ` : ''}nothing was changed (the release is still at revision ${after?.revision ?? 'none'}, the Installer is unpaused)`)
+  }
   const steps: Step[] = []
   // Paused first: the bootstrap release's upgrade moves the chart's grants to the new version's cdc account
   // (installers-lbip-services), so the old cdc must not render in between.
@@ -290,7 +302,11 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
       const current = await releaseStatus(helm, ns, plan.release)
       const newValues = opts.values.files.length + opts.values.sets.length > 0
       if (current?.status === 'deployed' && current.version === plan.to && !newValues) return `already at ${plan.to} (revision ${current.revision})`
-      await helmBootstrap(helm, { ...opts, source: plan.source, values: plan.values }, plan.release, current, deadline, r)
+      try {
+        await helmBootstrap(helm, { ...opts, source: plan.source, values: plan.values }, plan.release, current, deadline, r)
+      } catch (err) {
+        throw await givePauseBack(err, current)
+      }
       return `revision ${(await releaseStatus(helm, ns, plan.release))?.revision ?? '?'}`
     },
   })

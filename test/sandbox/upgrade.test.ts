@@ -2,6 +2,9 @@
 // one added and one removed, an interrupted run resumed, feature switches, and what it refuses.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { parse } from 'yaml'
@@ -51,6 +54,25 @@ describe(onGeneration('upgrade'), () => {
     assert.equal(revision(), rev, 'the dry run did not touch the bootstrap release')
     assert.notEqual((await installer('v0-2-53')).metadata.annotations?.['krateo.io/paused'], 'true', 'nor the Installer CR')
     assert.equal((await status()).installerVersion, '0.2.53')
+
+    // A helm run that fails before it writes a revision (the registry cannot be reached by then) changes nothing:
+    // the pause set for it is taken back. A real helm, whose upgrade pulls from a closed loopback port.
+    const dir = mkdtempSync(join(tmpdir(), 'helm-unreachable-'))
+    try {
+      const helm = join(dir, 'helm')
+      writeFileSync(helm, `#!/usr/bin/env bash\nif [ "$1" = upgrade ]; then set -- "\${@//${sandbox().registry}/127.0.0.1:9}"; fi\nexec ${sandbox().helm} "$@"\n`)
+      chmodSync(helm, 0o755)
+      const failed = await runCli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--yes'], { env: { ...sandboxEnv(sandbox()), HELM_BIN: helm } })
+      assert.equal(failed.code, 8, failed.stdout + failed.stderr)
+      assert.match(failed.stderr, /127\.0\.0\.1:9.*nothing was changed \(the release is still at revision \d+, the Installer is unpaused\)$/m)
+      assert.equal(revision(), rev)
+      const annotations = (await installer('v0-2-53')).metadata.annotations ?? {}
+      assert.deepEqual([annotations['krateo.io/paused'], annotations['krateo-installer/upgrade-to']], [undefined, undefined], 'the Installer is as it was')
+      // The cdc sees the unpause at once (a watched annotation) and reports Ready again.
+      await eventually('the platform runs on as before', async () => { const after = await status(); return after.phase === 'Ready' && after.installerVersion === '0.2.53' && after.pausedBy === null }, 60_000)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
 
     let seen = ''
     const first = cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54')], (s) => { seen += s })
