@@ -90,6 +90,9 @@ describe(`engine generation ${GEN}: what differs and what is shared`, () => {
     const before = revision(release)
     await kube().custom.patchNamespacedCustomObject({ ...authns('v0-22-0'), name: 'a1', body: { spec: { config: { CUT: 'here' } } } }, mergePatch)
     await eventually('values upgraded', async () => revision(release) > before && releaseStatus(release) === 'deployed', 30_000, 250)
+    // Paused while the release is marked, so no resync's observe (every 4 s here) sees it before the unpause does.
+    await kube().custom.patchNamespacedCustomObject({ ...authns('v0-22-0'), name: 'a1', body: { metadata: { annotations: { 'krateo.io/paused': 'true' } } } }, mergePatch)
+    await eventually('a1 paused', async () => cond(await getAuthn('a1'), 'Synced')?.reason === 'ReconcilePaused', 10_000, 100)
     await markPending(release)
     const seen = Date.now()
     await kube().custom.patchNamespacedCustomObject({ ...authns('v0-22-0'), name: 'a1', body: { metadata: { annotations: { 'krateo.io/paused': 'false' } } } }, mergePatch)
