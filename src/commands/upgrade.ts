@@ -26,7 +26,8 @@ components and componentValues (and the features you switch) onto the Installer 
 other runtime edits survive; then every component followed until Ready, feature-off ones until drained.
 
 Without --version the running installer version is kept: only features switch and the platform reconciles.
-A lower version is refused unless --allow-downgrade. An interrupted upgrade resumes when re-run.
+A lower version is refused unless --allow-downgrade. An interrupted upgrade resumes when re-run; one whose
+helm upgrade failed before writing a revision (the chart could not be pulled) takes its pause back.
 
 Exit codes: 0 done, 2 bad flag (or a refused downgrade), 3 cluster unreachable, 4 helm missing or
 unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid, 9 interrupted,
