@@ -114,7 +114,7 @@ export async function getPath<T = KObj>(cluster: Cluster, path: string): Promise
  * lack (MicroTime fields, lists by raw path). null on 404; other failures carry `code` like the clients'
  * errors. Bounded in time, and a cut connection or a non-JSON answer is an error, never a crash.
  */
-export async function requestPath<T = KObj>(cluster: Cluster, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<T | null> {
+export async function requestPath<T = KObj>(cluster: Cluster, method: string, path: string, body?: unknown, timeoutMs = 30_000, contentType = 'application/json'): Promise<T | null> {
   const opts: https.RequestOptions = {}
   await cluster.kc.applyToHTTPSOptions(opts)
   const url = new URL(cluster.server + path)
@@ -122,7 +122,7 @@ export async function requestPath<T = KObj>(cluster: Cluster, method: string, pa
   const transport = url.protocol === 'http:' ? http : https
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...(opts.headers as Record<string, string>), accept: 'application/json' }
-    if (payload !== undefined) { headers['content-type'] = 'application/json'; headers['content-length'] = Buffer.byteLength(payload) }
+    if (payload !== undefined) { headers['content-type'] = contentType; headers['content-length'] = Buffer.byteLength(payload) }
     const req = transport.request(url, { ...opts, method, headers, timeout: timeoutMs }, (res) => {
       let text = ''
       res.setEncoding('utf8')

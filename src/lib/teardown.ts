@@ -3,7 +3,7 @@
 // 2. bootstrap teardown (Installer CR and the platform's CompositionDefinitions while core-provider lives,
 //    then helm uninstall of the bootstrap release with its hooks skipped), 3. the post-delete sweep.
 // Every delete, finalizer removal and pause acts only on what the inventory proved is the platform's.
-import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, PatchStrategy, type V1CustomResourceDefinition, setHeaderOptions } from '@kubernetes/client-node'
+import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type V1CustomResourceDefinition } from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
 import { type Cluster, apiFailure, getPath, isNotFound, requestPath, statusOf } from './cluster.js'
 import { ObjectWatch, nap, newWatch } from './watch.js'
@@ -187,11 +187,6 @@ export class Teardown {
     // Most objects are gone by the time we look: one GET settles those; a watch follows the rest.
     const now = await this.api(`read ${what}`, () => getPath(this.cluster, `${collectionPath}/${name}`))
     if (!now) return
-    // helm uninstall leaves what its chart marks to keep: waiting for it would only run into the deadline.
-    if (now.metadata.annotations?.['helm.sh/resource-policy'] === 'keep' && !now.metadata.deletionTimestamp) {
-      report.line(`${collectionPath.split('/').pop()}/${name} is kept by its chart (helm.sh/resource-policy: keep): not waited for`)
-      return
-    }
     const w = this.watchObject(collectionPath, name)
     try {
       await this.waitFor(what, async () => (w.current === null ? true : null), report, why, [w])
@@ -382,10 +377,29 @@ export class Teardown {
 
   /** What a release's helm uninstall deleted, finalized by controllers still alive now: waited for before their providers go. */
   private async waitReleased(c: Component, objects: ManagedRef[], report: StepReport): Promise<void> {
-    for (const m of objects) {
-      await this.waitObjectGone(collectionOf(m), m.name, `${m.resource}/${m.name} of ${c.name} to be gone`, report,
-        () => `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`)
+    for (const m of objects) await this.waitReleasedObject(c, m, report, `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`)
+  }
+
+  /**
+   * One object a platform release listed (status.managed of our Composition: ours by that record). Stuck on a
+   * finalizer at the deadline it is named (exit 7); with --force, that finalizer is removed like a Composition's.
+   */
+  private async waitReleasedObject(c: Component, m: ManagedRef, report: StepReport, waiting: string): Promise<void> {
+    const collection = collectionOf(m)
+    // Most objects are gone by the time we look: one GET settles those; a watch follows the rest.
+    const now = await this.api(`read ${m.resource}/${m.name}`, () => getPath(this.cluster, `${collection}/${m.name}`))
+    if (!now) return
+    // helm uninstall leaves what its chart marks to keep: waiting for it would only run into the deadline.
+    if (now.metadata.annotations?.['helm.sh/resource-policy'] === 'keep' && !now.metadata.deletionTimestamp) {
+      report.line(`${m.resource}/${m.name} is kept by its chart (helm.sh/resource-policy: keep): not waited for`)
+      return
     }
+    const label = `${m.resource}/${m.name} of ${c.name}`
+    const outcome = await this.waitGone(label, { collection, name: m.name }, report, {
+      orphans: `whatever the controller of its finalizer would have cleaned up for ${m.resource}/${m.name}`,
+      progress: (fins) => `${waiting} (finalizers ${fins.join(', ') || 'none'})`,
+    })
+    if (outcome === 'forced') report.line(`${label}: gone (forced)`)
   }
 
   /** Deletes one component's Composition and waits until it and every object it managed are gone. */
@@ -394,11 +408,10 @@ export class Teardown {
       // Only the RestDefinitions our own releases created: a user's keep their provider busy, not us.
       const ours = [...restDefinitionsOf(this.inventory ? [...this.inventory.compositions.values()] : []),
         ...[...(this.inventory?.finishing.values() ?? [])].flat().filter((m) => m.resource === 'restdefinitions')]
-      for (const m of ours) {
-        await this.waitObjectGone(collectionOf(m), m.name, `RestDefinition ${m.name} to drain before ${c.name}`, report,
-          () => `${c.name}: waiting for RestDefinition ${m.name} to be gone while ${c.name} can still finalize it`)
-      }
+      for (const m of ours) await this.waitReleasedObject(c, m, report, `${c.name}: waiting for RestDefinition ${m.name} to be gone while ${c.name} can still finalize it`)
     }
+    // Past the deadline nothing new is deleted: the next run starts it with time to wait for it.
+    if (!obj.metadata.deletionTimestamp && Date.now() > this.deadline) throw new UserError(`timed out before draining ${c.name}`, ExitCode.Timeout, `re-run ${this.command} to continue, or raise --timeout`)
     const managed = (obj.status?.managed as ManagedRef[] | undefined) ?? []
     const [group, version] = obj.apiVersion!.split('/') as [string, string]
     const ref = { group, version, namespace: this.namespace, plural, name: c.name }
@@ -407,7 +420,7 @@ export class Teardown {
     report.line(`${c.name}: deleting`)
     const cd = this.inventory?.definitions.find((d) => d.metadata.name === c.name)
     const orphans = managed.map((m) => `${m.resource}/${m.name}`).join(', ') || 'none recorded'
-    if ((await this.waitGone(`${c.kind}/${c.name}`, ref, cd, report, orphans)) === 'forced') {
+    if ((await this.waitGone(`${c.kind}/${c.name}`, targetOf(ref), report, { cd, orphans: `the objects of its release: ${orphans}` })) === 'forced') {
       report.line(`${c.name}: gone (forced: the objects of its release may be left behind: ${orphans})`)
       return
     }
@@ -418,57 +431,59 @@ export class Teardown {
   }
 
   /**
-   * Waits for one of our objects to disappear. It is stuck when the deadline passes, or when every controller
-   * that should clear its finalizers has been down for STUCK_AFTER_MS with no change to it: something merely
-   * slow (its controller runs) is never stuck before the deadline. Stuck without --force: named, exit 7. With
-   * --force (confirmed): only the finalizers of the controllers that are down (all of them at the deadline)
-   * are removed, guarded by the object's resourceVersion.
+   * Waits for one of our objects to disappear. It is stuck when, with no change to it for STUCK_AFTER_MS, the
+   * deadline passes or every controller that should clear its finalizers is down: something merely slow (its
+   * controller runs) is never stuck before the deadline, and what changed lately or was not being deleted is a
+   * timeout, not stuck. Stuck without --force: named, exit 7. With --force (confirmed): only the finalizers of
+   * the controllers that are down (all of them at the deadline) are removed, guarded by the object's resourceVersion.
    */
-  async waitGone(label: string, ref: { group: string; version: string; namespace: string; plural: string; name: string }, cd: KObj | undefined, report: StepReport, orphans: string,
-    detail: () => Promise<string> = async () => ''): Promise<'gone' | 'forced'> {
+  async waitGone(label: string, target: { collection: string; name: string }, report: StepReport, how: GoneWait): Promise<'gone' | 'forced'> {
     let forced = false
     let lastVersion = ''
     let unchangedSince = Date.now()
     let downSince: number | null = null
     let said = ''
     let saidAt = 0
-    const w = this.watchObject(`/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`, ref.name)
+    const w = this.watchObject(target.collection, target.name)
     try {
       for (;;) {
         this.check()
         const obj = w.current
         if (obj === null) return forced ? 'forced' : 'gone'
-        const controllers = (obj?.metadata.finalizers ?? []).map((f) => finalizerController(f, cd, this.namespace, this.inventory?.coreProviders ?? []))
+        const controllers = (obj?.metadata.finalizers ?? []).map((f) => finalizerController(f, how.cd, this.namespace, this.inventory?.coreProviders ?? []))
         const watches = [w, ...controllers.filter((c) => c.deployment).map((c) => this.deploymentWatch(c.deployment!, c.namespace))]
         if (obj === undefined) { await nap(watches, 1000); continue }
         if (obj.metadata.resourceVersion !== lastVersion) { lastVersion = obj.metadata.resourceVersion ?? ''; unchangedSince = Date.now() }
         const fins = obj.metadata.finalizers ?? []
         const down = controllers.filter((c) => c.deployment && this.deploymentRunning(c.deployment, c.namespace) === false)
         downSince = fins.length && down.length === controllers.length ? (downSince ?? Date.now()) : null
-        const ready = conditionOf(obj, 'Ready')
-        const failing = conditionOf(obj, 'Synced')?.status === 'False' ? conditionOf(obj, 'Synced')?.message : undefined
         // The extra detail (a hook Job's pod) costs a request: at most every 5 s.
-        if (Date.now() - saidAt > 5000) { said = await detail(); saidAt = Date.now() }
-        report.line(`${ref.name}: Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}${failing ? `; ${failing}` : ''}; finalizers ${fins.join(', ') || 'none'})${said}`)
+        if (how.detail && Date.now() - saidAt > 5000) { said = await how.detail(); saidAt = Date.now() }
+        report.line(how.progress ? how.progress(fins) : `${target.name}: ${terminatingText(obj, fins)}${said}`)
         const pastDeadline = Date.now() > this.deadline
-        const controllerDown = downSince !== null && Date.now() - downSince > STUCK_AFTER_MS && Date.now() - unchangedSince > STUCK_AFTER_MS
-        if (fins.length && (pastDeadline || controllerDown)) {
+        const still = Date.now() - unchangedSince > STUCK_AFTER_MS && !!obj.metadata.deletionTimestamp && fins.length > 0
+        if (pastDeadline && !still) {
+          throw new UserError(`timed out waiting for ${label} to be gone (${obj.metadata.deletionTimestamp ? `it changed in the last ${STUCK_AFTER_MS / 1000}s; finalizers ${fins.join(', ') || 'none'}` : 'it is not being deleted'})`,
+            ExitCode.Timeout, `re-run ${this.command} to continue, or raise --timeout`)
+        }
+        const controllerDown = still && downSince !== null && Date.now() - downSince > STUCK_AFTER_MS
+        if (still && (pastDeadline || controllerDown)) {
           const targets = pastDeadline ? controllers : down
           const who = targets.map((t) => `${t.finalizer} (cleared by ${t.what}${down.includes(t) ? ', which is not running' : ''})`).join(', ')
           if (!this.force) {
             throw new UserError(`${label} is stuck Terminating on finalizer ${who}`, ExitCode.Stuck,
-              `start that controller again, or re-run with --force --yes to remove the finalizer (what its release manages may be left behind: ${orphans})`)
+              `start that controller again, or re-run with --force --yes to remove the finalizer (what may be left behind: ${how.orphans})`)
           }
-          if (!(await this.confirm(`remove finalizer ${who} of ${label}? What it manages may be left behind: ${orphans}`))) {
+          if (!(await this.confirm(`remove finalizer ${who} of ${label}? What may be left behind: ${how.orphans}`))) {
             throw new UserError(`${label} is stuck Terminating on finalizer ${who}; its finalizer was kept`, ExitCode.Stuck, 'start that controller again, then re-run')
           }
           report.line(`--force: removing finalizers of ${label}: ${who}`)
           const keep = fins.filter((f) => !targets.some((t) => t.finalizer === f))
           const patch = [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }, { op: 'replace', path: '/metadata/finalizers', value: keep }]
           try {
-            await this.compositionWrite(`remove the finalizers of ${label}`, () => this.custom.patchNamespacedCustomObject({ ...ref, body: patch }, jsonPatch))
+            await this.compositionWrite(`remove the finalizers of ${label}`, () => requestPath(this.cluster, 'PATCH', `${target.collection}/${target.name}`, patch, 30_000, 'application/json-patch+json'))
             forced = true
-            this.forced.push(`${label} (finalizers ${targets.map((t) => t.finalizer).join(', ')}; may be left behind: ${orphans})`)
+            this.forced.push(`${label} (finalizers ${targets.map((t) => t.finalizer).join(', ')}; may be left behind: ${how.orphans})`)
           } catch (err) {
             // It changed under us (its controller came back, say): look again.
             if (!(err instanceof UserError && /HTTP (409|422)/.test(err.message))) throw err
@@ -491,7 +506,7 @@ export class Teardown {
       // deleting object is handled at once.
       await this.compositionWrite('unpause the Installer CR', () => mergePatchCustom(this.cluster, ref, { metadata: { annotations: { 'krateo.io/paused': null, [PAUSED_BY_ANNOTATION]: null } } }).catch((err) => { if (!isNotFound(err)) throw err }))
       const installerCD = this.inventory?.definitions.find((d) => d.metadata.name === INSTALLER_NAME)
-      if ((await this.waitGone('the Installer CR', ref, installerCD, report, 'its composition release and the admin-password Secret', () => this.teardownHookState())) === 'forced') {
+      if ((await this.waitGone('the Installer CR', targetOf(ref), report, { cd: installerCD, orphans: 'its composition release and the admin-password Secret', detail: () => this.teardownHookState() })) === 'forced') {
         report.line('the Installer CR is gone (forced: its release record may be left behind)')
       }
     }
@@ -507,7 +522,7 @@ export class Teardown {
     // Each definition is waited for on its own, so one whose core-provider is down can be named (and forced).
     await Promise.all([...names].map(async (name) => {
       const cd = this.inventory?.definitions.find((d) => d.metadata.name === name)
-      if ((await this.waitGone(`CompositionDefinition/${name}`, cdRef(name), cd, report, `its CRD and cdc bundle (removed next)`)) === 'forced') {
+      if ((await this.waitGone(`CompositionDefinition/${name}`, targetOf(cdRef(name)), report, { cd, orphans: 'its CRD and cdc bundle (removed next)' })) === 'forced') {
         // core-provider would have removed its CRD: do it, it is ours by the record.
         const crd = cd ? generatedCrdOf(cd) : null
         if (crd) await this.api(`delete CRD ${crd}`, () => this.crdApi.deleteCustomResourceDefinition({ name: crd }).catch((err) => { if (!isNotFound(err)) throw err }))
@@ -656,8 +671,28 @@ export class Teardown {
   }
 }
 
-const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 const CRD_COLLECTION = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'
+
+/** How waitGone treats one object: who clears its finalizers, what forcing may leave behind, what it reports. */
+interface GoneWait {
+  /** The CompositionDefinition whose cdc clears composition.krateo.io/finalizer. */
+  cd?: KObj
+  /** What may be left behind when its finalizers are forced. */
+  orphans: string
+  /** More to say about the wait (a hook Job's pod), asked at most every 5 s. */
+  detail?: () => Promise<string>
+  /** The progress line, given the finalizers left (default: the object's Terminating state). */
+  progress?: (finalizers: string[]) => string
+}
+
+const targetOf = (ref: { group: string; version: string; namespace: string; plural: string; name: string }) =>
+  ({ collection: `/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`, name: ref.name })
+
+function terminatingText(obj: KObj, fins: string[]): string {
+  const ready = conditionOf(obj, 'Ready')
+  const failing = conditionOf(obj, 'Synced')?.status === 'False' ? conditionOf(obj, 'Synced')?.message : undefined
+  return `Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}${failing ? `; ${failing}` : ''}; finalizers ${fins.join(', ') || 'none'})`
+}
 
 /** The collection a managed object lives in (its path without the name). */
 function collectionOf(m: ManagedRef): string {

@@ -5,11 +5,12 @@
 // nothing is changed at all.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
+import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
 const NS = 'krateo-system'
+const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 const CD = { group: 'core.krateo.io', version: 'v1alpha1', plural: 'compositiondefinitions' }
 
 describe('uninstall beside objects that are not the platform\'s', () => {
@@ -166,6 +167,33 @@ describe('uninstall beside objects that are not the platform\'s', () => {
     const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '4m'])
     assert.equal(forced.code, 0, forced.stdout + forced.stderr)
     assert.match(forced.stdout, /MutatingWebhookConfiguration\/krateo \(core-provider was down\)/)
+    await assertPlatformGone()
+    await assertForeignUntouched()
+  })
+
+  it("an object a platform release listed, held by a finalizer nobody clears: named at the deadline (exit 7); --force --yes removes only that, never what it has not waited for", async () => {
+    await install()
+    // The portal's page, with a finalizer of a controller that does not exist (a broken or removed one).
+    const page = { group: 'widgets.templates.krateo.io', version: 'v1beta1', namespace: NS, plural: 'pages', name: 'dashboard' }
+    const held = (await kube().custom.getNamespacedCustomObject(page) as { metadata: { finalizers?: string[] } }).metadata.finalizers ?? []
+    await kube().custom.patchNamespacedCustomObject({ ...page, body: [{ op: 'add', path: '/metadata/finalizers', value: [...held, 'test.krateo.io/hold'] }] }, JsonPatch)
+    const stuck = await cli(['uninstall', ...kc(), '--timeout', '45s'])
+    assert.equal(stuck.code, 7, stuck.stdout + stuck.stderr)
+    assert.match(stuck.stdout, /portal: waiting for pages\/dashboard \(released by helm uninstall\) to be finalized \(finalizers test\.krateo\.io\/hold\)/)
+    assert.match(stuck.stderr, /^Error: pages\/dashboard of portal is stuck Terminating on finalizer test\.krateo\.io\/hold \(cleared by the controller of test\.krateo\.io\); start that controller again, or re-run with --force --yes/m)
+    const frontend = async () => (await kube().custom.listNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-24-0', namespace: NS, plural: 'frontends' }) as { items: { metadata: { deletionTimestamp?: string; finalizers?: string[] } }[] }).items[0]
+    assert.equal((await frontend())?.metadata.deletionTimestamp, undefined, 'frontend, which finalizes pages, is not drained while one waits')
+
+    // --force waits to its own deadline, then removes the hold; nothing is started or forced after the deadline (exit 6).
+    const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '40s'])
+    assert.equal(forced.code, 6, forced.stdout + forced.stderr)
+    assert.match(forced.stdout, /--force: removing finalizers of pages\/dashboard of portal: test\.krateo\.io\/hold \(cleared by the controller of test\.krateo\.io\)/)
+    assert.match(forced.stdout, /pages\/dashboard of portal: gone \(forced\)/)
+    assert.equal(forced.stdout.match(/--force: removing/g)?.length, 1, 'nothing else forced')
+    assert.match(forced.stderr, /^Error: timed out before draining \S+; re-run uninstall to continue, or raise --timeout$/m)
+    assert.equal((await frontend())?.metadata.deletionTimestamp, undefined, 'frontend is left for the next run')
+    const done = await cli(['uninstall', ...kc(), '--timeout', '4m'])
+    assert.equal(done.code, 0, done.stdout + done.stderr)
     await assertPlatformGone()
     await assertForeignUntouched()
   })
