@@ -274,7 +274,8 @@ export function platformState(obs: Observed): PlatformState {
   else if (isStuckCreate(obs.installer) || states.some((s) => s.stage === 'stuck')) phase = 'Stuck'
   else if (problems.length) phase = 'Degraded'
   else if (obs.installer.metadata.annotations?.[UPGRADE_ANNOTATION] || states.some((s) => s.stage === 'upgrading')) phase = 'Upgrading'
-  else if (states.some((s) => s.stage === 'deleting' || s.stage === 'draining') || installerSynced?.reason === 'ReconcilePaused') phase = 'Draining'
+  // A ReconcilePaused condition without the annotation is a pause just taken back that its cdc has not observed yet.
+  else if (states.some((s) => s.stage === 'deleting' || s.stage === 'draining') || (installerSynced?.reason === 'ReconcilePaused' && obs.installer.metadata.annotations?.['krateo.io/paused'] === 'true')) phase = 'Draining'
   else if (readyCount === enabled.length && isReady(obs.installer)) phase = 'Ready'
   else phase = 'Reconciling'
   const ann = obs.installer?.metadata.annotations ?? {}

@@ -94,6 +94,14 @@ describe('state derivation', () => {
     assert.equal(s.phase, 'Draining')
     assert.deepEqual(s.problems, [])
   })
+  it('a pause taken back that its cdc has not observed yet is not Draining', () => {
+    const o = observed({})
+    o.installer!.status = conds('True', 'Available', undefined, ['False', 'ReconcilePaused'])
+    o.installer!.metadata.annotations = { 'krateo.io/paused': 'true' }
+    assert.equal(platformState(o).phase, 'Draining')
+    o.installer!.metadata.annotations = {}
+    assert.notEqual(platformState(o).phase, 'Draining')
+  })
   it('derives endpoints from LoadBalancer ingress or a NodePort on the node address', () => {
     const lb: KObj = { metadata: { name: 'authn' }, spec: { type: 'LoadBalancer', ports: [{ port: 8082 }] }, status: { loadBalancer: { ingress: [{ ip: '198.51.100.10' }] } } }
     assert.deepEqual(platformState(observed({ services: [lb] })).endpoints, [{ component: 'authn', type: 'LoadBalancer', url: 'http://198.51.100.10:8082', service: 'authn' }])
