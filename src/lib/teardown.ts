@@ -530,12 +530,12 @@ export class Teardown {
     }))
     const crdWatches = this.record.crds.map((name) => this.watchObject(CRD_COLLECTION, name))
     try {
+      // One line per change (waitFor repeats an unchanged one only in the live view).
+      let left: string[] = []
       await this.waitFor('the generated CRDs of the platform to go', async () => {
-        const left = crdWatches.filter((w) => w.current !== null).map((w) => w.name)
-        if (!left.length) return true
-        report.line(`core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`)
-        return null
-      }, report, () => 'waiting for core-provider to remove the generated CRDs of the platform', crdWatches)
+        left = crdWatches.filter((w) => w.current !== null).map((w) => w.name)
+        return left.length ? null : true
+      }, report, () => `core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`, crdWatches)
     } finally {
       for (const w of crdWatches) this.unwatch(w)
     }
