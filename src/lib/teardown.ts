@@ -530,12 +530,14 @@ export class Teardown {
     }))
     const crdWatches = this.record.crds.map((name) => this.watchObject(CRD_COLLECTION, name))
     try {
-      // One line per change (waitFor repeats an unchanged one only in the live view).
+      // One line per change; a watch that has not answered yet is not yet a CRD left.
       let left: string[] = []
+      let unknown = 0
       await this.waitFor('the generated CRDs of the platform to go', async () => {
-        left = crdWatches.filter((w) => w.current !== null).map((w) => w.name)
-        return left.length ? null : true
-      }, report, () => `core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`, crdWatches)
+        left = crdWatches.filter((w) => w.current).map((w) => w.name)
+        unknown = crdWatches.filter((w) => w.current === undefined).length
+        return left.length || unknown ? null : true
+      }, report, () => left.length ? `core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})` : `looking at ${unknown} generated CRDs`, crdWatches)
     } finally {
       for (const w of crdWatches) this.unwatch(w)
     }
