@@ -537,7 +537,7 @@ export class Teardown {
         left = crdWatches.filter((w) => w.current).map((w) => w.name)
         unknown = crdWatches.filter((w) => w.current === undefined).length
         return left.length || unknown ? null : true
-      }, report, () => left.length ? `core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})` : `looking at ${unknown} generated CRDs`, crdWatches)
+      }, report, () => left.length ? `core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})` : 'looking at the generated CRDs', crdWatches)
     } finally {
       for (const w of crdWatches) this.unwatch(w)
     }
