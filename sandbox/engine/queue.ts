@@ -4,7 +4,7 @@ export class WorkQueue {
   private pending = new Map<string, () => Promise<void>>()
   private inFlight = new Set<string>()
   private order: string[] = []
-  private timers = new Map<string, NodeJS.Timeout>()
+  private timers = new Map<string, { timer: NodeJS.Timeout; due: number }>()
 
   constructor(private concurrency: number, private onError: (key: string, err: unknown) => void) {}
 
@@ -14,12 +14,16 @@ export class WorkQueue {
     this.pump()
   }
 
+  /** As client-go's delaying queue: a key already waiting keeps the sooner of its two times. */
   addAfter(key: string, ms: number, work: () => Promise<void>): void {
-    if (this.timers.has(key)) return
-    this.timers.set(key, setTimeout(() => {
+    const due = Date.now() + ms
+    const waiting = this.timers.get(key)
+    if (waiting && waiting.due <= due) return
+    if (waiting) clearTimeout(waiting.timer)
+    this.timers.set(key, { due, timer: setTimeout(() => {
       this.timers.delete(key)
       this.add(key, work)
-    }, ms))
+    }, ms) })
   }
 
   private pump(): void {
