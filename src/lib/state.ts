@@ -250,8 +250,8 @@ export function platformState(obs: Observed): PlatformState {
   const consumerEndpoint = eps.find((e) => e.component === consumer?.name)
   let portalUrl = consumerEndpoint?.url ?? null
   let portalGap: PortalGap | null = null
-  if (!obs.installer) portalGap = null
-  else if (!consumer) portalGap = { why: `installer ${installerVersion ?? '?'} names no portal component`, hint: 'see krateo-installer status for the endpoints it has' }
+  // Nothing installed (no components): no gap to name.
+  if (!consumer) portalGap = obs.installer ? { why: `installer ${installerVersion ?? '?'} names no portal component`, hint: 'see krateo-installer status for the endpoints it has' } : null
   else if (!isEnabled(consumer, spec.features)) portalGap = { why: `${consumer.name} is turned off`, hint: `turn it on with: krateo-installer upgrade -n ${obs.namespace} --feature ${consumer.feature}=true` }
   else {
     const wiring = consumerWiring(components, (p) => isEnabled(p, spec.features), obs.compositions.get(consumer.name), obs.services, obs.compositions)
