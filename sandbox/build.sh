@@ -3,7 +3,7 @@
 # outside the repo, keyed by name and version: $KRATEO_SANDBOX_CACHE (default ~/.cache/krateo-installer)/bin/<name>-<version>/.
 # Each tool is built inside a generated wrapper module, because several of them (k8s.io/kubernetes, etcd)
 # carry replace directives that `go install pkg@version` refuses.
-# Usage: sandbox/build.sh [tool ...]   tools: kubernetes etcd kwok helm3 helm4 registry (default: all)
+# Usage: sandbox/build.sh [tool ...]   tools: kubernetes etcd kwok helm3 helm4 registry engine (default: all)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
@@ -59,8 +59,81 @@ tool_helm3() { build helm3 helm.sh/helm/v3 "$HELM3_VERSION" "" "-X helm.sh/helm/
 tool_helm4() { build helm4 helm.sh/helm/v4 "$HELM4_VERSION" "" "-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION" helm.sh/helm/v4/cmd/helm; }
 tool_registry() { build registry github.com/distribution/distribution/v3 "$DISTRIBUTION_VERSION" "" "" github.com/distribution/distribution/v3/cmd/registry; }
 
+# The real engine (core-provider, cdc, chart-inspector): `go install module@version` with each module's own go.mod
+# and go.sum, as their Dockerfiles build them. Where the Go module proxy does not serve these three modules, the
+# file-based mirror beside the project ($KRATEO_ENGINE_MIRROR, default ../shared/engine-mirror) does.
+engine_mirror() {
+  local m=${KRATEO_ENGINE_MIRROR:-$here/../../shared/engine-mirror}
+  [ -d "$m/goproxy" ] && (cd "$m/goproxy" && pwd)
+}
+build_engine_binary() {
+  local name=$1 module=$2 version=$3
+  local out="$cache/bin/$name-$version" logf="$cache/logs/$name-$version.log" mirror
+  if [ -f "$out/.complete" ]; then log "$name $version cached"; return 0; fi
+  log "building $name from $module@$version (log: $logf)"
+  local started=$SECONDS goproxy
+  goproxy=$(go env GOPROXY)
+  if mirror=$(engine_mirror); then goproxy="file://$mirror,$goproxy"; fi
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  (GOPROXY=$goproxy GONOSUMDB=github.com/krateoplatformops/core-provider,github.com/krateoplatformops/composition-dynamic-controller,github.com/krateoplatformops/chart-inspector \
+    GOFLAGS=-buildvcs=false GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "$module@$version") >"$logf" 2>&1 || {
+    log "FAILED to build $name: module $module@$version; the Go error follows (full log: $logf)"
+    tail -n 40 "$logf" >&2
+    return 1
+  }
+  rm -rf "$out"; mv "$out.tmp" "$out"; touch "$out/.complete"
+  log "$name $version built in $((SECONDS - started))s"
+}
+# core-provider 0.26.x generates each CRD at run time with `go mod tidy` and `go run controller-gen` in a generated
+# module (plumbing crdgen). Its pods get no network: they use this module cache as their GOPROXY (file://) and a
+# shared build cache, both warmed here by generating one CRD the same way.
+warm_crdgen() {
+  local out="$cache/engine-go" logf="$cache/logs/engine-go-$CORE_PROVIDER_VERSION.log"
+  if [ -f "$out/.complete-$CORE_PROVIDER_VERSION" ]; then log "crdgen module cache cached"; return 0; fi
+  log "warming the module and build cache core-provider's CRD generation uses (log: $logf)"
+  local started=$SECONDS
+  mkdir -p "$out/mod" "$out/build"
+  local work="$cache/build/engine-go-warm"
+  rm -rf "$work"; mkdir -p "$work"
+  # The plumbing version core-provider pins; crdgen.Generate is what core-provider calls for each CRD.
+  printf 'module sandboxbuild/warmcrdgen\n\ngo 1.25.3\n\nrequire github.com/krateoplatformops/plumbing v0.8.0\n' > "$work/go.mod"
+  cat > "$work/main.go" <<'GO'
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/krateoplatformops/plumbing/crdgen"
+)
+
+func main() {
+	schema := []byte(`{"type":"object","properties":{"message":{"type":"string"}}}`)
+	crd, err := crdgen.Generate(crdgen.Options{Group: "composition.krateo.io", Version: "v0-0-1", Kind: "Warmup",
+		Managed: true, Categories: []string{"compositions", "comps"}, SpecSchema: schema, StatusSchema: schema})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("generated %d bytes of CRD\n", len(crd))
+}
+GO
+  (cd "$work" && export GOMODCACHE="$out/mod" GOCACHE="$out/build" GOFLAGS=-mod=mod VERBOSE=true TMPDIR="$work" && go mod tidy && go run .) >"$logf" 2>&1 || {
+    log "FAILED to warm the crdgen cache; the log follows (full log: $logf)"; tail -n 40 "$logf" >&2; return 1
+  }
+  chmod -R u+w "$out/mod"
+  touch "$out/.complete-$CORE_PROVIDER_VERSION"
+  log "crdgen cache warmed in $((SECONDS - started))s"
+}
+tool_engine() {
+  build_engine_binary core-provider github.com/krateoplatformops/core-provider "$CORE_PROVIDER_VERSION"
+  build_engine_binary cdc github.com/krateoplatformops/composition-dynamic-controller "$CDC_VERSION"
+  build_engine_binary chart-inspector github.com/krateoplatformops/chart-inspector "$CHART_INSPECTOR_VERSION"
+  warm_crdgen
+}
+
 command -v go >/dev/null || { log "go is not on PATH; install Go 1.24+ (this machine kind ships it at /usr/local/go/bin)"; exit 1; }
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd kwok registry helm3 helm4 kubernetes)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(etcd kwok registry helm3 helm4 kubernetes engine)
 started=$SECONDS
 for t in "${tools[@]}"; do "tool_$t"; done
 log "all done in $((SECONDS - started))s; binaries under $cache/bin"

@@ -15,6 +15,9 @@ import { startKubelet } from './kubelet.js'
 import { HookRunner } from './hooks.js'
 import type { EffectiveSettings } from './context.js'
 import { base64File } from '../lib/pki.js'
+import { processImage } from '../real/images.js'
+import { PROCESS_NODE } from '../real/kubelet.js'
+import { startRealEngine } from '../real/index.js'
 
 export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineContext> {
   const pki = join(sandbox.dir, 'pki')
@@ -24,20 +27,28 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineCon
   const helm = new HelmRunner(sandbox.helm, helmHome, sandbox.kubeconfig, [sandbox.registry, ...(sandbox.privateRegistry ? [sandbox.privateRegistry] : [])])
   const ctx = new EngineContext(rest, helm, log)
   const cert = issueCert(pki, 'core-provider-webhook', { cert: sandbox.caFile, key: join(pki, 'ca.key') }, { commonName: 'core-provider-webhook', ipSANs: ['127.0.0.1'] })
+  const real = sandbox.engineKind === 'real'
   const webhook = new WebhookServer(cert.cert, cert.key, {
     coreProviderAlive: () => !!ctx.coreProvider(),
     stampOn: () => ctx.profile().stampOn,
     podFault: (release) => podFault(ctx.settings(), release),
+    nodeFor: real ? (images) => images.some((i) => processImage(i)) ? PROCESS_NODE : null : undefined,
   })
   await webhook.listen()
   ctx.start()
   await registerPodWebhook(rest, webhook.url, base64File(sandbox.caFile))
-  new CoreProvider(ctx, webhook, base64File(sandbox.caFile)).start()
-  new CdcManager(ctx).start()
+  if (real) {
+    // The real core-provider, cdcs and chart-inspector run as processes; the simulator keeps what is not
+    // theirs: the dependents' finalizers, the chart's hook Jobs and the fault knobs of kwok's pods.
+    await startRealEngine(sandbox, rest, log)
+  } else {
+    new CoreProvider(ctx, webhook, base64File(sandbox.caFile)).start()
+    new CdcManager(ctx).start()
+  }
   new DependentControllers(ctx).start()
   startKubelet(ctx)
   new HookRunner(ctx).start()
-  log(`engine simulator running as ${ctx.profile().describe} (webhook ${webhook.url})`)
+  log(real ? 'real engine (core-provider 0.26.1, cdc 0.20.2, chart-inspector 0.2.0) running as processes' : `engine simulator running as ${ctx.profile().describe} (webhook ${webhook.url})`)
   return ctx
 }
 

@@ -17,7 +17,7 @@ interface AdmissionReview {
     operation?: string
     kind: { group: string; version: string; kind: string }
     subResource?: string
-    object?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } }
+    object?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: { nodeName?: string; containers?: { image?: string }[] } }
   }
 }
 
@@ -68,6 +68,8 @@ export interface WebhookHooks {
   stampOn: () => string[]
   /** The fault a new pod of this release gets, if any. */
   podFault: (release: string) => PodFault | null
+  /** The node a new pod is bound to at once (the real engine's pods run on the process node), if any. */
+  nodeFor?: (images: string[]) => string | null
 }
 
 export class WebhookServer {
@@ -107,6 +109,9 @@ export class WebhookServer {
 
   private pods(review: AdmissionReview): unknown {
     const meta = review.request.object?.metadata
+    const spec = review.request.object?.spec
+    const node = spec && !spec.nodeName ? this.hooks.nodeFor?.((spec.containers ?? []).map((c) => c.image ?? '')) : null
+    if (node) return admission(review, [{ op: 'add', path: '/spec/nodeName', value: node }])
     const release = meta?.labels?.['app.kubernetes.io/instance']
     const fault = release ? this.hooks.podFault(release) : null
     if (!fault) return admission(review)

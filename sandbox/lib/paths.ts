@@ -11,6 +11,14 @@ export function cacheDir(): string {
   return process.env.KRATEO_SANDBOX_CACHE ?? join(homedir(), '.cache', 'krateo-installer')
 }
 
+/**
+ * What the Go module proxy here does not serve of the real engine: its three modules (goproxy/) and the real
+ * charts (charts/), beside the project ($KRATEO_ENGINE_MIRROR, default ../shared/engine-mirror).
+ */
+export function engineMirrorDir(): string {
+  return process.env.KRATEO_ENGINE_MIRROR ?? join(repoDir, '..', 'shared', 'engine-mirror')
+}
+
 export interface ToolVersions {
   KUBERNETES_VERSION: string
   ETCD_VERSION: string
@@ -18,6 +26,9 @@ export interface ToolVersions {
   HELM3_VERSION: string
   HELM4_VERSION: string
   DISTRIBUTION_VERSION: string
+  CORE_PROVIDER_VERSION: string
+  CDC_VERSION: string
+  CHART_INSPECTOR_VERSION: string
 }
 
 export function toolVersions(): ToolVersions {

@@ -5,11 +5,13 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { request as httpRequest } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
 import bcrypt from 'bcryptjs'
 import { binaries, cacheDir, sandboxDir, type Binaries } from './paths.js'
+import { crdgenCache, realEngineBinaries } from '../real/images.js'
 import { createCA, createServiceAccountKey, issueCert, type CertPair } from './pki.js'
 import { writeKubeconfig } from './kubeconfig.js'
 import { publishFixtureCharts } from '../fixtures/charts.js'
@@ -24,14 +26,18 @@ export interface SandboxState {
   name: string
   dir: string
   startedAt: string
-  ports: { etcd: number; etcdPeer: number; apiserver: number; controllerManager: number; scheduler: number; kwok: number; registry: number }
+  ports: { etcd: number; etcdPeer: number; apiserver: number; controllerManager: number; scheduler: number; kwok: number; registry: number; serviceProxy?: number }
   kubeconfig: string
   registry: string
   helm: string
   helm4: string | null
   ownerPid: number | null
-  /** The agent runs the Krateo engine simulator. */
+  /** The agent runs the Krateo engine (simulated, or the real one as processes: engineKind). */
   engine: boolean
+  /** sim: the TypeScript simulator (both generations); real: core-provider, cdc and chart-inspector (Gen S). */
+  engineKind?: EngineKind
+  /** The registry serves TLS issued by the sandbox CA (the real engine pulls over HTTPS only). */
+  registryTls?: boolean
   /** The engine generation the simulator started as (contract section 0). */
   generation?: GenerationName
   /** Fixture charts pushed to the registry (oci://<registry>/charts/...). */
@@ -41,7 +47,12 @@ export interface SandboxState {
   daemons: DaemonRecord[]
 }
 
+export type EngineKind = 'sim' | 'real'
+export const isEngineKind = (v: string): v is EngineKind => v === 'sim' || v === 'real'
+
 export interface StartOptions {
+  /** The engine the agent runs (default: $KRATEO_SANDBOX_ENGINE, else sim). real is Gen S only. */
+  engineKind?: EngineKind
   /** Name shown in logs; also the directory name for the CLI's named sandboxes. */
   name?: string
   /** Use this directory (must not hold a running sandbox); default: a fresh temporary one. */
@@ -117,11 +128,16 @@ export class Sandbox {
 
   get dir(): string { return this.state.dir }
   get kubeconfig(): string { return this.state.kubeconfig }
-  /** host:port of the OCI registry (plain HTTP on loopback). */
+  /** host[:port] of the OCI registry (plain HTTP on loopback; with the real engine TLS on 127.0.0.N:443). */
   get registry(): string { return this.state.registry }
   /** host:port of the registry that requires a login (StartOptions.privateRegistry). */
   get privateRegistry(): string | undefined { return this.state.privateRegistry }
   get helm(): string { return this.state.helm }
+  get engineKind(): EngineKind { return this.state.engineKind ?? 'sim' }
+  /** The flags helm (and the CLI) need to reach the registry: plain HTTP, or TLS from the sandbox's CA. */
+  get registryFlags(): string[] { return this.state.registryTls ? ['--ca-file', this.caFile] : ['--plain-http'] }
+  /** The Unix socket kube-apiserver's egress selector dials for calls to Services (real engine). */
+  get egressSocket(): string { return join(this.dir, 'egress.sock') }
   get generation(): GenerationName { return this.state.generation ?? 'S' }
   /** The helm 4 binary, when it was built. */
   get helm4(): string | null { return this.state.helm4 }
@@ -278,9 +294,19 @@ export function sandboxIsRunning(dir: string): boolean {
   return sandbox.state.daemons.some((d) => isOurs(d.pid, dir))
 }
 
+/** The real engine's binaries and the warmed crdgen cache, built by build.sh (`engine`) the first time. */
+function ensureRealEngine(log: (m: string) => void): void {
+  const missing = () => [...Object.values(realEngineBinaries()), crdgenCache().mod].filter((p) => !fileExists(p))
+  if (missing().length === 0) return
+  log(`building the real engine into ${cacheDir()} (first time only)`)
+  const result = spawnSync('bash', [join(sandboxDir, 'build.sh'), 'engine'], { stdio: ['ignore', 'inherit', 'inherit'] })
+  if (missing().length > 0) throw new Error(`real engine binaries missing after build (exit ${result.status}): ${missing().join(', ')}`)
+}
+
 export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
   const log = opts.log ?? (() => undefined)
   const bins = ensureBinaries(log)
+  if ((opts.engineKind ?? defaultEngineKind()) === 'real' && opts.agent !== false && opts.engine !== false) ensureRealEngine(log)
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'krateo-sandbox-'))
   if (opts.dir) {
     if (sandboxIsRunning(dir)) throw new Error(`a sandbox is already running in ${dir}; stop it first`)
@@ -303,7 +329,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   for (const d of [pki, logs, join(dir, 'etcd'), join(dir, 'registry'), join(dir, 'kubeconfigs')]) mkdirSync(d, { recursive: true })
 
   const [etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok, registry] = await Promise.all(Array.from({ length: 7 }, freePort))
-  const ports = { etcd: etcd!, etcdPeer: etcdPeer!, apiserver: apiserver!, controllerManager: controllerManager!, scheduler: scheduler!, kwok: kwok!, registry: registry! }
+  const ports: SandboxState['ports'] = { etcd: etcd!, etcdPeer: etcdPeer!, apiserver: apiserver!, controllerManager: controllerManager!, scheduler: scheduler!, kwok: kwok!, registry: registry! }
 
   const ca = createCA(pki)
   const loopback = { ipSANs: ['127.0.0.1'], dnsSANs: ['localhost'] }
@@ -328,17 +354,29 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   const kwokKubeconfig = kc('kwok', kwokCert)
 
   const generation = opts.generation ?? opts.engineSettings?.generation ?? defaultGeneration()
+  const engineKind = opts.engineKind ?? defaultEngineKind()
+  const real = engineKind === 'real' && opts.agent !== false && opts.engine !== false
+  if (real && generation !== 'S') throw new Error('the real engine is Gen S only (core-provider 0.26.1); Gen N stays simulated')
+  // The real core-provider pulls charts over HTTPS only and from a host without a port (real-engine.md):
+  // TLS on port 443 of a loopback address of this sandbox's own.
+  const registryHost = real ? await freeLoopbackFor443() : undefined
+  if (real) {
+    await assertPortsFree(REAL_ENGINE_FIXED_PORTS)
+    ports.serviceProxy = await freePort()
+  }
   const state: SandboxState = {
     name: opts.name ?? 'sandbox',
     dir,
     startedAt: new Date().toISOString(),
     ports,
     kubeconfig: adminKubeconfig,
-    registry: `127.0.0.1:${ports.registry}`,
+    registry: registryHost ?? `127.0.0.1:${ports.registry}`,
     helm: bins.helm3,
     helm4: fileExists(bins.helm4) ? bins.helm4 : null,
     ownerPid: opts.ownerPid ?? null,
     engine: opts.agent !== false && opts.engine !== false,
+    engineKind: real ? 'real' : 'sim',
+    registryTls: real,
     generation,
     charts: [],
     daemons: [],
@@ -372,6 +410,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     // The Endpoints of the kubernetes Service may not hold a loopback address; nothing here needs them.
     '--endpoint-reconciler-type=none', '--profiling=false', '--v=0',
     ...(opts.audit ? auditFlags(dir) : []),
+    ...(real ? [`--egress-selector-config-file=${egressSelectorConfig(sandbox)}`] : []),
   ])
   await sandbox.waitApiServerReady()
   log(`kube-apiserver ready on ${server}`)
@@ -397,7 +436,10 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     version: 0.1,
     log: { level: 'warn' },
     storage: { filesystem: { rootdirectory: join(dir, 'registry') }, delete: { enabled: true } },
-    http: { addr: `127.0.0.1:${ports.registry}`, secret: Math.random().toString(36).slice(2) },
+    http: {
+      addr: registryHost ? `${registryHost}:443` : `127.0.0.1:${ports.registry}`, secret: Math.random().toString(36).slice(2),
+      ...(registryHost ? { tls: registryCert(pki, ca, registryHost) } : {}),
+    },
   }))
   start('registry', bins.registry, ['serve', registryConfig], { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' })
   if (opts.privateRegistry) {
@@ -425,7 +467,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   }
   await waitRegistry(sandbox)
   const published = opts.charts !== false
-    ? publishFixtureCharts(sandbox.helm, sandbox.helmEnv(), sandbox.registry, opts.privateRegistry && state.privateRegistry ? { registry: state.privateRegistry, ...opts.privateRegistry } : undefined).then((charts) => {
+    ? publishFixtureCharts(sandbox.helm, sandbox.helmEnv(), sandbox.registry, opts.privateRegistry && state.privateRegistry ? { registry: state.privateRegistry, ...opts.privateRegistry } : undefined, real ? { caFile: ca.cert, realBootstrap: true } : undefined).then((charts) => {
       state.charts = charts
       sandbox.save()
       log(`${charts.length} fixture charts pushed to oci://${sandbox.registry}/charts`)
@@ -434,6 +476,58 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   await Promise.all([published, waitClusterUsable(sandbox)])
   log('sandbox ready')
   return sandbox
+}
+
+/** The engine a sandbox runs unless told: $KRATEO_SANDBOX_ENGINE (the real lane sets it), else the simulator. */
+export function defaultEngineKind(): EngineKind {
+  const env = process.env.KRATEO_SANDBOX_ENGINE
+  if (!env) return 'sim'
+  if (!isEngineKind(env)) throw new Error(`KRATEO_SANDBOX_ENGINE must be sim or real, not "${env}"`)
+  return env
+}
+
+/** Ports the real core-provider binds on every address (main.go: metrics :8080, webhook :9443): one per machine. */
+const REAL_ENGINE_FIXED_PORTS = [8080, 9443]
+
+async function assertPortsFree(portsToCheck: number[]): Promise<void> {
+  for (const port of portsToCheck) {
+    if (!(await canListen('0.0.0.0', port))) {
+      throw new Error(`port ${port} is in use: the real core-provider listens on :8080 and :9443, so only one real-engine sandbox runs per machine (stop the other one, or use --engine sim)`)
+    }
+  }
+}
+
+function canListen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createNetServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, host, () => server.close(() => resolve(true)))
+  })
+}
+
+/** A loopback address whose port 443 is free (any 127/8 address works on Linux). */
+async function freeLoopbackFor443(): Promise<string> {
+  const start = 2 + (process.pid % 200)
+  for (let i = 0; i < 250; i++) {
+    const host = `127.0.0.${((start + i - 2) % 250) + 2}`
+    if (await canListen(host, 443)) return host
+  }
+  throw new Error('no loopback address with port 443 free for the registry (binding port 443 needs root or CAP_NET_BIND_SERVICE)')
+}
+
+function registryCert(pki: string, ca: CertPair, host: string): { certificate: string; key: string } {
+  const pair = issueCert(pki, 'registry', ca, { commonName: host, ipSANs: [host] })
+  return { certificate: pair.cert, key: pair.key }
+}
+
+/** kube-apiserver sends what goes to a Service (webhooks, conversion) through the agent's proxy. */
+function egressSelectorConfig(sandbox: Sandbox): string {
+  const file = join(sandbox.dir, 'egress-selector.yaml')
+  writeFileSync(file, stringify({
+    apiVersion: 'apiserver.k8s.io/v1beta1', kind: 'EgressSelectorConfiguration',
+    egressSelections: [{ name: 'cluster', connection: { proxyProtocol: 'HTTPConnect', transport: { uds: { udsName: sandbox.egressSocket } } } }],
+  }))
+  return file
 }
 
 /** The generation a sandbox starts as unless told: $KRATEO_SANDBOX_GENERATION (the test matrix sets it), else S. */
@@ -494,7 +588,10 @@ async function createFakeNode(sandbox: Sandbox): Promise<void> {
 async function waitRegistry(sandbox: Sandbox, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   // The private one answers 401 Unauthorized once it is up.
-  const up = async () => (await httpStatus(`http://${sandbox.registry}/v2/`)) === 200 && (!sandbox.privateRegistry || (await httpStatus(`http://${sandbox.privateRegistry}/v2/`)) === 401)
+  const registryUp = async () => sandbox.state.registryTls
+    ? (await httpsStatus(`https://${sandbox.registry}/v2/`, { ca: sandbox.caFile, cert: join(sandbox.dir, 'pki', 'admin.crt'), key: join(sandbox.dir, 'pki', 'admin.key') })) === 200
+    : (await httpStatus(`http://${sandbox.registry}/v2/`)) === 200
+  const up = async () => (await registryUp()) && (!sandbox.privateRegistry || (await httpStatus(`http://${sandbox.privateRegistry}/v2/`)) === 401)
   while (Date.now() < deadline) {
     if (await up()) return
     await sleep(100)

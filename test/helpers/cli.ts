@@ -24,7 +24,7 @@ export function runCli(args: string[], opts: { env?: Record<string, string>; inp
 
 /** Flags that point the CLI at a sandbox and its registry's fixture installer chart. */
 export function sandboxFlags(sb: Sandbox, version = '0.2.53', kubeconfig = sb.kubeconfig): string[] {
-  return ['--kubeconfig', kubeconfig, '--chart', `oci://${sb.registry}/charts/installer`, '--version', version, '--plain-http']
+  return ['--kubeconfig', kubeconfig, '--chart', `oci://${sb.registry}/charts/installer`, '--version', version, ...sb.registryFlags]
 }
 
 /** Environment with the sandbox's helm (HELM_BIN) and its caches kept inside the sandbox. */
