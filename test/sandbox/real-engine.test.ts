@@ -1,0 +1,32 @@
+// The real lane: the CLI against the real Gen S engine (core-provider 0.26.1, composition-dynamic-controller
+// 0.20.2, chart-inspector 0.2.0 running as processes beside the sandbox's control plane; sandbox/README.md).
+// What the simulator claims is proved here against the engine itself.
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { eventually, useSandbox } from '../helpers/sandbox.js'
+import { cliFor, sandboxFlags } from '../helpers/cli.js'
+
+interface StatusDoc { phase: string; components: { name: string; state: string; version?: string }[]; engine?: { generation?: string } }
+
+describe('the real Gen S engine', () => {
+  const { sandbox, kube } = useSandbox({ engineKind: 'real', generation: 'S' })
+  const { cli, kc } = cliFor(sandbox)
+  const status = async () => JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as StatusDoc
+
+  it('install -> status Ready -> upgrade -> uninstall leaves nothing of the platform', async () => {
+    const install = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '15m'])
+    assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`)
+    const ready = await status()
+    assert.equal(ready.phase, 'Ready', JSON.stringify(ready))
+    assert.ok(ready.components.length > 5 && ready.components.every((c) => c.state === 'Ready'), JSON.stringify(ready.components))
+    // The engine really ran: core-provider generated each kind's CRD and started a cdc per definition as processes.
+    const { items: pods } = await kube().core.listNamespacedPod({ namespace: 'krateo-system', fieldSelector: 'spec.nodeName=process-node-0' })
+    assert.ok(pods.some((p) => p.metadata!.name!.startsWith('installers-v0-2-53-controller')), pods.map((p) => p.metadata!.name).join(', '))
+
+    const uninstall = await cli(['uninstall', ...kc(), '--yes', '--timeout', '10m'])
+    assert.equal(uninstall.code, 0, `${uninstall.stdout}\n${uninstall.stderr}`)
+    await eventually('no platform left', async () => (await status()).phase === 'NotInstalled', 60_000, 1000)
+    const crds = await kube().crds.listCustomResourceDefinition()
+    assert.deepEqual(crds.items.map((c) => c.metadata!.name!).filter((n) => n.endsWith('.krateo.io')), [])
+  })
+})
