@@ -11,7 +11,10 @@ npm run -s typecheck
 mapfile -t files < <(find test/unit test/sandbox -name '*.test.ts' | sort)
 # Sandboxes running before the tests (a developer's own) are not the tests' business.
 before=$(pgrep -f 'krateo-sandbox-' | sort || true)
-node --import tsx --test --test-reporter=spec --test-concurrency=1 --test-timeout=1800000 "${files[@]}"
+# The spec reporter on stdout; where the time went (per file, the ten slowest tests) on stderr at the end.
+node --import tsx --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=./scripts/timing-reporter.mjs --test-reporter-destination=stderr \
+  --test-concurrency=1 --test-timeout=1800000 "${files[@]}"
 sleep 1
 leftover=$(comm -13 <(echo "$before") <(pgrep -f 'krateo-sandbox-' | sort) | xargs -r ps -o pid=,args= -p || true)
 if [ -n "$leftover" ]; then

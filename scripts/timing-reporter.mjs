@@ -1,0 +1,26 @@
+// A node:test reporter that prints where the suite's time went, after the spec reporter's output: each test
+// file's wall time, and the ten slowest tests. scripts/test.sh adds it beside the spec reporter.
+import { relative } from 'node:path'
+
+const fmt = (ms) => (ms >= 60_000 ? `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s` : `${(ms / 1000).toFixed(1)}s`)
+
+export default async function* timingReporter(source) {
+  const files = new Map()
+  const tests = []
+  for await (const event of source) {
+    if (event.type !== 'test:pass' && event.type !== 'test:fail') continue
+    const { name, nesting, file, details } = event.data
+    const ms = details?.duration_ms ?? 0
+    const where = file ? relative(process.cwd(), file) : name
+    // A file's time is that of its top-level suites and tests (their before/after hooks, the sandbox's start and
+    // stop, included); files run one at a time.
+    if (nesting === 0) files.set(where, (files.get(where) ?? 0) + ms)
+    if (details?.type !== 'suite') tests.push({ name: `${where}: ${name}`, ms, failed: event.type === 'test:fail' })
+  }
+  const total = [...files.values()].reduce((a, b) => a + b, 0)
+  let out = `\nTime per test file (total ${fmt(total)}):\n`
+  for (const [file, ms] of [...files].sort((a, b) => b[1] - a[1])) out += `  ${fmt(ms).padStart(7)}  ${file}\n`
+  out += 'The ten slowest tests:\n'
+  for (const t of tests.sort((a, b) => b.ms - a.ms).slice(0, 10)) out += `  ${fmt(t.ms).padStart(7)}  ${t.name}${t.failed ? ' (failed)' : ''}\n`
+  yield out
+}
