@@ -1,5 +1,6 @@
 // Driving the helm binary: finding it, checking its version (3.16+ or 4.x), and running it so that a
 // Ctrl-C in the terminal never kills it half-way (it runs in its own process group; we wait for it).
+import { readFileSync, readdirSync } from 'node:fs'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -139,4 +140,32 @@ export class HelmError extends Error {
 /** helm list --filter for exactly this release name (the filter is a regular expression). */
 export function exactReleaseFilter(name: string): string {
   return `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`
+}
+
+/**
+ * The helm processes on this machine (this PID namespace) working on a release: a run killed with SIGKILL leaves
+ * its helm child running (helm runs detached), still writing the release. Empty where /proc cannot be read.
+ */
+export function helmRunsOf(release: string, namespace: string): number[] {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return []
+  }
+  const pids: number[] = []
+  for (const entry of entries) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid) || pid === process.pid) continue
+    let argv: string[]
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+    } catch {
+      continue
+    }
+    const isHelm = /(^|\/)helm[^/]*$/.test(argv[0] ?? '')
+    const inNamespace = argv.some((a, i) => ((a === '-n' || a === '--namespace') && argv[i + 1] === namespace) || a === `--namespace=${namespace}`)
+    if (isHelm && inNamespace && argv.includes(release) && argv.some((a) => ['upgrade', 'install', 'rollback', 'uninstall'].includes(a))) pids.push(pid)
+  }
+  return pids
 }

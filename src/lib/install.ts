@@ -1,9 +1,10 @@
 // install: preflight (read-only), the bootstrap phase of the umbrella chart done as visible steps (what
 // the chart's post-install hook would do, contract section 1), then following the self-reconcile to Ready.
+import { setTimeout as sleep } from 'node:timers/promises'
 import { CoreV1Api } from '@kubernetes/client-node'
 import { type Cluster, apiFailure, checkReachable, isNotFound } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
-import { Helm, HelmError, exactReleaseFilter } from './helm.js'
+import { Helm, HelmError, exactReleaseFilter, helmRunsOf } from './helm.js'
 import { BOOTSTRAP_RELEASE, type ChartSource, type RenderedBootstrap, type UserValues, chartArgs, chartDefaults, checkKubernetesFor, checkValuesFiles, helmChartFailure, renderBootstrap } from './chart.js'
 import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, dependentsOf, isEnabled, layers, parseComponents, validateDag } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
@@ -154,12 +155,9 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
 }
 
 /** `helm upgrade --install` of the bootstrap release in bootstrap mode with the chart's hooks skipped. */
-export async function helmBootstrap(helm: Helm, opts: InstallOptions, release: string, current: { status: string } | null, deadline: number, r: StepReport): Promise<void> {
+export async function helmBootstrap(helm: Helm, opts: InstallOptions, release: string, current: ReleaseStatus | null, deadline: number, r: StepReport): Promise<void> {
   const ns = opts.namespace
-  if (current?.status.startsWith('pending')) {
-    throw new UserError(`release ${release} is ${current.status} (an earlier helm run was killed)`, ExitCode.Stuck,
-      `run "helm rollback ${release} -n ${ns}" (or "helm uninstall ${release} -n ${ns} --no-hooks" if it never installed), then retry`)
-  }
+  if (current?.status.startsWith('pending')) await resumePendingRelease(helm, ns, release, current, deadline, r)
   r.line('helm upgrade --install ... --set bootstrap.coreProvider.enabled=true --no-hooks --wait')
   const remaining = Math.max(30, Math.round((deadline - Date.now()) / 1000))
   try {
@@ -170,6 +168,36 @@ export async function helmBootstrap(helm: Helm, opts: InstallOptions, release: s
       throw new UserError(`the bootstrap release did not become ready in time: ${err.message}`, ExitCode.Timeout, `check the core-provider Deployment in ${ns}; re-run to resume`)
     }
     throw helmChartFailure(err, opts.source)
+  }
+}
+
+/**
+ * A bootstrap release left pending-install/-upgrade/-rollback by a run that was killed (this run holds the lock
+ * now): wait for the helm that run started, if it still works on the release on this machine; then, if the
+ * release is still pending, take back what the killed run left (a first revision never installed is uninstalled
+ * without hooks, anything later is rolled back), so the helm run that follows starts from a settled release.
+ * Only a release of the installer chart is touched.
+ */
+async function resumePendingRelease(helm: Helm, ns: string, release: string, current: ReleaseStatus, deadline: number, r: StepReport): Promise<void> {
+  let said = ''
+  for (let pids = helmRunsOf(release, ns); pids.length > 0; pids = helmRunsOf(release, ns)) {
+    const line = `waiting for the helm run a killed run left working on release ${release} (pid ${pids.join(', ')}) to end`
+    if (line !== said) r.line((said = line))
+    if (Date.now() > deadline) throw new UserError(`release ${release} is still ${current.status}: helm (pid ${pids.join(', ')}) is still working on it`, ExitCode.Timeout, 're-run once that helm run has ended')
+    await sleep(1000)
+  }
+  const now = await releaseStatus(helm, ns, release)
+  if (!now?.status.startsWith('pending')) return
+  if (now.chart !== 'installer') {
+    throw new UserError(`release ${release} is ${now.status} and is not of the installer chart (${now.chart})`, ExitCode.Stuck, `look at it with "helm history ${release} -n ${ns}"`)
+  }
+  const remaining = Math.max(30, Math.round((deadline - Date.now()) / 1000))
+  if (now.status === 'pending-install' && now.revision === 1) {
+    r.line(`release ${release} was left pending-install by a killed run: removing that first revision (hooks skipped) to install it again`)
+    await helm.run(['uninstall', release, '-n', ns, '--no-hooks', '--wait', '--timeout', `${remaining}s`], { timeoutMs: (remaining + 60) * 1000 })
+  } else {
+    r.line(`release ${release} was left ${now.status} at revision ${now.revision} by a killed run: rolling back to the revision before it (hooks skipped)`)
+    await helm.run(['rollback', release, '-n', ns, '--no-hooks', '--wait', '--timeout', `${remaining}s`], { timeoutMs: (remaining + 60) * 1000 })
   }
 }
 
@@ -228,7 +256,9 @@ async function upsertSecret(cluster: Cluster, namespace: string, name: string, d
   })
 }
 
-export async function releaseStatus(helm: Helm, namespace: string, release: string): Promise<{ status: string; version: string; revision: number } | null> {
+export interface ReleaseStatus { status: string; chart: string; version: string; revision: number }
+
+export async function releaseStatus(helm: Helm, namespace: string, release: string): Promise<ReleaseStatus | null> {
   let out: string
   try {
     out = await helm.run(['list', '-n', namespace, '--filter', exactReleaseFilter(release), ...helm.allStatuses(), '-o', 'json'])
@@ -237,7 +267,8 @@ export async function releaseStatus(helm: Helm, namespace: string, release: stri
   }
   const rel = (JSON.parse(out || '[]') as { status: string; chart: string; revision: string }[])[0]
   if (!rel) return null
-  return { status: rel.status, version: rel.chart.replace(/^.*-(\d+\.\d+\.\d+.*)$/, '$1'), revision: Number(rel.revision) }
+  const version = rel.chart.replace(/^.*-(\d+\.\d+\.\d+.*)$/, '$1')
+  return { status: rel.status, chart: rel.chart.slice(0, rel.chart.length - version.length - 1), version, revision: Number(rel.revision) }
 }
 
 /** Resolves once ready(observed) holds; reports why not meanwhile; fails at the deadline. */
