@@ -118,7 +118,8 @@ func main() {
 	fmt.Printf("generated %d bytes of CRD\n", len(crd))
 }
 GO
-  (cd "$work" && export GOMODCACHE="$out/mod" GOCACHE="$out/build" GOFLAGS=-mod=mod VERBOSE=true TMPDIR="$work" && go mod tidy && go run .) >"$logf" 2>&1 || {
+  mkdir -p "$work/tmp"
+  (cd "$work" && export GOMODCACHE="$out/mod" GOCACHE="$out/build" GOFLAGS=-mod=mod VERBOSE=true TMPDIR="$work/tmp" && go mod tidy && go run .) >"$logf" 2>&1 || {
     log "FAILED to warm the crdgen cache; the log follows (full log: $logf)"; tail -n 40 "$logf" >&2; return 1
   }
   chmod -R u+w "$out/mod"

@@ -529,19 +529,58 @@ export class Teardown {
       }
     }))
     const crdWatches = this.record.crds.map((name) => this.watchObject(CRD_COLLECTION, name))
+    const coreProviders = this.inventory?.coreProviders ?? []
+    const cpWatches = coreProviders.map((d) => this.deploymentWatch(d, this.namespace))
     try {
       // One line per change; a watch that has not answered yet is not yet a CRD left.
       let left: string[] = []
       let unknown = 0
+      let downSince: number | null = null
+      const listed = () => `${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`
+      const cpDown = () => coreProviders.length > 0 && coreProviders.every((d) => this.deploymentRunning(d, this.namespace) === false)
       await this.waitFor('the generated CRDs of the platform to go', async () => {
         left = crdWatches.filter((w) => w.current).map((w) => w.name)
         unknown = crdWatches.filter((w) => w.current === undefined).length
-        return left.length || unknown ? null : true
-      }, report, () => left.length ? `core-provider is removing ${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})` : 'looking at the generated CRDs', crdWatches)
+        if (!left.length && !unknown) return true
+        // The controller that removes them is down: they stay for good. Name it; --force removes them itself.
+        downSince = left.length && cpDown() ? (downSince ?? Date.now()) : null
+        if (downSince !== null && Date.now() - downSince > STUCK_AFTER_MS) await this.removeGeneratedCrds(crdWatches.filter((w) => w.current), coreProviders, report)
+        return null
+      }, report, () => !left.length ? 'looking at the generated CRDs'
+        : cpDown() ? `${listed()} left; core-provider (Deployment ${coreProviders.join(', ')}), which removes them, is not running`
+          : `core-provider is removing ${listed()}`, [...crdWatches, ...cpWatches])
     } finally {
       for (const w of crdWatches) this.unwatch(w)
     }
     return `${names.size} CompositionDefinitions and ${this.record.crds.length} generated CRDs removed${this.inventory?.foreignDefinitions.length ? ` (${this.inventory.foreignDefinitions.length} not the platform's, kept)` : ''}`
+  }
+
+  /**
+   * The platform's generated CRDs, left because core-provider (which removes them once their definitions go) is
+   * not running. Without --force: named, exit 7. With --force (confirmed): removed here, each only if it is still
+   * a generated composition CRD (group composition.krateo.io) that no CompositionDefinition of this namespace
+   * still reports, and guarded by its uid.
+   */
+  private async removeGeneratedCrds(left: ObjectWatch[], coreProviders: string[], report: StepReport): Promise<void> {
+    const names = left.map((w) => w.name)
+    const who = `core-provider (Deployment ${coreProviders.join(', ')}), which is not running`
+    if (!this.force) {
+      throw new UserError(`${names.length} generated CRDs of the platform are left: ${names.join(', ')}; they are removed by ${who}`, ExitCode.Stuck,
+        'start core-provider again, or re-run with --force --yes to remove these CRDs (every object of their kinds goes with them)')
+    }
+    const cds = await this.api('list CompositionDefinitions', () => this.custom.listNamespacedCustomObject({ group: CD_GROUP, version: CD_VERSION, namespace: this.namespace, plural: 'compositiondefinitions' })) as { items: KObj[] }
+    const stillReported = new Set(cds.items.map((cd) => generatedCrdOf(cd)).filter((n): n is string => !!n))
+    const ours = left.filter((w) => w.current && (w.current.spec as { group?: string } | undefined)?.group === COMPOSITION_GROUP && !stillReported.has(w.name))
+    for (const w of left.filter((x) => !ours.includes(x))) report.line(`CRD ${w.name}: kept (not a generated composition CRD, or a definition still reports it)`)
+    if (!ours.length) return
+    if (!(await this.confirm(`remove the generated CRDs ${ours.map((w) => w.name).join(', ')} (core-provider, which would, is not running)?`))) {
+      throw new UserError(`${names.length} generated CRDs of the platform are left (${names.join(', ')}); they were kept`, ExitCode.Stuck, 'start core-provider again, then re-run')
+    }
+    for (const w of ours) {
+      report.line(`--force: removing CRD ${w.name} (core-provider is not running)`)
+      await this.api(`delete CRD ${w.name}`, () => this.crdApi.deleteCustomResourceDefinition({ name: w.name, body: { preconditions: { uid: w.current!.metadata.uid } } }).catch((err) => { if (!isNotFound(err)) throw err }))
+      this.forced.push(`CustomResourceDefinition/${w.name} (core-provider was not running)`)
+    }
   }
 
   /** The composition release's pre-delete Job, when it is what the Installer's removal waits on. */
