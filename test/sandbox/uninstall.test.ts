@@ -126,6 +126,29 @@ describe(onGeneration('uninstall'), () => {
     await assertClean()
   })
 
+  it('core-provider stopped while Stage 2 waits: uninstall names it (exit 7); --force --yes finishes, removing the generated CRDs itself', async () => {
+    await install()
+    // The Installer's removal takes a while, so core-provider stops while Stage 2 waits on it.
+    await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 15 } })
+    let seen = ''
+    const first = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => { seen += chunk })
+    await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
+    await sandbox().scaleDeployment('krateo-system', 'core-provider', 0)
+    const stopped = await first
+    await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
+    assert.equal(stopped.code, 7, stopped.stdout + stopped.stderr)
+    assert.match(stopped.stderr, /^Error: .*core-provider.*--force --yes/m)
+    assert.doesNotMatch(stopped.stdout, /core-provider is removing/, 'no controller is said to work while it is not running')
+
+    const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '3m'])
+    assert.equal(forced.code, 0, forced.stdout + forced.stderr)
+    assert.doesNotMatch(forced.stdout, /core-provider is removing/)
+    assert.match(forced.stdout, /Forced \(check what may be left behind\):/)
+    await assertClean()
+    const status = await cli(['status', ...kc(), '-o', 'json'])
+    assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'NotInstalled')
+  })
+
   it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over', async () => {
     await install()
     const lease = (renewed: Date) => ({
