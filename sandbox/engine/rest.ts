@@ -73,7 +73,9 @@ export class Rest {
     return new Promise((resolve, reject) => {
       const req = request(this.cfg.server + path, {
         method, agent: this.agent, timeout: timeoutMs,
-        headers: { accept: 'application/json', ...this.identity(), ...(payload ? { 'content-type': contentType } : {}) },
+        // An explicit length: Node sends a DELETE's body without one (no chunked encoding for DELETE), so the
+        // server would ignore it and read it as the start of the next request on the connection.
+        headers: { accept: 'application/json', ...this.identity(), ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}) },
       }, (res) => {
         let text = ''
         res.setEncoding('utf8')

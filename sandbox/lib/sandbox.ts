@@ -186,7 +186,7 @@ export class Sandbox {
     return new Promise((resolve, reject) => {
       const req = request(`${this.apiServerUrl}${path}`, {
         method, ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key),
-        headers: payload ? { 'content-type': contentType } : {},
+        headers: payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {},
       }, (res) => {
         let text = ''
         res.setEncoding('utf8')

@@ -319,10 +319,8 @@ export class ProcessKubelet {
       if (p.child !== child || child.exitCode !== null || p.stopping) return
       const ok = await check()
       if (p.child !== child || child.exitCode !== null || p.stopping) return
-      if (ok !== p.ready) {
-        p.ready = ok
-        await this.setStatus(p.pod, { phase: 'Running', running: true, ready: ok, p }).catch(() => undefined)
-      }
+      // Ready once the API has it (a failed write is tried again at the next probe).
+      if (ok !== p.ready && await this.setStatus(p.pod, { phase: 'Running', running: true, ready: ok, p }).then(() => true, () => false)) p.ready = ok
       const t = setTimeout(() => void tick(), (p.ready ? probe?.periodSeconds ?? 10 : 1) * 1000)
       t.unref()
       p.timers.push(t)

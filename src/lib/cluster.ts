@@ -99,7 +99,11 @@ export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserE
   const status = statusOf(err)
   if (status === 401) return new UserError(`cannot ${doing} at ${cluster.server}: the credentials of context "${cluster.context}" were refused (401)`, ExitCode.Cluster, 'log in again or pass another --context')
   if (status === 403) return new UserError(`cannot ${doing}: permission denied for context "${cluster.context}" (403)`, ExitCode.Permission, 'ask for cluster-admin or run as a user who has it')
-  if (status !== undefined) return new UserError(`cannot ${doing}: the API answered HTTP ${status}`, ExitCode.Cluster, 'check the cluster with --verbose')
+  if (status !== undefined) {
+    // The API's own words (a rejected field, say), one line, control characters escaped.
+    const said = readFailure(err).replace(/^HTTP \d+: /, '').split('\n')[0]!.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).slice(0, 300)
+    return new UserError(`cannot ${doing}: the API answered HTTP ${status}${said && !/^HTTP-Code: /.test(said) ? `: ${said}` : ''}`, ExitCode.Cluster, 'check the cluster with --verbose')
+  }
   const reason = (err as Error)?.message?.split('\n')[0] ?? String(err)
   return new UserError(`cannot ${doing} at ${cluster.server}: ${reason}`, ExitCode.Cluster, 'check that the cluster is running and --kubeconfig/--context point at it')
 }

@@ -140,7 +140,10 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
     {
       title: `Apply the Installer CR (${ns}/installer)`,
       run: async () => {
-        const installer = rendered.selfCR.installer
+        // Labelled: core-provider chart 0.35.4's ValidatingAdmissionPolicy (Composition names <= 44 characters)
+        // tests `'krateo.io/release-name' in object.metadata.labels`, which fails, and so refuses the create, on
+        // an object without labels while core-provider's webhook (which adds one) is not registered yet.
+        const installer = { ...rendered.selfCR.installer, metadata: { ...rendered.selfCR.installer.metadata, labels: { ...rendered.selfCR.installer.metadata.labels, [MANAGED_BY_LABEL]: MANAGED_BY_US } } }
         const ref = refOf(installer, 'installers')
         const existing = await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, ref))
         // A 404 may also mean the version is listed but not served yet (a moment after the CRD changed): retry.
