@@ -267,6 +267,7 @@ export class CoreProvider {
       const previous = status.apiVersion && status.apiVersion !== `${COMPOSITION_GROUP}/${t.version}` ? status.apiVersion.split('/')[1] : undefined
       if (previous && status.resource) await this.bumpVersion(ns, status.resource, previous, t.version, t.plural)
       await this.applyBundle(ns, t, settings.resyncSeconds)
+      await this.restartWhenReady(ns, `${t.base}-controller`)
     } catch (err) {
       await this.annotate(cd, ANN_CREATE_FAILED)
       throw new Error(`create failed: ${(err as Error).message}`)
@@ -274,6 +275,30 @@ export class CoreProvider {
     const fresh = await this.annotate(cd, ANN_CREATE_SUCCEEDED)
     await this.setStatus(fresh, {}, ready('False', 'Creating'), synced('True', 'ReconcileSuccess'))
     this.enqueue(cd, 1000)
+  }
+
+  /**
+   * core-provider 0.26.1 (internal/tools/deploy/deploy.go) waits up to a minute for the cdc Deployment it just
+   * applied to be ready, then restarts it (kubectl.kubernetes.io/restartedAt: a rollout, so the pod reads the
+   * ConfigMap just written) and waits for it again: every deploy of a definition rolls its cdc once. Found
+   * against the real engine; the simulator did not roll it.
+   */
+  private async restartWhenReady(ns: string, name: string): Promise<void> {
+    const ready = async () => {
+      const deadline = Date.now() + 60_000
+      for (;;) {
+        const d = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`)
+        const st = (d?.status ?? {}) as { readyReplicas?: number; observedGeneration?: number; updatedReplicas?: number }
+        const want = (d?.spec as { replicas?: number } | undefined)?.replicas ?? 1
+        if (d && st.observedGeneration === d.metadata.generation && (st.readyReplicas ?? 0) === want && (st.updatedReplicas ?? 0) >= want) return
+        if (Date.now() > deadline) throw new Error(`error deploying dynamic controller: error waiting for deployment to be ready: timeout waiting for resource ${ns}/${name} to be ready`)
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    }
+    await ready()
+    const restartedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
+    await this.ctx.rest.mergePatch(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`, { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } } } })
+    await ready()
   }
 
   private async annotate(cd: KObject, key: string): Promise<KObject> {

@@ -15,6 +15,7 @@ import { processImage, type ProcessImage } from './images.js'
 import { tailFile } from '../lib/processes.js'
 
 export const PROCESS_NODE = 'process-node-0'
+const PROCESS_TAINT = 'sandbox.krateo.io/process'
 
 interface EnvVar {
   name: string
@@ -104,7 +105,9 @@ export class ProcessKubelet {
     await this.rest.createOrIgnore('/api/v1/nodes', {
       apiVersion: 'v1', kind: 'Node',
       metadata: { name: PROCESS_NODE, labels: { 'kubernetes.io/hostname': PROCESS_NODE, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'process' } },
-      spec: {},
+      // Only the real engine's pods, which the /pods webhook binds here by name, run here: a DaemonSet's pod
+      // must not land on this node (its image has no process).
+      spec: { taints: [{ key: PROCESS_TAINT, value: 'true', effect: 'NoSchedule' }] },
     })
     await this.heartbeat()
   }
