@@ -178,7 +178,9 @@ export class CoreProvider {
   async reconcile(ns: string, name: string): Promise<void> {
     const core = this.ctx.coreProvider()
     if (!core) return
-    await this.ensureVersionStamp(core)
+    // Gen S registers its webhook at the first observe after a CRD is generated (certificates.go
+    // ManageCertificates from the observe of compositiondefinitions.go), not at start: see observeOrCreate.
+    if (this.ctx.profile().versionStamp !== 'webhook') await this.ensureVersionStamp(core)
     const cd = await this.ctx.rest.getOrNull(cdPath(ns, name))
     if (!cd) return
     const ann = cd.metadata.annotations ?? {}
@@ -236,6 +238,8 @@ export class CoreProvider {
     const status = (cd.status ?? {}) as CDStatus
 
     if (serves && bundle) {
+      const core = this.ctx.coreProvider()
+      if (core) await this.ensureVersionStamp(core)
       await this.holdWhileCompositionsExist(cd, t)
       if (this.ctx.profile().pruneStaleVersions && crd) await this.pruneStaleVersions(crd, t.version)
       // Observe: up to date. Fill the status and turn Ready.

@@ -11,6 +11,7 @@ import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { observe, COMPOSITION_GROUP } from './observe.js'
 import { type PlatformState, type KObj, type Observed, DISCOVERY_DELAY, STAGE_TEXT, conditionOf, crdServes, isReady, isStuckCreate, platformState, phaseText } from './state.js'
 import { PlatformWatch } from './follow.js'
+import { detectGeneration } from './engine.js'
 import { checkRequiredValues } from './required-values.js'
 import { type Step, type StepReport } from './progress.js'
 import { createOrPatchSpec, createWhenServed, getCustom, clearNudge, installerReleasePending, mergePatchCustom, nudge, refOf, removeAnnotation } from './kube-write.js'
@@ -139,13 +140,11 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
     ...installerDefinitionSteps(cluster, rendered, ns, interrupt, watch, deadline),
     {
       title: `Apply the Installer CR (${ns}/installer)`,
-      run: async () => {
-        // Labelled: core-provider chart 0.35.4's ValidatingAdmissionPolicy (Composition names <= 44 characters)
-        // tests `'krateo.io/release-name' in object.metadata.labels`, which fails, and so refuses the create, on
-        // an object without labels while core-provider's webhook (which adds one) is not registered yet.
-        const installer = { ...rendered.selfCR.installer, metadata: { ...rendered.selfCR.installer.metadata, labels: { ...rendered.selfCR.installer.metadata.labels, [MANAGED_BY_LABEL]: MANAGED_BY_US } } }
+      run: async (r) => {
+        const installer = rendered.selfCR.installer
         const ref = refOf(installer, 'installers')
         const existing = await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, ref))
+        if (!existing) await waitForVersionStamp(cluster, deadline, r)
         // A 404 may also mean the version is listed but not served yet (a moment after the CRD changed): retry.
         if (!existing && await wrap(cluster, 'create the Installer CR', () => createWhenServed(cluster, { ...ref, namespace: ns }, installer)) === 'created') return 'created'
         // Only components and componentValues: runtime edits (spec.features, exposure...) survive.
@@ -155,6 +154,23 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
     },
   )
   return steps
+}
+
+/**
+ * A Composition is picked up by its cdc only with the version label that core-provider's webhook (Gen S) or
+ * admission policy (Gen N) stamps on CREATE. Gen S core-provider registers its webhook at the first observe after
+ * it generated a CRD, which can come after the CRD serves: an Installer CR created in between is never stamped,
+ * so never rendered (and core-provider chart 0.35.4's name-length policy refuses it outright, since it has no
+ * labels). Seen against the real engine. So the Installer CR is created once the stamp is in place.
+ */
+async function waitForVersionStamp(cluster: Cluster, deadline: number, r: StepReport): Promise<void> {
+  let said = false
+  while ((await detectGeneration(cluster)) === 'unknown') {
+    if (Date.now() > deadline) throw new UserError('core-provider has not registered the webhook that stamps the composition version', ExitCode.Timeout, 'check the core-provider Deployment and its log; re-run to resume')
+    if (!said) r.line('waiting for core-provider to register the webhook that stamps the composition version')
+    said = true
+    await sleep(1000)
+  }
 }
 
 /** `helm upgrade --install` of the bootstrap release in bootstrap mode with the chart's hooks skipped. */
