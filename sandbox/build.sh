@@ -14,19 +14,16 @@ export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 GOTOOLCHAIN=local
 
 log() { printf '%s sandbox build: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
-# build <name> <module> <version> <extra go.mod lines> <ldflags> <pkg>...
-# With BINARY set, the single package is written under that file name (etcd's main package is "server").
-build() {
-  local name=$1 module=$2 version=$3 extra=$4 ldflags=$5; shift 5
-  local out="$cache/bin/$name-$version" work="$cache/build/$name-$version" logf="$cache/logs/$name-$version.log"
+# build_with <name> <module> <version> <how> [args...]: runs `<how> <output dir> [args...]` (logged to a file)
+# and caches its output under bin/<name>-<version>; a failure names the module and prints the end of the log.
+build_with() {
+  local name=$1 module=$2 version=$3 how=$4; shift 4
+  local out="$cache/bin/$name-$version" logf="$cache/logs/$name-$version.log"
   if [ -f "$out/.complete" ]; then log "$name $version cached"; return 0; fi
   log "building $name from $module@$version (log: $logf)"
   local started=$SECONDS
-  rm -rf "$work" "$out.tmp"; mkdir -p "$work" "$out.tmp"
-  {
-    printf 'module sandboxbuild/%s\n\ngo 1.24\n\nrequire %s %s\n%s\n' "$name" "$module" "$version" "$extra" > "$work/go.mod"
-    (cd "$work" && go mod download "$module" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp/${BINARY:-}" "$@")
-  } >"$logf" 2>&1 || {
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  "$how" "$out.tmp" "$@" >"$logf" 2>&1 || {
     log "FAILED to build $name: module $module@$version; the Go error follows (full log: $logf)"
     tail -n 40 "$logf" >&2
     return 1
@@ -34,6 +31,19 @@ build() {
   rm -rf "$out"; mv "$out.tmp" "$out"; touch "$out/.complete"
   log "$name $version built in $((SECONDS - started))s"
 }
+
+# wrapper_build <output dir> <name> <module> <version> <extra go.mod lines> <ldflags> <pkg>...
+# With BINARY set, the single package is written under that file name (etcd's main package is "server").
+wrapper_build() {
+  local out=$1 name=$2 module=$3 version=$4 extra=$5 ldflags=$6; shift 6
+  local work="$cache/build/$name-$version"
+  rm -rf "$work"; mkdir -p "$work"
+  printf 'module sandboxbuild/%s\n\ngo 1.24\n\nrequire %s %s\n%s\n' "$name" "$module" "$version" "$extra" > "$work/go.mod"
+  (cd "$work" && go mod download "$module" && go build -trimpath -ldflags "-s -w $ldflags" -o "$out/${BINARY:-}" "$@")
+}
+
+# build <name> <module> <version> <extra go.mod lines> <ldflags> <pkg>...
+build() { build_with "$1" "$2" "$3" wrapper_build "$@"; }
 
 kube_replaces() {
   # k8s.io/kubernetes points its staging modules at ./staging; pin each to the matching v0.x instead.
@@ -66,24 +76,15 @@ engine_mirror() {
   local m=${KRATEO_ENGINE_MIRROR:-$here/../../shared/engine-mirror}
   [ -d "$m/goproxy" ] && (cd "$m/goproxy" && pwd)
 }
-build_engine_binary() {
-  local name=$1 module=$2 version=$3
-  local out="$cache/bin/$name-$version" logf="$cache/logs/$name-$version.log" mirror
-  if [ -f "$out/.complete" ]; then log "$name $version cached"; return 0; fi
-  log "building $name from $module@$version (log: $logf)"
-  local started=$SECONDS goproxy
+# module_install <output dir> <module> <version>
+module_install() {
+  local out=$1 module=$2 version=$3 goproxy mirror
   goproxy=$(go env GOPROXY)
   if mirror=$(engine_mirror); then goproxy="file://$mirror,$goproxy"; fi
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
-  (GOPROXY=$goproxy GONOSUMDB=github.com/krateoplatformops/core-provider,github.com/krateoplatformops/composition-dynamic-controller,github.com/krateoplatformops/chart-inspector \
-    GOFLAGS=-buildvcs=false GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "$module@$version") >"$logf" 2>&1 || {
-    log "FAILED to build $name: module $module@$version; the Go error follows (full log: $logf)"
-    tail -n 40 "$logf" >&2
-    return 1
-  }
-  rm -rf "$out"; mv "$out.tmp" "$out"; touch "$out/.complete"
-  log "$name $version built in $((SECONDS - started))s"
+  GOPROXY=$goproxy GONOSUMDB=github.com/krateoplatformops/core-provider,github.com/krateoplatformops/composition-dynamic-controller,github.com/krateoplatformops/chart-inspector \
+    GOFLAGS=-buildvcs=false GOBIN="$out" go install -trimpath -ldflags "-s -w" "$module@$version"
 }
+build_engine_binary() { build_with "$1" "$2" "$3" module_install "$2" "$3"; }
 # core-provider 0.26.x generates each CRD at run time with `go mod tidy` and `go run controller-gen` in a generated
 # module (plumbing crdgen). Its pods get no network: they use this module cache as their GOPROXY (file://) and a
 # shared build cache, both warmed here by generating one CRD the same way.
