@@ -52,7 +52,9 @@ export function toStructural(schema: unknown): Record<string, unknown> {
   if (out.type === 'object' || (!out.type && out.properties)) {
     out.type = 'object'
     if (s.additionalProperties && typeof s.additionalProperties === 'object' && !s.properties) out.additionalProperties = toStructural(s.additionalProperties)
-    else if (s.additionalProperties !== false) out['x-kubernetes-preserve-unknown-fields'] = true
+    // core-provider's crdgen closes an object that lists its properties: fields the chart's schema does not
+    // name are pruned (seen against the real engine). Only an object without properties keeps unknown fields.
+    else if (s.additionalProperties !== false && !s.properties) out['x-kubernetes-preserve-unknown-fields'] = true
   }
   return out
 }
