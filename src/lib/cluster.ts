@@ -101,7 +101,8 @@ export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserE
   if (status === 403) return new UserError(`cannot ${doing}: permission denied for context "${cluster.context}" (403)`, ExitCode.Permission, 'ask for cluster-admin or run as a user who has it')
   if (status !== undefined) {
     // The API's own words (a rejected field, say), one line, control characters escaped.
-    const said = readFailure(err).replace(/^HTTP \d+: /, '').split('\n')[0]!.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`).slice(0, 300)
+    const line = readFailure(err).replace(/^HTTP \d+: /, '').split('\n')[0]!.slice(0, 300)
+    const said = [...line].map((ch) => { const c = ch.charCodeAt(0); return c < 0x20 || (c >= 0x7f && c <= 0x9f) ? `\\x${c.toString(16).padStart(2, '0')}` : ch }).join('')
     return new UserError(`cannot ${doing}: the API answered HTTP ${status}${said && !/^HTTP-Code: /.test(said) ? `: ${said}` : ''}`, ExitCode.Cluster, 'check the cluster with --verbose')
   }
   const reason = (err as Error)?.message?.split('\n')[0] ?? String(err)

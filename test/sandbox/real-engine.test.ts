@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import { eventually, useSandbox } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
-interface StatusDoc { phase: string; components: { name: string; state: string; version?: string }[]; engine?: { generation?: string } }
+interface StatusDoc { phase: string; installerVersion?: string; components: { name: string; enabled: boolean; stage: string; version: string }[] }
 
 describe('the real Gen S engine', () => {
   const { sandbox, kube } = useSandbox({ engineKind: 'real', generation: 'S' })
@@ -18,10 +18,18 @@ describe('the real Gen S engine', () => {
     assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`)
     const ready = await status()
     assert.equal(ready.phase, 'Ready', JSON.stringify(ready))
-    assert.ok(ready.components.length > 5 && ready.components.every((c) => c.state === 'Ready'), JSON.stringify(ready.components))
+    const enabled = ready.components.filter((c) => c.enabled)
+    assert.ok(enabled.length > 5 && enabled.every((c) => c.stage === 'ready'), JSON.stringify(ready.components))
     // The engine really ran: core-provider generated each kind's CRD and started a cdc per definition as processes.
     const { items: pods } = await kube().core.listNamespacedPod({ namespace: 'krateo-system', fieldSelector: 'spec.nodeName=process-node-0' })
     assert.ok(pods.some((p) => p.metadata!.name!.startsWith('installers-v0-2-53-controller')), pods.map((p) => p.metadata!.name).join(', '))
+
+    // Versions move: the real core-provider bumps each moved kind's CRD (conversion webhook, vacuum storage).
+    const upgrade = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--yes', '--timeout', '15m'])
+    assert.equal(upgrade.code, 0, `${upgrade.stdout}\n${upgrade.stderr}`)
+    const upgraded = await status()
+    assert.equal(upgraded.phase, 'Ready', JSON.stringify(upgraded))
+    assert.equal(upgraded.components.find((c) => c.name === 'authn')?.version, '0.22.1')
 
     const uninstall = await cli(['uninstall', ...kc(), '--yes', '--timeout', '10m'])
     assert.equal(uninstall.code, 0, `${uninstall.stdout}\n${uninstall.stderr}`)
