@@ -135,13 +135,16 @@ export function crdServes(crd: KObj | undefined, version: string): boolean {
   return versions.some((v) => v.name === version && v.served)
 }
 
-/**
- * API answers that mean "try again shortly": 429 and 503 (a CRD version's storage starting, a kind served a
- * moment ago that discovery does not list yet). The engine retries them; they are a problem once they last.
- */
 /** helm's and the API server's words for a kind served a moment ago that discovery does not list yet. */
 export const DISCOVERY_DELAY = 'There can be a delay between when CustomResourceDefinitions are created'
-const PASSING_API_ERROR = new RegExp(`HTTP 429|HTTP 503|storage is \\(re\\)initializing|${DISCOVERY_DELAY}`)
+/** The API server's words for a write that lost an optimistic-concurrency race (409): the writer reads again. */
+const WRITE_CONFLICT = 'the object has been modified; please apply your changes to the latest version and try again'
+/**
+ * API answers that mean "try again shortly": 429 and 503 (a CRD version's storage starting, a kind served a
+ * moment ago that discovery does not list yet), and a write conflict (the real cdc meets one whenever the object
+ * changed under its status write). The engine retries them; they are a problem once they last.
+ */
+const PASSING_API_ERROR = new RegExp(`HTTP 429|HTTP 503|storage is \\(re\\)initializing|${DISCOVERY_DELAY}|${WRITE_CONFLICT.replace(/[.;]/g, '\\$&')}`)
 export const PASSING_ERROR_GRACE_MS = 120_000
 
 /** A ReconcileError from a passing API answer, younger than the grace: the engine is still retrying it. */

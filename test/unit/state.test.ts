@@ -87,6 +87,16 @@ describe('state derivation', () => {
     assert.equal(lasting.phase, 'Degraded')
     assert.deepEqual(lasting.problems, [`authn-crd: ${msg}`])
   })
+  it('is not Degraded by a write conflict the real cdc retries (its status write raced another change)', () => {
+    const msg = 'observe failed: Operation cannot be fulfilled on installers.composition.krateo.io "installer": the object has been modified; please apply your changes to the latest version and try again'
+    const o = observed()
+    o.now = Date.parse(T) + 30_000
+    o.installer!.status = conds('True', 'Available', undefined, ['False', 'ReconcileError', msg])
+    ;(o.installer!.status.conditions as { lastTransitionTime?: string }[])[1]!.lastTransitionTime = new Date(o.now - 5_000).toISOString()
+    assert.deepEqual(platformState(o).problems, [])
+    ;(o.installer!.status.conditions as { lastTransitionTime?: string }[])[1]!.lastTransitionTime = new Date(o.now - 121_000).toISOString()
+    assert.deepEqual(platformState(o).problems, [`Installer krateo-system/installer: ReconcileError: ${msg}`])
+  })
   it('is Draining, not Degraded, while uninstall has paused the Installer', () => {
     const o = observed({ compositions: new Map([['authn-crd', comp('authn-crd', conds('True', 'Available'), { deletionTimestamp: T })]]) })
     o.installer!.status = conds('True', 'Available', undefined, ['False', 'ReconcilePaused'])
