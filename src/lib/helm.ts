@@ -1,7 +1,6 @@
 // Driving the helm binary: finding it, checking its version (3.16+ or 4.x), and running it so that a
 // Ctrl-C in the terminal never kills it half-way (it runs in its own process group; we wait for it).
-import { readFileSync, readdirSync } from 'node:fs'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'

@@ -164,11 +164,9 @@ export function bootstrapSteps(cluster: Cluster, helm: Helm, opts: InstallOption
  * labels). Seen against the real engine. So the Installer CR is created once the stamp is in place.
  */
 async function waitForVersionStamp(cluster: Cluster, deadline: number, r: StepReport): Promise<void> {
-  let said = false
-  while ((await detectGeneration(cluster)) === 'unknown') {
+  for (let first = true; (await detectGeneration(cluster)) === 'unknown'; first = false) {
     if (Date.now() > deadline) throw new UserError('core-provider has not registered the webhook that stamps the composition version', ExitCode.Timeout, 'check the core-provider Deployment and its log; re-run to resume')
-    if (!said) r.line('waiting for core-provider to register the webhook that stamps the composition version')
-    said = true
+    if (first) r.line('waiting for core-provider to register the webhook that stamps the composition version')
     await sleep(1000)
   }
 }
