@@ -2,7 +2,7 @@
 // exit code (a stack trace only with --verbose).
 import { Command, Flags, Errors } from '@oclif/core'
 import chalk from 'chalk'
-import { ExitCode, UserError, redact } from './errors.js'
+import { ExitCode, UserError, printable, redact } from './errors.js'
 
 export abstract class KrateoCommand extends Command {
   static override baseFlags = {
@@ -59,12 +59,12 @@ export abstract class KrateoCommand extends Command {
     }
     if (err instanceof UserError) {
       this.failJson(err.message, err.hint, err.exitCode)
-      process.stderr.write(`Error: ${redact(err.line())}\n`)
+      process.stderr.write(`Error: ${printable(redact(err.line()))}\n`)
       if (this.verbose && err.stack) process.stderr.write(redact(err.stack) + '\n')
       this.exit(err.exitCode)
     }
     this.failJson(`unexpected failure: ${err.message.split('\n')[0] ?? ''}`, 're-run with --verbose and report it', ExitCode.Internal)
-    process.stderr.write(`Error: unexpected failure: ${redact(err.message.split('\n')[0] ?? '')}; re-run with --verbose and report it\n`)
+    process.stderr.write(`Error: unexpected failure: ${printable(redact(err.message.split('\n')[0] ?? ''))}; re-run with --verbose and report it\n`)
     if (this.verbose && err.stack) process.stderr.write(redact(err.stack) + '\n')
     this.exit(ExitCode.Internal)
   }

@@ -3,7 +3,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import { ApiextensionsV1Api, AuthorizationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node'
-import { ExitCode, UserError } from './errors.js'
+import { ExitCode, UserError, printable } from './errors.js'
 import { loadKubeConfig } from './kubeconfig.js'
 import type { KObj } from './state.js'
 
@@ -101,8 +101,7 @@ export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserE
   if (status === 403) return new UserError(`cannot ${doing}: permission denied for context "${cluster.context}" (403)`, ExitCode.Permission, 'ask for cluster-admin or run as a user who has it')
   if (status !== undefined) {
     // The API's own words (a rejected field, say), one line, control characters escaped.
-    const line = readFailure(err).replace(/^HTTP \d+: /, '').split('\n')[0]!.slice(0, 300)
-    const said = [...line].map((ch) => { const c = ch.charCodeAt(0); return c < 0x20 || (c >= 0x7f && c <= 0x9f) ? `\\x${c.toString(16).padStart(2, '0')}` : ch }).join('')
+    const said = printable(readFailure(err).replace(/^HTTP \d+: /, '').split('\n')[0]!.slice(0, 300))
     return new UserError(`cannot ${doing}: the API answered HTTP ${status}${said && !/^HTTP-Code: /.test(said) ? `: ${said}` : ''}`, ExitCode.Cluster, 'check the cluster with --verbose')
   }
   const reason = (err as Error)?.message?.split('\n')[0] ?? String(err)

@@ -36,3 +36,17 @@ export function redact(text: string, secrets: readonly string[] = []): string {
     .replace(/(password|token|secret)(["']?\s*[:=]\s*["']?)[^\s"',}]+/gi, '$1$2***')
     .replace(/(Authorization:\s*Bearer\s+)\S+/gi, '$1***')
 }
+
+/**
+ * A string from the cluster made safe for a terminal: control characters (C0 but newline and tab, DEL, C1) are
+ * written as \xNN, so an annotation or a condition message cannot move the cursor, retitle the window or hide
+ * text with escape sequences. JSON output needs none of this (JSON escapes them itself).
+ */
+export function printable(text: string): string {
+  let out = ''
+  for (const ch of text) {
+    const c = ch.charCodeAt(0)
+    out += (c < 0x20 && ch !== '\n' && ch !== '\t') || (c >= 0x7f && c <= 0x9f) ? `\\x${c.toString(16).padStart(2, '0')}` : ch
+  }
+  return out
+}

@@ -3,6 +3,7 @@
 import chalk from 'chalk'
 import { stringify } from 'yaml'
 import { type PlatformState, type ComponentState, STAGE_TEXT, phaseText } from './state.js'
+import { printable } from './errors.js'
 
 export const STATUS_SCHEMA_VERSION = 1
 
@@ -50,7 +51,7 @@ export function table(rows: string[][]): string {
 const stripAnsi = (s: string) => s.replace(/\u001b\[[0-9;]*m/g, '')
 
 export function stageColour(c: ComponentState): string {
-  const text = c.stage === 'waiting-deps' ? `waiting for ${c.waitingFor.join(', ')}` : STAGE_TEXT[c.stage]
+  const text = c.stage === 'waiting-deps' ? printable(`waiting for ${c.waitingFor.join(', ')}`) : STAGE_TEXT[c.stage]
   switch (c.stage) {
     case 'ready': return chalk.green(text)
     case 'error': case 'stuck': return chalk.red(text)
@@ -63,7 +64,9 @@ export function stageColour(c: ComponentState): string {
 const age = (s: number | null) => s === null ? '-' : s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`
 const cond = (c: ComponentState['ready']) => c ? `${c.status}${c.reason ? ` ${c.reason}` : ''}` : '-'
 
+/** The status as a table for people; every string from the cluster escaped for the terminal (printable). */
 export function renderStatus(state: PlatformState): string {
+  const p = printable
   const phase = phaseText(state)
   const colour = state.phase === 'Ready' ? chalk.green : state.phase === 'Degraded' || state.phase === 'Stuck' ? chalk.red : chalk.yellow
   const about = [state.installerVersion ? `installer ${state.installerVersion}` : '', state.generation && state.generation !== 'unknown' ? `engine Gen ${state.generation}` : ''].filter(Boolean).join(', ')
@@ -72,22 +75,22 @@ export function renderStatus(state: PlatformState): string {
     lines.push('')
     const rows = [['COMPONENT', 'FEATURE', 'VERSION', 'STAGE', 'READY', 'SYNCED', 'AGE', 'DETAIL']]
     for (const c of state.components) {
-      rows.push([c.name, c.feature ?? '-', c.version, stageColour(c), cond(c.ready), cond(c.synced), age(c.ageSeconds), c.stage === 'ready' ? '' : c.detail])
+      rows.push([p(c.name), p(c.feature ?? '-'), p(c.version), stageColour(c), p(cond(c.ready)), p(cond(c.synced)), age(c.ageSeconds), c.stage === 'ready' ? '' : p(c.detail)])
     }
     lines.push(table(rows))
   }
   if (state.endpoints.length) {
     lines.push('', 'Endpoints:')
-    for (const e of state.endpoints) lines.push(`  ${e.component.padEnd(20)} ${e.url ?? `(${e.type}: no address yet)`}${e.hostnameOnly ? ' (load balancer hostname)' : ''}`)
+    for (const e of state.endpoints) lines.push(p(`  ${e.component.padEnd(20)} ${e.url ?? `(${e.type}: no address yet)`}${e.hostnameOnly ? ' (load balancer hostname)' : ''}`))
   }
-  if (state.portalUrl) lines.push('', `Portal: ${state.portalUrl}`)
+  if (state.portalUrl) lines.push('', `Portal: ${p(state.portalUrl)}`)
   // A gap the notes already explain at length is not said twice.
-  else if (state.portalGap && !state.notes.some((n) => n.startsWith(state.portalGap!.why))) lines.push('', `Portal: none yet: ${state.portalGap.why}`)
+  else if (state.portalGap && !state.notes.some((n) => n.startsWith(state.portalGap!.why))) lines.push('', `Portal: none yet: ${p(state.portalGap.why)}`)
   if (state.phase !== 'NotInstalled' && state.phase !== 'Bootstrapping') lines.push(`Admin password: ${adminPasswordCommand(state.namespace)}`)
-  if (state.problems.length) lines.push('', chalk.red('Problems:'), ...state.problems.map((p) => `  ${p}`))
-  if (state.notes.length) lines.push('', chalk.yellow('Notes:'), ...state.notes.map((n) => `  ${n}`))
-  if (state.pausedBy) lines.push('', `Installer ${chalk.yellow(state.pausedBy)}`)
-  if (state.lock) lines.push('', `In progress: ${state.lock.command} by ${state.lock.holder}, since ${state.lock.since} (holds the krateo-installer lock)`)
+  if (state.problems.length) lines.push('', chalk.red('Problems:'), ...state.problems.map((x) => `  ${p(x)}`))
+  if (state.notes.length) lines.push('', chalk.yellow('Notes:'), ...state.notes.map((n) => `  ${p(n)}`))
+  if (state.pausedBy) lines.push('', `Installer ${chalk.yellow(p(state.pausedBy))}`)
+  if (state.lock) lines.push('', p(`In progress: ${state.lock.command} by ${state.lock.holder}, since ${state.lock.since} (holds the krateo-installer lock)`))
   if (state.phase === 'NotInstalled') lines.push('', 'Nothing installed here. Install with: krateo-installer install')
   return lines.join('\n')
 }

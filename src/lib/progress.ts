@@ -2,6 +2,7 @@
 // lines otherwise (CI, pipes, --json where they go to stderr).
 import { Listr } from 'listr2'
 import { stamp } from './output.js'
+import { printable } from './errors.js'
 
 export interface StepReport {
   /** A line of progress (plain mode prints it; the live view shows the latest). */
@@ -36,10 +37,11 @@ export async function runSteps(steps: Step[], opts: ProgressOptions): Promise<vo
         let lastLine = ''
         let lastBlock = ''
         const show = () => { task.output = [lastBlock, lastLine].filter(Boolean).join('\n') }
+        // Progress lines carry the cluster's words (condition messages, names): escaped for the terminal.
         const result = await s.run({
-          line: (m) => { lastLine = m; show() },
+          line: (m) => { lastLine = printable(m); show() },
           block: (t) => { lastBlock = t; show() },
-          title: (t) => { task.title = t },
+          title: (t) => { task.title = printable(t) },
         })
         task.title = `${task.title}${result ? ` — ${result}` : ''} (${secs(started)})`
       },
@@ -47,7 +49,7 @@ export async function runSteps(steps: Step[], opts: ProgressOptions): Promise<vo
     await list.run()
     return
   }
-  const out = (m: string) => opts.stream.write(stamp(m) + '\n')
+  const out = (m: string) => opts.stream.write(stamp(printable(m)) + '\n')
   for (const s of steps) {
     const started = Date.now()
     let title = s.title
