@@ -2,6 +2,7 @@
 // read elsewhere (observe.ts), so every rule here is unit-tested without I/O.
 import { type Component, type InstallerSpec, dashed, isEnabled, parseComponents } from './components.js'
 import { notRunning, specApplied } from './workloads.js'
+import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
 import { type PortalGap, consumerWiring, serviceOf, unwiredAdvice } from './wiring.js'
 
 export interface KObj {
@@ -272,7 +273,8 @@ export function platformState(obs: Observed): PlatformState {
 
   let phase: Phase
   // The CompositionDefinition CRD alone is residue (it ships in crds/), not an installation.
-  if (!obs.installer) phase = obs.bootstrapped || obs.cds.size > 0 ? 'Bootstrapping' : 'NotInstalled'
+  // Someone else's CompositionDefinitions (a team's blueprints) are no platform: only ours count.
+  if (!obs.installer) phase = obs.bootstrapped || [...obs.cds.values()].some((cd) => cd.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US) ? 'Bootstrapping' : 'NotInstalled'
   else if (obs.installer.metadata.deletionTimestamp) phase = 'Draining'
   else if (isStuckCreate(obs.installer) || states.some((s) => s.stage === 'stuck')) phase = 'Stuck'
   else if (problems.length) phase = 'Degraded'

@@ -31,6 +31,10 @@ describe('state derivation', () => {
     assert.equal(platformState(observed({ installer: null, cdCrd: false, bootstrapped: false, cds: new Map() })).phase, 'NotInstalled')
     assert.equal(platformState(observed({ installer: null })).phase, 'Bootstrapping')
     assert.equal(platformState(observed({ installer: null, bootstrapped: false, cds: new Map() })).phase, 'NotInstalled', 'a leftover CD CRD is residue')
+    const blueprint: KObj = { metadata: { name: 'fireworksapp' }, spec: {} }
+    assert.equal(platformState(observed({ installer: null, bootstrapped: false, cds: new Map([['fireworksapp', blueprint]]) })).phase, 'NotInstalled', "a team's own definition is no platform")
+    const ours: KObj = { metadata: { name: 'installer', labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } }, spec: {} }
+    assert.equal(platformState(observed({ installer: null, bootstrapped: false, cds: new Map([['installer', ours]]) })).phase, 'Bootstrapping')
   })
   it('walks a component through its stages', () => {
     const features = { platform: true }
