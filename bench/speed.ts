@@ -28,7 +28,10 @@ export interface InstallRun {
   layers: { depth: number; slowest: string; ms: number }[]
 }
 
-interface Times { createdAt?: number; readyAt?: number }
+interface Times {
+  createdAt?: number
+  readyAt?: number
+}
 
 /** Dependency depth of every component: 1 for one with no dependency, else one more than its deepest dependency. */
 export function depths(components: Component[]): Map<string, number> {
@@ -47,8 +50,14 @@ export function depths(components: Component[]): Map<string, number> {
 }
 
 /** The critical path: per layer the slowest component (creation to Ready), summed. */
-export function criticalPath(components: Component[], times: Map<string, Times>, installer: Times): InstallRun['layers'] {
-  const layers: InstallRun['layers'] = [{ depth: 0, slowest: 'installer', ms: (installer.readyAt ?? 0) - (installer.createdAt ?? 0) }]
+export function criticalPath(
+  components: Component[],
+  times: Map<string, Times>,
+  installer: Times,
+): InstallRun['layers'] {
+  const layers: InstallRun['layers'] = [
+    { depth: 0, slowest: 'installer', ms: (installer.readyAt ?? 0) - (installer.createdAt ?? 0) },
+  ]
   const depth = depths(components)
   for (const d of [...new Set(depth.values())].sort((a, b) => a - b)) {
     let slowest = { name: '', ms: 0 }
@@ -65,18 +74,48 @@ export function criticalPath(components: Component[], times: Map<string, Times>,
 function runInstall(sb: Sandbox, args: string[]): Promise<number> {
   const repo = join(import.meta.dirname, '..')
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repo, 'bin/run.js'), 'install', '--kubeconfig', sb.kubeconfig, '--chart', `oci://${sb.registry}/charts/installer`, '--version', '0.2.53', '--plain-http', '--exposure', 'LoadBalancer', ...args],
-      { env: { ...process.env, ...sb.helmEnv(), KUBECONFIG: sb.kubeconfig, HELM_BIN: sb.helm, CI: 'true' }, stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(
+      process.execPath,
+      [
+        join(repo, 'bin/run.js'),
+        'install',
+        '--kubeconfig',
+        sb.kubeconfig,
+        '--chart',
+        `oci://${sb.registry}/charts/installer`,
+        '--version',
+        '0.2.53',
+        '--plain-http',
+        '--exposure',
+        'LoadBalancer',
+        ...args,
+      ],
+      {
+        env: { ...process.env, ...sb.helmEnv(), KUBECONFIG: sb.kubeconfig, HELM_BIN: sb.helm, CI: 'true' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    )
     let stderr = ''
-    child.stderr.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-4000) })
-    child.on('close', (code) => code === 0 ? resolve(code) : reject(new Error(`install ${args.join(' ')} exited ${code}:\n${stderr}`)))
+    child.stderr.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-4000)
+    })
+    child.on('close', (code) =>
+      code === 0 ? resolve(code) : reject(new Error(`install ${args.join(' ')} exited ${code}:\n${stderr}`)),
+    )
   })
 }
 
 /** One install on a fresh sandbox of that generation, with a watcher recording when each component ran. */
-export async function measureInstall(generation: GenerationName, accelerate: boolean, log: (line: string) => void, podStartSeconds = 0): Promise<InstallRun> {
+export async function measureInstall(
+  generation: GenerationName,
+  accelerate: boolean,
+  log: (line: string) => void,
+  podStartSeconds = 0,
+): Promise<InstallRun> {
   // Pods that take a while to start, as images pulled from a registry do (kwok's are ready at once).
-  const readinessDelaySeconds = podStartSeconds ? Object.fromEntries(COMPONENTS_0_2_53.map((c) => [c.name, podStartSeconds])) : {}
+  const readinessDelaySeconds = podStartSeconds
+    ? Object.fromEntries(COMPONENTS_0_2_53.map((c) => [c.name, podStartSeconds]))
+    : {}
   const sb = await startSandbox({ ownerPid: process.pid, generation, engineSettings: { readinessDelaySeconds } })
   const pw = new PlatformWatch(loadCluster({ kubeconfig: sb.kubeconfig }), NS)
   const times = new Map<string, Times>()
@@ -86,7 +125,8 @@ export async function measureInstall(generation: GenerationName, accelerate: boo
     pw.onChange(() => {
       const now = Date.now()
       const obs = pw.snapshot()
-      if (obs.installer && !installer.createdAt) installer.createdAt = Date.parse(obs.installer.metadata.creationTimestamp ?? '') || now
+      if (obs.installer && !installer.createdAt)
+        installer.createdAt = Date.parse(obs.installer.metadata.creationTimestamp ?? '') || now
       if (obs.installer && isReady(obs.installer)) installer.readyAt ??= now
       const state = platformState(obs)
       for (const c of state.components) {
@@ -104,13 +144,22 @@ export async function measureInstall(generation: GenerationName, accelerate: boo
     const started = Date.now()
     await runInstall(sb, ['--timeout', '40m', ...(accelerate ? [] : ['--no-accelerate'])])
     const wallMs = Date.now() - started
-    const components = parseComponents((pw.snapshot().installer?.spec ?? {}) as InstallerSpec).filter((c) => times.get(c.name)?.createdAt)
+    const components = parseComponents((pw.snapshot().installer?.spec ?? {}) as InstallerSpec).filter(
+      (c) => times.get(c.name)?.createdAt,
+    )
     const layers = criticalPath(components, times, installer)
     const run: InstallRun = {
-      generation, accelerate, podStartSeconds, wallMs, followMs: (readyAt ?? Date.now()) - (installer.createdAt ?? started),
-      criticalPathMs: layers.reduce((a, l) => a + l.ms, 0), layers,
+      generation,
+      accelerate,
+      podStartSeconds,
+      wallMs,
+      followMs: (readyAt ?? Date.now()) - (installer.createdAt ?? started),
+      criticalPathMs: layers.reduce((a, l) => a + l.ms, 0),
+      layers,
     }
-    log(`  Gen ${generation} ${accelerate ? 'with nudges' : 'engine alone'}${podStartSeconds ? ` (pods start in ${podStartSeconds} s)` : ''}: ${(wallMs / 1000).toFixed(0)} s`)
+    log(
+      `  Gen ${generation} ${accelerate ? 'with nudges' : 'engine alone'}${podStartSeconds ? ` (pods start in ${podStartSeconds} s)` : ''}: ${(wallMs / 1000).toFixed(0)} s`,
+    )
     return run
   } finally {
     pw.stop()
@@ -126,7 +175,10 @@ export const POD_START_SECONDS = 10
  * nudged ones one after the other, so no nudged run shares the machine with another install; then the
  * nudged ones again with pods that take POD_START_SECONDS to start, for the critical-path bound.
  */
-export async function speedBench(log: (line: string) => void, parts: { alone: boolean } = { alone: true }): Promise<SpeedResult> {
+export async function speedBench(
+  log: (line: string) => void,
+  parts: { alone: boolean } = { alone: true },
+): Promise<SpeedResult> {
   const alone = parts.alone ? await Promise.all((['S', 'N'] as const).map((g) => measureInstall(g, false, log))) : []
   const nudged: InstallRun[] = []
   for (const g of ['S', 'N'] as const) {
@@ -136,22 +188,31 @@ export async function speedBench(log: (line: string) => void, parts: { alone: bo
   return { alone, nudged }
 }
 
-export interface SpeedResult { alone: InstallRun[]; nudged: InstallRun[] }
+export interface SpeedResult {
+  alone: InstallRun[]
+  nudged: InstallRun[]
+}
 
 export function speedReport(r: SpeedResult): string[] {
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`
   const goal = { S: 5, N: 2 } as const
-  const out = ['install speed at the engine\'s real resync (180 s Gen S, 60 s Gen N), installer 0.2.53, one run each:']
+  const out = ["install speed at the engine's real resync (180 s Gen S, 60 s Gen N), installer 0.2.53, one run each:"]
   for (const n of r.nudged) {
     const pods = n.podStartSeconds ? `pods start in ${n.podStartSeconds} s` : 'pods ready at once (kwok)'
     const a = n.podStartSeconds ? undefined : r.alone.find((x) => x.generation === n.generation)
     const bound = n.followMs / n.criticalPathMs
     if (a) {
       const speedup = a.wallMs / n.wallMs
-      out.push(`  Gen ${n.generation}, ${pods}: engine alone ${s(a.wallMs)}, with nudges ${s(n.wallMs)}: ${speedup.toFixed(1)}x faster (goal ${goal[n.generation]}x: ${speedup >= goal[n.generation] ? 'met' : 'NOT met'})`)
+      out.push(
+        `  Gen ${n.generation}, ${pods}: engine alone ${s(a.wallMs)}, with nudges ${s(n.wallMs)}: ${speedup.toFixed(1)}x faster (goal ${goal[n.generation]}x: ${speedup >= goal[n.generation] ? 'met' : 'NOT met'})`,
+      )
     } else out.push(`  Gen ${n.generation}, ${pods}: with nudges ${s(n.wallMs)}`)
-    out.push(`    self-reconcile ${s(n.followMs)} against a critical path of ${s(n.criticalPathMs)}: ${bound.toFixed(2)}x (goal 1.3x: ${bound <= 1.3 ? 'met' : 'NOT met'})`)
-    out.push(`    critical path: ${n.layers.map((l) => `${l.depth === 0 ? 'installer' : `layer ${l.depth} ${l.slowest}`} ${s(l.ms)}`).join(', ')}`)
+    out.push(
+      `    self-reconcile ${s(n.followMs)} against a critical path of ${s(n.criticalPathMs)}: ${bound.toFixed(2)}x (goal 1.3x: ${bound <= 1.3 ? 'met' : 'NOT met'})`,
+    )
+    out.push(
+      `    critical path: ${n.layers.map((l) => `${l.depth === 0 ? 'installer' : `layer ${l.depth} ${l.slowest}`} ${s(l.ms)}`).join(', ')}`,
+    )
   }
   return out
 }

@@ -6,7 +6,11 @@ const args = process.argv.slice(2)
 // "build"), so `krateo-installer --help` starts about as fast as Node.js itself.
 if (args.length === 0 || (args.length === 1 && (args[0] === '--help' || args[0] === '-h'))) {
   let text
-  try { text = readFileSync(new URL('../dist/root-help.txt', import.meta.url), 'utf8') } catch { /* not built with it: oclif renders it */ }
+  try {
+    text = readFileSync(new URL('../dist/root-help.txt', import.meta.url), 'utf8')
+  } catch {
+    /* not built with it: oclif renders it */
+  }
   if (text) {
     process.stdout.write(text)
     process.exit(0)

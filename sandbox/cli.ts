@@ -6,7 +6,14 @@ import { get as httpsGet } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { type EngineKind, type Sandbox, isEngineKind, loadSandbox, sandboxIsRunning, startSandbox } from './lib/sandbox.js'
+import {
+  type EngineKind,
+  type Sandbox,
+  isEngineKind,
+  loadSandbox,
+  sandboxIsRunning,
+  startSandbox,
+} from './lib/sandbox.js'
 import { type GenerationName, generationProfile, isGenerationName } from './engine/generation.js'
 
 const usage = `usage: sandbox <command> [--name NAME]
@@ -54,14 +61,21 @@ async function main(): Promise<void> {
     console.log(usage)
     return
   }
-  const running = () => (sandboxIsRunning(dir) ? loadSandbox(dir) : fail(`no sandbox "${values.name}" is running; start one with: npm run sandbox:up`))
+  const running = () =>
+    sandboxIsRunning(dir)
+      ? loadSandbox(dir)
+      : fail(`no sandbox "${values.name}" is running; start one with: npm run sandbox:up`)
   switch (command) {
     case 'up': {
       if (!isGenerationName(values.generation!)) fail(`--generation must be S or N, not "${values.generation}"`)
-      if (values.engine !== undefined && !isEngineKind(values.engine)) fail(`--engine must be sim or real, not "${values.engine}"`)
+      if (values.engine !== undefined && !isEngineKind(values.engine))
+        fail(`--engine must be sim or real, not "${values.engine}"`)
       const started = Date.now()
       const sandbox = await startSandbox({
-        name: values.name, dir, agent: !values['no-agent'], generation: values.generation!.toUpperCase() as GenerationName,
+        name: values.name,
+        dir,
+        agent: !values['no-agent'],
+        generation: values.generation!.toUpperCase() as GenerationName,
         engineKind: values.engine as EngineKind | undefined,
         log: (m) => console.error(`${new Date().toISOString().slice(11, 19)} ${m}`),
       })
@@ -69,9 +83,13 @@ async function main(): Promise<void> {
       console.log(`  engine:     ${describeEngine(sandbox)}`)
       console.log(`  kubeconfig: ${sandbox.kubeconfig}`)
       console.log(`  api server: ${sandbox.apiServerUrl}`)
-      console.log(`  registry:   oci://${sandbox.registry} (${sandbox.state.registryTls ? `TLS: helm --ca-file ${sandbox.caFile}` : 'plain HTTP'})`)
+      console.log(
+        `  registry:   oci://${sandbox.registry} (${sandbox.state.registryTls ? `TLS: helm --ca-file ${sandbox.caFile}` : 'plain HTTP'})`,
+      )
       console.log(`  helm:       ${sandbox.helm}${sandbox.state.helm4 ? ` (helm 4: ${sandbox.state.helm4})` : ''}`)
-      console.log(`  shell:      eval "$(npm run -s sandbox -- env${values.name === 'default' ? '' : ` --name ${values.name}`})"`)
+      console.log(
+        `  shell:      eval "$(npm run -s sandbox -- env${values.name === 'default' ? '' : ` --name ${values.name}`})"`,
+      )
       return
     }
     case 'down': {
@@ -90,17 +108,26 @@ async function main(): Promise<void> {
       const sandbox = running()
       const get = async <T>(path: string) => JSON.parse((await sandbox.apiGet(path)).body) as T
       const version = await get<{ gitVersion: string }>('/version')
-      const nodes = await get<{ items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[]; nodeInfo?: { kubeletVersion?: string } } }[] }>('/api/v1/nodes')
+      const nodes = await get<{
+        items: {
+          metadata: { name: string }
+          status?: { conditions?: { type: string; status: string }[]; nodeInfo?: { kubeletVersion?: string } }
+        }[]
+      }>('/api/v1/nodes')
       const namespaces = await get<{ items: { metadata: { name: string } }[] }>('/api/v1/namespaces')
       const catalog = JSON.parse(await registryGet(sandbox, '/v2/_catalog')) as { repositories?: string[] }
       console.log(`kubernetes ${version.gitVersion} at ${sandbox.apiServerUrl}`)
       console.log(`  engine: ${describeEngine(sandbox)}`)
       for (const n of nodes.items) {
         const ready = n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True'
-        console.log(`  node ${n.metadata.name}: ${ready ? 'Ready' : 'NotReady'} (${n.status?.nodeInfo?.kubeletVersion ?? '?'})`)
+        console.log(
+          `  node ${n.metadata.name}: ${ready ? 'Ready' : 'NotReady'} (${n.status?.nodeInfo?.kubeletVersion ?? '?'})`,
+        )
       }
       console.log(`  namespaces: ${namespaces.items.map((n) => n.metadata.name).join(', ')}`)
-      console.log(`  registry ${sandbox.registry}: ${catalog.repositories?.length ? catalog.repositories.join(', ') : 'no charts yet'}`)
+      console.log(
+        `  registry ${sandbox.registry}: ${catalog.repositories?.length ? catalog.repositories.join(', ') : 'no charts yet'}`,
+      )
       console.log(`  daemons: ${sandbox.state.daemons.map((d) => `${d.name}(${d.pid})`).join(', ')}`)
       return
     }
@@ -108,7 +135,11 @@ async function main(): Promise<void> {
       const sandbox = running()
       if (values.set) {
         let knobs: object
-        try { knobs = JSON.parse(values.set) as object } catch { return fail('--set takes a JSON object, e.g. \'{"resyncSeconds": 10}\'') }
+        try {
+          knobs = JSON.parse(values.set) as object
+        } catch {
+          return fail('--set takes a JSON object, e.g. \'{"resyncSeconds": 10}\'')
+        }
         await sandbox.setEngineSettings(knobs)
       }
       console.log(JSON.stringify(await sandbox.engineSettings(), null, 2))
@@ -116,10 +147,14 @@ async function main(): Promise<void> {
     }
     case 'logs': {
       const sandbox = running()
-      if (!values.pod) fail('logs needs --pod NAME (kubectl get pods -A shows them; process pods run on node process-node-0)')
+      if (!values.pod)
+        fail('logs needs --pod NAME (kubectl get pods -A shows them; process pods run on node process-node-0)')
       const logs = join(sandbox.dir, 'logs', 'pods')
-      const file = existsSync(logs) ? readdirSync(logs).find((f) => f === `${values.pod}.log` || f.endsWith(`_${values.pod}.log`)) : undefined
-      if (!file) fail(`no log for pod "${values.pod}": only the real engine's pods run as processes (sandbox up --engine real)`)
+      const file = existsSync(logs)
+        ? readdirSync(logs).find((f) => f === `${values.pod}.log` || f.endsWith(`_${values.pod}.log`))
+        : undefined
+      if (!file)
+        fail(`no log for pod "${values.pod}": only the real engine's pods run as processes (sandbox up --engine real)`)
       process.stdout.write(readFileSync(join(logs, file!), 'utf8'))
       return
     }
@@ -140,7 +175,8 @@ async function main(): Promise<void> {
 
 function describeEngine(sandbox: Sandbox): string {
   if (!sandbox.state.engine) return 'off (--no-agent)'
-  if (sandbox.engineKind === 'real') return 'real Gen S engine: core-provider 0.26.1, composition-dynamic-controller 0.20.2, chart-inspector 0.2.0 (processes on node process-node-0)'
+  if (sandbox.engineKind === 'real')
+    return 'real Gen S engine: core-provider 0.26.1, composition-dynamic-controller 0.20.2, chart-inspector 0.2.0 (processes on node process-node-0)'
   return `simulator, ${generationProfile(sandbox.generation).describe}`
 }
 
@@ -149,12 +185,18 @@ function registryGet(sandbox: Sandbox, path: string): Promise<string> {
   const tls = sandbox.state.registryTls
   const get = tls ? httpsGet : httpGet
   return new Promise((resolve, reject) => {
-    get(`${tls ? 'https' : 'http'}://${sandbox.registry}${path}`, tls ? { ca: readFileSync(sandbox.caFile) } : {}, (res) => {
-      let body = ''
-      res.setEncoding('utf8')
-      res.on('data', (c: string) => { body += c })
-      res.on('end', () => resolve(body))
-    }).on('error', reject)
+    get(
+      `${tls ? 'https' : 'http'}://${sandbox.registry}${path}`,
+      tls ? { ca: readFileSync(sandbox.caFile) } : {},
+      (res) => {
+        let body = ''
+        res.setEncoding('utf8')
+        res.on('data', (c: string) => {
+          body += c
+        })
+        res.on('end', () => resolve(body))
+      },
+    ).on('error', reject)
   })
 }
 

@@ -10,6 +10,9 @@ var require = ((real) => {
     if (id.startsWith('node:') || builtin.has(id)) return real(id)
     throw missing(id)
   }
-  seaRequire.resolve = (id) => { if (globalThis.__seaModules && globalThis.__seaModules[id]) return id; throw missing(id) }
+  seaRequire.resolve = (id) => {
+    if (globalThis.__seaModules && globalThis.__seaModules[id]) return id
+    throw missing(id)
+  }
   return seaRequire
-})(require);
+})(require)

@@ -2,7 +2,10 @@
 // file's wall time, and the ten slowest tests. scripts/test.sh adds it beside the spec reporter.
 import { relative } from 'node:path'
 
-const fmt = (ms) => (ms >= 60_000 ? `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s` : `${(ms / 1000).toFixed(1)}s`)
+const fmt = (ms) =>
+  ms >= 60_000
+    ? `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`
+    : `${(ms / 1000).toFixed(1)}s`
 
 export default async function* timingReporter(source) {
   const files = new Map()
@@ -21,6 +24,7 @@ export default async function* timingReporter(source) {
   let out = `\nTime per test file (total ${fmt(total)}):\n`
   for (const [file, ms] of [...files].sort((a, b) => b[1] - a[1])) out += `  ${fmt(ms).padStart(7)}  ${file}\n`
   out += 'The ten slowest tests:\n'
-  for (const t of tests.sort((a, b) => b.ms - a.ms).slice(0, 10)) out += `  ${fmt(t.ms).padStart(7)}  ${t.name}${t.failed ? ' (failed)' : ''}\n`
+  for (const t of tests.sort((a, b) => b.ms - a.ms).slice(0, 10))
+    out += `  ${fmt(t.ms).padStart(7)}  ${t.name}${t.failed ? ' (failed)' : ''}\n`
   yield out
 }

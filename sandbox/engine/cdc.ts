@@ -5,12 +5,37 @@ import { createHash } from 'node:crypto'
 import { parseAllDocuments } from 'yaml'
 import { ApiError, Informer, type KObject } from './rest.js'
 import { EngineContext, type EffectiveSettings } from './context.js'
-import { CREATE_RESULT_LOST, type Condition, createResultLost, ready, sameConditions, setConditions, synced } from './conditions.js'
+import {
+  CREATE_RESULT_LOST,
+  type Condition,
+  createResultLost,
+  ready,
+  sameConditions,
+  setConditions,
+  synced,
+} from './conditions.js'
 import { pluralFromKind } from './naming.js'
 import { CLUSTER_SCOPED, type GeneratedRbac, applyRbac, generatedRbac, removeRbac } from './rbacgen.js'
-import { ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_GRACEFULLY_PAUSED, ANN_PAUSED, COMPOSITION_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, LABEL_RELEASE_NAME } from './naming.js'
+import {
+  ANN_CREATE_FAILED,
+  ANN_CREATE_PENDING,
+  ANN_CREATE_SUCCEEDED,
+  ANN_GRACEFULLY_PAUSED,
+  ANN_PAUSED,
+  COMPOSITION_FINALIZER,
+  COMPOSITION_GROUP,
+  LABEL_COMPOSITION_VERSION,
+  LABEL_RELEASE_NAME,
+} from './naming.js'
 
-interface CompositionStatus { conditions?: Condition[]; digest?: string; previousDigest?: string; helmChartUrl?: string; helmChartVersion?: string; managed?: unknown[] }
+interface CompositionStatus {
+  conditions?: Condition[]
+  digest?: string
+  previousDigest?: string
+  helmChartUrl?: string
+  helmChartVersion?: string
+  managed?: unknown[]
+}
 
 /**
  * Cdcs that act with their own ServiceAccount's rights (rbacgen's grants plus the bundle's static RBAC plus
@@ -34,7 +59,13 @@ class Cdc {
   /** What rbacgen last granted, per release (`<namespace>/<release>`), with the inputs it came from. */
   private granted = new Map<string, { key: string; rbac: GeneratedRbac }>()
 
-  constructor(private ctx: EngineContext, readonly ns: string, readonly deploymentName: string, readonly version: string, readonly plural: string) {
+  constructor(
+    private ctx: EngineContext,
+    readonly ns: string,
+    readonly deploymentName: string,
+    readonly version: string,
+    readonly plural: string,
+  ) {
     const path = `/apis/${COMPOSITION_GROUP}/${version}/${plural}?labelSelector=${encodeURIComponent(`${LABEL_COMPOSITION_VERSION}=${version}`)}`
     this.informer = new Informer(ctx.rest, path, (ev, obj, old) => {
       if (ev === 'delete') return
@@ -43,8 +74,18 @@ class Cdc {
       // builder/options.go): any change of krateo.io/paused observes at once, removing
       // external-create-pending creates at once. Other annotation-only and status-only changes wait.
       const ann = (o: typeof obj) => o.metadata.annotations ?? {}
-      const watched = !!old && (ann(old)[ANN_PAUSED] !== ann(obj)[ANN_PAUSED] || (ANN_CREATE_PENDING in ann(old) && !(ANN_CREATE_PENDING in ann(obj))))
-      if (ev === 'update' && old && !obj.metadata.deletionTimestamp && old.metadata.generation === obj.metadata.generation && !watched) return
+      const watched =
+        !!old &&
+        (ann(old)[ANN_PAUSED] !== ann(obj)[ANN_PAUSED] ||
+          (ANN_CREATE_PENDING in ann(old) && !(ANN_CREATE_PENDING in ann(obj))))
+      if (
+        ev === 'update' &&
+        old &&
+        !obj.metadata.deletionTimestamp &&
+        old.metadata.generation === obj.metadata.generation &&
+        !watched
+      )
+        return
       this.enqueue(obj)
     })
   }
@@ -72,7 +113,8 @@ class Cdc {
   enqueue(obj: KObject, afterMs = 0): void {
     const key = `cdc/${this.plural}/${obj.metadata.namespace}/${obj.metadata.name}#${this.pod}`
     const signal = this.cut.signal
-    const work = () => (signal.aborted ? Promise.resolve() : this.reconcile(obj.metadata.namespace!, obj.metadata.name, signal))
+    const work = () =>
+      signal.aborted ? Promise.resolve() : this.reconcile(obj.metadata.namespace!, obj.metadata.name, signal)
     if (afterMs) this.ctx.queue.addAfter(key, afterMs, work)
     else this.ctx.queue.add(key, work)
   }
@@ -84,7 +126,11 @@ class Cdc {
   private async setStatus(obj: KObject, patch: CompositionStatus, ...conds: Condition[]): Promise<void> {
     const current = (obj.status ?? {}) as CompositionStatus
     const conditions = setConditions(current.conditions, ...conds)
-    const changed = !sameConditions(current.conditions, conditions) || Object.entries(patch).some(([k, v]) => JSON.stringify((current as Record<string, unknown>)[k]) !== JSON.stringify(v))
+    const changed =
+      !sameConditions(current.conditions, conditions) ||
+      Object.entries(patch).some(
+        ([k, v]) => JSON.stringify((current as Record<string, unknown>)[k]) !== JSON.stringify(v),
+      )
     if (!changed) return
     await this.ctx.rest.mergePatch(`${this.objectPath(obj)}/status`, { status: { ...patch, conditions } })
   }
@@ -103,14 +149,30 @@ class Cdc {
    * rbacgen before every helm run: what chart-inspector finds in the chart rendered with these values (asked
    * again only when the inputs change), applied by the cdc to its own ServiceAccount.
    */
-  private async grantOwnRights(release: string, ns: string, url: string, version: string, values: unknown): Promise<void> {
+  private async grantOwnRights(
+    release: string,
+    ns: string,
+    url: string,
+    version: string,
+    values: unknown,
+  ): Promise<void> {
     if (!this.helmUser) return
-    const key = createHash('sha256').update(JSON.stringify([url, version, values])).digest('hex')
+    const key = createHash('sha256')
+      .update(JSON.stringify([url, version, values]))
+      .digest('hex')
     const id = `${ns}/${release}`
     try {
       const known = this.granted.get(id)
-      const rbac = known?.key === key ? known.rbac : generatedRbac(await this.ctx.helm.template(release, ns, url, version, values), ns)
-      await applyRbac(this.ctx.rest.asServiceAccount(this.ns, this.serviceAccount), release, { name: this.serviceAccount, namespace: this.ns }, rbac)
+      const rbac =
+        known?.key === key
+          ? known.rbac
+          : generatedRbac(await this.ctx.helm.template(release, ns, url, version, values), ns)
+      await applyRbac(
+        this.ctx.rest.asServiceAccount(this.ns, this.serviceAccount),
+        release,
+        { name: this.serviceAccount, namespace: this.ns },
+        rbac,
+      )
       this.granted.set(id, { key, rbac })
     } catch (err) {
       throw new Error(`generating RBAC using chart-inspector: ${(err as Error).message}`)
@@ -123,7 +185,8 @@ class Cdc {
 
   /** One observe, by the pod whose stop aborts `signal`. */
   async reconcile(ns: string, name: string, signal: AbortSignal): Promise<void> {
-    if (process.env.KRATEO_ENGINE_DEBUG) this.ctx.log(`cdc ${this.plural}.${this.version}: reconcile ${ns}/${name} (alive=${this.alive})`)
+    if (process.env.KRATEO_ENGINE_DEBUG)
+      this.ctx.log(`cdc ${this.plural}.${this.version}: reconcile ${ns}/${name} (alive=${this.alive})`)
     if (!this.alive) return
     const obj = await this.ctx.rest.getOrNull(this.objectPath({ metadata: { namespace: ns, name } }))
     if (!obj) return
@@ -131,23 +194,34 @@ class Cdc {
     // The pause check comes before deletion handling.
     if (ann[ANN_PAUSED] === 'true') return this.setStatus(obj, {}, synced('False', 'ReconcilePaused'))
     if (obj.metadata.deletionTimestamp) return this.remove(obj)
-    if (ann[ANN_GRACEFULLY_PAUSED] === 'true') return this.setStatus(obj, {}, ready('True', 'ReconcileGracefullyPaused'))
+    if (ann[ANN_GRACEFULLY_PAUSED] === 'true')
+      return this.setStatus(obj, {}, ready('True', 'ReconcileGracefullyPaused'))
 
     const settings = this.ctx.settings()
     const release = this.releaseName(obj)
     // The cdc writes its release name on every observe (and the finalizer before its first create).
     let current = obj
-    if (!obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER) || obj.metadata.labels?.[LABEL_RELEASE_NAME] !== release) {
-      current = await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: {
-        labels: { [LABEL_RELEASE_NAME]: release },
-        finalizers: [...new Set([...(obj.metadata.finalizers ?? []), COMPOSITION_FINALIZER])],
-      } })
+    if (
+      !obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER) ||
+      obj.metadata.labels?.[LABEL_RELEASE_NAME] !== release
+    ) {
+      current = await this.ctx.rest.mergePatch(this.objectPath(obj), {
+        metadata: {
+          labels: { [LABEL_RELEASE_NAME]: release },
+          finalizers: [...new Set([...(obj.metadata.finalizers ?? []), COMPOSITION_FINALIZER])],
+        },
+      })
     }
-    const cm = await this.ctx.rest.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${this.ns}/configmaps/${this.deploymentName.replace(/-controller$/, '')}-configmap`)
+    const cm = await this.ctx.rest.get<{ data: Record<string, string> }>(
+      `/api/v1/namespaces/${this.ns}/configmaps/${this.deploymentName.replace(/-controller$/, '')}-configmap`,
+    )
     const url = cm.data.URL!
     const chartVersion = cm.data.VERSION!
     const status = (current.status ?? {}) as CompositionStatus
-    const digest = createHash('sha256').update(JSON.stringify([current.spec ?? {}, url, chartVersion])).digest('hex').slice(0, 16)
+    const digest = createHash('sha256')
+      .update(JSON.stringify([current.spec ?? {}, url, chartVersion]))
+      .digest('hex')
+      .slice(0, 16)
     let message = 'Composition is up-to-date'
     try {
       const info = await this.ctx.helm.chartForCdc(url, chartVersion)
@@ -159,10 +233,19 @@ class Cdc {
       const firstInstall = releaseStatus === null
       const changed = status.digest !== digest
       // Gen S upgrades on every observe; Gen N only when something changed (contract section 3).
-      if (firstInstall || releaseStatus !== 'deployed' || changed || info.readsCluster || settings.profile.upgradeOnEveryObserve || !this.managed.has(current.metadata.uid!)) {
+      if (
+        firstInstall ||
+        releaseStatus !== 'deployed' ||
+        changed ||
+        info.readsCluster ||
+        settings.profile.upgradeOnEveryObserve ||
+        !this.managed.has(current.metadata.uid!)
+      ) {
         if (firstInstall && !(await this.markCreate(current))) return
         try {
-          this.ctx.log(`cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`)
+          this.ctx.log(
+            `cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`,
+          )
           await renderTime(settings.renderSeconds?.[name] ?? 0, signal)
           await this.grantOwnRights(release, ns, url, chartVersion, current.spec ?? {})
           await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {}, signal, this.helmUser)
@@ -171,8 +254,19 @@ class Cdc {
           const msg = (err as Error).message
           if (firstInstall) {
             await this.annotate(current, ANN_CREATE_FAILED)
-            await this.setStatus(current, {}, ready('False', 'Creating'), synced('False', 'ReconcileError', `create failed: ${msg}`))
-          } else await this.setStatus(current, {}, ready('False', 'Unavailable'), synced('False', 'ReconcileError', `observe failed: ${msg}`))
+            await this.setStatus(
+              current,
+              {},
+              ready('False', 'Creating'),
+              synced('False', 'ReconcileError', `create failed: ${msg}`),
+            )
+          } else
+            await this.setStatus(
+              current,
+              {},
+              ready('False', 'Unavailable'),
+              synced('False', 'ReconcileError', `observe failed: ${msg}`),
+            )
           this.enqueue(current, settings.resyncSeconds * 1000)
           return
         }
@@ -184,20 +278,35 @@ class Cdc {
       }
     } catch (err) {
       if (err instanceof ApiError) throw err
-      await this.setStatus(current, {}, ready('False', 'Unavailable'), synced('False', 'ReconcileError', `observe failed: ${(err as Error).message}`))
+      await this.setStatus(
+        current,
+        {},
+        ready('False', 'Unavailable'),
+        synced('False', 'ReconcileError', `observe failed: ${(err as Error).message}`),
+      )
       return
     }
     // Ready as soon as helm returned (helm Wait: false): it says nothing about pods (contract section 3).
-    const base = { helmChartUrl: url, helmChartVersion: chartVersion, digest, ...(status.digest && status.digest !== digest ? { previousDigest: status.digest } : {}), managed: this.managed.get(current.metadata.uid!) }
+    const base = {
+      helmChartUrl: url,
+      helmChartVersion: chartVersion,
+      digest,
+      ...(status.digest && status.digest !== digest ? { previousDigest: status.digest } : {}),
+      managed: this.managed.get(current.metadata.uid!),
+    }
     await this.setStatus(current, base, ready('True', 'Available', message), synced('True', 'ReconcileSuccess'))
   }
 
   /** The objects of a release, as status.managed lists them. */
   private async managedObjects(release: string, ns: string): Promise<Record<string, string>[]> {
     const manifest = (await this.ctx.helm.manifest(release, ns)) ?? ''
-    const docs = parseAllDocuments(manifest).map((d) => d.toJS() as KObject | null).filter((d): d is KObject => !!d && !!d.kind)
+    const docs = parseAllDocuments(manifest)
+      .map((d) => d.toJS() as KObject | null)
+      .filter((d): d is KObject => !!d && !!d.kind)
     return docs.map((d) => ({
-      apiVersion: d.apiVersion!, resource: pluralFromKind(d.kind!), name: d.metadata.name,
+      apiVersion: d.apiVersion!,
+      resource: pluralFromKind(d.kind!),
+      name: d.metadata.name,
       ...(CLUSTER_SCOPED.has(d.kind!) ? {} : { namespace: d.metadata.namespace ?? ns }),
     }))
   }
@@ -206,26 +315,43 @@ class Cdc {
    * A release left pending-* by a cdc cut short (contract section 0). S rolls it back on the next observe; N
    * reports PendingHelmOperation and does nothing for the stand-down time first. True when work may go on.
    */
-  private async settlePending(obj: KObject, release: string, releaseStatus: string, settings: EffectiveSettings): Promise<boolean> {
+  private async settlePending(
+    obj: KObject,
+    release: string,
+    releaseStatus: string,
+    settings: EffectiveSettings,
+  ): Promise<boolean> {
     const uid = obj.metadata.uid!
     if (settings.profile.pendingRelease === 'stand-down') {
       const since = this.pendingSince.get(uid) ?? Date.now()
       this.pendingSince.set(uid, since)
       const left = settings.pendingStandDownSeconds * 1000 - (Date.now() - since)
       if (left > 0) {
-        await this.setStatus(obj, {}, ready('False', 'PendingHelmOperation', `helm release ${release} is ${releaseStatus}; waiting before rolling it back`))
+        await this.setStatus(
+          obj,
+          {},
+          ready(
+            'False',
+            'PendingHelmOperation',
+            `helm release ${release} is ${releaseStatus}; waiting before rolling it back`,
+          ),
+        )
         this.enqueue(obj, Math.min(left, settings.resyncSeconds * 1000))
         return false
       }
     }
     this.pendingSince.delete(uid)
-    this.ctx.log(`cdc ${this.plural}.${this.version}: release ${obj.metadata.namespace}/${release} is ${releaseStatus}: rolling back`)
+    this.ctx.log(
+      `cdc ${this.plural}.${this.version}: release ${obj.metadata.namespace}/${release} is ${releaseStatus}: rolling back`,
+    )
     await this.ctx.helm.rollbackPending(release, obj.metadata.namespace!, releaseStatus)
     return true
   }
 
   private async annotate(obj: KObject, key: string): Promise<KObject> {
-    return this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { annotations: { [key]: new Date().toISOString() } } })
+    return this.ctx.rest.mergePatch(this.objectPath(obj), {
+      metadata: { annotations: { [key]: new Date().toISOString() } },
+    })
   }
 
   /**
@@ -242,7 +368,9 @@ class Cdc {
     if (this.ctx.settings().cdcLoseCreateRace.includes(obj.metadata.name) && !this.raceLost.has(obj.metadata.uid!)) {
       // The process "dies" between the pending mark and the result: nothing records the outcome.
       this.raceLost.add(obj.metadata.uid!)
-      this.ctx.log(`cdc ${this.plural}.${this.version}: lost the create race for ${obj.metadata.namespace}/${obj.metadata.name} (fault knob)`)
+      this.ctx.log(
+        `cdc ${this.plural}.${this.version}: lost the create race for ${obj.metadata.namespace}/${obj.metadata.name} (fault knob)`,
+      )
       this.enqueue(obj, 500)
       return false
     }
@@ -260,13 +388,20 @@ class Cdc {
       return
     }
     try {
-      this.ctx.log(`cdc ${this.plural}.${this.version}: helm uninstall ${obj.metadata.namespace}/${this.releaseName(obj)}`)
+      this.ctx.log(
+        `cdc ${this.plural}.${this.version}: helm uninstall ${obj.metadata.namespace}/${this.releaseName(obj)}`,
+      )
       const release = this.releaseName(obj)
       await this.ctx.helm.uninstall(release, obj.metadata.namespace!, this.helmUser)
       const id = `${obj.metadata.namespace}/${release}`
       const granted = this.granted.get(id)
       if (this.helmUser) {
-        await removeRbac(this.ctx.rest.asServiceAccount(this.ns, this.serviceAccount), release, this.ns, granted?.rbac ?? { cluster: [], namespaced: { [obj.metadata.namespace!]: [] } })
+        await removeRbac(
+          this.ctx.rest.asServiceAccount(this.ns, this.serviceAccount),
+          release,
+          this.ns,
+          granted?.rbac ?? { cluster: [], namespaced: { [obj.metadata.namespace!]: [] } },
+        )
         this.granted.delete(id)
       }
     } catch (err) {
@@ -276,7 +411,9 @@ class Cdc {
     }
     const fresh = await this.ctx.rest.get(this.objectPath(obj))
     const finalizers = (fresh.metadata.finalizers ?? []).filter((f) => f !== COMPOSITION_FINALIZER)
-    await this.ctx.rest.mergePatch(this.objectPath(obj), { metadata: { finalizers, resourceVersion: fresh.metadata.resourceVersion } })
+    await this.ctx.rest.mergePatch(this.objectPath(obj), {
+      metadata: { finalizers, resourceVersion: fresh.metadata.resourceVersion },
+    })
     this.managed.delete(obj.metadata.uid!)
     this.deletingSince.delete(obj.metadata.uid!)
   }
@@ -286,8 +423,14 @@ class Cdc {
 function renderTime(seconds: number, signal: AbortSignal): Promise<void> {
   if (seconds <= 0) return Promise.resolve()
   return new Promise((resolve, reject) => {
-    const done = () => { clearTimeout(timer); reject(new Error('the cdc pod was stopped')) }
-    const timer = setTimeout(() => { signal.removeEventListener('abort', done); resolve() }, seconds * 1000)
+    const done = () => {
+      clearTimeout(timer)
+      reject(new Error('the cdc pod was stopped'))
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', done)
+      resolve()
+    }, seconds * 1000)
     signal.addEventListener('abort', done, { once: true })
   })
 }
@@ -300,9 +443,15 @@ export class CdcManager {
     ctx.onDeployment((d, old) => {
       const cdc = this.cdcs.get(`${d.metadata.namespace}/${d.metadata.name}`)
       // A rollout (new template) stops the old pod, after the overlap: its helm work in flight is cut where it stands.
-      if (cdc && old && old.metadata.generation !== d.metadata.generation) cdc.rollout((this.ctx.settings().cdcRolloutOverlapSeconds ?? 0) * 1000)
+      if (cdc && old && old.metadata.generation !== d.metadata.generation)
+        cdc.rollout((this.ctx.settings().cdcRolloutOverlapSeconds ?? 0) * 1000)
       // A (re)started cdc lists everything and observes it at once.
-      if (cdc && EngineContext.available(d) && (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)) cdc.enqueueAll()
+      if (
+        cdc &&
+        EngineContext.available(d) &&
+        (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)
+      )
+        cdc.enqueueAll()
     })
   }
 
@@ -310,24 +459,41 @@ export class CdcManager {
     // One sync at a time: two overlapping ones would both start a cdc for a new bundle, and the one left out
     // of the map would run on forever.
     const tick = () => {
-      void this.sync().catch((err) => this.ctx.log(`cdc sync: ${(err as Error).message}`)).finally(() => setTimeout(tick, 500))
+      void this.sync()
+        .catch((err) => this.ctx.log(`cdc sync: ${(err as Error).message}`))
+        .finally(() => setTimeout(tick, 500))
     }
     tick()
-    this.ctx.every(() => this.ctx.settings().resyncSeconds, () => {
-      for (const cdc of this.cdcs.values()) if (cdc.alive) cdc.enqueueAll()
-    })
+    this.ctx.every(
+      () => this.ctx.settings().resyncSeconds,
+      () => {
+        for (const cdc of this.cdcs.values()) if (cdc.alive) cdc.enqueueAll()
+      },
+    )
   }
 
   private async sync(): Promise<void> {
     const seen = new Set<string>()
     for (const d of this.ctx.deployments.items.values()) {
-      if (d.metadata.labels?.['app.kubernetes.io/component'] !== 'composition-dynamic-controller' || d.metadata.deletionTimestamp) continue
+      if (
+        d.metadata.labels?.['app.kubernetes.io/component'] !== 'composition-dynamic-controller' ||
+        d.metadata.deletionTimestamp
+      )
+        continue
       const key = `${d.metadata.namespace}/${d.metadata.name}`
       seen.add(key)
       if (this.cdcs.has(key)) continue
-      const cm = await this.ctx.rest.getOrNull<{ data: Record<string, string> }>(`/api/v1/namespaces/${d.metadata.namespace}/configmaps/${d.metadata.name.replace(/-controller$/, '')}-configmap`)
+      const cm = await this.ctx.rest.getOrNull<{ data: Record<string, string> }>(
+        `/api/v1/namespaces/${d.metadata.namespace}/configmaps/${d.metadata.name.replace(/-controller$/, '')}-configmap`,
+      )
       if (!cm) continue
-      const cdc = new Cdc(this.ctx, d.metadata.namespace!, d.metadata.name, cm.data.COMPOSITION_CONTROLLER_VERSION!, cm.data.COMPOSITION_CONTROLLER_RESOURCE!)
+      const cdc = new Cdc(
+        this.ctx,
+        d.metadata.namespace!,
+        d.metadata.name,
+        cm.data.COMPOSITION_CONTROLLER_VERSION!,
+        cm.data.COMPOSITION_CONTROLLER_RESOURCE!,
+      )
       this.cdcs.set(key, cdc)
       cdc.informer.start()
       this.ctx.log(`cdc for ${cdc.plural}.${cdc.version} started`)

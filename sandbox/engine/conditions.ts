@@ -16,7 +16,10 @@ export function setConditions(existing: Condition[] | undefined, ...updates: Con
   for (const u of updates) {
     const i = out.findIndex((c) => c.type === u.type)
     const prev = i >= 0 ? out[i] : undefined
-    const next: Condition = { ...u, lastTransitionTime: prev && prev.status === u.status ? prev.lastTransitionTime : now() }
+    const next: Condition = {
+      ...u,
+      lastTransitionTime: prev && prev.status === u.status ? prev.lastTransitionTime : now(),
+    }
     if (!next.message) delete next.message
     if (i >= 0) out[i] = next
     else out.push(next)
@@ -24,15 +27,27 @@ export function setConditions(existing: Condition[] | undefined, ...updates: Con
   return out
 }
 
-export const ready = (status: Condition['status'], reason: string, message?: string): Condition => ({ type: 'Ready', status, reason, message })
-export const synced = (status: Condition['status'], reason: string, message?: string): Condition => ({ type: 'Synced', status, reason, message })
+export const ready = (status: Condition['status'], reason: string, message?: string): Condition => ({
+  type: 'Ready',
+  status,
+  reason,
+  message,
+})
+export const synced = (status: Condition['status'], reason: string, message?: string): Condition => ({
+  type: 'Synced',
+  status,
+  reason,
+  message,
+})
 
 export function sameConditions(a: Condition[] | undefined, b: Condition[]): boolean {
-  const strip = (cs: Condition[] | undefined) => JSON.stringify((cs ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest))
+  const strip = (cs: Condition[] | undefined) =>
+    JSON.stringify((cs ?? []).map(({ lastTransitionTime: _t, ...rest }) => rest))
   return strip(a) === strip(b)
 }
 
-export const CREATE_RESULT_LOST = 'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'
+export const CREATE_RESULT_LOST =
+  'create failed: cannot determine creation result - remove the krateo.io/external-create-pending annotation if it is safe to proceed'
 
 const CREATE_KEYS = { pending: ANN_CREATE_PENDING, succeeded: ANN_CREATE_SUCCEEDED, failed: ANN_CREATE_FAILED }
 
@@ -40,7 +55,11 @@ const CREATE_KEYS = { pending: ANN_CREATE_PENDING, succeeded: ANN_CREATE_SUCCEED
  * The external-create protocol: a pending mark newer than any recorded result means a create whose outcome was
  * lost. With a grace (Gen N's runtime fork) a mark older than the grace no longer blocks: observe takes over.
  */
-export function createResultLost(annotations: Record<string, string> | undefined, graceSeconds: number | null = null, at = Date.now()): boolean {
+export function createResultLost(
+  annotations: Record<string, string> | undefined,
+  graceSeconds: number | null = null,
+  at = Date.now(),
+): boolean {
   const ann = annotations ?? {}
   const pending = ann[CREATE_KEYS.pending]
   const settled = [ann[CREATE_KEYS.succeeded], ann[CREATE_KEYS.failed]].filter(Boolean) as string[]

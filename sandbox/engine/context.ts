@@ -46,12 +46,25 @@ export interface EngineSettings {
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
-  generation: 'S', pendingStandDownSeconds: 300, chartPullFails: [], loadBalancerDelaySeconds: 0, loadBalancerHostnameOnly: false, hookFails: [],
-  readinessDelaySeconds: {}, neverReady: {}, loseCreateRace: [], cdcLoseCreateRace: [], slowDeletionSeconds: {},
+  generation: 'S',
+  pendingStandDownSeconds: 300,
+  chartPullFails: [],
+  loadBalancerDelaySeconds: 0,
+  loadBalancerHostnameOnly: false,
+  hookFails: [],
+  readinessDelaySeconds: {},
+  neverReady: {},
+  loseCreateRace: [],
+  cdcLoseCreateRace: [],
+  slowDeletionSeconds: {},
 }
 
 /** Settings with the generation's defaults filled in. */
-export type EffectiveSettings = Omit<EngineSettings, 'lostCreateGraceSeconds'> & { resyncSeconds: number; profile: GenerationProfile; lostCreateGraceSeconds: number | null }
+export type EffectiveSettings = Omit<EngineSettings, 'lostCreateGraceSeconds'> & {
+  resyncSeconds: number
+  profile: GenerationProfile
+  lostCreateGraceSeconds: number | null
+}
 
 export type Log = (message: string) => void
 
@@ -62,12 +75,22 @@ export class EngineContext {
   readonly queue: WorkQueue
   private listeners: ((d: KObject, old?: KObject) => void)[] = []
 
-  constructor(readonly rest: Rest, readonly helm: HelmRunner, readonly log: Log) {
+  constructor(
+    readonly rest: Rest,
+    readonly helm: HelmRunner,
+    readonly log: Log,
+  ) {
     // Every real controller is its own pod with its own workers; one shared queue must not be the bottleneck.
     this.queue = new WorkQueue(8, (key, err) => log(`work ${key} failed: ${(err as Error).message}`))
-    this.deployments = new Informer(rest, '/apis/apps/v1/deployments', (_ev, d, old) => this.listeners.forEach((l) => l(d, old)))
+    this.deployments = new Informer(rest, '/apis/apps/v1/deployments', (_ev, d, old) =>
+      this.listeners.forEach((l) => l(d, old)),
+    )
     this.crds = new Informer(rest, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', () => undefined)
-    this.settingsCM = new Informer(rest, `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps?fieldSelector=metadata.name%3D${ENGINE_CONFIG.name}`, () => undefined)
+    this.settingsCM = new Informer(
+      rest,
+      `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps?fieldSelector=metadata.name%3D${ENGINE_CONFIG.name}`,
+      () => undefined,
+    )
   }
 
   start(): void {
@@ -92,16 +115,21 @@ export class EngineContext {
   }
 
   settings(): EffectiveSettings {
-    const cm = this.settingsCM.items.get(`${ENGINE_CONFIG.namespace}/${ENGINE_CONFIG.name}`) as { data?: Record<string, string> } | undefined
+    const cm = this.settingsCM.items.get(`${ENGINE_CONFIG.namespace}/${ENGINE_CONFIG.name}`) as
+      { data?: Record<string, string> } | undefined
     let set: EngineSettings = DEFAULT_SETTINGS
     try {
       set = { ...DEFAULT_SETTINGS, ...(JSON.parse(cm?.data?.['config.json'] ?? '{}') as Partial<EngineSettings>) }
-    } catch { /* a broken ConfigMap means defaults */ }
+    } catch {
+      /* a broken ConfigMap means defaults */
+    }
     const profile = generationProfile(set.generation)
     return {
-      ...set, profile,
+      ...set,
+      profile,
       resyncSeconds: set.resyncSeconds ?? profile.resyncSeconds,
-      lostCreateGraceSeconds: profile.lostCreateGraceSeconds === null ? null : set.lostCreateGraceSeconds ?? profile.lostCreateGraceSeconds,
+      lostCreateGraceSeconds:
+        profile.lostCreateGraceSeconds === null ? null : (set.lostCreateGraceSeconds ?? profile.lostCreateGraceSeconds),
     }
   }
 

@@ -2,10 +2,31 @@
 // a Deployment labelled app.kubernetes.io/name=core-provider is available, like the real pod.
 import { ApiError, Informer, type KObject } from './rest.js'
 import { EngineContext } from './context.js'
-import { CREATE_RESULT_LOST, type Condition, createResultLost, now, ready, sameConditions, setConditions, synced } from './conditions.js'
 import {
-  ANN_CREATE_FAILED, ANN_CREATE_PENDING, ANN_CREATE_SUCCEEDED, ANN_DELETION_POLICY, ANN_MANAGEMENT_POLICY, ANN_PAUSED,
-  CD_FINALIZER, STILL_EXIST_FINALIZER, COMPOSITION_GROUP, LABEL_COMPOSITION_VERSION, bundleBase, dashedVersion, kindFromChart, pluralFromKind,
+  CREATE_RESULT_LOST,
+  type Condition,
+  createResultLost,
+  now,
+  ready,
+  sameConditions,
+  setConditions,
+  synced,
+} from './conditions.js'
+import {
+  ANN_CREATE_FAILED,
+  ANN_CREATE_PENDING,
+  ANN_CREATE_SUCCEEDED,
+  ANN_DELETION_POLICY,
+  ANN_MANAGEMENT_POLICY,
+  ANN_PAUSED,
+  CD_FINALIZER,
+  STILL_EXIST_FINALIZER,
+  COMPOSITION_GROUP,
+  LABEL_COMPOSITION_VERSION,
+  bundleBase,
+  dashedVersion,
+  kindFromChart,
+  pluralFromKind,
 } from './naming.js'
 import type { WebhookServer } from './webhook.js'
 import type { RegistryCredentials } from './helm.js'
@@ -21,12 +42,30 @@ const STATUS_SCHEMA = {
     helmChartVersion: { type: 'string' },
     digest: { type: 'string' },
     previousDigest: { type: 'string' },
-    managed: { type: 'array', items: { type: 'object', properties: { apiVersion: { type: 'string' }, resource: { type: 'string' }, name: { type: 'string' }, namespace: { type: 'string' } } } },
+    managed: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          apiVersion: { type: 'string' },
+          resource: { type: 'string' },
+          name: { type: 'string' },
+          namespace: { type: 'string' },
+        },
+      },
+    },
     conditions: {
       type: 'array',
       items: {
-        type: 'object', required: ['type', 'status', 'reason', 'lastTransitionTime'],
-        properties: { type: { type: 'string' }, status: { type: 'string' }, reason: { type: 'string' }, message: { type: 'string' }, lastTransitionTime: { type: 'string', format: 'date-time' } },
+        type: 'object',
+        required: ['type', 'status', 'reason', 'lastTransitionTime'],
+        properties: {
+          type: { type: 'string' },
+          status: { type: 'string' },
+          reason: { type: 'string' },
+          message: { type: 'string' },
+          lastTransitionTime: { type: 'string', format: 'date-time' },
+        },
       },
     },
   },
@@ -37,7 +76,18 @@ export function toStructural(schema: unknown): Record<string, unknown> {
   if (!schema || typeof schema !== 'object') return { type: 'object', 'x-kubernetes-preserve-unknown-fields': true }
   const s = schema as Record<string, unknown>
   const out: Record<string, unknown> = {}
-  for (const key of ['type', 'description', 'enum', 'minimum', 'maximum', 'minLength', 'maxLength', 'pattern', 'required', 'format']) {
+  for (const key of [
+    'type',
+    'description',
+    'enum',
+    'minimum',
+    'maximum',
+    'minLength',
+    'maxLength',
+    'pattern',
+    'required',
+    'format',
+  ]) {
     if (s[key] !== undefined) out[key] = s[key]
   }
   if (Array.isArray(out.type)) {
@@ -51,7 +101,8 @@ export function toStructural(schema: unknown): Record<string, unknown> {
   if (s.items) out.items = toStructural(s.items)
   if (out.type === 'object' || (!out.type && out.properties)) {
     out.type = 'object'
-    if (s.additionalProperties && typeof s.additionalProperties === 'object' && !s.properties) out.additionalProperties = toStructural(s.additionalProperties)
+    if (s.additionalProperties && typeof s.additionalProperties === 'object' && !s.properties)
+      out.additionalProperties = toStructural(s.additionalProperties)
     // core-provider's crdgen closes an object that lists its properties: fields the chart's schema does not
     // name are pruned (seen against the real engine). Only an object without properties keeps unknown fields.
     else if (s.additionalProperties !== false && !s.properties) out['x-kubernetes-preserve-unknown-fields'] = true
@@ -59,19 +110,34 @@ export function toStructural(schema: unknown): Record<string, unknown> {
   return out
 }
 
-interface CDStatus { conditions?: Condition[]; apiVersion?: string; kind?: string; resource?: string; packageUrl?: string; digest?: string; managed?: unknown[] }
-
+interface CDStatus {
+  conditions?: Condition[]
+  apiVersion?: string
+  kind?: string
+  resource?: string
+  packageUrl?: string
+  digest?: string
+  managed?: unknown[]
+}
 
 const CDC_CLUSTER_RULES = [
   { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], verbs: ['get', 'list'] },
   { apiGroups: [COMPOSITION_GROUP], resources: ['*'], verbs: ['*'] },
-  { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings', 'clusterroles', 'clusterrolebindings'], verbs: ['*'] },
+  {
+    apiGroups: ['rbac.authorization.k8s.io'],
+    resources: ['roles', 'rolebindings', 'clusterroles', 'clusterrolebindings'],
+    verbs: ['*'],
+  },
   { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch', 'create'] },
 ]
 const CDC_NAMESPACE_RULES = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'create', 'delete', 'update'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch', 'update'] },
-  { apiGroups: ['core.krateo.io'], resources: ['compositiondefinitions', 'compositiondefinitions/status'], verbs: ['get', 'list', 'watch'] },
+  {
+    apiGroups: ['core.krateo.io'],
+    resources: ['compositiondefinitions', 'compositiondefinitions/status'],
+    verbs: ['get', 'list', 'watch'],
+  },
 ]
 
 export class CoreProvider {
@@ -79,20 +145,32 @@ export class CoreProvider {
   private raceLost = new Set<string>()
   private stampInstalled = false
 
-  constructor(private ctx: EngineContext, private webhook: WebhookServer, private caBundle: string) {
+  constructor(
+    private ctx: EngineContext,
+    private webhook: WebhookServer,
+    private caBundle: string,
+  ) {
     this.cds = new Informer(ctx.rest, `${CD_PATH}/compositiondefinitions`, (ev, cd, old) => {
       if (ev === 'delete') return
       // provider-runtime reacts to spec, metadata and deletion changes; our own status writes are not events.
-      if (ev === 'update' && old && old.metadata.generation === cd.metadata.generation &&
+      if (
+        ev === 'update' &&
+        old &&
+        old.metadata.generation === cd.metadata.generation &&
         JSON.stringify(old.metadata.annotations) === JSON.stringify(cd.metadata.annotations) &&
         JSON.stringify(old.metadata.finalizers) === JSON.stringify(cd.metadata.finalizers) &&
-        old.metadata.deletionTimestamp === cd.metadata.deletionTimestamp) return
+        old.metadata.deletionTimestamp === cd.metadata.deletionTimestamp
+      )
+        return
       this.enqueue(cd)
     })
     ctx.onDeployment((d, old) => {
       // core-provider (re)started: reconcile every CompositionDefinition at once.
       if (d.metadata.labels?.['app.kubernetes.io/name'] !== 'core-provider') return
-      if (EngineContext.available(d) && (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)) {
+      if (
+        EngineContext.available(d) &&
+        (!EngineContext.available(old) || old?.metadata.generation !== d.metadata.generation)
+      ) {
         this.stampInstalled = false
         this.enqueueAll()
       }
@@ -101,7 +179,10 @@ export class CoreProvider {
 
   start(): void {
     this.cds.start()
-    this.ctx.every(() => this.ctx.settings().resyncSeconds, () => this.enqueueAll())
+    this.ctx.every(
+      () => this.ctx.settings().resyncSeconds,
+      () => this.enqueueAll(),
+    )
   }
 
   enqueueAll(): void {
@@ -118,9 +199,15 @@ export class CoreProvider {
   private async setStatus(cd: KObject, patch: CDStatus, ...conds: Condition[]): Promise<void> {
     const current = (cd.status ?? {}) as CDStatus
     const conditions = setConditions(current.conditions, ...conds)
-    const changed = !sameConditions(current.conditions, conditions) || Object.entries(patch).some(([k, v]) => JSON.stringify((current as Record<string, unknown>)[k]) !== JSON.stringify(v))
+    const changed =
+      !sameConditions(current.conditions, conditions) ||
+      Object.entries(patch).some(
+        ([k, v]) => JSON.stringify((current as Record<string, unknown>)[k]) !== JSON.stringify(v),
+      )
     if (!changed) return
-    await this.ctx.rest.mergePatch(`${cdPath(cd.metadata.namespace!, cd.metadata.name)}/status`, { status: { ...patch, conditions } })
+    await this.ctx.rest.mergePatch(`${cdPath(cd.metadata.namespace!, cd.metadata.name)}/status`, {
+      status: { ...patch, conditions },
+    })
   }
 
   /** Installs what stamps the composition version: S core-provider's webhook, N a MutatingAdmissionPolicy. */
@@ -132,9 +219,16 @@ export class CoreProvider {
     this.stampInstalled = true
   }
 
-  private async applyOrReplace(path: string, body: { metadata: { name: string; labels?: Record<string, string> }; [k: string]: unknown }): Promise<void> {
+  private async applyOrReplace(
+    path: string,
+    body: { metadata: { name: string; labels?: Record<string, string> }; [k: string]: unknown },
+  ): Promise<void> {
     const existing = await this.ctx.rest.getOrNull(`${path}/${body.metadata.name}`)
-    if (existing) await this.ctx.rest.put(`${path}/${body.metadata.name}`, { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } })
+    if (existing)
+      await this.ctx.rest.put(`${path}/${body.metadata.name}`, {
+        ...body,
+        metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion },
+      })
     else await this.ctx.rest.create(path, body)
   }
 
@@ -142,36 +236,63 @@ export class CoreProvider {
     const name = core.metadata.labels?.['app.kubernetes.io/instance'] ?? 'core-provider'
     // UPDATE is intercepted too (CRD defaults), which is why every composition write fails while core-provider is down.
     await this.applyOrReplace('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
-      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration',
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
       metadata: { name, labels: { 'app.kubernetes.io/name': 'core-provider' } },
-      webhooks: [{
-        name: 'core.provider.krateo.io',
-        clientConfig: { url: `${this.webhook.url}/mutate`, caBundle: this.caBundle },
-        rules: [{ operations: [...new Set([...stampOn, 'CREATE', 'UPDATE'])], apiGroups: [COMPOSITION_GROUP], apiVersions: ['*'], resources: ['*/*'] }],
-        failurePolicy: 'Fail', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 5,
-      }],
+      webhooks: [
+        {
+          name: 'core.provider.krateo.io',
+          clientConfig: { url: `${this.webhook.url}/mutate`, caBundle: this.caBundle },
+          rules: [
+            {
+              operations: [...new Set([...stampOn, 'CREATE', 'UPDATE'])],
+              apiGroups: [COMPOSITION_GROUP],
+              apiVersions: ['*'],
+              resources: ['*/*'],
+            },
+          ],
+          failurePolicy: 'Fail',
+          sideEffects: 'None',
+          admissionReviewVersions: ['v1'],
+          timeoutSeconds: 5,
+        },
+      ],
     })
   }
 
   /** Gen N: the API server itself stamps request.kind.version; nothing of core-provider is in the write path. */
   private async applyPolicy(core: KObject, stampOn: string[]): Promise<void> {
     const name = 'core-provider-composition-version'
-    const labels = { 'app.kubernetes.io/name': 'core-provider', 'app.kubernetes.io/instance': core.metadata.labels?.['app.kubernetes.io/instance'] ?? 'core-provider' }
+    const labels = {
+      'app.kubernetes.io/name': 'core-provider',
+      'app.kubernetes.io/instance': core.metadata.labels?.['app.kubernetes.io/instance'] ?? 'core-provider',
+    }
     const base = '/apis/admissionregistration.k8s.io/v1'
     await this.applyOrReplace(`${base}/mutatingadmissionpolicies`, {
-      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicy',
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingAdmissionPolicy',
       metadata: { name, labels },
       spec: {
-        matchConstraints: { resourceRules: [{ apiGroups: [COMPOSITION_GROUP], apiVersions: ['*'], operations: stampOn, resources: ['*'] }] },
-        failurePolicy: 'Fail', reinvocationPolicy: 'Never',
-        mutations: [{
-          patchType: 'ApplyConfiguration',
-          applyConfiguration: { expression: `Object{metadata: Object.metadata{labels: {"${LABEL_COMPOSITION_VERSION}": request.kind.version}}}` },
-        }],
+        matchConstraints: {
+          resourceRules: [
+            { apiGroups: [COMPOSITION_GROUP], apiVersions: ['*'], operations: stampOn, resources: ['*'] },
+          ],
+        },
+        failurePolicy: 'Fail',
+        reinvocationPolicy: 'Never',
+        mutations: [
+          {
+            patchType: 'ApplyConfiguration',
+            applyConfiguration: {
+              expression: `Object{metadata: Object.metadata{labels: {"${LABEL_COMPOSITION_VERSION}": request.kind.version}}}`,
+            },
+          },
+        ],
       },
     })
     await this.applyOrReplace(`${base}/mutatingadmissionpolicybindings`, {
-      apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingAdmissionPolicyBinding',
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingAdmissionPolicyBinding',
       metadata: { name, labels },
       spec: { policyName: name },
     })
@@ -193,7 +314,9 @@ export class CoreProvider {
     try {
       if (cd.metadata.deletionTimestamp) return await this.remove(cd)
       if (!cd.metadata.finalizers?.includes(CD_FINALIZER)) {
-        await this.ctx.rest.mergePatch(cdPath(ns, name), { metadata: { finalizers: [...(cd.metadata.finalizers ?? []), CD_FINALIZER] } })
+        await this.ctx.rest.mergePatch(cdPath(ns, name), {
+          metadata: { finalizers: [...(cd.metadata.finalizers ?? []), CD_FINALIZER] },
+        })
         return // the finalizer update is an event of its own
       }
       await this.observeOrCreate(cd)
@@ -207,12 +330,23 @@ export class CoreProvider {
 
   /** The CD's registry credentials: spec.chart.credentials, the password read from the Secret it names. */
   private async credentials(cd: KObject): Promise<RegistryCredentials | undefined> {
-    const creds = (cd.spec as { chart: { credentials?: { username?: string; passwordRef?: { name?: string; namespace?: string; key?: string } } } }).chart.credentials
+    const creds = (
+      cd.spec as {
+        chart: {
+          credentials?: { username?: string; passwordRef?: { name?: string; namespace?: string; key?: string } }
+        }
+      }
+    ).chart.credentials
     const ref = creds?.passwordRef
     if (!creds?.username || !ref?.name || !ref.key) return undefined
-    const secret = await this.ctx.rest.getOrNull<{ data?: Record<string, string> }>(`/api/v1/namespaces/${ref.namespace || cd.metadata.namespace}/secrets/${ref.name}`)
+    const secret = await this.ctx.rest.getOrNull<{ data?: Record<string, string> }>(
+      `/api/v1/namespaces/${ref.namespace || cd.metadata.namespace}/secrets/${ref.name}`,
+    )
     const password = secret?.data?.[ref.key]
-    if (!password) throw new Error(`failed to pull chart: the password of ${creds.username} is not in Secret ${ref.namespace || cd.metadata.namespace}/${ref.name} (key ${ref.key})`)
+    if (!password)
+      throw new Error(
+        `failed to pull chart: the password of ${creds.username} is not in Secret ${ref.namespace || cd.metadata.namespace}/${ref.name} (key ${ref.key})`,
+      )
     return { username: creds.username, password: Buffer.from(password, 'base64').toString() }
   }
 
@@ -220,13 +354,23 @@ export class CoreProvider {
     const chart = (cd.spec as { chart: { url: string; version?: string } }).chart
     if (this.ctx.settings().chartPullFails.includes(cd.metadata.name)) {
       const host = chart.url.replace(/^oci:\/\//, '').split('/')[0]
-      throw new Error(`failed to pull chart ${chart.url}:${chart.version ?? ''}: failed to do request: Head "https://${host}/v2/": dial tcp: connect: connection refused (sandbox fault)`)
+      throw new Error(
+        `failed to pull chart ${chart.url}:${chart.version ?? ''}: failed to do request: Head "https://${host}/v2/": dial tcp: connect: connection refused (sandbox fault)`,
+      )
     }
     const info = await this.ctx.helm.chart(chart.url, chart.version ?? '', await this.credentials(cd))
     const kind = kindFromChart(info.name)
     const plural = pluralFromKind(kind)
     const version = dashedVersion(info.version)
-    return { chart, info, kind, plural, version, crdName: `${plural}.${COMPOSITION_GROUP}`, base: bundleBase(plural, info.version) }
+    return {
+      chart,
+      info,
+      kind,
+      plural,
+      version,
+      crdName: `${plural}.${COMPOSITION_GROUP}`,
+      base: bundleBase(plural, info.version),
+    }
   }
 
   private async observeOrCreate(cd: KObject): Promise<void> {
@@ -234,7 +378,7 @@ export class CoreProvider {
     const t = await this.target(cd)
     const gvr = `${COMPOSITION_GROUP}/${t.version}, Resource=${t.plural}`
     const crd = await this.ctx.rest.getOrNull(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${t.crdName}`)
-    const versions = ((crd?.spec as { versions?: { name: string; served: boolean }[] } | undefined)?.versions ?? [])
+    const versions = (crd?.spec as { versions?: { name: string; served: boolean }[] } | undefined)?.versions ?? []
     const serves = versions.some((v) => v.name === t.version && v.served)
     const bundle = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${ns}/deployments/${t.base}-controller`)
     const status = (cd.status ?? {}) as CDStatus
@@ -245,11 +389,25 @@ export class CoreProvider {
       await this.holdWhileCompositionsExist(cd, t)
       if (this.ctx.profile().pruneStaleVersions && crd) await this.pruneStaleVersions(crd, t.version)
       // Observe: up to date. Fill the status and turn Ready.
-      const managed = this.bundleObjects(ns, t.base).map(([apiVersion, resource, objName, objNs]) => ({ apiVersion, resource, name: objName, ...(objNs ? { namespace: objNs } : {}) }))
-      await this.setStatus(cd, {
-        apiVersion: `${COMPOSITION_GROUP}/${t.version}`, kind: t.kind, resource: t.plural,
-        packageUrl: `${t.chart.url}:${t.info.version}`, digest: digestOf(t.chart.url, t.info.version), managed,
-      }, ready('True', 'Available'), synced('True', 'ReconcileSuccess'))
+      const managed = this.bundleObjects(ns, t.base).map(([apiVersion, resource, objName, objNs]) => ({
+        apiVersion,
+        resource,
+        name: objName,
+        ...(objNs ? { namespace: objNs } : {}),
+      }))
+      await this.setStatus(
+        cd,
+        {
+          apiVersion: `${COMPOSITION_GROUP}/${t.version}`,
+          kind: t.kind,
+          resource: t.plural,
+          packageUrl: `${t.chart.url}:${t.info.version}`,
+          digest: digestOf(t.chart.url, t.info.version),
+          managed,
+        },
+        ready('True', 'Available'),
+        synced('True', 'ReconcileSuccess'),
+      )
       return
     }
 
@@ -270,7 +428,10 @@ export class CoreProvider {
     }
     try {
       await this.applyCRD(t, crd)
-      const previous = status.apiVersion && status.apiVersion !== `${COMPOSITION_GROUP}/${t.version}` ? status.apiVersion.split('/')[1] : undefined
+      const previous =
+        status.apiVersion && status.apiVersion !== `${COMPOSITION_GROUP}/${t.version}`
+          ? status.apiVersion.split('/')[1]
+          : undefined
       if (previous && status.resource) await this.bumpVersion(ns, status.resource, previous, t.version, t.plural)
       await this.applyBundle(ns, t, settings.resyncSeconds)
       await this.restartWhenReady(ns, `${t.base}-controller`)
@@ -294,31 +455,62 @@ export class CoreProvider {
       const deadline = Date.now() + 60_000
       for (;;) {
         const d = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`)
-        const st = (d?.status ?? {}) as { readyReplicas?: number; observedGeneration?: number; updatedReplicas?: number }
+        const st = (d?.status ?? {}) as {
+          readyReplicas?: number
+          observedGeneration?: number
+          updatedReplicas?: number
+        }
         const want = (d?.spec as { replicas?: number } | undefined)?.replicas ?? 1
-        if (d && st.observedGeneration === d.metadata.generation && (st.readyReplicas ?? 0) === want && (st.updatedReplicas ?? 0) >= want) return
-        if (Date.now() > deadline) throw new Error(`error deploying dynamic controller: error waiting for deployment to be ready: timeout waiting for resource ${ns}/${name} to be ready`)
+        if (
+          d &&
+          st.observedGeneration === d.metadata.generation &&
+          (st.readyReplicas ?? 0) === want &&
+          (st.updatedReplicas ?? 0) >= want
+        )
+          return
+        if (Date.now() > deadline)
+          throw new Error(
+            `error deploying dynamic controller: error waiting for deployment to be ready: timeout waiting for resource ${ns}/${name} to be ready`,
+          )
         await new Promise((r) => setTimeout(r, 250))
       }
     }
     await ready()
     const restartedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
-    await this.ctx.rest.mergePatch(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`, { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } } } })
+    await this.ctx.rest.mergePatch(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`, {
+      spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } } },
+    })
     await ready()
   }
 
   private async annotate(cd: KObject, key: string): Promise<KObject> {
-    return this.ctx.rest.mergePatch(cdPath(cd.metadata.namespace!, cd.metadata.name), { metadata: { annotations: { [key]: now() } } })
+    return this.ctx.rest.mergePatch(cdPath(cd.metadata.namespace!, cd.metadata.name), {
+      metadata: { annotations: { [key]: now() } },
+    })
   }
 
   private versionEntry(name: string, schema: Record<string, unknown> | null) {
     return {
-      name, served: true, storage: false, subresources: { status: {} },
+      name,
+      served: true,
+      storage: false,
+      subresources: { status: {} },
       additionalPrinterColumns: [
         { name: 'READY', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
         { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
       ],
-      schema: { openAPIV3Schema: { type: 'object', properties: { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, spec: toStructural(schema ?? {}), status: STATUS_SCHEMA } } },
+      schema: {
+        openAPIV3Schema: {
+          type: 'object',
+          properties: {
+            apiVersion: { type: 'string' },
+            kind: { type: 'string' },
+            metadata: { type: 'object' },
+            spec: toStructural(schema ?? {}),
+            status: STATUS_SCHEMA,
+          },
+        },
+      },
     }
   }
 
@@ -326,11 +518,19 @@ export class CoreProvider {
     const path = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'
     if (!crd) {
       await this.ctx.rest.create(path, {
-        apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
         metadata: { name: t.crdName, labels: { 'app.kubernetes.io/managed-by': 'core-provider' } },
         spec: {
-          group: COMPOSITION_GROUP, scope: 'Namespaced',
-          names: { kind: t.kind, plural: t.plural, singular: t.kind.toLowerCase(), listKind: `${t.kind}List`, categories: ['compositions', 'comps'] },
+          group: COMPOSITION_GROUP,
+          scope: 'Namespaced',
+          names: {
+            kind: t.kind,
+            plural: t.plural,
+            singular: t.kind.toLowerCase(),
+            listKind: `${t.kind}List`,
+            categories: ['compositions', 'comps'],
+          },
           versions: [{ ...this.versionEntry(t.version, t.info.schema), storage: true }],
         },
       })
@@ -339,31 +539,60 @@ export class CoreProvider {
     } else {
       // A version bump: append the new version; storage moves to the hidden vacuum version.
       const spec = crd.spec as { versions: Record<string, unknown>[] }
-      const others = spec.versions.filter((v) => v.name !== t.version && v.name !== 'vacuum').map((v) => ({ ...v, storage: false }))
-      const vacuum = { name: 'vacuum', served: false, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }
+      const others = spec.versions
+        .filter((v) => v.name !== t.version && v.name !== 'vacuum')
+        .map((v) => ({ ...v, storage: false }))
+      const vacuum = {
+        name: 'vacuum',
+        served: false,
+        storage: true,
+        schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+      }
       // From the first bump on, conversion goes through core-provider's webhook (core-provider 0.26.1
       // internal/tools/crd/crd.go:210,230-250): reads of this kind then need core-provider running.
-      const conversion = { strategy: 'Webhook', webhook: { clientConfig: { url: `${this.webhook.url}/convert`, caBundle: this.caBundle }, conversionReviewVersions: ['v1'] } }
-      await this.ctx.rest.put(`${path}/${t.crdName}`, { ...crd, spec: { ...spec, conversion, versions: [...others, this.versionEntry(t.version, t.info.schema), vacuum] } })
+      const conversion = {
+        strategy: 'Webhook',
+        webhook: {
+          clientConfig: { url: `${this.webhook.url}/convert`, caBundle: this.caBundle },
+          conversionReviewVersions: ['v1'],
+        },
+      }
+      await this.ctx.rest.put(`${path}/${t.crdName}`, {
+        ...crd,
+        spec: { ...spec, conversion, versions: [...others, this.versionEntry(t.version, t.info.schema), vacuum] },
+      })
     }
     const deadline = Date.now() + 30_000
     while (Date.now() < deadline) {
       const fresh = await this.ctx.rest.get(`${path}/${t.crdName}`)
-      const conds = ((fresh.status as { conditions?: Condition[] } | undefined)?.conditions ?? [])
-      const served = (fresh.status as { storedVersions?: string[] } | undefined) && conds.some((c) => c.type === 'Established' && c.status === 'True')
-      if (served && await this.ctx.rest.getOrNull(`/apis/${COMPOSITION_GROUP}/${t.version}`)) return
+      const conds = (fresh.status as { conditions?: Condition[] } | undefined)?.conditions ?? []
+      const served =
+        (fresh.status as { storedVersions?: string[] } | undefined) &&
+        conds.some((c) => c.type === 'Established' && c.status === 'True')
+      if (served && (await this.ctx.rest.getOrNull(`/apis/${COMPOSITION_GROUP}/${t.version}`))) return
       await new Promise((r) => setTimeout(r, 200))
     }
     throw new Error(`crd ${t.crdName} not established in time`)
   }
 
   /** The old version's bundle goes; existing compositions are relabelled to the new version. */
-  private async bumpVersion(ns: string, plural: string, oldVersion: string, newVersion: string, newPlural: string): Promise<void> {
+  private async bumpVersion(
+    ns: string,
+    plural: string,
+    oldVersion: string,
+    newVersion: string,
+    newPlural: string,
+  ): Promise<void> {
     await this.deleteBundle(ns, `${plural}-${oldVersion}`)
-    const items = await this.ctx.rest.list(`/apis/${COMPOSITION_GROUP}/${newVersion}/${newPlural}`, `${LABEL_COMPOSITION_VERSION}=${oldVersion}`)
+    const items = await this.ctx.rest.list(
+      `/apis/${COMPOSITION_GROUP}/${newVersion}/${newPlural}`,
+      `${LABEL_COMPOSITION_VERSION}=${oldVersion}`,
+    )
     for (const item of items) {
-      await this.ctx.rest.mergePatch(`/apis/${COMPOSITION_GROUP}/${newVersion}/namespaces/${item.metadata.namespace}/${newPlural}/${item.metadata.name}`,
-        { metadata: { labels: { [LABEL_COMPOSITION_VERSION]: newVersion } } })
+      await this.ctx.rest.mergePatch(
+        `/apis/${COMPOSITION_GROUP}/${newVersion}/namespaces/${item.metadata.namespace}/${newPlural}/${item.metadata.name}`,
+        { metadata: { labels: { [LABEL_COMPOSITION_VERSION]: newVersion } } },
+      )
     }
   }
 
@@ -385,8 +614,15 @@ export class CoreProvider {
     return `${prefix}${ns ? `/namespaces/${ns}` : ''}/${resource}${name ? '/' + name : ''}`
   }
 
-  private async applyBundle(ns: string, t: Awaited<ReturnType<CoreProvider['target']>>, resyncSeconds: number): Promise<void> {
-    const labels = { 'app.kubernetes.io/name': `${t.base}-controller`, 'app.kubernetes.io/component': 'composition-dynamic-controller' }
+  private async applyBundle(
+    ns: string,
+    t: Awaited<ReturnType<CoreProvider['target']>>,
+    resyncSeconds: number,
+  ): Promise<void> {
+    const labels = {
+      'app.kubernetes.io/name': `${t.base}-controller`,
+      'app.kubernetes.io/component': 'composition-dynamic-controller',
+    }
     const meta = (name: string, namespaced = true) => ({ name, ...(namespaced ? { namespace: ns } : {}), labels })
     const create = (apiVersion: string, resource: string, body: Record<string, unknown>, namespaced = true) =>
       this.ctx.rest.createOrIgnore(this.objectPath(apiVersion, resource, '', namespaced ? ns : undefined), body)
@@ -394,28 +630,60 @@ export class CoreProvider {
     await create('v1', 'serviceaccounts', { metadata: meta(t.base) })
     // The static part of a cdc's rights (core-provider's rbac assets clusterrole.yaml and
     // compositiondefinition-role.yaml): the chart's own kinds come from the cdc's rbacgen (rbacgen.ts).
-    await create('rbac.authorization.k8s.io/v1', 'clusterroles', { metadata: meta(t.base, false), rules: CDC_CLUSTER_RULES }, false)
-    await create('rbac.authorization.k8s.io/v1', 'clusterrolebindings', { metadata: meta(t.base, false), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: t.base }, subjects: [sa] }, false)
+    await create(
+      'rbac.authorization.k8s.io/v1',
+      'clusterroles',
+      { metadata: meta(t.base, false), rules: CDC_CLUSTER_RULES },
+      false,
+    )
+    await create(
+      'rbac.authorization.k8s.io/v1',
+      'clusterrolebindings',
+      {
+        metadata: meta(t.base, false),
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: t.base },
+        subjects: [sa],
+      },
+      false,
+    )
     await create('rbac.authorization.k8s.io/v1', 'roles', { metadata: meta(t.base), rules: CDC_NAMESPACE_RULES })
-    await create('rbac.authorization.k8s.io/v1', 'rolebindings', { metadata: meta(t.base), roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: t.base }, subjects: [sa] })
+    await create('rbac.authorization.k8s.io/v1', 'rolebindings', {
+      metadata: meta(t.base),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: t.base },
+      subjects: [sa],
+    })
     await create('v1', 'configmaps', {
       metadata: meta(`${t.base}-configmap`),
       data: {
-        COMPOSITION_CONTROLLER_GROUP: COMPOSITION_GROUP, COMPOSITION_CONTROLLER_VERSION: t.version, COMPOSITION_CONTROLLER_RESOURCE: t.plural,
-        COMPOSITION_CONTROLLER_KIND: t.kind, URL: t.chart.url, VERSION: t.info.version,
+        COMPOSITION_CONTROLLER_GROUP: COMPOSITION_GROUP,
+        COMPOSITION_CONTROLLER_VERSION: t.version,
+        COMPOSITION_CONTROLLER_RESOURCE: t.plural,
+        COMPOSITION_CONTROLLER_KIND: t.kind,
+        URL: t.chart.url,
+        VERSION: t.info.version,
         COMPOSITION_CONTROLLER_RESYNC_INTERVAL: `${resyncSeconds}s`,
       },
     })
-    await create('v1', 'configmaps', { metadata: meta(`${t.base}-jsonschema-configmap`), data: { 'values.schema.json': JSON.stringify(t.info.schema ?? {}) } })
+    await create('v1', 'configmaps', {
+      metadata: meta(`${t.base}-jsonschema-configmap`),
+      data: { 'values.schema.json': JSON.stringify(t.info.schema ?? {}) },
+    })
     await create('apps/v1', 'deployments', {
       metadata: meta(`${t.base}-controller`),
       spec: {
-        replicas: 1, selector: { matchLabels: { 'app.kubernetes.io/name': `${t.base}-controller` } },
+        replicas: 1,
+        selector: { matchLabels: { 'app.kubernetes.io/name': `${t.base}-controller` } },
         template: {
           metadata: { labels },
           spec: {
             serviceAccountName: t.base,
-            containers: [{ name: 'cdc', image: 'ghcr.io/krateoplatformops/composition-dynamic-controller:fake', envFrom: [{ configMapRef: { name: `${t.base}-configmap` } }] }],
+            containers: [
+              {
+                name: 'cdc',
+                image: 'ghcr.io/krateoplatformops/composition-dynamic-controller:fake',
+                envFrom: [{ configMapRef: { name: `${t.base}-configmap` } }],
+              },
+            ],
           },
         },
       },
@@ -424,7 +692,10 @@ export class CoreProvider {
 
   private async deleteBundle(ns: string, base: string): Promise<void> {
     for (const [apiVersion, resource, name, objNs] of this.bundleObjects(ns, base)) {
-      await this.ctx.rest.delete(this.objectPath(apiVersion, resource, name, objNs) + (resource === 'deployments' ? '?propagationPolicy=Background' : ''))
+      await this.ctx.rest.delete(
+        this.objectPath(apiVersion, resource, name, objNs) +
+          (resource === 'deployments' ? '?propagationPolicy=Background' : ''),
+      )
     }
   }
 
@@ -439,7 +710,12 @@ export class CoreProvider {
     if (status.resource && status.apiVersion && !orphan) {
       const version = status.apiVersion.split('/')[1]!
       // The last CD of that kind and version takes its Compositions with it.
-      const sameKind = [...this.cds.items.values()].filter((o) => o.metadata.uid !== cd.metadata.uid && (o.status as CDStatus | undefined)?.apiVersion === status.apiVersion && (o.status as CDStatus | undefined)?.kind === status.kind)
+      const sameKind = [...this.cds.items.values()].filter(
+        (o) =>
+          o.metadata.uid !== cd.metadata.uid &&
+          (o.status as CDStatus | undefined)?.apiVersion === status.apiVersion &&
+          (o.status as CDStatus | undefined)?.kind === status.kind,
+      )
       if (sameKind.length === 0) {
         const path = `/apis/${COMPOSITION_GROUP}/${version}/${status.resource}`
         let left: KObject[] = []
@@ -450,25 +726,46 @@ export class CoreProvider {
         }
         if (left.length > 0) {
           for (const item of left.filter((i) => !i.metadata.deletionTimestamp)) {
-            await this.ctx.rest.delete(`/apis/${COMPOSITION_GROUP}/${version}/namespaces/${item.metadata.namespace}/${status.resource}/${item.metadata.name}`)
+            await this.ctx.rest.delete(
+              `/apis/${COMPOSITION_GROUP}/${version}/namespaces/${item.metadata.namespace}/${status.resource}/${item.metadata.name}`,
+            )
           }
-          await this.setStatus(cd, {}, ready('False', 'Deleting'), synced('False', 'ReconcileError', 'observe failed: error undeploying CompositionDefinition: waiting for composition deletion'))
+          await this.setStatus(
+            cd,
+            {},
+            ready('False', 'Deleting'),
+            synced(
+              'False',
+              'ReconcileError',
+              'observe failed: error undeploying CompositionDefinition: waiting for composition deletion',
+            ),
+          )
           this.enqueue(cd, 2000)
           return
         }
       }
       await this.deleteBundle(ns, `${status.resource}-${version}`)
-      if (sameKind.length === 0) await this.ctx.rest.delete(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${status.resource}.${COMPOSITION_GROUP}`)
+      if (sameKind.length === 0)
+        await this.ctx.rest.delete(
+          `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${status.resource}.${COMPOSITION_GROUP}`,
+        )
     }
     const fresh = await this.ctx.rest.get(cdPath(ns, cd.metadata.name))
-    const finalizers = (fresh.metadata.finalizers ?? []).filter((f) => f !== CD_FINALIZER && f !== STILL_EXIST_FINALIZER)
-    await this.ctx.rest.mergePatch(cdPath(ns, cd.metadata.name), { metadata: { finalizers, resourceVersion: fresh.metadata.resourceVersion } })
+    const finalizers = (fresh.metadata.finalizers ?? []).filter(
+      (f) => f !== CD_FINALIZER && f !== STILL_EXIST_FINALIZER,
+    )
+    await this.ctx.rest.mergePatch(cdPath(ns, cd.metadata.name), {
+      metadata: { finalizers, resourceVersion: fresh.metadata.resourceVersion },
+    })
   }
 
   /** Compositions of a generated kind at one version (through the version's own GVR), [] when it is not served. */
   private async compositionsAt(plural: string, version: string): Promise<KObject[]> {
     try {
-      return await this.ctx.rest.list(`/apis/${COMPOSITION_GROUP}/${version}/${plural}`, `${LABEL_COMPOSITION_VERSION}=${version}`)
+      return await this.ctx.rest.list(
+        `/apis/${COMPOSITION_GROUP}/${version}/${plural}`,
+        `${LABEL_COMPOSITION_VERSION}=${version}`,
+      )
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) return []
       throw err
@@ -481,8 +778,12 @@ export class CoreProvider {
     const exist = (await this.compositionsAt(t.plural, t.version)).length > 0
     const has = cd.metadata.finalizers?.includes(STILL_EXIST_FINALIZER) ?? false
     if (exist === has) return
-    const finalizers = exist ? [...(cd.metadata.finalizers ?? []), STILL_EXIST_FINALIZER] : (cd.metadata.finalizers ?? []).filter((f) => f !== STILL_EXIST_FINALIZER)
-    await this.ctx.rest.mergePatch(cdPath(cd.metadata.namespace!, cd.metadata.name), { metadata: { finalizers, resourceVersion: cd.metadata.resourceVersion } })
+    const finalizers = exist
+      ? [...(cd.metadata.finalizers ?? []), STILL_EXIST_FINALIZER]
+      : (cd.metadata.finalizers ?? []).filter((f) => f !== STILL_EXIST_FINALIZER)
+    await this.ctx.rest.mergePatch(cdPath(cd.metadata.namespace!, cd.metadata.name), {
+      metadata: { finalizers, resourceVersion: cd.metadata.resourceVersion },
+    })
   }
 
   /**
@@ -504,9 +805,14 @@ export class CoreProvider {
     }
     const stale = spec.versions.filter((v) => v.served && v.name !== 'vacuum' && !referenced.has(v.name))
     if (stale.length === 0) return
-    this.ctx.log(`core-provider: pruning served versions ${stale.map((v) => v.name).join(', ')} of ${crd.metadata.name}`)
+    this.ctx.log(
+      `core-provider: pruning served versions ${stale.map((v) => v.name).join(', ')} of ${crd.metadata.name}`,
+    )
     const versions = spec.versions.map((v) => (stale.includes(v) ? { ...v, served: false } : v))
-    await this.ctx.rest.put(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`, { ...crd, spec: { ...spec, versions } })
+    await this.ctx.rest.put(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`, {
+      ...crd,
+      spec: { ...spec, versions },
+    })
   }
 }
 

@@ -34,19 +34,29 @@ export class DependentControllers {
 
   private providerAlive(group: string): boolean {
     const provider = FINALIZING_PROVIDERS[group]!
-    for (const d of this.ctx.deployments.items.values()) if (d.metadata.name === provider && EngineContext.available(d)) return true
+    for (const d of this.ctx.deployments.items.values())
+      if (d.metadata.name === provider && EngineContext.available(d)) return true
     return false
   }
 
   private sync(): void {
     const seen = new Set<string>()
     for (const crd of this.ctx.crds.items.values()) {
-      const spec = crd.spec as { group: string; names: { plural: string }; versions: { name: string; storage: boolean }[] }
+      const spec = crd.spec as {
+        group: string
+        names: { plural: string }
+        versions: { name: string; storage: boolean }[]
+      }
       if (!FINALIZING_PROVIDERS[spec.group] || crd.metadata.deletionTimestamp) continue
       seen.add(crd.metadata.name)
       if (this.informers.has(crd.metadata.name)) continue
       const version = spec.versions.find((v) => v.storage)?.name ?? spec.versions[0]!.name
-      const entry = { group: spec.group, version, plural: spec.names.plural, informer: undefined as unknown as Informer }
+      const entry = {
+        group: spec.group,
+        version,
+        plural: spec.names.plural,
+        informer: undefined as unknown as Informer,
+      }
       entry.informer = new Informer(this.ctx.rest, `/apis/${spec.group}/${version}/${spec.names.plural}`, (ev, obj) => {
         if (ev !== 'delete') this.enqueue(entry, obj)
       })
@@ -79,10 +89,19 @@ export class DependentControllers {
     const finalizer = `${group}/finalizer`
     const has = obj.metadata.finalizers?.includes(finalizer)
     if (obj.metadata.deletionTimestamp) {
-      if (has) await this.ctx.rest.mergePatch(path, { metadata: { finalizers: obj.metadata.finalizers!.filter((f) => f !== finalizer), resourceVersion: obj.metadata.resourceVersion } })
+      if (has)
+        await this.ctx.rest.mergePatch(path, {
+          metadata: {
+            finalizers: obj.metadata.finalizers!.filter((f) => f !== finalizer),
+            resourceVersion: obj.metadata.resourceVersion,
+          },
+        })
       return
     }
-    if (!has) await this.ctx.rest.mergePatch(path, { metadata: { finalizers: [...(obj.metadata.finalizers ?? []), finalizer] } })
+    if (!has)
+      await this.ctx.rest.mergePatch(path, {
+        metadata: { finalizers: [...(obj.metadata.finalizers ?? []), finalizer] },
+      })
     if (group === 'ogen.krateo.io') await this.generateRestCRD(obj)
   }
 
@@ -92,12 +111,21 @@ export class DependentControllers {
     const kind = spec.resource.kind
     const plural = pluralFromKind(kind)
     await this.ctx.rest.createOrIgnore('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
-      apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
       metadata: { name: `${plural}.${spec.resourceGroup}`, labels: { 'krateo.io/generated-by': 'oasgen-provider' } },
       spec: {
-        group: spec.resourceGroup, scope: 'Namespaced',
+        group: spec.resourceGroup,
+        scope: 'Namespaced',
         names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
-        versions: [{ name: 'v1alpha1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+        versions: [
+          {
+            name: 'v1alpha1',
+            served: true,
+            storage: true,
+            schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+          },
+        ],
       },
     })
   }

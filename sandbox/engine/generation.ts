@@ -43,14 +43,30 @@ export interface GenerationProfile {
 
 export const GENERATIONS: Record<GenerationName, GenerationProfile> = {
   S: {
-    name: 'S', describe: 'Gen S (seed era: core-provider 0.26.x, cdc 0.20.x)',
-    resyncSeconds: 180, versionStamp: 'webhook', stampOn: ['CREATE'], upgradeOnEveryObserve: true, stillExistFinalizer: true,
-    pruneStaleVersions: false, lostCreateGraceSeconds: null, pendingRelease: 'rollback', minKubernetesMinor: 30,
+    name: 'S',
+    describe: 'Gen S (seed era: core-provider 0.26.x, cdc 0.20.x)',
+    resyncSeconds: 180,
+    versionStamp: 'webhook',
+    stampOn: ['CREATE'],
+    upgradeOnEveryObserve: true,
+    stillExistFinalizer: true,
+    pruneStaleVersions: false,
+    lostCreateGraceSeconds: null,
+    pendingRelease: 'rollback',
+    minKubernetesMinor: 30,
   },
   N: {
-    name: 'N', describe: 'Gen N (core-provider 2.x monorepo, cdc 1.x)',
-    resyncSeconds: 60, versionStamp: 'policy', stampOn: ['CREATE', 'UPDATE'], upgradeOnEveryObserve: false, stillExistFinalizer: false,
-    pruneStaleVersions: true, lostCreateGraceSeconds: 120, pendingRelease: 'stand-down', minKubernetesMinor: 36,
+    name: 'N',
+    describe: 'Gen N (core-provider 2.x monorepo, cdc 1.x)',
+    resyncSeconds: 60,
+    versionStamp: 'policy',
+    stampOn: ['CREATE', 'UPDATE'],
+    upgradeOnEveryObserve: false,
+    stillExistFinalizer: false,
+    pruneStaleVersions: true,
+    lostCreateGraceSeconds: 120,
+    pendingRelease: 'stand-down',
+    minKubernetesMinor: 36,
   },
 }
 

@@ -16,17 +16,25 @@ export interface ChartInfo {
 }
 
 /** A CompositionDefinition's registry credentials (spec.chart.credentials, the password read from its Secret). */
-export interface RegistryCredentials { username: string; password: string }
+export interface RegistryCredentials {
+  username: string
+  password: string
+}
 
 export class HelmRunner {
   private charts = new Map<string, Promise<ChartInfo>>()
-  constructor(private bin: string, private home: string, private kubeconfig: string, private plainHttpHosts: string[]) {
+  constructor(
+    private bin: string,
+    private home: string,
+    private kubeconfig: string,
+    private plainHttpHosts: string[],
+  ) {
     mkdirSync(home, { recursive: true })
   }
 
   env(): Record<string, string> {
     return {
-      ...process.env as Record<string, string>,
+      ...(process.env as Record<string, string>),
       HELM_CONFIG_HOME: join(this.home, 'config'),
       HELM_CACHE_HOME: join(this.home, 'cache'),
       HELM_DATA_HOME: join(this.home, 'data'),
@@ -36,14 +44,31 @@ export class HelmRunner {
   }
 
   /** Runs helm; an abort kills it with SIGKILL, as a pod's processes die when the pod is stopped. */
-  run(args: string[], timeoutMs = 120_000, signal?: AbortSignal, env: Record<string, string> = {}, input?: string): Promise<{ stdout: string; stderr: string }> {
+  run(
+    args: string[],
+    timeoutMs = 120_000,
+    signal?: AbortSignal,
+    env: Record<string, string> = {},
+    input?: string,
+  ): Promise<{ stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const child = execFile(this.bin, args, { env: { ...this.env(), ...env }, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, signal, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-        if (err) {
-          const lines = String(stderr).trim().split('\n').filter(Boolean)
-          reject(new Error(lines[lines.length - 1] ?? err.message))
-        } else resolve({ stdout: String(stdout), stderr: String(stderr) })
-      })
+      const child = execFile(
+        this.bin,
+        args,
+        {
+          env: { ...this.env(), ...env },
+          timeout: timeoutMs,
+          maxBuffer: 64 * 1024 * 1024,
+          signal,
+          killSignal: 'SIGKILL',
+        },
+        (err, stdout, stderr) => {
+          if (err) {
+            const lines = String(stderr).trim().split('\n').filter(Boolean)
+            reject(new Error(lines[lines.length - 1] ?? err.message))
+          } else resolve({ stdout: String(stdout), stderr: String(stderr) })
+        },
+      )
       // helm may exit before it reads its input (a refused flag, a dead cluster): its exit says why, not the pipe.
       child.stdin?.on('error', () => undefined)
       child.stdin?.end(input ?? '')
@@ -86,17 +111,40 @@ export class HelmRunner {
       const env: Record<string, string> = credentials ? { HELM_REGISTRY_CONFIG: join(dir, '.registry.json') } : {}
       if (credentials) {
         const host = url.replace(/^oci:\/\//, '').split('/')[0]!
-        await this.run(['registry', 'login', host, '--username', credentials.username, '--password-stdin', ...this.registryFlags(url)], 60_000, undefined, env, credentials.password)
+        await this.run(
+          [
+            'registry',
+            'login',
+            host,
+            '--username',
+            credentials.username,
+            '--password-stdin',
+            ...this.registryFlags(url),
+          ],
+          60_000,
+          undefined,
+          env,
+          credentials.password,
+        )
       }
-      await this.run(['pull', url, '--version', version, '--untar', '-d', dir, ...this.registryFlags(url)], 120_000, undefined, env)
+      await this.run(
+        ['pull', url, '--version', version, '--untar', '-d', dir, ...this.registryFlags(url)],
+        120_000,
+        undefined,
+        env,
+      )
       rmSync(join(dir, '.registry.json'), { force: true })
       const [chartDir] = readdirSync(dir)
       const root = join(dir, chartDir!)
       const meta = parse(readFileSync(join(root, 'Chart.yaml'), 'utf8')) as { name: string; version: string }
       const schemaPath = join(root, 'values.schema.json')
-      const schema = existsSync(schemaPath) ? (JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>) : null
+      const schema = existsSync(schemaPath)
+        ? (JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>)
+        : null
       const templates = join(root, 'templates')
-      const readsCluster = existsSync(templates) && readdirSync(templates).some((f) => readFileSync(join(templates, f), 'utf8').includes('lookup'))
+      const readsCluster =
+        existsSync(templates) &&
+        readdirSync(templates).some((f) => readFileSync(join(templates, f), 'utf8').includes('lookup'))
       return { dir: root, name: meta.name, version: meta.version, schema, readsCluster }
     } catch (err) {
       rmSync(dir, { recursive: true, force: true })
@@ -117,15 +165,44 @@ export class HelmRunner {
   }
 
   /** `asUser` (a ServiceAccount's user name) runs helm with that account's rights, as a cdc's in-cluster client. */
-  async upgradeInstall(release: string, namespace: string, url: string, version: string, values: unknown, signal?: AbortSignal, asUser?: string): Promise<void> {
+  async upgradeInstall(
+    release: string,
+    namespace: string,
+    url: string,
+    version: string,
+    values: unknown,
+    signal?: AbortSignal,
+    asUser?: string,
+  ): Promise<void> {
     const chart = await this.chartForCdc(url, version)
-    await this.withValues(values, (file) => this.run(['upgrade', '--install', release, chart.dir, '-n', namespace, '-f', file, '--history-max', '3', ...(asUser ? ['--kube-as-user', asUser] : [])], 120_000, signal))
+    await this.withValues(values, (file) =>
+      this.run(
+        [
+          'upgrade',
+          '--install',
+          release,
+          chart.dir,
+          '-n',
+          namespace,
+          '-f',
+          file,
+          '--history-max',
+          '3',
+          ...(asUser ? ['--kube-as-user', asUser] : []),
+        ],
+        120_000,
+        signal,
+      ),
+    )
   }
 
   /** What the chart renders with these values, without the cluster (chart-inspector's question). */
   async template(release: string, namespace: string, url: string, version: string, values: unknown): Promise<string> {
     const chart = await this.chartForCdc(url, version)
-    return this.withValues(values, async (file) => (await this.run(['template', release, chart.dir, '-n', namespace, '-f', file])).stdout)
+    return this.withValues(
+      values,
+      async (file) => (await this.run(['template', release, chart.dir, '-n', namespace, '-f', file])).stdout,
+    )
   }
 
   async manifest(release: string, namespace: string): Promise<string | null> {

@@ -16,8 +16,14 @@ const CD_API = '/apis/core.krateo.io/v1alpha1'
 const CRD_API = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-interface Condition { type: string; status: string }
-const conditionTrue = (o: KObject | null, type: string) => ((o?.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).some((c) => c.type === type && c.status === 'True')
+interface Condition {
+  type: string
+  status: string
+}
+const conditionTrue = (o: KObject | null, type: string) =>
+  ((o?.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).some(
+    (c) => c.type === type && c.status === 'True',
+  )
 
 export class HookRunner {
   private pods: Informer
@@ -41,38 +47,58 @@ export class HookRunner {
     this.running.add(uid)
     const hook = pod.metadata.labels![HOOK_LABEL]!
     const ns = pod.metadata.namespace!
-    const as = this.ctx.rest.asServiceAccount(ns, (pod.spec as { serviceAccountName?: string }).serviceAccountName ?? 'default')
+    const as = this.ctx.rest.asServiceAccount(
+      ns,
+      (pod.spec as { serviceAccountName?: string }).serviceAccountName ?? 'default',
+    )
     const steps = this.steps(hook, ns, as)
     void (async () => {
       let result = 'succeeded'
       try {
-        if (knobFor(Object.fromEntries(this.ctx.settings().hookFails.map((h) => [h, true])), hook)) throw new Error('fails (sandbox fault)')
+        if (knobFor(Object.fromEntries(this.ctx.settings().hookFails.map((h) => [h, true])), hook))
+          throw new Error('fails (sandbox fault)')
         if (!steps) throw new Error(`no steps known for hook ${hook}`)
-        this.ctx.log(`hook ${ns}/${hook}: running as ${(pod.spec as { serviceAccountName?: string }).serviceAccountName ?? 'default'}`)
+        this.ctx.log(
+          `hook ${ns}/${hook}: running as ${(pod.spec as { serviceAccountName?: string }).serviceAccountName ?? 'default'}`,
+        )
         await steps()
         this.ctx.log(`hook ${ns}/${hook}: done`)
       } catch (err) {
         result = 'failed'
         this.ctx.log(`hook ${ns}/${hook}: failed: ${(err as Error).message}`)
       }
-      await this.ctx.rest.mergePatch(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}`, { metadata: { annotations: { [HOOK_RESULT]: result } } }).catch(() => undefined)
+      await this.ctx.rest
+        .mergePatch(`/api/v1/namespaces/${ns}/pods/${pod.metadata.name}`, {
+          metadata: { annotations: { [HOOK_RESULT]: result } },
+        })
+        .catch(() => undefined)
       this.running.delete(uid)
     })()
   }
 
   private steps(hook: string, ns: string, as: Rest): (() => Promise<void>) | null {
     switch (hook) {
-      case 'installer-self-bootstrap': return () => selfBootstrap(as, ns, this.ctx.rest)
-      case 'bootstrap-teardown': return () => bootstrapTeardown(as, ns)
-      case 'installer-ordered-teardown': return () => orderedTeardown(as, ns)
+      case 'installer-self-bootstrap':
+        return () => selfBootstrap(as, ns, this.ctx.rest)
+      case 'bootstrap-teardown':
+        return () => bootstrapTeardown(as, ns)
+      case 'installer-ordered-teardown':
+        return () => orderedTeardown(as, ns)
       // Its real ServiceAccount is kept alive by hook annotations; the fixture does not model that, so it acts as admin.
-      case 'post-delete-cleanup': return () => postDeleteCleanup(this.ctx.rest, ns)
-      default: return null
+      case 'post-delete-cleanup':
+        return () => postDeleteCleanup(this.ctx.rest, ns)
+      default:
+        return null
     }
   }
 }
 
-async function until<T>(what: string, tries: number, everyMs: number, check: () => Promise<T | null | false | undefined>): Promise<T> {
+async function until<T>(
+  what: string,
+  tries: number,
+  everyMs: number,
+  check: () => Promise<T | null | false | undefined>,
+): Promise<T> {
   for (let i = 0; i < tries; i++) {
     const v = await check().catch(() => null)
     if (v) return v
@@ -87,11 +113,19 @@ async function until<T>(what: string, tries: number, everyMs: number, check: () 
  * account may not.
  */
 async function selfBootstrap(rest: Rest, ns: string, kubelet: Rest): Promise<void> {
-  await until('CRD compositiondefinitions.core.krateo.io', 120, 1000, async () => conditionTrue(await rest.getOrNull(`${CRD_API}/compositiondefinitions.core.krateo.io`), 'Established'))
-  const cm = await kubelet.get<{ data: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/installer-self-cr`)
+  await until('CRD compositiondefinitions.core.krateo.io', 120, 1000, async () =>
+    conditionTrue(await rest.getOrNull(`${CRD_API}/compositiondefinitions.core.krateo.io`), 'Established'),
+  )
+  const cm = await kubelet.get<{ data: Record<string, string> }>(
+    `/api/v1/namespaces/${ns}/configmaps/installer-self-cr`,
+  )
   const cd = parse(cm.data['compositiondefinition.yaml']!) as KObject
   const cdPath = `${CD_API}/namespaces/${ns}/compositiondefinitions`
-  if (await rest.getOrNull(`${cdPath}/${cd.metadata.name}`)) await rest.mergePatch(`${cdPath}/${cd.metadata.name}`, { metadata: { labels: cd.metadata.labels ?? {} }, spec: cd.spec })
+  if (await rest.getOrNull(`${cdPath}/${cd.metadata.name}`))
+    await rest.mergePatch(`${cdPath}/${cd.metadata.name}`, {
+      metadata: { labels: cd.metadata.labels ?? {} },
+      spec: cd.spec,
+    })
   else await rest.create(cdPath, { ...cd, metadata: { ...cd.metadata, namespace: ns } })
   const installer = parse(cm.data['installer.yaml']!) as KObject
   const version = installer.apiVersion!.split('/')[1]!
@@ -103,7 +137,10 @@ async function selfBootstrap(rest: Rest, ns: string, kubelet: Rest): Promise<voi
   else if (!existing) {
     // A kind created moments ago can answer 503 for a few seconds; the script's kubectl apply retries too.
     await until('the Installer CR to be created', 30, 1000, async () => {
-      try { await rest.create(installers, { ...installer, metadata: { ...installer.metadata, namespace: ns } }); return true } catch (err) {
+      try {
+        await rest.create(installers, { ...installer, metadata: { ...installer.metadata, namespace: ns } })
+        return true
+      } catch (err) {
         if (err instanceof ApiError && err.status === 409) return true
         throw err
       }
@@ -115,7 +152,9 @@ async function selfBootstrap(rest: Rest, ns: string, kubelet: Rest): Promise<voi
     if (conditionTrue(cr, 'Synced')) return
     const ann = cr?.metadata.annotations ?? {}
     if (cr && (ann[ANN_CREATE_PENDING] || ann[ANN_CREATE_FAILED]) && !conditionTrue(cr, 'Ready')) {
-      await rest.mergePatch(`${installers}/${installer.metadata.name}`, { metadata: { annotations: { [ANN_CREATE_PENDING]: null, [ANN_CREATE_FAILED]: null } } })
+      await rest.mergePatch(`${installers}/${installer.metadata.name}`, {
+        metadata: { annotations: { [ANN_CREATE_PENDING]: null, [ANN_CREATE_FAILED]: null } },
+      })
     }
     await sleep(i === 0 ? 2000 : 10_000)
   }
@@ -124,7 +163,9 @@ async function selfBootstrap(rest: Rest, ns: string, kubelet: Rest): Promise<voi
 /** The Installer CR at a served version of its CRD (null when there is none). */
 async function installerPath(rest: Rest, ns: string): Promise<string | null> {
   const crd = await rest.getOrNull(`${CRD_API}/installers.${COMPOSITION_GROUP}`)
-  const version = ((crd?.spec as { versions?: { name: string; served: boolean }[] } | undefined)?.versions ?? []).filter((v) => v.served).pop()?.name
+  const version = ((crd?.spec as { versions?: { name: string; served: boolean }[] } | undefined)?.versions ?? [])
+    .filter((v) => v.served)
+    .pop()?.name
   return version ? `/apis/${COMPOSITION_GROUP}/${version}/namespaces/${ns}/installers/installer` : null
 }
 
@@ -133,8 +174,14 @@ async function bootstrapTeardown(rest: Rest, ns: string): Promise<void> {
   const path = await installerPath(rest, ns)
   if (path) await rest.delete(path)
   for (let i = 0; i < 110; i++) {
-    const cds = (await rest.list(`${CD_API}/namespaces/${ns}/compositiondefinitions`).catch(() => [])).filter((cd) => cd.metadata.name !== 'installer')
-    const crds = (await rest.list(CRD_API).catch(() => [])).filter((c) => (c.spec as { group?: string }).group === COMPOSITION_GROUP && c.metadata.name !== `installers.${COMPOSITION_GROUP}`)
+    const cds = (await rest.list(`${CD_API}/namespaces/${ns}/compositiondefinitions`).catch(() => [])).filter(
+      (cd) => cd.metadata.name !== 'installer',
+    )
+    const crds = (await rest.list(CRD_API).catch(() => [])).filter(
+      (c) =>
+        (c.spec as { group?: string }).group === COMPOSITION_GROUP &&
+        c.metadata.name !== `installers.${COMPOSITION_GROUP}`,
+    )
     if (cds.length === 0 && crds.length === 0) return
     await sleep(5000)
   }
@@ -144,7 +191,11 @@ async function bootstrapTeardown(rest: Rest, ns: string): Promise<void> {
 async function orderedTeardown(rest: Rest, ns: string): Promise<void> {
   const path = await installerPath(rest, ns)
   const installer = path ? await rest.getOrNull(path) : null
-  const components = ((installer?.spec as { components?: { name: string; kind: string }[] } | undefined)?.components ?? []).slice().reverse()
+  const components = (
+    (installer?.spec as { components?: { name: string; kind: string }[] } | undefined)?.components ?? []
+  )
+    .slice()
+    .reverse()
   const crds = (await rest.list(CRD_API)).filter((c) => (c.spec as { group?: string }).group === COMPOSITION_GROUP)
   for (const c of components) {
     const crd = crds.find((x) => (x.spec as { names: { kind: string } }).names.kind === c.kind)
@@ -155,7 +206,7 @@ async function orderedTeardown(rest: Rest, ns: string): Promise<void> {
     const obj = `/apis/${COMPOSITION_GROUP}/${version}/namespaces/${ns}/${spec.names.plural}/${c.name}`
     if (!(await rest.getOrNull(obj))) continue
     await rest.delete(obj)
-    for (let i = 0; i < 24 && await rest.getOrNull(obj); i++) await sleep(5000)
+    for (let i = 0; i < 24 && (await rest.getOrNull(obj)); i++) await sleep(5000)
   }
 }
 
@@ -163,10 +214,15 @@ async function orderedTeardown(rest: Rest, ns: string): Promise<void> {
 async function postDeleteCleanup(rest: Rest, ns: string): Promise<void> {
   const hooks = await rest.list('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations')
   for (const h of hooks) {
-    if (((h as { webhooks?: { name: string }[] }).webhooks ?? []).some((w) => w.name === 'core.provider.krateo.io')) await rest.delete(`/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${h.metadata.name}`)
+    if (((h as { webhooks?: { name: string }[] }).webhooks ?? []).some((w) => w.name === 'core.provider.krateo.io'))
+      await rest.delete(`/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${h.metadata.name}`)
   }
-  for (const crd of await rest.list(CRD_API)) if (crd.metadata.name.endsWith('.hyperdx.krateo.io')) await rest.delete(`${CRD_API}/${crd.metadata.name}`)
-  for (const d of await rest.list(`/apis/apps/v1/namespaces/${ns}/deployments`, 'app.kubernetes.io/component=composition-dynamic-controller')) {
+  for (const crd of await rest.list(CRD_API))
+    if (crd.metadata.name.endsWith('.hyperdx.krateo.io')) await rest.delete(`${CRD_API}/${crd.metadata.name}`)
+  for (const d of await rest.list(
+    `/apis/apps/v1/namespaces/${ns}/deployments`,
+    'app.kubernetes.io/component=composition-dynamic-controller',
+  )) {
     await rest.delete(`/apis/apps/v1/namespaces/${ns}/deployments/${d.metadata.name}?propagationPolicy=Background`)
   }
 }

@@ -21,18 +21,31 @@ import { startRealEngine } from '../real/index.js'
 
 export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineContext> {
   const pki = join(sandbox.dir, 'pki')
-  const rest = new Rest({ server: sandbox.apiServerUrl, ca: sandbox.caFile, cert: join(pki, 'admin.crt'), key: join(pki, 'admin.key') })
+  const rest = new Rest({
+    server: sandbox.apiServerUrl,
+    ca: sandbox.caFile,
+    cert: join(pki, 'admin.crt'),
+    key: join(pki, 'admin.key'),
+  })
   const helmHome = join(sandbox.dir, 'engine-helm')
   mkdirSync(helmHome, { recursive: true })
-  const helm = new HelmRunner(sandbox.helm, helmHome, sandbox.kubeconfig, [sandbox.registry, ...(sandbox.privateRegistry ? [sandbox.privateRegistry] : [])])
+  const helm = new HelmRunner(sandbox.helm, helmHome, sandbox.kubeconfig, [
+    sandbox.registry,
+    ...(sandbox.privateRegistry ? [sandbox.privateRegistry] : []),
+  ])
   const ctx = new EngineContext(rest, helm, log)
-  const cert = issueCert(pki, 'core-provider-webhook', { cert: sandbox.caFile, key: join(pki, 'ca.key') }, { commonName: 'core-provider-webhook', ipSANs: ['127.0.0.1'] })
+  const cert = issueCert(
+    pki,
+    'core-provider-webhook',
+    { cert: sandbox.caFile, key: join(pki, 'ca.key') },
+    { commonName: 'core-provider-webhook', ipSANs: ['127.0.0.1'] },
+  )
   const real = sandbox.engineKind === 'real'
   const webhook = new WebhookServer(cert.cert, cert.key, {
     coreProviderAlive: () => !!ctx.coreProvider(),
     stampOn: () => ctx.profile().stampOn,
     podFault: (release) => podFault(ctx.settings(), release),
-    nodeFor: real ? (images) => images.some((i) => processImage(i)) ? PROCESS_NODE : null : undefined,
+    nodeFor: real ? (images) => (images.some((i) => processImage(i)) ? PROCESS_NODE : null) : undefined,
   })
   await webhook.listen()
   ctx.start()
@@ -48,7 +61,11 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineCon
   new DependentControllers(ctx).start()
   startKubelet(ctx)
   new HookRunner(ctx).start()
-  log(real ? 'real engine (core-provider 0.26.1, cdc 0.20.2, chart-inspector 0.2.0) running as processes' : `engine simulator running as ${ctx.profile().describe} (webhook ${webhook.url})`)
+  log(
+    real
+      ? 'real engine (core-provider 0.26.1, cdc 0.20.2, chart-inspector 0.2.0) running as processes'
+      : `engine simulator running as ${ctx.profile().describe} (webhook ${webhook.url})`,
+  )
   return ctx
 }
 
@@ -57,18 +74,28 @@ function podFault(settings: EffectiveSettings, release: string): PodFault | null
   const delay = knobFor(settings.readinessDelaySeconds, release)
   const crash = knobFor(settings.neverReady, release)
   if (!delay && !crash) return null
-  return { ...(delay ? { readyAt: new Date(Date.now() + delay * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}), ...(crash ? { crashLoop: crash } : {}) }
+  return {
+    ...(delay ? { readyAt: new Date(Date.now() + delay * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}),
+    ...(crash ? { crashLoop: crash } : {}),
+  }
 }
 
 /** The sandbox's kubelet stand-in sees every new pod (failurePolicy Ignore: it never blocks one). */
 async function registerPodWebhook(rest: Rest, url: string, caBundle: string): Promise<void> {
   await rest.createOrIgnore('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
-    apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration',
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
     metadata: { name: 'krateo-sandbox-kubelet' },
-    webhooks: [{
-      name: 'pods.sandbox.krateo.io', clientConfig: { url: `${url}/pods`, caBundle },
-      rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
-      failurePolicy: 'Ignore', sideEffects: 'None', admissionReviewVersions: ['v1'], timeoutSeconds: 2,
-    }],
+    webhooks: [
+      {
+        name: 'pods.sandbox.krateo.io',
+        clientConfig: { url: `${url}/pods`, caBundle },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'] }],
+        failurePolicy: 'Ignore',
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+        timeoutSeconds: 2,
+      },
+    ],
   })
 }

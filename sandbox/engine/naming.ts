@@ -2,7 +2,11 @@
 
 /** Chart name PascalCased on non-alphanumerics: krateo-authn -> KrateoAuthn. */
 export function kindFromChart(chart: string): string {
-  return chart.split(/[^a-zA-Z0-9]+/).filter(Boolean).map((w) => w[0]!.toUpperCase() + w.slice(1)).join('')
+  return chart
+    .split(/[^a-zA-Z0-9]+/)
+    .filter(Boolean)
+    .map((w) => w[0]!.toUpperCase() + w.slice(1))
+    .join('')
 }
 
 /** Lowercase kind plus an English plural: KrateoSseProxy -> krateosseproxies. */

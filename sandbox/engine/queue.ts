@@ -6,7 +6,10 @@ export class WorkQueue {
   private order: string[] = []
   private timers = new Map<string, { timer: NodeJS.Timeout; due: number }>()
 
-  constructor(private concurrency: number, private onError: (key: string, err: unknown) => void) {}
+  constructor(
+    private concurrency: number,
+    private onError: (key: string, err: unknown) => void,
+  ) {}
 
   add(key: string, work: () => Promise<void>): void {
     if (!this.pending.has(key)) this.order.push(key)
@@ -20,10 +23,13 @@ export class WorkQueue {
     const waiting = this.timers.get(key)
     if (waiting && waiting.due <= due) return
     if (waiting) clearTimeout(waiting.timer)
-    this.timers.set(key, { due, timer: setTimeout(() => {
-      this.timers.delete(key)
-      this.add(key, work)
-    }, ms) })
+    this.timers.set(key, {
+      due,
+      timer: setTimeout(() => {
+        this.timers.delete(key)
+        this.add(key, work)
+      }, ms),
+    })
   }
 
   private pump(): void {

@@ -8,11 +8,27 @@ import { parseAllDocuments } from 'yaml'
 import { ApiError, type KObject, type Rest } from './rest.js'
 import { pluralFromKind } from './naming.js'
 
-export interface PolicyRule { apiGroups: string[]; resources: string[]; verbs: string[] }
-export interface GeneratedRbac { cluster: PolicyRule[]; namespaced: Record<string, PolicyRule[]> }
+export interface PolicyRule {
+  apiGroups: string[]
+  resources: string[]
+  verbs: string[]
+}
+export interface GeneratedRbac {
+  cluster: PolicyRule[]
+  namespaced: Record<string, PolicyRule[]>
+}
 
 /** Kinds the fixture charts render that are not namespaced. */
-export const CLUSTER_SCOPED = new Set(['CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding', 'Namespace', 'MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration', 'PersistentVolume', 'StorageClass'])
+export const CLUSTER_SCOPED = new Set([
+  'CustomResourceDefinition',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'Namespace',
+  'MutatingWebhookConfiguration',
+  'ValidatingWebhookConfiguration',
+  'PersistentVolume',
+  'StorageClass',
+])
 
 /** What rbacgen grants for a rendered chart (helm template output). Pure. */
 export function generatedRbac(manifest: string, namespace: string): GeneratedRbac {
@@ -37,7 +53,11 @@ export function generatedRbac(manifest: string, namespace: string): GeneratedRba
 
 const RBAC_API = '/apis/rbac.authorization.k8s.io/v1'
 
-async function upsert(rest: Rest, collection: string, body: { metadata: { name: string; namespace?: string } } & Record<string, unknown>): Promise<void> {
+async function upsert(
+  rest: Rest,
+  collection: string,
+  body: { metadata: { name: string; namespace?: string } } & Record<string, unknown>,
+): Promise<void> {
   try {
     await rest.create(collection, body)
   } catch (err) {
@@ -51,14 +71,41 @@ async function upsert(rest: Rest, collection: string, body: { metadata: { name: 
  * ClusterRole lets write RBAC). The sandbox names the cluster-scoped pair after the namespace too, so two
  * platforms side by side do not take each other's binding (the real names are the release's alone).
  */
-export async function applyRbac(rest: Rest, base: string, sa: { name: string; namespace: string }, rbac: GeneratedRbac): Promise<void> {
+export async function applyRbac(
+  rest: Rest,
+  base: string,
+  sa: { name: string; namespace: string },
+  rbac: GeneratedRbac,
+): Promise<void> {
   const subjects = [{ kind: 'ServiceAccount', name: sa.name, namespace: sa.namespace }]
   const clusterName = `${base}-${sa.namespace}`
-  await upsert(rest, `${RBAC_API}/clusterroles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: clusterName }, rules: rbac.cluster })
-  await upsert(rest, `${RBAC_API}/clusterrolebindings`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: clusterName }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterName }, subjects })
+  await upsert(rest, `${RBAC_API}/clusterroles`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: clusterName },
+    rules: rbac.cluster,
+  })
+  await upsert(rest, `${RBAC_API}/clusterrolebindings`, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: clusterName },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterName },
+    subjects,
+  })
   for (const [ns, rules] of Object.entries(rbac.namespaced)) {
-    await upsert(rest, `${RBAC_API}/namespaces/${ns}/roles`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: base, namespace: ns }, rules })
-    await upsert(rest, `${RBAC_API}/namespaces/${ns}/rolebindings`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: base, namespace: ns }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: base }, subjects })
+    await upsert(rest, `${RBAC_API}/namespaces/${ns}/roles`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: base, namespace: ns },
+      rules,
+    })
+    await upsert(rest, `${RBAC_API}/namespaces/${ns}/rolebindings`, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: base, namespace: ns },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: base },
+      subjects,
+    })
   }
 }
 

@@ -25,7 +25,11 @@ export interface KObject {
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly body: string, what: string) {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+    what: string,
+  ) {
     super(`${what}: HTTP ${status}: ${parseMessage(body)}`)
   }
 }
@@ -51,7 +55,10 @@ export class Rest {
   private agent: Agent
   // Watches hold their connection for minutes: they get their own pool, so they can never starve requests.
   private watchAgent: Agent
-  constructor(private cfg: RestConfig, agents?: { agent: Agent; watchAgent: Agent }) {
+  constructor(
+    private cfg: RestConfig,
+    agents?: { agent: Agent; watchAgent: Agent },
+  ) {
     const tls = { ca: readFileSync(cfg.ca), cert: readFileSync(cfg.cert), key: readFileSync(cfg.key) }
     this.agent = agents?.agent ?? new Agent({ keepAlive: true, maxSockets: 32, ...tls })
     this.watchAgent = agents?.watchAgent ?? new Agent({ keepAlive: false, ...tls })
@@ -59,7 +66,10 @@ export class Rest {
 
   /** The same connection, acting as a ServiceAccount: what it may not do is refused as it would be in its pod. */
   asServiceAccount(namespace: string, name: string): Rest {
-    const impersonate = { user: `system:serviceaccount:${namespace}:${name}`, groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'] }
+    const impersonate = {
+      user: `system:serviceaccount:${namespace}:${name}`,
+      groups: ['system:serviceaccounts', `system:serviceaccounts:${namespace}`, 'system:authenticated'],
+    }
     return new Rest({ ...this.cfg, impersonate }, { agent: this.agent, watchAgent: this.watchAgent })
   }
 
@@ -68,20 +78,38 @@ export class Rest {
     return imp ? { 'Impersonate-User': imp.user, 'Impersonate-Group': imp.groups } : {}
   }
 
-  raw(method: string, path: string, body?: unknown, contentType = 'application/json', timeoutMs = 30_000): Promise<{ status: number; body: string }> {
+  raw(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+    timeoutMs = 30_000,
+  ): Promise<{ status: number; body: string }> {
     const payload = body === undefined ? undefined : JSON.stringify(body)
     return new Promise((resolve, reject) => {
-      const req = request(this.cfg.server + path, {
-        method, agent: this.agent, timeout: timeoutMs,
-        // An explicit length: Node sends a DELETE's body without one (no chunked encoding for DELETE), so the
-        // server would ignore it and read it as the start of the next request on the connection.
-        headers: { accept: 'application/json', ...this.identity(), ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}) },
-      }, (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (c: string) => { text += c })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-      })
+      const req = request(
+        this.cfg.server + path,
+        {
+          method,
+          agent: this.agent,
+          timeout: timeoutMs,
+          // An explicit length: Node sends a DELETE's body without one (no chunked encoding for DELETE), so the
+          // server would ignore it and read it as the start of the next request on the connection.
+          headers: {
+            accept: 'application/json',
+            ...this.identity(),
+            ...(payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}),
+          },
+        },
+        (res) => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (c: string) => {
+            text += c
+          })
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+        },
+      )
       req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)))
       req.on('error', reject)
       req.end(payload)
@@ -94,7 +122,9 @@ export class Rest {
     return (res.body ? JSON.parse(res.body) : {}) as T
   }
 
-  get<T = KObject>(path: string): Promise<T> { return this.call<T>('GET', path) }
+  get<T = KObject>(path: string): Promise<T> {
+    return this.call<T>('GET', path)
+  }
   async getOrNull<T = KObject>(path: string): Promise<T | null> {
     try {
       return await this.get<T>(path)
@@ -107,7 +137,9 @@ export class Rest {
     const q = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : ''
     return (await this.call<{ items: T[] }>('GET', path + q)).items
   }
-  create<T = KObject>(path: string, body: unknown): Promise<T> { return this.call<T>('POST', path, body) }
+  create<T = KObject>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('POST', path, body)
+  }
   async createOrIgnore(path: string, body: unknown): Promise<void> {
     try {
       await this.create(path, body)
@@ -115,50 +147,67 @@ export class Rest {
       if (!(err instanceof ApiError && err.status === 409)) throw err
     }
   }
-  put<T = KObject>(path: string, body: unknown): Promise<T> { return this.call<T>('PUT', path, body) }
-  mergePatch<T = KObject>(path: string, body: unknown): Promise<T> { return this.call<T>('PATCH', path, body, 'application/merge-patch+json') }
-  jsonPatch<T = KObject>(path: string, ops: unknown[]): Promise<T> { return this.call<T>('PATCH', path, ops, 'application/json-patch+json') }
+  put<T = KObject>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('PUT', path, body)
+  }
+  mergePatch<T = KObject>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('PATCH', path, body, 'application/merge-patch+json')
+  }
+  jsonPatch<T = KObject>(path: string, ops: unknown[]): Promise<T> {
+    return this.call<T>('PATCH', path, ops, 'application/json-patch+json')
+  }
   async delete(path: string, body?: unknown): Promise<void> {
     const res = await this.raw('DELETE', path, body)
     if (res.status >= 400 && res.status !== 404) throw new ApiError(res.status, res.body, `DELETE ${path}`)
   }
 
   /** Streams watch events until the connection ends; resolves with the last resourceVersion seen. */
-  watch(path: string, resourceVersion: string, onEvent: (type: string, obj: KObject) => void, signal: AbortSignal): Promise<string> {
+  watch(
+    path: string,
+    resourceVersion: string,
+    onEvent: (type: string, obj: KObject) => void,
+    signal: AbortSignal,
+  ): Promise<string> {
     let rv = resourceVersion
     return new Promise((resolve) => {
       const sep = path.includes('?') ? '&' : '?'
-      const req = request(`${this.cfg.server}${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${rv}&timeoutSeconds=300`, {
-        agent: this.watchAgent, signal, headers: { accept: 'application/json' },
-      }, (res) => {
-        if (res.statusCode !== 200) {
-          res.resume()
-          resolve('')
-          return
-        }
-        let buf = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => {
-          buf += chunk
-          let nl = buf.indexOf('\n')
-          while (nl >= 0) {
-            const line = buf.slice(0, nl)
-            buf = buf.slice(nl + 1)
-            nl = buf.indexOf('\n')
-            if (!line.trim()) continue
-            const ev = JSON.parse(line) as { type: string; object: KObject }
-            if (ev.type === 'ERROR') {
-              // 410 Gone: our resourceVersion is too old; relist.
-              rv = ''
-              continue
-            }
-            rv = ev.object.metadata.resourceVersion ?? rv
-            if (ev.type !== 'BOOKMARK') onEvent(ev.type, ev.object)
+      const req = request(
+        `${this.cfg.server}${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${rv}&timeoutSeconds=300`,
+        {
+          agent: this.watchAgent,
+          signal,
+          headers: { accept: 'application/json' },
+        },
+        (res) => {
+          if (res.statusCode !== 200) {
+            res.resume()
+            resolve('')
+            return
           }
-        })
-        res.on('end', () => resolve(rv))
-        res.on('error', () => resolve(rv))
-      })
+          let buf = ''
+          res.setEncoding('utf8')
+          res.on('data', (chunk: string) => {
+            buf += chunk
+            let nl = buf.indexOf('\n')
+            while (nl >= 0) {
+              const line = buf.slice(0, nl)
+              buf = buf.slice(nl + 1)
+              nl = buf.indexOf('\n')
+              if (!line.trim()) continue
+              const ev = JSON.parse(line) as { type: string; object: KObject }
+              if (ev.type === 'ERROR') {
+                // 410 Gone: our resourceVersion is too old; relist.
+                rv = ''
+                continue
+              }
+              rv = ev.object.metadata.resourceVersion ?? rv
+              if (ev.type !== 'BOOKMARK') onEvent(ev.type, ev.object)
+            }
+          })
+          res.on('end', () => resolve(rv))
+          res.on('error', () => resolve(rv))
+        },
+      )
       req.on('error', () => resolve(rv))
       req.end()
     })
@@ -175,16 +224,26 @@ export class Informer {
   readonly items = new Map<string, KObject>()
   private abort = new AbortController()
   private synced = false
-  constructor(private rest: Rest, readonly path: string, private handler: (ev: CacheEvent, obj: KObject, old?: KObject) => void) {}
+  constructor(
+    private rest: Rest,
+    readonly path: string,
+    private handler: (ev: CacheEvent, obj: KObject, old?: KObject) => void,
+  ) {}
 
   static key(obj: KObject): string {
     return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name
   }
 
-  get hasSynced(): boolean { return this.synced }
+  get hasSynced(): boolean {
+    return this.synced
+  }
 
-  start(): void { void this.loop() }
-  stop(): void { this.abort.abort() }
+  start(): void {
+    void this.loop()
+  }
+  stop(): void {
+    this.abort.abort()
+  }
 
   private async loop(): Promise<void> {
     while (!this.abort.signal.aborted) {
@@ -214,17 +273,22 @@ export class Informer {
       }
       while (rv && !this.abort.signal.aborted) {
         const began = Date.now()
-        rv = await this.rest.watch(this.path, rv, (type, obj) => {
-          const key = Informer.key(obj)
-          const old = this.items.get(key)
-          if (type === 'DELETED') {
-            this.items.delete(key)
-            this.handler('delete', obj)
-          } else {
-            this.items.set(key, obj)
-            this.handler(old ? 'update' : 'add', obj, old)
-          }
-        }, this.abort.signal)
+        rv = await this.rest.watch(
+          this.path,
+          rv,
+          (type, obj) => {
+            const key = Informer.key(obj)
+            const old = this.items.get(key)
+            if (type === 'DELETED') {
+              this.items.delete(key)
+              this.handler('delete', obj)
+            } else {
+              this.items.set(key, obj)
+              this.handler(old ? 'update' : 'add', obj, old)
+            }
+          },
+          this.abort.signal,
+        )
         // A watch that ends at once means the API is away: back off instead of spinning.
         if (Date.now() - began < 1000) await new Promise((r) => setTimeout(r, 500))
       }

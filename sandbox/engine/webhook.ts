@@ -17,7 +17,10 @@ interface AdmissionReview {
     operation?: string
     kind: { group: string; version: string; kind: string }
     subResource?: string
-    object?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: { nodeName?: string; containers?: { image?: string }[] } }
+    object?: {
+      metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }
+      spec?: { nodeName?: string; containers?: { image?: string }[] }
+    }
   }
 }
 
@@ -34,14 +37,19 @@ export type PodFault = { readyAt?: string; crashLoop?: string }
 
 /** The knob entry for a release: its component's name, or that name plus the cdc's default uid suffix. */
 export function knobFor<T>(knobs: Record<string, T>, release: string): T | undefined {
-  for (const [name, value] of Object.entries(knobs)) if (release === name || new RegExp(`^${name}-[0-9a-z]{8}$`).test(release)) return value
+  for (const [name, value] of Object.entries(knobs))
+    if (release === name || new RegExp(`^${name}-[0-9a-z]{8}$`).test(release)) return value
   return undefined
 }
 
 /** A JSON patch adding annotations to an object that may have none yet. */
 function addAnnotations(existing: Record<string, string> | undefined, add: Record<string, string>): unknown[] {
   if (!existing) return [{ op: 'add', path: '/metadata/annotations', value: add }]
-  return Object.entries(add).map(([k, v]) => ({ op: 'add', path: `/metadata/annotations/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`, value: v }))
+  return Object.entries(add).map(([k, v]) => ({
+    op: 'add',
+    path: `/metadata/annotations/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+    value: v,
+  }))
 }
 
 function admission(review: AdmissionReview, patch?: unknown[]): unknown {
@@ -57,8 +65,13 @@ function admission(review: AdmissionReview, patch?: unknown[]): unknown {
 function convert(review: ConversionReview): unknown {
   const { uid, desiredAPIVersion, objects } = review.request
   return {
-    apiVersion: 'apiextensions.k8s.io/v1', kind: 'ConversionReview',
-    response: { uid, result: { status: 'Success' }, convertedObjects: objects.map((o) => ({ ...o, apiVersion: desiredAPIVersion })) },
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'ConversionReview',
+    response: {
+      uid,
+      result: { status: 'Success' },
+      convertedObjects: objects.map((o) => ({ ...o, apiVersion: desiredAPIVersion })),
+    },
   }
 }
 
@@ -76,11 +89,17 @@ export class WebhookServer {
   private server: Server
   url = ''
 
-  constructor(certFile: string, keyFile: string, private hooks: WebhookHooks) {
+  constructor(
+    certFile: string,
+    keyFile: string,
+    private hooks: WebhookHooks,
+  ) {
     this.server = createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (req, res) => {
       let body = ''
       req.setEncoding('utf8')
-      req.on('data', (c: string) => { body += c })
+      req.on('data', (c: string) => {
+        body += c
+      })
       req.on('end', () => {
         const answer = this.answer(req.url ?? '', body)
         if (answer === null) {
@@ -99,10 +118,17 @@ export class WebhookServer {
     if (!this.hooks.coreProviderAlive()) return null
     if (path.startsWith('/convert')) return convert(JSON.parse(body) as ConversionReview)
     const review = JSON.parse(body) as AdmissionReview
-    if (review.request.subResource || !this.hooks.stampOn().includes(review.request.operation ?? 'CREATE')) return admission(review)
+    if (review.request.subResource || !this.hooks.stampOn().includes(review.request.operation ?? 'CREATE'))
+      return admission(review)
     const labels = review.request.object?.metadata?.labels
     const ops = labels
-      ? [{ op: 'add', path: `/metadata/labels/${LABEL_COMPOSITION_VERSION.replace('/', '~1')}`, value: review.request.kind.version }]
+      ? [
+          {
+            op: 'add',
+            path: `/metadata/labels/${LABEL_COMPOSITION_VERSION.replace('/', '~1')}`,
+            value: review.request.kind.version,
+          },
+        ]
       : [{ op: 'add', path: '/metadata/labels', value: { [LABEL_COMPOSITION_VERSION]: review.request.kind.version } }]
     return admission(review, ops)
   }

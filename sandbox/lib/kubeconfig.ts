@@ -8,7 +8,14 @@ export interface KubeconfigUser {
   token?: string
 }
 
-export function writeKubeconfig(path: string, server: string, caFile: string, name: string, user: KubeconfigUser, namespace?: string): string {
+export function writeKubeconfig(
+  path: string,
+  server: string,
+  caFile: string,
+  name: string,
+  user: KubeconfigUser,
+  namespace?: string,
+): string {
   const userEntry: Record<string, string> = {}
   if (user.certs) {
     userEntry['client-certificate-data'] = base64File(user.certs.cert)

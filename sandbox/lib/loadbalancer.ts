@@ -13,15 +13,23 @@ export function nextFreeIP(taken: Set<string>): string | undefined {
 }
 
 /** Cloud behaviours the tests can ask for: IPs that take a while, load balancers with a hostname only (EKS). */
-export interface LoadBalancerKnobs { delaySeconds: number; hostnameOnly: boolean }
+export interface LoadBalancerKnobs {
+  delaySeconds: number
+  hostnameOnly: boolean
+}
 
-export function startLoadBalancerController(kc: KubeConfig, log: (m: string) => void, knobs: () => LoadBalancerKnobs = () => ({ delaySeconds: 0, hostnameOnly: false })): () => void {
+export function startLoadBalancerController(
+  kc: KubeConfig,
+  log: (m: string) => void,
+  knobs: () => LoadBalancerKnobs = () => ({ delaySeconds: 0, hostnameOnly: false }),
+): () => void {
   const core = kc.makeApiClient(CoreV1Api)
   const informer = makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces())
   // Addresses handed out but not written yet (a delayed load balancer): never given twice.
   const pending = new Map<string, string>()
 
-  const assigned = (svc: V1Service) => svc.status?.loadBalancer?.ingress?.map((i) => i.ip ?? i.hostname ?? '').filter(Boolean) ?? []
+  const assigned = (svc: V1Service) =>
+    svc.status?.loadBalancer?.ingress?.map((i) => i.ip ?? i.hostname ?? '').filter(Boolean) ?? []
 
   const reconcile = async (svc: V1Service) => {
     const key = `${svc.metadata?.namespace}/${svc.metadata?.name}`
@@ -33,12 +41,21 @@ export function startLoadBalancerController(kc: KubeConfig, log: (m: string) => 
     const { delaySeconds, hostnameOnly } = knobs()
     if (delaySeconds > 0) await new Promise((r) => setTimeout(r, delaySeconds * 1000))
     try {
-      const fresh = await core.readNamespacedServiceStatus({ name: svc.metadata!.name!, namespace: svc.metadata!.namespace! })
+      const fresh = await core.readNamespacedServiceStatus({
+        name: svc.metadata!.name!,
+        namespace: svc.metadata!.namespace!,
+      })
       if (fresh.spec?.type !== 'LoadBalancer' || assigned(fresh).length > 0) return
       // A hostname under .invalid (RFC 2606): shaped like an ELB name, never resolvable.
-      const ingress = hostnameOnly ? { hostname: `${fresh.metadata!.name}-${ip.split('.')[3]}.elb.sandbox.invalid` } : { ip, ipMode: 'VIP' }
+      const ingress = hostnameOnly
+        ? { hostname: `${fresh.metadata!.name}-${ip.split('.')[3]}.elb.sandbox.invalid` }
+        : { ip, ipMode: 'VIP' }
       fresh.status = { ...fresh.status, loadBalancer: { ingress: [ingress] } }
-      await core.replaceNamespacedServiceStatus({ name: fresh.metadata!.name!, namespace: fresh.metadata!.namespace!, body: fresh })
+      await core.replaceNamespacedServiceStatus({
+        name: fresh.metadata!.name!,
+        namespace: fresh.metadata!.namespace!,
+        body: fresh,
+      })
       log(`LoadBalancer ${key} -> ${ingress.hostname ?? ip}`)
     } catch (err) {
       log(`LoadBalancer ${key}: ${(err as Error).message.split('\n')[0]}`)

@@ -15,8 +15,23 @@ function openssl(args: string[], input?: string): void {
 
 export function createCA(dir: string): CertPair {
   const pair = { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') }
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', pair.key, '-out', pair.cert, '-days', '3650', '-subj', '/CN=krateo-sandbox-ca'])
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    pair.key,
+    '-out',
+    pair.cert,
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=krateo-sandbox-ca',
+  ])
   return pair
 }
 
@@ -31,18 +46,48 @@ export function issueCert(dir: string, name: string, ca: CertPair, opts: LeafOpt
   const pair = { cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`) }
   const csr = join(dir, `${name}.csr`)
   const subject = ['/CN=' + opts.commonName, ...(opts.organizations ?? []).map((o) => '/O=' + o)].join('')
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', pair.key, '-out', csr, '-subj', subject])
+  openssl([
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    pair.key,
+    '-out',
+    csr,
+    '-subj',
+    subject,
+  ])
   const sans = [...(opts.ipSANs ?? []).map((ip) => 'IP:' + ip), ...(opts.dnsSANs ?? []).map((d) => 'DNS:' + d)]
   const ext = join(dir, `${name}.ext`)
-  writeFileSync(ext, [
-    'basicConstraints=CA:FALSE',
-    'keyUsage=digitalSignature,keyEncipherment',
-    'extendedKeyUsage=serverAuth,clientAuth',
-    ...(sans.length ? ['subjectAltName=' + sans.join(',')] : []),
-  ].join('\n') + '\n')
-  openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial',
-    '-days', '365', '-out', pair.cert, '-extfile', ext])
+  writeFileSync(
+    ext,
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=digitalSignature,keyEncipherment',
+      'extendedKeyUsage=serverAuth,clientAuth',
+      ...(sans.length ? ['subjectAltName=' + sans.join(',')] : []),
+    ].join('\n') + '\n',
+  )
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-days',
+    '365',
+    '-out',
+    pair.cert,
+    '-extfile',
+    ext,
+  ])
   return pair
 }
 

@@ -17,7 +17,16 @@ import { writeKubeconfig } from './kubeconfig.js'
 import { publishFixtureCharts } from '../fixtures/charts.js'
 import { ENGINE_CONFIG, type EngineSettings } from '../engine/context.js'
 import { type GenerationName, isGenerationName } from '../engine/generation.js'
-import { freePort, isOurs, processesMentioning, sleep, spawnDaemon, stopDaemon, tailFile, type DaemonRecord } from './processes.js'
+import {
+  freePort,
+  isOurs,
+  processesMentioning,
+  sleep,
+  spawnDaemon,
+  stopDaemon,
+  tailFile,
+  type DaemonRecord,
+} from './processes.js'
 
 export const FAKE_NODE_NAME = 'kwok-node-0'
 const STATE_FILE = 'state.json'
@@ -26,7 +35,16 @@ export interface SandboxState {
   name: string
   dir: string
   startedAt: string
-  ports: { etcd: number; etcdPeer: number; apiserver: number; controllerManager: number; scheduler: number; kwok: number; registry: number; serviceProxy?: number }
+  ports: {
+    etcd: number
+    etcdPeer: number
+    apiserver: number
+    controllerManager: number
+    scheduler: number
+    kwok: number
+    registry: number
+    serviceProxy?: number
+  }
   kubeconfig: string
   registry: string
   helm: string
@@ -92,33 +110,55 @@ export function ensureBinaries(log: (m: string) => void = () => undefined): Bina
     // helm 4 is optional: the sandbox works with helm 3 alone.
     const stillMissing = Object.entries(bins).filter(([key, path]) => key !== 'helm4' && !fileExists(path))
     if (stillMissing.length > 0) {
-      throw new Error(`sandbox binaries missing after build (exit ${result.status}): ${stillMissing.map(([k]) => k).join(', ')}`)
+      throw new Error(
+        `sandbox binaries missing after build (exit ${result.status}): ${stillMissing.map(([k]) => k).join(', ')}`,
+      )
     }
   }
   return bins
 }
 
-interface TlsFiles { ca: string; cert: string; key: string }
+interface TlsFiles {
+  ca: string
+  cert: string
+  key: string
+}
 
 function httpsStatus(url: string, tls: TlsFiles, timeoutMs = 2000): Promise<number> {
   return new Promise((resolve) => {
-    const req = request(url, {
-      ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key), timeout: timeoutMs,
-    }, (res) => {
-      res.resume()
-      resolve(res.statusCode ?? 0)
-    })
+    const req = request(
+      url,
+      {
+        ca: readFileSync(tls.ca),
+        cert: readFileSync(tls.cert),
+        key: readFileSync(tls.key),
+        timeout: timeoutMs,
+      },
+      (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      },
+    )
     req.on('error', () => resolve(0))
-    req.on('timeout', () => { req.destroy(); resolve(0) })
+    req.on('timeout', () => {
+      req.destroy()
+      resolve(0)
+    })
     req.end()
   })
 }
 
 function httpStatus(url: string, timeoutMs = 2000): Promise<number> {
   return new Promise((resolve) => {
-    const req = httpRequest(url, { timeout: timeoutMs }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
+    const req = httpRequest(url, { timeout: timeoutMs }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
     req.on('error', () => resolve(0))
-    req.on('timeout', () => { req.destroy(); resolve(0) })
+    req.on('timeout', () => {
+      req.destroy()
+      resolve(0)
+    })
     req.end()
   })
 }
@@ -126,25 +166,53 @@ function httpStatus(url: string, timeoutMs = 2000): Promise<number> {
 export class Sandbox {
   constructor(public state: SandboxState) {}
 
-  get dir(): string { return this.state.dir }
-  get kubeconfig(): string { return this.state.kubeconfig }
+  get dir(): string {
+    return this.state.dir
+  }
+  get kubeconfig(): string {
+    return this.state.kubeconfig
+  }
   /** host[:port] of the OCI registry (plain HTTP on loopback; with the real engine TLS on 127.0.0.N:443). */
-  get registry(): string { return this.state.registry }
+  get registry(): string {
+    return this.state.registry
+  }
   /** host:port of the registry that requires a login (StartOptions.privateRegistry). */
-  get privateRegistry(): string | undefined { return this.state.privateRegistry }
-  get helm(): string { return this.state.helm }
-  get engineKind(): EngineKind { return this.state.engineKind ?? 'sim' }
+  get privateRegistry(): string | undefined {
+    return this.state.privateRegistry
+  }
+  get helm(): string {
+    return this.state.helm
+  }
+  get engineKind(): EngineKind {
+    return this.state.engineKind ?? 'sim'
+  }
   /** The flags helm (and the CLI) need to reach the registry: plain HTTP, or TLS from the sandbox's CA. */
-  get registryFlags(): string[] { return this.state.registryTls ? ['--ca-file', this.caFile] : ['--plain-http'] }
+  get registryFlags(): string[] {
+    return this.state.registryTls ? ['--ca-file', this.caFile] : ['--plain-http']
+  }
   /** The Unix socket kube-apiserver's egress selector dials for calls to Services (real engine). */
-  get egressSocket(): string { return join(this.dir, 'egress.sock') }
-  get generation(): GenerationName { return this.state.generation ?? 'S' }
+  get egressSocket(): string {
+    return join(this.dir, 'egress.sock')
+  }
+  get generation(): GenerationName {
+    return this.state.generation ?? 'S'
+  }
   /** The helm 4 binary, when it was built. */
-  get helm4(): string | null { return this.state.helm4 }
-  get apiServerUrl(): string { return `https://127.0.0.1:${this.state.ports.apiserver}` }
-  private get pki(): string { return join(this.dir, 'pki') }
-  get caFile(): string { return join(this.pki, 'ca.crt') }
-  private get adminTls(): TlsFiles { return { ca: this.caFile, cert: join(this.pki, 'admin.crt'), key: join(this.pki, 'admin.key') } }
+  get helm4(): string | null {
+    return this.state.helm4
+  }
+  get apiServerUrl(): string {
+    return `https://127.0.0.1:${this.state.ports.apiserver}`
+  }
+  private get pki(): string {
+    return join(this.dir, 'pki')
+  }
+  get caFile(): string {
+    return join(this.pki, 'ca.crt')
+  }
+  private get adminTls(): TlsFiles {
+    return { ca: this.caFile, cert: join(this.pki, 'admin.crt'), key: join(this.pki, 'admin.key') }
+  }
 
   /** Environment that keeps helm's config, cache and registry logins inside the sandbox. */
   helmEnv(): Record<string, string> {
@@ -176,23 +244,39 @@ export class Sandbox {
       }
       await sleep(250)
     }
-    throw new Error(`kube-apiserver not ready after ${timeoutMs / 1000}s:\n${tailFile(this.daemon('kube-apiserver')?.log ?? '')}`)
+    throw new Error(
+      `kube-apiserver not ready after ${timeoutMs / 1000}s:\n${tailFile(this.daemon('kube-apiserver')?.log ?? '')}`,
+    )
   }
 
   /** One request to the API with cluster-admin credentials (setup steps, metrics, health). */
-  async apiRequest(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number; body: string }> {
+  async apiRequest(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<{ status: number; body: string }> {
     const tls = this.adminTls
     const payload = body === undefined ? undefined : JSON.stringify(body)
     return new Promise((resolve, reject) => {
-      const req = request(`${this.apiServerUrl}${path}`, {
-        method, ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key),
-        headers: payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {},
-      }, (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => { text += chunk })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-      })
+      const req = request(
+        `${this.apiServerUrl}${path}`,
+        {
+          method,
+          ca: readFileSync(tls.ca),
+          cert: readFileSync(tls.cert),
+          key: readFileSync(tls.key),
+          headers: payload ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {},
+        },
+        (res) => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (chunk: string) => {
+            text += chunk
+          })
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+        },
+      )
       req.on('error', reject)
       req.end(payload)
     })
@@ -225,27 +309,44 @@ export class Sandbox {
   mintUserKubeconfig(user: string, groups: string[] = []): string {
     const users = join(this.dir, 'users')
     mkdirSync(users, { recursive: true })
-    const certs = issueCert(users, user, { cert: this.caFile, key: join(this.pki, 'ca.key') }, { commonName: user, organizations: groups })
+    const certs = issueCert(
+      users,
+      user,
+      { cert: this.caFile, key: join(this.pki, 'ca.key') },
+      { commonName: user, organizations: groups },
+    )
     return writeKubeconfig(join(users, `${user}.kubeconfig`), this.apiServerUrl, this.caFile, user, { certs })
   }
 
   /** A kubeconfig holding a bound token for a ServiceAccount (created if missing). */
   async mintServiceAccountKubeconfig(namespace: string, serviceAccount: string): Promise<string> {
     await this.apiCreate(`/api/v1/namespaces/${namespace}/serviceaccounts`, { metadata: { name: serviceAccount } })
-    const tokenRequest = await this.apiCreate(`/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`,
-      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } }) as { status?: { token?: string } }
+    const tokenRequest = (await this.apiCreate(
+      `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`,
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+    )) as { status?: { token?: string } }
     const token = tokenRequest.status?.token
     if (!token) throw new Error(`no token minted for ${namespace}/${serviceAccount}`)
     const users = join(this.dir, 'users')
     mkdirSync(users, { recursive: true })
-    return writeKubeconfig(join(users, `sa-${namespace}-${serviceAccount}.kubeconfig`), this.apiServerUrl, this.caFile,
-      `system:serviceaccount:${namespace}:${serviceAccount}`, { token }, namespace)
+    return writeKubeconfig(
+      join(users, `sa-${namespace}-${serviceAccount}.kubeconfig`),
+      this.apiServerUrl,
+      this.caFile,
+      `system:serviceaccount:${namespace}:${serviceAccount}`,
+      { token },
+      namespace,
+    )
   }
 
   /** The engine settings and fault knobs as set (the generation's defaults fill what is not). */
   async engineSettings(): Promise<Partial<EngineSettings>> {
     const existing = await this.apiGet(`/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps/${ENGINE_CONFIG.name}`)
-    return existing.status === 200 ? JSON.parse((JSON.parse(existing.body) as { data?: Record<string, string> }).data?.['config.json'] ?? '{}') as Partial<EngineSettings> : {}
+    return existing.status === 200
+      ? (JSON.parse(
+          (JSON.parse(existing.body) as { data?: Record<string, string> }).data?.['config.json'] ?? '{}',
+        ) as Partial<EngineSettings>)
+      : {}
   }
 
   /** Merges engine settings and fault knobs into ConfigMap kube-system/krateo-sandbox-engine (read live by the agent). */
@@ -253,28 +354,57 @@ export class Sandbox {
     const path = `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps/${ENGINE_CONFIG.name}`
     const existing = await this.apiGet(path)
     const current = await this.engineSettings()
-    const body = { metadata: { name: ENGINE_CONFIG.name, namespace: ENGINE_CONFIG.namespace }, data: { 'config.json': JSON.stringify({ ...current, ...settings }) } }
-    const res = existing.status === 200 ? await this.apiRequest('PUT', path, body) : await this.apiRequest('POST', `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps`, body)
+    const body = {
+      metadata: { name: ENGINE_CONFIG.name, namespace: ENGINE_CONFIG.namespace },
+      data: { 'config.json': JSON.stringify({ ...current, ...settings }) },
+    }
+    const res =
+      existing.status === 200
+        ? await this.apiRequest('PUT', path, body)
+        : await this.apiRequest('POST', `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps`, body)
     if (res.status >= 400) throw new Error(`engine settings: HTTP ${res.status}: ${res.body}`)
   }
 
   /** Scales a Deployment: 0 stops a simulated controller (core-provider, a cdc, a provider), 1 starts it. */
   async scaleDeployment(namespace: string, name: string, replicas: number): Promise<void> {
-    const res = await this.apiRequest('PATCH', `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`, { spec: { replicas } }, 'application/merge-patch+json')
+    const res = await this.apiRequest(
+      'PATCH',
+      `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`,
+      { spec: { replicas } },
+      'application/merge-patch+json',
+    )
     if (res.status >= 400) throw new Error(`scale ${namespace}/${name}: HTTP ${res.status}: ${res.body}`)
   }
 
   /** Like `kubectl rollout restart`: a restarted cdc lists and observes everything at once. */
   async restartDeployment(namespace: string, name: string): Promise<void> {
-    const patch = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } }
-    const res = await this.apiRequest('PATCH', `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`, patch, 'application/merge-patch+json')
+    const patch = {
+      spec: {
+        template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } },
+      },
+    }
+    const res = await this.apiRequest(
+      'PATCH',
+      `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`,
+      patch,
+      'application/merge-patch+json',
+    )
     if (res.status >= 400) throw new Error(`restart ${namespace}/${name}: HTTP ${res.status}: ${res.body}`)
   }
 
   /** Stops exactly the processes this sandbox started, by pid, and removes its directory. */
   async stop(): Promise<void> {
     // Dependents first, so nothing logs a storm of connection errors on the way down.
-    const order = ['agent', 'kwok', 'kube-scheduler', 'kube-controller-manager', 'registry', 'registry-private', 'kube-apiserver', 'etcd']
+    const order = [
+      'agent',
+      'kwok',
+      'kube-scheduler',
+      'kube-controller-manager',
+      'registry',
+      'registry-private',
+      'kube-apiserver',
+      'etcd',
+    ]
     const byOrder = [...this.state.daemons].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
     for (const daemon of byOrder) await stopDaemon(daemon.pid, this.dir)
     // Anything a daemon forked (a helm run of the simulator, say) also names the directory.
@@ -299,14 +429,18 @@ function ensureRealEngine(log: (m: string) => void): void {
   const missing = () => [...Object.values(realEngineBinaries()), crdgenCache().mod].filter((p) => !fileExists(p))
   if (missing().length === 0) return
   log(`building the real engine into ${cacheDir()} (first time only)`)
-  const result = spawnSync('bash', [join(sandboxDir, 'build.sh'), 'engine'], { stdio: ['ignore', 'inherit', 'inherit'] })
-  if (missing().length > 0) throw new Error(`real engine binaries missing after build (exit ${result.status}): ${missing().join(', ')}`)
+  const result = spawnSync('bash', [join(sandboxDir, 'build.sh'), 'engine'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  })
+  if (missing().length > 0)
+    throw new Error(`real engine binaries missing after build (exit ${result.status}): ${missing().join(', ')}`)
 }
 
 export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
   const log = opts.log ?? (() => undefined)
   const bins = ensureBinaries(log)
-  if ((opts.engineKind ?? defaultEngineKind()) === 'real' && opts.agent !== false && opts.engine !== false) ensureRealEngine(log)
+  if ((opts.engineKind ?? defaultEngineKind()) === 'real' && opts.agent !== false && opts.engine !== false)
+    ensureRealEngine(log)
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'krateo-sandbox-'))
   if (opts.dir) {
     if (sandboxIsRunning(dir)) throw new Error(`a sandbox is already running in ${dir}; stop it first`)
@@ -326,20 +460,39 @@ export async function startSandbox(opts: StartOptions = {}): Promise<Sandbox> {
 async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m: string) => void): Promise<Sandbox> {
   const pki = join(dir, 'pki')
   const logs = join(dir, 'logs')
-  for (const d of [pki, logs, join(dir, 'etcd'), join(dir, 'registry'), join(dir, 'kubeconfigs')]) mkdirSync(d, { recursive: true })
+  for (const d of [pki, logs, join(dir, 'etcd'), join(dir, 'registry'), join(dir, 'kubeconfigs')])
+    mkdirSync(d, { recursive: true })
 
-  const [etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok, registry] = await Promise.all(Array.from({ length: 7 }, freePort))
-  const ports: SandboxState['ports'] = { etcd: etcd!, etcdPeer: etcdPeer!, apiserver: apiserver!, controllerManager: controllerManager!, scheduler: scheduler!, kwok: kwok!, registry: registry! }
+  const [etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok, registry] = await Promise.all(
+    Array.from({ length: 7 }, freePort),
+  )
+  const ports: SandboxState['ports'] = {
+    etcd: etcd!,
+    etcdPeer: etcdPeer!,
+    apiserver: apiserver!,
+    controllerManager: controllerManager!,
+    scheduler: scheduler!,
+    kwok: kwok!,
+    registry: registry!,
+  }
 
   const ca = createCA(pki)
   const loopback = { ipSANs: ['127.0.0.1'], dnsSANs: ['localhost'] }
   const etcdServer = issueCert(pki, 'etcd-server', ca, { commonName: 'etcd', ...loopback })
   const etcdClient = issueCert(pki, 'apiserver-etcd-client', ca, { commonName: 'kube-apiserver-etcd-client' })
   const apiserverServing = issueCert(pki, 'apiserver', ca, {
-    commonName: 'kube-apiserver', ipSANs: ['127.0.0.1', '10.96.0.1'],
-    dnsSANs: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+    commonName: 'kube-apiserver',
+    ipSANs: ['127.0.0.1', '10.96.0.1'],
+    dnsSANs: [
+      'localhost',
+      'kubernetes',
+      'kubernetes.default',
+      'kubernetes.default.svc',
+      'kubernetes.default.svc.cluster.local',
+    ],
   })
-  const clientCert = (name: string, cn: string, groups: string[]): CertPair => issueCert(pki, name, ca, { commonName: cn, organizations: groups })
+  const clientCert = (name: string, cn: string, groups: string[]): CertPair =>
+    issueCert(pki, name, ca, { commonName: cn, organizations: groups })
   const admin = clientCert('admin', 'krateo-sandbox-admin', ['system:masters'])
   const kcmCert = clientCert('kube-controller-manager', 'system:kube-controller-manager', [])
   const schedCert = clientCert('kube-scheduler', 'system:kube-scheduler', [])
@@ -347,8 +500,11 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   const sa = createServiceAccountKey(pki)
 
   const server = `https://127.0.0.1:${ports.apiserver}`
-  const kc = (name: string, certs: CertPair) => writeKubeconfig(join(dir, 'kubeconfigs', `${name}.kubeconfig`), server, ca.cert, name, { certs })
-  const adminKubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), server, ca.cert, 'krateo-sandbox-admin', { certs: admin })
+  const kc = (name: string, certs: CertPair) =>
+    writeKubeconfig(join(dir, 'kubeconfigs', `${name}.kubeconfig`), server, ca.cert, name, { certs })
+  const adminKubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), server, ca.cert, 'krateo-sandbox-admin', {
+    certs: admin,
+  })
   const kcmKubeconfig = kc('kube-controller-manager', kcmCert)
   const schedKubeconfig = kc('kube-scheduler', schedCert)
   const kwokKubeconfig = kc('kwok', kwokCert)
@@ -356,7 +512,8 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   const generation = opts.generation ?? opts.engineSettings?.generation ?? defaultGeneration()
   const engineKind = opts.engineKind ?? defaultEngineKind()
   const real = engineKind === 'real' && opts.agent !== false && opts.engine !== false
-  if (real && generation !== 'S') throw new Error('the real engine is Gen S only (core-provider 0.26.1); Gen N stays simulated')
+  if (real && generation !== 'S')
+    throw new Error('the real engine is Gen S only (core-provider 0.26.1); Gen N stays simulated')
   // The real core-provider pulls charts over HTTPS only and from a host without a port (real-engine.md):
   // TLS on port 443 of a loopback address of this sandbox's own.
   const registryHost = real ? await freeLoopbackFor443() : undefined
@@ -391,71 +548,126 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
 
   log('starting etcd and kube-apiserver')
   start('etcd', bins.etcd, [
-    '--name=sandbox', `--data-dir=${join(dir, 'etcd')}`,
-    `--listen-client-urls=https://127.0.0.1:${ports.etcd}`, `--advertise-client-urls=https://127.0.0.1:${ports.etcd}`,
-    `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+    '--name=sandbox',
+    `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=https://127.0.0.1:${ports.etcd}`,
+    `--advertise-client-urls=https://127.0.0.1:${ports.etcd}`,
+    `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
     `--initial-cluster=sandbox=http://127.0.0.1:${ports.etcdPeer}`,
-    `--cert-file=${etcdServer.cert}`, `--key-file=${etcdServer.key}`, `--trusted-ca-file=${ca.cert}`, '--client-cert-auth',
+    `--cert-file=${etcdServer.cert}`,
+    `--key-file=${etcdServer.key}`,
+    `--trusted-ca-file=${ca.cert}`,
+    '--client-cert-auth',
     // Throw-away data: skipping fsync makes every write (and so every test) much faster.
-    '--unsafe-no-fsync', '--log-level=warn',
+    '--unsafe-no-fsync',
+    '--log-level=warn',
   ])
   start('kube-apiserver', bins.kubeApiserver, [
-    `--etcd-servers=https://127.0.0.1:${ports.etcd}`, `--etcd-cafile=${ca.cert}`, `--etcd-certfile=${etcdClient.cert}`, `--etcd-keyfile=${etcdClient.key}`,
-    '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${ports.apiserver}`,
-    `--tls-cert-file=${apiserverServing.cert}`, `--tls-private-key-file=${apiserverServing.key}`, `--client-ca-file=${ca.cert}`,
+    `--etcd-servers=https://127.0.0.1:${ports.etcd}`,
+    `--etcd-cafile=${ca.cert}`,
+    `--etcd-certfile=${etcdClient.cert}`,
+    `--etcd-keyfile=${etcdClient.key}`,
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${ports.apiserver}`,
+    `--tls-cert-file=${apiserverServing.cert}`,
+    `--tls-private-key-file=${apiserverServing.key}`,
+    `--client-ca-file=${ca.cert}`,
     `--cert-dir=${join(dir, 'apiserver-certs')}`,
-    `--service-account-key-file=${sa.pub}`, `--service-account-signing-key-file=${sa.key}`,
+    `--service-account-key-file=${sa.pub}`,
+    `--service-account-signing-key-file=${sa.key}`,
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-    '--service-cluster-ip-range=10.96.0.0/16', '--authorization-mode=RBAC', '--anonymous-auth=false',
+    '--service-cluster-ip-range=10.96.0.0/16',
+    '--authorization-mode=RBAC',
+    '--anonymous-auth=false',
     // The Endpoints of the kubernetes Service may not hold a loopback address; nothing here needs them.
-    '--endpoint-reconciler-type=none', '--profiling=false', '--v=0',
+    '--endpoint-reconciler-type=none',
+    '--profiling=false',
+    '--v=0',
     ...(opts.audit ? auditFlags(dir) : []),
     ...(real ? [`--egress-selector-config-file=${egressSelectorConfig(sandbox)}`] : []),
   ])
   await sandbox.waitApiServerReady()
   log(`kube-apiserver ready on ${server}`)
 
-  const componentAuth = (kubeconfig: string) => [`--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`]
+  const componentAuth = (kubeconfig: string) => [
+    `--kubeconfig=${kubeconfig}`,
+    `--authentication-kubeconfig=${kubeconfig}`,
+    `--authorization-kubeconfig=${kubeconfig}`,
+  ]
   start('kube-controller-manager', bins.kubeControllerManager, [
-    ...componentAuth(kcmKubeconfig), '--bind-address=127.0.0.1', `--secure-port=${ports.controllerManager}`, '--leader-elect=false',
-    `--service-account-private-key-file=${sa.key}`, `--root-ca-file=${ca.cert}`,
-    `--cluster-signing-cert-file=${ca.cert}`, `--cluster-signing-key-file=${ca.key}`, '--use-service-account-credentials=true',
-    `--cert-dir=${join(dir, 'kcm-certs')}`, '--v=0',
+    ...componentAuth(kcmKubeconfig),
+    '--bind-address=127.0.0.1',
+    `--secure-port=${ports.controllerManager}`,
+    '--leader-elect=false',
+    `--service-account-private-key-file=${sa.key}`,
+    `--root-ca-file=${ca.cert}`,
+    `--cluster-signing-cert-file=${ca.cert}`,
+    `--cluster-signing-key-file=${ca.key}`,
+    '--use-service-account-credentials=true',
+    `--cert-dir=${join(dir, 'kcm-certs')}`,
+    '--v=0',
   ])
   start('kube-scheduler', bins.kubeScheduler, [
-    ...componentAuth(schedKubeconfig), '--bind-address=127.0.0.1', `--secure-port=${ports.scheduler}`, '--leader-elect=false',
-    `--cert-dir=${join(dir, 'scheduler-certs')}`, '--v=0',
+    ...componentAuth(schedKubeconfig),
+    '--bind-address=127.0.0.1',
+    `--secure-port=${ports.scheduler}`,
+    '--leader-elect=false',
+    `--cert-dir=${join(dir, 'scheduler-certs')}`,
+    '--v=0',
   ])
   start('kwok', bins.kwok, [
-    `--kubeconfig=${kwokKubeconfig}`, `--config=${join(sandboxDir, 'kwok-stages.yaml')}`,
-    '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
-    '--cidr=10.244.0.0/16', '--node-ip=10.244.0.1', `--server-address=127.0.0.1:${ports.kwok}`,
+    `--kubeconfig=${kwokKubeconfig}`,
+    `--config=${join(sandboxDir, 'kwok-stages.yaml')}`,
+    '--manage-all-nodes=false',
+    '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+    '--cidr=10.244.0.0/16',
+    '--node-ip=10.244.0.1',
+    `--server-address=127.0.0.1:${ports.kwok}`,
   ])
   const registryConfig = join(dir, 'registry.yaml')
-  writeFileSync(registryConfig, stringify({
-    version: 0.1,
-    log: { level: 'warn' },
-    storage: { filesystem: { rootdirectory: join(dir, 'registry') }, delete: { enabled: true } },
-    http: {
-      addr: registryHost ? `${registryHost}:443` : `127.0.0.1:${ports.registry}`, secret: Math.random().toString(36).slice(2),
-      ...(registryHost ? { tls: registryCert(pki, ca, registryHost) } : {}),
-    },
-  }))
-  start('registry', bins.registry, ['serve', registryConfig], { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' })
+  writeFileSync(
+    registryConfig,
+    stringify({
+      version: 0.1,
+      log: { level: 'warn' },
+      storage: { filesystem: { rootdirectory: join(dir, 'registry') }, delete: { enabled: true } },
+      http: {
+        addr: registryHost ? `${registryHost}:443` : `127.0.0.1:${ports.registry}`,
+        secret: Math.random().toString(36).slice(2),
+        ...(registryHost ? { tls: registryCert(pki, ca, registryHost) } : {}),
+      },
+    }),
+  )
+  start('registry', bins.registry, ['serve', registryConfig], {
+    OTEL_SDK_DISABLED: 'true',
+    OTEL_TRACES_EXPORTER: 'none',
+  })
   if (opts.privateRegistry) {
     const port = await freePort()
     const root = join(dir, 'registry-private')
     mkdirSync(root, { recursive: true })
-    writeFileSync(join(root, 'htpasswd'), `${opts.privateRegistry.username}:${bcrypt.hashSync(opts.privateRegistry.password, 10)}\n`, { mode: 0o600 })
+    writeFileSync(
+      join(root, 'htpasswd'),
+      `${opts.privateRegistry.username}:${bcrypt.hashSync(opts.privateRegistry.password, 10)}\n`,
+      { mode: 0o600 },
+    )
     const config = join(root, 'registry.yaml')
-    writeFileSync(config, stringify({
-      version: 0.1,
-      log: { level: 'warn' },
-      storage: { filesystem: { rootdirectory: join(root, 'data') } },
-      http: { addr: `127.0.0.1:${port}`, secret: Math.random().toString(36).slice(2) },
-      auth: { htpasswd: { realm: 'krateo-sandbox', path: join(root, 'htpasswd') } },
-    }))
-    start('registry-private', bins.registry, ['serve', config], { OTEL_SDK_DISABLED: 'true', OTEL_TRACES_EXPORTER: 'none' })
+    writeFileSync(
+      config,
+      stringify({
+        version: 0.1,
+        log: { level: 'warn' },
+        storage: { filesystem: { rootdirectory: join(root, 'data') } },
+        http: { addr: `127.0.0.1:${port}`, secret: Math.random().toString(36).slice(2) },
+        auth: { htpasswd: { realm: 'krateo-sandbox', path: join(root, 'htpasswd') } },
+      }),
+    )
+    start('registry-private', bins.registry, ['serve', config], {
+      OTEL_SDK_DISABLED: 'true',
+      OTEL_TRACES_EXPORTER: 'none',
+    })
     state.privateRegistry = `127.0.0.1:${port}`
     sandbox.save()
   }
@@ -466,13 +678,22 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     start('agent', process.execPath, ['--import', 'tsx', join(sandboxDir, 'agent.ts'), dir], { NODE_NO_WARNINGS: '1' })
   }
   await waitRegistry(sandbox)
-  const published = opts.charts !== false
-    ? publishFixtureCharts(sandbox.helm, sandbox.helmEnv(), sandbox.registry, opts.privateRegistry && state.privateRegistry ? { registry: state.privateRegistry, ...opts.privateRegistry } : undefined, real ? { caFile: ca.cert, realBootstrap: true } : undefined).then((charts) => {
-      state.charts = charts
-      sandbox.save()
-      log(`${charts.length} fixture charts pushed to oci://${sandbox.registry}/charts`)
-    })
-    : Promise.resolve()
+  const published =
+    opts.charts !== false
+      ? publishFixtureCharts(
+          sandbox.helm,
+          sandbox.helmEnv(),
+          sandbox.registry,
+          opts.privateRegistry && state.privateRegistry
+            ? { registry: state.privateRegistry, ...opts.privateRegistry }
+            : undefined,
+          real ? { caFile: ca.cert, realBootstrap: true } : undefined,
+        ).then((charts) => {
+          state.charts = charts
+          sandbox.save()
+          log(`${charts.length} fixture charts pushed to oci://${sandbox.registry}/charts`)
+        })
+      : Promise.resolve()
   await Promise.all([published, waitClusterUsable(sandbox)])
   log('sandbox ready')
   return sandbox
@@ -492,7 +713,9 @@ const REAL_ENGINE_FIXED_PORTS = [8080, 9443]
 async function assertPortsFree(portsToCheck: number[]): Promise<void> {
   for (const port of portsToCheck) {
     if (!(await canListen('0.0.0.0', port))) {
-      throw new Error(`port ${port} is in use: the real core-provider listens on :8080 and :9443, so only one real-engine sandbox runs per machine (stop the other one, or use --engine sim)`)
+      throw new Error(
+        `port ${port} is in use: the real core-provider listens on :8080 and :9443, so only one real-engine sandbox runs per machine (stop the other one, or use --engine sim)`,
+      )
     }
   }
 }
@@ -512,7 +735,9 @@ async function freeLoopbackFor443(): Promise<string> {
     const host = `127.0.0.${((start + i - 2) % 250) + 2}`
     if (await canListen(host, 443)) return host
   }
-  throw new Error('no loopback address with port 443 free for the registry (binding port 443 needs root or CAP_NET_BIND_SERVICE)')
+  throw new Error(
+    'no loopback address with port 443 free for the registry (binding port 443 needs root or CAP_NET_BIND_SERVICE)',
+  )
 }
 
 function registryCert(pki: string, ca: CertPair, host: string): { certificate: string; key: string } {
@@ -523,10 +748,19 @@ function registryCert(pki: string, ca: CertPair, host: string): { certificate: s
 /** kube-apiserver sends what goes to a Service (webhooks, conversion) through the agent's proxy. */
 function egressSelectorConfig(sandbox: Sandbox): string {
   const file = join(sandbox.dir, 'egress-selector.yaml')
-  writeFileSync(file, stringify({
-    apiVersion: 'apiserver.k8s.io/v1beta1', kind: 'EgressSelectorConfiguration',
-    egressSelections: [{ name: 'cluster', connection: { proxyProtocol: 'HTTPConnect', transport: { uds: { udsName: sandbox.egressSocket } } } }],
-  }))
+  writeFileSync(
+    file,
+    stringify({
+      apiVersion: 'apiserver.k8s.io/v1beta1',
+      kind: 'EgressSelectorConfiguration',
+      egressSelections: [
+        {
+          name: 'cluster',
+          connection: { proxyProtocol: 'HTTPConnect', transport: { uds: { udsName: sandbox.egressSocket } } },
+        },
+      ],
+    }),
+  )
   return file
 }
 
@@ -540,8 +774,21 @@ export function defaultGeneration(): GenerationName {
 
 function auditFlags(dir: string): string[] {
   const policy = join(dir, 'audit-policy.yaml')
-  writeFileSync(policy, stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'Policy', omitStages: ['RequestReceived'], rules: [{ level: 'Metadata' }] }))
-  return [`--audit-policy-file=${policy}`, `--audit-log-path=${join(dir, 'logs', 'audit.log')}`, '--audit-log-format=json', '--audit-log-mode=blocking']
+  writeFileSync(
+    policy,
+    stringify({
+      apiVersion: 'audit.k8s.io/v1',
+      kind: 'Policy',
+      omitStages: ['RequestReceived'],
+      rules: [{ level: 'Metadata' }],
+    }),
+  )
+  return [
+    `--audit-policy-file=${policy}`,
+    `--audit-log-path=${join(dir, 'logs', 'audit.log')}`,
+    '--audit-log-format=json',
+    '--audit-log-mode=blocking',
+  ]
 }
 
 /** Requests kube-apiserver served to a user (received at or after `since`), from its audit log. */
@@ -574,11 +821,17 @@ export function auditedRequests(sandbox: Sandbox, user: string, since?: string):
 
 async function createFakeNode(sandbox: Sandbox): Promise<void> {
   const node = {
-    apiVersion: 'v1', kind: 'Node',
+    apiVersion: 'v1',
+    kind: 'Node',
     metadata: {
       name: FAKE_NODE_NAME,
       annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-      labels: { 'kubernetes.io/hostname': FAKE_NODE_NAME, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok' },
+      labels: {
+        'kubernetes.io/hostname': FAKE_NODE_NAME,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        type: 'kwok',
+      },
     },
     spec: {},
   }
@@ -588,15 +841,24 @@ async function createFakeNode(sandbox: Sandbox): Promise<void> {
 async function waitRegistry(sandbox: Sandbox, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   // The private one answers 401 Unauthorized once it is up.
-  const registryUp = async () => sandbox.state.registryTls
-    ? (await httpsStatus(`https://${sandbox.registry}/v2/`, { ca: sandbox.caFile, cert: join(sandbox.dir, 'pki', 'admin.crt'), key: join(sandbox.dir, 'pki', 'admin.key') })) === 200
-    : (await httpStatus(`http://${sandbox.registry}/v2/`)) === 200
-  const up = async () => (await registryUp()) && (!sandbox.privateRegistry || (await httpStatus(`http://${sandbox.privateRegistry}/v2/`)) === 401)
+  const registryUp = async () =>
+    sandbox.state.registryTls
+      ? (await httpsStatus(`https://${sandbox.registry}/v2/`, {
+          ca: sandbox.caFile,
+          cert: join(sandbox.dir, 'pki', 'admin.crt'),
+          key: join(sandbox.dir, 'pki', 'admin.key'),
+        })) === 200
+      : (await httpStatus(`http://${sandbox.registry}/v2/`)) === 200
+  const up = async () =>
+    (await registryUp()) &&
+    (!sandbox.privateRegistry || (await httpStatus(`http://${sandbox.privateRegistry}/v2/`)) === 401)
   while (Date.now() < deadline) {
     if (await up()) return
     await sleep(100)
   }
-  throw new Error(`registry not answering after ${timeoutMs / 1000}s:\n${tailFile(sandbox.daemon('registry')?.log ?? '')}${tailFile(sandbox.daemon('registry-private')?.log ?? '')}`)
+  throw new Error(
+    `registry not answering after ${timeoutMs / 1000}s:\n${tailFile(sandbox.daemon('registry')?.log ?? '')}${tailFile(sandbox.daemon('registry-private')?.log ?? '')}`,
+  )
 }
 
 /** Usable = the fake node is Ready and the default ServiceAccount exists (pods can be admitted). */
@@ -608,7 +870,9 @@ async function waitClusterUsable(sandbox: Sandbox, timeoutMs = 45_000): Promise<
     if (!nodeReady) {
       const node = await sandbox.apiGet(`/api/v1/nodes/${FAKE_NODE_NAME}`)
       if (node.status === 200) {
-        const conditions = (JSON.parse(node.body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? []
+        const conditions =
+          (JSON.parse(node.body) as { status?: { conditions?: { type: string; status: string }[] } }).status
+            ?.conditions ?? []
         nodeReady = conditions.some((c) => c.type === 'Ready' && c.status === 'True')
       }
     }
@@ -616,6 +880,8 @@ async function waitClusterUsable(sandbox: Sandbox, timeoutMs = 45_000): Promise<
     if (nodeReady && saReady) return
     await sleep(200)
   }
-  const why = !nodeReady ? `fake node not Ready (kwok log:\n${tailFile(sandbox.daemon('kwok')?.log ?? '')})` : `no default ServiceAccount (controller-manager log:\n${tailFile(sandbox.daemon('kube-controller-manager')?.log ?? '')})`
+  const why = !nodeReady
+    ? `fake node not Ready (kwok log:\n${tailFile(sandbox.daemon('kwok')?.log ?? '')})`
+    : `no default ServiceAccount (controller-manager log:\n${tailFile(sandbox.daemon('kube-controller-manager')?.log ?? '')})`
   throw new Error(`cluster not usable after ${timeoutMs / 1000}s: ${why}`)
 }

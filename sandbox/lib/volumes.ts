@@ -8,25 +8,32 @@ const MANAGED = 'sandbox.krateo.io/provisioned'
 
 export function startVolumeProvisioner(kc: KubeConfig, log: (m: string) => void): () => void {
   const core = kc.makeApiClient(CoreV1Api)
-  const claims = makeInformer(kc, '/api/v1/persistentvolumeclaims', () => core.listPersistentVolumeClaimForAllNamespaces())
+  const claims = makeInformer(kc, '/api/v1/persistentvolumeclaims', () =>
+    core.listPersistentVolumeClaimForAllNamespaces(),
+  )
   const provision = async (pvc: V1PersistentVolumeClaim) => {
     if (pvc.spec?.volumeName || pvc.metadata?.deletionTimestamp) return
     const name = `pv-${pvc.metadata!.uid}`
     try {
-      await core.createPersistentVolume({ body: {
-        metadata: { name, labels: { [MANAGED]: 'true' } },
-        spec: {
-          capacity: { storage: pvc.spec?.resources?.requests?.storage ?? '1Gi' },
-          accessModes: pvc.spec?.accessModes ?? ['ReadWriteOnce'],
-          storageClassName: pvc.spec?.storageClassName ?? '',
-          persistentVolumeReclaimPolicy: 'Retain',
-          hostPath: { path: `/tmp/sandbox-volumes/${name}` },
-          claimRef: { namespace: pvc.metadata!.namespace, name: pvc.metadata!.name, uid: pvc.metadata!.uid },
+      await core.createPersistentVolume({
+        body: {
+          metadata: { name, labels: { [MANAGED]: 'true' } },
+          spec: {
+            capacity: { storage: pvc.spec?.resources?.requests?.storage ?? '1Gi' },
+            accessModes: pvc.spec?.accessModes ?? ['ReadWriteOnce'],
+            storageClassName: pvc.spec?.storageClassName ?? '',
+            persistentVolumeReclaimPolicy: 'Retain',
+            hostPath: { path: `/tmp/sandbox-volumes/${name}` },
+            claimRef: { namespace: pvc.metadata!.namespace, name: pvc.metadata!.name, uid: pvc.metadata!.uid },
+          },
         },
-      } })
+      })
       log(`PersistentVolumeClaim ${pvc.metadata!.namespace}/${pvc.metadata!.name} -> PersistentVolume ${name}`)
     } catch (err) {
-      if ((err as { code?: number }).code !== 409) log(`PersistentVolumeClaim ${pvc.metadata!.namespace}/${pvc.metadata!.name}: ${(err as Error).message.split('\n')[0]}`)
+      if ((err as { code?: number }).code !== 409)
+        log(
+          `PersistentVolumeClaim ${pvc.metadata!.namespace}/${pvc.metadata!.name}: ${(err as Error).message.split('\n')[0]}`,
+        )
     }
   }
   const release = async (pvc: V1PersistentVolumeClaim) => {

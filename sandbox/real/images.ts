@@ -36,7 +36,10 @@ export function crdgenCache(): { mod: string; build: string } {
 
 let goroot: string | undefined
 function goRoot(): string {
-  goroot ??= execFileSync('go', ['env', 'GOROOT'], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/local/go/bin` } }).trim()
+  goroot ??= execFileSync('go', ['env', 'GOROOT'], {
+    encoding: 'utf8',
+    env: { ...process.env, PATH: `${process.env.PATH}:/usr/local/go/bin` },
+  }).trim()
   return goroot
 }
 
@@ -51,7 +54,16 @@ export function processImage(image: string | undefined): ProcessImage | undefine
       const cache = crdgenCache()
       return {
         binary: bins.coreProvider,
-        env: { PATH: path, GOCACHE: cache.build, GOMODCACHE: cache.mod, GOPROXY: 'off', GOSUMDB: 'off', GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local', GOTELEMETRY: 'off' },
+        env: {
+          PATH: path,
+          GOCACHE: cache.build,
+          GOMODCACHE: cache.mod,
+          GOPROXY: 'off',
+          GOSUMDB: 'off',
+          GOFLAGS: '-mod=mod',
+          GOTOOLCHAIN: 'local',
+          GOTELEMETRY: 'off',
+        },
       }
     }
     case REAL_ENGINE_IMAGES.cdc:

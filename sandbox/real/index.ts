@@ -8,9 +8,17 @@ import { ServiceProxy } from './service-proxy.js'
 export async function startRealEngine(sandbox: Sandbox, rest: Rest, log: (m: string) => void): Promise<void> {
   const proxyPort = sandbox.state.ports.serviceProxy
   if (!proxyPort) throw new Error('this sandbox was started without the real engine (no service proxy port)')
-  const kubelet = new ProcessKubelet(rest, { dir: sandbox.dir, caFile: sandbox.caFile, apiServerPort: sandbox.state.ports.apiserver, proxy: `127.0.0.1:${proxyPort}` }, log)
+  const kubelet = new ProcessKubelet(
+    rest,
+    {
+      dir: sandbox.dir,
+      caFile: sandbox.caFile,
+      apiServerPort: sandbox.state.ports.apiserver,
+      proxy: `127.0.0.1:${proxyPort}`,
+    },
+    log,
+  )
   const proxy = new ServiceProxy(rest, () => kubelet.readyPods(), log)
   await proxy.listen(sandbox.egressSocket, proxyPort)
   await kubelet.start()
 }
-

@@ -26,14 +26,23 @@ interface EnvVar {
     fieldRef?: { fieldPath: string }
   }
 }
-interface Probe { httpGet?: { path?: string; port: number | string }; tcpSocket?: { port: number | string }; periodSeconds?: number; initialDelaySeconds?: number }
+interface Probe {
+  httpGet?: { path?: string; port: number | string }
+  tcpSocket?: { port: number | string }
+  periodSeconds?: number
+  initialDelaySeconds?: number
+}
 interface Container {
   name: string
   image?: string
   command?: string[]
   args?: string[]
   env?: EnvVar[]
-  envFrom?: { prefix?: string; configMapRef?: { name: string; optional?: boolean }; secretRef?: { name: string; optional?: boolean } }[]
+  envFrom?: {
+    prefix?: string
+    configMapRef?: { name: string; optional?: boolean }
+    secretRef?: { name: string; optional?: boolean }
+  }[]
   ports?: { name?: string; containerPort: number }[]
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[]
   readinessProbe?: Probe | null
@@ -46,7 +55,13 @@ interface Volume {
   emptyDir?: unknown
   projected?: unknown
 }
-interface PodSpec { containers: Container[]; volumes?: Volume[]; serviceAccountName?: string; terminationGracePeriodSeconds?: number; nodeName?: string }
+interface PodSpec {
+  containers: Container[]
+  volumes?: Volume[]
+  serviceAccountName?: string
+  terminationGracePeriodSeconds?: number
+  nodeName?: string
+}
 
 const SA_MOUNT = '/var/run/secrets/kubernetes.io/serviceaccount'
 const TOKEN_SECONDS = 3600
@@ -81,19 +96,32 @@ export class ProcessKubelet {
   private informer: Informer
   private nextIp = 2
 
-  constructor(private rest: Rest, private env: NodeEnvironment, private log: (m: string) => void) {
-    this.informer = new Informer(rest, `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${PROCESS_NODE}`)}`, (ev, pod) => {
-      if (ev === 'delete') void this.gone(pod)
-      else void this.sync(pod)
-    })
+  constructor(
+    private rest: Rest,
+    private env: NodeEnvironment,
+    private log: (m: string) => void,
+  ) {
+    this.informer = new Informer(
+      rest,
+      `/api/v1/pods?fieldSelector=${encodeURIComponent(`spec.nodeName=${PROCESS_NODE}`)}`,
+      (ev, pod) => {
+        if (ev === 'delete') void this.gone(pod)
+        else void this.sync(pod)
+      },
+    )
   }
 
   async start(): Promise<void> {
     await this.registerNode()
     this.informer.start()
-    const beat = setInterval(() => void this.heartbeat().catch((err) => this.log(`process kubelet: heartbeat: ${(err as Error).message}`)), 10_000)
+    const beat = setInterval(
+      () => void this.heartbeat().catch((err) => this.log(`process kubelet: heartbeat: ${(err as Error).message}`)),
+      10_000,
+    )
     beat.unref()
-    process.on('exit', () => { for (const p of this.pods.values()) this.kill(p, 'SIGKILL') })
+    process.on('exit', () => {
+      for (const p of this.pods.values()) this.kill(p, 'SIGKILL')
+    })
   }
 
   /** The ready pods of the process node, for the service proxy. */
@@ -103,8 +131,17 @@ export class ProcessKubelet {
 
   private async registerNode(): Promise<void> {
     await this.rest.createOrIgnore('/api/v1/nodes', {
-      apiVersion: 'v1', kind: 'Node',
-      metadata: { name: PROCESS_NODE, labels: { 'kubernetes.io/hostname': PROCESS_NODE, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'process' } },
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: PROCESS_NODE,
+        labels: {
+          'kubernetes.io/hostname': PROCESS_NODE,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': 'amd64',
+          type: 'process',
+        },
+      },
       // Only the real engine's pods, which the /pods webhook binds here by name, run here: a DaemonSet's pod
       // must not land on this node (its image has no process).
       spec: { taints: [{ key: PROCESS_TAINT, value: 'true', effect: 'NoSchedule' }] },
@@ -114,19 +151,46 @@ export class ProcessKubelet {
 
   private async heartbeat(): Promise<void> {
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
-    const ready = { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'sandbox process kubelet is posting ready status', lastHeartbeatTime: now, lastTransitionTime: now }
+    const ready = {
+      type: 'Ready',
+      status: 'True',
+      reason: 'KubeletReady',
+      message: 'sandbox process kubelet is posting ready status',
+      lastHeartbeatTime: now,
+      lastTransitionTime: now,
+    }
     await this.rest.mergePatch(`/api/v1/nodes/${PROCESS_NODE}/status`, {
       status: {
-        conditions: [ready], addresses: [{ type: 'InternalIP', address: '127.0.0.1' }, { type: 'Hostname', address: PROCESS_NODE }],
-        allocatable: { cpu: '100', memory: '64Gi', pods: '500' }, capacity: { cpu: '100', memory: '64Gi', pods: '500' },
-        nodeInfo: { architecture: 'amd64', operatingSystem: 'linux', kubeletVersion: 'sandbox-process', kubeProxyVersion: '', containerRuntimeVersion: 'process://', kernelVersion: '', osImage: '', bootID: '', machineID: '', systemUUID: '' },
+        conditions: [ready],
+        addresses: [
+          { type: 'InternalIP', address: '127.0.0.1' },
+          { type: 'Hostname', address: PROCESS_NODE },
+        ],
+        allocatable: { cpu: '100', memory: '64Gi', pods: '500' },
+        capacity: { cpu: '100', memory: '64Gi', pods: '500' },
+        nodeInfo: {
+          architecture: 'amd64',
+          operatingSystem: 'linux',
+          kubeletVersion: 'sandbox-process',
+          kubeProxyVersion: '',
+          containerRuntimeVersion: 'process://',
+          kernelVersion: '',
+          osImage: '',
+          bootID: '',
+          machineID: '',
+          systemUUID: '',
+        },
       },
     })
     const lease = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${PROCESS_NODE}`
     const renewTime = new Date().toISOString().replace('Z', '000Z')
     const existing = await this.rest.getOrNull(lease)
     if (existing) await this.rest.mergePatch(lease, { spec: { renewTime } })
-    else await this.rest.createOrIgnore('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', { metadata: { name: PROCESS_NODE }, spec: { holderIdentity: PROCESS_NODE, leaseDurationSeconds: 40, renewTime } })
+    else
+      await this.rest.createOrIgnore('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+        metadata: { name: PROCESS_NODE },
+        spec: { holderIdentity: PROCESS_NODE, leaseDurationSeconds: 40, renewTime },
+      })
   }
 
   private async sync(pod: KObject): Promise<void> {
@@ -140,28 +204,50 @@ export class ProcessKubelet {
       return
     }
     if (pod.metadata.deletionTimestamp) {
-      await this.rest.delete(podPath(pod), { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } }).catch(() => undefined)
+      await this.rest
+        .delete(podPath(pod), { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid } })
+        .catch(() => undefined)
       return
     }
     const spec = pod.spec as unknown as PodSpec
     const container = spec.containers[0]!
     const image = processImage(container.image)
     if (!image) {
-      await this.setStatus(pod, { phase: 'Pending', waiting: { reason: 'ErrImagePull', message: `the sandbox runs no process for image ${container.image}` } })
+      await this.setStatus(pod, {
+        phase: 'Pending',
+        waiting: { reason: 'ErrImagePull', message: `the sandbox runs no process for image ${container.image}` },
+      })
       return
     }
     const dir = join(this.env.dir, 'pods', `${pod.metadata.namespace}_${pod.metadata.name}`)
-    const p: RunningPod = { key, uid: pod.metadata.uid!, pod, dir, image, ip: `10.244.255.${this.nextIp++ % 250 + 2}`, restarts: 0, ready: false, stopping: false, timers: [] }
+    const p: RunningPod = {
+      key,
+      uid: pod.metadata.uid!,
+      pod,
+      dir,
+      image,
+      ip: `10.244.255.${(this.nextIp++ % 250) + 2}`,
+      restarts: 0,
+      ready: false,
+      stopping: false,
+      timers: [],
+    }
     this.pods.set(key, p)
     try {
       await this.prepare(p)
       this.launch(p)
     } catch (err) {
       this.log(`process kubelet: ${key}: cannot start: ${(err as Error).message}`)
-      await this.setStatus(pod, { phase: 'Pending', waiting: { reason: 'CreateContainerConfigError', message: (err as Error).message } })
+      await this.setStatus(pod, {
+        phase: 'Pending',
+        waiting: { reason: 'CreateContainerConfigError', message: (err as Error).message },
+      })
       this.pods.delete(key)
       // Retry as a kubelet does: the missing ConfigMap or Secret may come.
-      const retry = setTimeout(() => { const live = this.informer.items.get(key); if (live && live.metadata.uid === p.uid) void this.sync(live) }, 5000)
+      const retry = setTimeout(() => {
+        const live = this.informer.items.get(key)
+        if (live && live.metadata.uid === p.uid) void this.sync(live)
+      }, 5000)
       retry.unref()
     }
   }
@@ -182,14 +268,22 @@ export class ProcessKubelet {
       } else if (volume.secret) {
         const secret = await this.rest.getOrNull(`/api/v1/namespaces/${ns}/secrets/${volume.secret.secretName}`)
         if (!secret && !volume.secret.optional) throw new Error(`secret "${volume.secret.secretName}" not found`)
-        const data = Object.fromEntries(Object.entries((secret?.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]))
+        const data = Object.fromEntries(
+          Object.entries((secret?.data ?? {}) as Record<string, string>).map(([k, v]) => [
+            k,
+            Buffer.from(v, 'base64').toString(),
+          ]),
+        )
         writeKeys(target, data, volume.secret.items)
       }
     }
     copyFileSync(this.env.caFile, join(p.dir, 'sa', 'ca.crt'))
     writeFileSync(join(p.dir, 'sa', 'namespace'), ns)
     // The CA bundle the pod trusts: the system's and the sandbox's (the registry's TLS is issued by it).
-    writeFileSync(join(p.dir, 'ca-bundle.crt'), `${readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8')}\n${readFileSync(this.env.caFile, 'utf8')}`)
+    writeFileSync(
+      join(p.dir, 'ca-bundle.crt'),
+      `${readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8')}\n${readFileSync(this.env.caFile, 'utf8')}`,
+    )
     await this.refreshToken(p)
   }
 
@@ -197,16 +291,25 @@ export class ProcessKubelet {
   private async refreshToken(p: RunningPod): Promise<void> {
     const { pod } = p
     const sa = (pod.spec as unknown as PodSpec).serviceAccountName ?? 'default'
-    const res = await this.rest.create<{ status: { token: string } }>(`/api/v1/namespaces/${pod.metadata.namespace}/serviceaccounts/${sa}/token`, {
-      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
-      spec: { expirationSeconds: TOKEN_SECONDS, boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid } },
-    })
+    const res = await this.rest.create<{ status: { token: string } }>(
+      `/api/v1/namespaces/${pod.metadata.namespace}/serviceaccounts/${sa}/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: {
+          expirationSeconds: TOKEN_SECONDS,
+          boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid },
+        },
+      },
+    )
     const file = join(p.dir, 'sa', 'token')
     writeFileSync(`${file}.new`, res.status.token, { mode: 0o600 })
     renameSync(`${file}.new`, file)
     const timer = setTimeout(() => {
       if (!this.pods.has(p.key) || p.stopping) return
-      void this.refreshToken(p).catch((err) => this.log(`process kubelet: ${p.key}: token refresh: ${(err as Error).message}`))
+      void this.refreshToken(p).catch((err) =>
+        this.log(`process kubelet: ${p.key}: token refresh: ${(err as Error).message}`),
+      )
     }, TOKEN_SECONDS * 800)
     timer.unref()
     p.timers.push(timer)
@@ -217,34 +320,58 @@ export class ProcessKubelet {
     const env: Record<string, string> = {}
     const cms = new Map<string, Record<string, string> | null>()
     const configMap = async (name: string) => {
-      if (!cms.has(name)) cms.set(name, ((await this.rest.getOrNull(`/api/v1/namespaces/${ns}/configmaps/${name}`))?.data ?? null) as Record<string, string> | null)
+      if (!cms.has(name))
+        cms.set(
+          name,
+          ((await this.rest.getOrNull(`/api/v1/namespaces/${ns}/configmaps/${name}`))?.data ?? null) as Record<
+            string,
+            string
+          > | null,
+        )
       return cms.get(name)!
     }
     const secret = async (name: string) => {
       const s = await this.rest.getOrNull(`/api/v1/namespaces/${ns}/secrets/${name}`)
-      return s ? Object.fromEntries(Object.entries((s.data ?? {}) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])) : null
+      return s
+        ? Object.fromEntries(
+            Object.entries((s.data ?? {}) as Record<string, string>).map(([k, v]) => [
+              k,
+              Buffer.from(v, 'base64').toString(),
+            ]),
+          )
+        : null
     }
     for (const from of c.envFrom ?? []) {
       const ref = from.configMapRef ?? from.secretRef
       if (!ref) continue
       const data = from.configMapRef ? await configMap(ref.name) : await secret(ref.name)
-      if (!data && !ref.optional) throw new Error(`${from.configMapRef ? 'configmap' : 'secret'} "${ref.name}" not found`)
+      if (!data && !ref.optional)
+        throw new Error(`${from.configMapRef ? 'configmap' : 'secret'} "${ref.name}" not found`)
       for (const [k, v] of Object.entries(data ?? {})) env[`${from.prefix ?? ''}${k}`] = v
     }
     for (const e of c.env ?? []) {
       if (e.value !== undefined) env[e.name] = e.value
       else if (e.valueFrom?.configMapKeyRef) {
         const v = (await configMap(e.valueFrom.configMapKeyRef.name))?.[e.valueFrom.configMapKeyRef.key]
-        if (v === undefined && !e.valueFrom.configMapKeyRef.optional) throw new Error(`configmap key ${e.valueFrom.configMapKeyRef.name}/${e.valueFrom.configMapKeyRef.key} not found`)
+        if (v === undefined && !e.valueFrom.configMapKeyRef.optional)
+          throw new Error(
+            `configmap key ${e.valueFrom.configMapKeyRef.name}/${e.valueFrom.configMapKeyRef.key} not found`,
+          )
         if (v !== undefined) env[e.name] = v
       } else if (e.valueFrom?.secretKeyRef) {
         const v = (await secret(e.valueFrom.secretKeyRef.name))?.[e.valueFrom.secretKeyRef.key]
-        if (v === undefined && !e.valueFrom.secretKeyRef.optional) throw new Error(`secret key ${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key} not found`)
+        if (v === undefined && !e.valueFrom.secretKeyRef.optional)
+          throw new Error(`secret key ${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key} not found`)
         if (v !== undefined) env[e.name] = v
       } else if (e.valueFrom?.fieldRef) {
         const fields: Record<string, string | undefined> = {
-          'metadata.name': p.pod.metadata.name, 'metadata.namespace': ns, 'metadata.uid': p.uid, 'status.podIP': p.ip, 'status.hostIP': '127.0.0.1',
-          'spec.nodeName': PROCESS_NODE, 'spec.serviceAccountName': (p.pod.spec as unknown as PodSpec).serviceAccountName ?? 'default',
+          'metadata.name': p.pod.metadata.name,
+          'metadata.namespace': ns,
+          'metadata.uid': p.uid,
+          'status.podIP': p.ip,
+          'status.hostIP': '127.0.0.1',
+          'spec.nodeName': PROCESS_NODE,
+          'spec.serviceAccountName': (p.pod.spec as unknown as PodSpec).serviceAccountName ?? 'default',
         }
         env[e.name] = fields[e.valueFrom.fieldRef.fieldPath] ?? ''
       }
@@ -260,8 +387,13 @@ export class ProcessKubelet {
       try {
         env = await this.containerEnv(p, c)
       } catch (err) {
-        await this.setStatus(p.pod, { phase: 'Pending', waiting: { reason: 'CreateContainerConfigError', message: (err as Error).message } })
-        const t = setTimeout(() => { if (this.pods.get(p.key) === p && !p.stopping) this.launch(p) }, 5000)
+        await this.setStatus(p.pod, {
+          phase: 'Pending',
+          waiting: { reason: 'CreateContainerConfigError', message: (err as Error).message },
+        })
+        const t = setTimeout(() => {
+          if (this.pods.get(p.key) === p && !p.stopping) this.launch(p)
+        }, 5000)
         t.unref()
         p.timers.push(t)
         return
@@ -274,13 +406,20 @@ export class ProcessKubelet {
       // Not root here: a user namespace lets an unprivileged user make the mounts (needs unprivileged userns).
       const userns = process.getuid?.() === 0 ? [] : ['--user', '--map-root-user']
       const child = spawn('unshare', [...userns, '--mount', '--propagation', 'private', 'bash', script], {
-        detached: true, stdio: ['ignore', fd, fd],
+        detached: true,
+        stdio: ['ignore', fd, fd],
         env: {
-          HOME: '/tmp', HOSTNAME: p.pod.metadata.name,
+          HOME: '/tmp',
+          HOSTNAME: p.pod.metadata.name,
           ...p.image.env,
-          KUBERNETES_SERVICE_HOST: '127.0.0.1', KUBERNETES_SERVICE_PORT: String(this.env.apiServerPort),
-          HTTP_PROXY: `http://${this.env.proxy}`, HTTPS_PROXY: `http://${this.env.proxy}`, http_proxy: `http://${this.env.proxy}`, https_proxy: `http://${this.env.proxy}`,
-          NO_PROXY: '127.0.0.0/8,localhost', no_proxy: '127.0.0.0/8,localhost',
+          KUBERNETES_SERVICE_HOST: '127.0.0.1',
+          KUBERNETES_SERVICE_PORT: String(this.env.apiServerPort),
+          HTTP_PROXY: `http://${this.env.proxy}`,
+          HTTPS_PROXY: `http://${this.env.proxy}`,
+          http_proxy: `http://${this.env.proxy}`,
+          https_proxy: `http://${this.env.proxy}`,
+          NO_PROXY: '127.0.0.0/8,localhost',
+          no_proxy: '127.0.0.0/8,localhost',
           SSL_CERT_FILE: '/run/pod/ca-bundle.crt',
           ...env,
         },
@@ -300,19 +439,32 @@ export class ProcessKubelet {
   /** Ready once the readiness probe answers (a pod without one: once its process has run a second). */
   private probe(p: RunningPod, child: ChildProcess, c: Container): void {
     const probe = c.readinessProbe ?? null
-    const port = (ref: number | string) => typeof ref === 'number' ? ref : c.ports?.find((cp) => cp.name === ref)?.containerPort ?? Number(ref)
+    const port = (ref: number | string) =>
+      typeof ref === 'number' ? ref : (c.ports?.find((cp) => cp.name === ref)?.containerPort ?? Number(ref))
     const check = (): Promise<boolean> => {
       if (probe?.httpGet) {
         return new Promise((resolve) => {
-          const req = request({ host: '127.0.0.1', port: port(probe.httpGet!.port), path: probe.httpGet!.path ?? '/', timeout: 1000 }, (res) => { res.resume(); resolve((res.statusCode ?? 0) < 400) })
+          const req = request(
+            { host: '127.0.0.1', port: port(probe.httpGet!.port), path: probe.httpGet!.path ?? '/', timeout: 1000 },
+            (res) => {
+              res.resume()
+              resolve((res.statusCode ?? 0) < 400)
+            },
+          )
           req.on('error', () => resolve(false))
-          req.on('timeout', () => { req.destroy(); resolve(false) })
+          req.on('timeout', () => {
+            req.destroy()
+            resolve(false)
+          })
           req.end()
         })
       }
       if (probe?.tcpSocket) {
         return new Promise((resolve) => {
-          const s = connect(port(probe.tcpSocket!.port), '127.0.0.1', () => { s.destroy(); resolve(true) })
+          const s = connect(port(probe.tcpSocket!.port), '127.0.0.1', () => {
+            s.destroy()
+            resolve(true)
+          })
           s.on('error', () => resolve(false))
         })
       }
@@ -323,8 +475,15 @@ export class ProcessKubelet {
       const ok = await check()
       if (p.child !== child || child.exitCode !== null || p.stopping) return
       // Ready once the API has it (a failed write is tried again at the next probe).
-      if (ok !== p.ready && await this.setStatus(p.pod, { phase: 'Running', running: true, ready: ok, p }).then(() => true, () => false)) p.ready = ok
-      const t = setTimeout(() => void tick(), (p.ready ? probe?.periodSeconds ?? 10 : 1) * 1000)
+      if (
+        ok !== p.ready &&
+        (await this.setStatus(p.pod, { phase: 'Running', running: true, ready: ok, p }).then(
+          () => true,
+          () => false,
+        ))
+      )
+        p.ready = ok
+      const t = setTimeout(() => void tick(), (p.ready ? (probe?.periodSeconds ?? 10) : 1) * 1000)
       t.unref()
       p.timers.push(t)
     }
@@ -333,7 +492,13 @@ export class ProcessKubelet {
     p.timers.push(first)
   }
 
-  private async exited(p: RunningPod, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, logFile: string): Promise<void> {
+  private async exited(
+    p: RunningPod,
+    child: ChildProcess,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+    logFile: string,
+  ): Promise<void> {
     if (p.child !== child) return
     p.child = undefined
     p.ready = false
@@ -343,8 +508,14 @@ export class ProcessKubelet {
     p.lastExit = { code, at: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), message }
     const backoff = Math.min(10 * 2 ** (p.restarts - 1), 300)
     this.log(`process kubelet: ${p.key} exited (${signal ?? `code ${code}`}); restart ${p.restarts} in ${backoff}s`)
-    await this.setStatus(p.pod, { phase: 'Running', waiting: { reason: 'CrashLoopBackOff', message: `back-off ${backoff}s restarting failed container` }, p }).catch(() => undefined)
-    const t = setTimeout(() => { if (this.pods.get(p.key) === p && !p.stopping) this.launch(p) }, backoff * 1000)
+    await this.setStatus(p.pod, {
+      phase: 'Running',
+      waiting: { reason: 'CrashLoopBackOff', message: `back-off ${backoff}s restarting failed container` },
+      p,
+    }).catch(() => undefined)
+    const t = setTimeout(() => {
+      if (this.pods.get(p.key) === p && !p.stopping) this.launch(p)
+    }, backoff * 1000)
     t.unref()
     p.timers.push(t)
   }
@@ -354,7 +525,8 @@ export class ProcessKubelet {
     const grace = (p.pod.spec as unknown as PodSpec).terminationGracePeriodSeconds ?? 30
     await this.stop(p, grace * 1000)
     await this.rest.delete(podPath(p.pod), { gracePeriodSeconds: 0, preconditions: { uid: p.uid } }).catch((err) => {
-      if (!(err instanceof ApiError && (err.status === 404 || err.status === 409))) this.log(`process kubelet: ${p.key}: ${(err as Error).message}`)
+      if (!(err instanceof ApiError && (err.status === 404 || err.status === 409)))
+        this.log(`process kubelet: ${p.key}: ${(err as Error).message}`)
     })
   }
 
@@ -371,7 +543,10 @@ export class ProcessKubelet {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
       this.kill(p, graceMs ? 'SIGTERM' : 'SIGKILL')
-      const timer = new Promise<void>((resolve) => { const t = setTimeout(resolve, graceMs || 5000); t.unref() })
+      const timer = new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs || 5000)
+        t.unref()
+      })
       await Promise.race([exited, timer])
       if (child.exitCode === null && child.signalCode === null) {
         this.kill(p, 'SIGKILL')
@@ -387,33 +562,70 @@ export class ProcessKubelet {
     const pid = p.child?.pid
     if (!pid) return
     // The whole process group: core-provider's `go run` children go with it.
-    try { process.kill(-pid, signal) } catch { try { process.kill(pid, signal) } catch { /* gone */ } }
+    try {
+      process.kill(-pid, signal)
+    } catch {
+      try {
+        process.kill(pid, signal)
+      } catch {
+        /* gone */
+      }
+    }
   }
 
-  private async setStatus(pod: KObject, s: { phase: string; running?: boolean; ready?: boolean; waiting?: { reason: string; message: string }; p?: RunningPod }): Promise<void> {
+  private async setStatus(
+    pod: KObject,
+    s: {
+      phase: string
+      running?: boolean
+      ready?: boolean
+      waiting?: { reason: string; message: string }
+      p?: RunningPod
+    },
+  ): Promise<void> {
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
     const ready = s.ready ? 'True' : 'False'
     const c = (pod.spec as unknown as PodSpec).containers[0]!
     const p = s.p
     const containerStatus = {
-      name: c.name, image: c.image, imageID: c.image, ready: !!s.ready, restartCount: p?.restarts ?? 0, started: !!s.running,
+      name: c.name,
+      image: c.image,
+      imageID: c.image,
+      ready: !!s.ready,
+      restartCount: p?.restarts ?? 0,
+      started: !!s.running,
       state: s.running ? { running: { startedAt: p?.startedAt ?? now } } : { waiting: s.waiting },
-      lastState: p?.lastExit ? { terminated: { exitCode: p.lastExit.code ?? 137, reason: 'Error', message: p.lastExit.message, finishedAt: p.lastExit.at } } : {},
+      lastState: p?.lastExit
+        ? {
+            terminated: {
+              exitCode: p.lastExit.code ?? 137,
+              reason: 'Error',
+              message: p.lastExit.message,
+              finishedAt: p.lastExit.at,
+            },
+          }
+        : {},
     }
-    await this.rest.mergePatch(`${podPath(pod)}/status`, {
-      status: {
-        phase: s.phase, hostIP: '127.0.0.1', hostIPs: [{ ip: '127.0.0.1' }], ...(p ? { podIP: p.ip, podIPs: [{ ip: p.ip }] } : {}), startTime: pod.metadata.creationTimestamp,
-        conditions: [
-          { type: 'PodScheduled', status: 'True', lastTransitionTime: pod.metadata.creationTimestamp },
-          { type: 'Initialized', status: 'True', lastTransitionTime: pod.metadata.creationTimestamp },
-          { type: 'ContainersReady', status: ready, lastTransitionTime: now },
-          { type: 'Ready', status: ready, lastTransitionTime: now },
-        ],
-        containerStatuses: [containerStatus],
-      },
-    }).catch((err) => {
-      if (!(err instanceof ApiError && err.status === 404)) throw err
-    })
+    await this.rest
+      .mergePatch(`${podPath(pod)}/status`, {
+        status: {
+          phase: s.phase,
+          hostIP: '127.0.0.1',
+          hostIPs: [{ ip: '127.0.0.1' }],
+          ...(p ? { podIP: p.ip, podIPs: [{ ip: p.ip }] } : {}),
+          startTime: pod.metadata.creationTimestamp,
+          conditions: [
+            { type: 'PodScheduled', status: 'True', lastTransitionTime: pod.metadata.creationTimestamp },
+            { type: 'Initialized', status: 'True', lastTransitionTime: pod.metadata.creationTimestamp },
+            { type: 'ContainersReady', status: ready, lastTransitionTime: now },
+            { type: 'Ready', status: ready, lastTransitionTime: now },
+          ],
+          containerStatuses: [containerStatus],
+        },
+      })
+      .catch((err) => {
+        if (!(err instanceof ApiError && err.status === 404)) throw err
+      })
   }
 }
 
@@ -458,6 +670,8 @@ function mountScript(p: RunningPod, c: Container): string {
   }
   lines.push(`cd ${shellQuote(c.workingDir ?? '/tmp')}`)
   const argv = [...(c.command?.slice(1) ?? []), ...(c.args ?? [])]
-  lines.push(`exec -a ${shellQuote(join(p.dir, c.name))} ${shellQuote(p.image.binary)} ${argv.map(shellQuote).join(' ')}`)
+  lines.push(
+    `exec -a ${shellQuote(join(p.dir, c.name))} ${shellQuote(p.image.binary)} ${argv.map(shellQuote).join(' ')}`,
+  )
   return `${lines.join('\n')}\n`
 }

@@ -10,14 +10,25 @@ import { connect, type Socket } from 'node:net'
 import { rmSync } from 'node:fs'
 import { Informer, type KObject, type Rest } from '../engine/rest.js'
 
-interface ServicePort { name?: string; port: number; targetPort?: number | string }
-interface Target { host: string; port: number }
+interface ServicePort {
+  name?: string
+  port: number
+  targetPort?: number | string
+}
+interface Target {
+  host: string
+  port: number
+}
 
 export class ServiceProxy {
   private services: Informer
   private servers: Server[] = []
 
-  constructor(rest: Rest, private readyPods: () => KObject[], private log: (m: string) => void) {
+  constructor(
+    rest: Rest,
+    private readyPods: () => KObject[],
+    private log: (m: string) => void,
+  ) {
     this.services = new Informer(rest, '/api/v1/services', () => undefined)
   }
 
@@ -46,20 +57,30 @@ export class ServiceProxy {
     let svc: KObject | undefined
     for (const s of this.services.items.values()) {
       const spec = s.spec as { clusterIP?: string }
-      if (byName ? s.metadata.name === byName[1] && s.metadata.namespace === byName[2] : spec.clusterIP === host) { svc = s; break }
+      if (byName ? s.metadata.name === byName[1] && s.metadata.namespace === byName[2] : spec.clusterIP === host) {
+        svc = s
+        break
+      }
     }
     if (!svc) return `no Service ${host}`
     const spec = svc.spec as { ports?: ServicePort[]; selector?: Record<string, string> }
     const sp = spec.ports?.find((p) => p.port === port)
     if (!sp) return `Service ${svc.metadata.namespace}/${svc.metadata.name} has no port ${port}`
     const selector = Object.entries(spec.selector ?? {})
-    const pod = this.readyPods().find((p) => p.metadata.namespace === svc.metadata.namespace && selector.length > 0 && selector.every(([k, v]) => p.metadata.labels?.[k] === v))
+    const pod = this.readyPods().find(
+      (p) =>
+        p.metadata.namespace === svc.metadata.namespace &&
+        selector.length > 0 &&
+        selector.every(([k, v]) => p.metadata.labels?.[k] === v),
+    )
     if (!pod) return `Service ${svc.metadata.namespace}/${svc.metadata.name} has no ready process pod`
     const target = sp.targetPort ?? sp.port
     if (typeof target === 'number') return { host: '127.0.0.1', port: target }
     const containers = (pod.spec as { containers: { ports?: { name?: string; containerPort: number }[] }[] }).containers
     const named = containers.flatMap((c) => c.ports ?? []).find((p) => p.name === target)
-    return named ? { host: '127.0.0.1', port: named.containerPort } : `pod ${pod.metadata.name} has no port named ${target}`
+    return named
+      ? { host: '127.0.0.1', port: named.containerPort }
+      : `pod ${pod.metadata.name} has no port named ${target}`
   }
 
   private tunnel(req: IncomingMessage, client: Socket, head: Buffer): void {
@@ -75,7 +96,10 @@ export class ServiceProxy {
       upstream.pipe(client)
       client.pipe(upstream)
     })
-    const close = () => { upstream.destroy(); client.destroy() }
+    const close = () => {
+      upstream.destroy()
+      client.destroy()
+    }
     upstream.on('error', (err) => {
       this.log(`service proxy: CONNECT ${req.url} -> ${target.host}:${target.port}: ${err.message}`)
       if (!client.destroyed) client.end('HTTP/1.1 502 Bad Gateway\r\n\r\n')
@@ -99,11 +123,23 @@ export class ServiceProxy {
       res.writeHead(502, { 'content-type': 'text/plain' }).end(`${target}\n`)
       return
     }
-    const upstream = request({ host: target.host, port: target.port, method: req.method, path: `${url.pathname}${url.search}`, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers)
-      up.pipe(res)
+    const upstream = request(
+      {
+        host: target.host,
+        port: target.port,
+        method: req.method,
+        path: `${url.pathname}${url.search}`,
+        headers: req.headers,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers)
+        up.pipe(res)
+      },
+    )
+    upstream.on('error', (err) => {
+      if (!res.headersSent) res.writeHead(502).end(`${err.message}\n`)
+      else res.destroy()
     })
-    upstream.on('error', (err) => { if (!res.headersSent) res.writeHead(502).end(`${err.message}\n`); else res.destroy() })
     req.pipe(upstream)
   }
 

@@ -4,7 +4,17 @@ import { loadCluster } from '../lib/cluster.js'
 import { ExitCode, UserError } from '../lib/errors.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
 import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor, checkNamespaceSets } from '../lib/chart.js'
-import { type InstallOptions, type Plan, bootstrapSteps, wrap, currentState, followToReady, planText, preflight, summary } from '../lib/install.js'
+import {
+  type InstallOptions,
+  type Plan,
+  bootstrapSteps,
+  wrap,
+  currentState,
+  followToReady,
+  planText,
+  preflight,
+  summary,
+} from '../lib/install.js'
 import { PlatformWatch } from '../lib/follow.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
 import { Interrupt } from '../lib/interrupt.js'
@@ -16,7 +26,8 @@ import { ensureNamespace } from '../lib/kube-write.js'
 
 export default class Install extends KrateoCommand {
   static override summary = 'Install the Krateo platform and follow it until it is Ready'
-  static override description = prose(`Runs the bootstrap phase of the Krateo installer chart itself (helm install in bootstrap mode with the
+  static override description =
+    prose(`Runs the bootstrap phase of the Krateo installer chart itself (helm install in bootstrap mode with the
 chart's hooks skipped, then each step of its post-install hook as a visible step), then follows the
 self-reconcile of every component (CompositionDefinition -> CRD -> Composition -> running) and prints how to
 reach the platform. Re-running resumes a partial install; on a Ready platform it does nothing. Another
@@ -39,16 +50,49 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
 
   static override flags = {
     ...chartAccessFlags,
-    exposure: Flags.string({ description: 'how browser-facing services are exposed', options: ['NodePort', 'LoadBalancer'] }),
-    'exposure-port': Flags.integer({ description: "the Service port of every exposed component (the chart's exposure.port); node ports stay Kubernetes' choice", min: 1, max: 65535 }),
-    chart: Flags.string({ description: `installer chart: an oci:// reference, a local directory or a .tgz (default: ${DEFAULT_CHART} up to 0.2.53, ${NEWER_CHART} after)` }),
-    version: Flags.string({ description: 'installer chart version (ignored for a local chart)', default: DEFAULT_VERSION }),
-    values: Flags.string({ char: 'f', description: 'values file (repeatable, helm semantics)', multiple: true, default: [] }),
-    set: Flags.string({ description: 'set a value, key=value (repeatable, helm semantics)', multiple: true, default: [] }),
-    feature: Flags.string({ description: 'turn a feature on or off, name=true|false (repeatable)', multiple: true, default: [] }),
+    exposure: Flags.string({
+      description: 'how browser-facing services are exposed',
+      options: ['NodePort', 'LoadBalancer'],
+    }),
+    'exposure-port': Flags.integer({
+      description:
+        "the Service port of every exposed component (the chart's exposure.port); node ports stay Kubernetes' choice",
+      min: 1,
+      max: 65535,
+    }),
+    chart: Flags.string({
+      description: `installer chart: an oci:// reference, a local directory or a .tgz (default: ${DEFAULT_CHART} up to 0.2.53, ${NEWER_CHART} after)`,
+    }),
+    version: Flags.string({
+      description: 'installer chart version (ignored for a local chart)',
+      default: DEFAULT_VERSION,
+    }),
+    values: Flags.string({
+      char: 'f',
+      description: 'values file (repeatable, helm semantics)',
+      multiple: true,
+      default: [],
+    }),
+    set: Flags.string({
+      description: 'set a value, key=value (repeatable, helm semantics)',
+      multiple: true,
+      default: [],
+    }),
+    feature: Flags.string({
+      description: 'turn a feature on or off, name=true|false (repeatable)',
+      multiple: true,
+      default: [],
+    }),
     timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
-    wait: Flags.boolean({ description: 'wait until every component is Ready (--no-wait returns once the Installer CR is accepted)', default: true, allowNo: true }),
-    'dry-run': Flags.boolean({ description: 'print the plan (objects, DAG layers, versions) and change nothing', default: false }),
+    wait: Flags.boolean({
+      description: 'wait until every component is Ready (--no-wait returns once the Installer CR is accepted)',
+      default: true,
+      allowNo: true,
+    }),
+    'dry-run': Flags.boolean({
+      description: 'print the plan (objects, DAG layers, versions) and change nothing',
+      default: false,
+    }),
   }
 
   async run(): Promise<void> {
@@ -63,12 +107,26 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       ...(flags['exposure-port'] ? { 'exposure.port': flags['exposure-port'] } : {}),
       'namespaces.krateo': flags.namespace,
       // The chart's real registryAuth.passwordRef (its fields default to ""): the Secret this CLI writes.
-      ...(flags['registry-username'] ? { 'registryAuth.enabled': true, 'registryAuth.username': flags['registry-username'], 'registryAuth.passwordRef.name': REGISTRY_SECRET, 'registryAuth.passwordRef.key': 'password' } : {}),
+      ...(flags['registry-username']
+        ? {
+            'registryAuth.enabled': true,
+            'registryAuth.username': flags['registry-username'],
+            'registryAuth.passwordRef.name': REGISTRY_SECRET,
+            'registryAuth.passwordRef.key': 'password',
+          }
+        : {}),
     }
     const sets = [...featureSets(flags.feature), ...flags.set]
     const opts: InstallOptions = {
-      namespace: flags.namespace, source: { chart: flags.chart ?? defaultChartFor(flags.version), version: flags.version }, values: { files: flags.values, sets, derived },
-      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password, featureRequests: parseFeatures(flags.feature),
+      namespace: flags.namespace,
+      source: { chart: flags.chart ?? defaultChartFor(flags.version), version: flags.version },
+      values: { files: flags.values, sets, derived },
+      timeoutMs,
+      wait: flags.wait,
+      accelerate: flags.accelerate,
+      registryUsername: flags['registry-username'],
+      registryPassword: password,
+      featureRequests: parseFeatures(flags.feature),
     }
     const cluster = loadCluster(flags)
     const helm = helmFrom(flags)
@@ -80,22 +138,56 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
     try {
       let plan: Plan | undefined
-      await runSteps([{ title: 'Preflight (read-only)', run: async (r) => { plan = await preflight(cluster, helm, opts, r); return `installer ${plan.rendered.chartVersion}` } }], progress)
+      await runSteps(
+        [
+          {
+            title: 'Preflight (read-only)',
+            run: async (r) => {
+              plan = await preflight(cluster, helm, opts, r)
+              return `installer ${plan.rendered.chartVersion}`
+            },
+          },
+        ],
+        progress,
+      )
       if (flags['dry-run']) {
-        if (flags.json) this.printJson({ result: 'dry-run', chartVersion: plan!.rendered.chartVersion, objects: plan!.rendered.manifests.map((m) => ({ kind: m.kind, name: m.metadata.name, namespace: m.metadata.namespace ?? null })), components: plan!.components.map((c) => ({ ...c, enabled: !c.feature || plan!.features[c.feature] === true })) })
+        if (flags.json)
+          this.printJson({
+            result: 'dry-run',
+            chartVersion: plan!.rendered.chartVersion,
+            objects: plan!.rendered.manifests.map((m) => ({
+              kind: m.kind,
+              name: m.metadata.name,
+              namespace: m.metadata.namespace ?? null,
+            })),
+            components: plan!.components.map((c) => ({
+              ...c,
+              enabled: !c.feature || plan!.features[c.feature] === true,
+            })),
+          })
         else this.log(planText(plan!, opts))
         return
       }
       const before = await currentState(cluster, flags.namespace)
-      if (before.installerVersion && before.phase !== 'NotInstalled' && before.installerVersion !== plan!.rendered.chartVersion) {
+      if (
+        before.installerVersion &&
+        before.phase !== 'NotInstalled' &&
+        before.installerVersion !== plan!.rendered.chartVersion
+      ) {
         // Re-applying another version the way the chart's hook does would prune and re-create every component
         // whose version changes; upgrade moves them in place.
-        throw new UserError(`installer ${before.installerVersion} is already installed in ${flags.namespace}; install does not change versions`, ExitCode.Usage,
-          `run: ${this.config.bin} upgrade --version ${plan!.rendered.chartVersion} (add --dry-run to see what moves)`)
+        throw new UserError(
+          `installer ${before.installerVersion} is already installed in ${flags.namespace}; install does not change versions`,
+          ExitCode.Usage,
+          `run: ${this.config.bin} upgrade --version ${plan!.rendered.chartVersion} (add --dry-run to see what moves)`,
+        )
       }
       if (before.phase === 'Ready' && before.installerVersion === plan!.rendered.chartVersion) {
         if (flags.json) this.printJson({ result: 'already-installed', status: statusDocument(before) })
-        else this.log(`Already installed and Ready: installer ${before.installerVersion} in ${flags.namespace}; nothing to do.\n\n${summary(before, 0)}`)
+        else
+          this.log(
+            `Already installed and Ready: installer ${before.installerVersion} in ${flags.namespace}; nothing to do.\n\n${summary(before, 0)}`,
+          )
         return
       }
       await wrap(cluster, `create namespace ${flags.namespace}`, () => ensureNamespace(cluster, flags.namespace))
@@ -106,8 +198,11 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       // Checked under the lock: a running uninstall is refused by the lock itself (exit 11), with its holder.
       if (before.pausedBy && / uninstall /.test(before.pausedBy)) {
         // Patching a platform half-way through its uninstall would fight the drain.
-        throw new UserError(`an uninstall of the platform in ${flags.namespace} is under way (${before.pausedBy.replace(/: re-run.*$/, '')})`, ExitCode.Usage,
-          `finish it first with: ${this.config.bin} uninstall -n ${flags.namespace}, then install again`)
+        throw new UserError(
+          `an uninstall of the platform in ${flags.namespace} is under way (${before.pausedBy.replace(/: re-run.*$/, '')})`,
+          ExitCode.Usage,
+          `finish it first with: ${this.config.bin} uninstall -n ${flags.namespace}, then install again`,
+        )
       }
       const steps: Step[] = bootstrapSteps(cluster, helm, opts, plan!, interrupt, platformWatch)
       const deadline = started + timeoutMs
@@ -120,12 +215,27 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
           },
         })
       }
-      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); lock?.check(); return s.run(r) } }))
+      const guarded = steps.map((s) => ({
+        ...s,
+        run: async (r: Parameters<Step['run']>[0]) => {
+          if (interrupt.requested) throw interrupt.error()
+          lock?.check()
+          return s.run(r)
+        },
+      }))
       await runSteps(guarded, progress)
       const after = await currentState(cluster, flags.namespace)
-      if (flags.json) this.printJson({ result: flags.wait ? 'installed' : 'accepted', elapsedSeconds: Math.round((Date.now() - started) / 1000), status: statusDocument(after) })
+      if (flags.json)
+        this.printJson({
+          result: flags.wait ? 'installed' : 'accepted',
+          elapsedSeconds: Math.round((Date.now() - started) / 1000),
+          status: statusDocument(after),
+        })
       else if (flags.wait) this.log('\n' + summary(after, Date.now() - started))
-      else this.log(`\nThe Installer CR is accepted; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`)
+      else
+        this.log(
+          `\nThe Installer CR is accepted; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`,
+        )
     } finally {
       watch?.stop()
       await lock?.release()

@@ -12,18 +12,41 @@ import type { PlatformWatch as Watcher } from '../lib/follow.js'
 
 export default class Status extends KrateoCommand {
   static override summary = 'Show where the Krateo platform and each of its components stand'
-  static override description = prose(`Reads everything from the live Installer CR and the cluster, so it works for any installer chart version.
+  static override description =
+    prose(`Reads everything from the live Installer CR and the cluster, so it works for any installer chart version.
 With --wait it waits until the platform is Ready (a spinner on a terminal, a line per change in CI), for CI steps
 after an install, like "cilium status --wait".
 Exit code: 0 when the platform is Ready, 10 when it is not (any other phase), 6 when --wait timed out, 3 when the
 cluster cannot be read.`)
-  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status -o json', '<%= config.bin %> status --watch', '<%= config.bin %> status --wait --timeout 10m']
+  static override examples = [
+    '<%= config.bin %> status',
+    '<%= config.bin %> status -o json',
+    '<%= config.bin %> status --watch',
+    '<%= config.bin %> status --wait --timeout 10m',
+  ]
 
   static override flags = {
-    output: Flags.string({ char: 'o', description: 'output format', options: ['table', 'json', 'yaml'], default: 'table' }),
-    watch: Flags.boolean({ char: 'w', description: 'keep following the platform from watches until interrupted (prints on every change)', default: false, exclusive: ['wait'] }),
-    wait: Flags.boolean({ description: 'wait until the platform is Ready, then print its status (exit 6 at --timeout)', default: false }),
-    timeout: Flags.string({ description: 'with --wait: how long to wait, e.g. 5m, 1h30m', default: '10m', dependsOn: ['wait'] }),
+    output: Flags.string({
+      char: 'o',
+      description: 'output format',
+      options: ['table', 'json', 'yaml'],
+      default: 'table',
+    }),
+    watch: Flags.boolean({
+      char: 'w',
+      description: 'keep following the platform from watches until interrupted (prints on every change)',
+      default: false,
+      exclusive: ['wait'],
+    }),
+    wait: Flags.boolean({
+      description: 'wait until the platform is Ready, then print its status (exit 6 at --timeout)',
+      default: false,
+    }),
+    timeout: Flags.string({
+      description: 'with --wait: how long to wait, e.g. 5m, 1h30m',
+      default: '10m',
+      dependsOn: ['wait'],
+    }),
   }
 
   async run(): Promise<void> {
@@ -40,23 +63,42 @@ cluster cannot be read.`)
     }
     // The run holding the lock, and the engine generation (contract section 0): read beside the platform.
     const withLock = async (st: PlatformState): Promise<PlatformState> => {
-      const [held, generation] = await Promise.all([readLock(cluster, flags.namespace), st.phase === 'NotInstalled' ? null : detectGeneration(cluster)])
-      return { ...st, lock: held ? { holder: held.holder, command: held.command, since: held.since } : null, generation }
+      const [held, generation] = await Promise.all([
+        readLock(cluster, flags.namespace),
+        st.phase === 'NotInstalled' ? null : detectGeneration(cluster),
+      ])
+      return {
+        ...st,
+        lock: held ? { holder: held.holder, command: held.command, since: held.since } : null,
+        generation,
+      }
     }
     let state = await withLock(platformState(await observe(cluster, flags.namespace)))
     if (flags.wait && state.phase !== 'Ready') {
       // Loaded only for --wait (ora and the watches), so a plain status starts faster.
       const { waitReady } = await import('../lib/status-wait.js')
-      state = await waitReady(cluster, flags.namespace, state, waitMs, !flags.json && format === 'table' && !!process.stderr.isTTY && !process.env.CI)
+      state = await waitReady(
+        cluster,
+        flags.namespace,
+        state,
+        waitMs,
+        !flags.json && format === 'table' && !!process.stderr.isTTY && !process.env.CI,
+      )
       state = await withLock(state)
     }
     print(state)
-    if (flags.wait && state.phase !== 'Ready') throw new UserError(`the platform in ${flags.namespace} is not Ready after ${flags.timeout}: ${phaseText(state)}`, ExitCode.Timeout, state.problems[0] ?? 'see the components above')
+    if (flags.wait && state.phase !== 'Ready')
+      throw new UserError(
+        `the platform in ${flags.namespace} is not Ready after ${flags.timeout}: ${phaseText(state)}`,
+        ExitCode.Timeout,
+        state.problems[0] ?? 'see the components above',
+      )
     if (flags.watch) {
       const { PlatformWatch } = await import('../lib/follow.js')
       const watch: Watcher = new PlatformWatch(cluster, flags.namespace).start()
       // What counts as a change: stages and conditions, not the ages that grow every second.
-      const key = (st: ReturnType<typeof platformState>) => JSON.stringify(st.components.map(({ ageSeconds: _a, ...c }) => c)) + st.phase + JSON.stringify(st.endpoints)
+      const key = (st: ReturnType<typeof platformState>) =>
+        JSON.stringify(st.components.map(({ ageSeconds: _a, ...c }) => c)) + st.phase + JSON.stringify(st.endpoints)
       let last = key(state)
       await new Promise<void>((resolve) => {
         let settle: NodeJS.Timeout | undefined
@@ -75,7 +117,11 @@ cluster cannot be read.`)
           if (format === 'table') this.log('\n' + stamp(phaseText(state)))
           print(state)
         }
-        process.once('SIGINT', () => { clearTimeout(settle); watch.stop(); resolve() })
+        process.once('SIGINT', () => {
+          clearTimeout(settle)
+          watch.stop()
+          resolve()
+        })
       })
     }
     if (state.phase !== 'Ready') this.exit(ExitCode.NotReady)

@@ -16,8 +16,10 @@ import { ask, canAsk, confirmOrRefuse } from '../lib/confirm.js'
 import { type Residue, purge, residue } from '../lib/residue.js'
 
 export default class Uninstall extends KrateoCommand {
-  static override summary = 'Remove the Krateo platform in order, so nothing is left Terminating, and nothing that is not the platform\'s is touched'
-  static override description = prose(`Only what is provably the platform's is removed: the Installer CR, the CompositionDefinitions named after the
+  static override summary =
+    "Remove the Krateo platform in order, so nothing is left Terminating, and nothing that is not the platform's is touched"
+  static override description =
+    prose(`Only what is provably the platform's is removed: the Installer CR, the CompositionDefinitions named after the
 installer and its components that the installer's release rendered (and the CRDs core-provider generated for them), the
 bootstrap release (found from helm's annotation on the installer-self-cr ConfigMap, whatever its name), this
 platform's core-provider webhook, cdc bundles and registry Secret. Your own CompositionDefinitions,
@@ -41,14 +43,29 @@ Exit codes: 0 done or nothing installed, 2 bad flag, 3 cluster unreachable, 4 he
 denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that should clear it are named),
 9 interrupted or not confirmed (re-run to continue), 11 another run holds the lock.`)
 
-  static override examples = ['<%= config.bin %> uninstall', '<%= config.bin %> uninstall --dry-run', '<%= config.bin %> uninstall --purge --yes']
+  static override examples = [
+    '<%= config.bin %> uninstall',
+    '<%= config.bin %> uninstall --dry-run',
+    '<%= config.bin %> uninstall --purge --yes',
+  ]
 
   static override flags = {
     timeout: Flags.string({ description: 'how long to wait in all, e.g. 600s, 15m', default: '15m' }),
-    'dry-run': Flags.boolean({ description: 'print the teardown plan (what is deleted, what is kept as not the platform\'s) and change nothing', default: false }),
-    purge: Flags.boolean({ description: 'also delete what is kept on purpose and provably the platform\'s: PVCs of its StatefulSets, the namespace when nothing else is in it, the CompositionDefinition CRD when no CompositionDefinition is left in the cluster', default: false }),
+    'dry-run': Flags.boolean({
+      description: "print the teardown plan (what is deleted, what is kept as not the platform's) and change nothing",
+      default: false,
+    }),
+    purge: Flags.boolean({
+      description:
+        "also delete what is kept on purpose and provably the platform's: PVCs of its StatefulSets, the namespace when nothing else is in it, the CompositionDefinition CRD when no CompositionDefinition is left in the cluster",
+      default: false,
+    }),
     yes: Flags.boolean({ char: 'y', description: 'do not ask for confirmation (for CI)', default: false }),
-    force: Flags.boolean({ description: 'last resort, for the platform\'s own objects only: remove the finalizers of what is stuck (its controller down, or past --timeout), and this platform\'s webhook when its core-provider is down; names each and asks (or needs --yes)', default: false }),
+    force: Flags.boolean({
+      description:
+        "last resort, for the platform's own objects only: remove the finalizers of what is stuck (its controller down, or past --timeout), and this platform's webhook when its core-provider is down; names each and asks (or needs --yes)",
+      default: false,
+    }),
     helm: Flags.string({ description: 'path of the helm binary (default: $HELM_BIN, then helm on PATH)' }),
   }
 
@@ -59,26 +76,40 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     const ns = checkNamespace(flags.namespace)
     const cluster = loadCluster(flags)
     await checkReachable(cluster)
-    const helm = new Helm({ bin: flags.helm, kubeconfig: flags.kubeconfig, context: flags.context, verbose: flags.verbose ? (m) => process.stderr.write(m + '\n') : undefined })
+    const helm = new Helm({
+      bin: flags.helm,
+      kubeconfig: flags.kubeconfig,
+      context: flags.context,
+      verbose: flags.verbose ? (m) => process.stderr.write(m + '\n') : undefined,
+    })
     await helm.checkVersion()
     const obs = await observe(cluster, ns)
-    const inv = await readInventory(cluster, helm, obs).catch((err) => { throw err instanceof UserError ? err : apiFailure(err, cluster, 'take the inventory of the platform') })
+    const inv = await readInventory(cluster, helm, obs).catch((err) => {
+      throw err instanceof UserError ? err : apiFailure(err, cluster, 'take the inventory of the platform')
+    })
     const present = platformPresent(inv)
     // Proving the namespace holds nothing foreign costs a list per kind: only when --purge is to act on it.
-    const readResidue = async (): Promise<Residue> => await residue(cluster, ns, inv.record, flags.purge).catch((err) => { throw apiFailure(err, cluster, 'list what is left') })
+    const readResidue = async (): Promise<Residue> =>
+      await residue(cluster, ns, inv.record, flags.purge).catch((err) => {
+        throw apiFailure(err, cluster, 'list what is left')
+      })
     if (!present && !(flags.purge && inv.hadRecord)) {
       // Nothing of a platform is here, and no record says one was: nothing is deleted, --purge included.
       const left = inv.hadRecord ? await readResidue() : { items: [], kept: [] }
       const note = flags.purge ? `--purge removed nothing: no Krateo platform is or was installed in ${ns}` : ''
-      if (flags.json) this.printJson({ result: 'nothing-installed', residue: left.items, kept: left.kept, note: note || null })
+      if (flags.json)
+        this.printJson({ result: 'nothing-installed', residue: left.items, kept: left.kept, note: note || null })
       else this.log([`Nothing to uninstall in ${ns}.`, note, ...listing(left)].filter(Boolean).join('\n'))
       return
     }
     if (present && inv.foreignInstances.length && !flags['dry-run']) {
       // Removing the platform removes these kinds, and with them objects that are someone else's.
       const n = inv.foreignInstances.length
-      throw new UserError(`uninstalling would delete ${n} object${n > 1 ? 's' : ''} that ${n > 1 ? 'are' : 'is'} not the platform's: ${inv.foreignInstances.slice(0, 5).join('; ')}${n > 5 ? '; ...' : ''}`, ExitCode.Stuck,
-        'nothing was changed; move or delete them yourself first (uninstall --dry-run lists them all), then re-run')
+      throw new UserError(
+        `uninstalling would delete ${n} object${n > 1 ? 's' : ''} that ${n > 1 ? 'are' : 'is'} not the platform's: ${inv.foreignInstances.slice(0, 5).join('; ')}${n > 5 ? '; ...' : ''}`,
+        ExitCode.Stuck,
+        'nothing was changed; move or delete them yourself first (uninstall --dry-run lists them all), then re-run',
+      )
     }
     if (flags['dry-run']) {
       const plan = uninstallPlan(inv)
@@ -87,59 +118,122 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       return
     }
     const where = `context ${cluster.context}, cluster ${cluster.server}, namespace ${ns}`
-    if (!flags.json) this.log(`Uninstalling Krateo${inv.record.release ? ` (release ${inv.record.release})` : ''} from ${where}`)
+    if (!flags.json)
+      this.log(`Uninstalling Krateo${inv.record.release ? ` (release ${inv.record.release})` : ''} from ${where}`)
     const destructive = [flags.force ? '--force' : '', flags.purge ? '--purge' : ''].filter(Boolean).join(' and ')
     const unreadable = present && inv.unreadableAfter.length > 0
     if (unreadable) {
       // Not deleted, but their reads need the core-provider this uninstall removes: the user decides.
       const n = inv.unreadableAfter.length
-      await confirmOrRefuse('uninstall', `${n} kind${n > 1 ? 's' : ''} not the platform's would be unreadable (get, list, delete fail) until a core-provider runs again, because ${n > 1 ? 'their versions convert' : 'its versions convert'} through this platform's core-provider: ${inv.unreadableAfter.join('; ')}; to keep them readable, delete their CompositionDefinitions and Compositions first`, flags.yes)
+      await confirmOrRefuse(
+        'uninstall',
+        `${n} kind${n > 1 ? 's' : ''} not the platform's would be unreadable (get, list, delete fail) until a core-provider runs again, because ${n > 1 ? 'their versions convert' : 'its versions convert'} through this platform's core-provider: ${inv.unreadableAfter.join('; ')}; to keep them readable, delete their CompositionDefinitions and Compositions first`,
+        flags.yes,
+      )
     }
-    if (destructive) await confirmOrRefuse(`uninstall ${destructive}`, `${where}; ${flags.force ? 'finalizers of the platform\'s stuck objects may be removed (each named)' : ''}${flags.force && flags.purge ? '; ' : ''}${flags.purge ? 'the platform\'s PVCs (their data), the namespace if nothing else is in it, and the CompositionDefinition CRD if unused are deleted' : ''}`, flags.yes)
-    else if (!flags.yes && canAsk() && present && !unreadable) await confirmOrRefuse('uninstall', `removes the platform from ${where}`, false)
+    if (destructive)
+      await confirmOrRefuse(
+        `uninstall ${destructive}`,
+        `${where}; ${flags.force ? "finalizers of the platform's stuck objects may be removed (each named)" : ''}${flags.force && flags.purge ? '; ' : ''}${flags.purge ? "the platform's PVCs (their data), the namespace if nothing else is in it, and the CompositionDefinition CRD if unused are deleted" : ''}`,
+        flags.yes,
+      )
+    else if (!flags.yes && canAsk() && present && !unreadable)
+      await confirmOrRefuse('uninstall', `removes the platform from ${where}`, false)
     await checkAccess(cluster, [
       { verb: 'delete', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
       { verb: 'delete', group: 'core.krateo.io', resource: 'compositiondefinitions', namespace: ns },
       { verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
       { verb: 'delete', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
       { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
-      ...(flags.purge ? [{ verb: 'delete', group: '', resource: 'namespaces' }, { verb: 'delete', group: '', resource: 'persistentvolumeclaims', namespace: ns }] : []),
+      ...(flags.purge
+        ? [
+            { verb: 'delete', group: '', resource: 'namespaces' },
+            { verb: 'delete', group: '', resource: 'persistentvolumeclaims', namespace: ns },
+          ]
+        : []),
     ])
     const interrupt = new Interrupt('nothing is half-removed; run the same uninstall command again to continue')
     const { lock, note } = await RunLock.acquire(cluster, ns, 'uninstall')
     if (note) process.stderr.write(`${note}\n`)
     interrupt.onStop(() => lock.release())
-    const confirm = async (q: string) => flags.yes || (canAsk() && await ask(q))
-    const teardown = new Teardown(cluster, ns, interrupt, Date.now() + timeoutMs, { force: flags.force, inventory: inv, confirm })
+    const confirm = async (q: string) => flags.yes || (canAsk() && (await ask(q)))
+    const teardown = new Teardown(cluster, ns, interrupt, Date.now() + timeoutMs, {
+      force: flags.force,
+      inventory: inv,
+      confirm,
+    })
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
     try {
       const steps: Step[] = present ? uninstallSteps(inv, teardown, helm) : []
-      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); lock.check(); return s.run(r) } }))
+      const guarded = steps.map((s) => ({
+        ...s,
+        run: async (r: Parameters<Step['run']>[0]) => {
+          if (interrupt.requested) throw interrupt.error()
+          lock.check()
+          return s.run(r)
+        },
+      }))
       try {
         await runSteps(guarded, progress)
       } catch (err) {
         // Before anything was drained the pause is only in the way: take it back. After, resuming needs it.
-        if (await teardown.unpauseIfOurs(inv.installer)) process.stderr.write('The Installer was unpaused: nothing had been drained yet.\n')
+        if (await teardown.unpauseIfOurs(inv.installer))
+          process.stderr.write('The Installer was unpaused: nothing had been drained yet.\n')
         throw err
       }
       let left = await readResidue()
       let purged = false
       if (flags.purge && left.items.length) {
         const loss = left.items.filter((r) => r.dataLoss)
-        if (!flags.yes && !(await ask(`Delete ${left.items.map((r) => r.what).join('; ')}?${loss.length ? ` DATA IN ${loss.length} PVC(S) IS LOST.` : ''}`))) {
-          throw new UserError('purge not confirmed', ExitCode.Interrupted, 'nothing more was deleted; the platform itself is uninstalled')
+        if (
+          !flags.yes &&
+          !(await ask(
+            `Delete ${left.items.map((r) => r.what).join('; ')}?${loss.length ? ` DATA IN ${loss.length} PVC(S) IS LOST.` : ''}`,
+          ))
+        ) {
+          throw new UserError(
+            'purge not confirmed',
+            ExitCode.Interrupted,
+            'nothing more was deleted; the platform itself is uninstalled',
+          )
         }
-        await runSteps([{
-          title: 'Purge what was kept on purpose (only what was the platform\'s)',
-          run: async (r) => { await purge(cluster, left.items, (m) => r.line(m), (name) => teardown.waitObjectGone('/api/v1/namespaces', name, `namespace ${name} to go`, r, () => `namespace ${name} is Terminating`)); return 'done' },
-        }], progress)
+        await runSteps(
+          [
+            {
+              title: "Purge what was kept on purpose (only what was the platform's)",
+              run: async (r) => {
+                await purge(
+                  cluster,
+                  left.items,
+                  (m) => r.line(m),
+                  (name) =>
+                    teardown.waitObjectGone(
+                      '/api/v1/namespaces',
+                      name,
+                      `namespace ${name} to go`,
+                      r,
+                      () => `namespace ${name} is Terminating`,
+                    ),
+                )
+                return 'done'
+              },
+            },
+          ],
+          progress,
+        )
         left = await readResidue()
         purged = true
       }
-      if (flags.json) this.printJson({ result: 'uninstalled', purged, forced: teardown.forced, residue: left.items, kept: left.kept })
+      if (flags.json)
+        this.printJson({ result: 'uninstalled', purged, forced: teardown.forced, residue: left.items, kept: left.kept })
       else {
-        this.log(present ? `\nKrateo is uninstalled from ${ns}: no object of the platform, generated CRD, webhook, cdc bundle or helm release is left.` : `Nothing to uninstall in ${ns}: the platform was removed earlier.`)
-        if (teardown.forced.length) this.log(`Forced (check what may be left behind):\n${teardown.forced.map((f) => `  ${f}`).join('\n')}`)
+        this.log(
+          present
+            ? `\nKrateo is uninstalled from ${ns}: no object of the platform, generated CRD, webhook, cdc bundle or helm release is left.`
+            : `Nothing to uninstall in ${ns}: the platform was removed earlier.`,
+        )
+        if (teardown.forced.length)
+          this.log(`Forced (check what may be left behind):\n${teardown.forced.map((f) => `  ${f}`).join('\n')}`)
         for (const l of listing(left)) this.log(l)
       }
     } finally {
@@ -152,7 +246,11 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
 
 function listing(left: Residue): string[] {
   return [
-    ...(left.items.length ? [`Kept on purpose (remove with --purge, or by hand):\n${left.items.map((r) => `  ${r.what}\n    ${r.command}`).join('\n')}`] : []),
+    ...(left.items.length
+      ? [
+          `Kept on purpose (remove with --purge, or by hand):\n${left.items.map((r) => `  ${r.what}\n    ${r.command}`).join('\n')}`,
+        ]
+      : []),
     ...(left.kept.length ? [`Kept, not the platform's alone:\n${left.kept.map((k) => `  ${k}`).join('\n')}`] : []),
   ]
 }

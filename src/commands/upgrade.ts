@@ -5,7 +5,13 @@ import { loadCluster } from '../lib/cluster.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
 import { currentState, summary } from '../lib/install.js'
 import { checkNamespaceSets } from '../lib/chart.js'
-import { type UpgradeOptions, type UpgradePlan, upgradePlanText, upgradePreflight, upgradeSteps } from '../lib/upgrade.js'
+import {
+  type UpgradeOptions,
+  type UpgradePlan,
+  upgradePlanText,
+  upgradePreflight,
+  upgradeSteps,
+} from '../lib/upgrade.js'
 import { PlatformWatch } from '../lib/follow.js'
 import { Teardown } from '../lib/teardown.js'
 import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
@@ -16,8 +22,10 @@ import { RunLock } from '../lib/lock.js'
 import { canAsk, confirmOrRefuse } from '../lib/confirm.js'
 
 export default class Upgrade extends KrateoCommand {
-  static override summary = 'Move a running platform to another installer version, or switch its features, keeping runtime edits'
-  static override description = prose(`Renders the new installer chart with the values you installed with (plus any new -f/--set), shows what
+  static override summary =
+    'Move a running platform to another installer version, or switch its features, keeping runtime edits'
+  static override description =
+    prose(`Renders the new installer chart with the values you installed with (plus any new -f/--set), shows what
 moves (components added, removed, versions old -> new, features), then: the Installer paused (for a
 version move), helm upgrade of the bootstrap release (hooks skipped), removed components drained leaves first and changed
 component definitions moved to their new versions dependencies first, each followed until its release runs
@@ -42,16 +50,43 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
 
   static override flags = {
     ...chartAccessFlags,
-    chart: Flags.string({ description: 'installer chart: an oci:// reference, a local directory or a .tgz (default: where the running one came from)' }),
+    chart: Flags.string({
+      description:
+        'installer chart: an oci:// reference, a local directory or a .tgz (default: where the running one came from)',
+    }),
     version: Flags.string({ description: 'installer chart version to move to (default: the running one)' }),
-    values: Flags.string({ char: 'f', description: 'values file on top of your previous values (repeatable, helm semantics)', multiple: true, default: [] }),
-    set: Flags.string({ description: 'set a value on top of your previous values, key=value (repeatable, helm semantics)', multiple: true, default: [] }),
-    feature: Flags.string({ description: 'switch a feature on the running platform, name=true|false (repeatable)', multiple: true, default: [] }),
+    values: Flags.string({
+      char: 'f',
+      description: 'values file on top of your previous values (repeatable, helm semantics)',
+      multiple: true,
+      default: [],
+    }),
+    set: Flags.string({
+      description: 'set a value on top of your previous values, key=value (repeatable, helm semantics)',
+      multiple: true,
+      default: [],
+    }),
+    feature: Flags.string({
+      description: 'switch a feature on the running platform, name=true|false (repeatable)',
+      multiple: true,
+      default: [],
+    }),
     'allow-downgrade': Flags.boolean({ description: 'allow moving to an older installer version', default: false }),
     timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
-    wait: Flags.boolean({ description: 'follow every component until Ready (--no-wait returns once the Installer CR is patched)', default: true, allowNo: true }),
-    'dry-run': Flags.boolean({ description: 'print the plan (components added, removed, moved; features) and change nothing', default: false }),
-    yes: Flags.boolean({ char: 'y', description: 'do not ask for confirmation of the plan on a terminal', default: false }),
+    wait: Flags.boolean({
+      description: 'follow every component until Ready (--no-wait returns once the Installer CR is patched)',
+      default: true,
+      allowNo: true,
+    }),
+    'dry-run': Flags.boolean({
+      description: 'print the plan (components added, removed, moved; features) and change nothing',
+      default: false,
+    }),
+    yes: Flags.boolean({
+      char: 'y',
+      description: 'do not ask for confirmation of the plan on a terminal',
+      default: false,
+    }),
   }
 
   async run(): Promise<void> {
@@ -61,7 +96,11 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     checkNamespace(flags.namespace)
     if (flags['registry-username'] && !flags.chart) {
       // Without --chart the chart location comes from the cluster: credentials go only where the user said.
-      throw new UserError('--registry-username needs --chart: without it upgrade takes the chart location from the cluster, and credentials go only to a registry you name', ExitCode.Usage, 'pass --chart oci://<your registry>/installer as well')
+      throw new UserError(
+        '--registry-username needs --chart: without it upgrade takes the chart location from the cluster, and credentials go only to a registry you name',
+        ExitCode.Usage,
+        'pass --chart oci://<your registry>/installer as well',
+      )
     }
     checkNamespaceSets(flags.set, flags.namespace)
     const featureRequests = parseFeatures(flags.feature)
@@ -69,12 +108,21 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const cluster = loadCluster(flags)
     const helm = helmFrom(flags)
     const opts: UpgradeOptions = {
-      namespace: flags.namespace, source: { chart: flags.chart ?? '', version: flags.version }, values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
-      timeoutMs, wait: flags.wait, accelerate: flags.accelerate, registryUsername: flags['registry-username'], registryPassword: password,
-      featureRequests, allowDowngrade: flags['allow-downgrade'],
+      namespace: flags.namespace,
+      source: { chart: flags.chart ?? '', version: flags.version },
+      values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
+      timeoutMs,
+      wait: flags.wait,
+      accelerate: flags.accelerate,
+      registryUsername: flags['registry-username'],
+      registryPassword: password,
+      featureRequests,
+      allowDowngrade: flags['allow-downgrade'],
     }
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
-    const interrupt = new Interrupt('run the same upgrade command again to resume (until then a paused Installer shows as Upgrading in status)')
+    const interrupt = new Interrupt(
+      'run the same upgrade command again to resume (until then a paused Installer shows as Upgrading in status)',
+    )
     const started = Date.now()
     let watch: PlatformWatch | undefined
     let lock: RunLock | undefined
@@ -82,15 +130,28 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
     try {
       let plan: UpgradePlan | undefined
-      await runSteps([{
-        title: 'Preflight (read-only)',
-        run: async (r) => {
-          plan = await upgradePreflight(cluster, helm, opts, r)
-          return `installer ${plan.from ?? '?'} -> ${plan.to}`
-        },
-      }], progress)
+      await runSteps(
+        [
+          {
+            title: 'Preflight (read-only)',
+            run: async (r) => {
+              plan = await upgradePreflight(cluster, helm, opts, r)
+              return `installer ${plan.from ?? '?'} -> ${plan.to}`
+            },
+          },
+        ],
+        progress,
+      )
       const p = plan!
-      const moves = { from: p.from, to: p.to, direction: p.direction, changed: p.diff.changed, added: p.diff.added.map((c) => c.name), removed: p.diff.removed.map((c) => c.name), features: p.features.changes }
+      const moves = {
+        from: p.from,
+        to: p.to,
+        direction: p.direction,
+        changed: p.diff.changed,
+        added: p.diff.added.map((c) => c.name),
+        removed: p.diff.removed.map((c) => c.name),
+        features: p.features.changes,
+      }
       if (flags['dry-run']) {
         if (flags.json) this.printJson({ result: 'dry-run', ...moves })
         else this.log(upgradePlanText(p, opts))
@@ -99,21 +160,47 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       if (!flags.yes && canAsk() && !flags.json) {
         // A person at a terminal sees the plan and where it runs before anything changes.
         this.log(upgradePlanText(p, opts).replace(/\n+Dry run: nothing was changed\.\s*$/, ''))
-        await confirmOrRefuse('upgrade', `context ${cluster.context}, cluster ${cluster.server}, namespace ${flags.namespace}`, false)
+        await confirmOrRefuse(
+          'upgrade',
+          `context ${cluster.context}, cluster ${cluster.server}, namespace ${flags.namespace}`,
+          false,
+        )
       }
       const taken = await RunLock.acquire(cluster, flags.namespace, 'upgrade')
       lock = taken.lock
       interrupt.onStop(() => taken.lock.release())
       if (taken.note) process.stderr.write(`${taken.note}\n`)
-      teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, { force: false, command: 'upgrade' })
+      teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, {
+        force: false,
+        command: 'upgrade',
+      })
       const steps: Step[] = upgradeSteps(cluster, helm, opts, p, interrupt, platformWatch, teardown)
-      const guarded = steps.map((s) => ({ ...s, run: async (r: Parameters<Step['run']>[0]) => { if (interrupt.requested) throw interrupt.error(); lock?.check(); return s.run(r) } }))
+      const guarded = steps.map((s) => ({
+        ...s,
+        run: async (r: Parameters<Step['run']>[0]) => {
+          if (interrupt.requested) throw interrupt.error()
+          lock?.check()
+          return s.run(r)
+        },
+      }))
       await runSteps(guarded, progress)
       const after = await currentState(cluster, flags.namespace)
       const result = p.direction === 'same' ? 'reconciled' : p.direction === 'downgrade' ? 'downgraded' : 'upgraded'
-      if (flags.json) this.printJson({ result: flags.wait ? result : 'accepted', ...moves, elapsedSeconds: Math.round((Date.now() - started) / 1000), status: statusDocument(after) })
-      else if (flags.wait) this.log(`\n${p.direction === 'same' ? `Installer ${p.to} reconciled` : `Installer ${p.from} -> ${p.to}`}${p.features.changes.length ? `; features ${p.features.changes.map((f) => `${f.name}=${f.to}`).join(', ')}` : ''}.\n${summary(after, Date.now() - started)}`)
-      else this.log(`\nThe Installer CR is patched; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`)
+      if (flags.json)
+        this.printJson({
+          result: flags.wait ? result : 'accepted',
+          ...moves,
+          elapsedSeconds: Math.round((Date.now() - started) / 1000),
+          status: statusDocument(after),
+        })
+      else if (flags.wait)
+        this.log(
+          `\n${p.direction === 'same' ? `Installer ${p.to} reconciled` : `Installer ${p.from} -> ${p.to}`}${p.features.changes.length ? `; features ${p.features.changes.map((f) => `${f.name}=${f.to}`).join(', ')}` : ''}.\n${summary(after, Date.now() - started)}`,
+        )
+      else
+        this.log(
+          `\nThe Installer CR is patched; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`,
+        )
     } finally {
       watch?.stop()
       teardown?.dispose()

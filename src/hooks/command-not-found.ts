@@ -10,7 +10,8 @@ const hook: Hook.CommandNotFound = async function (opts) {
   const near = guess && distance(opts.id, guess) <= Math.max(2, Math.floor(opts.id.length / 3))
   const message = `"${opts.id}" is not a ${opts.config.bin} command`
   const hint = `${near ? `did you mean "${guess}"? ` : ''}(${opts.config.bin} help lists them all)`
-  if (process.argv.includes('--json')) process.stdout.write(JSON.stringify({ error: { message, hint }, exitCode: ExitCode.Usage }, null, 2) + '\n')
+  if (process.argv.includes('--json'))
+    process.stdout.write(JSON.stringify({ error: { message, hint }, exitCode: ExitCode.Usage }, null, 2) + '\n')
   process.stderr.write(`Error: ${message}; ${hint}\n`)
   process.exit(ExitCode.Usage)
 }

@@ -4,7 +4,12 @@ import type { Cluster } from './cluster.js'
 import { apiFailure } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 
-export interface Access { verb: string; group: string; resource: string; namespace?: string }
+export interface Access {
+  verb: string
+  group: string
+  resource: string
+  namespace?: string
+}
 
 export const INSTALL_ACCESS = (ns: string): Access[] => [
   { verb: 'create', group: '', resource: 'namespaces' },
@@ -20,23 +25,33 @@ export const INSTALL_ACCESS = (ns: string): Access[] => [
   { verb: 'patch', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
 ]
 
-const describe = (a: Access) => `${a.verb} ${a.resource}${a.group ? '.' + a.group : ''}${a.namespace ? ` in ${a.namespace}` : ''}`
+const describe = (a: Access) =>
+  `${a.verb} ${a.resource}${a.group ? '.' + a.group : ''}${a.namespace ? ` in ${a.namespace}` : ''}`
 
 export async function checkAccess(cluster: Cluster, wanted: Access[]): Promise<void> {
   let denied: Access[]
   try {
-    const results = await Promise.all(wanted.map(async (a) => {
-      const review = await cluster.authz.createSelfSubjectAccessReview({
-        body: { spec: { resourceAttributes: { verb: a.verb, group: a.group, resource: a.resource, namespace: a.namespace } } },
-      })
-      return review.status?.allowed ? null : a
-    }))
+    const results = await Promise.all(
+      wanted.map(async (a) => {
+        const review = await cluster.authz.createSelfSubjectAccessReview({
+          body: {
+            spec: {
+              resourceAttributes: { verb: a.verb, group: a.group, resource: a.resource, namespace: a.namespace },
+            },
+          },
+        })
+        return review.status?.allowed ? null : a
+      }),
+    )
     denied = results.filter((a): a is Access => a !== null)
   } catch (err) {
     throw apiFailure(err, cluster, 'check permissions')
   }
   if (denied.length) {
-    throw new UserError(`missing permissions for context "${cluster.context}": ${denied.map(describe).join(', ')}`, ExitCode.Permission,
-      'run as a user with cluster-admin (the install creates CRDs and cluster-wide RBAC)')
+    throw new UserError(
+      `missing permissions for context "${cluster.context}": ${denied.map(describe).join(', ')}`,
+      ExitCode.Permission,
+      'run as a user with cluster-admin (the install creates CRDs and cluster-wide RBAC)',
+    )
   }
 }

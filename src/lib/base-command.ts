@@ -6,12 +6,35 @@ import { ExitCode, UserError, printable, redact } from './errors.js'
 
 export abstract class KrateoCommand extends Command {
   static override baseFlags = {
-    kubeconfig: Flags.string({ description: 'path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)', helpGroup: 'GLOBAL' }),
-    context: Flags.string({ description: 'kubeconfig context to use (default: the current context)', helpGroup: 'GLOBAL' }),
-    namespace: Flags.string({ char: 'n', description: 'namespace of the Krateo platform', default: 'krateo-system', helpGroup: 'GLOBAL' }),
-    json: Flags.boolean({ description: 'print one JSON document (progress goes to stderr)', default: false, helpGroup: 'GLOBAL' }),
-    verbose: Flags.boolean({ description: 'print details of every step, and stack traces on errors', default: false, helpGroup: 'GLOBAL' }),
-    'no-color': Flags.boolean({ description: 'no colours (also when NO_COLOR is set)', default: false, helpGroup: 'GLOBAL' }),
+    kubeconfig: Flags.string({
+      description: 'path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)',
+      helpGroup: 'GLOBAL',
+    }),
+    context: Flags.string({
+      description: 'kubeconfig context to use (default: the current context)',
+      helpGroup: 'GLOBAL',
+    }),
+    namespace: Flags.string({
+      char: 'n',
+      description: 'namespace of the Krateo platform',
+      default: 'krateo-system',
+      helpGroup: 'GLOBAL',
+    }),
+    json: Flags.boolean({
+      description: 'print one JSON document (progress goes to stderr)',
+      default: false,
+      helpGroup: 'GLOBAL',
+    }),
+    verbose: Flags.boolean({
+      description: 'print details of every step, and stack traces on errors',
+      default: false,
+      helpGroup: 'GLOBAL',
+    }),
+    'no-color': Flags.boolean({
+      description: 'no colours (also when NO_COLOR is set)',
+      default: false,
+      helpGroup: 'GLOBAL',
+    }),
   }
 
   protected verbose = false
@@ -30,12 +53,19 @@ export abstract class KrateoCommand extends Command {
   /** With --json, a failure is a JSON document on stdout too, so CI can parse it. */
   private get wantsJson(): boolean {
     const a = this.argv
-    return a.includes('--json') || ['-ojson', '-o=json', '--output=json'].some((x) => a.includes(x)) || a.some((x, i) => (x === '-o' || x === '--output') && a[i + 1] === 'json')
+    return (
+      a.includes('--json') ||
+      ['-ojson', '-o=json', '--output=json'].some((x) => a.includes(x)) ||
+      a.some((x, i) => (x === '-o' || x === '--output') && a[i + 1] === 'json')
+    )
   }
 
   private failJson(message: string, hint: string | undefined, exitCode: number): void {
     if (!this.wantsJson) return
-    process.stdout.write(JSON.stringify({ error: { message: redact(message), hint: hint ? redact(hint) : null }, exitCode }, null, 2) + '\n')
+    process.stdout.write(
+      JSON.stringify({ error: { message: redact(message), hint: hint ? redact(hint) : null }, exitCode }, null, 2) +
+        '\n',
+    )
   }
 
   /** Writes a JSON document to stdout (the only thing on stdout with --json). */
@@ -49,9 +79,18 @@ export abstract class KrateoCommand extends Command {
     // oclif's own parse errors (unknown flag, bad option value) are usage errors.
     if (err instanceof Errors.CLIError && !(err instanceof UserError)) {
       if (err.oclif?.exit === 0) return
-      const message = redact(err.message.split('\n').map((l) => l.trim()).filter((l) => l && !/^The following errors? occurred:?$/i.test(l) && !/^See more help/i.test(l)).join('; '))
+      const message = redact(
+        err.message
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l && !/^The following errors? occurred:?$/i.test(l) && !/^See more help/i.test(l))
+          .join('; '),
+      )
         // A value given to an unknown password/token flag is a secret typed in the wrong place: never echo it.
-        .replace(/(Nonexistent flags?: --[\w-]*(?:password|token|secret)[\w-]*)(.*?Unexpected argument: )\S+/gi, '$1$2***')
+        .replace(
+          /(Nonexistent flags?: --[\w-]*(?:password|token|secret)[\w-]*)(.*?Unexpected argument: )\S+/gi,
+          '$1$2***',
+        )
       this.failJson(message, 'see --help', ExitCode.Usage)
       process.stderr.write(`Error: ${message}; see --help\n`)
       process.exitCode = ExitCode.Usage
@@ -63,8 +102,14 @@ export abstract class KrateoCommand extends Command {
       if (this.verbose && err.stack) process.stderr.write(redact(err.stack) + '\n')
       this.exit(err.exitCode)
     }
-    this.failJson(`unexpected failure: ${err.message.split('\n')[0] ?? ''}`, 're-run with --verbose and report it', ExitCode.Internal)
-    process.stderr.write(`Error: unexpected failure: ${printable(redact(err.message.split('\n')[0] ?? ''))}; re-run with --verbose and report it\n`)
+    this.failJson(
+      `unexpected failure: ${err.message.split('\n')[0] ?? ''}`,
+      're-run with --verbose and report it',
+      ExitCode.Internal,
+    )
+    process.stderr.write(
+      `Error: unexpected failure: ${printable(redact(err.message.split('\n')[0] ?? ''))}; re-run with --verbose and report it\n`,
+    )
     if (this.verbose && err.stack) process.stderr.write(redact(err.stack) + '\n')
     this.exit(ExitCode.Internal)
   }

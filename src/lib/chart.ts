@@ -62,7 +62,10 @@ export function chartArgs(src: ChartSource, values: UserValues, helm: Helm): str
     ...(src.version && !local ? ['--version', src.version] : []),
     ...(values.previous !== undefined ? ['-f', '-'] : []),
     ...values.files.flatMap((f) => ['-f', f]),
-    ...Object.entries(values.derived ?? {}).flatMap(([path, value]) => ['--set-json', `${path}=${JSON.stringify(value)}`]),
+    ...Object.entries(values.derived ?? {}).flatMap(([path, value]) => [
+      '--set-json',
+      `${path}=${JSON.stringify(value)}`,
+    ]),
     ...values.sets.flatMap((s) => ['--set', s]),
     ...(local ? [] : helm.registryArgs()),
   ]
@@ -70,56 +73,125 @@ export function chartArgs(src: ChartSource, values: UserValues, helm: Helm): str
 
 export function checkValuesFiles(values: UserValues): void {
   for (const f of values.files) {
-    if (!existsSync(f)) throw new UserError(`values file ${f} does not exist`, ExitCode.Usage, 'pass an existing file with -f/--values')
+    if (!existsSync(f))
+      throw new UserError(`values file ${f} does not exist`, ExitCode.Usage, 'pass an existing file with -f/--values')
   }
 }
 
 export function helmChartFailure(err: unknown, src: ChartSource): UserError {
   const msg = err instanceof HelmError ? err.message : (err as Error).message
   if (/values don't meet the specifications of the schema|schema\(s\)/i.test(msg)) {
-    const detail = msg.replace(/^.*specifications of the schema\(s\) in the following chart\(s\):\s*/i, '').replace(/^\S+:\s*-\s*/, '').replace(/\s+/g, ' ').trim()
-    return new UserError(`the values are rejected by the installer chart's values.schema.json: ${detail}`, ExitCode.Chart, 'fix the --set/-f/--feature values')
+    const detail = msg
+      .replace(/^.*specifications of the schema\(s\) in the following chart\(s\):\s*/i, '')
+      .replace(/^\S+:\s*-\s*/, '')
+      .replace(/\s+/g, ' ')
+      .trim()
+    return new UserError(
+      `the values are rejected by the installer chart's values.schema.json: ${detail}`,
+      ExitCode.Chart,
+      'fix the --set/-f/--feature values',
+    )
   }
-  const kind = /no matches for kind "([^"]+)"|resource mapping not found for name: .*? namespace: .*? from "": no matches for kind "([^"]+)"/.exec(msg)
+  const kind =
+    /no matches for kind "([^"]+)"|resource mapping not found for name: .*? namespace: .*? from "": no matches for kind "([^"]+)"/.exec(
+      msg,
+    )
   if (kind) {
-    return new UserError(`the installer chart needs kind ${kind[1] ?? kind[2]}, which this cluster does not serve`, ExitCode.Chart,
-      'the chart needs a newer Kubernetes (newer charts need 1.36+ for MutatingAdmissionPolicy), or pick an older --version')
+    return new UserError(
+      `the installer chart needs kind ${kind[1] ?? kind[2]}, which this cluster does not serve`,
+      ExitCode.Chart,
+      'the chart needs a newer Kubernetes (newer charts need 1.36+ for MutatingAdmissionPolicy), or pick an older --version',
+    )
   }
   // Before "not found": a registry that wants a login says "basic credential not found" or 401.
-  if (/basic credential not found|401 Unauthorized|unauthorized: authentication required|authentication required/i.test(msg)) {
+  if (
+    /basic credential not found|401 Unauthorized|unauthorized: authentication required|authentication required/i.test(
+      msg,
+    )
+  ) {
     const host = src.chart.replace(/^oci:\/\//, '').split('/')[0]
-    return new UserError(`the registry ${host} needs a login to give the installer chart (${msg.replace(/\s+/g, ' ').slice(0, 200)})`, ExitCode.Chart,
-      'pass --registry-username and the password on stdin with --registry-password-stdin')
+    return new UserError(
+      `the registry ${host} needs a login to give the installer chart (${msg.replace(/\s+/g, ' ').slice(0, 200)})`,
+      ExitCode.Chart,
+      'pass --registry-username and the password on stdin with --registry-password-stdin',
+    )
   }
-  if (/not found|no such file|failed to (fetch|do request|download)|connection refused|no such host|unable to locate|invalid_reference|manifest unknown/i.test(msg)) {
-    return new UserError(`the installer chart ${src.chart}${src.version ? ` version ${src.version}` : ''} cannot be resolved: ${msg}`, ExitCode.Chart, 'check --chart/--version and the registry options (--plain-http, --ca-file)')
+  if (
+    /not found|no such file|failed to (fetch|do request|download)|connection refused|no such host|unable to locate|invalid_reference|manifest unknown/i.test(
+      msg,
+    )
+  ) {
+    return new UserError(
+      `the installer chart ${src.chart}${src.version ? ` version ${src.version}` : ''} cannot be resolved: ${msg}`,
+      ExitCode.Chart,
+      'check --chart/--version and the registry options (--plain-http, --ca-file)',
+    )
   }
   if (/parse error|unable to parse|error converting YAML|invalid value|key .* has no value/i.test(msg)) {
-    return new UserError(`the values cannot be parsed: ${msg}`, ExitCode.Usage, 'check the --set syntax (helm semantics) and the -f files')
+    return new UserError(
+      `the values cannot be parsed: ${msg}`,
+      ExitCode.Usage,
+      'check the --set syntax (helm semantics) and the -f files',
+    )
   }
-  return new UserError(`rendering the installer chart failed: ${msg}`, ExitCode.Chart, 'check the chart and values; --verbose shows the helm command')
+  return new UserError(
+    `rendering the installer chart failed: ${msg}`,
+    ExitCode.Chart,
+    'check the chart and values; --verbose shows the helm command',
+  )
 }
 
 /** Renders the chart in bootstrap mode and returns its objects and the installer-self-cr contents. */
-export async function renderBootstrap(helm: Helm, src: ChartSource, values: UserValues, namespace: string): Promise<RenderedBootstrap> {
+export async function renderBootstrap(
+  helm: Helm,
+  src: ChartSource,
+  values: UserValues,
+  namespace: string,
+): Promise<RenderedBootstrap> {
   let out: string
   try {
-    out = await helm.run(['template', BOOTSTRAP_RELEASE, ...chartArgs(src, values, helm), '-n', namespace, '--set', 'bootstrap.coreProvider.enabled=true', '--include-crds'], { input: values.previous })
+    out = await helm.run(
+      [
+        'template',
+        BOOTSTRAP_RELEASE,
+        ...chartArgs(src, values, helm),
+        '-n',
+        namespace,
+        '--set',
+        'bootstrap.coreProvider.enabled=true',
+        '--include-crds',
+      ],
+      { input: values.previous },
+    )
   } catch (err) {
     throw helmChartFailure(err, src)
   }
-  const manifests = parseAllDocuments(out).map((d) => d.toJS() as KObj | null).filter((d): d is KObj => !!d && !!d.kind)
-  const cm = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === SELF_CR_CONFIGMAP) as (KObj & { data?: Record<string, string> }) | undefined
-  if (!cm?.data) throw new UserError(`the chart ${src.chart} renders no ${SELF_CR_CONFIGMAP} ConfigMap in bootstrap mode`, ExitCode.Chart, 'pass a Krateo installer chart with --chart')
+  const manifests = parseAllDocuments(out)
+    .map((d) => d.toJS() as KObj | null)
+    .filter((d): d is KObj => !!d && !!d.kind)
+  const cm = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === SELF_CR_CONFIGMAP) as
+    (KObj & { data?: Record<string, string> }) | undefined
+  if (!cm?.data)
+    throw new UserError(
+      `the chart ${src.chart} renders no ${SELF_CR_CONFIGMAP} ConfigMap in bootstrap mode`,
+      ExitCode.Chart,
+      'pass a Krateo installer chart with --chart',
+    )
   const selfCR: SelfCR = {
     compositionDefinition: parse(cm.data['compositiondefinition.yaml'] ?? '') as KObj,
     installer: parse(cm.data['installer.yaml'] ?? '') as KObj,
     componentsPatch: JSON.parse(cm.data['components-patch.json'] ?? '{}') as SelfCR['componentsPatch'],
   }
   if (!selfCR.compositionDefinition?.spec || !selfCR.installer?.spec) {
-    throw new UserError(`the ${SELF_CR_CONFIGMAP} ConfigMap of ${src.chart} lacks compositiondefinition.yaml or installer.yaml`, ExitCode.Chart, 'pass a Krateo installer chart with --chart')
+    throw new UserError(
+      `the ${SELF_CR_CONFIGMAP} ConfigMap of ${src.chart} lacks compositiondefinition.yaml or installer.yaml`,
+      ExitCode.Chart,
+      'pass a Krateo installer chart with --chart',
+    )
   }
-  const chartVersion = String((selfCR.compositionDefinition.spec as { chart?: { version?: string } }).chart?.version ?? src.version ?? '')
+  const chartVersion = String(
+    (selfCR.compositionDefinition.spec as { chart?: { version?: string } }).chart?.version ?? src.version ?? '',
+  )
   return { chartVersion, manifests, selfCR }
 }
 
@@ -128,7 +200,12 @@ export function checkNamespaceSets(sets: string[], namespace: string): void {
   for (const s of sets) {
     for (const part of s.split(/(?<!\\),/)) {
       const m = /^namespaces\.krateo=(.*)$/.exec(part.trim())
-      if (m && m[1] !== namespace) throw new UserError(`--set namespaces.krateo=${m[1]} differs from -n ${namespace}`, ExitCode.Usage, `pass -n ${m[1]} instead (the CLI installs into, watches and writes -n)`)
+      if (m && m[1] !== namespace)
+        throw new UserError(
+          `--set namespaces.krateo=${m[1]} differs from -n ${namespace}`,
+          ExitCode.Usage,
+          `pass -n ${m[1]} instead (the CLI installs into, watches and writes -n)`,
+        )
     }
   }
 }
@@ -137,7 +214,13 @@ export function checkNamespaceSets(sets: string[], namespace: string): void {
 export async function chartDefaults(helm: Helm, src: ChartSource): Promise<Record<string, unknown>> {
   const local = isLocalChart(src.chart)
   try {
-    const out = await helm.run(['show', 'values', src.chart, ...(src.version && !local ? ['--version', src.version] : []), ...(local ? [] : helm.registryArgs())])
+    const out = await helm.run([
+      'show',
+      'values',
+      src.chart,
+      ...(src.version && !local ? ['--version', src.version] : []),
+      ...(local ? [] : helm.registryArgs()),
+    ])
     return (parse(out) as Record<string, unknown> | null) ?? {}
   } catch (err) {
     throw helmChartFailure(err, src)
@@ -155,7 +238,10 @@ export function checkKubernetesFor(manifests: KObj[], serverVersion: string, cha
   const need = requiredKubernetes(manifests)
   const minor = Number(/^v?1\.(\d+)/.exec(serverVersion)?.[1] ?? NaN)
   if (need && Number.isFinite(minor) && minor < need.minor) {
-    throw new UserError(`installer ${chartVersion} needs Kubernetes 1.${need.minor} or newer (${need.why}); this cluster runs ${serverVersion}`, ExitCode.Chart,
-      'upgrade the cluster, or install an older installer with --version')
+    throw new UserError(
+      `installer ${chartVersion} needs Kubernetes 1.${need.minor} or newer (${need.why}); this cluster runs ${serverVersion}`,
+      ExitCode.Chart,
+      'upgrade the cluster, or install an older installer with --version',
+    )
   }
 }

@@ -14,7 +14,13 @@ import { type KObj, platformState, phaseText } from './state.js'
 import { readLock } from './lock.js'
 import { bootstrapReleaseOf, isOurCoreProvider } from './ownership.js'
 
-export interface CheckResult { name: string; ok: boolean; detail: string; hint?: string; skipped?: boolean }
+export interface CheckResult {
+  name: string
+  ok: boolean
+  detail: string
+  hint?: string
+  skipped?: boolean
+}
 
 type Check = { name: string; run: () => Promise<string> }
 
@@ -30,63 +36,193 @@ export async function runChecks(checks: Check[], needs: Record<string, string> =
     try {
       out.push({ name: c.name, ok: true, detail: await c.run() })
     } catch (err) {
-      out.push({ name: c.name, ok: false, detail: (err as Error).message.split('\n')[0] ?? '', hint: err instanceof UserError ? err.hint : undefined })
+      out.push({
+        name: c.name,
+        ok: false,
+        detail: (err as Error).message.split('\n')[0] ?? '',
+        hint: err instanceof UserError ? err.hint : undefined,
+      })
     }
   }
   return out
 }
 
 export function renderChecks(results: CheckResult[]): string {
-  return results.map((r) => `${r.ok ? '✔' : r.skipped ? '-' : '✖'} ${r.name}: ${r.detail}${r.hint ? `\n    hint: ${r.hint}` : ''}`).join('\n')
+  return results
+    .map((r) => `${r.ok ? '✔' : r.skipped ? '-' : '✖'} ${r.name}: ${r.detail}${r.hint ? `\n    hint: ${r.hint}` : ''}`)
+    .join('\n')
 }
 
-export function preInstallChecks(cluster: Cluster, helm: Helm, namespace: string, source: ChartSource, values: UserValues): { checks: Check[]; needs: Record<string, string> } {
+export function preInstallChecks(
+  cluster: Cluster,
+  helm: Helm,
+  namespace: string,
+  source: ChartSource,
+  values: UserValues,
+): { checks: Check[]; needs: Record<string, string> } {
   let spec: InstallerSpec | undefined
   return {
     checks: [
-      { name: 'cluster reachable', run: async () => `${cluster.server} answers (Kubernetes ${await checkReachable(cluster)})` },
+      {
+        name: 'cluster reachable',
+        run: async () => `${cluster.server} answers (Kubernetes ${await checkReachable(cluster)})`,
+      },
       { name: 'helm supported', run: async () => `helm ${(await helm.checkVersion()).text}` },
-      { name: 'chart renders and values pass its schema', run: async () => { const r = await renderBootstrap(helm, source, values, namespace); spec = r.selfCR.installer.spec as InstallerSpec; return `${source.chart} ${r.chartVersion}` } },
-      { name: 'component DAG valid', run: async () => { const cs = parseComponents(spec ?? {}); validateDag(cs); return `${cs.length} components` } },
-      { name: 'permissions', run: async () => { await checkAccess(cluster, INSTALL_ACCESS(namespace)); return 'every write install makes is allowed' } },
+      {
+        name: 'chart renders and values pass its schema',
+        run: async () => {
+          const r = await renderBootstrap(helm, source, values, namespace)
+          spec = r.selfCR.installer.spec as InstallerSpec
+          return `${source.chart} ${r.chartVersion}`
+        },
+      },
+      {
+        name: 'component DAG valid',
+        run: async () => {
+          const cs = parseComponents(spec ?? {})
+          validateDag(cs)
+          return `${cs.length} components`
+        },
+      },
+      {
+        name: 'permissions',
+        run: async () => {
+          await checkAccess(cluster, INSTALL_ACCESS(namespace))
+          return 'every write install makes is allowed'
+        },
+      },
     ],
-    needs: { 'helm supported': 'cluster reachable', 'chart renders and values pass its schema': 'helm supported', 'component DAG valid': 'chart renders and values pass its schema', permissions: 'cluster reachable' },
+    needs: {
+      'helm supported': 'cluster reachable',
+      'chart renders and values pass its schema': 'helm supported',
+      'component DAG valid': 'chart renders and values pass its schema',
+      permissions: 'cluster reachable',
+    },
   }
 }
 
-export function platformChecks(cluster: Cluster, namespace: string): { checks: Check[]; needs: Record<string, string> } {
+export function platformChecks(
+  cluster: Cluster,
+  namespace: string,
+): { checks: Check[]; needs: Record<string, string> } {
   let obs: Awaited<ReturnType<typeof observe>> | undefined
   const state = () => platformState(obs!)
-  const fail = (message: string, hint: string) => { throw new UserError(message, 10, hint) }
+  const fail = (message: string, hint: string) => {
+    throw new UserError(message, 10, hint)
+  }
   return {
     checks: [
-      { name: 'cluster reachable', run: async () => `${cluster.server} answers (Kubernetes ${await checkReachable(cluster)})` },
-      { name: 'platform installed', run: async () => { obs = await observe(cluster, namespace); return state().phase === 'NotInstalled' ? fail(`nothing installed in ${namespace}`, 'install with: krateo-installer install') : `installer ${state().installerVersion ?? '?'}` } },
       {
-        name: 'engine running', run: async () => {
+        name: 'cluster reachable',
+        run: async () => `${cluster.server} answers (Kubernetes ${await checkReachable(cluster)})`,
+      },
+      {
+        name: 'platform installed',
+        run: async () => {
+          obs = await observe(cluster, namespace)
+          return state().phase === 'NotInstalled'
+            ? fail(`nothing installed in ${namespace}`, 'install with: krateo-installer install')
+            : `installer ${state().installerVersion ?? '?'}`
+        },
+      },
+      {
+        name: 'engine running',
+        run: async () => {
           const release = bootstrapReleaseOf(obs!.selfCr ?? null) ?? 'krateo'
-          const deps = (await cluster.kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace, labelSelector: 'app.kubernetes.io/name=core-provider' })).items
+          const deps = (
+            await cluster.kc
+              .makeApiClient(AppsV1Api)
+              .listNamespacedDeployment({ namespace, labelSelector: 'app.kubernetes.io/name=core-provider' })
+          ).items
           const ours = deps.find((d) => isOurCoreProvider(d as unknown as KObj, release))
-          if (!ours) fail(`no core-provider Deployment of release ${release} in ${namespace}`, 're-run krateo-installer install to restore the bootstrap release')
-          if (!(ours!.status?.availableReplicas ?? 0)) fail(`core-provider Deployment ${ours!.metadata?.name} has no available replica`, `kubectl -n ${namespace} describe deploy ${ours!.metadata?.name}`)
+          if (!ours)
+            fail(
+              `no core-provider Deployment of release ${release} in ${namespace}`,
+              're-run krateo-installer install to restore the bootstrap release',
+            )
+          if (!(ours!.status?.availableReplicas ?? 0))
+            fail(
+              `core-provider Deployment ${ours!.metadata?.name} has no available replica`,
+              `kubectl -n ${namespace} describe deploy ${ours!.metadata?.name}`,
+            )
           return `core-provider ${ours!.metadata?.name} available; engine generation ${await detectGeneration(cluster)}`
         },
       },
-      { name: 'every component Ready', run: async () => { const s = state(); return s.ready === s.total && s.phase === 'Ready' ? `${s.ready}/${s.total} Ready` : fail(`${phaseText(s)}: ${s.components.filter((c) => c.enabled && c.stage !== 'ready').map((c) => `${c.name} ${c.stage}`).join(', ') || s.problems[0] || ''}`, 'krateo-installer status shows why each one waits') } },
-      { name: 'endpoints', run: async () => { const s = state(); const missing = s.endpoints.filter((e) => !e.url); return missing.length ? fail(`no address yet for ${missing.map((e) => `${e.component} (${e.type})`).join(', ')}`, 'a LoadBalancer needs a load-balancer controller; NodePort needs a reachable node') : s.endpoints.map((e) => `${e.component} ${e.url}`).join(', ') || 'none exposed' } },
-      // The chart wires the portal to LoadBalancer IPs only: with NodePort the gap says so and what to do.
-      { name: 'portal', run: async () => { const s = state(); return s.portalUrl ?? fail(s.portalGap?.why ?? 'no portal URL', s.portalGap?.hint ?? 'krateo-installer status shows why') } },
       {
-        name: 'nothing left Terminating', run: async () => {
-          const stuck = [obs!.installer, ...obs!.compositions.values(), ...obs!.cds.values()].filter((o): o is KObj => !!o?.metadata.deletionTimestamp)
-          return stuck.length ? fail(`Terminating: ${stuck.map((o) => `${o.kind ?? 'CompositionDefinition'}/${o.metadata.name} (finalizers ${(o.metadata.finalizers ?? []).join(', ') || 'none'})`).join(', ')}`, 'krateo-installer uninstall names who should clear them') : 'none'
+        name: 'every component Ready',
+        run: async () => {
+          const s = state()
+          return s.ready === s.total && s.phase === 'Ready'
+            ? `${s.ready}/${s.total} Ready`
+            : fail(
+                `${phaseText(s)}: ${
+                  s.components
+                    .filter((c) => c.enabled && c.stage !== 'ready')
+                    .map((c) => `${c.name} ${c.stage}`)
+                    .join(', ') ||
+                  s.problems[0] ||
+                  ''
+                }`,
+                'krateo-installer status shows why each one waits',
+              )
         },
       },
-      { name: 'no run in progress', run: async () => { const l = await readLock(cluster, namespace); return l ? fail(`${l.command} by ${l.holder} holds the lock since ${l.since}`, 'wait for it to finish') : 'the lock is free' } },
+      {
+        name: 'endpoints',
+        run: async () => {
+          const s = state()
+          const missing = s.endpoints.filter((e) => !e.url)
+          return missing.length
+            ? fail(
+                `no address yet for ${missing.map((e) => `${e.component} (${e.type})`).join(', ')}`,
+                'a LoadBalancer needs a load-balancer controller; NodePort needs a reachable node',
+              )
+            : s.endpoints.map((e) => `${e.component} ${e.url}`).join(', ') || 'none exposed'
+        },
+      },
+      // The chart wires the portal to LoadBalancer IPs only: with NodePort the gap says so and what to do.
+      {
+        name: 'portal',
+        run: async () => {
+          const s = state()
+          return (
+            s.portalUrl ??
+            fail(s.portalGap?.why ?? 'no portal URL', s.portalGap?.hint ?? 'krateo-installer status shows why')
+          )
+        },
+      },
+      {
+        name: 'nothing left Terminating',
+        run: async () => {
+          const stuck = [obs!.installer, ...obs!.compositions.values(), ...obs!.cds.values()].filter(
+            (o): o is KObj => !!o?.metadata.deletionTimestamp,
+          )
+          return stuck.length
+            ? fail(
+                `Terminating: ${stuck.map((o) => `${o.kind ?? 'CompositionDefinition'}/${o.metadata.name} (finalizers ${(o.metadata.finalizers ?? []).join(', ') || 'none'})`).join(', ')}`,
+                'krateo-installer uninstall names who should clear them',
+              )
+            : 'none'
+        },
+      },
+      {
+        name: 'no run in progress',
+        run: async () => {
+          const l = await readLock(cluster, namespace)
+          return l
+            ? fail(`${l.command} by ${l.holder} holds the lock since ${l.since}`, 'wait for it to finish')
+            : 'the lock is free'
+        },
+      },
     ],
     needs: {
-      'platform installed': 'cluster reachable', 'engine running': 'platform installed', 'every component Ready': 'platform installed', endpoints: 'platform installed',
-      portal: 'platform installed', 'nothing left Terminating': 'platform installed', 'no run in progress': 'cluster reachable',
+      'platform installed': 'cluster reachable',
+      'engine running': 'platform installed',
+      'every component Ready': 'platform installed',
+      endpoints: 'platform installed',
+      portal: 'platform installed',
+      'nothing left Terminating': 'platform installed',
+      'no run in progress': 'cluster reachable',
     },
   }
 }

@@ -2,7 +2,14 @@
 // client library's failures into one-line UserErrors.
 import http from 'node:http'
 import https from 'node:https'
-import { ApiextensionsV1Api, AuthorizationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node'
+import {
+  ApiextensionsV1Api,
+  AuthorizationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  VersionApi,
+} from '@kubernetes/client-node'
 import { ExitCode, UserError, printable } from './errors.js'
 import { loadKubeConfig } from './kubeconfig.js'
 import type { KObj } from './state.js'
@@ -23,11 +30,23 @@ export interface Cluster {
 }
 
 export function loadCluster(opts: ClusterOptions): Cluster {
-  const kc = loadKubeConfig({ kubeconfig: opts.kubeconfig, env: process.env.KUBECONFIG, inCluster: !!process.env.KUBERNETES_SERVICE_HOST })
+  const kc = loadKubeConfig({
+    kubeconfig: opts.kubeconfig,
+    env: process.env.KUBECONFIG,
+    inCluster: !!process.env.KUBERNETES_SERVICE_HOST,
+  })
   if (opts.context) {
     if (!kc.getContextObject(opts.context)) {
-      const known = kc.getContexts().map((c) => c.name).join(', ') || 'none'
-      throw new UserError(`context "${opts.context}" is not in the kubeconfig (known: ${known})`, ExitCode.Cluster, 'pass one of those with --context')
+      const known =
+        kc
+          .getContexts()
+          .map((c) => c.name)
+          .join(', ') || 'none'
+      throw new UserError(
+        `context "${opts.context}" is not in the kubeconfig (known: ${known})`,
+        ExitCode.Cluster,
+        'pass one of those with --context',
+      )
     }
     kc.setCurrentContext(opts.context)
   }
@@ -39,7 +58,12 @@ export function loadCluster(opts: ClusterOptions): Cluster {
     if (!context.getSignal()) context.setSignal(AbortSignal.timeout(API_TIMEOUT_MS))
   }
   const cluster = kc.getCurrentCluster()
-  if (!cluster) throw new UserError('the kubeconfig has no current cluster', ExitCode.Cluster, 'pass --kubeconfig and --context pointing at your cluster')
+  if (!cluster)
+    throw new UserError(
+      'the kubeconfig has no current cluster',
+      ExitCode.Cluster,
+      'pass --kubeconfig and --context pointing at your cluster',
+    )
   return {
     kc,
     core: kc.makeApiClient(CoreV1Api),
@@ -64,7 +88,15 @@ export function statusOf(err: unknown): number | undefined {
 export function readFailure(err: unknown): string {
   const body = (err as { body?: unknown }).body
   let message = ''
-  try { message = (typeof body === 'string' ? JSON.parse(body) as { message?: string } : body as { message?: string } | undefined)?.message ?? '' } catch { /* not JSON */ }
+  try {
+    message =
+      (typeof body === 'string'
+        ? (JSON.parse(body) as { message?: string })
+        : (body as { message?: string } | undefined)
+      )?.message ?? ''
+  } catch {
+    /* not JSON */
+  }
   const status = statusOf(err) ?? (err as { statusCode?: unknown }).statusCode
   const plain = status === 401 ? 'the credentials were refused (expired?)' : status === 403 ? 'permission denied' : ''
   const text = message || plain || (err as Error).message?.split('\n')[0]?.slice(0, 200) || String(err)
@@ -87,8 +119,12 @@ export async function checkReachable(cluster: Cluster, timeoutMs = REACH_TIMEOUT
   try {
     // A server that accepts the connection and never answers must not hang the CLI (kubectl gives up too).
     let timer: NodeJS.Timeout | undefined
-    const hung = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(timeoutMs / 1000)}s`)), timeoutMs) })
-    const version = await Promise.race([cluster.kc.makeApiClient(VersionApi).getCode(), hung]).finally(() => clearTimeout(timer))
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(timeoutMs / 1000)}s`)), timeoutMs)
+    })
+    const version = await Promise.race([cluster.kc.makeApiClient(VersionApi).getCode(), hung]).finally(() =>
+      clearTimeout(timer),
+    )
     return version.gitVersion
   } catch (err) {
     throw apiFailure(err, cluster, 'reach the cluster')
@@ -97,15 +133,38 @@ export async function checkReachable(cluster: Cluster, timeoutMs = REACH_TIMEOUT
 
 export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserError {
   const status = statusOf(err)
-  if (status === 401) return new UserError(`cannot ${doing} at ${cluster.server}: the credentials of context "${cluster.context}" were refused (401)`, ExitCode.Cluster, 'log in again or pass another --context')
-  if (status === 403) return new UserError(`cannot ${doing}: permission denied for context "${cluster.context}" (403)`, ExitCode.Permission, 'ask for cluster-admin or run as a user who has it')
+  if (status === 401)
+    return new UserError(
+      `cannot ${doing} at ${cluster.server}: the credentials of context "${cluster.context}" were refused (401)`,
+      ExitCode.Cluster,
+      'log in again or pass another --context',
+    )
+  if (status === 403)
+    return new UserError(
+      `cannot ${doing}: permission denied for context "${cluster.context}" (403)`,
+      ExitCode.Permission,
+      'ask for cluster-admin or run as a user who has it',
+    )
   if (status !== undefined) {
     // The API's own words (a rejected field, say), one line, control characters escaped.
-    const said = printable(readFailure(err).replace(/^HTTP \d+: /, '').split('\n')[0]!.slice(0, 300))
-    return new UserError(`cannot ${doing}: the API answered HTTP ${status}${said && !/^HTTP-Code: /.test(said) ? `: ${said}` : ''}`, ExitCode.Cluster, 'check the cluster with --verbose')
+    const said = printable(
+      readFailure(err)
+        .replace(/^HTTP \d+: /, '')
+        .split('\n')[0]!
+        .slice(0, 300),
+    )
+    return new UserError(
+      `cannot ${doing}: the API answered HTTP ${status}${said && !/^HTTP-Code: /.test(said) ? `: ${said}` : ''}`,
+      ExitCode.Cluster,
+      'check the cluster with --verbose',
+    )
   }
   const reason = (err as Error)?.message?.split('\n')[0] ?? String(err)
-  return new UserError(`cannot ${doing} at ${cluster.server}: ${reason}`, ExitCode.Cluster, 'check that the cluster is running and --kubeconfig/--context point at it')
+  return new UserError(
+    `cannot ${doing} at ${cluster.server}: ${reason}`,
+    ExitCode.Cluster,
+    'check that the cluster is running and --kubeconfig/--context point at it',
+  )
 }
 
 /** GET of any API path with the kubeconfig's credentials; null on 404. */
@@ -118,29 +177,53 @@ export async function getPath<T = KObj>(cluster: Cluster, path: string): Promise
  * lack (MicroTime fields, lists by raw path). null on 404; other failures carry `code` like the clients'
  * errors. Bounded in time, and a cut connection or a non-JSON answer is an error, never a crash.
  */
-export async function requestPath<T = KObj>(cluster: Cluster, method: string, path: string, body?: unknown, timeoutMs = 30_000, contentType = 'application/json'): Promise<T | null> {
+export async function requestPath<T = KObj>(
+  cluster: Cluster,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 30_000,
+  contentType = 'application/json',
+): Promise<T | null> {
   const opts: https.RequestOptions = {}
   await cluster.kc.applyToHTTPSOptions(opts)
   const url = new URL(cluster.server + path)
   const payload = body === undefined ? undefined : JSON.stringify(body)
   const transport = url.protocol === 'http:' ? http : https
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = { ...(opts.headers as Record<string, string>), accept: 'application/json' }
-    if (payload !== undefined) { headers['content-type'] = contentType; headers['content-length'] = Buffer.byteLength(payload) }
+    const headers: Record<string, string | number> = {
+      ...(opts.headers as Record<string, string>),
+      accept: 'application/json',
+    }
+    if (payload !== undefined) {
+      headers['content-type'] = contentType
+      headers['content-length'] = Buffer.byteLength(payload)
+    }
     const req = transport.request(url, { ...opts, method, headers, timeout: timeoutMs }, (res) => {
       let text = ''
       res.setEncoding('utf8')
-      res.on('data', (c: string) => { text += c })
+      res.on('data', (c: string) => {
+        text += c
+      })
       res.on('error', reject)
       res.on('end', () => {
         if (res.statusCode === 404) return resolve(null)
         if ((res.statusCode ?? 500) >= 400) {
           let message = text
-          try { message = (JSON.parse(text) as { message?: string }).message ?? text } catch { /* not JSON */ }
-          return reject(Object.assign(new Error(`${method} ${path}: HTTP ${res.statusCode}: ${message}`), { code: res.statusCode, body: text }))
+          try {
+            message = (JSON.parse(text) as { message?: string }).message ?? text
+          } catch {
+            /* not JSON */
+          }
+          return reject(
+            Object.assign(new Error(`${method} ${path}: HTTP ${res.statusCode}: ${message}`), {
+              code: res.statusCode,
+              body: text,
+            }),
+          )
         }
         try {
-          resolve(text ? JSON.parse(text) as T : null)
+          resolve(text ? (JSON.parse(text) as T) : null)
         } catch {
           reject(new Error(`${method} ${path}: the API answered something that is not JSON`))
         }

@@ -29,7 +29,11 @@ export interface InstallerSpec {
 export function parseComponents(spec: InstallerSpec): Component[] {
   return (spec.components ?? []).map((c, i) => {
     if (!c.name || !c.kind || !c.version) {
-      throw new UserError(`component #${i + 1} of the installer chart lacks name, kind or version`, ExitCode.Chart, 'use a released installer chart version')
+      throw new UserError(
+        `component #${i + 1} of the installer chart lacks name, kind or version`,
+        ExitCode.Chart,
+        'use a released installer chart version',
+      )
     }
     return { ...c, name: c.name, kind: c.kind, version: String(c.version), deps: c.deps ?? [] }
   })
@@ -44,12 +48,22 @@ export function isEnabled(c: Component, features: Record<string, boolean> | unde
 export function validateDag(components: Component[]): void {
   const byName = new Map<string, Component>()
   for (const c of components) {
-    if (byName.has(c.name)) throw new UserError(`component "${c.name}" is listed twice in the installer chart`, ExitCode.Chart, 'fix spec.components (or componentValues) and retry')
+    if (byName.has(c.name))
+      throw new UserError(
+        `component "${c.name}" is listed twice in the installer chart`,
+        ExitCode.Chart,
+        'fix spec.components (or componentValues) and retry',
+      )
     byName.set(c.name, c)
   }
   for (const c of components) {
     for (const d of c.deps) {
-      if (!byName.has(d)) throw new UserError(`component "${c.name}" depends on unknown component "${d}"`, ExitCode.Chart, 'fix its deps in the installer chart values')
+      if (!byName.has(d))
+        throw new UserError(
+          `component "${c.name}" depends on unknown component "${d}"`,
+          ExitCode.Chart,
+          'fix its deps in the installer chart values',
+        )
     }
   }
   const state = new Map<string, 'visiting' | 'done'>()
@@ -57,7 +71,11 @@ export function validateDag(components: Component[]): void {
     if (state.get(name) === 'done') return
     if (state.get(name) === 'visiting') {
       const cycle = [...path.slice(path.indexOf(name)), name]
-      throw new UserError(`the component DAG has a cycle: ${cycle.join(' -> ')}`, ExitCode.Chart, 'break the cycle in the deps of those components')
+      throw new UserError(
+        `the component DAG has a cycle: ${cycle.join(' -> ')}`,
+        ExitCode.Chart,
+        'break the cycle in the deps of those components',
+      )
     }
     state.set(name, 'visiting')
     for (const d of byName.get(name)!.deps) visit(d, [...path, name])
@@ -88,7 +106,10 @@ export function dependentsOf(name: string, components: Component[]): Component[]
 }
 
 /** Enabled components whose deps include a disabled one: they would wait forever. */
-export function blockedByDisabled(components: Component[], features: Record<string, boolean> | undefined): { component: string; dep: string }[] {
+export function blockedByDisabled(
+  components: Component[],
+  features: Record<string, boolean> | undefined,
+): { component: string; dep: string }[] {
   const byName = new Map(components.map((c) => [c.name, c]))
   const out: { component: string; dep: string }[] = []
   for (const c of components) {
@@ -102,12 +123,19 @@ export const dashed = (version: string) => 'v' + version.replace(/\./g, '-')
 
 /** The feature names a chart knows: its default values' `features` and those its components name. Pure. */
 export function knownFeatures(components: Component[], defaults: { features?: Record<string, unknown> }): string[] {
-  return [...new Set([...Object.keys(defaults.features ?? {}), ...components.flatMap((c) => (c.feature ? [c.feature] : []))])].sort()
+  return [
+    ...new Set([...Object.keys(defaults.features ?? {}), ...components.flatMap((c) => (c.feature ? [c.feature] : []))]),
+  ].sort()
 }
 
 /** Refuses a --feature the chart does not know (exit 2), naming the ones it does. Pure. */
 export function checkFeatureNames(requested: string[], known: string[], chartVersion: string): void {
   for (const name of requested) {
-    if (!known.includes(name)) throw new UserError(`--feature ${name}: installer ${chartVersion} has no such feature`, ExitCode.Usage, `use one of: ${known.join(', ')}`)
+    if (!known.includes(name))
+      throw new UserError(
+        `--feature ${name}: installer ${chartVersion} has no such feature`,
+        ExitCode.Usage,
+        `use one of: ${known.join(', ')}`,
+      )
   }
 }

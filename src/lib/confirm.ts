@@ -10,8 +10,16 @@ export function ask(question: string): Promise<boolean> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: process.stdin, output: process.stderr })
     let settled = false
-    const done = (answer: boolean) => { if (settled) return; settled = true; rl.close(); resolve(answer) }
-    rl.on('SIGINT', () => { process.stderr.write('\n'); done(false) })
+    const done = (answer: boolean) => {
+      if (settled) return
+      settled = true
+      rl.close()
+      resolve(answer)
+    }
+    rl.on('SIGINT', () => {
+      process.stderr.write('\n')
+      done(false)
+    })
     rl.on('close', () => done(false))
     rl.question(`${question} [y/N] `, (a) => done(/^y(es)?$/i.test(a.trim())))
   })
@@ -23,6 +31,12 @@ export function ask(question: string): Promise<boolean> {
  */
 export async function confirmOrRefuse(what: string, plan: string, yes: boolean): Promise<void> {
   if (yes) return
-  if (!canAsk()) throw new UserError(`${what} needs confirmation, and there is no terminal to ask at (${plan})`, ExitCode.Interrupted, 'nothing was changed; pass --yes to confirm in a non-interactive run')
-  if (!(await ask(`${what}: ${plan}. Continue?`))) throw new UserError(`${what} not confirmed`, ExitCode.Interrupted, 'nothing was changed')
+  if (!canAsk())
+    throw new UserError(
+      `${what} needs confirmation, and there is no terminal to ask at (${plan})`,
+      ExitCode.Interrupted,
+      'nothing was changed; pass --yes to confirm in a non-interactive run',
+    )
+  if (!(await ask(`${what}: ${plan}. Continue?`)))
+    throw new UserError(`${what} not confirmed`, ExitCode.Interrupted, 'nothing was changed')
 }

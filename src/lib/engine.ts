@@ -6,12 +6,17 @@ import { CORE_PROVIDER_WEBHOOK } from './ownership.js'
 
 export type Generation = 'S' | 'N' | 'unknown'
 
-interface Named { metadata?: { name?: string }; webhooks?: { name: string }[]; spec?: { matchConstraints?: { resourceRules?: { apiGroups?: string[] }[] } } }
+interface Named {
+  metadata?: { name?: string }
+  webhooks?: { name: string }[]
+  spec?: { matchConstraints?: { resourceRules?: { apiGroups?: string[] }[] } }
+}
 
 /** Pure: the generation from what the cluster shows. */
 export function generationFrom(webhooks: Named[], policies: Named[]): Generation {
   if (webhooks.some((w) => (w.webhooks ?? []).some((h) => h.name === CORE_PROVIDER_WEBHOOK))) return 'S'
-  const composition = (p: Named) => (p.spec?.matchConstraints?.resourceRules ?? []).some((r) => (r.apiGroups ?? []).includes('composition.krateo.io'))
+  const composition = (p: Named) =>
+    (p.spec?.matchConstraints?.resourceRules ?? []).some((r) => (r.apiGroups ?? []).includes('composition.krateo.io'))
   if (policies.some(composition)) return 'N'
   return 'unknown'
 }

@@ -17,7 +17,11 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
 export class UserError extends Error {
-  constructor(message: string, readonly exitCode: ExitCode, readonly hint?: string) {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    readonly hint?: string,
+  ) {
     super(message)
     this.name = 'UserError'
   }
@@ -46,7 +50,10 @@ export function printable(text: string): string {
   let out = ''
   for (const ch of text) {
     const c = ch.charCodeAt(0)
-    out += (c < 0x20 && ch !== '\n' && ch !== '\t') || (c >= 0x7f && c <= 0x9f) ? `\\x${c.toString(16).padStart(2, '0')}` : ch
+    out +=
+      (c < 0x20 && ch !== '\n' && ch !== '\t') || (c >= 0x7f && c <= 0x9f)
+        ? `\\x${c.toString(16).padStart(2, '0')}`
+        : ch
   }
   return out
 }

@@ -11,8 +11,10 @@ export function parseDuration(text: string, flag = '--timeout'): number {
   const t = text.trim()
   const go = /^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(t)
   const ms = /^-?\d+$/.test(t) ? Number(t) * 1000 : go ? parseDurationText(t.replace(/^-/, '')) : null
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) throw new UserError(`${flag} "${text}" is not a duration`, ExitCode.Usage, 'use e.g. 90s, 15m, 1h30m or 5m0s')
-  if (t.startsWith('-') || ms <= 0) throw new UserError(`${flag} "${text}" must be longer than 0s`, ExitCode.Usage, 'use e.g. 90s, 15m or 1h30m')
+  if (typeof ms !== 'number' || !Number.isFinite(ms))
+    throw new UserError(`${flag} "${text}" is not a duration`, ExitCode.Usage, 'use e.g. 90s, 15m, 1h30m or 5m0s')
+  if (t.startsWith('-') || ms <= 0)
+    throw new UserError(`${flag} "${text}" must be longer than 0s`, ExitCode.Usage, 'use e.g. 90s, 15m or 1h30m')
   return ms
 }
 
@@ -33,10 +35,17 @@ export function featureSets(features: string[]): string[] {
 }
 
 export async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new UserError('--registry-password-stdin expects the password on stdin', ExitCode.Usage, 'pipe it: echo "$PASSWORD" | krateo-installer install ...')
+  if (process.stdin.isTTY)
+    throw new UserError(
+      '--registry-password-stdin expects the password on stdin',
+      ExitCode.Usage,
+      'pipe it: echo "$PASSWORD" | krateo-installer install ...',
+    )
   const chunks: Buffer[] = []
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  const text = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '')
   if (!text) throw new UserError('no password on stdin', ExitCode.Usage, 'pipe the registry password on stdin')
   return text
 }
@@ -44,7 +53,11 @@ export async function readStdin(): Promise<string> {
 /** -n must be a DNS-1123 label, as Kubernetes will require; checked before anything is written. */
 export function checkNamespace(ns: string): string {
   if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) {
-    throw new UserError(`-n/--namespace "${ns}" is not a valid namespace name`, ExitCode.Usage, 'use lowercase letters, digits and "-", at most 63 characters, starting and ending with a letter or digit')
+    throw new UserError(
+      `-n/--namespace "${ns}" is not a valid namespace name`,
+      ExitCode.Usage,
+      'use lowercase letters, digits and "-", at most 63 characters, starting and ending with a letter or digit',
+    )
   }
   return ns
 }

@@ -28,14 +28,33 @@ export class PlatformWatch {
   private nodeIP: string | undefined
   private pending: NodeJS.Timeout | undefined
 
-  constructor(private cluster: Cluster, readonly namespace: string) {
+  constructor(
+    private cluster: Cluster,
+    readonly namespace: string,
+  ) {
     this.watch = newWatch(cluster.kc)
     this.list = (path) => getPath(cluster, path)
     const changed = () => this.changed()
-    this.cds = new WatchedCollection(this.watch, this.list, `/apis/${CD_GROUP}/${CD_VERSION}/namespaces/${namespace}/compositiondefinitions`, changed)
-    this.crds = new WatchedCollection(this.watch, this.list, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', changed)
+    this.cds = new WatchedCollection(
+      this.watch,
+      this.list,
+      `/apis/${CD_GROUP}/${CD_VERSION}/namespaces/${namespace}/compositiondefinitions`,
+      changed,
+    )
+    this.crds = new WatchedCollection(
+      this.watch,
+      this.list,
+      '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+      changed,
+    )
     this.services = new WatchedCollection(this.watch, this.list, `/api/v1/namespaces/${namespace}/services`, changed)
-    this.selfCR = new WatchedCollection(this.watch, this.list, `/api/v1/namespaces/${namespace}/configmaps`, changed, `metadata.name=${SELF_CR_CONFIGMAP}`)
+    this.selfCR = new WatchedCollection(
+      this.watch,
+      this.list,
+      `/api/v1/namespaces/${namespace}/configmaps`,
+      changed,
+      `metadata.name=${SELF_CR_CONFIGMAP}`,
+    )
   }
 
   start(): this {
@@ -48,7 +67,17 @@ export class PlatformWatch {
   stop(): void {
     this.stopped = true
     clearTimeout(this.pending)
-    for (const w of [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values(), ...this.retiring, ...this.workloadCollections()]) w?.stop()
+    for (const w of [
+      this.cds,
+      this.crds,
+      this.services,
+      this.selfCR,
+      this.installer,
+      ...this.kinds.values(),
+      ...this.retiring,
+      ...this.workloadCollections(),
+    ])
+      w?.stop()
   }
 
   private workloadCollections(): WatchedCollection[] {
@@ -57,7 +86,13 @@ export class PlatformWatch {
 
   private watchWorkloads(ns: string): void {
     if (this.workloadWatches.has(ns) || this.stopped) return
-    this.workloadWatches.set(ns, WORKLOAD_LISTS.map((l) => ({ kind: l.kind, w: new WatchedCollection(this.watch, this.list, l.path(ns), () => this.changed()).start() })))
+    this.workloadWatches.set(
+      ns,
+      WORKLOAD_LISTS.map((l) => ({
+        kind: l.kind,
+        w: new WatchedCollection(this.watch, this.list, l.path(ns), () => this.changed()).start(),
+      })),
+    )
   }
 
   onChange(listener: () => void): void {
@@ -76,7 +111,8 @@ export class PlatformWatch {
 
   private crdMap(): Map<string, KObj> {
     const out = new Map<string, KObj>()
-    for (const crd of this.crds.items.values()) if ((crd.spec as { group?: string }).group === COMPOSITION_GROUP) out.set(crd.metadata.name, crd)
+    for (const crd of this.crds.items.values())
+      if ((crd.spec as { group?: string }).group === COMPOSITION_GROUP) out.set(crd.metadata.name, crd)
     return out
   }
 
@@ -94,13 +130,21 @@ export class PlatformWatch {
     const crds = this.crdMap()
     const cds = this.cdMap()
     const installerCrd = crds.get(`installers.${COMPOSITION_GROUP}`)
-    const installerVersion = (cds.get('installer')?.status?.apiVersion as string | undefined)?.split('/')[1]
-      ?? (installerCrd?.spec?.versions as { name: string; served: boolean }[] | undefined)?.filter((v) => v.served).pop()?.name
+    const installerVersion =
+      (cds.get('installer')?.status?.apiVersion as string | undefined)?.split('/')[1] ??
+      (installerCrd?.spec?.versions as { name: string; served: boolean }[] | undefined)?.filter((v) => v.served).pop()
+        ?.name
     if (installerVersion && crdServes(installerCrd, installerVersion)) {
       const path = this.watchPath(installerVersion, 'installers')
       if (this.installer?.path !== path) {
         this.installer?.stop()
-        this.installer = new WatchedCollection(this.watch, this.list, path, () => this.changed(), 'metadata.name=installer').start()
+        this.installer = new WatchedCollection(
+          this.watch,
+          this.list,
+          path,
+          () => this.changed(),
+          'metadata.name=installer',
+        ).start()
       }
     }
     const wanted = new Set<string>()
@@ -108,11 +152,14 @@ export class PlatformWatch {
       const resource = cds.get(c.name)?.status?.resource as string | undefined
       const crd = resource ? crds.get(`${resource}.${COMPOSITION_GROUP}`) : undefined
       if (!resource || !crd) continue
-      const version = crdServes(crd, dashed(c.version)) ? dashed(c.version) : (crd.spec?.versions as { name: string; served: boolean }[]).find((v) => v.served)?.name
+      const version = crdServes(crd, dashed(c.version))
+        ? dashed(c.version)
+        : (crd.spec?.versions as { name: string; served: boolean }[]).find((v) => v.served)?.name
       if (!version) continue
       const path = this.watchPath(version, resource)
       wanted.add(path)
-      if (!this.kinds.has(path)) this.kinds.set(path, new WatchedCollection(this.watch, this.list, path, () => this.changed()).start())
+      if (!this.kinds.has(path))
+        this.kinds.set(path, new WatchedCollection(this.watch, this.list, path, () => this.changed()).start())
     }
     for (const [path, w] of this.kinds) {
       if (!wanted.has(path)) {
@@ -120,7 +167,11 @@ export class PlatformWatch {
         // until the new one has replayed the objects, so components do not flicker out of sight.
         this.kinds.delete(path)
         this.retiring.add(w)
-        setTimeout(() => { w.stop(); this.retiring.delete(w); this.changed() }, 3000).unref()
+        setTimeout(() => {
+          w.stop()
+          this.retiring.delete(w)
+          this.changed()
+        }, 3000).unref()
       }
     }
   }
@@ -131,7 +182,15 @@ export class PlatformWatch {
     // Open the kinds the CRDs just listed call for now, not after the change debounce: until they have
     // listed too, the view is incomplete.
     this.ensureWatches()
-    return [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values(), ...this.workloadCollections()].every((w) => !w || w.synced)
+    return [
+      this.cds,
+      this.crds,
+      this.services,
+      this.selfCR,
+      this.installer,
+      ...this.kinds.values(),
+      ...this.workloadCollections(),
+    ].every((w) => !w || w.synced)
   }
 
   installerCR(): KObj | null {
@@ -151,9 +210,13 @@ export class PlatformWatch {
 
   snapshot(): Observed {
     const compositions = new Map<string, KObj>()
-    for (const w of [...this.retiring, ...this.kinds.values()]) for (const obj of w.items.values()) compositions.set(obj.metadata.name, obj)
+    for (const w of [...this.retiring, ...this.kinds.values()])
+      for (const obj of w.items.values()) compositions.set(obj.metadata.name, obj)
     const services = [...this.services.items.values()]
-    if (!this.nodeIP && services.some((s) => (s.spec as { type?: string }).type === 'NodePort')) void this.ensureNodeIP().then(() => this.changed()).catch(() => undefined)
+    if (!this.nodeIP && services.some((s) => (s.spec as { type?: string }).type === 'NodePort'))
+      void this.ensureNodeIP()
+        .then(() => this.changed())
+        .catch(() => undefined)
     const cdCrd = [...this.crds.items.keys()].includes(`compositiondefinitions.${CD_GROUP}`)
     for (const ns of workloadNamespaces(compositions.values(), this.namespace)) this.watchWorkloads(ns)
     const workloads: KObj[] = []
@@ -162,11 +225,30 @@ export class PlatformWatch {
       for (const obj of w.items.values()) (kind === 'Pod' ? pods : workloads).push({ ...obj, kind })
     }
     // A collection that keeps failing is named, so the view says why it is missing something.
-    const readErrors = [this.cds, this.crds, this.services, this.selfCR, this.installer, ...this.kinds.values(), ...this.workloadCollections()]
-      .filter((w): w is WatchedCollection => !!w?.failure && w.failures >= 2).map((w) => `cannot read ${w.path}: ${w.failure}`)
+    const readErrors = [
+      this.cds,
+      this.crds,
+      this.services,
+      this.selfCR,
+      this.installer,
+      ...this.kinds.values(),
+      ...this.workloadCollections(),
+    ]
+      .filter((w): w is WatchedCollection => !!w?.failure && w.failures >= 2)
+      .map((w) => `cannot read ${w.path}: ${w.failure}`)
     return {
-      namespace: this.namespace, cdCrd, bootstrapped: this.selfCR.items.size > 0, installer: this.installerCR(),
-      cds: this.cdMap(), crds: this.crdMap(), compositions, services, workloads, pods, nodeIP: this.nodeIP, now: Date.now(),
+      namespace: this.namespace,
+      cdCrd,
+      bootstrapped: this.selfCR.items.size > 0,
+      installer: this.installerCR(),
+      cds: this.cdMap(),
+      crds: this.crdMap(),
+      compositions,
+      services,
+      workloads,
+      pods,
+      nodeIP: this.nodeIP,
+      now: Date.now(),
       ...(readErrors.length ? { readErrors } : {}),
     }
   }

@@ -18,7 +18,12 @@ export interface HelmOptions {
   verbose?: (line: string) => void
 }
 
-export interface HelmVersion { major: number; minor: number; patch: number; text: string }
+export interface HelmVersion {
+  major: number
+  minor: number
+  patch: number
+  text: string
+}
 
 export function parseHelmVersion(text: string): HelmVersion | null {
   const m = /v?(\d+)\.(\d+)\.(\d+)/.exec(text)
@@ -70,12 +75,27 @@ export class Helm {
       out = (await execa(this.bin, ['version', '--short'], { timeout: 20_000 })).stdout
     } catch (err) {
       const code = (err as { code?: string }).code
-      if (code === 'ENOENT') throw new UserError(`helm not found (looked for "${this.bin}")`, ExitCode.Helm, 'install helm 3.16+ or 4.x, or pass its path with --helm')
-      throw new UserError(`"${this.bin} version" failed: ${(err as Error).message.split('\n')[0]}`, ExitCode.Helm, 'check the helm binary or pass another with --helm')
+      if (code === 'ENOENT')
+        throw new UserError(
+          `helm not found (looked for "${this.bin}")`,
+          ExitCode.Helm,
+          'install helm 3.16+ or 4.x, or pass its path with --helm',
+        )
+      throw new UserError(
+        `"${this.bin} version" failed: ${(err as Error).message.split('\n')[0]}`,
+        ExitCode.Helm,
+        'check the helm binary or pass another with --helm',
+      )
     }
     const v = parseHelmVersion(out)
-    if (!v) throw new UserError(`cannot read helm's version from "${out.trim()}"`, ExitCode.Helm, 'use helm 3.16+ or 4.x')
-    if (!helmSupported(v)) throw new UserError(`helm ${v.text} is not supported`, ExitCode.Helm, 'use helm 3.16+ or 4.x (--helm selects the binary)')
+    if (!v)
+      throw new UserError(`cannot read helm's version from "${out.trim()}"`, ExitCode.Helm, 'use helm 3.16+ or 4.x')
+    if (!helmSupported(v))
+      throw new UserError(
+        `helm ${v.text} is not supported`,
+        ExitCode.Helm,
+        'use helm 3.16+ or 4.x (--helm selects the binary)',
+      )
     this.version = v
     return v
   }
@@ -114,13 +134,28 @@ export class Helm {
     this.opts.verbose?.(`helm ${redact(full.join(' '))}`)
     const env = this.registryConfig ? { HELM_REGISTRY_CONFIG: this.registryConfig } : undefined
     // Every helm run is bounded: its own --timeout where it has one (install, upgrade), else HELM_TIMEOUT_MS.
-    const child = execa(this.bin, full, { input: opts.input, timeout: opts.timeoutMs ?? HELM_TIMEOUT_MS, detached: true, reject: false, all: false, env })
+    const child = execa(this.bin, full, {
+      input: opts.input,
+      timeout: opts.timeoutMs ?? HELM_TIMEOUT_MS,
+      detached: true,
+      reject: false,
+      all: false,
+      env,
+    })
     running = child
     try {
       const result = await child
-      if (result.timedOut) throw new HelmError(`helm ${full[0]} did not finish within ${Math.round((opts.timeoutMs ?? HELM_TIMEOUT_MS) / 60_000)} min`, full[0] ?? '')
+      if (result.timedOut)
+        throw new HelmError(
+          `helm ${full[0]} did not finish within ${Math.round((opts.timeoutMs ?? HELM_TIMEOUT_MS) / 60_000)} min`,
+          full[0] ?? '',
+        )
       if (result.exitCode !== 0 || result.failed) {
-        const stderr = String(result.stderr ?? '').trim().split('\n').map((l) => l.trim()).filter((l) => l && !/^(WARNING|walk\.go|Pulled:|Digest:)/.test(l))
+        const stderr = String(result.stderr ?? '')
+          .trim()
+          .split('\n')
+          .map((l) => l.trim())
+          .filter((l) => l && !/^(WARNING|walk\.go|Pulled:|Digest:)/.test(l))
         throw new HelmError(stderr.join(' ') || result.shortMessage || 'helm failed', full[0] ?? '')
       }
       return String(result.stdout ?? '')
@@ -131,7 +166,10 @@ export class Helm {
 }
 
 export class HelmError extends Error {
-  constructor(message: string, readonly command: string) {
+  constructor(
+    message: string,
+    readonly command: string,
+  ) {
     super(message.replace(/^Error: /, ''))
   }
 }
@@ -163,8 +201,16 @@ export function helmRunsOf(release: string, namespace: string): number[] {
       continue
     }
     const isHelm = /(^|\/)helm[^/]*$/.test(argv[0] ?? '')
-    const inNamespace = argv.some((a, i) => ((a === '-n' || a === '--namespace') && argv[i + 1] === namespace) || a === `--namespace=${namespace}`)
-    if (isHelm && inNamespace && argv.includes(release) && argv.some((a) => ['upgrade', 'install', 'rollback', 'uninstall'].includes(a))) pids.push(pid)
+    const inNamespace = argv.some(
+      (a, i) => ((a === '-n' || a === '--namespace') && argv[i + 1] === namespace) || a === `--namespace=${namespace}`,
+    )
+    if (
+      isHelm &&
+      inNamespace &&
+      argv.includes(release) &&
+      argv.some((a) => ['upgrade', 'install', 'rollback', 'uninstall'].includes(a))
+    )
+      pids.push(pid)
   }
   return pids
 }

@@ -11,7 +11,9 @@ export class Interrupt {
   private handler = (signal: NodeJS.Signals) => {
     if (this.requested || signal !== 'SIGINT') return this.stopNow(signal)
     this.requested = true
-    process.stderr.write('\nInterrupt received: finishing the current step, then stopping (nothing is left half-applied). Press Ctrl-C again to stop at once.\n')
+    process.stderr.write(
+      '\nInterrupt received: finishing the current step, then stopping (nothing is left half-applied). Press Ctrl-C again to stop at once.\n',
+    )
   }
 
   constructor(private resumeHint: string) {
@@ -42,7 +44,9 @@ export class Interrupt {
     }
     process.stderr.write(`\nError: stopped at once (${signal})${cut}; ${this.resumeHint}\n`)
     const bound = new Promise((r) => setTimeout(r, 2000).unref())
-    void Promise.race([Promise.allSettled(this.cleanups.map((f) => f())), bound]).then(() => process.exit(ExitCode.Interrupted))
+    void Promise.race([Promise.allSettled(this.cleanups.map((f) => f())), bound]).then(() =>
+      process.exit(ExitCode.Interrupted),
+    )
   }
 
   dispose(): void {

@@ -7,15 +7,39 @@ import { SELF_CR_CONFIGMAP } from './observe.js'
 import type { Component } from './components.js'
 import type { Helm } from './helm.js'
 import {
-  type ConvertingCrdLike, type InstanceRef, type ManagedRef, type StatefulSetClaims, foreignInstances, type WebhookLike, bootstrapReleaseOf, bundleBaseOf, generatedCrdOf, isCoreProviderWebhook,
-  isOurCoreProvider, isPlatformPolicy, isPlatformWebhook, MANAGED_BY_LABEL, type PolicyLike, POLICY_API, MANAGED_BY_US, partitionDefinitions, platformComponents, restCrdsOf, restDefinitionsOf, unreadableWithoutCoreProvider,
+  type ConvertingCrdLike,
+  type InstanceRef,
+  type ManagedRef,
+  type StatefulSetClaims,
+  foreignInstances,
+  type WebhookLike,
+  bootstrapReleaseOf,
+  bundleBaseOf,
+  generatedCrdOf,
+  isCoreProviderWebhook,
+  isOurCoreProvider,
+  isPlatformPolicy,
+  isPlatformWebhook,
+  MANAGED_BY_LABEL,
+  type PolicyLike,
+  POLICY_API,
+  MANAGED_BY_US,
+  partitionDefinitions,
+  platformComponents,
+  restCrdsOf,
+  restDefinitionsOf,
+  unreadableWithoutCoreProvider,
 } from './ownership.js'
 import { type KObj, type Observed, type Stage, platformState } from './state.js'
 import { type TeardownRecord, mergeRecord, emptyRecord, readRecord } from './teardown-record.js'
 
 export const REGISTRY_SECRET = 'krateo-registry-auth'
 
-export interface ReleaseInfo { name: string; status: string; chart: string }
+export interface ReleaseInfo {
+  name: string
+  status: string
+  chart: string
+}
 
 export interface Inventory {
   namespace: string
@@ -83,8 +107,12 @@ export function platformInventory(input: InventoryInput): Inventory {
     }
   }
   if (releaseName) instances.add(releaseName)
-  const webhooks = input.webhooks.filter((w) => isPlatformWebhook(w, obs.namespace, instances)).map((w) => w.metadata!.name!)
-  const foreignWebhooks = input.webhooks.filter((w) => isCoreProviderWebhook(w) && !webhooks.includes(w.metadata!.name!)).map((w) => w.metadata!.name!)
+  const webhooks = input.webhooks
+    .filter((w) => isPlatformWebhook(w, obs.namespace, instances))
+    .map((w) => w.metadata!.name!)
+  const foreignWebhooks = input.webhooks
+    .filter((w) => isCoreProviderWebhook(w) && !webhooks.includes(w.metadata!.name!))
+    .map((w) => w.metadata!.name!)
   const found: Partial<TeardownRecord> = {
     release: releaseName,
     definitions: ours.map((cd) => cd.metadata.name),
@@ -95,17 +123,31 @@ export function platformInventory(input: InventoryInput): Inventory {
     restCrds: input.restCrds,
     statefulSets: input.statefulSets,
     secrets: input.registrySecret ? [REGISTRY_SECRET] : [],
-    released: Object.fromEntries([...obs.compositions].filter(([name]) => names.has(name)).map(([name, c]) => [name, (c.status?.managed as ManagedRef[] | undefined) ?? []])),
+    released: Object.fromEntries(
+      [...obs.compositions]
+        .filter(([name]) => names.has(name))
+        .map(([name, c]) => [name, (c.status?.managed as ManagedRef[] | undefined) ?? []]),
+    ),
   }
   const merged = mergeRecord(input.record ?? emptyRecord(), found)
   // A platform installed again after an earlier, completed uninstall: this teardown is a new one.
   const live = !!obs.installer || ours.length > 0 || !!release
   return {
-    namespace: obs.namespace, release, components, installer: obs.installer, compositions: obs.compositions, coreProviders, definitions: ours, foreignDefinitions: foreign, foreignWebhooks, foreignInstances: input.foreignInstances ?? [],
+    namespace: obs.namespace,
+    release,
+    components,
+    installer: obs.installer,
+    compositions: obs.compositions,
+    coreProviders,
+    definitions: ours,
+    foreignDefinitions: foreign,
+    foreignWebhooks,
+    foreignInstances: input.foreignInstances ?? [],
     stages: new Map(platformState(obs).components.map((c) => [c.name, c.stage])),
     unreadableAfter: unreadableWithoutCoreProvider(input.crds ?? [], obs.namespace, new Set(merged.crds)),
     finishing: input.finishing ?? new Map(),
-    record: live ? { ...merged, completedAt: undefined } : merged, hadRecord: !!input.record,
+    record: live ? { ...merged, completedAt: undefined } : merged,
+    hadRecord: !!input.record,
   }
 }
 
@@ -115,9 +157,16 @@ export function platformPresent(inv: Inventory): boolean {
 }
 
 /** The bootstrap release of this namespace: named by installer-self-cr's helm annotation, else the record, else ours by default if it is an installer chart. */
-export async function findBootstrapRelease(helm: Helm, namespace: string, obs: Observed, record: TeardownRecord | null): Promise<ReleaseInfo | null> {
+export async function findBootstrapRelease(
+  helm: Helm,
+  namespace: string,
+  obs: Observed,
+  record: TeardownRecord | null,
+): Promise<ReleaseInfo | null> {
   const named = bootstrapReleaseOf(obs.selfCr ?? null) ?? record?.release ?? null
-  const releases = JSON.parse(await helm.run(['list', '-n', namespace, ...helm.allStatuses(), '-o', 'json']) || '[]') as ReleaseInfo[]
+  const releases = JSON.parse(
+    (await helm.run(['list', '-n', namespace, ...helm.allStatuses(), '-o', 'json'])) || '[]',
+  ) as ReleaseInfo[]
   if (named) return releases.find((r) => r.name === named) ?? null
   // A release named like ours is ours only if it is an installer chart.
   return releases.find((r) => r.name === BOOTSTRAP_RELEASE && /^installer-\d/.test(r.chart)) ?? null
@@ -131,42 +180,82 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
   const apps = cluster.kc.makeApiClient(AppsV1Api)
   const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api)
   const [deployments, webhooks, policies, secret] = await Promise.all([
-    apps.listNamespacedDeployment({ namespace: ns, labelSelector: 'app.kubernetes.io/name=core-provider' }).catch((err) => { if (isNotFound(err)) return { items: [] }; throw err }),
+    apps
+      .listNamespacedDeployment({ namespace: ns, labelSelector: 'app.kubernetes.io/name=core-provider' })
+      .catch((err) => {
+        if (isNotFound(err)) return { items: [] }
+        throw err
+      }),
     admission.listMutatingWebhookConfiguration(),
-    getPath<{ items: PolicyLike[] }>(cluster, `${POLICY_API}/mutatingadmissionpolicies?labelSelector=app.kubernetes.io%2Fname%3Dcore-provider`),
-    cluster.core.readNamespacedSecret({ name: REGISTRY_SECRET, namespace: ns }).catch((err) => { if (isNotFound(err)) return null; throw err }),
+    getPath<{ items: PolicyLike[] }>(
+      cluster,
+      `${POLICY_API}/mutatingadmissionpolicies?labelSelector=app.kubernetes.io%2Fname%3Dcore-provider`,
+    ),
+    cluster.core.readNamespacedSecret({ name: REGISTRY_SECRET, namespace: ns }).catch((err) => {
+      if (isNotFound(err)) return null
+      throw err
+    }),
   ])
   const compositions = [...obs.compositions.values()]
   const rds = restDefinitionsOf(compositions)
   const rdObjects = (await Promise.all(rds.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
   // Without the right to list CRDs only the check for kinds that convert through core-provider is lost.
-  const crds = (await cluster.crds.listCustomResourceDefinition().catch((err) => { if (statusOf(err) === 403) return { items: [] }; throw err })).items
+  const crds = (
+    await cluster.crds.listCustomResourceDefinition().catch((err) => {
+      if (statusOf(err) === 403) return { items: [] }
+      throw err
+    })
+  ).items
   const restCrds = rdObjects.length ? restCrdsOf(rdObjects as never, crds as never) : []
-  const sets = compositions.flatMap((c) => ((c.status?.managed as ManagedRef[] | undefined) ?? []).filter((m) => m.resource === 'statefulsets'))
-  const statefulSets = (await Promise.all(sets.map((m) => getPath(cluster, managedPath(m))))).filter((x): x is KObj => !!x)
-    .map((s) => ({ name: s.metadata.name, claimTemplates: (((s.spec as { volumeClaimTemplates?: { metadata?: { name?: string } }[] } | undefined)?.volumeClaimTemplates) ?? []).map((t) => t.metadata?.name ?? '').filter(Boolean) }))
+  const sets = compositions.flatMap((c) =>
+    ((c.status?.managed as ManagedRef[] | undefined) ?? []).filter((m) => m.resource === 'statefulsets'),
+  )
+  const statefulSets = (await Promise.all(sets.map((m) => getPath(cluster, managedPath(m)))))
+    .filter((x): x is KObj => !!x)
+    .map((s) => ({
+      name: s.metadata.name,
+      claimTemplates: (
+        (s.spec as { volumeClaimTemplates?: { metadata?: { name?: string } }[] } | undefined)?.volumeClaimTemplates ??
+        []
+      )
+        .map((t) => t.metadata?.name ?? '')
+        .filter(Boolean),
+    }))
   const foreign = await instancesAtRisk(cluster, obs, compositions)
   const finishing = await stillFinalizing(cluster, obs, record)
   return platformInventory({
     finishing,
-    obs, release, record, foreignInstances: foreign, crds: crds as ConvertingCrdLike[],
+    obs,
+    release,
+    record,
+    foreignInstances: foreign,
+    crds: crds as ConvertingCrdLike[],
     coreProviders: deployments.items as unknown as KObj[],
     webhooks: webhooks.items as WebhookLike[],
     policies: policies?.items ?? [],
-    restCrds, statefulSets,
+    restCrds,
+    statefulSets,
     registrySecret: secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US,
   })
 }
 
 /** Recorded objects of releases whose Composition is gone that are still being deleted (finalizers pending). */
-async function stillFinalizing(cluster: Cluster, obs: Observed, record: TeardownRecord | null): Promise<Map<string, ManagedRef[]>> {
+async function stillFinalizing(
+  cluster: Cluster,
+  obs: Observed,
+  record: TeardownRecord | null,
+): Promise<Map<string, ManagedRef[]>> {
   const gone = Object.entries(record?.released ?? {}).filter(([name]) => !obs.compositions.has(name))
-  const found = await Promise.all(gone.map(async ([name, refs]) => {
-    // Only what is being deleted: an object left standing (kept by its chart, or made again by someone) is not a
-    // drain to finish; one that cannot be read is not waited for either.
-    const objects = await Promise.all(refs.map(async (m) => ({ m, o: await getPath(cluster, managedPath(m)).catch(() => null) })))
-    return [name, objects.filter(({ o }) => !!o?.metadata.deletionTimestamp).map(({ m }) => m)] as const
-  }))
+  const found = await Promise.all(
+    gone.map(async ([name, refs]) => {
+      // Only what is being deleted: an object left standing (kept by its chart, or made again by someone) is not a
+      // drain to finish; one that cannot be read is not waited for either.
+      const objects = await Promise.all(
+        refs.map(async (m) => ({ m, o: await getPath(cluster, managedPath(m)).catch(() => null) })),
+      )
+      return [name, objects.filter(({ o }) => !!o?.metadata.deletionTimestamp).map(({ m }) => m)] as const
+    }),
+  )
   return new Map(found.filter(([, left]) => left.length))
 }
 
@@ -193,7 +282,8 @@ async function instancesAtRisk(cluster: Cluster, obs: Observed, compositions: KO
   for (const c of compositions) {
     for (const m of (c.status?.managed as ManagedRef[] | undefined) ?? []) {
       const group = m.apiVersion.includes('/') ? m.apiVersion.split('/')[0]! : ''
-      if (m.resource === 'customresourcedefinitions') kinds.push({ crd: m.name, shippedBy: `the platform's ${c.metadata.name}` })
+      if (m.resource === 'customresourcedefinitions')
+        kinds.push({ crd: m.name, shippedBy: `the platform's ${c.metadata.name}` })
       else note(m.resource, group, m.namespace, m.name)
     }
   }
@@ -206,14 +296,22 @@ async function instancesAtRisk(cluster: Cluster, obs: Observed, compositions: KO
     // The platform's Composition of each of its kinds carries the definition's name (the Installer too).
     note(plural!, group.join('.'), obs.namespace, cd.metadata.name)
   }
-  const lists = await Promise.all(kinds.map(async (k) => {
-    const crd = obs.crds.get(k.crd) ?? await getPath<KObj>(cluster, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${k.crd}`)
-    const spec = crd?.spec as { group: string; names: { plural: string }; versions: { name: string; served: boolean }[] } | undefined
-    const version = spec?.versions.find((v) => v.served)?.name
-    if (!spec || !version) return { ...k, items: [], ours: new Set<string>() }
-    const list = await getPath<{ items: InstanceRef[] }>(cluster, `/apis/${spec.group}/${version}/${spec.names.plural}`).catch(() => null)
-    return { ...k, items: list?.items ?? [], ours: ours.get(k.crd) ?? new Set<string>() }
-  }))
+  const lists = await Promise.all(
+    kinds.map(async (k) => {
+      const crd =
+        obs.crds.get(k.crd) ??
+        (await getPath<KObj>(cluster, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${k.crd}`))
+      const spec = crd?.spec as
+        { group: string; names: { plural: string }; versions: { name: string; served: boolean }[] } | undefined
+      const version = spec?.versions.find((v) => v.served)?.name
+      if (!spec || !version) return { ...k, items: [], ours: new Set<string>() }
+      const list = await getPath<{ items: InstanceRef[] }>(
+        cluster,
+        `/apis/${spec.group}/${version}/${spec.names.plural}`,
+      ).catch(() => null)
+      return { ...k, items: list?.items ?? [], ours: ours.get(k.crd) ?? new Set<string>() }
+    }),
+  )
   return foreignInstances(lists)
 }
 
@@ -223,6 +321,9 @@ async function instancesAtRisk(cluster: Cluster, obs: Observed, compositions: KO
  */
 export async function resolveBootstrapRelease(cluster: Cluster, namespace: string): Promise<string> {
   // Not allowed to read it: the permission preflight names what is missing, in one line, next.
-  const cm = await cluster.core.readNamespacedConfigMap({ name: SELF_CR_CONFIGMAP, namespace }).catch((err) => { if (isNotFound(err) || statusOf(err) === 403) return null; throw err })
+  const cm = await cluster.core.readNamespacedConfigMap({ name: SELF_CR_CONFIGMAP, namespace }).catch((err) => {
+    if (isNotFound(err) || statusOf(err) === 403) return null
+    throw err
+  })
   return bootstrapReleaseOf(cm as unknown as KObj | null) ?? BOOTSTRAP_RELEASE
 }

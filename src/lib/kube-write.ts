@@ -7,7 +7,13 @@ import type { KObj } from './state.js'
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
-export interface ObjectRef { group: string; version: string; namespace: string; plural: string; name: string }
+export interface ObjectRef {
+  group: string
+  version: string
+  namespace: string
+  plural: string
+  name: string
+}
 
 export function refOf(obj: KObj, plural: string): ObjectRef {
   const [group, version] = obj.apiVersion!.split('/') as [string, string]
@@ -55,9 +61,25 @@ async function whileServing<T>(write: () => Promise<T>, notFoundToo: boolean, ms
 }
 
 /** Creates the object, retrying while its version is not served yet; 'exists' when it already did (409). */
-export async function createWhenServed(cluster: Cluster, ref: ObjectRef, body: KObj, ms = 15_000): Promise<'created' | 'exists'> {
+export async function createWhenServed(
+  cluster: Cluster,
+  ref: ObjectRef,
+  body: KObj,
+  ms = 15_000,
+): Promise<'created' | 'exists'> {
   try {
-    await whileServing(() => cluster.custom.createNamespacedCustomObject({ group: ref.group, version: ref.version, namespace: ref.namespace, plural: ref.plural, body: body as object }), true, ms)
+    await whileServing(
+      () =>
+        cluster.custom.createNamespacedCustomObject({
+          group: ref.group,
+          version: ref.version,
+          namespace: ref.namespace,
+          plural: ref.plural,
+          body: body as object,
+        }),
+      true,
+      ms,
+    )
     return 'created'
   } catch (err) {
     if ((err as { code?: number }).code === 409) return 'exists'
@@ -66,7 +88,10 @@ export async function createWhenServed(cluster: Cluster, ref: ObjectRef, body: K
 }
 
 export async function mergePatchCustom(cluster: Cluster, ref: ObjectRef, body: unknown): Promise<KObj> {
-  return (await whileServing(() => cluster.custom.patchNamespacedCustomObject({ ...ref, body: body as object }, mergePatch), false)) as KObj
+  return (await whileServing(
+    () => cluster.custom.patchNamespacedCustomObject({ ...ref, body: body as object }, mergePatch),
+    false,
+  )) as KObj
 }
 
 /** Creates the object, or merge-patches its spec when it exists; says which. */
@@ -74,7 +99,13 @@ export async function createOrPatchSpec(cluster: Cluster, obj: KObj, plural: str
   const ref = refOf(obj, plural)
   const existing = await getCustom(cluster, ref)
   if (!existing) {
-    await cluster.custom.createNamespacedCustomObject({ group: ref.group, version: ref.version, namespace: ref.namespace, plural, body: obj as object })
+    await cluster.custom.createNamespacedCustomObject({
+      group: ref.group,
+      version: ref.version,
+      namespace: ref.namespace,
+      plural,
+      body: obj as object,
+    })
     return 'created'
   }
   await mergePatchCustom(cluster, ref, { metadata: { labels: obj.metadata.labels ?? {} }, spec: obj.spec })
@@ -88,7 +119,9 @@ export async function createOrPatchSpec(cluster: Cluster, obj: KObj, plural: str
 export async function nudge(cluster: Cluster, obj: KObj): Promise<void> {
   const now = obj.metadata.annotations?.['krateo.io/paused']
   if (now === 'true') return
-  await mergePatchCustom(cluster, refOf(obj, 'installers'), { metadata: { annotations: { 'krateo.io/paused': now === 'false' ? null : 'false' } } })
+  await mergePatchCustom(cluster, refOf(obj, 'installers'), {
+    metadata: { annotations: { 'krateo.io/paused': now === 'false' ? null : 'false' } },
+  })
 }
 
 /** Removes what nudges left ("false"), never a pause someone set. */
@@ -102,7 +135,9 @@ export async function installerReleasePending(cluster: Cluster, installer: KObj)
   const ns = installer.metadata.namespace!
   const secrets = await cluster.core.listNamespacedSecret({ namespace: ns, labelSelector: 'owner=helm' })
   const releases = secrets.items.filter((s) => isInstallerRelease(s.metadata?.labels?.name, installer))
-  const latest = releases.sort((a, b) => Number(b.metadata?.labels?.version ?? 0) - Number(a.metadata?.labels?.version ?? 0))[0]
+  const latest = releases.sort(
+    (a, b) => Number(b.metadata?.labels?.version ?? 0) - Number(a.metadata?.labels?.version ?? 0),
+  )[0]
   return (latest?.metadata?.labels?.status ?? '').startsWith('pending')
 }
 
@@ -119,7 +154,9 @@ export async function ensureNamespace(cluster: Cluster, name: string): Promise<'
     if (!isNotFound(err)) throw err
   }
   try {
-    await cluster.core.createNamespace({ body: { metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } } } })
+    await cluster.core.createNamespace({
+      body: { metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } } },
+    })
   } catch (err) {
     if ((err as { code?: number }).code !== 409) throw err
   }

@@ -8,7 +8,12 @@ import { delimiter, join } from 'node:path'
 import { KubeConfig } from '@kubernetes/client-node'
 import { ExitCode, UserError } from './errors.js'
 
-export interface KubeconfigSource { kubeconfig?: string; env?: string; home?: string; inCluster?: boolean }
+export interface KubeconfigSource {
+  kubeconfig?: string
+  env?: string
+  home?: string
+  inCluster?: boolean
+}
 
 /** The files kubectl would read, in order, and which of them exist. Pure but for existsSync. */
 export function kubeconfigFiles(src: KubeconfigSource): { files: string[]; from: string } {
@@ -17,28 +22,53 @@ export function kubeconfigFiles(src: KubeconfigSource): { files: string[]; from:
   return { files: [join(src.home ?? homedir(), '.kube', 'config')], from: '~/.kube/config' }
 }
 
-export function loadKubeConfig(src: KubeconfigSource = { env: process.env.KUBECONFIG, inCluster: !!process.env.KUBERNETES_SERVICE_HOST }): KubeConfig {
+export function loadKubeConfig(
+  src: KubeconfigSource = { env: process.env.KUBECONFIG, inCluster: !!process.env.KUBERNETES_SERVICE_HOST },
+): KubeConfig {
   const { files, from } = kubeconfigFiles(src)
   const existing = files.filter((f) => existsSync(f))
-  if (src.kubeconfig && !existing.length) throw new UserError(`kubeconfig ${src.kubeconfig} does not exist`, ExitCode.Cluster, 'pass an existing file with --kubeconfig')
+  if (src.kubeconfig && !existing.length)
+    throw new UserError(
+      `kubeconfig ${src.kubeconfig} does not exist`,
+      ExitCode.Cluster,
+      'pass an existing file with --kubeconfig',
+    )
   const kc = new KubeConfig()
   if (!existing.length) {
     if (src.inCluster) {
       kc.loadFromCluster()
       return kc
     }
-    const where = from === '$KUBECONFIG' ? `none of the files in $KUBECONFIG exists (${files.join(', ')})` : 'no kubeconfig: $KUBECONFIG is not set and ~/.kube/config does not exist'
-    throw new UserError(where, ExitCode.Cluster, 'pass --kubeconfig, set KUBECONFIG, or run inside a pod with a ServiceAccount')
+    const where =
+      from === '$KUBECONFIG'
+        ? `none of the files in $KUBECONFIG exists (${files.join(', ')})`
+        : 'no kubeconfig: $KUBECONFIG is not set and ~/.kube/config does not exist'
+    throw new UserError(
+      where,
+      ExitCode.Cluster,
+      'pass --kubeconfig, set KUBECONFIG, or run inside a pod with a ServiceAccount',
+    )
   }
-  const merged = { clusters: [] as KubeConfig['clusters'], users: [] as KubeConfig['users'], contexts: [] as KubeConfig['contexts'], currentContext: '' }
+  const merged = {
+    clusters: [] as KubeConfig['clusters'],
+    users: [] as KubeConfig['users'],
+    contexts: [] as KubeConfig['contexts'],
+    currentContext: '',
+  }
   for (const file of existing) {
     const part = new KubeConfig()
     try {
       part.loadFromFile(file)
     } catch (err) {
-      throw new UserError(`cannot read kubeconfig ${file}: ${(err as Error).message.split('\n')[0]}`, ExitCode.Cluster, 'fix the file or pass another with --kubeconfig')
+      throw new UserError(
+        `cannot read kubeconfig ${file}: ${(err as Error).message.split('\n')[0]}`,
+        ExitCode.Cluster,
+        'fix the file or pass another with --kubeconfig',
+      )
     }
-    const add = <T extends { name: string }>(into: T[], items: T[]) => { for (const i of items) if (!into.some((x) => x.name === i.name)) into.push(i) }
+    const add = <T extends { name: string }>(into: T[], items: T[]) => {
+      for (const i of items) if (!into.some((x) => x.name === i.name)) into.push(i)
+    }
     add(merged.clusters, part.clusters)
     add(merged.users, part.users)
     add(merged.contexts, part.contexts)

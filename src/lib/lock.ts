@@ -12,11 +12,28 @@ const COMMAND_ANNOTATION = 'krateo-installer/command'
 export const LEASE_SECONDS = 30
 
 export interface LeaseObject {
-  metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
-  spec?: { holderIdentity?: string | null; leaseDurationSeconds?: number; acquireTime?: string | null; renewTime?: string | null }
+  metadata: {
+    name: string
+    namespace?: string
+    resourceVersion?: string
+    labels?: Record<string, string>
+    annotations?: Record<string, string>
+  }
+  spec?: {
+    holderIdentity?: string | null
+    leaseDurationSeconds?: number
+    acquireTime?: string | null
+    renewTime?: string | null
+  }
 }
 
-export interface LockHolder { holder: string; command: string; since: string; renewed: string; expiresAt: string }
+export interface LockHolder {
+  holder: string
+  command: string
+  since: string
+  renewed: string
+  expiresAt: string
+}
 
 /** Who holds the lease and until when; null when nobody does. Pure. */
 export function lockHolder(lease: LeaseObject | null): LockHolder | null {
@@ -24,7 +41,13 @@ export function lockHolder(lease: LeaseObject | null): LockHolder | null {
   if (!spec?.holderIdentity) return null
   const renewed = spec.renewTime ?? spec.acquireTime ?? ''
   const expiresAt = new Date(Date.parse(renewed) + (spec.leaseDurationSeconds ?? LEASE_SECONDS) * 1000).toISOString()
-  return { holder: spec.holderIdentity, command: lease!.metadata.annotations?.[COMMAND_ANNOTATION] ?? 'krateo-installer', since: spec.acquireTime ?? renewed, renewed, expiresAt }
+  return {
+    holder: spec.holderIdentity,
+    command: lease!.metadata.annotations?.[COMMAND_ANNOTATION] ?? 'krateo-installer',
+    since: spec.acquireTime ?? renewed,
+    renewed,
+    expiresAt,
+  }
 }
 
 /** 'free', 'held' (renewed within its duration) or 'expired'. Pure. */
@@ -39,7 +62,8 @@ export function microTime(d: Date): string {
   return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z')
 }
 
-const leasePath = (ns: string, name = '') => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases${name ? `/${name}` : ''}`
+const leasePath = (ns: string, name = '') =>
+  `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases${name ? `/${name}` : ''}`
 
 export class RunLock {
   private timer: NodeJS.Timeout | undefined
@@ -47,13 +71,21 @@ export class RunLock {
   /** Set when someone else took the lease from us: the command must stop at its next step. */
   lost: string | null = null
 
-  private constructor(private cluster: Cluster, private namespace: string, lease: LeaseObject) {
+  private constructor(
+    private cluster: Cluster,
+    private namespace: string,
+    lease: LeaseObject,
+  ) {
     this.lease = lease
   }
 
   static identity(): string {
     let user = 'unknown'
-    try { user = userInfo().username } catch { /* no passwd entry in some containers */ }
+    try {
+      user = userInfo().username
+    } catch {
+      /* no passwd entry in some containers */
+    }
     return `${user}@${hostname()} pid ${process.pid}`
   }
 
@@ -61,10 +93,24 @@ export class RunLock {
    * Takes the lock for `command`, or refuses with who holds it. Returns a note when an expired lease was
    * taken over. The namespace must exist.
    */
-  static async acquire(cluster: Cluster, namespace: string, command: string): Promise<{ lock: RunLock; note?: string }> {
+  static async acquire(
+    cluster: Cluster,
+    namespace: string,
+    command: string,
+  ): Promise<{ lock: RunLock; note?: string }> {
     const now = new Date()
-    const spec = { holderIdentity: RunLock.identity(), leaseDurationSeconds: LEASE_SECONDS, acquireTime: microTime(now), renewTime: microTime(now) }
-    const metadata = { name: LOCK_NAME, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US }, annotations: { [COMMAND_ANNOTATION]: command } }
+    const spec = {
+      holderIdentity: RunLock.identity(),
+      leaseDurationSeconds: LEASE_SECONDS,
+      acquireTime: microTime(now),
+      renewTime: microTime(now),
+    }
+    const metadata = {
+      name: LOCK_NAME,
+      namespace,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US },
+      annotations: { [COMMAND_ANNOTATION]: command },
+    }
     const doing = `take the krateo-installer lock (Lease ${namespace}/${LOCK_NAME})`
     for (let attempt = 0; attempt < 3; attempt++) {
       let current: LeaseObject | null
@@ -75,29 +121,52 @@ export class RunLock {
       }
       try {
         if (!current) {
-          const created = await requestPath<LeaseObject>(cluster, 'POST', leasePath(namespace), { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec })
+          const created = await requestPath<LeaseObject>(cluster, 'POST', leasePath(namespace), {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata,
+            spec,
+          })
           return { lock: new RunLock(cluster, namespace, created!).start() }
         }
         const held = lockHolder(current)
         // A holder on this machine whose process is gone (killed, crashed) holds nothing: no need to wait out its lease.
-        const state = lockState(current, now.getTime()) === 'held' && held && holderGone(held.holder) ? 'expired' : lockState(current, now.getTime())
+        const state =
+          lockState(current, now.getTime()) === 'held' && held && holderGone(held.holder)
+            ? 'expired'
+            : lockState(current, now.getTime())
         if (state === 'held') {
-          throw new UserError(`another run holds the krateo-installer lock on ${namespace}: ${held!.command} by ${held!.holder}, since ${held!.since}`, ExitCode.Locked,
-            `wait for it to finish (status shows it); if that run died, its lock expires ${LEASE_SECONDS}s after its last renewal (${held!.expiresAt}) and the next run takes it over`)
+          throw new UserError(
+            `another run holds the krateo-installer lock on ${namespace}: ${held!.command} by ${held!.holder}, since ${held!.since}`,
+            ExitCode.Locked,
+            `wait for it to finish (status shows it); if that run died, its lock expires ${LEASE_SECONDS}s after its last renewal (${held!.expiresAt}) and the next run takes it over`,
+          )
         }
-        const body = { ...current, metadata: { ...current.metadata, ...metadata, resourceVersion: current.metadata.resourceVersion }, spec }
+        const body = {
+          ...current,
+          metadata: { ...current.metadata, ...metadata, resourceVersion: current.metadata.resourceVersion },
+          spec,
+        }
         const taken = await requestPath<LeaseObject>(cluster, 'PUT', leasePath(namespace, LOCK_NAME), body)
-        const note = state === 'expired' ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${holderGone(held!.holder) ? 'is no longer running' : `stopped renewing it at ${held!.renewed}`}` : undefined
+        const note =
+          state === 'expired'
+            ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${holderGone(held!.holder) ? 'is no longer running' : `stopped renewing it at ${held!.renewed}`}`
+            : undefined
         return { lock: new RunLock(cluster, namespace, taken!).start(), note }
       } catch (err) {
         if (err instanceof UserError) throw err
         // Someone else created or renewed it between our read and our write: read again.
         if (statusOf(err) === 409) continue
-        if (statusOf(err) === 404) throw new UserError(`namespace ${namespace} does not exist`, ExitCode.Usage, 'check -n/--namespace')
+        if (statusOf(err) === 404)
+          throw new UserError(`namespace ${namespace} does not exist`, ExitCode.Usage, 'check -n/--namespace')
         throw apiFailure(err, cluster, doing)
       }
     }
-    throw new UserError(`another run keeps taking the krateo-installer lock on ${namespace}`, ExitCode.Locked, 'wait for the other run to finish (status shows it)')
+    throw new UserError(
+      `another run keeps taking the krateo-installer lock on ${namespace}`,
+      ExitCode.Locked,
+      'wait for the other run to finish (status shows it)',
+    )
   }
 
   private start(): this {
@@ -110,13 +179,17 @@ export class RunLock {
     if (this.lost) return
     const body = { ...this.lease, spec: { ...this.lease.spec, renewTime: microTime(new Date()) } }
     try {
-      this.lease = (await requestPath<LeaseObject>(this.cluster, 'PUT', leasePath(this.namespace, LOCK_NAME), body)) ?? this.lease
+      this.lease =
+        (await requestPath<LeaseObject>(this.cluster, 'PUT', leasePath(this.namespace, LOCK_NAME), body)) ?? this.lease
     } catch (err) {
       // A conflict means another run took the lease (ours had expired); a transport blip is retried next tick.
       if (statusOf(err) === 409) {
-        const now = await requestPath<LeaseObject>(this.cluster, 'GET', leasePath(this.namespace, LOCK_NAME)).catch(() => null)
+        const now = await requestPath<LeaseObject>(this.cluster, 'GET', leasePath(this.namespace, LOCK_NAME)).catch(
+          () => null,
+        )
         const h = lockHolder(now)
-        if (h && h.holder !== this.lease.spec?.holderIdentity) this.lost = `${h.command} by ${h.holder} took the krateo-installer lock`
+        if (h && h.holder !== this.lease.spec?.holderIdentity)
+          this.lost = `${h.command} by ${h.holder} took the krateo-installer lock`
         else if (now) this.lease = now
       }
     }
@@ -124,7 +197,8 @@ export class RunLock {
 
   /** Throws when the lock was lost, so no two runs change the platform at once. */
   check(): void {
-    if (this.lost) throw new UserError(`stopped: ${this.lost}`, ExitCode.Locked, 'let that run finish, then check with status')
+    if (this.lost)
+      throw new UserError(`stopped: ${this.lost}`, ExitCode.Locked, 'let that run finish, then check with status')
   }
 
   /** Gives the lock back (deletes the Lease if it is still ours); never fails the command. */
@@ -134,7 +208,11 @@ export class RunLock {
     try {
       const now = await requestPath<LeaseObject>(this.cluster, 'GET', leasePath(this.namespace, LOCK_NAME))
       if (now?.spec?.holderIdentity !== this.lease.spec?.holderIdentity) return
-      await requestPath(this.cluster, 'DELETE', `${leasePath(this.namespace, LOCK_NAME)}`, { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { resourceVersion: now!.metadata.resourceVersion } })
+      await requestPath(this.cluster, 'DELETE', `${leasePath(this.namespace, LOCK_NAME)}`, {
+        kind: 'DeleteOptions',
+        apiVersion: 'v1',
+        preconditions: { resourceVersion: now!.metadata.resourceVersion },
+      })
     } catch {
       // It expires on its own within LEASE_SECONDS.
     }

@@ -45,12 +45,21 @@ export async function observe(cluster: Cluster, namespace: string): Promise<Obse
 
 async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Observed> {
   const [cdList, crdList, svcList, selfCR] = await Promise.all([
-    orNull(cluster.custom.listNamespacedCustomObject({ group: CD_GROUP, version: CD_VERSION, namespace, plural: 'compositiondefinitions' })),
+    orNull(
+      cluster.custom.listNamespacedCustomObject({
+        group: CD_GROUP,
+        version: CD_VERSION,
+        namespace,
+        plural: 'compositiondefinitions',
+      }),
+    ),
     cluster.crds.listCustomResourceDefinition(),
     cluster.core.listNamespacedService({ namespace }),
     orNull(cluster.core.readNamespacedConfigMap({ name: SELF_CR_CONFIGMAP, namespace })),
   ])
-  const cds = new Map<string, KObj>(((cdList as { items?: KObj[] } | null)?.items ?? []).map((cd) => [cd.metadata.name, cd]))
+  const cds = new Map<string, KObj>(
+    ((cdList as { items?: KObj[] } | null)?.items ?? []).map((cd) => [cd.metadata.name, cd]),
+  )
   const crds = new Map<string, KObj>()
   let cdCrd = false
   for (const crd of crdList.items) {
@@ -70,26 +79,57 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
       const versions = (crd.spec?.versions as { name: string; served: boolean }[]).filter((v) => v.served)
       const version = crdServes(crd, dashed(c.version)) ? dashed(c.version) : versions[0]?.name
       if (!version) return []
-      return [async () => {
-        try {
-          const obj = await orNull(cluster.custom.getNamespacedCustomObject({ group: COMPOSITION_GROUP, version, namespace, plural: resource, name: c.name }))
-          if (obj) compositions.set(c.name, obj as KObj)
-        } catch (err) {
-          // One kind that cannot be read (a conversion webhook whose core-provider is down) must not hide the rest.
-          readErrors.push(`${c.name}: cannot read its Composition (${resource}.${COMPOSITION_GROUP}/${version}): ${readFailure(err)}`)
-        }
-      }]
+      return [
+        async () => {
+          try {
+            const obj = await orNull(
+              cluster.custom.getNamespacedCustomObject({
+                group: COMPOSITION_GROUP,
+                version,
+                namespace,
+                plural: resource,
+                name: c.name,
+              }),
+            )
+            if (obj) compositions.set(c.name, obj as KObj)
+          } catch (err) {
+            // One kind that cannot be read (a conversion webhook whose core-provider is down) must not hide the rest.
+            readErrors.push(
+              `${c.name}: cannot read its Composition (${resource}.${COMPOSITION_GROUP}/${version}): ${readFailure(err)}`,
+            )
+          }
+        },
+      ]
     })
     await pooled(reads)
   }
   const services = svcList.items as unknown as KObj[]
-  const { workloads, pods } = await readWorkloads(cluster, workloadNamespaces(compositions.values(), namespace), readErrors)
+  const { workloads, pods } = await readWorkloads(
+    cluster,
+    workloadNamespaces(compositions.values(), namespace),
+    readErrors,
+  )
   let nodeIP: string | undefined
   if (services.some((s) => (s.spec as { type?: string }).type === 'NodePort')) {
     const nodes = await cluster.core.listNode()
     nodeIP = nodes.items[0]?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address
   }
-  return { namespace, cdCrd, bootstrapped: !!selfCR, selfCr: (selfCR ?? null) as unknown as KObj | null, installer, cds, crds, compositions, services, workloads, pods, nodeIP, readErrors, now: Date.now() }
+  return {
+    namespace,
+    cdCrd,
+    bootstrapped: !!selfCR,
+    selfCr: (selfCR ?? null) as unknown as KObj | null,
+    installer,
+    cds,
+    crds,
+    compositions,
+    services,
+    workloads,
+    pods,
+    nodeIP,
+    readErrors,
+    now: Date.now(),
+  }
 }
 
 /** Where each workload kind (and pods) is listed, per namespace. */
@@ -102,28 +142,48 @@ export const WORKLOAD_LISTS: { kind: string; path: (ns: string) => string }[] = 
 ]
 
 /** The workloads (kind set: list items carry none) and pods of the namespaces, one list per kind and namespace. */
-async function readWorkloads(cluster: Cluster, namespaces: string[], readErrors: string[]): Promise<{ workloads: KObj[]; pods: KObj[] }> {
+async function readWorkloads(
+  cluster: Cluster,
+  namespaces: string[],
+  readErrors: string[],
+): Promise<{ workloads: KObj[]; pods: KObj[] }> {
   const workloads: KObj[] = []
   const pods: KObj[] = []
-  await pooled(namespaces.flatMap((ns) => WORKLOAD_LISTS.map((l) => async () => {
-    try {
-      const list = await getPath<{ items: KObj[] }>(cluster, l.path(ns))
-      for (const item of list?.items ?? []) (l.kind === 'Pod' ? pods : workloads).push({ ...item, kind: l.kind })
-    } catch (err) {
-      readErrors.push(`cannot list ${l.kind}s in ${ns}: ${readFailure(err)}`)
-    }
-  })))
+  await pooled(
+    namespaces.flatMap((ns) =>
+      WORKLOAD_LISTS.map((l) => async () => {
+        try {
+          const list = await getPath<{ items: KObj[] }>(cluster, l.path(ns))
+          for (const item of list?.items ?? []) (l.kind === 'Pod' ? pods : workloads).push({ ...item, kind: l.kind })
+        } catch (err) {
+          readErrors.push(`cannot list ${l.kind}s in ${ns}: ${readFailure(err)}`)
+        }
+      }),
+    ),
+  )
   return { workloads, pods }
 }
 
 /** The Installer CR, read through the version its CompositionDefinition reports, else any served one. */
-export async function readInstaller(cluster: Cluster, namespace: string, cds: Map<string, KObj>, crds: Map<string, KObj>): Promise<KObj | null> {
+export async function readInstaller(
+  cluster: Cluster,
+  namespace: string,
+  cds: Map<string, KObj>,
+  crds: Map<string, KObj>,
+): Promise<KObj | null> {
   const crd = crds.get(`installers.${COMPOSITION_GROUP}`)
   if (!crd) return null
   const fromCD = (cds.get('installer')?.status?.apiVersion as string | undefined)?.split('/')[1]
   const served = (crd.spec?.versions as { name: string; served: boolean }[]).filter((v) => v.served).map((v) => v.name)
   const version = fromCD && served.includes(fromCD) ? fromCD : served[served.length - 1]
   if (!version) return null
-  return (await orNull(cluster.custom.getNamespacedCustomObject({ group: COMPOSITION_GROUP, version, namespace, plural: 'installers', name: 'installer' }))) as KObj | null
+  return (await orNull(
+    cluster.custom.getNamespacedCustomObject({
+      group: COMPOSITION_GROUP,
+      version,
+      namespace,
+      plural: 'installers',
+      name: 'installer',
+    }),
+  )) as KObj | null
 }
-

@@ -42,7 +42,9 @@ function safeComponents(spec: InstallerSpec): Component[] {
     return parseComponents(spec)
   } catch {
     // A malformed entry must not widen what counts as ours: keep only well-formed ones.
-    return (spec.components ?? []).filter((c) => c.name && c.kind && c.version).map((c) => ({ ...c, name: c.name!, kind: c.kind!, version: String(c.version), deps: c.deps ?? [] }))
+    return (spec.components ?? [])
+      .filter((c) => c.name && c.kind && c.version)
+      .map((c) => ({ ...c, name: c.name!, kind: c.kind!, version: String(c.version), deps: c.deps ?? [] }))
   }
 }
 
@@ -64,7 +66,11 @@ export function isInstallerRelease(release: string | undefined, installer: KObj 
  * the chart's hook applies), or helm's record that the installer cdc's release rendered it (helm replaces the
  * chart's managed-by label with "Helm" on what it renders). A user's blueprint has neither.
  */
-export function isPlatformDefinition(cd: KObj, componentNames: ReadonlySet<string>, installer: KObj | null = null): boolean {
+export function isPlatformDefinition(
+  cd: KObj,
+  componentNames: ReadonlySet<string>,
+  installer: KObj | null = null,
+): boolean {
   if (cd.metadata.name !== INSTALLER_NAME && !componentNames.has(cd.metadata.name)) return false
   return renderedByInstaller(cd, installer)
 }
@@ -73,10 +79,17 @@ export function isPlatformDefinition(cd: KObj, componentNames: ReadonlySet<strin
 export function renderedByInstaller(obj: KObj, installer: KObj | null): boolean {
   if (obj.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US) return true
   const ann = obj.metadata.annotations ?? {}
-  return ann[HELM_NAMESPACE_ANNOTATION] === obj.metadata.namespace && isInstallerRelease(ann[HELM_RELEASE_ANNOTATION], installer)
+  return (
+    ann[HELM_NAMESPACE_ANNOTATION] === obj.metadata.namespace &&
+    isInstallerRelease(ann[HELM_RELEASE_ANNOTATION], installer)
+  )
 }
 
-export function partitionDefinitions(cds: Iterable<KObj>, componentNames: ReadonlySet<string>, installer: KObj | null = null): { ours: KObj[]; foreign: KObj[] } {
+export function partitionDefinitions(
+  cds: Iterable<KObj>,
+  componentNames: ReadonlySet<string>,
+  installer: KObj | null = null,
+): { ours: KObj[]; foreign: KObj[] } {
   const ours: KObj[] = []
   const foreign: KObj[] = []
   for (const cd of cds) (isPlatformDefinition(cd, componentNames, installer) ? ours : foreign).push(cd)
@@ -127,7 +140,9 @@ export function isPlatformWebhook(mwc: WebhookLike, namespace: string, ourInstan
   if (ourInstances.has(name)) return true
   const ann = mwc.metadata?.annotations ?? {}
   if (ann[HELM_NAMESPACE_ANNOTATION] === namespace && ourInstances.has(ann[HELM_RELEASE_ANNOTATION] ?? '')) return true
-  return (mwc.webhooks ?? []).filter((w) => w.name === CORE_PROVIDER_WEBHOOK).every((w) => w.clientConfig?.service?.namespace === namespace)
+  return (mwc.webhooks ?? [])
+    .filter((w) => w.name === CORE_PROVIDER_WEBHOOK)
+    .every((w) => w.clientConfig?.service?.namespace === namespace)
 }
 
 export const POLICY_API = '/apis/admissionregistration.k8s.io/v1'
@@ -144,8 +159,14 @@ export interface PolicyLike {
 export function isPlatformPolicy(p: PolicyLike, ourInstances: ReadonlySet<string>): boolean {
   const labels = p.metadata?.labels ?? {}
   if (labels['app.kubernetes.io/name'] !== 'core-provider') return false
-  if (!(p.spec?.matchConstraints?.resourceRules ?? []).some((r) => (r.apiGroups ?? []).includes('composition.krateo.io'))) return false
-  return ourInstances.has(labels['app.kubernetes.io/instance'] ?? '') || ourInstances.has(p.metadata?.annotations?.[HELM_RELEASE_ANNOTATION] ?? '')
+  if (
+    !(p.spec?.matchConstraints?.resourceRules ?? []).some((r) => (r.apiGroups ?? []).includes('composition.krateo.io'))
+  )
+    return false
+  return (
+    ourInstances.has(labels['app.kubernetes.io/instance'] ?? '') ||
+    ourInstances.has(p.metadata?.annotations?.[HELM_RELEASE_ANNOTATION] ?? '')
+  )
 }
 
 /** A Deployment of core-provider that belongs to our bootstrap release (helm's annotation, or its instance label). */
@@ -160,11 +181,22 @@ export function isOurCoreProvider(d: KObj, release: string): boolean {
  * binding grants it to the bundle's ServiceAccount in our namespace: another platform's bundle of the same
  * kind and version carries the same name.
  */
-export function bindsOurServiceAccount(binding: { subjects?: { kind: string; name: string; namespace?: string }[] } | null, base: string, namespace: string): boolean {
-  return (binding?.subjects ?? []).some((s) => s.kind === 'ServiceAccount' && s.name === base && s.namespace === namespace)
+export function bindsOurServiceAccount(
+  binding: { subjects?: { kind: string; name: string; namespace?: string }[] } | null,
+  base: string,
+  namespace: string,
+): boolean {
+  return (binding?.subjects ?? []).some(
+    (s) => s.kind === 'ServiceAccount' && s.name === base && s.namespace === namespace,
+  )
 }
 
-export interface ManagedRef { apiVersion: string; resource: string; name: string; namespace?: string }
+export interface ManagedRef {
+  apiVersion: string
+  resource: string
+  name: string
+  namespace?: string
+}
 
 /** RestDefinitions the platform's own releases created: those its Compositions list in status.managed. */
 export function restDefinitionsOf(compositions: Iterable<KObj>): ManagedRef[] {
@@ -177,8 +209,13 @@ export function restDefinitionsOf(compositions: Iterable<KObj>): ManagedRef[] {
   return out
 }
 
-export interface CrdLike { metadata?: { name?: string }; spec: { group: string; names: { kind: string } } }
-export interface RestDefinitionLike { spec?: { resourceGroup?: string; resource?: { kind?: string } } }
+export interface CrdLike {
+  metadata?: { name?: string }
+  spec: { group: string; names: { kind: string } }
+}
+export interface RestDefinitionLike {
+  spec?: { resourceGroup?: string; resource?: { kind?: string } }
+}
 
 /** The CRDs oasgen-provider generated from these RestDefinitions: same group and kind. */
 export function restCrdsOf(rds: RestDefinitionLike[], crds: CrdLike[]): string[] {
@@ -188,7 +225,11 @@ export function restCrdsOf(rds: RestDefinitionLike[], crds: CrdLike[]): string[]
 
 export interface ConvertingCrdLike {
   metadata?: { name?: string }
-  spec?: { group?: string; names?: { kind?: string }; conversion?: { strategy?: string; webhook?: { clientConfig?: { service?: { namespace?: string }; url?: string } } } }
+  spec?: {
+    group?: string
+    names?: { kind?: string }
+    conversion?: { strategy?: string; webhook?: { clientConfig?: { service?: { namespace?: string }; url?: string } } }
+  }
 }
 
 /**
@@ -198,8 +239,18 @@ export interface ConvertingCrdLike {
  * a core-provider runs again. A webhook given by URL cannot be told apart, so it is listed too (listed, never
  * touched).
  */
-export function unreadableWithoutCoreProvider(crds: ConvertingCrdLike[], namespace: string, ours: ReadonlySet<string>): string[] {
-  return crds.filter((c) => c.spec?.group === COMPOSITION_GROUP && !ours.has(c.metadata?.name ?? '') && c.spec.conversion?.strategy === 'Webhook')
+export function unreadableWithoutCoreProvider(
+  crds: ConvertingCrdLike[],
+  namespace: string,
+  ours: ReadonlySet<string>,
+): string[] {
+  return crds
+    .filter(
+      (c) =>
+        c.spec?.group === COMPOSITION_GROUP &&
+        !ours.has(c.metadata?.name ?? '') &&
+        c.spec.conversion?.strategy === 'Webhook',
+    )
     .filter((c) => {
       const cfg = c.spec?.conversion?.webhook?.clientConfig
       return cfg?.service ? cfg.service.namespace === namespace : !!cfg?.url
@@ -207,16 +258,28 @@ export function unreadableWithoutCoreProvider(crds: ConvertingCrdLike[], namespa
     .map((c) => `${c.spec?.names?.kind ?? '?'} (CRD ${c.metadata?.name})`)
 }
 
-export interface StatefulSetClaims { name: string; claimTemplates: string[] }
+export interface StatefulSetClaims {
+  name: string
+  claimTemplates: string[]
+}
 
 /** A PVC a StatefulSet's volumeClaimTemplate made: `<template>-<statefulset>-<ordinal>`. */
 export function isClaimOf(pvcName: string, sets: StatefulSetClaims[]): boolean {
-  return sets.some((s) => s.claimTemplates.some((t) => new RegExp(`^${escapeRe(`${t}-${s.name}-`)}\\d+$`).test(pvcName)))
+  return sets.some((s) =>
+    s.claimTemplates.some((t) => new RegExp(`^${escapeRe(`${t}-${s.name}-`)}\\d+$`).test(pvcName)),
+  )
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
-export interface NamespacedObject { kind: string; name: string; labels?: Record<string, string>; annotations?: Record<string, string>; type?: string; ownerKinds?: string[] }
+export interface NamespacedObject {
+  kind: string
+  name: string
+  labels?: Record<string, string>
+  annotations?: Record<string, string>
+  type?: string
+  ownerKinds?: string[]
+}
 
 export interface OwnedInNamespace {
   /** Names of our own bookkeeping objects, by kind (the lock Lease, the teardown record). */
@@ -242,14 +305,20 @@ export function foreignInNamespace(objects: NamespacedObject[], owned: OwnedInNa
   })
 }
 
-export interface InstanceRef { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string; deletionTimestamp?: string } }
+export interface InstanceRef {
+  apiVersion?: string
+  kind?: string
+  metadata: { name: string; namespace?: string; deletionTimestamp?: string }
+}
 
 /**
  * Objects that the platform's removal would delete although they are not the platform's: instances of a kind
  * whose CRD the platform ships (a chart's CRD, or a CRD core-provider generated for our definitions) that no
  * release of ours made, and that are not already being deleted. Pure: `ours` holds `<namespace>/<name>` of each kind's objects that are ours.
  */
-export function foreignInstances(kinds: { crd: string; shippedBy: string; items: InstanceRef[]; ours: ReadonlySet<string> }[]): string[] {
+export function foreignInstances(
+  kinds: { crd: string; shippedBy: string; items: InstanceRef[]; ours: ReadonlySet<string> }[],
+): string[] {
   const out: string[] = []
   for (const k of kinds) {
     for (const o of k.items) {
@@ -257,7 +326,10 @@ export function foreignInstances(kinds: { crd: string; shippedBy: string; items:
       // Already being deleted (a drained release's object waiting on its controller's finalizer): removing the
       // platform takes nothing from anyone there.
       if (o.metadata.deletionTimestamp) continue
-      if (!k.ours.has(key)) out.push(`${o.kind ?? k.crd} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} (its CRD ${k.crd} goes with ${k.shippedBy})`)
+      if (!k.ours.has(key))
+        out.push(
+          `${o.kind ?? k.crd} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} (its CRD ${k.crd} goes with ${k.shippedBy})`,
+        )
     }
   }
   return out

@@ -28,24 +28,42 @@ export function liveProgressWanted(json: boolean): boolean {
 
 export async function runSteps(steps: Step[], opts: ProgressOptions): Promise<void> {
   if (opts.live) {
-    const list = new Listr(steps.map((s) => ({
-      title: s.title,
-      // One output entry at a time: the live block (component table) with the latest line under it.
-      rendererOptions: { outputBar: 1, persistentOutput: false },
-      task: async (_ctx: unknown, task: { output: string; title: string }) => {
-        const started = Date.now()
-        let lastLine = ''
-        let lastBlock = ''
-        const show = () => { task.output = [lastBlock, lastLine].filter(Boolean).join('\n') }
-        // Progress lines carry the cluster's words (condition messages, names): escaped for the terminal.
-        const result = await s.run({
-          line: (m) => { lastLine = printable(m); show() },
-          block: (t) => { lastBlock = t; show() },
-          title: (t) => { task.title = printable(t) },
-        })
-        task.title = `${task.title}${result ? ` — ${result}` : ''} (${secs(started)})`
+    const list = new Listr(
+      steps.map((s) => ({
+        title: s.title,
+        // One output entry at a time: the live block (component table) with the latest line under it.
+        rendererOptions: { outputBar: 1, persistentOutput: false },
+        task: async (_ctx: unknown, task: { output: string; title: string }) => {
+          const started = Date.now()
+          let lastLine = ''
+          let lastBlock = ''
+          const show = () => {
+            task.output = [lastBlock, lastLine].filter(Boolean).join('\n')
+          }
+          // Progress lines carry the cluster's words (condition messages, names): escaped for the terminal.
+          const result = await s.run({
+            line: (m) => {
+              lastLine = printable(m)
+              show()
+            },
+            block: (t) => {
+              lastBlock = t
+              show()
+            },
+            title: (t) => {
+              task.title = printable(t)
+            },
+          })
+          task.title = `${task.title}${result ? ` — ${result}` : ''} (${secs(started)})`
+        },
+      })),
+      {
+        concurrent: false,
+        exitOnError: true,
+        registerSignalListeners: false,
+        rendererOptions: { collapseErrors: false },
       },
-    })), { concurrent: false, exitOnError: true, registerSignalListeners: false, rendererOptions: { collapseErrors: false } })
+    )
     await list.run()
     return
   }
@@ -56,9 +74,16 @@ export async function runSteps(steps: Step[], opts: ProgressOptions): Promise<vo
     out(`▶ ${title}`)
     let last = ''
     const result = await s.run({
-      line: (m) => { if (m !== last) { last = m; out(`  ${m}`) } },
+      line: (m) => {
+        if (m !== last) {
+          last = m
+          out(`  ${m}`)
+        }
+      },
       block: () => undefined,
-      title: (t) => { title = t },
+      title: (t) => {
+        title = t
+      },
     })
     out(`✔ ${title}${result ? ` — ${result}` : ''} (${secs(started)})`)
   }

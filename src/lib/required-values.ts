@@ -4,7 +4,10 @@
 import { type Component, type InstallerSpec, isEnabled } from './components.js'
 import { ExitCode, UserError } from './errors.js'
 
-interface VertexAI { enabled?: boolean; projectID?: string }
+interface VertexAI {
+  enabled?: boolean
+  projectID?: string
+}
 
 /** Features whose components talk to a model: the agents. */
 const usesModel = (c: Component) => /agent/i.test(c.feature ?? '') || /agent/i.test(c.tier ?? '')
@@ -14,6 +17,9 @@ export function checkRequiredValues(spec: InstallerSpec, components: Component[]
   if (!vertex?.enabled || vertex.projectID) return
   const agents = components.filter((c) => isEnabled(c, spec.features) && usesModel(c)).map((c) => c.name)
   if (agents.length === 0) return
-  throw new UserError(`vertexAI is enabled (the chart's default) but vertexAI.projectID is empty, so ${agents.join(', ')} would install and never work`, ExitCode.Chart,
-    'pass --set vertexAI.projectID=<your Google Cloud project>, or use a local model with --set vertexAI.enabled=false --set localModel.enabled=true, or turn the agents off with --feature')
+  throw new UserError(
+    `vertexAI is enabled (the chart's default) but vertexAI.projectID is empty, so ${agents.join(', ')} would install and never work`,
+    ExitCode.Chart,
+    'pass --set vertexAI.projectID=<your Google Cloud project>, or use a local model with --set vertexAI.enabled=false --set localModel.enabled=true, or turn the agents off with --feature',
+  )
 }

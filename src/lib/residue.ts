@@ -29,60 +29,130 @@ export interface Residue {
 /** Namespaces that are never ours to delete, whatever is in them. */
 export const SYSTEM_NAMESPACES = new Set(['default', 'kube-system', 'kube-public', 'kube-node-lease'])
 
-interface ApiResource { name: string; kind: string; namespaced: boolean; verbs: string[] }
+interface ApiResource {
+  name: string
+  kind: string
+  namespaced: boolean
+  verbs: string[]
+}
 
 /** Every object in the namespace, of every listable namespaced kind the API serves (discovery, then a list each). */
 export async function namespacedObjects(cluster: Cluster, namespace: string): Promise<NamespacedObject[]> {
   const groups = await getPath<{ groups: { preferredVersion: { groupVersion: string } }[] }>(cluster, '/apis')
   const versions = ['v1', ...(groups?.groups ?? []).map((g) => g.preferredVersion.groupVersion)]
-  const lists = await pooled(versions.map((gv) => async () => {
-    const path = gv === 'v1' ? '/api/v1' : `/apis/${gv}`
-    const res = await getPath<{ resources: ApiResource[] }>(cluster, path).catch(() => null)
-    return (res?.resources ?? []).filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && r.kind !== 'Event').map((r) => ({ path, r }))
-  }))
+  const lists = await pooled(
+    versions.map((gv) => async () => {
+      const path = gv === 'v1' ? '/api/v1' : `/apis/${gv}`
+      const res = await getPath<{ resources: ApiResource[] }>(cluster, path).catch(() => null)
+      return (res?.resources ?? [])
+        .filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && r.kind !== 'Event')
+        .map((r) => ({ path, r }))
+    }),
+  )
   const out: NamespacedObject[] = []
-  await pooled(lists.flat().map(({ path, r }) => async () => {
-    const list = await getPath<{ items: { metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: { kind: string }[] } }[] }>(cluster, `${path}/namespaces/${namespace}/${r.name}`).catch(() => null)
-    for (const o of list?.items ?? []) {
-      out.push({ kind: r.kind, name: o.metadata.name, labels: o.metadata.labels, annotations: o.metadata.annotations, ownerKinds: (o.metadata.ownerReferences ?? []).map((x) => x.kind) })
-    }
-  }))
+  await pooled(
+    lists.flat().map(({ path, r }) => async () => {
+      const list = await getPath<{
+        items: {
+          metadata: {
+            name: string
+            labels?: Record<string, string>
+            annotations?: Record<string, string>
+            ownerReferences?: { kind: string }[]
+          }
+        }[]
+      }>(cluster, `${path}/namespaces/${namespace}/${r.name}`).catch(() => null)
+      for (const o of list?.items ?? []) {
+        out.push({
+          kind: r.kind,
+          name: o.metadata.name,
+          labels: o.metadata.labels,
+          annotations: o.metadata.annotations,
+          ownerKinds: (o.metadata.ownerReferences ?? []).map((x) => x.kind),
+        })
+      }
+    }),
+  )
   // The same objects are served by more than one group (events, endpointslices): keep one of each.
   const seen = new Set<string>()
-  return out.filter((o) => { const k = `${o.kind}/${o.name}`; if (seen.has(k)) return false; seen.add(k); return true })
+  return out.filter((o) => {
+    const k = `${o.kind}/${o.name}`
+    if (seen.has(k)) return false
+    seen.add(k)
+    return true
+  })
 }
 
 /**
  * What is left. `thorough` (for --purge) lists every object of the namespace to prove nothing foreign is in it
  * (a request per kind); otherwise the namespace is listed with the rule --purge applies to it.
  */
-export async function residue(cluster: Cluster, namespace: string, record: TeardownRecord | null, thorough = true): Promise<Residue> {
+export async function residue(
+  cluster: Cluster,
+  namespace: string,
+  record: TeardownRecord | null,
+  thorough = true,
+): Promise<Residue> {
   const [ns, crd] = await Promise.all([namespaceResidue(cluster, namespace, record, thorough), crdResidue(cluster)])
   return { items: [...ns.items, ...crd.items], kept: [...ns.kept, ...crd.kept] }
 }
 
-async function namespaceResidue(cluster: Cluster, namespace: string, record: TeardownRecord | null, thorough: boolean): Promise<Residue> {
+async function namespaceResidue(
+  cluster: Cluster,
+  namespace: string,
+  record: TeardownRecord | null,
+  thorough: boolean,
+): Promise<Residue> {
   const items: ResidueItem[] = []
   const kept: string[] = []
-  const ns = await cluster.core.readNamespace({ name: namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
+  const ns = await cluster.core.readNamespace({ name: namespace }).catch((err) => {
+    if (isNotFound(err)) return null
+    throw err
+  })
   if (!ns || ns.metadata?.deletionTimestamp) return { items, kept }
   const sets = record?.statefulSets ?? []
-  const pvc = (name: string): ResidueItem => ({ kind: 'pvc', name, namespace, what: `PersistentVolumeClaim ${namespace}/${name} (its data is lost when deleted)`, command: `kubectl delete pvc ${name} -n ${namespace}`, dataLoss: true })
-  const space: ResidueItem = { kind: 'namespace', name: namespace, what: `Namespace ${namespace}`, command: `kubectl delete namespace ${namespace}`, dataLoss: false }
+  const pvc = (name: string): ResidueItem => ({
+    kind: 'pvc',
+    name,
+    namespace,
+    what: `PersistentVolumeClaim ${namespace}/${name} (its data is lost when deleted)`,
+    command: `kubectl delete pvc ${name} -n ${namespace}`,
+    dataLoss: true,
+  })
+  const space: ResidueItem = {
+    kind: 'namespace',
+    name: namespace,
+    what: `Namespace ${namespace}`,
+    command: `kubectl delete namespace ${namespace}`,
+    dataLoss: false,
+  }
   if (!thorough) {
-    const claims = (await cluster.core.listNamespacedPersistentVolumeClaim({ namespace })).items.map((p) => p.metadata!.name!)
+    const claims = (await cluster.core.listNamespacedPersistentVolumeClaim({ namespace })).items.map(
+      (p) => p.metadata!.name!,
+    )
     items.push(...claims.filter((n) => isClaimOf(n, sets)).map(pvc))
     if (SYSTEM_NAMESPACES.has(namespace)) kept.push(`Namespace ${namespace}: a system namespace, never deleted`)
-    else items.push({ ...space, what: `${space.what} (--purge deletes it only when nothing that is not the platform's is in it)` })
+    else
+      items.push({
+        ...space,
+        what: `${space.what} (--purge deletes it only when nothing that is not the platform's is in it)`,
+      })
     return { items, kept }
   }
   const objects = await namespacedObjects(cluster, namespace)
-  items.push(...objects.filter((o) => o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, sets)).map((o) => pvc(o.name)))
+  items.push(
+    ...objects.filter((o) => o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, sets)).map((o) => pvc(o.name)),
+  )
   const foreign = foreignInNamespace(objects, { own: { Lease: [LOCK_NAME], ConfigMap: [TEARDOWN_RECORD] }, pvcs: sets })
   if (SYSTEM_NAMESPACES.has(namespace)) kept.push(`Namespace ${namespace}: a system namespace, never deleted`)
   else if (foreign.length) {
-    const sample = foreign.slice(0, 5).map((o) => `${o.kind}/${o.name}`).join(', ')
-    kept.push(`Namespace ${namespace}: holds ${foreign.length} objects that are not the platform's (${sample}${foreign.length > 5 ? ', ...' : ''}), so it is kept`)
+    const sample = foreign
+      .slice(0, 5)
+      .map((o) => `${o.kind}/${o.name}`)
+      .join(', ')
+    kept.push(
+      `Namespace ${namespace}: holds ${foreign.length} objects that are not the platform's (${sample}${foreign.length > 5 ? ', ...' : ''}), so it is kept`,
+    )
   } else items.push(space)
   return { items, kept }
 }
@@ -91,27 +161,60 @@ async function crdResidue(cluster: Cluster): Promise<Residue> {
   const items: ResidueItem[] = []
   const kept: string[] = []
   const crdName = `compositiondefinitions.${CD_GROUP}`
-  const crd = await cluster.crds.readCustomResourceDefinition({ name: crdName }).catch((err) => { if (isNotFound(err)) return null; throw err })
+  const crd = await cluster.crds.readCustomResourceDefinition({ name: crdName }).catch((err) => {
+    if (isNotFound(err)) return null
+    throw err
+  })
   if (!crd || crd.metadata?.deletionTimestamp) return { items, kept }
-  const cds = (await cluster.custom.listClusterCustomObject({ group: CD_GROUP, version: CD_VERSION, plural: 'compositiondefinitions' }) as { items: { metadata: { namespace?: string } }[] }).items
-  const coreProviders = (await cluster.kc.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces({ labelSelector: 'app.kubernetes.io/name=core-provider' })).items
+  const cds = (
+    (await cluster.custom.listClusterCustomObject({
+      group: CD_GROUP,
+      version: CD_VERSION,
+      plural: 'compositiondefinitions',
+    })) as { items: { metadata: { namespace?: string } }[] }
+  ).items
+  const coreProviders = (
+    await cluster.kc
+      .makeApiClient(AppsV1Api)
+      .listDeploymentForAllNamespaces({ labelSelector: 'app.kubernetes.io/name=core-provider' })
+  ).items
   if (cds.length) {
     const spaces = new Set(cds.map((c) => c.metadata.namespace))
-    kept.push(`CustomResourceDefinition ${crdName}: ${cds.length} CompositionDefinitions in ${spaces.size} namespaces (${[...spaces].slice(0, 3).join(', ')}) still use it, so it is kept`)
+    kept.push(
+      `CustomResourceDefinition ${crdName}: ${cds.length} CompositionDefinitions in ${spaces.size} namespaces (${[...spaces].slice(0, 3).join(', ')}) still use it, so it is kept`,
+    )
   } else if (coreProviders.length) {
-    kept.push(`CustomResourceDefinition ${crdName}: core-provider still runs in ${coreProviders[0]!.metadata!.namespace}, so it is kept`)
+    kept.push(
+      `CustomResourceDefinition ${crdName}: core-provider still runs in ${coreProviders[0]!.metadata!.namespace}, so it is kept`,
+    )
   } else {
-    items.push({ kind: 'crd', name: crdName, what: `CustomResourceDefinition ${crdName} (from core-provider's crds/ directory; no CompositionDefinition is left in the cluster)`, command: `kubectl delete crd ${crdName}`, dataLoss: false })
+    items.push({
+      kind: 'crd',
+      name: crdName,
+      what: `CustomResourceDefinition ${crdName} (from core-provider's crds/ directory; no CompositionDefinition is left in the cluster)`,
+      command: `kubectl delete crd ${crdName}`,
+      dataLoss: false,
+    })
   }
   return { items, kept }
 }
 
 /** Removes the items (PVCs, the CRD, then the namespace, waiting for it to go). */
-export async function purge(cluster: Cluster, items: ResidueItem[], line: (m: string) => void, waitNamespaceGone: (name: string) => Promise<void>): Promise<void> {
+export async function purge(
+  cluster: Cluster,
+  items: ResidueItem[],
+  line: (m: string) => void,
+  waitNamespaceGone: (name: string) => Promise<void>,
+): Promise<void> {
   const order = { pvc: 0, crd: 1, namespace: 2 } as const
   for (const item of [...items].sort((a, b) => order[a.kind] - order[b.kind])) {
-    const ignoreGone = (err: unknown) => { if (!isNotFound(err)) throw err }
-    if (item.kind === 'pvc') await cluster.core.deleteNamespacedPersistentVolumeClaim({ name: item.name, namespace: item.namespace! }).catch(ignoreGone)
+    const ignoreGone = (err: unknown) => {
+      if (!isNotFound(err)) throw err
+    }
+    if (item.kind === 'pvc')
+      await cluster.core
+        .deleteNamespacedPersistentVolumeClaim({ name: item.name, namespace: item.namespace! })
+        .catch(ignoreGone)
     if (item.kind === 'crd') await cluster.crds.deleteCustomResourceDefinition({ name: item.name }).catch(ignoreGone)
     if (item.kind === 'namespace') {
       await cluster.core.deleteNamespace({ name: item.name }).catch(ignoreGone)

@@ -6,7 +6,13 @@ import { PlatformWatch } from './follow.js'
 import { stamp } from './output.js'
 import { type PlatformState, phaseText, platformState } from './state.js'
 
-export async function waitReady(cluster: Cluster, namespace: string, initial: PlatformState, timeoutMs: number, spinner: boolean): Promise<PlatformState> {
+export async function waitReady(
+  cluster: Cluster,
+  namespace: string,
+  initial: PlatformState,
+  timeoutMs: number,
+  spinner: boolean,
+): Promise<PlatformState> {
   const watch = new PlatformWatch(cluster, namespace).start()
   const spin = spinner ? ora({ text: phaseText(initial), stream: process.stderr }).start() : null
   let last = phaseText(initial)
@@ -14,7 +20,10 @@ export async function waitReady(cluster: Cluster, namespace: string, initial: Pl
   try {
     return await new Promise<PlatformState>((resolve) => {
       let state = initial
-      const finish = () => { clearTimeout(timer); resolve(state) }
+      const finish = () => {
+        clearTimeout(timer)
+        resolve(state)
+      }
       const timer = setTimeout(finish, timeoutMs)
       watch.onChange(() => {
         if (!watch.primed()) return

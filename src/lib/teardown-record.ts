@@ -40,7 +40,19 @@ export interface TeardownRecord {
 }
 
 export function emptyRecord(now = new Date()): TeardownRecord {
-  return { release: null, definitions: [], crds: [], bundles: [], webhooks: [], policies: [], restCrds: [], statefulSets: [], secrets: [], released: {}, startedAt: now.toISOString() }
+  return {
+    release: null,
+    definitions: [],
+    crds: [],
+    bundles: [],
+    webhooks: [],
+    policies: [],
+    restCrds: [],
+    statefulSets: [],
+    secrets: [],
+    released: {},
+    startedAt: now.toISOString(),
+  }
 }
 
 /** Adds what was learned to the record; nothing once known is forgotten. Pure. */
@@ -49,10 +61,16 @@ export function mergeRecord(base: TeardownRecord, add: Partial<TeardownRecord>):
   const sets = new Map(base.statefulSets.map((s) => [s.name, s]))
   const released: Record<string, ManagedRef[]> = { ...base.released }
   for (const [name, refs] of Object.entries(add.released ?? {})) {
-    const byKey = new Map([...(released[name] ?? []), ...refs].map((m) => [`${m.apiVersion}/${m.resource}/${m.namespace ?? ''}/${m.name}`, m]))
+    const byKey = new Map(
+      [...(released[name] ?? []), ...refs].map((m) => [
+        `${m.apiVersion}/${m.resource}/${m.namespace ?? ''}/${m.name}`,
+        m,
+      ]),
+    )
     released[name] = [...byKey.values()]
   }
-  for (const s of add.statefulSets ?? []) sets.set(s.name, { name: s.name, claimTemplates: union(sets.get(s.name)?.claimTemplates ?? [], s.claimTemplates) })
+  for (const s of add.statefulSets ?? [])
+    sets.set(s.name, { name: s.name, claimTemplates: union(sets.get(s.name)?.claimTemplates ?? [], s.claimTemplates) })
   return {
     ...base,
     release: add.release ?? base.release,
@@ -97,12 +115,23 @@ export async function writeRecord(cluster: Cluster, namespace: string, record: T
     metadata: { name: TEARDOWN_RECORD, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US } },
     data: { 'record.json': JSON.stringify(record) },
   }
-  const existing = await cluster.core.readNamespacedConfigMap({ name: TEARDOWN_RECORD, namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
+  const existing = await cluster.core.readNamespacedConfigMap({ name: TEARDOWN_RECORD, namespace }).catch((err) => {
+    if (isNotFound(err)) return null
+    throw err
+  })
   if (existing) {
     if (existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_US) {
-      throw new UserError(`ConfigMap ${namespace}/${TEARDOWN_RECORD} exists and is not krateo-installer's`, ExitCode.Stuck, 'rename or remove it; uninstall keeps its record there')
+      throw new UserError(
+        `ConfigMap ${namespace}/${TEARDOWN_RECORD} exists and is not krateo-installer's`,
+        ExitCode.Stuck,
+        'rename or remove it; uninstall keeps its record there',
+      )
     }
-    await cluster.core.replaceNamespacedConfigMap({ name: TEARDOWN_RECORD, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } })
+    await cluster.core.replaceNamespacedConfigMap({
+      name: TEARDOWN_RECORD,
+      namespace,
+      body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } },
+    })
     return
   }
   try {
@@ -116,5 +145,7 @@ export async function writeRecord(cluster: Cluster, namespace: string, record: T
 }
 
 export async function deleteRecord(cluster: Cluster, namespace: string): Promise<void> {
-  await cluster.core.deleteNamespacedConfigMap({ name: TEARDOWN_RECORD, namespace }).catch((err) => { if (!isNotFound(err)) throw err })
+  await cluster.core.deleteNamespacedConfigMap({ name: TEARDOWN_RECORD, namespace }).catch((err) => {
+    if (!isNotFound(err)) throw err
+  })
 }

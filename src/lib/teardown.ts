@@ -3,13 +3,34 @@
 // 2. bootstrap teardown (Installer CR and the platform's CompositionDefinitions while core-provider lives,
 //    then helm uninstall of the bootstrap release with its hooks skipped), 3. the post-delete sweep.
 // Every delete, finalizer removal and pause acts only on what the inventory proved is the platform's.
-import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api, type V1CustomResourceDefinition } from '@kubernetes/client-node'
+import {
+  AdmissionregistrationV1Api,
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  RbacAuthorizationV1Api,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
 import { type Cluster, apiFailure, getPath, isNotFound, requestPath, statusOf } from './cluster.js'
 import { ObjectWatch, nap, newWatch } from './watch.js'
 import type { Watch } from '@kubernetes/client-node'
 import { type Inventory, managedPath } from './inventory.js'
-import { type ManagedRef, type WebhookLike, INSTALLER_NAME, MANAGED_BY_LABEL, POLICY_API, MANAGED_BY_US, bindsOurServiceAccount, cdcDeploymentOf, generatedCrdOf, isCoreProviderWebhook, restCrdsOf, restDefinitionsOf } from './ownership.js'
+import {
+  type ManagedRef,
+  type WebhookLike,
+  INSTALLER_NAME,
+  MANAGED_BY_LABEL,
+  POLICY_API,
+  MANAGED_BY_US,
+  bindsOurServiceAccount,
+  cdcDeploymentOf,
+  generatedCrdOf,
+  isCoreProviderWebhook,
+  restCrdsOf,
+  restDefinitionsOf,
+} from './ownership.js'
 import { type TeardownRecord, emptyRecord, mergeRecord, writeRecord } from './teardown-record.js'
 import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
@@ -39,15 +60,28 @@ function dependedOn(name: string, components: Component[], present: Set<string>,
 }
 
 /** Stages of a component the Installer is bringing (back): its definition or CRD on the way, or a render due. */
-const COMING: ReadonlySet<string> = new Set(['pending-definition', 'definition-registered', 'crd-served', 'waiting-deps'])
+const COMING: ReadonlySet<string> = new Set([
+  'pending-definition',
+  'definition-registered',
+  'crd-served',
+  'waiting-deps',
+])
 
 /**
  * Components without a Composition that the Installer is about to re-create (a version move pruned them)
  * while a dependent of theirs still exists: that dependent's objects need them running to be finalized, so
  * uninstall lets the Installer bring them back before it pauses it. Pure.
  */
-export function awaitingReCreation(components: Component[], stages: Map<string, string>, existing: Set<string>): string[] {
-  return components.filter((c) => !existing.has(c.name) && COMING.has(stages.get(c.name) ?? '') && dependedOn(c.name, components, existing)).map((c) => c.name)
+export function awaitingReCreation(
+  components: Component[],
+  stages: Map<string, string>,
+  existing: Set<string>,
+): string[] {
+  return components
+    .filter(
+      (c) => !existing.has(c.name) && COMING.has(stages.get(c.name) ?? '') && dependedOn(c.name, components, existing),
+    )
+    .map((c) => c.name)
 }
 
 /** The drain order as waves, for --dry-run. Pure. */
@@ -90,17 +124,31 @@ export function lostKinds(manifest: KObj[], crds: V1CustomResourceDefinition[]):
 export function standInCrd(kind: string, version: string, namespace: string): V1CustomResourceDefinition {
   const plural = `${kind.toLowerCase()}standins`
   return {
-    apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.${COMPOSITION_GROUP}`, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer', [STAND_IN_LABEL]: 'true', [STAND_IN_NAMESPACE_LABEL]: namespace } },
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${plural}.${COMPOSITION_GROUP}`,
+      labels: {
+        'app.kubernetes.io/managed-by': 'krateo-installer',
+        [STAND_IN_LABEL]: 'true',
+        [STAND_IN_NAMESPACE_LABEL]: namespace,
+      },
+    },
     spec: {
-      group: COMPOSITION_GROUP, scope: 'Namespaced',
+      group: COMPOSITION_GROUP,
+      scope: 'Namespaced',
       names: { kind, plural, singular: `${kind.toLowerCase()}standin`, listKind: `${kind}List` },
-      versions: [{ name: version, served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }],
+      versions: [
+        {
+          name: version,
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } },
+        },
+      ],
     },
   }
 }
-
-
 
 /** How long a finalizer's controller must be down, with no change to the object, before it counts as stuck. */
 export const STUCK_AFTER_MS = 20_000
@@ -112,17 +160,40 @@ export function refusingWebhook(err: unknown): string | null {
 }
 
 /** A controller that clears a finalizer, as a Deployment we can look at. */
-export interface FinalizerController { finalizer: string; deployment: string | null; namespace: string; what: string }
+export interface FinalizerController {
+  finalizer: string
+  deployment: string | null
+  namespace: string
+  what: string
+}
 
 /** Who clears a finalizer of one of our objects: the cdc of its definition (real Deployment name), or our core-provider. Pure. */
-export function finalizerController(finalizer: string, cd: KObj | undefined, namespace: string, coreProviders: string[]): FinalizerController {
+export function finalizerController(
+  finalizer: string,
+  cd: KObj | undefined,
+  namespace: string,
+  coreProviders: string[],
+): FinalizerController {
   if (finalizer === 'composition.krateo.io/finalizer') {
     const deployment = cdcDeploymentOf(cd)
-    return { finalizer, deployment, namespace, what: deployment ? `the cdc Deployment ${deployment}` : 'the cdc of its kind' }
+    return {
+      finalizer,
+      deployment,
+      namespace,
+      what: deployment ? `the cdc Deployment ${deployment}` : 'the cdc of its kind',
+    }
   }
-  if (finalizer === 'finalizer.managedresource.krateo.io' || finalizer === 'composition.krateo.io/still-exist-compositions-finalizer') {
+  if (
+    finalizer === 'finalizer.managedresource.krateo.io' ||
+    finalizer === 'composition.krateo.io/still-exist-compositions-finalizer'
+  ) {
     const deployment = coreProviders[0] ?? null
-    return { finalizer, deployment, namespace, what: deployment ? `core-provider (Deployment ${deployment})` : 'core-provider' }
+    return {
+      finalizer,
+      deployment,
+      namespace,
+      what: deployment ? `core-provider (Deployment ${deployment})` : 'core-provider',
+    }
   }
   return { finalizer, deployment: null, namespace, what: `the controller of ${finalizer.split('/')[0]}` }
 }
@@ -155,7 +226,13 @@ export class Teardown {
   private deployments = new Map<string, ObjectWatch>()
   private watches = new Set<ObjectWatch>()
 
-  constructor(private cluster: Cluster, private namespace: string, private interrupt: Interrupt, private deadline: number, opts: TeardownOptions) {
+  constructor(
+    private cluster: Cluster,
+    private namespace: string,
+    private interrupt: Interrupt,
+    private deadline: number,
+    opts: TeardownOptions,
+  ) {
     this.watcher = newWatch(cluster.kc)
     this.core = cluster.kc.makeApiClient(CoreV1Api)
     this.apps = cluster.kc.makeApiClient(AppsV1Api)
@@ -183,7 +260,13 @@ export class Teardown {
   }
 
   /** Waits until the watched object is gone; stops the watch after. */
-  async waitObjectGone(collectionPath: string, name: string, what: string, report: StepReport, why: () => string): Promise<void> {
+  async waitObjectGone(
+    collectionPath: string,
+    name: string,
+    what: string,
+    report: StepReport,
+    why: () => string,
+  ): Promise<void> {
     // Most objects are gone by the time we look: one GET settles those; a watch follows the rest.
     const now = await this.api(`read ${what}`, () => getPath(this.cluster, `${collectionPath}/${name}`))
     if (!now) return
@@ -226,17 +309,35 @@ export class Teardown {
       const webhook = refusingWebhook(err)
       if (!webhook) throw apiFailure(err, this.cluster, doing)
       const mwc = await this.ourWebhookRefusing()
-      const who = this.inventory?.coreProviders.length ? `Deployment ${this.inventory.coreProviders.join(', ')} in ${this.namespace}` : `core-provider in ${this.namespace}`
+      const who = this.inventory?.coreProviders.length
+        ? `Deployment ${this.inventory.coreProviders.join(', ')} in ${this.namespace}`
+        : `core-provider in ${this.namespace}`
       if (!mwc || !this.force) {
-        throw new UserError(`cannot ${doing}: core-provider is not running, and its webhook ${mwc ?? webhook} refuses every write to Compositions`, ExitCode.Stuck,
-          mwc ? `start ${who} again (kubectl -n ${this.namespace} get deploy), or re-run with --force --yes to remove this platform's webhook ${mwc} first`
-            : `start ${who} again; that webhook is not this platform's, so --force leaves it alone`)
+        throw new UserError(
+          `cannot ${doing}: core-provider is not running, and its webhook ${mwc ?? webhook} refuses every write to Compositions`,
+          ExitCode.Stuck,
+          mwc
+            ? `start ${who} again (kubectl -n ${this.namespace} get deploy), or re-run with --force --yes to remove this platform's webhook ${mwc} first`
+            : `start ${who} again; that webhook is not this platform's, so --force leaves it alone`,
+        )
       }
-      if (!(await this.confirm(`remove MutatingWebhookConfiguration ${mwc} (this platform's core-provider webhook, its core-provider is down) so writes to Compositions work again?`))) {
-        throw new UserError(`the webhook ${mwc} was kept`, ExitCode.Stuck, `start ${who} again, then re-run ${this.command}`)
+      if (
+        !(await this.confirm(
+          `remove MutatingWebhookConfiguration ${mwc} (this platform's core-provider webhook, its core-provider is down) so writes to Compositions work again?`,
+        ))
+      ) {
+        throw new UserError(
+          `the webhook ${mwc} was kept`,
+          ExitCode.Stuck,
+          `start ${who} again, then re-run ${this.command}`,
+        )
       }
       const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
-      await this.api(`delete MutatingWebhookConfiguration ${mwc}`, () => admission.deleteMutatingWebhookConfiguration({ name: mwc }).catch((e) => { if (!isNotFound(e)) throw e }))
+      await this.api(`delete MutatingWebhookConfiguration ${mwc}`, () =>
+        admission.deleteMutatingWebhookConfiguration({ name: mwc }).catch((e) => {
+          if (!isNotFound(e)) throw e
+        }),
+      )
       this.forced.push(`MutatingWebhookConfiguration/${mwc} (core-provider was down)`)
       try {
         return await fn()
@@ -282,7 +383,10 @@ export class Teardown {
   }
 
   private async deploymentAvailable(name: string, namespace: string): Promise<boolean> {
-    const d = await this.apps.readNamespacedDeployment({ name, namespace }).catch((err) => { if (isNotFound(err)) return null; throw err })
+    const d = await this.apps.readNamespacedDeployment({ name, namespace }).catch((err) => {
+      if (isNotFound(err)) return null
+      throw err
+    })
     return (d?.status?.availableReplicas ?? 0) > 0
   }
 
@@ -290,21 +394,38 @@ export class Teardown {
   async pauseInstaller(installer: KObj, installerCD: KObj | undefined, report: StepReport): Promise<string> {
     const ref = refOf(installer, 'installers')
     if (installer.metadata.annotations?.['krateo.io/paused'] !== 'true') {
-      await this.compositionWrite('pause the Installer CR', () => mergePatchCustom(this.cluster, ref, { metadata: { annotations: { 'krateo.io/paused': 'true', [PAUSED_BY_ANNOTATION]: `krateo-installer ${this.command} at ${new Date().toISOString()}` } } }))
+      await this.compositionWrite('pause the Installer CR', () =>
+        mergePatchCustom(this.cluster, ref, {
+          metadata: {
+            annotations: {
+              'krateo.io/paused': 'true',
+              [PAUSED_BY_ANNOTATION]: `krateo-installer ${this.command} at ${new Date().toISOString()}`,
+            },
+          },
+        }),
+      )
       this.pausedByUs = true
     }
     const cdc = cdcDeploymentOf(installerCD)
     const w = this.watchObject(`/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`, ref.name)
     const watches = [w, ...(cdc ? [this.deploymentWatch(cdc, this.namespace)] : [])]
     try {
-      return await this.waitFor('the installer cdc to report the pause', async () => {
-        const fresh = w.current
-        if (fresh === undefined) return null
-        if (fresh === null || conditionOf(fresh, 'Synced')?.reason === 'ReconcilePaused') return 'paused (Synced=False ReconcilePaused)'
-        // A cdc that does not run cannot re-create anything either: the pause holds once it starts again.
-        if (cdc && this.deploymentRunning(cdc, this.namespace) === false) return `paused (its cdc ${cdc} is not running, so nothing can re-create what is drained)`
-        return null
-      }, report, () => 'waiting for the installer cdc to observe the pause', watches)
+      return await this.waitFor(
+        'the installer cdc to report the pause',
+        async () => {
+          const fresh = w.current
+          if (fresh === undefined) return null
+          if (fresh === null || conditionOf(fresh, 'Synced')?.reason === 'ReconcilePaused')
+            return 'paused (Synced=False ReconcilePaused)'
+          // A cdc that does not run cannot re-create anything either: the pause holds once it starts again.
+          if (cdc && this.deploymentRunning(cdc, this.namespace) === false)
+            return `paused (its cdc ${cdc} is not running, so nothing can re-create what is drained)`
+          return null
+        },
+        report,
+        () => 'waiting for the installer cdc to observe the pause',
+        watches,
+      )
     } finally {
       this.unwatch(w)
     }
@@ -314,28 +435,45 @@ export class Teardown {
    * Before the pause: lets the Installer bring back what a version move pruned while its dependents still
    * exist (they need it running to finalize their objects), nudging its cdc through the watched annotation.
    */
-  async letInstallerReCreate(names: string[], report: StepReport, reCreated: (name: string, composition: KObj) => void): Promise<string> {
+  async letInstallerReCreate(
+    names: string[],
+    report: StepReport,
+    reCreated: (name: string, composition: KObj) => void,
+  ): Promise<string> {
     const pw = new PlatformWatch(this.cluster, this.namespace).start()
     let lastNudge = 0
     let why = ''
     try {
-      return await this.waitFor(`the Installer to re-create ${names.join(', ')}`, async () => {
-        if (!pw.primed()) return null
-        const snapshot = pw.snapshot()
-        const state = platformState(snapshot)
-        const left = state.components.filter((c) => names.includes(c.name) && c.stage !== 'ready')
-        if (!left.length) {
-          for (const name of names) reCreated(name, snapshot.compositions.get(name)!)
-          return `${names.join(', ')} running again`
-        }
-        why = left.map((c) => `${c.name}: ${STAGE_TEXT[c.stage]}${c.detail ? ` (${c.detail})` : ''}`).join('; ')
-        const installer = pw.installerCR()
-        if (installer && left.some((c) => c.awaitsRender) && Date.now() - lastNudge > 10_000 && !(await installerReleasePending(this.cluster, installer))) {
-          lastNudge = Date.now()
-          await nudge(this.cluster, installer)
-        }
-        return null
-      }, report, () => `the Installer is re-creating what its dependents need to finalize their objects: ${why || names.join(', ')}`, [], 1000)
+      return await this.waitFor(
+        `the Installer to re-create ${names.join(', ')}`,
+        async () => {
+          if (!pw.primed()) return null
+          const snapshot = pw.snapshot()
+          const state = platformState(snapshot)
+          const left = state.components.filter((c) => names.includes(c.name) && c.stage !== 'ready')
+          if (!left.length) {
+            for (const name of names) reCreated(name, snapshot.compositions.get(name)!)
+            return `${names.join(', ')} running again`
+          }
+          why = left.map((c) => `${c.name}: ${STAGE_TEXT[c.stage]}${c.detail ? ` (${c.detail})` : ''}`).join('; ')
+          const installer = pw.installerCR()
+          if (
+            installer &&
+            left.some((c) => c.awaitsRender) &&
+            Date.now() - lastNudge > 10_000 &&
+            !(await installerReleasePending(this.cluster, installer))
+          ) {
+            lastNudge = Date.now()
+            await nudge(this.cluster, installer)
+          }
+          return null
+        },
+        report,
+        () =>
+          `the Installer is re-creating what its dependents need to finalize their objects: ${why || names.join(', ')}`,
+        [],
+        1000,
+      )
     } finally {
       pw.stop()
     }
@@ -344,8 +482,15 @@ export class Teardown {
   /** Takes back a pause this run set (and the annotations named, set with it), when the command gives up before anything was drained. */
   async unpauseIfOurs(installer: KObj | null, alsoRemove: string[] = []): Promise<boolean> {
     if (!installer || !this.pausedByUs || this.drained > 0) return false
-    const annotations = Object.fromEntries(['krateo.io/paused', PAUSED_BY_ANNOTATION, ...alsoRemove].map((a) => [a, null]))
-    const done = await mergePatchCustom(this.cluster, refOf(installer, 'installers'), { metadata: { annotations } }).then(() => true, () => false)
+    const annotations = Object.fromEntries(
+      ['krateo.io/paused', PAUSED_BY_ANNOTATION, ...alsoRemove].map((a) => [a, null]),
+    )
+    const done = await mergePatchCustom(this.cluster, refOf(installer, 'installers'), {
+      metadata: { annotations },
+    }).then(
+      () => true,
+      () => false,
+    )
     if (done) this.pausedByUs = false
     return done
   }
@@ -354,12 +499,24 @@ export class Teardown {
    * Resolves with probe()'s first non-null value. With watches, probe reads them and is asked again on every
    * change they see (and once a second, for the deadline and Ctrl-C); without, it is polled.
    */
-  async waitFor<T>(what: string, probe: () => Promise<T | null>, report: StepReport, why: () => string, watches: ObjectWatch[] = [], everyMs = 500): Promise<T> {
+  async waitFor<T>(
+    what: string,
+    probe: () => Promise<T | null>,
+    report: StepReport,
+    why: () => string,
+    watches: ObjectWatch[] = [],
+    everyMs = 500,
+  ): Promise<T> {
     for (;;) {
       this.check()
       const value = await this.api(`wait for ${what}`, probe)
       if (value !== null && value !== undefined) return value
-      if (Date.now() > this.deadline) throw new UserError(`timed out waiting for ${what}: ${why()}`, ExitCode.Timeout, `re-run ${this.command} to continue, or raise --timeout`)
+      if (Date.now() > this.deadline)
+        throw new UserError(
+          `timed out waiting for ${what}: ${why()}`,
+          ExitCode.Timeout,
+          `re-run ${this.command} to continue, or raise --timeout`,
+        )
       report.line(why())
       await nap(watches, watches.length ? 1000 : everyMs)
     }
@@ -377,7 +534,13 @@ export class Teardown {
 
   /** What a release's helm uninstall deleted, finalized by controllers still alive now: waited for before their providers go. */
   private async waitReleased(c: Component, objects: ManagedRef[], report: StepReport): Promise<void> {
-    for (const m of objects) await this.waitReleasedObject(c, m, report, `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`)
+    for (const m of objects)
+      await this.waitReleasedObject(
+        c,
+        m,
+        report,
+        `${c.name}: waiting for ${m.resource}/${m.name} (released by helm uninstall) to be finalized`,
+      )
   }
 
   /**
@@ -406,21 +569,44 @@ export class Teardown {
   async drainComposition(c: Component, obj: KObj, plural: string, report: StepReport): Promise<void> {
     if (c.name === FINALIZES_REST_DEFINITIONS) {
       // Only the RestDefinitions our own releases created: a user's keep their provider busy, not us.
-      const ours = [...restDefinitionsOf(this.inventory ? [...this.inventory.compositions.values()] : []),
-        ...[...(this.inventory?.finishing.values() ?? [])].flat().filter((m) => m.resource === 'restdefinitions')]
-      for (const m of ours) await this.waitReleasedObject(c, m, report, `${c.name}: waiting for RestDefinition ${m.name} to be gone while ${c.name} can still finalize it`)
+      const ours = [
+        ...restDefinitionsOf(this.inventory ? [...this.inventory.compositions.values()] : []),
+        ...[...(this.inventory?.finishing.values() ?? [])].flat().filter((m) => m.resource === 'restdefinitions'),
+      ]
+      for (const m of ours)
+        await this.waitReleasedObject(
+          c,
+          m,
+          report,
+          `${c.name}: waiting for RestDefinition ${m.name} to be gone while ${c.name} can still finalize it`,
+        )
     }
     // Past the deadline nothing new is deleted: the next run starts it with time to wait for it.
-    if (!obj.metadata.deletionTimestamp && Date.now() > this.deadline) throw new UserError(`timed out before draining ${c.name}`, ExitCode.Timeout, `re-run ${this.command} to continue, or raise --timeout`)
+    if (!obj.metadata.deletionTimestamp && Date.now() > this.deadline)
+      throw new UserError(
+        `timed out before draining ${c.name}`,
+        ExitCode.Timeout,
+        `re-run ${this.command} to continue, or raise --timeout`,
+      )
     const managed = (obj.status?.managed as ManagedRef[] | undefined) ?? []
     const [group, version] = obj.apiVersion!.split('/') as [string, string]
     const ref = { group, version, namespace: this.namespace, plural, name: c.name }
     this.drained++
-    if (!obj.metadata.deletionTimestamp) await this.api(`delete ${c.name}`, () => this.custom.deleteNamespacedCustomObject(ref).catch((err) => { if (!isNotFound(err)) throw err }))
+    if (!obj.metadata.deletionTimestamp)
+      await this.api(`delete ${c.name}`, () =>
+        this.custom.deleteNamespacedCustomObject(ref).catch((err) => {
+          if (!isNotFound(err)) throw err
+        }),
+      )
     report.line(`${c.name}: deleting`)
     const cd = this.inventory?.definitions.find((d) => d.metadata.name === c.name)
     const orphans = managed.map((m) => `${m.resource}/${m.name}`).join(', ') || 'none recorded'
-    if ((await this.waitGone(`${c.kind}/${c.name}`, targetOf(ref), report, { cd, orphans: `the objects of its release: ${orphans}` })) === 'forced') {
+    if (
+      (await this.waitGone(`${c.kind}/${c.name}`, targetOf(ref), report, {
+        cd,
+        orphans: `the objects of its release: ${orphans}`,
+      })) === 'forced'
+    ) {
       report.line(`${c.name}: gone (forced: the objects of its release may be left behind: ${orphans})`)
       return
     }
@@ -437,7 +623,12 @@ export class Teardown {
    * timeout, not stuck. Stuck without --force: named, exit 7. With --force (confirmed): only the finalizers of
    * the controllers that are down (all of them at the deadline) are removed, guarded by the object's resourceVersion.
    */
-  async waitGone(label: string, target: { collection: string; name: string }, report: StepReport, how: GoneWait): Promise<'gone' | 'forced'> {
+  async waitGone(
+    label: string,
+    target: { collection: string; name: string },
+    report: StepReport,
+    how: GoneWait,
+  ): Promise<'gone' | 'forced'> {
     let forced = false
     let lastVersion = ''
     let unchangedSince = Date.now()
@@ -450,40 +641,83 @@ export class Teardown {
         this.check()
         const obj = w.current
         if (obj === null) return forced ? 'forced' : 'gone'
-        const controllers = (obj?.metadata.finalizers ?? []).map((f) => finalizerController(f, how.cd, this.namespace, this.inventory?.coreProviders ?? []))
-        const watches = [w, ...controllers.filter((c) => c.deployment).map((c) => this.deploymentWatch(c.deployment!, c.namespace))]
-        if (obj === undefined) { await nap(watches, 1000); continue }
-        if (obj.metadata.resourceVersion !== lastVersion) { lastVersion = obj.metadata.resourceVersion ?? ''; unchangedSince = Date.now() }
+        const controllers = (obj?.metadata.finalizers ?? []).map((f) =>
+          finalizerController(f, how.cd, this.namespace, this.inventory?.coreProviders ?? []),
+        )
+        const watches = [
+          w,
+          ...controllers.filter((c) => c.deployment).map((c) => this.deploymentWatch(c.deployment!, c.namespace)),
+        ]
+        if (obj === undefined) {
+          await nap(watches, 1000)
+          continue
+        }
+        if (obj.metadata.resourceVersion !== lastVersion) {
+          lastVersion = obj.metadata.resourceVersion ?? ''
+          unchangedSince = Date.now()
+        }
         const fins = obj.metadata.finalizers ?? []
-        const down = controllers.filter((c) => c.deployment && this.deploymentRunning(c.deployment, c.namespace) === false)
+        const down = controllers.filter(
+          (c) => c.deployment && this.deploymentRunning(c.deployment, c.namespace) === false,
+        )
         downSince = fins.length && down.length === controllers.length ? (downSince ?? Date.now()) : null
         // The extra detail (a hook Job's pod) costs a request: at most every 5 s.
-        if (how.detail && Date.now() - saidAt > 5000) { said = await how.detail(); saidAt = Date.now() }
+        if (how.detail && Date.now() - saidAt > 5000) {
+          said = await how.detail()
+          saidAt = Date.now()
+        }
         report.line(how.progress ? how.progress(fins) : `${target.name}: ${terminatingText(obj, fins)}${said}`)
         const pastDeadline = Date.now() > this.deadline
-        const still = Date.now() - unchangedSince > STUCK_AFTER_MS && !!obj.metadata.deletionTimestamp && fins.length > 0
+        const still =
+          Date.now() - unchangedSince > STUCK_AFTER_MS && !!obj.metadata.deletionTimestamp && fins.length > 0
         if (pastDeadline && !still) {
-          throw new UserError(`timed out waiting for ${label} to be gone (${obj.metadata.deletionTimestamp ? `it changed in the last ${STUCK_AFTER_MS / 1000}s; finalizers ${fins.join(', ') || 'none'}` : 'it is not being deleted'})`,
-            ExitCode.Timeout, `re-run ${this.command} to continue, or raise --timeout`)
+          throw new UserError(
+            `timed out waiting for ${label} to be gone (${obj.metadata.deletionTimestamp ? `it changed in the last ${STUCK_AFTER_MS / 1000}s; finalizers ${fins.join(', ') || 'none'}` : 'it is not being deleted'})`,
+            ExitCode.Timeout,
+            `re-run ${this.command} to continue, or raise --timeout`,
+          )
         }
         const controllerDown = still && downSince !== null && Date.now() - downSince > STUCK_AFTER_MS
         if (still && (pastDeadline || controllerDown)) {
           const targets = pastDeadline ? controllers : down
-          const who = targets.map((t) => `${t.finalizer} (cleared by ${t.what}${down.includes(t) ? ', which is not running' : ''})`).join(', ')
+          const who = targets
+            .map((t) => `${t.finalizer} (cleared by ${t.what}${down.includes(t) ? ', which is not running' : ''})`)
+            .join(', ')
           if (!this.force) {
-            throw new UserError(`${label} is stuck Terminating on finalizer ${who}`, ExitCode.Stuck,
-              `start that controller again, or re-run with --force --yes to remove the finalizer (what may be left behind: ${how.orphans})`)
+            throw new UserError(
+              `${label} is stuck Terminating on finalizer ${who}`,
+              ExitCode.Stuck,
+              `start that controller again, or re-run with --force --yes to remove the finalizer (what may be left behind: ${how.orphans})`,
+            )
           }
           if (!(await this.confirm(`remove finalizer ${who} of ${label}? What may be left behind: ${how.orphans}`))) {
-            throw new UserError(`${label} is stuck Terminating on finalizer ${who}; its finalizer was kept`, ExitCode.Stuck, 'start that controller again, then re-run')
+            throw new UserError(
+              `${label} is stuck Terminating on finalizer ${who}; its finalizer was kept`,
+              ExitCode.Stuck,
+              'start that controller again, then re-run',
+            )
           }
           report.line(`--force: removing finalizers of ${label}: ${who}`)
           const keep = fins.filter((f) => !targets.some((t) => t.finalizer === f))
-          const patch = [{ op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion }, { op: 'replace', path: '/metadata/finalizers', value: keep }]
+          const patch = [
+            { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion },
+            { op: 'replace', path: '/metadata/finalizers', value: keep },
+          ]
           try {
-            await this.compositionWrite(`remove the finalizers of ${label}`, () => requestPath(this.cluster, 'PATCH', `${target.collection}/${target.name}`, patch, 30_000, 'application/json-patch+json'))
+            await this.compositionWrite(`remove the finalizers of ${label}`, () =>
+              requestPath(
+                this.cluster,
+                'PATCH',
+                `${target.collection}/${target.name}`,
+                patch,
+                30_000,
+                'application/json-patch+json',
+              ),
+            )
             forced = true
-            this.forced.push(`${label} (finalizers ${targets.map((t) => t.finalizer).join(', ')}; may be left behind: ${how.orphans})`)
+            this.forced.push(
+              `${label} (finalizers ${targets.map((t) => t.finalizer).join(', ')}; may be left behind: ${how.orphans})`,
+            )
           } catch (err) {
             // It changed under us (its controller came back, say): look again.
             if (!(err instanceof UserError && /HTTP (409|422)/.test(err.message))) throw err
@@ -501,33 +735,79 @@ export class Teardown {
     if (installer) {
       const ref = refOf(installer, 'installers')
       await this.standInForLostKinds(installer, helm, report)
-      await this.api('delete the Installer CR', () => this.custom.deleteNamespacedCustomObject(ref).catch((err) => { if (!isNotFound(err)) throw err }))
+      await this.api('delete the Installer CR', () =>
+        this.custom.deleteNamespacedCustomObject(ref).catch((err) => {
+          if (!isNotFound(err)) throw err
+        }),
+      )
       // A paused Composition being deleted stays Terminating until the pause goes; that update of a
       // deleting object is handled at once.
-      await this.compositionWrite('unpause the Installer CR', () => mergePatchCustom(this.cluster, ref, { metadata: { annotations: { 'krateo.io/paused': null, [PAUSED_BY_ANNOTATION]: null } } }).catch((err) => { if (!isNotFound(err)) throw err }))
+      await this.compositionWrite('unpause the Installer CR', () =>
+        mergePatchCustom(this.cluster, ref, {
+          metadata: { annotations: { 'krateo.io/paused': null, [PAUSED_BY_ANNOTATION]: null } },
+        }).catch((err) => {
+          if (!isNotFound(err)) throw err
+        }),
+      )
       const installerCD = this.inventory?.definitions.find((d) => d.metadata.name === INSTALLER_NAME)
-      if ((await this.waitGone('the Installer CR', targetOf(ref), report, { cd: installerCD, orphans: 'its composition release and the admin-password Secret', detail: () => this.teardownHookState() })) === 'forced') {
+      if (
+        (await this.waitGone('the Installer CR', targetOf(ref), report, {
+          cd: installerCD,
+          orphans: 'its composition release and the admin-password Secret',
+          detail: () => this.teardownHookState(),
+        })) === 'forced'
+      ) {
         report.line('the Installer CR is gone (forced: its release record may be left behind)')
       }
     }
-    const standIns = await this.api('list stand-in CRDs', () => this.crdApi.listCustomResourceDefinition({ labelSelector: `${STAND_IN_LABEL}=true,${STAND_IN_NAMESPACE_LABEL}=${this.namespace}` }))
+    const standIns = await this.api('list stand-in CRDs', () =>
+      this.crdApi.listCustomResourceDefinition({
+        labelSelector: `${STAND_IN_LABEL}=true,${STAND_IN_NAMESPACE_LABEL}=${this.namespace}`,
+      }),
+    )
     for (const crd of standIns.items) {
-      await this.api(`delete the stand-in CRD ${crd.metadata!.name}`, () => this.crdApi.deleteCustomResourceDefinition({ name: crd.metadata!.name! }).catch((err) => { if (!isNotFound(err)) throw err }))
+      await this.api(`delete the stand-in CRD ${crd.metadata!.name}`, () =>
+        this.crdApi.deleteCustomResourceDefinition({ name: crd.metadata!.name! }).catch((err) => {
+          if (!isNotFound(err)) throw err
+        }),
+      )
     }
     const names = new Set(this.record.definitions)
-    const cdRef = (name: string) => ({ group: CD_GROUP, version: CD_VERSION, namespace: this.namespace, plural: 'compositiondefinitions', name })
+    const cdRef = (name: string) => ({
+      group: CD_GROUP,
+      version: CD_VERSION,
+      namespace: this.namespace,
+      plural: 'compositiondefinitions',
+      name,
+    })
     for (const name of names) {
-      await this.api(`delete CompositionDefinition ${name}`, () => this.custom.deleteNamespacedCustomObject(cdRef(name)).catch((err) => { if (!isNotFound(err)) throw err }))
+      await this.api(`delete CompositionDefinition ${name}`, () =>
+        this.custom.deleteNamespacedCustomObject(cdRef(name)).catch((err) => {
+          if (!isNotFound(err)) throw err
+        }),
+      )
     }
     // Each definition is waited for on its own, so one whose core-provider is down can be named (and forced).
-    await Promise.all([...names].map(async (name) => {
-      const cd = this.inventory?.definitions.find((d) => d.metadata.name === name)
-      if ((await this.waitGone(`CompositionDefinition/${name}`, targetOf(cdRef(name)), report, { cd, orphans: 'its CRD and cdc bundle (removed next)' })) === 'forced') {
-        // core-provider would have removed its CRD: do it, it is ours by the record.
-        const crd = cd ? generatedCrdOf(cd) : null
-        if (crd) await this.api(`delete CRD ${crd}`, () => this.crdApi.deleteCustomResourceDefinition({ name: crd }).catch((err) => { if (!isNotFound(err)) throw err }))
-      }
-    }))
+    await Promise.all(
+      [...names].map(async (name) => {
+        const cd = this.inventory?.definitions.find((d) => d.metadata.name === name)
+        if (
+          (await this.waitGone(`CompositionDefinition/${name}`, targetOf(cdRef(name)), report, {
+            cd,
+            orphans: 'its CRD and cdc bundle (removed next)',
+          })) === 'forced'
+        ) {
+          // core-provider would have removed its CRD: do it, it is ours by the record.
+          const crd = cd ? generatedCrdOf(cd) : null
+          if (crd)
+            await this.api(`delete CRD ${crd}`, () =>
+              this.crdApi.deleteCustomResourceDefinition({ name: crd }).catch((err) => {
+                if (!isNotFound(err)) throw err
+              }),
+            )
+        }
+      }),
+    )
     const crdWatches = this.record.crds.map((name) => this.watchObject(CRD_COLLECTION, name))
     const coreProviders = this.inventory?.coreProviders ?? []
     const cpWatches = coreProviders.map((d) => this.deploymentWatch(d, this.namespace))
@@ -536,19 +816,35 @@ export class Teardown {
       let left: string[] = []
       let unknown = 0
       let downSince: number | null = null
-      const listed = () => `${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`
-      const cpDown = () => coreProviders.length > 0 && coreProviders.every((d) => this.deploymentRunning(d, this.namespace) === false)
-      await this.waitFor('the generated CRDs of the platform to go', async () => {
-        left = crdWatches.filter((w) => w.current).map((w) => w.name)
-        unknown = crdWatches.filter((w) => w.current === undefined).length
-        if (!left.length && !unknown) return true
-        // The controller that removes them is down: they stay for good. Name it; --force removes them itself.
-        downSince = left.length && cpDown() ? (downSince ?? Date.now()) : null
-        if (downSince !== null && Date.now() - downSince > STUCK_AFTER_MS) await this.removeGeneratedCrds(crdWatches.filter((w) => w.current), coreProviders, report)
-        return null
-      }, report, () => !left.length ? 'looking at the generated CRDs'
-        : cpDown() ? `${listed()} left; core-provider (Deployment ${coreProviders.join(', ')}), which removes them, is not running`
-          : `core-provider is removing ${listed()}`, [...crdWatches, ...cpWatches])
+      const listed = () =>
+        `${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`
+      const cpDown = () =>
+        coreProviders.length > 0 && coreProviders.every((d) => this.deploymentRunning(d, this.namespace) === false)
+      await this.waitFor(
+        'the generated CRDs of the platform to go',
+        async () => {
+          left = crdWatches.filter((w) => w.current).map((w) => w.name)
+          unknown = crdWatches.filter((w) => w.current === undefined).length
+          if (!left.length && !unknown) return true
+          // The controller that removes them is down: they stay for good. Name it; --force removes them itself.
+          downSince = left.length && cpDown() ? (downSince ?? Date.now()) : null
+          if (downSince !== null && Date.now() - downSince > STUCK_AFTER_MS)
+            await this.removeGeneratedCrds(
+              crdWatches.filter((w) => w.current),
+              coreProviders,
+              report,
+            )
+          return null
+        },
+        report,
+        () =>
+          !left.length
+            ? 'looking at the generated CRDs'
+            : cpDown()
+              ? `${listed()} left; core-provider (Deployment ${coreProviders.join(', ')}), which removes them, is not running`
+              : `core-provider is removing ${listed()}`,
+        [...crdWatches, ...cpWatches],
+      )
     } finally {
       for (const w of crdWatches) this.unwatch(w)
     }
@@ -565,31 +861,63 @@ export class Teardown {
     const names = left.map((w) => w.name)
     const who = `core-provider (Deployment ${coreProviders.join(', ')}), which is not running`
     if (!this.force) {
-      throw new UserError(`${names.length} generated CRDs of the platform are left: ${names.join(', ')}; they are removed by ${who}`, ExitCode.Stuck,
-        'start core-provider again, or re-run with --force --yes to remove these CRDs (every object of their kinds goes with them)')
+      throw new UserError(
+        `${names.length} generated CRDs of the platform are left: ${names.join(', ')}; they are removed by ${who}`,
+        ExitCode.Stuck,
+        'start core-provider again, or re-run with --force --yes to remove these CRDs (every object of their kinds goes with them)',
+      )
     }
-    const cds = await this.api('list CompositionDefinitions', () => this.custom.listNamespacedCustomObject({ group: CD_GROUP, version: CD_VERSION, namespace: this.namespace, plural: 'compositiondefinitions' })) as { items: KObj[] }
+    const cds = (await this.api('list CompositionDefinitions', () =>
+      this.custom.listNamespacedCustomObject({
+        group: CD_GROUP,
+        version: CD_VERSION,
+        namespace: this.namespace,
+        plural: 'compositiondefinitions',
+      }),
+    )) as { items: KObj[] }
     const stillReported = new Set(cds.items.map((cd) => generatedCrdOf(cd)).filter((n): n is string => !!n))
-    const ours = left.filter((w) => w.current && (w.current.spec as { group?: string } | undefined)?.group === COMPOSITION_GROUP && !stillReported.has(w.name))
-    for (const w of left.filter((x) => !ours.includes(x))) report.line(`CRD ${w.name}: kept (not a generated composition CRD, or a definition still reports it)`)
+    const ours = left.filter(
+      (w) =>
+        w.current &&
+        (w.current.spec as { group?: string } | undefined)?.group === COMPOSITION_GROUP &&
+        !stillReported.has(w.name),
+    )
+    for (const w of left.filter((x) => !ours.includes(x)))
+      report.line(`CRD ${w.name}: kept (not a generated composition CRD, or a definition still reports it)`)
     if (!ours.length) return
-    if (!(await this.confirm(`remove the generated CRDs ${ours.map((w) => w.name).join(', ')} (core-provider, which would, is not running)?`))) {
-      throw new UserError(`${names.length} generated CRDs of the platform are left (${names.join(', ')}); they were kept`, ExitCode.Stuck, 'start core-provider again, then re-run')
+    if (
+      !(await this.confirm(
+        `remove the generated CRDs ${ours.map((w) => w.name).join(', ')} (core-provider, which would, is not running)?`,
+      ))
+    ) {
+      throw new UserError(
+        `${names.length} generated CRDs of the platform are left (${names.join(', ')}); they were kept`,
+        ExitCode.Stuck,
+        'start core-provider again, then re-run',
+      )
     }
     for (const w of ours) {
       report.line(`--force: removing CRD ${w.name} (core-provider is not running)`)
-      await this.api(`delete CRD ${w.name}`, () => this.crdApi.deleteCustomResourceDefinition({ name: w.name, body: { preconditions: { uid: w.current!.metadata.uid } } }).catch((err) => { if (!isNotFound(err)) throw err }))
+      await this.api(`delete CRD ${w.name}`, () =>
+        this.crdApi
+          .deleteCustomResourceDefinition({ name: w.name, body: { preconditions: { uid: w.current!.metadata.uid } } })
+          .catch((err) => {
+            if (!isNotFound(err)) throw err
+          }),
+      )
       this.forced.push(`CustomResourceDefinition/${w.name} (core-provider was not running)`)
     }
   }
 
   /** The composition release's pre-delete Job, when it is what the Installer's removal waits on. */
   private async teardownHookState(): Promise<string> {
-    const pods = await this.core.listNamespacedPod({ namespace: this.namespace, labelSelector: 'job-name=installer-ordered-teardown' }).catch(() => null)
+    const pods = await this.core
+      .listNamespacedPod({ namespace: this.namespace, labelSelector: 'job-name=installer-ordered-teardown' })
+      .catch(() => null)
     const pod = pods?.items[0]
     if (!pod) return ''
     const waiting = pod.status?.containerStatuses?.find((s) => s.state?.waiting)?.state?.waiting
-    return `; teardown hook Job installer-ordered-teardown: pod ${pod.metadata?.name} ${waiting ? `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` : pod.status?.phase ?? ''}`
+    return `; teardown hook Job installer-ordered-teardown: pod ${pod.metadata?.name} ${waiting ? `${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` : (pod.status?.phase ?? '')}`
   }
 
   /**
@@ -601,18 +929,31 @@ export class Teardown {
     const release = await this.compositionRelease(installer, helm)
     if (!release) return
     const manifest = parseAllDocuments(await helm.run(['get', 'manifest', release, '-n', this.namespace]))
-      .map((d) => d.toJS() as KObj | null).filter((o): o is KObj => !!o?.kind)
+      .map((d) => d.toJS() as KObj | null)
+      .filter((o): o is KObj => !!o?.kind)
     const crds = await this.api('list CRDs', () => this.crdApi.listCustomResourceDefinition())
     for (const { kind, version } of lostKinds(manifest, crds.items)) {
-      report.line(`the installer's release still lists ${kind} ${COMPOSITION_GROUP}/${version}, whose CRD is gone: a stand-in CRD lets helm uninstall it (removed right after)`)
+      report.line(
+        `the installer's release still lists ${kind} ${COMPOSITION_GROUP}/${version}, whose CRD is gone: a stand-in CRD lets helm uninstall it (removed right after)`,
+      )
       const crd = standInCrd(kind, version, this.namespace)
-      await this.api(`create the stand-in CRD ${crd.metadata!.name}`, () => this.crdApi.createCustomResourceDefinition({ body: crd }).catch((err) => { if (statusOf(err) !== 409) throw err }))
+      await this.api(`create the stand-in CRD ${crd.metadata!.name}`, () =>
+        this.crdApi.createCustomResourceDefinition({ body: crd }).catch((err) => {
+          if (statusOf(err) !== 409) throw err
+        }),
+      )
       const w = this.watchObject(CRD_COLLECTION, crd.metadata!.name!)
       try {
-        await this.waitFor(`the stand-in CRD ${crd.metadata!.name} to be served`, async () => {
-          const conditions = (w.current?.status as V1CustomResourceDefinition['status'] | undefined)?.conditions
-          return conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : null
-        }, report, () => `waiting for the stand-in CRD ${crd.metadata!.name} to be established`, [w])
+        await this.waitFor(
+          `the stand-in CRD ${crd.metadata!.name} to be served`,
+          async () => {
+            const conditions = (w.current?.status as V1CustomResourceDefinition['status'] | undefined)?.conditions
+            return conditions?.some((c) => c.type === 'Established' && c.status === 'True') ? true : null
+          },
+          report,
+          () => `waiting for the stand-in CRD ${crd.metadata!.name} to be established`,
+          [w],
+        )
       } finally {
         this.unwatch(w)
       }
@@ -622,9 +963,17 @@ export class Teardown {
   /** The helm release a cdc made for a Composition: the krateo.io/release-name label, else <name>-<8 chars of its uid> (contract section 3). */
   private async compositionRelease(obj: KObj, helm: Helm): Promise<string | null> {
     const preset = obj.metadata.labels?.['krateo.io/release-name']
-    const releases = JSON.parse(await helm.run(['list', '-n', this.namespace, ...helm.allStatuses(), '-o', 'json']) || '[]') as { name: string }[]
+    const releases = JSON.parse(
+      (await helm.run(['list', '-n', this.namespace, ...helm.allStatuses(), '-o', 'json'])) || '[]',
+    ) as { name: string }[]
     const prefix = `${obj.metadata.name}-`
-    const found = releases.find((r) => preset ? r.name === preset : r.name.startsWith(prefix) && r.name.length === prefix.length + 8 && (obj.metadata.uid ?? '').includes(r.name.slice(prefix.length)))
+    const found = releases.find((r) =>
+      preset
+        ? r.name === preset
+        : r.name.startsWith(prefix) &&
+          r.name.length === prefix.length + 8 &&
+          (obj.metadata.uid ?? '').includes(r.name.slice(prefix.length)),
+    )
     return found?.name ?? null
   }
 
@@ -632,7 +981,15 @@ export class Teardown {
   async uninstallRelease(helm: Helm): Promise<string> {
     const release = this.record.release
     if (!release) return 'no bootstrap release found'
-    const out = await helm.run(['list', '-n', this.namespace, '--filter', exactReleaseFilter(release), ...helm.allStatuses(), '-q'])
+    const out = await helm.run([
+      'list',
+      '-n',
+      this.namespace,
+      '--filter',
+      exactReleaseFilter(release),
+      ...helm.allStatuses(),
+      '-q',
+    ])
     if (!out.trim()) return `${release} is not installed`
     await helm.run(['uninstall', release, '-n', this.namespace, '--no-hooks', '--wait'])
     return `${release} uninstalled (hooks skipped)`
@@ -646,28 +1003,48 @@ export class Teardown {
   async sweep(report: StepReport): Promise<string[]> {
     const removed: string[] = []
     const gone = async (what: string, fn: () => Promise<unknown>) => {
-      try { await fn(); removed.push(what) } catch (err) { if (!isNotFound(err)) throw apiFailure(err, this.cluster, `delete ${what}`) }
+      try {
+        await fn()
+        removed.push(what)
+      } catch (err) {
+        if (!isNotFound(err)) throw apiFailure(err, this.cluster, `delete ${what}`)
+      }
     }
     const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
-    if (await this.coreProviderRunning()) report.line(`core-provider still runs: its webhook ${this.record.webhooks.join(', ')} is kept`)
+    if (await this.coreProviderRunning())
+      report.line(`core-provider still runs: its webhook ${this.record.webhooks.join(', ')} is kept`)
     else {
-      for (const name of this.record.webhooks) await gone(`MutatingWebhookConfiguration/${name}`, () => admission.deleteMutatingWebhookConfiguration({ name }))
+      for (const name of this.record.webhooks)
+        await gone(`MutatingWebhookConfiguration/${name}`, () => admission.deleteMutatingWebhookConfiguration({ name }))
       for (const name of this.record.policies ?? []) {
         for (const kind of ['mutatingadmissionpolicybindings', 'mutatingadmissionpolicies']) {
-          await gone(`${kind === 'mutatingadmissionpolicies' ? 'MutatingAdmissionPolicy' : 'MutatingAdmissionPolicyBinding'}/${name}`, async () => {
-            if (!(await requestPath(this.cluster, 'DELETE', `${POLICY_API}/${kind}/${name}`))) throw Object.assign(new Error('not found'), { code: 404 })
-          })
+          await gone(
+            `${kind === 'mutatingadmissionpolicies' ? 'MutatingAdmissionPolicy' : 'MutatingAdmissionPolicyBinding'}/${name}`,
+            async () => {
+              if (!(await requestPath(this.cluster, 'DELETE', `${POLICY_API}/${kind}/${name}`)))
+                throw Object.assign(new Error('not found'), { code: 404 })
+            },
+          )
         }
       }
     }
     const restCrds: string[] = []
     if (this.record.restCrds.length) {
       // A CRD generated for a kind that a RestDefinition left in the cluster (not ours) still names stays.
-      const rds = await this.custom.listClusterCustomObject({ group: 'ogen.krateo.io', version: 'v1alpha1', plural: 'restdefinitions' }).then((l) => (l as { items: KObj[] }).items).catch((err) => { if (isNotFound(err)) return [] as KObj[]; throw err })
+      const rds = await this.custom
+        .listClusterCustomObject({ group: 'ogen.krateo.io', version: 'v1alpha1', plural: 'restdefinitions' })
+        .then((l) => (l as { items: KObj[] }).items)
+        .catch((err) => {
+          if (isNotFound(err)) return [] as KObj[]
+          throw err
+        })
       const crds = await this.api('list CRDs', () => this.crdApi.listCustomResourceDefinition())
       const stillNamed = new Set(restCrdsOf(rds as never, crds.items as never))
       for (const name of this.record.restCrds) {
-        if (stillNamed.has(name)) { report.line(`CRD ${name} is still named by a RestDefinition that is not the platform's: kept`); continue }
+        if (stillNamed.has(name)) {
+          report.line(`CRD ${name} is still named by a RestDefinition that is not the platform's: kept`)
+          continue
+        }
         await gone(`CustomResourceDefinition/${name}`, () => this.crdApi.deleteCustomResourceDefinition({ name }))
         restCrds.push(name)
       }
@@ -676,26 +1053,44 @@ export class Teardown {
     const ns = this.namespace
     for (const base of this.record.bundles) {
       const before = removed.length
-      await gone(`Deployment/${base}-controller`, () => this.apps.deleteNamespacedDeployment({ name: `${base}-controller`, namespace: ns }))
-      await gone(`Service/${base}-controller-service`, () => this.core.deleteNamespacedService({ name: `${base}-controller-service`, namespace: ns }))
-      await gone(`ServiceAccount/${base}`, () => this.core.deleteNamespacedServiceAccount({ name: base, namespace: ns }))
+      await gone(`Deployment/${base}-controller`, () =>
+        this.apps.deleteNamespacedDeployment({ name: `${base}-controller`, namespace: ns }),
+      )
+      await gone(`Service/${base}-controller-service`, () =>
+        this.core.deleteNamespacedService({ name: `${base}-controller-service`, namespace: ns }),
+      )
+      await gone(`ServiceAccount/${base}`, () =>
+        this.core.deleteNamespacedServiceAccount({ name: base, namespace: ns }),
+      )
       for (const name of [base, `${base}-secret`]) {
         await gone(`Role/${name}`, () => rbac.deleteNamespacedRole({ name, namespace: ns }))
         await gone(`RoleBinding/${name}`, () => rbac.deleteNamespacedRoleBinding({ name, namespace: ns }))
       }
-      await gone(`ConfigMap/${base}-configmap`, () => this.core.deleteNamespacedConfigMap({ name: `${base}-configmap`, namespace: ns }))
-      await gone(`ConfigMap/${base}-jsonschema-configmap`, () => this.core.deleteNamespacedConfigMap({ name: `${base}-jsonschema-configmap`, namespace: ns }))
+      await gone(`ConfigMap/${base}-configmap`, () =>
+        this.core.deleteNamespacedConfigMap({ name: `${base}-configmap`, namespace: ns }),
+      )
+      await gone(`ConfigMap/${base}-jsonschema-configmap`, () =>
+        this.core.deleteNamespacedConfigMap({ name: `${base}-jsonschema-configmap`, namespace: ns }),
+      )
       // The cluster-wide half carries the same name in every platform: only when it binds our ServiceAccount.
-      const binding = await rbac.readClusterRoleBinding({ name: base }).catch((err) => { if (isNotFound(err)) return null; throw err })
+      const binding = await rbac.readClusterRoleBinding({ name: base }).catch((err) => {
+        if (isNotFound(err)) return null
+        throw err
+      })
       if (bindsOurServiceAccount(binding, base, ns)) {
         await gone(`ClusterRoleBinding/${base}`, () => rbac.deleteClusterRoleBinding({ name: base }))
         await gone(`ClusterRole/${base}`, () => rbac.deleteClusterRole({ name: base }))
-      } else if (binding) report.line(`ClusterRoleBinding ${base} binds another namespace's ServiceAccount: not the platform's, kept`)
+      } else if (binding)
+        report.line(`ClusterRoleBinding ${base} binds another namespace's ServiceAccount: not the platform's, kept`)
       if (removed.length > before) removed.splice(before, removed.length - before, `cdc bundle ${base}`)
     }
     for (const name of this.record.secrets) {
-      const secret = await this.core.readNamespacedSecret({ name, namespace: ns }).catch((err) => { if (isNotFound(err)) return null; throw err })
-      if (secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US) await gone(`Secret/${name}`, () => this.core.deleteNamespacedSecret({ name, namespace: ns }))
+      const secret = await this.core.readNamespacedSecret({ name, namespace: ns }).catch((err) => {
+        if (isNotFound(err)) return null
+        throw err
+      })
+      if (secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US)
+        await gone(`Secret/${name}`, () => this.core.deleteNamespacedSecret({ name, namespace: ns }))
     }
     // A CRD goes only once its instances are cleaned up: wait, so nothing is left Terminating.
     for (const name of restCrds) {
@@ -726,8 +1121,10 @@ interface GoneWait {
   progress?: (finalizers: string[]) => string
 }
 
-const targetOf = (ref: { group: string; version: string; namespace: string; plural: string; name: string }) =>
-  ({ collection: `/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`, name: ref.name })
+const targetOf = (ref: { group: string; version: string; namespace: string; plural: string; name: string }) => ({
+  collection: `/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`,
+  name: ref.name,
+})
 
 function terminatingText(obj: KObj, fins: string[]): string {
   const ready = conditionOf(obj, 'Ready')

@@ -9,27 +9,50 @@ import { type Teardown, awaitingReCreation, deletableNow, drainWaves } from './t
 
 /** Components whose Composition exists now, or whose release's objects an earlier run left finalizing: what Stage 1 drains. */
 export function drainable(inv: Inventory): Set<string> {
-  return new Set(inv.components.filter((c) => inv.compositions.has(c.name) || inv.finishing.has(c.name)).map((c) => c.name))
+  return new Set(
+    inv.components.filter((c) => inv.compositions.has(c.name) || inv.finishing.has(c.name)).map((c) => c.name),
+  )
 }
 
 /** What the Installer must bring back before the pause (none once it is paused or being deleted). */
 function toReCreate(inv: Inventory): string[] {
-  const live = inv.installer && !inv.installer.metadata.deletionTimestamp && inv.installer.metadata.annotations?.['krateo.io/paused'] !== 'true'
+  const live =
+    inv.installer &&
+    !inv.installer.metadata.deletionTimestamp &&
+    inv.installer.metadata.annotations?.['krateo.io/paused'] !== 'true'
   return live ? awaitingReCreation(inv.components, inv.stages, drainable(inv)) : []
 }
 
 export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): Step[] {
   const existing = drainable(inv)
-  const steps: Step[] = [{
-    title: `Record what is the platform's (ConfigMap krateo-installer-teardown): ${inv.record.definitions.length} definitions, ${inv.record.crds.length} generated CRDs, ${inv.record.bundles.length} cdc bundles`,
-    run: async () => { await teardown.saveRecord(); return inv.foreignDefinitions.length ? `${inv.foreignDefinitions.length} CompositionDefinitions here are not the platform's and are kept` : 'recorded' },
-  }]
+  const steps: Step[] = [
+    {
+      title: `Record what is the platform's (ConfigMap krateo-installer-teardown): ${inv.record.definitions.length} definitions, ${inv.record.crds.length} generated CRDs, ${inv.record.bundles.length} cdc bundles`,
+      run: async () => {
+        await teardown.saveRecord()
+        return inv.foreignDefinitions.length
+          ? `${inv.foreignDefinitions.length} CompositionDefinitions here are not the platform's and are kept`
+          : 'recorded'
+      },
+    },
+  ]
   const reCreating = toReCreate(inv)
   if (reCreating.length) {
-    steps.push({ title: `Stage 1: let the Installer re-create ${reCreating.join(', ')} first (a version move pruned ${reCreating.length > 1 ? 'them' : 'it'}; dependents still need ${reCreating.length > 1 ? 'them' : 'it'} to finalize their objects)`, run: (r) => teardown.letInstallerReCreate(reCreating, r, (name, obj) => inv.compositions.set(name, obj)) })
+    steps.push({
+      title: `Stage 1: let the Installer re-create ${reCreating.join(', ')} first (a version move pruned ${reCreating.length > 1 ? 'them' : 'it'}; dependents still need ${reCreating.length > 1 ? 'them' : 'it'} to finalize their objects)`,
+      run: (r) => teardown.letInstallerReCreate(reCreating, r, (name, obj) => inv.compositions.set(name, obj)),
+    })
   }
   if (inv.installer && existing.size && !inv.installer.metadata.deletionTimestamp) {
-    steps.push({ title: 'Stage 1: pause the Installer so it cannot re-create what is drained', run: (r) => teardown.pauseInstaller(inv.installer!, inv.definitions.find((d) => d.metadata.name === 'installer'), r) })
+    steps.push({
+      title: 'Stage 1: pause the Installer so it cannot re-create what is drained',
+      run: (r) =>
+        teardown.pauseInstaller(
+          inv.installer!,
+          inv.definitions.find((d) => d.metadata.name === 'installer'),
+          r,
+        ),
+    })
   }
   if (existing.size) {
     steps.push({
@@ -48,25 +71,54 @@ export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): 
     })
   }
   steps.push(
-    { title: "Stage 2: delete the Installer CR and the platform's CompositionDefinitions while core-provider runs; wait for their CRDs", run: (r) => teardown.deleteInstallerAndDefinitions(inv.installer, helm, r) },
-    { title: `Stage 2: helm uninstall ${inv.record.release ?? 'the bootstrap release'} (hooks skipped: these steps did their work)`, run: () => teardown.uninstallRelease(helm) },
-    { title: "Stage 3: sweep what nothing can finalize any more (the platform's webhook or admission policy, generated CRDs, cdc bundles, registry Secret)", run: async (r) => `${(await teardown.sweep(r)).length} removed` },
+    {
+      title:
+        "Stage 2: delete the Installer CR and the platform's CompositionDefinitions while core-provider runs; wait for their CRDs",
+      run: (r) => teardown.deleteInstallerAndDefinitions(inv.installer, helm, r),
+    },
+    {
+      title: `Stage 2: helm uninstall ${inv.record.release ?? 'the bootstrap release'} (hooks skipped: these steps did their work)`,
+      run: () => teardown.uninstallRelease(helm),
+    },
+    {
+      title:
+        "Stage 3: sweep what nothing can finalize any more (the platform's webhook or admission policy, generated CRDs, cdc bundles, registry Secret)",
+      run: async (r) => `${(await teardown.sweep(r)).length} removed`,
+    },
   )
   return steps
 }
 
 /** Runs drain(c) for every existing component, each as soon as none of its dependents is left; independent branches in parallel. */
-export async function drainInOrder(components: Component[], existing: Set<string>, drain: (c: Component) => Promise<void>): Promise<void> {
+export async function drainInOrder(
+  components: Component[],
+  existing: Set<string>,
+  drain: (c: Component) => Promise<void>,
+): Promise<void> {
   const remaining = new Set(existing)
   const running = new Map<string, Promise<void>>()
   while (remaining.size) {
     for (const name of deletableNow(components, remaining)) {
       if (running.has(name)) continue
       const c = components.find((x) => x.name === name)!
-      running.set(name, drain(c).then(() => { remaining.delete(name); running.delete(name) }))
+      running.set(
+        name,
+        drain(c).then(() => {
+          remaining.delete(name)
+          running.delete(name)
+        }),
+      )
     }
     // A dependency cycle in a hand-edited component list leaves nothing deletable: drain the rest together.
-    if (!running.size) for (const name of remaining) running.set(name, drain(components.find((x) => x.name === name)!).then(() => { remaining.delete(name); running.delete(name) }))
+    if (!running.size)
+      for (const name of remaining)
+        running.set(
+          name,
+          drain(components.find((x) => x.name === name)!).then(() => {
+            remaining.delete(name)
+            running.delete(name)
+          }),
+        )
     await Promise.race(running.values())
   }
 }
@@ -77,24 +129,78 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
   const ns = inv.namespace
   const text = [
     `Plan: uninstall Krateo from ${ns}`,
-    ...(reCreate.length ? ['', `Stage 1 first lets the Installer re-create ${reCreate.join(', ')} (pruned by a version move; dependents still need it to finalize their objects).`] : []),
-    '', 'Stage 1, ordered drain (Installer paused first; each wave after the previous one is gone):',
-    ...waves.map((w, i) => `  wave ${i + 1}: ${w.map((n) => (inv.finishing.has(n) ? `${n} (Composition gone; waits for ${inv.finishing.get(n)!.map((m) => `${m.resource}/${m.name}`).join(', ')} to be finalized)` : n)).join(', ')}`),
-    '', `Stage 2: delete Installer ${ns}/installer and the platform's ${inv.record.definitions.length} CompositionDefinitions (${inv.record.definitions.join(', ') || 'none'}), wait for their ${inv.record.crds.length} CRDs to go; helm uninstall ${inv.record.release ?? '(no bootstrap release found)'} (hooks skipped)`,
+    ...(reCreate.length
+      ? [
+          '',
+          `Stage 1 first lets the Installer re-create ${reCreate.join(', ')} (pruned by a version move; dependents still need it to finalize their objects).`,
+        ]
+      : []),
+    '',
+    'Stage 1, ordered drain (Installer paused first; each wave after the previous one is gone):',
+    ...waves.map(
+      (w, i) =>
+        `  wave ${i + 1}: ${w
+          .map((n) =>
+            inv.finishing.has(n)
+              ? `${n} (Composition gone; waits for ${inv.finishing
+                  .get(n)!
+                  .map((m) => `${m.resource}/${m.name}`)
+                  .join(', ')} to be finalized)`
+              : n,
+          )
+          .join(', ')}`,
+    ),
+    '',
+    `Stage 2: delete Installer ${ns}/installer and the platform's ${inv.record.definitions.length} CompositionDefinitions (${inv.record.definitions.join(', ') || 'none'}), wait for their ${inv.record.crds.length} CRDs to go; helm uninstall ${inv.record.release ?? '(no bootstrap release found)'} (hooks skipped)`,
     `Stage 3: sweep ${[inv.record.webhooks.length ? `webhook ${inv.record.webhooks.join(', ')}` : '', inv.record.policies?.length ? `admission policy ${inv.record.policies.join(', ')}` : '', inv.record.restCrds.length ? `CRDs ${inv.record.restCrds.join(', ')}` : '', `${inv.record.bundles.length} cdc bundles`, inv.record.secrets.length ? `Secret ${inv.record.secrets.join(', ')}` : ''].filter(Boolean).join(', ')}`,
-    ...(inv.foreignInstances.length ? ['', 'Not the platform\'s, and would be deleted with a kind the platform ships (uninstall refuses until they are gone):', ...inv.foreignInstances.map((f) => `  ${f}`)] : []),
-    ...(inv.unreadableAfter.length ? ['', 'Not the platform\'s, kept, but unreadable once core-provider is gone (their versions convert through its webhook; uninstall asks first):', ...inv.unreadableAfter.map((k) => `  ${k}`)] : []),
-    ...(inv.foreignDefinitions.length || inv.foreignWebhooks.length ? ['', 'Not the platform\'s, kept:',
-      ...inv.foreignDefinitions.map((d) => `  CompositionDefinition ${ns}/${d.metadata.name}`),
-      ...inv.foreignWebhooks.map((w) => `  MutatingWebhookConfiguration ${w}`)] : []),
-    '', 'Dry run: nothing was changed.',
+    ...(inv.foreignInstances.length
+      ? [
+          '',
+          "Not the platform's, and would be deleted with a kind the platform ships (uninstall refuses until they are gone):",
+          ...inv.foreignInstances.map((f) => `  ${f}`),
+        ]
+      : []),
+    ...(inv.unreadableAfter.length
+      ? [
+          '',
+          "Not the platform's, kept, but unreadable once core-provider is gone (their versions convert through its webhook; uninstall asks first):",
+          ...inv.unreadableAfter.map((k) => `  ${k}`),
+        ]
+      : []),
+    ...(inv.foreignDefinitions.length || inv.foreignWebhooks.length
+      ? [
+          '',
+          "Not the platform's, kept:",
+          ...inv.foreignDefinitions.map((d) => `  CompositionDefinition ${ns}/${d.metadata.name}`),
+          ...inv.foreignWebhooks.map((w) => `  MutatingWebhookConfiguration ${w}`),
+        ]
+      : []),
+    '',
+    'Dry run: nothing was changed.',
   ].join('\n')
   return {
     text,
     json: {
-      result: 'dry-run', reCreateFirst: reCreate, waves, finishing: Object.fromEntries([...inv.finishing].map(([n, refs]) => [n, refs.map((m) => `${m.resource}/${m.name}`)])), release: inv.record.release, compositionDefinitions: inv.record.definitions, crds: inv.record.crds, cdcBundles: inv.record.bundles,
-      webhooks: inv.record.webhooks, admissionPolicies: inv.record.policies ?? [], generatedCrds: inv.record.restCrds, secrets: inv.record.secrets,
-      notOurs: { compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name), webhooks: inv.foreignWebhooks, atRisk: inv.foreignInstances, unreadableAfter: inv.unreadableAfter },
+      result: 'dry-run',
+      reCreateFirst: reCreate,
+      waves,
+      finishing: Object.fromEntries(
+        [...inv.finishing].map(([n, refs]) => [n, refs.map((m) => `${m.resource}/${m.name}`)]),
+      ),
+      release: inv.record.release,
+      compositionDefinitions: inv.record.definitions,
+      crds: inv.record.crds,
+      cdcBundles: inv.record.bundles,
+      webhooks: inv.record.webhooks,
+      admissionPolicies: inv.record.policies ?? [],
+      generatedCrds: inv.record.restCrds,
+      secrets: inv.record.secrets,
+      notOurs: {
+        compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name),
+        webhooks: inv.foreignWebhooks,
+        atRisk: inv.foreignInstances,
+        unreadableAfter: inv.unreadableAfter,
+      },
     },
   }
 }

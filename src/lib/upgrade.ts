@@ -10,10 +10,28 @@ import semver from 'semver'
 import { type Cluster, checkReachable } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import type { Helm } from './helm.js'
-import { type ChartSource, chartDefaults, defaultChartFor, type RenderedBootstrap, type UserValues, checkValuesFiles, renderBootstrap } from './chart.js'
+import {
+  type ChartSource,
+  chartDefaults,
+  defaultChartFor,
+  type RenderedBootstrap,
+  type UserValues,
+  checkValuesFiles,
+  renderBootstrap,
+} from './chart.js'
 import { checkRequiredValues } from './required-values.js'
 import { type Generation, detectGeneration } from './engine.js'
-import { type Component, type InstallerSpec, blockedByDisabled, checkFeatureNames, knownFeatures, dashed, layers, parseComponents, validateDag } from './components.js'
+import {
+  type Component,
+  type InstallerSpec,
+  blockedByDisabled,
+  checkFeatureNames,
+  knownFeatures,
+  dashed,
+  layers,
+  parseComponents,
+  validateDag,
+} from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
 import { type KObj, type Observed, UPGRADE_ANNOTATION, crdServes, isReady } from './state.js'
@@ -22,7 +40,17 @@ import type { Step, StepReport } from './progress.js'
 import type { Interrupt } from './interrupt.js'
 import { type Teardown, drainWaves } from './teardown.js'
 import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from './kube-write.js'
-import { type InstallOptions, followToReady, healStuck, helmBootstrap, installerDefinitionSteps, registryLogin, releaseStatus, waitUntil, wrap } from './install.js'
+import {
+  type InstallOptions,
+  followToReady,
+  healStuck,
+  helmBootstrap,
+  installerDefinitionSteps,
+  registryLogin,
+  releaseStatus,
+  waitUntil,
+  wrap,
+} from './install.js'
 import { table } from './output.js'
 import { resolveBootstrapRelease } from './inventory.js'
 import { INSTALLER_NAME, renderedByInstaller } from './ownership.js'
@@ -34,8 +62,16 @@ export interface UpgradeOptions extends InstallOptions {
   allowDowngrade: boolean
 }
 
-export interface VersionChange { name: string; from: string; to: string }
-export interface FeatureChange { name: string; from: boolean | null; to: boolean }
+export interface VersionChange {
+  name: string
+  from: string
+  to: string
+}
+export interface FeatureChange {
+  name: string
+  from: boolean | null
+  to: boolean
+}
 
 export interface ComponentDiff {
   added: Component[]
@@ -95,12 +131,19 @@ export function diffComponents(current: Component[], next: Component[], leftover
     else if (before.version !== c.version) out.changed.push({ name: c.name, from: before.version, to: c.version })
     else out.unchanged.push(c.name)
   }
-  out.removed = [...current.filter((c) => !nextNames.has(c.name)), ...leftovers.filter((c) => !nextNames.has(c.name) && !now.has(c.name))]
+  out.removed = [
+    ...current.filter((c) => !nextNames.has(c.name)),
+    ...leftovers.filter((c) => !nextNames.has(c.name) && !now.has(c.name)),
+  ]
   return out
 }
 
 /** The features after the upgrade: runtime values kept, requested ones applied, new flags at the chart's default. Pure. */
-export function featurePlan(running: Record<string, boolean>, chartDefaults: Record<string, boolean>, requested: Record<string, boolean>): FeaturePlan {
+export function featurePlan(
+  running: Record<string, boolean>,
+  chartDefaults: Record<string, boolean>,
+  requested: Record<string, boolean>,
+): FeaturePlan {
   const patch: Record<string, boolean> = {}
   const changes: FeatureChange[] = []
   for (const [name, on] of Object.entries(chartDefaults)) {
@@ -118,7 +161,13 @@ export function featurePlan(running: Record<string, boolean>, chartDefaults: Rec
 }
 
 export const directionOf = (from: string | null, to: string): Direction =>
-  from === null ? 'upgrade' : compareVersions(to, from) > 0 ? 'upgrade' : compareVersions(to, from) < 0 ? 'downgrade' : 'same'
+  from === null
+    ? 'upgrade'
+    : compareVersions(to, from) > 0
+      ? 'upgrade'
+      : compareVersions(to, from) < 0
+        ? 'downgrade'
+        : 'same'
 
 /** Whether definitions must move with the Installer paused (anything but a same-version reconcile). */
 export const needsPause = (plan: Pick<UpgradePlan, 'direction' | 'diff'>): boolean =>
@@ -132,22 +181,41 @@ function leftoverComponent(cd: KObj, installer: KObj | null): Component | null {
 }
 
 /** Read-only: where the platform stands, the new chart rendered with the user's previous values, and the plan. */
-export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: UpgradeOptions, report: StepReport): Promise<UpgradePlan> {
+export async function upgradePreflight(
+  cluster: Cluster,
+  helm: Helm,
+  opts: UpgradeOptions,
+  report: StepReport,
+): Promise<UpgradePlan> {
   const ns = opts.namespace
   checkValuesFiles(opts.values)
   report.line(`cluster ${cluster.server} answers (Kubernetes ${await checkReachable(cluster)})`)
   report.line(`helm ${(await helm.checkVersion()).text}`)
   const observed = await observe(cluster, ns)
   const installer = observed.installer
-  if (!installer) throw new UserError(`Krateo is not installed in ${ns} (no Installer CR)`, ExitCode.NotReady, `install it with: krateo-installer install -n ${ns}`)
+  if (!installer)
+    throw new UserError(
+      `Krateo is not installed in ${ns} (no Installer CR)`,
+      ExitCode.NotReady,
+      `install it with: krateo-installer install -n ${ns}`,
+    )
   // Unless told otherwise: the chart the running installer came from, at the running version.
-  const running = (observed.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined)?.chart
-  const source: ChartSource = { chart: opts.source.chart || running?.url || defaultChartFor(opts.source.version ?? running?.version), version: opts.source.version ?? running?.version }
-  const releaseName = await wrap(cluster, 'read the installer-self-cr ConfigMap', () => resolveBootstrapRelease(cluster, ns))
+  const running = (observed.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined)
+    ?.chart
+  const source: ChartSource = {
+    chart: opts.source.chart || running?.url || defaultChartFor(opts.source.version ?? running?.version),
+    version: opts.source.version ?? running?.version,
+  }
+  const releaseName = await wrap(cluster, 'read the installer-self-cr ConfigMap', () =>
+    resolveBootstrapRelease(cluster, ns),
+  )
   const release = await releaseStatus(helm, ns, releaseName)
   if (!release) {
-    throw new UserError(`the bootstrap release "${releaseName}" is not in ${ns}, so the values it was installed with are unknown`, ExitCode.NotReady,
-      `run krateo-installer install -n ${ns} with the values you want (it keeps the running Installer CR's runtime edits)`)
+    throw new UserError(
+      `the bootstrap release "${releaseName}" is not in ${ns}, so the values it was installed with are unknown`,
+      ExitCode.NotReady,
+      `run krateo-installer install -n ${ns} with the values you want (it keeps the running Installer CR's runtime edits)`,
+    )
   }
   if (opts.registryUsername) await registryLogin(helm, { ...opts, source })
   // The user's values of the last install or upgrade, then the new ones: helm semantics, later wins. They may hold
@@ -155,7 +223,9 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   const previous = await helm.run(['get', 'values', releaseName, '-n', ns, '-o', 'yaml'])
   const values: UserValues = { ...opts.values, previous }
   const rendered = await renderBootstrap(helm, source, values, ns)
-  report.line(`chart ${source.chart} ${rendered.chartVersion} renders with your previous values; values pass its schema`)
+  report.line(
+    `chart ${source.chart} ${rendered.chartVersion} renders with your previous values; values pass its schema`,
+  )
 
   const runningSpec = (installer.spec ?? {}) as InstallerSpec
   const nextSpec = (rendered.selfCR.installer.spec ?? {}) as InstallerSpec
@@ -163,29 +233,67 @@ export async function upgradePreflight(cluster: Cluster, helm: Helm, opts: Upgra
   const components = parseComponents(nextSpec)
   validateDag(components)
   // Known from the chart's defaults and its components, not from the render: that already holds the request.
-  if (Object.keys(opts.featureRequests).length) checkFeatureNames(Object.keys(opts.featureRequests), knownFeatures(components, await chartDefaults(helm, source)), rendered.chartVersion)
+  if (Object.keys(opts.featureRequests).length)
+    checkFeatureNames(
+      Object.keys(opts.featureRequests),
+      knownFeatures(components, await chartDefaults(helm, source)),
+      rendered.chartVersion,
+    )
   const features = featurePlan(runningSpec.features ?? {}, nextSpec.features ?? {}, opts.featureRequests)
   const blocked = blockedByDisabled(components, features.features)
   if (blocked.length) {
     const b = blocked[0]!
-    throw new UserError(`component "${b.component}" would be enabled but depends on "${b.dep}", whose feature would be off`, ExitCode.Chart,
-      `turn that feature on with --feature, or turn off the feature of ${b.component}`)
+    throw new UserError(
+      `component "${b.component}" would be enabled but depends on "${b.dep}", whose feature would be off`,
+      ExitCode.Chart,
+      `turn that feature on with --feature, or turn off the feature of ${b.component}`,
+    )
   }
   checkRequiredValues({ ...nextSpec, features: features.features }, components)
-  const leftovers = [...observed.cds.values()].map((cd) => leftoverComponent(cd, observed.installer)).filter((c): c is Component => !!c)
+  const leftovers = [...observed.cds.values()]
+    .map((cd) => leftoverComponent(cd, observed.installer))
+    .filter((c): c is Component => !!c)
   const diff = diffComponents(current, components, leftovers)
-  const from = (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
+  const from =
+    (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
   const to = rendered.chartVersion
   const direction = directionOf(from, to)
   const generation = await detectGeneration(cluster)
-  const plan: UpgradePlan = { release: releaseName, from, to, direction, diff, features, components, rendered, source, values, observed, installer, generation }
-  if (direction === 'downgrade' && !opts.allowDowngrade) {
-    throw new UserError(`installer ${to} is older than the running ${from}; a downgrade would ${consequences(plan)}`, ExitCode.Usage,
-      'pass --allow-downgrade to do it anyway (newer CRD versions stay served), or --dry-run to see the whole plan')
+  const plan: UpgradePlan = {
+    release: releaseName,
+    from,
+    to,
+    direction,
+    diff,
+    features,
+    components,
+    rendered,
+    source,
+    values,
+    observed,
+    installer,
+    generation,
   }
-  if (generation === 'N' && diff.changed.length) report.line(`engine Gen N: its core-provider prunes versions nothing references, so the installer's render moves ${diff.changed.map((c) => c.name).join(', ')} (each re-created at its new version), not this CLI ahead of it`)
-  report.line(direction === 'same' ? `installer ${to} is already running: only reconciling${features.changes.length ? ' and switching features' : ''}` : `${direction} installer ${from} -> ${to}: ${consequences(plan)}`)
-  await checkAccess(cluster, [...INSTALL_ACCESS(ns), { verb: 'delete', group: CD_GROUP, resource: 'compositiondefinitions', namespace: ns }])
+  if (direction === 'downgrade' && !opts.allowDowngrade) {
+    throw new UserError(
+      `installer ${to} is older than the running ${from}; a downgrade would ${consequences(plan)}`,
+      ExitCode.Usage,
+      'pass --allow-downgrade to do it anyway (newer CRD versions stay served), or --dry-run to see the whole plan',
+    )
+  }
+  if (generation === 'N' && diff.changed.length)
+    report.line(
+      `engine Gen N: its core-provider prunes versions nothing references, so the installer's render moves ${diff.changed.map((c) => c.name).join(', ')} (each re-created at its new version), not this CLI ahead of it`,
+    )
+  report.line(
+    direction === 'same'
+      ? `installer ${to} is already running: only reconciling${features.changes.length ? ' and switching features' : ''}`
+      : `${direction} installer ${from} -> ${to}: ${consequences(plan)}`,
+  )
+  await checkAccess(cluster, [
+    ...INSTALL_ACCESS(ns),
+    { verb: 'delete', group: CD_GROUP, resource: 'compositiondefinitions', namespace: ns },
+  ])
   report.line('permissions granted')
   return plan
 }
@@ -197,7 +305,9 @@ export function consequences(plan: Pick<UpgradePlan, 'diff' | 'features'>): stri
     ...(diff.changed.length ? [`move ${diff.changed.map((c) => `${c.name} ${c.from} -> ${c.to}`).join(', ')}`] : []),
     ...(diff.added.length ? [`add ${diff.added.map((c) => c.name).join(', ')}`] : []),
     ...(diff.removed.length ? [`remove ${diff.removed.map((c) => c.name).join(', ')}`] : []),
-    ...(features.changes.length ? [`switch ${features.changes.map((f) => `${f.name} ${f.to ? 'on' : 'off'}`).join(', ')}`] : []),
+    ...(features.changes.length
+      ? [`switch ${features.changes.map((f) => `${f.name} ${f.to ? 'on' : 'off'}`).join(', ')}`]
+      : []),
   ]
   return parts.length ? parts.join('; ') : 'change no component'
 }
@@ -209,11 +319,15 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
     ...diff.added.map((c) => [c.name, `added (${c.version})`]),
     ...diff.removed.map((c) => [c.name, 'removed (drained leaves first)']),
   ]
-  const kept = Object.entries(features.features).filter(([n]) => !(n in features.patch)).map(([n, on]) => `${n}=${on}`)
+  const kept = Object.entries(features.features)
+    .filter(([n]) => !(n in features.patch))
+    .map(([n, on]) => `${n}=${on}`)
   const lines = [
     `Plan: ${plan.direction === 'same' ? 'reconcile' : plan.direction} installer ${plan.from ?? '?'} -> ${plan.to} in ${opts.namespace} (${plan.source.chart})`,
     '',
-    rows.length ? `Components (${diff.unchanged.length} unchanged):\n${table(rows.map((r) => ['  ' + r[0], r[1]!]))}` : `Components: none changes (${diff.unchanged.length} unchanged)`,
+    rows.length
+      ? `Components (${diff.unchanged.length} unchanged):\n${table(rows.map((r) => ['  ' + r[0], r[1]!]))}`
+      : `Components: none changes (${diff.unchanged.length} unchanged)`,
     `Features: ${features.changes.length ? features.changes.map((f) => `${f.name} ${f.from ?? 'unset'} -> ${f.to}`).join(', ') : 'no change'}${kept.length ? `; kept as running: ${kept.join(', ')}` : ''}`,
     'Kept: spec.features and every other runtime edit of the Installer CR; only components and componentValues are merged.',
     '',
@@ -221,15 +335,27 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
     ...(needsPause(plan) ? ['  pause the Installer CR so nothing renders half-upgraded'] : []),
     `  helm upgrade ${plan.release} (bootstrap mode, hooks skipped; your previous values kept, new -f/--set on top)`,
   ]
-  if (diff.removed.length) lines.push(`  drain removed components, leaves first: ${removalWaves(diff.removed).map((w) => w.join(', ')).join(' | ')}`)
+  if (diff.removed.length)
+    lines.push(
+      `  drain removed components, leaves first: ${removalWaves(diff.removed)
+        .map((w) => w.join(', '))
+        .join(' | ')}`,
+    )
   const staged = stagedLayers(plan)
-  if (staged.length) lines.push(`  move definitions, dependencies first: ${staged.map((l) => l.map((c) => c.name).join(', ')).join(' | ')}`)
-  else if (plan.generation === 'N' && diff.changed.length) lines.push(`  (Gen N: core-provider prunes versions nothing references, so the installer's render moves ${diff.changed.map((c) => c.name).join(', ')}; each is re-created at its new version)`)
+  if (staged.length)
+    lines.push(
+      `  move definitions, dependencies first: ${staged.map((l) => l.map((c) => c.name).join(', ')).join(' | ')}`,
+    )
+  else if (plan.generation === 'N' && diff.changed.length)
+    lines.push(
+      `  (Gen N: core-provider prunes versions nothing references, so the installer's render moves ${diff.changed.map((c) => c.name).join(', ')}; each is re-created at its new version)`,
+    )
   lines.push(
     `  apply CompositionDefinition installer ${plan.to}, wait for its CRD to serve ${dashed(plan.to)}`,
     `  merge-patch components and componentValues${Object.keys(features.patch).length ? ' and the changed features' : ''} onto the Installer CR${needsPause(plan) ? ', unpausing it' : ''}`,
     '  follow every component until Ready (and feature-off ones until drained, leaves first)',
-    '', 'Dry run: nothing was changed.',
+    '',
+    'Dry run: nothing was changed.',
   )
   return lines.join('\n')
 }
@@ -246,18 +372,24 @@ export function removalWaves(removed: Component[]): string[][] {
  * then not upgrade that release (its current manifest no longer builds): the Installer would be wedged. There
  * the installer's own render moves them, and a moved component is re-created at its new version.
  */
-export function stagedLayers(plan: Pick<UpgradePlan, 'components' | 'diff' | 'observed' | 'generation'>): Component[][] {
+export function stagedLayers(
+  plan: Pick<UpgradePlan, 'components' | 'diff' | 'observed' | 'generation'>,
+): Component[][] {
   if (plan.generation === 'N') return []
   const changed = new Set(plan.diff.changed.map((c) => c.name))
-  return layers(plan.components).map((l) => l.filter((c) => changed.has(c.name) && plan.observed.cds.has(c.name))).filter((l) => l.length)
+  return layers(plan.components)
+    .map((l) => l.filter((c) => changed.has(c.name) && plan.observed.cds.has(c.name)))
+    .filter((l) => l.length)
 }
 
 /** A component's definition has moved: its CRD serves the new version and its release runs at it. */
 function moved(o: Observed, c: Component, hadComposition: boolean): string | null {
   const cd = o.cds.get(c.name)
   const resource = cd?.status?.resource as string | undefined
-  if (!cd || (cd.spec as { chart?: { version?: string } }).chart?.version !== c.version) return 'its CompositionDefinition is not updated yet'
-  if (!resource || !crdServes(o.crds.get(`${resource}.${COMPOSITION_GROUP}`), dashed(c.version))) return `core-provider is adding ${dashed(c.version)} to its CRD`
+  if (!cd || (cd.spec as { chart?: { version?: string } }).chart?.version !== c.version)
+    return 'its CompositionDefinition is not updated yet'
+  if (!resource || !crdServes(o.crds.get(`${resource}.${COMPOSITION_GROUP}`), dashed(c.version)))
+    return `core-provider is adding ${dashed(c.version)} to its CRD`
   const comp = o.compositions.get(c.name)
   if (!comp) return hadComposition ? 'its Composition is not observed yet' : null
   const at = comp.status?.helmChartVersion as string | undefined
@@ -265,11 +397,28 @@ function moved(o: Observed, c: Component, hadComposition: boolean): string | nul
   return isReady(comp) ? null : 'its release is not Ready at the new version yet'
 }
 
-export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions, plan: UpgradePlan, interrupt: Interrupt, watch: () => PlatformWatch, teardown: Teardown): Step[] {
+export function upgradeSteps(
+  cluster: Cluster,
+  helm: Helm,
+  opts: UpgradeOptions,
+  plan: UpgradePlan,
+  interrupt: Interrupt,
+  watch: () => PlatformWatch,
+  teardown: Teardown,
+): Step[] {
   const ns = opts.namespace
   const deadline = Date.now() + opts.timeoutMs
-  const installerRef = (version: string) => ({ group: COMPOSITION_GROUP, version, namespace: ns, plural: 'installers', name: 'installer' })
-  const readInstaller = async () => await wrap(cluster, 'read the Installer CR', () => getCustom(cluster, installerRef(plan.installer.apiVersion!.split('/')[1]!)))
+  const installerRef = (version: string) => ({
+    group: COMPOSITION_GROUP,
+    version,
+    namespace: ns,
+    plural: 'installers',
+    name: 'installer',
+  })
+  const readInstaller = async () =>
+    await wrap(cluster, 'read the Installer CR', () =>
+      getCustom(cluster, installerRef(plan.installer.apiVersion!.split('/')[1]!)),
+    )
   /**
    * A failed helm run that left the release where it was (a chart that cannot be pulled, a release another
    * helm holds) changed nothing but our pause: that goes too, so the platform runs on as before. A failed
@@ -280,7 +429,11 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
     const after = await releaseStatus(helm, ns, plan.release).catch(() => undefined)
     if (after === undefined || after?.revision !== before?.revision) return err
     if (!(await teardown.unpauseIfOurs(await readInstaller().catch(() => null), [UPGRADE_ANNOTATION]))) return err
-    return new UserError(err.message, err.exitCode, `${err.hint ? `${err.hint}; ` : ''}nothing was changed (the release is still at revision ${after?.revision ?? 'none'}, the Installer is unpaused)`)
+    return new UserError(
+      err.message,
+      err.exitCode,
+      `${err.hint ? `${err.hint}; ` : ''}nothing was changed (the release is still at revision ${after?.revision ?? 'none'}, the Installer is unpaused)`,
+    )
   }
   const steps: Step[] = []
   // Paused first: the bootstrap release's upgrade moves the chart's grants to the new version's cdc account
@@ -290,8 +443,17 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
       title: 'Pause the Installer CR so nothing renders half-upgraded',
       run: async (r) => {
         const installer = await readInstaller()
-        if (!installer) throw new UserError(`the Installer CR ${ns}/installer disappeared`, ExitCode.NotReady, 'see krateo-installer status')
-        await wrap(cluster, 'mark the Installer CR', () => mergePatchCustom(cluster, installerRef(installer.apiVersion!.split('/')[1]!), { metadata: { annotations: { [UPGRADE_ANNOTATION]: plan.to } } }))
+        if (!installer)
+          throw new UserError(
+            `the Installer CR ${ns}/installer disappeared`,
+            ExitCode.NotReady,
+            'see krateo-installer status',
+          )
+        await wrap(cluster, 'mark the Installer CR', () =>
+          mergePatchCustom(cluster, installerRef(installer.apiVersion!.split('/')[1]!), {
+            metadata: { annotations: { [UPGRADE_ANNOTATION]: plan.to } },
+          }),
+        )
         return await teardown.pauseInstaller(installer, plan.observed.cds.get('installer'), r)
       },
     })
@@ -301,9 +463,17 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
     run: async (r) => {
       const current = await releaseStatus(helm, ns, plan.release)
       const newValues = opts.values.files.length + opts.values.sets.length > 0
-      if (current?.status === 'deployed' && current.version === plan.to && !newValues) return `already at ${plan.to} (revision ${current.revision})`
+      if (current?.status === 'deployed' && current.version === plan.to && !newValues)
+        return `already at ${plan.to} (revision ${current.revision})`
       try {
-        await helmBootstrap(helm, { ...opts, source: plan.source, values: plan.values }, plan.release, current, deadline, r)
+        await helmBootstrap(
+          helm,
+          { ...opts, source: plan.source, values: plan.values },
+          plan.release,
+          current,
+          deadline,
+          r,
+        )
       } catch (err) {
         throw await givePauseBack(err, current)
       }
@@ -315,7 +485,18 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
       title: `Drain removed components, leaves first (${plan.diff.removed.map((c) => c.name).join(', ')})`,
       run: async (r) => {
         for (const wave of removalWaves(plan.diff.removed)) {
-          await Promise.all(wave.map(async (name) => await drainRemoved(cluster, teardown, ns, plan.diff.removed.find((c) => c.name === name)!, r)))
+          await Promise.all(
+            wave.map(
+              async (name) =>
+                await drainRemoved(
+                  cluster,
+                  teardown,
+                  ns,
+                  plan.diff.removed.find((c) => c.name === name)!,
+                  r,
+                ),
+            ),
+          )
         }
         // Their CompositionDefinitions (and so their CRDs) stay until the installer's release no longer lists
         // them: helm cannot upgrade a release whose previous manifest holds a kind without a CRD.
@@ -334,11 +515,30 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
           for (const c of layer) {
             // Pass A's shape (contract section 1): url = <repo or ociRepo>/<chart or name>, version = the pin.
             const chart = { url: `${c.repo ?? nextSpec.ociRepo}/${c.chart ?? c.name}`, version: c.version }
-            await wrap(cluster, `update CompositionDefinition ${c.name}`, () => mergePatchCustom(cluster, { group: CD_GROUP, version: CD_VERSION, namespace: ns, plural: 'compositiondefinitions', name: c.name }, { spec: { chart } }))
+            await wrap(cluster, `update CompositionDefinition ${c.name}`, () =>
+              mergePatchCustom(
+                cluster,
+                { group: CD_GROUP, version: CD_VERSION, namespace: ns, plural: 'compositiondefinitions', name: c.name },
+                { spec: { chart } },
+              ),
+            )
             r.line(`${c.name}: CompositionDefinition -> ${c.version}`)
           }
-          await waitUntil(watch(), interrupt, deadline, (o) => layer.every((c) => moved(o, c, had(c)) === null),
-            (o) => layer.flatMap((c) => { const why = moved(o, c, had(c)); return why ? [`${c.name}: ${why}`] : [] }).join('; '), r, () => healStuck(cluster, watch(), r))
+          await waitUntil(
+            watch(),
+            interrupt,
+            deadline,
+            (o) => layer.every((c) => moved(o, c, had(c)) === null),
+            (o) =>
+              layer
+                .flatMap((c) => {
+                  const why = moved(o, c, had(c))
+                  return why ? [`${c.name}: ${why}`] : []
+                })
+                .join('; '),
+            r,
+            () => healStuck(cluster, watch(), r),
+          )
           r.line(`${layer.map((c) => `${c.name} ${c.version}`).join(', ')}: running at the new version`)
         }
         return plan.diff.changed.map((c) => `${c.name} ${c.to}`).join(', ')
@@ -351,14 +551,30 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
     run: async () => {
       const ref = installerRef(dashed(plan.to))
       const before = await wrap(cluster, 'read the Installer CR', () => getCustomWhenServed(cluster, ref))
-      if (!before) throw new UserError(`the Installer CR ${ns}/installer disappeared`, ExitCode.NotReady, 'see krateo-installer status')
+      if (!before)
+        throw new UserError(
+          `the Installer CR ${ns}/installer disappeared`,
+          ExitCode.NotReady,
+          'see krateo-installer status',
+        )
       const ours = !!before.metadata.annotations?.[UPGRADE_ANNOTATION]
       const body = {
         ...(ours ? { metadata: { annotations: { 'krateo.io/paused': null, [UPGRADE_ANNOTATION]: null } } } : {}),
-        spec: { ...plan.rendered.selfCR.componentsPatch.spec, ...(Object.keys(plan.features.patch).length ? { features: plan.features.patch } : {}) },
+        spec: {
+          ...plan.rendered.selfCR.componentsPatch.spec,
+          ...(Object.keys(plan.features.patch).length ? { features: plan.features.patch } : {}),
+        },
       }
       const after = await wrap(cluster, 'patch the Installer CR', () => mergePatchCustom(cluster, ref, body))
-      const said = [`components and componentValues${Object.keys(plan.features.patch).length ? `, features ${Object.entries(plan.features.patch).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}`]
+      const said = [
+        `components and componentValues${
+          Object.keys(plan.features.patch).length
+            ? `, features ${Object.entries(plan.features.patch)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(', ')}`
+            : ''
+        }`,
+      ]
       if (ours) said.push('unpaused')
       // A spec change is handled at once, and so is the unpause (krateo.io/paused is a watched annotation);
       // with neither, a nudge of that same annotation makes the cdc observe now.
@@ -373,12 +589,17 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
     const want = JSON.stringify(plan.components.map((c) => [c.name, c.version]))
     const applied = (o: Observed) => {
       const spec = (o.installer?.spec ?? {}) as InstallerSpec
-      return !o.installer?.metadata.annotations?.[UPGRADE_ANNOTATION] && JSON.stringify(parseComponents(spec).map((c) => [c.name, c.version])) === want
-        && Object.entries(plan.features.patch).every(([k, v]) => spec.features?.[k] === v)
+      return (
+        !o.installer?.metadata.annotations?.[UPGRADE_ANNOTATION] &&
+        JSON.stringify(parseComponents(spec).map((c) => [c.name, c.version])) === want &&
+        Object.entries(plan.features.patch).every(([k, v]) => spec.features?.[k] === v)
+      )
     }
     const removedLeft = (o: Observed) => {
       const left = plan.diff.removed.filter((c) => o.cds.has(c.name)).map((c) => c.name)
-      return left.length ? `waiting for the installer's release to drop the definitions of removed ${left.join(', ')}` : null
+      return left.length
+        ? `waiting for the installer's release to drop the definitions of removed ${left.join(', ')}`
+        : null
     }
     steps.push({
       title: 'Follow the self-reconcile',
@@ -392,11 +613,37 @@ export function upgradeSteps(cluster: Cluster, helm: Helm, opts: UpgradeOptions,
 }
 
 /** Deletes a removed component's Composition, if any, while its cdc runs. */
-async function drainRemoved(cluster: Cluster, teardown: Teardown, ns: string, c: Component, r: StepReport): Promise<void> {
-  const cd = await wrap(cluster, `read CompositionDefinition ${c.name}`, () => getCustom(cluster, { group: CD_GROUP, version: CD_VERSION, namespace: ns, plural: 'compositiondefinitions', name: c.name }))
+async function drainRemoved(
+  cluster: Cluster,
+  teardown: Teardown,
+  ns: string,
+  c: Component,
+  r: StepReport,
+): Promise<void> {
+  const cd = await wrap(cluster, `read CompositionDefinition ${c.name}`, () =>
+    getCustom(cluster, {
+      group: CD_GROUP,
+      version: CD_VERSION,
+      namespace: ns,
+      plural: 'compositiondefinitions',
+      name: c.name,
+    }),
+  )
   const resource = cd?.status?.resource as string | undefined
   const apiVersion = cd?.status?.apiVersion as string | undefined
-  const comp = resource && apiVersion ? await wrap(cluster, `read ${c.name}`, () => getCustom(cluster, { group: COMPOSITION_GROUP, version: apiVersion.split('/')[1]!, namespace: ns, plural: resource, name: c.name })) : null
-  if (comp) await teardown.drainComposition({ ...c, kind: c.kind || String(cd?.status?.kind ?? '') }, comp, resource!, r)
+  const comp =
+    resource && apiVersion
+      ? await wrap(cluster, `read ${c.name}`, () =>
+          getCustom(cluster, {
+            group: COMPOSITION_GROUP,
+            version: apiVersion.split('/')[1]!,
+            namespace: ns,
+            plural: resource,
+            name: c.name,
+          }),
+        )
+      : null
+  if (comp)
+    await teardown.drainComposition({ ...c, kind: c.kind || String(cd?.status?.kind ?? '') }, comp, resource!, r)
   else r.line(`${c.name}: no Composition left`)
 }

@@ -9,7 +9,9 @@ import type { KObj } from './state.js'
 import { readFailure } from './cluster.js'
 
 /** Lists a path (with its query); null when the resource does not exist (yet). */
-export type Lister = (pathWithQuery: string) => Promise<{ metadata?: { resourceVersion?: string }; items?: KObj[] } | null>
+export type Lister = (
+  pathWithQuery: string,
+) => Promise<{ metadata?: { resourceVersion?: string }; items?: KObj[] } | null>
 
 export class WatchedCollection {
   readonly items = new Map<string, KObj>()
@@ -25,7 +27,13 @@ export class WatchedCollection {
   /** The last failure, while it lasts ("HTTP 403: ..."); null once a list or watch works again. */
   failure: string | null = null
 
-  constructor(private watch: Watch, private list: Lister, readonly path: string, private onChange: () => void, private fieldSelector?: string) {}
+  constructor(
+    private watch: Watch,
+    private list: Lister,
+    readonly path: string,
+    private onChange: () => void,
+    private fieldSelector?: string,
+  ) {}
 
   static key(obj: KObj): string {
     return obj.metadata.namespace ? `${obj.metadata.namespace}/${obj.metadata.name}` : obj.metadata.name
@@ -63,12 +71,20 @@ export class WatchedCollection {
   /** No event nor bookmark for longer than the server's own timeout: the connection is dead; reopen it. */
   private armIdle(): void {
     clearTimeout(this.idle)
-    this.idle = setTimeout(() => { this.ctrl?.abort(); this.again(0) }, (WATCH_TIMEOUT_SECONDS + 60) * 1000)
+    this.idle = setTimeout(
+      () => {
+        this.ctrl?.abort()
+        this.again(0)
+      },
+      (WATCH_TIMEOUT_SECONDS + 60) * 1000,
+    )
     this.idle.unref()
   }
 
   private async relist(): Promise<boolean> {
-    const page = await this.list(this.path + (this.fieldSelector ? `?fieldSelector=${encodeURIComponent(this.fieldSelector)}` : ''))
+    const page = await this.list(
+      this.path + (this.fieldSelector ? `?fieldSelector=${encodeURIComponent(this.fieldSelector)}` : ''),
+    )
     if (this.stopped) return false
     this.items.clear()
     for (const obj of page?.items ?? []) this.items.set(WatchedCollection.key(obj), obj)
@@ -90,38 +106,48 @@ export class WatchedCollection {
         return this.failed(err)
       }
     }
-    const query: Record<string, string | number | boolean> = { allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT_SECONDS, ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}) }
+    const query: Record<string, string | number | boolean> = {
+      allowWatchBookmarks: true,
+      timeoutSeconds: WATCH_TIMEOUT_SECONDS,
+      ...(this.fieldSelector ? { fieldSelector: this.fieldSelector } : {}),
+    }
     if (this.rv) query.resourceVersion = this.rv
     const opened = Date.now()
     let events = 0
     try {
       this.armIdle()
-      const ctrl = await this.watch.watch(this.path, query as Record<string, string | boolean>, (type: string, obj: KObj & { code?: number }) => {
-        events++
-        this.armIdle()
-        if (type === 'BOOKMARK') {
-          this.rv = obj.metadata?.resourceVersion ?? this.rv
-          return
-        }
-        if (type === 'ERROR') {
-          // 410 Gone: our resourceVersion is too old; list again when the watch ends.
-          this.rv = ''
-          return
-        }
-        this.rv = (obj.metadata as { resourceVersion?: string }).resourceVersion ?? this.rv
-        if (type === 'DELETED') this.items.delete(WatchedCollection.key(obj))
-        else this.items.set(WatchedCollection.key(obj), obj)
-        this.onChange()
-      }, (err: unknown) => {
-        clearTimeout(this.idle)
-        if (this.stopped) return
-        if (err && (err as { statusCode?: number }).statusCode === 410) this.rv = '' // too old a version: list again
-        if (err && (err as { name?: string }).name !== 'AbortError') return this.failed(err)
-        // A watch the server ended at once, with nothing delivered, is a front end that cannot stream.
-        if (!events && Date.now() - opened < 1000) return this.failed(new Error('the watch ended as soon as it opened'))
-        this.worked()
-        this.again(50)
-      })
+      const ctrl = await this.watch.watch(
+        this.path,
+        query as Record<string, string | boolean>,
+        (type: string, obj: KObj & { code?: number }) => {
+          events++
+          this.armIdle()
+          if (type === 'BOOKMARK') {
+            this.rv = obj.metadata?.resourceVersion ?? this.rv
+            return
+          }
+          if (type === 'ERROR') {
+            // 410 Gone: our resourceVersion is too old; list again when the watch ends.
+            this.rv = ''
+            return
+          }
+          this.rv = (obj.metadata as { resourceVersion?: string }).resourceVersion ?? this.rv
+          if (type === 'DELETED') this.items.delete(WatchedCollection.key(obj))
+          else this.items.set(WatchedCollection.key(obj), obj)
+          this.onChange()
+        },
+        (err: unknown) => {
+          clearTimeout(this.idle)
+          if (this.stopped) return
+          if (err && (err as { statusCode?: number }).statusCode === 410) this.rv = '' // too old a version: list again
+          if (err && (err as { name?: string }).name !== 'AbortError') return this.failed(err)
+          // A watch the server ended at once, with nothing delivered, is a front end that cannot stream.
+          if (!events && Date.now() - opened < 1000)
+            return this.failed(new Error('the watch ended as soon as it opened'))
+          this.worked()
+          this.again(50)
+        },
+      )
       // stop() while the watch was being opened: it could not abort what did not exist yet.
       if (this.stopped) ctrl.abort()
       else this.ctrl = ctrl
@@ -135,7 +161,6 @@ export class WatchedCollection {
 /** The server closes a watch after this long; we reopen it from the last version seen. */
 const WATCH_TIMEOUT_SECONDS = 300
 
-
 export function newWatch(kc: KubeConfig): Watch {
   return new Watch(kc)
 }
@@ -148,8 +173,21 @@ export class ObjectWatch {
   private coll: WatchedCollection
   private listeners = new Set<() => void>()
 
-  constructor(watch: Watch, list: Lister, readonly collectionPath: string, readonly name: string) {
-    this.coll = new WatchedCollection(watch, list, collectionPath, () => { for (const l of this.listeners) l() }, `metadata.name=${name}`).start()
+  constructor(
+    watch: Watch,
+    list: Lister,
+    readonly collectionPath: string,
+    readonly name: string,
+  ) {
+    this.coll = new WatchedCollection(
+      watch,
+      list,
+      collectionPath,
+      () => {
+        for (const l of this.listeners) l()
+      },
+      `metadata.name=${name}`,
+    ).start()
   }
 
   /** The object; null when it does not exist; undefined until the first list has been read. */
@@ -174,7 +212,11 @@ export class ObjectWatch {
 export function nap(watches: ObjectWatch[], ms: number): Promise<void> {
   return new Promise((resolve) => {
     const offs: (() => void)[] = []
-    const done = () => { clearTimeout(timer); for (const off of offs) off(); resolve() }
+    const done = () => {
+      clearTimeout(timer)
+      for (const off of offs) off()
+      resolve()
+    }
     const timer = setTimeout(done, ms)
     for (const w of watches) offs.push(w.onChange(done))
   })

@@ -21,12 +21,17 @@ export interface Wiring {
   never: WiringGap[]
 }
 
-interface Ingress { ip?: string; hostname?: string }
+interface Ingress {
+  ip?: string
+  hostname?: string
+}
 
 const byName = (a: KObj, b: KObj) => a.metadata.name.localeCompare(b.metadata.name)
 const typeOf = (svc: KObj | undefined) => (svc?.spec as { type?: string } | undefined)?.type
-const ingressOf = (svc: KObj | undefined): Ingress[] => (svc?.status as { loadBalancer?: { ingress?: Ingress[] } } | undefined)?.loadBalancer?.ingress ?? []
-const portOf = (svc: KObj | undefined) => ((svc?.spec as { ports?: { port: number }[] } | undefined)?.ports ?? [])[0]?.port
+const ingressOf = (svc: KObj | undefined): Ingress[] =>
+  (svc?.status as { loadBalancer?: { ingress?: Ingress[] } } | undefined)?.loadBalancer?.ingress ?? []
+const portOf = (svc: KObj | undefined) =>
+  ((svc?.spec as { ports?: { port: number }[] } | undefined)?.ports ?? [])[0]?.port
 
 /**
  * The Service a component is exposed through: one its release lists in status.managed, named after the
@@ -36,7 +41,8 @@ const portOf = (svc: KObj | undefined) => ((svc?.spec as { ports?: { port: numbe
 export function serviceOf(c: Component, services: KObj[], composition?: KObj): KObj | undefined {
   const match = c.svcMatch ?? c.name
   const managed = ((composition?.status?.managed as { resource?: string; name?: string }[] | undefined) ?? [])
-    .filter((m) => m.resource === 'services').map((m) => m.name)
+    .filter((m) => m.resource === 'services')
+    .map((m) => m.name)
   const candidates = services.filter((s) => s.metadata.name.includes(match)).sort(byName)
   if (managed.length) return candidates.find((s) => managed.includes(s.metadata.name))
   // No status.managed to go by (a cdc that has not reported yet): the exact name, else no guess.
@@ -56,8 +62,14 @@ export function chartPeerAddress(peer: Component, services: KObj[]): { ip: strin
   return found
 }
 
-export function consumerWiring(components: Component[], enabled: (c: Component) => boolean, consumer: KObj | undefined, services: KObj[], compositions: Map<string, KObj> = new Map()): Wiring {
-  const config = ((consumer?.spec as { config?: Record<string, string> } | undefined)?.config) ?? {}
+export function consumerWiring(
+  components: Component[],
+  enabled: (c: Component) => boolean,
+  consumer: KObj | undefined,
+  services: KObj[],
+  compositions: Map<string, KObj> = new Map(),
+): Wiring {
+  const config = (consumer?.spec as { config?: Record<string, string> } | undefined)?.config ?? {}
   const out: Wiring = { pending: [], never: [] }
   for (const peer of components) {
     if (peer.consumer || !enabled(peer) || !peer.configKeys?.length) continue
@@ -68,17 +80,25 @@ export function consumerWiring(components: Component[], enabled: (c: Component) 
     for (const key of peer.configKeys) {
       const gap = (why: string, renderable = false): WiringGap => ({ key, peer: peer.name, why, renderable })
       if (!svc) out.pending.push(gap(`${peer.name} has no Service yet`))
-      else if (type !== 'LoadBalancer') out.never.push(gap(`${peer.name} is exposed as ${type ?? 'ClusterIP'}; the chart wires LoadBalancer IPs only`))
-      else if (!address && ingress && !ingress.ip) out.never.push(gap(`${peer.name}'s load balancer has a hostname only (${ingress.hostname}); the chart wires IPs only`))
+      else if (type !== 'LoadBalancer')
+        out.never.push(gap(`${peer.name} is exposed as ${type ?? 'ClusterIP'}; the chart wires LoadBalancer IPs only`))
+      else if (!address && ingress && !ingress.ip)
+        out.never.push(
+          gap(`${peer.name}'s load balancer has a hostname only (${ingress.hostname}); the chart wires IPs only`),
+        )
       else if (!address) out.pending.push(gap(`waiting for the LoadBalancer IP of ${peer.name}`))
-      else if (config[key] !== `http://${address.ip}:${address.port}`) out.pending.push(gap(`${key} not rendered yet (${peer.name} is at ${address.ip})`, true))
+      else if (config[key] !== `http://${address.ip}:${address.port}`)
+        out.pending.push(gap(`${key} not rendered yet (${peer.name} is at ${address.ip})`, true))
     }
   }
   return out
 }
 
 /** Why the portal cannot be used in a browser, and what a user does about it. */
-export interface PortalGap { why: string; hint: string }
+export interface PortalGap {
+  why: string
+  hint: string
+}
 
 /** What a user does about keys the chart never writes. */
 export function unwiredAdvice(consumer: string, never: WiringGap[]): PortalGap {

@@ -6,15 +6,26 @@
 import type { KObj } from './state.js'
 
 /** status.managed entry as the cdc writes it. */
-export interface ManagedRef { apiVersion?: string; resource?: string; name?: string; namespace?: string }
+export interface ManagedRef {
+  apiVersion?: string
+  resource?: string
+  name?: string
+  namespace?: string
+}
 
 export const WORKLOAD_RESOURCES = ['deployments', 'statefulsets', 'daemonsets', 'jobs'] as const
-export const KIND_OF: Record<(typeof WORKLOAD_RESOURCES)[number], string> = { deployments: 'Deployment', statefulsets: 'StatefulSet', daemonsets: 'DaemonSet', jobs: 'Job' }
+export const KIND_OF: Record<(typeof WORKLOAD_RESOURCES)[number], string> = {
+  deployments: 'Deployment',
+  statefulsets: 'StatefulSet',
+  daemonsets: 'DaemonSet',
+  jobs: 'Job',
+}
 
 /** The workloads a Composition's release lists, as "Kind namespace/name" keys. */
 export function managedWorkloads(composition: KObj | undefined): { kind: string; namespace: string; name: string }[] {
   const managed = (composition?.status?.managed as ManagedRef[] | undefined) ?? []
-  return managed.filter((m) => m.resource && m.resource in KIND_OF && m.name && m.namespace)
+  return managed
+    .filter((m) => m.resource && m.resource in KIND_OF && m.name && m.namespace)
     .map((m) => ({ kind: KIND_OF[m.resource as keyof typeof KIND_OF], namespace: m.namespace!, name: m.name! }))
 }
 
@@ -26,10 +37,19 @@ export function workloadNamespaces(compositions: Iterable<KObj>, platformNamespa
 }
 
 interface WorkloadStatus {
-  replicas?: number; readyReplicas?: number; availableReplicas?: number; updatedReplicas?: number; observedGeneration?: number
-  desiredNumberScheduled?: number; numberAvailable?: number; updatedNumberScheduled?: number
-  currentRevision?: string; updateRevision?: string
-  succeeded?: number; failed?: number; conditions?: { type: string; status: string; message?: string }[]
+  replicas?: number
+  readyReplicas?: number
+  availableReplicas?: number
+  updatedReplicas?: number
+  observedGeneration?: number
+  desiredNumberScheduled?: number
+  numberAvailable?: number
+  updatedNumberScheduled?: number
+  currentRevision?: string
+  updateRevision?: string
+  succeeded?: number
+  failed?: number
+  conditions?: { type: string; status: string; message?: string }[]
 }
 
 /** Null when the workload is available (rolled out to its current spec), else what it still lacks. */
@@ -37,7 +57,8 @@ export function workloadShortfall(kind: string, obj: KObj): string | null {
   const s = (obj.status ?? {}) as WorkloadStatus
   const spec = (obj.spec ?? {}) as { replicas?: number; completions?: number }
   if (kind === 'Job') {
-    if ((s.conditions ?? []).some((c) => c.type === 'Failed' && c.status === 'True')) return `failed${(s.conditions ?? []).find((c) => c.type === 'Failed')?.message ? `: ${(s.conditions ?? []).find((c) => c.type === 'Failed')!.message}` : ''}`
+    if ((s.conditions ?? []).some((c) => c.type === 'Failed' && c.status === 'True'))
+      return `failed${(s.conditions ?? []).find((c) => c.type === 'Failed')?.message ? `: ${(s.conditions ?? []).find((c) => c.type === 'Failed')!.message}` : ''}`
     return (s.succeeded ?? 0) >= (spec.completions ?? 1) ? null : 'not complete'
   }
   // A new spec not yet seen by its controller is not rolled out, whatever the counts say.
@@ -57,14 +78,21 @@ export function workloadShortfall(kind: string, obj: KObj): string | null {
     if (s.currentRevision && s.updateRevision && s.currentRevision !== s.updateRevision) return 'rolling out'
     return (s.readyReplicas ?? 0) >= want ? null : `${s.readyReplicas ?? 0}/${want} ready`
   }
-  if ((s.replicas ?? 0) > (s.updatedReplicas ?? 0)) return `${(s.replicas ?? 0) - (s.updatedReplicas ?? 0)} old replica(s) not replaced yet`
+  if ((s.replicas ?? 0) > (s.updatedReplicas ?? 0))
+    return `${(s.replicas ?? 0) - (s.updatedReplicas ?? 0)} old replica(s) not replaced yet`
   return (s.availableReplicas ?? 0) >= want ? null : `${s.availableReplicas ?? 0}/${want} available`
 }
 
 interface PodStatus {
   phase?: string
   conditions?: { type: string; status: string; reason?: string; message?: string }[]
-  containerStatuses?: { name: string; ready?: boolean; restartCount?: number; state?: { waiting?: { reason?: string; message?: string } }; lastState?: { terminated?: { reason?: string; message?: string; exitCode?: number } } }[]
+  containerStatuses?: {
+    name: string
+    ready?: boolean
+    restartCount?: number
+    state?: { waiting?: { reason?: string; message?: string } }
+    lastState?: { terminated?: { reason?: string; message?: string; exitCode?: number } }
+  }[]
 }
 
 /** Why a pod is not ready, in one phrase; null when it is ready or finished. */
@@ -82,7 +110,8 @@ export function podTrouble(pod: KObj): string | null {
       const why = last?.message || last?.reason || (last?.exitCode !== undefined ? `exit code ${last.exitCode}` : '')
       return `container ${c.name} is crash-looping (${c.restartCount ?? 0} restarts)${why ? `: ${why}` : ''}`
     }
-    if (/ImagePull|ErrImage/.test(waiting.reason)) return `container ${c.name} cannot pull its image (${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''})`
+    if (/ImagePull|ErrImage/.test(waiting.reason))
+      return `container ${c.name} cannot pull its image (${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''})`
     if (waiting.reason === 'ContainerCreating') return `container ${c.name} is starting (pulling its image)`
     return `container ${c.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`
   }
@@ -92,8 +121,18 @@ export function podTrouble(pod: KObj): string | null {
 
 /** The pods of a workload: owned by it, or by one of its ReplicaSets (named <deployment>-<hash>). */
 function podsOf(kind: string, name: string, namespace: string, pods: KObj[]): KObj[] {
-  return pods.filter((p) => p.metadata.namespace === namespace && ((p.metadata as { ownerReferences?: { kind: string; name: string }[] }).ownerReferences ?? []).some((o) =>
-    (o.kind === kind && o.name === name) || (kind === 'Deployment' && o.kind === 'ReplicaSet' && o.name.startsWith(`${name}-`) && !o.name.slice(name.length + 1).includes('-'))))
+  return pods.filter(
+    (p) =>
+      p.metadata.namespace === namespace &&
+      ((p.metadata as { ownerReferences?: { kind: string; name: string }[] }).ownerReferences ?? []).some(
+        (o) =>
+          (o.kind === kind && o.name === name) ||
+          (kind === 'Deployment' &&
+            o.kind === 'ReplicaSet' &&
+            o.name.startsWith(`${name}-`) &&
+            !o.name.slice(name.length + 1).includes('-')),
+      ),
+  )
 }
 
 /**
@@ -103,20 +142,33 @@ function podsOf(kind: string, name: string, namespace: string, pods: KObj[]): KO
 export function notRunning(composition: KObj | undefined, workloads: KObj[], pods: KObj[]): string[] {
   const out: string[] = []
   for (const w of managedWorkloads(composition)) {
-    const obj = workloads.find((o) => o.kind === w.kind && o.metadata.name === w.name && o.metadata.namespace === w.namespace)
+    const obj = workloads.find(
+      (o) => o.kind === w.kind && o.metadata.name === w.name && o.metadata.namespace === w.namespace,
+    )
     if (!obj) {
       out.push(`${w.kind} ${w.name} not found`)
       continue
     }
     const short = workloadShortfall(w.kind, obj)
     if (!short) continue
-    const troubles = [...new Set(podsOf(w.kind, w.name, w.namespace, pods).map(podTrouble).filter((t): t is string => !!t))]
+    const troubles = [
+      ...new Set(
+        podsOf(w.kind, w.name, w.namespace, pods)
+          .map(podTrouble)
+          .filter((t): t is string => !!t),
+      ),
+    ]
     out.push(`${w.kind} ${w.name}: ${short}${troubles.length ? `; ${troubles.slice(0, 2).join('; ')}` : ''}`)
   }
   return out
 }
 
-interface ManagedFieldsEntry { operation?: string; subresource?: string; time?: string; fieldsV1?: { 'f:spec'?: unknown } }
+interface ManagedFieldsEntry {
+  operation?: string
+  subresource?: string
+  time?: string
+  fieldsV1?: { 'f:spec'?: unknown }
+}
 
 /**
  * Whether the cdc has reported since the Composition's values last changed: the API server's managedFields
@@ -125,7 +177,7 @@ interface ManagedFieldsEntry { operation?: string; subresource?: string; time?: 
  * True when the object carries no managedFields to tell.
  */
 export function specApplied(composition: KObj | undefined): boolean {
-  const fields = ((composition?.metadata as { managedFields?: ManagedFieldsEntry[] } | undefined)?.managedFields) ?? []
+  const fields = (composition?.metadata as { managedFields?: ManagedFieldsEntry[] } | undefined)?.managedFields ?? []
   const latest = (entries: ManagedFieldsEntry[]) => Math.max(0, ...entries.map((e) => Date.parse(e.time ?? '') || 0))
   const spec = latest(fields.filter((e) => !e.subresource && e.fieldsV1?.['f:spec'] !== undefined))
   const status = latest(fields.filter((e) => e.subresource === 'status'))

@@ -7,4 +7,11 @@ import Uninstall from '../commands/uninstall.js'
 import Upgrade from '../commands/upgrade.js'
 import Version from '../commands/version.js'
 
-export const OWN_COMMANDS = { check: Check, install: Install, status: Status, uninstall: Uninstall, upgrade: Upgrade, version: Version }
+export const OWN_COMMANDS = {
+  check: Check,
+  install: Install,
+  status: Status,
+  uninstall: Uninstall,
+  upgrade: Upgrade,
+  version: Version,
+}

@@ -6,25 +6,51 @@ import type { Sandbox } from '../../sandbox/lib/sandbox.js'
 
 export const repo = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 
-export interface CliResult { code: number; stdout: string; stderr: string }
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
 
-export function runCli(args: string[], opts: { env?: Record<string, string>; input?: string; onStdout?: (chunk: string) => void } = {}): Promise<CliResult> & { kill: (sig?: NodeJS.Signals) => void } {
+export function runCli(
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string; onStdout?: (chunk: string) => void } = {},
+): Promise<CliResult> & { kill: (sig?: NodeJS.Signals) => void } {
   const child = spawn(process.execPath, [join(repo, 'bin', 'run.js'), ...args], {
     env: { ...process.env, CI: 'true', NO_COLOR: '1', ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); opts.onStdout?.(b.toString()) })
-  child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+  child.stdout.on('data', (b: Buffer) => {
+    stdout += b.toString()
+    opts.onStdout?.(b.toString())
+  })
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString()
+  })
   child.stdin.end(opts.input ?? '')
-  const done = new Promise<CliResult>((resolve) => child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr })))
-  return Object.assign(done, { kill: (sig: NodeJS.Signals = 'SIGKILL') => { child.kill(sig) } })
+  const done = new Promise<CliResult>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : -1), stdout, stderr })),
+  )
+  return Object.assign(done, {
+    kill: (sig: NodeJS.Signals = 'SIGKILL') => {
+      child.kill(sig)
+    },
+  })
 }
 
 /** Flags that point the CLI at a sandbox and its registry's fixture installer chart. */
 export function sandboxFlags(sb: Sandbox, version = '0.2.53', kubeconfig = sb.kubeconfig): string[] {
-  return ['--kubeconfig', kubeconfig, '--chart', `oci://${sb.registry}/charts/installer`, '--version', version, ...sb.registryFlags]
+  return [
+    '--kubeconfig',
+    kubeconfig,
+    '--chart',
+    `oci://${sb.registry}/charts/installer`,
+    '--version',
+    version,
+    ...sb.registryFlags,
+  ]
 }
 
 /** Environment with the sandbox's helm (HELM_BIN) and its caches kept inside the sandbox. */
@@ -44,7 +70,15 @@ export function cliFor(sandbox: () => Sandbox): {
     cli,
     kc: () => ['--kubeconfig', sandbox().kubeconfig],
     install: async (...extra: string[]) => {
-      const res = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m', ...extra])
+      const res = await cli([
+        'install',
+        ...sandboxFlags(sandbox()),
+        '--exposure',
+        'LoadBalancer',
+        '--timeout',
+        '5m',
+        ...extra,
+      ])
       if (res.code !== 0) throw new Error(`install exited ${res.code}: ${res.stdout}${res.stderr}`)
       return res
     },

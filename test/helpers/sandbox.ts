@@ -1,7 +1,15 @@
 // Shared test plumbing: one sandbox per test file, owned by the test process so that even a crashed
 // run leaves no daemon behind (the sandbox agent watches the owner pid).
 import { after, before } from 'node:test'
-import { AppsV1Api, BatchV1Api, CoreV1Api, CustomObjectsApi, ApiextensionsV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node'
+import {
+  AppsV1Api,
+  BatchV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  ApiextensionsV1Api,
+  KubeConfig,
+  RbacAuthorizationV1Api,
+} from '@kubernetes/client-node'
 import { defaultGeneration, startSandbox, type Sandbox, type StartOptions } from '../../sandbox/lib/sandbox.js'
 
 /** The engine generation this test process runs against ($KRATEO_SANDBOX_GENERATION; the test matrix sets it). */
@@ -40,11 +48,14 @@ export function kubeFor(kubeconfig: string): Kube {
 export function useSandbox(opts: StartOptions = {}): { sandbox: () => Sandbox; kube: () => Kube } {
   let sandbox: Sandbox | undefined
   let kube: Kube | undefined
-  before(async () => {
-    sandbox = await startSandbox({ ownerPid: process.pid, ...opts })
-    kube = kubeFor(sandbox.kubeconfig)
-    current = sandbox
-  }, { timeout: 15 * 60_000 })
+  before(
+    async () => {
+      sandbox = await startSandbox({ ownerPid: process.pid, ...opts })
+      kube = kubeFor(sandbox.kubeconfig)
+      current = sandbox
+    },
+    { timeout: 15 * 60_000 },
+  )
   after(async () => {
     current = undefined
     // For debugging a failing file: KRATEO_TEST_AGENT_LOG=1 prints what the engine simulator did.
@@ -70,11 +81,17 @@ let current: Sandbox | undefined
 
 function assertEngineAlive(): void {
   const agent = current?.daemon('agent')
-  if (agent && !isOurs(agent.pid, current!.dir)) throw new Error(`the sandbox's engine simulator (agent) exited; its log ends:\n${tailFile(agent.log, 25)}`)
+  if (agent && !isOurs(agent.pid, current!.dir))
+    throw new Error(`the sandbox's engine simulator (agent) exited; its log ends:\n${tailFile(agent.log, 25)}`)
 }
 
 /** Polls check until it returns a truthy value; fails with the last observation after timeoutMs. */
-export async function eventually<T>(what: string, check: () => Promise<T | undefined | false | null>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined | false | null>,
+  timeoutMs = 30_000,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < deadline) {
@@ -88,7 +105,9 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     }
     await sleep(everyMs)
   }
-  throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`)
+  throw new Error(
+    `timed out after ${timeoutMs / 1000}s waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+  )
 }
 
 /** The HTTP status of a failed client-node call (undefined when it was no API error). */
@@ -103,6 +122,21 @@ export function httpCode(err: unknown): number | undefined {
  */
 export async function whenServed<T>(what: string, write: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   let out: T | undefined
-  await eventually(what, () => write().then((v) => { out = v; return true }, (e) => { if (httpCode(e) === 503) return false; throw e }), timeoutMs, 250)
+  await eventually(
+    what,
+    () =>
+      write().then(
+        (v) => {
+          out = v
+          return true
+        },
+        (e) => {
+          if (httpCode(e) === 503) return false
+          throw e
+        },
+      ),
+    timeoutMs,
+    250,
+  )
   return out as T
 }

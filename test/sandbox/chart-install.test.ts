@@ -16,46 +16,134 @@ const run = promisify(execFile)
 describe(onGeneration('the chart installed and removed by plain helm, hooks and all'), () => {
   const ns = 'krateo-system'
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
-  const helm = (...args: string[]) => run(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() }, timeout: 15 * 60_000 })
-  const status = async () => JSON.parse((await runCli(['status', '--kubeconfig', sandbox().kubeconfig, '-o', 'json'], { env: sandboxEnv(sandbox()) })).stdout) as { phase: string; portalUrl: string | null; components: { name: string; stage: string }[] }
-  const cds = async () => ((await kube().custom.listNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions' })) as { items: { metadata: { name: string } }[] }).items.map((c) => c.metadata.name).sort()
+  const helm = (...args: string[]) =>
+    run(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() }, timeout: 15 * 60_000 })
+  const status = async () =>
+    JSON.parse(
+      (await runCli(['status', '--kubeconfig', sandbox().kubeconfig, '-o', 'json'], { env: sandboxEnv(sandbox()) }))
+        .stdout,
+    ) as { phase: string; portalUrl: string | null; components: { name: string; stage: string }[] }
+  const cds = async () =>
+    (
+      (await kube().custom.listNamespacedCustomObject({
+        group: 'core.krateo.io',
+        version: 'v1alpha1',
+        namespace: ns,
+        plural: 'compositiondefinitions',
+      })) as { items: { metadata: { name: string } }[] }
+    ).items
+      .map((c) => c.metadata.name)
+      .sort()
 
   it('helm install --wait runs the post-install hook, and the engine alone brings the platform to Ready', async () => {
     const started = Date.now()
-    await helm('install', 'installer', `oci://${sandbox().registry}/charts/installer`, '--version', '0.2.53', '--plain-http', '-n', ns, '--create-namespace',
-      '--set', 'exposure.type=LoadBalancer', '--wait', '--timeout', '5m')
+    await helm(
+      'install',
+      'installer',
+      `oci://${sandbox().registry}/charts/installer`,
+      '--version',
+      '0.2.53',
+      '--plain-http',
+      '-n',
+      ns,
+      '--create-namespace',
+      '--set',
+      'exposure.type=LoadBalancer',
+      '--wait',
+      '--timeout',
+      '5m',
+    )
     // The hook has run by the time helm returns: the installer CD and the Installer CR exist.
     assert.ok((await cds()).includes('installer'), 'the hook applied the installer CompositionDefinition')
-    await kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', name: 'installer' })
+    await kube().custom.getNamespacedCustomObject({
+      group: 'composition.krateo.io',
+      version: 'v0-2-53',
+      namespace: ns,
+      plural: 'installers',
+      name: 'installer',
+    })
     const jobs = await kube().batch.listNamespacedJob({ namespace: ns })
-    assert.deepEqual(jobs.items.map((j) => j.metadata!.name), [], 'the hook Job succeeded and was deleted (hook-succeeded policy)')
-    const ready = await eventually('the platform Ready', async () => { const s = await status(); return s.phase === 'Ready' ? s : null }, 5 * 60_000, 2000)
+    assert.deepEqual(
+      jobs.items.map((j) => j.metadata!.name),
+      [],
+      'the hook Job succeeded and was deleted (hook-succeeded policy)',
+    )
+    const ready = await eventually(
+      'the platform Ready',
+      async () => {
+        const s = await status()
+        return s.phase === 'Ready' ? s : null
+      },
+      5 * 60_000,
+      2000,
+    )
     assert.match(ready.portalUrl ?? '', /^http:\/\/198\.51\.100\.\d+:8080$/, 'LoadBalancer exposure wires the portal')
     assert.ok(Date.now() - started < 5 * 60_000)
   })
 
   it("the installer's cdc renders with its own ServiceAccount: rbacgen's grants and the chart's own; without the chart's Services grant its consumer render is refused", async () => {
     const sa = 'installers-v0-2-53'
-    const installerRef = { group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', name: 'installer' }
-    const installer = await kube().custom.getNamespacedCustomObject(installerRef) as { metadata: { labels: Record<string, string> } }
+    const installerRef = {
+      group: 'composition.krateo.io',
+      version: 'v0-2-53',
+      namespace: ns,
+      plural: 'installers',
+      name: 'installer',
+    }
+    const installer = (await kube().custom.getNamespacedCustomObject(installerRef)) as {
+      metadata: { labels: Record<string, string> }
+    }
     // rbacgen: the kinds its chart renders (the CompositionDefinitions) granted by the cdc to itself, named after the release.
     const release = installer.metadata.labels['krateo.io/release-name']!
     const rbac = kube().kc.makeApiClient(RbacAuthorizationV1Api)
     const role = await rbac.readNamespacedRole({ name: release, namespace: ns })
-    assert.ok(role.rules?.some((r) => r.apiGroups?.includes('core.krateo.io') && r.resources?.includes('compositiondefinitions') && r.verbs.includes('*')), JSON.stringify(role.rules))
+    assert.ok(
+      role.rules?.some(
+        (r) =>
+          r.apiGroups?.includes('core.krateo.io') &&
+          r.resources?.includes('compositiondefinitions') &&
+          r.verbs.includes('*'),
+      ),
+      JSON.stringify(role.rules),
+    )
     const grant = await rbac.readNamespacedRoleBinding({ name: 'installers-lbip-services', namespace: ns })
-    assert.deepEqual(grant.subjects?.map((x) => x.name), [sa], "the chart binds its own version's cdc account")
+    assert.deepEqual(
+      grant.subjects?.map((x) => x.name),
+      [sa],
+      "the chart binds its own version's cdc account",
+    )
     await rbac.deleteNamespacedRoleBinding({ name: 'installers-lbip-services', namespace: ns })
-    const nudge = (value: string | null) => kube().custom.patchNamespacedCustomObject({ ...installerRef, body: { metadata: { annotations: { 'krateo.io/paused': value } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))
+    const nudge = (value: string | null) =>
+      kube().custom.patchNamespacedCustomObject(
+        { ...installerRef, body: { metadata: { annotations: { 'krateo.io/paused': value } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )
     await nudge('false')
-    const refused = await eventually('the render refused', async () => {
-      const o = await kube().custom.getNamespacedCustomObject(installerRef) as { status?: { conditions?: { type: string; status: string; message?: string }[] } }
-      const synced = o.status?.conditions?.find((c) => c.type === 'Synced')
-      return synced?.status === 'False' ? synced.message ?? '' : null
-    }, 60_000)
-    assert.match(refused, new RegExp(`system:serviceaccount:${ns}:${sa}.*cannot list resource "services"`), 'the lookup of inst.lbip runs with the cdc account')
+    const refused = await eventually(
+      'the render refused',
+      async () => {
+        const o = (await kube().custom.getNamespacedCustomObject(installerRef)) as {
+          status?: { conditions?: { type: string; status: string; message?: string }[] }
+        }
+        const synced = o.status?.conditions?.find((c) => c.type === 'Synced')
+        return synced?.status === 'False' ? (synced.message ?? '') : null
+      },
+      60_000,
+    )
+    assert.match(
+      refused,
+      new RegExp(`system:serviceaccount:${ns}:${sa}.*cannot list resource "services"`),
+      'the lookup of inst.lbip runs with the cdc account',
+    )
     const { metadata, roleRef, subjects } = grant
-    await rbac.createNamespacedRoleBinding({ namespace: ns, body: { metadata: { name: metadata!.name, namespace: ns, labels: metadata!.labels, annotations: metadata!.annotations }, roleRef, subjects } })
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: metadata!.name, namespace: ns, labels: metadata!.labels, annotations: metadata!.annotations },
+        roleRef,
+        subjects,
+      },
+    })
     await nudge(null)
     await eventually('the platform Ready again', async () => (await status()).phase === 'Ready', 120_000, 1000)
   })
@@ -64,12 +152,33 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
     await helm('uninstall', 'installer', '-n', ns, '--wait', '--timeout', '10m')
     // bootstrap-teardown deleted the Installer CR; the composition release's own pre-delete hook drained the
     // components; core-provider removed their definitions, CRDs and bundles before the release went.
-    assert.deepEqual(await cds(), ['installer'], 'only the installer definition is left (the hook applied it outside any release)')
-    const crds = (await kube().crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!).filter((n) => n.endsWith('.composition.krateo.io'))
+    assert.deepEqual(
+      await cds(),
+      ['installer'],
+      'only the installer definition is left (the hook applied it outside any release)',
+    )
+    const crds = (await kube().crds.listCustomResourceDefinition()).items
+      .map((c) => c.metadata!.name!)
+      .filter((n) => n.endsWith('.composition.krateo.io'))
     assert.deepEqual(crds, ['installers.composition.krateo.io'])
-    await assert.rejects(kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: ns, plural: 'installers', name: 'installer' }), (e) => httpCode(e) === 404)
-    const hooks = await kube().kc.makeApiClient((await import('@kubernetes/client-node')).AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
-    assert.deepEqual(hooks.items.map((h) => h.metadata!.name).filter((n) => n !== 'krateo-sandbox-kubelet'), [], GEN === 'S' ? 'post-delete removed the core-provider webhook' : 'Gen N has none')
+    await assert.rejects(
+      kube().custom.getNamespacedCustomObject({
+        group: 'composition.krateo.io',
+        version: 'v0-2-53',
+        namespace: ns,
+        plural: 'installers',
+        name: 'installer',
+      }),
+      (e) => httpCode(e) === 404,
+    )
+    const hooks = await kube()
+      .kc.makeApiClient((await import('@kubernetes/client-node')).AdmissionregistrationV1Api)
+      .listMutatingWebhookConfiguration()
+    assert.deepEqual(
+      hooks.items.map((h) => h.metadata!.name).filter((n) => n !== 'krateo-sandbox-kubelet'),
+      [],
+      GEN === 'S' ? 'post-delete removed the core-provider webhook' : 'Gen N has none',
+    )
     const left = await status()
     assert.equal(left.phase, 'Bootstrapping', 'status sees the leftover definition, not a platform')
   })

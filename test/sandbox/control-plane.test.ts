@@ -18,7 +18,10 @@ describe('sandbox control plane', () => {
   it('creates a namespace and the controller-manager finalizes its deletion', async () => {
     const { core } = kube()
     await core.createNamespace({ body: { metadata: { name: 'ns-lifecycle' } } })
-    await core.createNamespacedConfigMap({ namespace: 'ns-lifecycle', body: { metadata: { name: 'x' }, data: { a: 'b' } } })
+    await core.createNamespacedConfigMap({
+      namespace: 'ns-lifecycle',
+      body: { metadata: { name: 'x' }, data: { a: 'b' } },
+    })
     await core.deleteNamespace({ name: 'ns-lifecycle' })
     const gone = await eventually('namespace deletion', async () => {
       try {
@@ -41,13 +44,19 @@ describe('sandbox control plane', () => {
         spec: {
           replicas: 2,
           selector: { matchLabels: { app: 'web' } },
-          template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx:fake' }] } },
+          template: {
+            metadata: { labels: { app: 'web' } },
+            spec: { containers: [{ name: 'web', image: 'nginx:fake' }] },
+          },
         },
       },
     })
     const dep = await eventually('Deployment Available', async () => {
       const d = await apps.readNamespacedDeployment({ name: 'web', namespace: 'apps' })
-      return d.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') && d.status.readyReplicas === 2 ? d : false
+      return d.status?.conditions?.some((c) => c.type === 'Available' && c.status === 'True') &&
+        d.status.readyReplicas === 2
+        ? d
+        : false
     })
     assert.equal(dep.status?.availableReplicas, 2)
     const pods = await core.listNamespacedPod({ namespace: 'apps', labelSelector: 'app=web' })
@@ -73,7 +82,8 @@ describe('sandbox control plane', () => {
   it('gives a LoadBalancer Service an ingress IP from 198.51.100.0/24 and leaves ClusterIP alone', async () => {
     const { core } = kube()
     const svc = (name: string, type: string) => ({
-      metadata: { name }, spec: { type, selector: { app: 'web' }, ports: [{ port: 8080 }] },
+      metadata: { name },
+      spec: { type, selector: { app: 'web' }, ports: [{ port: 8080 }] },
     })
     await core.createNamespacedService({ namespace: 'apps', body: svc('web-lb', 'LoadBalancer') })
     await core.createNamespacedService({ namespace: 'apps', body: svc('web-internal', 'ClusterIP') })
@@ -94,9 +104,17 @@ describe('sandbox control plane', () => {
       body: {
         metadata: { name: 'widgets.example.krateo.io' },
         spec: {
-          group: 'example.krateo.io', scope: 'Namespaced',
+          group: 'example.krateo.io',
+          scope: 'Namespaced',
           names: { kind: 'Widget', plural: 'widgets', singular: 'widget', listKind: 'WidgetList' },
-          versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } } }],
+          versions: [
+            {
+              name: 'v1',
+              served: true,
+              storage: true,
+              schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } },
+            },
+          ],
         },
       },
     })
@@ -106,14 +124,27 @@ describe('sandbox control plane', () => {
     })
     const ref = { group: 'example.krateo.io', version: 'v1', namespace: 'apps', plural: 'widgets' }
     await eventually('CRD served', async () => {
-      await custom.createNamespacedCustomObject({ ...ref, body: { apiVersion: 'example.krateo.io/v1', kind: 'Widget', metadata: { name: 'w1', finalizers: ['example.krateo.io/hold'] } } })
+      await custom.createNamespacedCustomObject({
+        ...ref,
+        body: {
+          apiVersion: 'example.krateo.io/v1',
+          kind: 'Widget',
+          metadata: { name: 'w1', finalizers: ['example.krateo.io/hold'] },
+        },
+      })
       return true
     })
     await custom.deleteNamespacedCustomObject({ ...ref, name: 'w1' })
     await new Promise((r) => setTimeout(r, 1500))
-    const held = (await custom.getNamespacedCustomObject({ ...ref, name: 'w1' })) as { metadata: { deletionTimestamp?: string } }
+    const held = (await custom.getNamespacedCustomObject({ ...ref, name: 'w1' })) as {
+      metadata: { deletionTimestamp?: string }
+    }
     assert.ok(held.metadata.deletionTimestamp, 'the object is Terminating while the finalizer is present')
-    await custom.patchNamespacedCustomObject({ ...ref, name: 'w1', body: [{ op: 'remove', path: '/metadata/finalizers' }] })
+    await custom.patchNamespacedCustomObject({
+      ...ref,
+      name: 'w1',
+      body: [{ op: 'remove', path: '/metadata/finalizers' }],
+    })
     await eventually('object gone after the finalizer is removed', async () => {
       try {
         await custom.getNamespacedCustomObject({ ...ref, name: 'w1' })
@@ -139,16 +170,38 @@ describe('sandbox control plane', () => {
     const chart = join(work, 'hello')
     mkdirSync(join(chart, 'templates'), { recursive: true })
     writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: hello\nversion: 0.1.0\n')
-    writeFileSync(join(chart, 'templates', 'deploy.yaml'), [
-      'apiVersion: apps/v1', 'kind: Deployment', 'metadata: { name: hello }',
-      'spec: { selector: { matchLabels: { app: hello } }, template: { metadata: { labels: { app: hello } }, spec: { containers: [{ name: hello, image: "hello:fake" }] } } }',
-    ].join('\n'))
-    const helm = (...args: string[]) => execFileSync(sb.helm, args, { env: { ...process.env, ...sb.helmEnv() }, cwd: work }).toString()
+    writeFileSync(
+      join(chart, 'templates', 'deploy.yaml'),
+      [
+        'apiVersion: apps/v1',
+        'kind: Deployment',
+        'metadata: { name: hello }',
+        'spec: { selector: { matchLabels: { app: hello } }, template: { metadata: { labels: { app: hello } }, spec: { containers: [{ name: hello, image: "hello:fake" }] } } }',
+      ].join('\n'),
+    )
+    const helm = (...args: string[]) =>
+      execFileSync(sb.helm, args, { env: { ...process.env, ...sb.helmEnv() }, cwd: work }).toString()
     helm('package', chart, '-d', work)
     helm('push', join(work, 'hello-0.1.0.tgz'), `oci://${sb.registry}/charts`, '--plain-http')
-    helm('install', 'hello', `oci://${sb.registry}/charts/hello`, '--version', '0.1.0', '--plain-http', '-n', 'helm-test', '--create-namespace', '--wait', '--timeout', '60s')
+    helm(
+      'install',
+      'hello',
+      `oci://${sb.registry}/charts/hello`,
+      '--version',
+      '0.1.0',
+      '--plain-http',
+      '-n',
+      'helm-test',
+      '--create-namespace',
+      '--wait',
+      '--timeout',
+      '60s',
+    )
     const listed = JSON.parse(helm('list', '-n', 'helm-test', '-o', 'json')) as { name: string; status: string }[]
-    assert.deepEqual(listed.map((r) => [r.name, r.status]), [['hello', 'deployed']])
+    assert.deepEqual(
+      listed.map((r) => [r.name, r.status]),
+      [['hello', 'deployed']],
+    )
     const dep = await kube().apps.readNamespacedDeployment({ name: 'hello', namespace: 'helm-test' })
     assert.equal(dep.status?.availableReplicas, 1)
     helm('uninstall', 'hello', '-n', 'helm-test', '--wait')
@@ -159,15 +212,30 @@ describe('sandbox control plane', () => {
     const sb = sandbox()
     const { rbac, core } = kube()
     await core.createNamespace({ body: { metadata: { name: 'rbac-test' } } })
-    await rbac.createNamespacedRole({ namespace: 'rbac-test', body: { metadata: { name: 'cm-reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }] } })
+    await rbac.createNamespacedRole({
+      namespace: 'rbac-test',
+      body: {
+        metadata: { name: 'cm-reader' },
+        rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }],
+      },
+    })
     await rbac.createNamespacedRoleBinding({
       namespace: 'rbac-test',
-      body: { metadata: { name: 'alice-reads' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cm-reader' }, subjects: [{ kind: 'User', name: 'alice', apiGroup: 'rbac.authorization.k8s.io' }] },
+      body: {
+        metadata: { name: 'alice-reads' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'cm-reader' },
+        subjects: [{ kind: 'User', name: 'alice', apiGroup: 'rbac.authorization.k8s.io' }],
+      },
     })
     const alice = kubeFor(sb.mintUserKubeconfig('alice', ['dev'])).core
-    const listed = await eventually('RBAC grant visible', () => alice.listNamespacedConfigMap({ namespace: 'rbac-test' }))
+    const listed = await eventually('RBAC grant visible', () =>
+      alice.listNamespacedConfigMap({ namespace: 'rbac-test' }),
+    )
     assert.ok(Array.isArray(listed.items))
-    await assert.rejects(alice.createNamespacedConfigMap({ namespace: 'rbac-test', body: { metadata: { name: 'nope' } } }), (err) => httpCode(err) === 403)
+    await assert.rejects(
+      alice.createNamespacedConfigMap({ namespace: 'rbac-test', body: { metadata: { name: 'nope' } } }),
+      (err) => httpCode(err) === 403,
+    )
     await assert.rejects(alice.listNamespace(), (err) => httpCode(err) === 403)
     const robot = kubeFor(await sb.mintServiceAccountKubeconfig('rbac-test', 'robot')).core
     await assert.rejects(robot.listNamespacedSecret({ namespace: 'rbac-test' }), (err) => httpCode(err) === 403)
@@ -180,7 +248,15 @@ describe('sandbox control plane', () => {
     const seen = new Set<string>()
     let watchEnded = false
     const watch = new Watch(kc)
-    const startWatch = () => watch.watch('/api/v1/namespaces/apps/configmaps', {}, (_type, obj: { metadata: { name: string } }) => seen.add(obj.metadata.name), () => { watchEnded = true })
+    const startWatch = () =>
+      watch.watch(
+        '/api/v1/namespaces/apps/configmaps',
+        {},
+        (_type, obj: { metadata: { name: string } }) => seen.add(obj.metadata.name),
+        () => {
+          watchEnded = true
+        },
+      )
     await startWatch()
     await sb.restartApiServer()
     await eventually('watch noticed the outage', async () => watchEnded, 10_000)

@@ -11,7 +11,10 @@ import { processesMentioning } from '../../sandbox/lib/processes.js'
 import { eventually } from '../helpers/sandbox.js'
 
 const run = promisify(execFile)
-const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'sandbox/cli.ts', ...args], { env: { ...process.env, NODE_NO_WARNINGS: '1' } })
+const cli = (...args: string[]) =>
+  run(process.execPath, ['--import', 'tsx', 'sandbox/cli.ts', ...args], {
+    env: { ...process.env, NODE_NO_WARNINGS: '1' },
+  })
 
 describe('sandbox lifecycle', () => {
   it('`sandbox up` prints its time and a kubeconfig; `sandbox down` stops every process it started', async () => {
@@ -21,7 +24,10 @@ describe('sandbox lifecycle', () => {
       const up = await cli('up', '--name', name, '--no-agent')
       assert.match(up.stdout, /up in \d+\.\ds/)
       assert.match(up.stdout, new RegExp(`kubeconfig: ${dir}/kubeconfig`))
-      assert.ok(processesMentioning(dir).length >= 6, 'etcd, apiserver, controller-manager, scheduler, kwok and registry run')
+      assert.ok(
+        processesMentioning(dir).length >= 6,
+        'etcd, apiserver, controller-manager, scheduler, kwok and registry run',
+      )
       const facts = await cli('facts', '--name', name)
       assert.match(facts.stdout, /node kwok-node-0: Ready/)
       await assert.rejects(cli('up', '--name', name), /already running/)
@@ -41,13 +47,19 @@ describe('sandbox lifecycle', () => {
       const sb = await startSandbox({ ownerPid: process.pid })
       console.log(sb.dir)
       setInterval(() => {}, 1000)`
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     const dir = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (b: Buffer) => resolve(b.toString().trim()))
       child.on('exit', (code) => reject(new Error(`owner exited early (${code})`)))
     })
     assert.ok(processesMentioning(dir).length > 0)
     child.kill('SIGKILL')
-    await eventually('sandbox torn down after its owner died', async () => processesMentioning(dir).length === 0 && !existsSync(dir), 30_000)
+    await eventually(
+      'sandbox torn down after its owner died',
+      async () => processesMentioning(dir).length === 0 && !existsSync(dir),
+      30_000,
+    )
   })
 })

@@ -12,7 +12,18 @@ describe('the packed CLI', () => {
   const work = mkdtempSync(join(tmpdir(), 'krateo-pack-'))
   after(() => rmSync(work, { recursive: true, force: true }))
   const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) =>
-    execFileSync(cmd, args, { cwd, env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false', ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    execFileSync(cmd, args, {
+      cwd,
+      env: {
+        ...process.env,
+        npm_config_audit: 'false',
+        npm_config_fund: 'false',
+        npm_config_update_notifier: 'false',
+        ...env,
+      },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
 
   it('packs from a clean clone, installs globally without devDependencies, and runs', { timeout: 600_000 }, () => {
     const clone = join(work, 'clone')
@@ -24,11 +35,28 @@ describe('the packed CLI', () => {
     const tgz = readdirSync(work).find((f) => /^krateo-installer-.*\.tgz$/.test(f))
     assert.ok(tgz, 'a tarball')
     const files = run('tar', ['-tzf', join(work, tgz)], work).split('\n')
-    assert.ok(files.includes('package/LICENSE') && files.includes('package/dist/commands/install.js') && files.includes('package/oclif.manifest.json'), 'LICENSE, the built commands and the manifest are in it')
-    assert.ok(!files.some((f) => f.startsWith('package/src/') || f.startsWith('package/test/') || f.startsWith('package/sandbox/')), 'no sources, tests or sandbox')
-    assert.ok(files.every((f) => !f || f.startsWith('package/')), 'every file inside the package')
+    assert.ok(
+      files.includes('package/LICENSE') &&
+        files.includes('package/dist/commands/install.js') &&
+        files.includes('package/oclif.manifest.json'),
+      'LICENSE, the built commands and the manifest are in it',
+    )
+    assert.ok(
+      !files.some(
+        (f) => f.startsWith('package/src/') || f.startsWith('package/test/') || f.startsWith('package/sandbox/'),
+      ),
+      'no sources, tests or sandbox',
+    )
+    assert.ok(
+      files.every((f) => !f || f.startsWith('package/')),
+      'every file inside the package',
+    )
     const prefix = join(work, 'global')
-    run('npm', ['install', '-g', '--offline', '--omit=dev', '--loglevel=error', '--prefix', prefix, join(work, tgz)], work)
+    run(
+      'npm',
+      ['install', '-g', '--offline', '--omit=dev', '--loglevel=error', '--prefix', prefix, join(work, tgz)],
+      work,
+    )
     const bin = join(prefix, 'bin', 'krateo-installer')
     const env = { NO_COLOR: '1', KUBECONFIG: join(work, 'none') }
     assert.match(run(bin, ['--help'], work, env), /COMMANDS[\s\S]*install[\s\S]*uninstall[\s\S]*version/)
@@ -39,7 +67,12 @@ describe('the packed CLI', () => {
     for (const command of ['status', 'install', 'upgrade', 'uninstall', 'check']) {
       let code = 0
       let stderr = ''
-      try { run(bin, [command], work, env) } catch (err) { code = (err as { status: number }).status; stderr = String((err as { stderr: string }).stderr) }
+      try {
+        run(bin, [command], work, env)
+      } catch (err) {
+        code = (err as { status: number }).status
+        stderr = String((err as { stderr: string }).stderr)
+      }
       assert.equal(code, 3, `${command}: ${stderr}`)
       assert.match(stderr, /^Error: none of the files in \$KUBECONFIG exists/m, command)
     }

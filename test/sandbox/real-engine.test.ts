@@ -6,7 +6,11 @@ import { describe, it } from 'node:test'
 import { eventually, useSandbox } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
-interface StatusDoc { phase: string; installerVersion?: string; components: { name: string; enabled: boolean; stage: string; version: string }[] }
+interface StatusDoc {
+  phase: string
+  installerVersion?: string
+  components: { name: string; enabled: boolean; stage: string; version: string }[]
+}
 
 describe('the real Gen S engine', () => {
   const { sandbox, kube } = useSandbox({ engineKind: 'real', generation: 'S' })
@@ -21,8 +25,14 @@ describe('the real Gen S engine', () => {
     const enabled = ready.components.filter((c) => c.enabled)
     assert.ok(enabled.length > 5 && enabled.every((c) => c.stage === 'ready'), JSON.stringify(ready.components))
     // The engine really ran: core-provider generated each kind's CRD and started a cdc per definition as processes.
-    const { items: pods } = await kube().core.listNamespacedPod({ namespace: 'krateo-system', fieldSelector: 'spec.nodeName=process-node-0' })
-    assert.ok(pods.some((p) => p.metadata!.name!.startsWith('installers-v0-2-53-controller')), pods.map((p) => p.metadata!.name).join(', '))
+    const { items: pods } = await kube().core.listNamespacedPod({
+      namespace: 'krateo-system',
+      fieldSelector: 'spec.nodeName=process-node-0',
+    })
+    assert.ok(
+      pods.some((p) => p.metadata!.name!.startsWith('installers-v0-2-53-controller')),
+      pods.map((p) => p.metadata!.name).join(', '),
+    )
 
     // Versions move: the real core-provider bumps each moved kind's CRD (conversion webhook, vacuum storage).
     const upgrade = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--yes', '--timeout', '15m'])
@@ -35,6 +45,9 @@ describe('the real Gen S engine', () => {
     assert.equal(uninstall.code, 0, `${uninstall.stdout}\n${uninstall.stderr}`)
     await eventually('no platform left', async () => (await status()).phase === 'NotInstalled', 60_000, 1000)
     const crds = await kube().crds.listCustomResourceDefinition()
-    assert.deepEqual(crds.items.map((c) => c.metadata!.name!).filter((n) => n.endsWith('.krateo.io')), [])
+    assert.deepEqual(
+      crds.items.map((c) => c.metadata!.name!).filter((n) => n.endsWith('.krateo.io')),
+      [],
+    )
   })
 })

@@ -10,12 +10,20 @@ describe(onGeneration('re-running after a kill'), () => {
   // core-provider's pod starts slowly, so the bootstrap helm run (--wait) is still in flight when the kill lands.
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5, readinessDelaySeconds: { krateo: 30 } } })
   const { cli, kc } = cliFor(sandbox)
-  const pendingRelease = async () => (await kube().core.listNamespacedSecret({ namespace: 'krateo-system', labelSelector: 'owner=helm,name=krateo' })).items.map((s) => s.metadata!.labels!.status)
+  const pendingRelease = async () =>
+    (
+      await kube().core.listNamespacedSecret({ namespace: 'krateo-system', labelSelector: 'owner=helm,name=krateo' })
+    ).items.map((s) => s.metadata!.labels!.status)
 
   it('an install killed with its helm run inside the bootstrap release finishes when run again', async () => {
     const args = ['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m']
     const first = cli(args)
-    await eventually('the bootstrap release is being installed', async () => (await pendingRelease().catch((): (string | undefined)[] => [])).includes('pending-install'), 120_000, 100)
+    await eventually(
+      'the bootstrap release is being installed',
+      async () => (await pendingRelease().catch((): (string | undefined)[] => [])).includes('pending-install'),
+      120_000,
+      100,
+    )
     // A CI runner cancelling the job kills the whole process tree: the CLI and the helm it started.
     const helms = helmRunsOf('krateo', 'krateo-system')
     assert.ok(helms.length > 0, 'helm is running the bootstrap release')
@@ -28,7 +36,10 @@ describe(onGeneration('re-running after a kill'), () => {
     const again = await cli(args)
     assert.equal(again.code, 0, `${again.stdout}\n${again.stderr}`)
     assert.match(again.stderr, /took over the krateo-installer lock: install by .* is no longer running/)
-    assert.match(again.stdout, /release krateo was left pending-install by a killed run: removing that first revision \(hooks skipped\) to install it again/)
+    assert.match(
+      again.stdout,
+      /release krateo was left pending-install by a killed run: removing that first revision \(hooks skipped\) to install it again/,
+    )
     const status = await cli(['status', ...kc(), '-o', 'json'])
     assert.equal(status.code, 0, status.stdout)
     assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'Ready')

@@ -12,28 +12,56 @@ const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 describe(onGeneration('uninstall'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
   const { cli, kc, install } = cliFor(sandbox)
-  const helmReleases = () => JSON.parse(execFileSync(sandbox().helm, ['list', '-A', '-a', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { name: string }[]
+  const helmReleases = () =>
+    JSON.parse(
+      execFileSync(sandbox().helm, ['list', '-A', '-a', '-o', 'json'], {
+        env: { ...process.env, ...sandbox().helmEnv() },
+      }).toString(),
+    ) as { name: string }[]
 
   /** Mutating webhooks and admission policies, less the sandbox's own pod webhook (its kubelet stand-in, not the platform's). */
   const versionStamps = async () => {
     const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
-    const policies = JSON.parse((await sandbox().apiGet('/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies')).body) as { items?: { metadata: { name: string } }[] }
-    return [...hooks.items.map((h) => h.metadata!.name!).filter((n) => n !== 'krateo-sandbox-kubelet'), ...(policies.items ?? []).map((p) => p.metadata.name)]
+    const policies = JSON.parse(
+      (await sandbox().apiGet('/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies')).body,
+    ) as { items?: { metadata: { name: string } }[] }
+    return [
+      ...hooks.items.map((h) => h.metadata!.name!).filter((n) => n !== 'krateo-sandbox-kubelet'),
+      ...(policies.items ?? []).map((p) => p.metadata.name),
+    ]
   }
   const assertClean = async () => {
     const { crds, custom, core } = kube()
     const left = (await crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
-    assert.deepEqual(left.filter((n) => n.endsWith('.composition.krateo.io') || n.endsWith('hyperdx.krateo.io')), [], 'no generated CRD')
+    assert.deepEqual(
+      left.filter((n) => n.endsWith('.composition.krateo.io') || n.endsWith('hyperdx.krateo.io')),
+      [],
+      'no generated CRD',
+    )
     if (left.includes('compositiondefinitions.core.krateo.io')) {
-      const cds = await custom.listClusterCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', plural: 'compositiondefinitions' }) as { items: unknown[] }
+      const cds = (await custom.listClusterCustomObject({
+        group: 'core.krateo.io',
+        version: 'v1alpha1',
+        plural: 'compositiondefinitions',
+      })) as { items: unknown[] }
       assert.equal(cds.items.length, 0, 'no CompositionDefinition')
     }
     assert.deepEqual(await versionStamps(), [], 'no webhook, no admission policy')
     const cms = await core.listNamespacedConfigMap({ namespace: 'krateo-system' }).catch(() => ({ items: [] }))
-    assert.deepEqual(cms.items.map((c) => c.metadata!.name).filter((n) => /-v\d+-\d+-\d+-/.test(n!)), [], 'no cdc bundle')
+    assert.deepEqual(
+      cms.items.map((c) => c.metadata!.name).filter((n) => /-v\d+-\d+-\d+-/.test(n!)),
+      [],
+      'no cdc bundle',
+    )
     assert.deepEqual(helmReleases(), [], 'no helm release')
-    const deps = await kube().apps.listNamespacedDeployment({ namespace: 'krateo-system' }).catch(() => ({ items: [] }))
-    assert.deepEqual(deps.items.map((d) => d.metadata!.name), [], 'no workload')
+    const deps = await kube()
+      .apps.listNamespacedDeployment({ namespace: 'krateo-system' })
+      .catch(() => ({ items: [] }))
+    assert.deepEqual(
+      deps.items.map((d) => d.metadata!.name),
+      [],
+      'no workload',
+    )
   }
 
   it('with nothing installed says so and exits 0', async () => {
@@ -60,67 +88,143 @@ describe(onGeneration('uninstall'), () => {
 
     // The interruption lands while the portal's Composition is gone but its page is still being finalized (by
     // frontend, and by a hold of this test's): the re-run cannot see that from the Composition any more.
-    const page = { group: 'widgets.templates.krateo.io', version: 'v1beta1', namespace: 'krateo-system', plural: 'pages', name: 'dashboard' }
-    const hold = async (finalizers: string[]) => kube().custom.patchNamespacedCustomObject({ ...page, body: [{ op: 'add', path: '/metadata/finalizers', value: finalizers }] }, JsonPatch)
-    const finalizersOf = async () => ((await kube().custom.getNamespacedCustomObject(page)) as { metadata: { finalizers?: string[] } }).metadata.finalizers ?? []
-    await hold([...await finalizersOf(), 'test.krateo.io/hold'])
+    const page = {
+      group: 'widgets.templates.krateo.io',
+      version: 'v1beta1',
+      namespace: 'krateo-system',
+      plural: 'pages',
+      name: 'dashboard',
+    }
+    const hold = async (finalizers: string[]) =>
+      kube().custom.patchNamespacedCustomObject(
+        { ...page, body: [{ op: 'add', path: '/metadata/finalizers', value: finalizers }] },
+        JsonPatch,
+      )
+    const finalizersOf = async () =>
+      ((await kube().custom.getNamespacedCustomObject(page)) as { metadata: { finalizers?: string[] } }).metadata
+        .finalizers ?? []
+    await hold([...(await finalizersOf()), 'test.krateo.io/hold'])
     let seen = ''
-    const first = cli(['uninstall', ...kc()], (s) => { seen += s })
-    await eventually('the portal Composition gone, its page finalizing', async () => /portal: waiting for pages\/dashboard/.test(seen), 60_000, 50)
+    const first = cli(['uninstall', ...kc()], (s) => {
+      seen += s
+    })
+    await eventually(
+      'the portal Composition gone, its page finalizing',
+      async () => /portal: waiting for pages\/dashboard/.test(seen),
+      60_000,
+      50,
+    )
     first.kill('SIGINT')
     const interrupted = await first
     assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
-    assert.match(interrupted.stderr, /^Error: interrupted; nothing is half-removed; run the same uninstall command again to continue$/m)
+    assert.match(
+      interrupted.stderr,
+      /^Error: interrupted; nothing is half-removed; run the same uninstall command again to continue$/m,
+    )
     const plan2 = await cli(['uninstall', ...kc(), '--dry-run'])
     assert.match(plan2.stdout, /wave 1: .*portal \(Composition gone; waits for pages\/dashboard[^)]* to be finalized\)/)
 
     // The teardown hook's image takes a while to pull: the wait on the Installer says so, with the pod's state.
     await sandbox().setEngineSettings({ readinessDelaySeconds: { 'installer-ordered-teardown': 6 } })
     let again = ''
-    const rerun = cli(['uninstall', ...kc(), '--timeout', '3m'], (s) => { again += s })
-    await eventually('the re-run waits on the page', async () => /portal: Composition already gone; \d+ of its release's objects still finalizing/.test(again), 60_000, 50)
+    const rerun = cli(['uninstall', ...kc(), '--timeout', '3m'], (s) => {
+      again += s
+    })
+    await eventually(
+      'the re-run waits on the page',
+      async () => /portal: Composition already gone; \d+ of its release's objects still finalizing/.test(again),
+      60_000,
+      50,
+    )
     await sleep(2000)
-    const served = (await kube().crds.readCustomResourceDefinition({ name: 'frontends.composition.krateo.io' })).spec.versions.find((v) => v.storage)!.name
-    const frontend = await kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version: served, namespace: 'krateo-system', plural: 'frontends', name: 'frontend' }) as { metadata: { deletionTimestamp?: string } }
-    assert.equal(frontend.metadata.deletionTimestamp, undefined, 'frontend (which finalizes the page) is not drained while the page waits')
+    const served = (
+      await kube().crds.readCustomResourceDefinition({ name: 'frontends.composition.krateo.io' })
+    ).spec.versions.find((v) => v.storage)!.name
+    const frontend = (await kube().custom.getNamespacedCustomObject({
+      group: 'composition.krateo.io',
+      version: served,
+      namespace: 'krateo-system',
+      plural: 'frontends',
+      name: 'frontend',
+    })) as { metadata: { deletionTimestamp?: string } }
+    assert.equal(
+      frontend.metadata.deletionTimestamp,
+      undefined,
+      'frontend (which finalizes the page) is not drained while the page waits',
+    )
     await hold((await finalizersOf()).filter((f) => f !== 'test.krateo.io/hold'))
     const res = await rerun
     await sandbox().setEngineSettings({ readinessDelaySeconds: {} })
     assert.equal(res.code, 0, res.stdout + res.stderr)
-    assert.match(res.stdout, /teardown hook Job installer-ordered-teardown: pod installer-ordered-teardown-\S+ ContainerCreating/)
+    assert.match(
+      res.stdout,
+      /teardown hook Job installer-ordered-teardown: pod installer-ordered-teardown-\S+ ContainerCreating/,
+    )
     // Consumers before providers: portal is gone before frontend is deleted, frontend before authn.
     const order = (name: string) => res.stdout.indexOf(`${name}: deleting`)
     const gone = (name: string) => res.stdout.indexOf(`${name}: gone`)
     assert.ok(gone('portal') >= 0 && gone('portal') < order('frontend'), res.stdout)
     assert.ok(gone('frontend') < order('authn'), res.stdout)
     // Unless the first run left nothing of hyperdx-provider's release (its RestDefinition finalized already).
-    if (res.stdout.includes('hyperdx-provider: ')) assert.ok(gone('hyperdx-provider') >= 0 && gone('hyperdx-provider') < order('oasgen-provider'), `RestDefinitions drained before oasgen-provider:\n${res.stdout}`)
-    assert.match(res.stdout, GEN === 'S' ? /Stage 3: sweep .* — 2 removed/ : /Stage 3: sweep .* — 3 removed/, 'the version stamp (webhook; or policy and binding) and the generated hyperdx CRD')
+    if (res.stdout.includes('hyperdx-provider: '))
+      assert.ok(
+        gone('hyperdx-provider') >= 0 && gone('hyperdx-provider') < order('oasgen-provider'),
+        `RestDefinitions drained before oasgen-provider:\n${res.stdout}`,
+      )
+    assert.match(
+      res.stdout,
+      GEN === 'S' ? /Stage 3: sweep .* — 2 removed/ : /Stage 3: sweep .* — 3 removed/,
+      'the version stamp (webhook; or policy and binding) and the generated hyperdx CRD',
+    )
     // The claim the ClickStack StatefulSet's template made outlives its release: kept, and said to hold data.
-    assert.match(res.stdout, /Kept on purpose.*\n {2}PersistentVolumeClaim krateo-system\/data-krateo-clickstack-0 \(its data is lost when deleted\)\n.*kubectl delete pvc.*\n {2}Namespace krateo-system/)
+    assert.match(
+      res.stdout,
+      /Kept on purpose.*\n {2}PersistentVolumeClaim krateo-system\/data-krateo-clickstack-0 \(its data is lost when deleted\)\n.*kubectl delete pvc.*\n {2}Namespace krateo-system/,
+    )
     await assertClean()
 
     const purge = await cli(['uninstall', ...kc(), '--purge', '--yes'])
     assert.equal(purge.code, 0, purge.stdout + purge.stderr)
     await assert.rejects(kube().core.readNamespace({ name: 'krateo-system' }), (e) => httpCode(e) === 404)
-    await assert.rejects(kube().crds.readCustomResourceDefinition({ name: 'compositiondefinitions.core.krateo.io' }), (e) => httpCode(e) === 404)
+    await assert.rejects(
+      kube().crds.readCustomResourceDefinition({ name: 'compositiondefinitions.core.krateo.io' }),
+      (e) => httpCode(e) === 404,
+    )
   })
 
   it('a run killed after helm uninstall, before the sweep: the next run takes over its lock (its process is gone) and completes the sweep', async () => {
     await install()
     const first = cli(['uninstall', ...kc()])
     // Stop the CLI the moment its helm uninstall runs; helm goes on (its own process group) and finishes.
-    const helmUninstalling = () => { try { return execFileSync('pgrep', ['-f', `${sandbox().helm} uninstall krateo -n krateo-system`]).length > 0 } catch { return false } }
+    const helmUninstalling = () => {
+      try {
+        return execFileSync('pgrep', ['-f', `${sandbox().helm} uninstall krateo -n krateo-system`]).length > 0
+      } catch {
+        return false
+      }
+    }
     await eventually('helm uninstall running', async () => helmUninstalling(), 180_000, 10)
     first.kill('SIGSTOP')
-    await eventually('helm uninstalled the bootstrap release', async () => !helmReleases().some((r) => r.name === 'krateo'), 60_000)
+    await eventually(
+      'helm uninstalled the bootstrap release',
+      async () => !helmReleases().some((r) => r.name === 'krateo'),
+      60_000,
+    )
     first.kill('SIGKILL')
     await first
     // What stamps the version label outlives the release: core-provider's webhook (Gen S) or admission policy (Gen N).
-    assert.deepEqual(await versionStamps(), GEN === 'S' ? ['krateo'] : ['core-provider-composition-version'], 'the sweep did not run: the version stamp is still there')
+    assert.deepEqual(
+      await versionStamps(),
+      GEN === 'S' ? ['krateo'] : ['core-provider-composition-version'],
+      'the sweep did not run: the version stamp is still there',
+    )
     const res = await cli(['uninstall', ...kc()])
     assert.equal(res.code, 0, res.stdout + res.stderr)
-    assert.match(res.stderr, /took over the krateo-installer lock: uninstall by .* pid \d+ is no longer running/, 'no wait for the lease of a process that is gone')
+    assert.match(
+      res.stderr,
+      /took over the krateo-installer lock: uninstall by .* pid \d+ is no longer running/,
+      'no wait for the lease of a process that is gone',
+    )
     assert.match(res.stdout, /krateo is not installed/)
     assert.match(res.stdout, /Stage 3: sweep .* — [1-9]\d* removed/)
     await assertClean()
@@ -131,14 +235,20 @@ describe(onGeneration('uninstall'), () => {
     // The Installer's removal takes a while, so core-provider stops while Stage 2 waits on it.
     await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 15 } })
     let seen = ''
-    const first = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => { seen += chunk })
+    const first = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => {
+      seen += chunk
+    })
     await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
     await sandbox().scaleDeployment('krateo-system', 'core-provider', 0)
     const stopped = await first
     await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
     assert.equal(stopped.code, 7, stopped.stdout + stopped.stderr)
     assert.match(stopped.stderr, /^Error: .*core-provider.*--force --yes/m)
-    assert.doesNotMatch(stopped.stdout, /core-provider is removing/, 'no controller is said to work while it is not running')
+    assert.doesNotMatch(
+      stopped.stdout,
+      /core-provider is removing/,
+      'no controller is said to work while it is not running',
+    )
 
     const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '3m'])
     assert.equal(forced.code, 0, forced.stdout + forced.stderr)
@@ -152,21 +262,48 @@ describe(onGeneration('uninstall'), () => {
   it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over', async () => {
     await install()
     const lease = (renewed: Date) => ({
-      apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'krateo-installer', namespace: 'krateo-system', annotations: { 'krateo-installer/command': 'upgrade' } },
-      spec: { holderIdentity: 'ci@runner-7 pid 42', leaseDurationSeconds: 30, acquireTime: renewed.toISOString().replace('Z', '000Z'), renewTime: renewed.toISOString().replace('Z', '000Z') },
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        name: 'krateo-installer',
+        namespace: 'krateo-system',
+        annotations: { 'krateo-installer/command': 'upgrade' },
+      },
+      spec: {
+        holderIdentity: 'ci@runner-7 pid 42',
+        leaseDurationSeconds: 30,
+        acquireTime: renewed.toISOString().replace('Z', '000Z'),
+        renewTime: renewed.toISOString().replace('Z', '000Z'),
+      },
     })
     await sandbox().apiCreate('/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases', lease(new Date()))
     const refused = await cli(['uninstall', ...kc()])
     assert.equal(refused.code, 11, refused.stdout + refused.stderr)
-    assert.match(refused.stderr, /^Error: another run holds the krateo-installer lock on krateo-system: upgrade by ci@runner-7 pid 42, since \S+; wait for it to finish/m)
+    assert.match(
+      refused.stderr,
+      /^Error: another run holds the krateo-installer lock on krateo-system: upgrade by ci@runner-7 pid 42, since \S+; wait for it to finish/m,
+    )
     const status = await cli(['status', ...kc()])
     assert.match(status.stdout, /In progress: upgrade by ci@runner-7 pid 42, since /)
-    assert.equal(JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout).phase, 'Ready', 'the refused run changed nothing')
-    await sandbox().apiRequest('DELETE', '/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases/krateo-installer')
-    await sandbox().apiCreate('/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases', lease(new Date(Date.now() - 120_000)))
+    assert.equal(
+      JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout).phase,
+      'Ready',
+      'the refused run changed nothing',
+    )
+    await sandbox().apiRequest(
+      'DELETE',
+      '/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases/krateo-installer',
+    )
+    await sandbox().apiCreate(
+      '/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases',
+      lease(new Date(Date.now() - 120_000)),
+    )
     const res = await cli(['uninstall', ...kc(), '--timeout', '3m'])
     assert.equal(res.code, 0, res.stdout + res.stderr)
-    assert.match(res.stderr, /took over the krateo-installer lock: upgrade by ci@runner-7 pid 42 stopped renewing it at /)
+    assert.match(
+      res.stderr,
+      /took over the krateo-installer lock: upgrade by ci@runner-7 pid 42 stopped renewing it at /,
+    )
     await assertClean()
   })
 
@@ -176,9 +313,14 @@ describe(onGeneration('uninstall'), () => {
       cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m']),
     ])
     assert.deepEqual([a.code, b.code].sort(), [0, 11], a.stderr + b.stderr)
-    assert.match((a.code === 11 ? a : b).stderr, /another run holds the krateo-installer lock on krateo-system: install by /)
+    assert.match(
+      (a.code === 11 ? a : b).stderr,
+      /another run holds the krateo-installer lock on krateo-system: install by /,
+    )
     let seen = ''
-    const uninstalling = cli(['uninstall', ...kc()], (out) => { seen += out })
+    const uninstalling = cli(['uninstall', ...kc()], (out) => {
+      seen += out
+    })
     await eventually('the drain started', async () => /Stage 1: drain/.test(seen), 60_000, 50)
     const during = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'])
     assert.equal(during.code, 11, during.stdout + during.stderr)
@@ -192,18 +334,41 @@ describe(onGeneration('uninstall'), () => {
     // A resync of the installer would render the definition again (Pass A) before uninstall pauses it: keep the
     // window the real 3-minute resync leaves.
     await sandbox().setEngineSettings({ resyncSeconds: 600 })
-    await kube().custom.deleteNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions', name: 'krateo-sse-proxy' })
-    await eventually('core-provider removed its CRD', async () => (await kube().crds.readCustomResourceDefinition({ name: 'krateosseproxies.composition.krateo.io' }).catch((e) => { if (httpCode(e) === 404) return null; throw e })) === null, 60_000)
-    const res = await cli(['uninstall', ...kc(), '--timeout', '2m']).finally(() => sandbox().setEngineSettings({ resyncSeconds: 5 }))
+    await kube().custom.deleteNamespacedCustomObject({
+      group: 'core.krateo.io',
+      version: 'v1alpha1',
+      namespace: 'krateo-system',
+      plural: 'compositiondefinitions',
+      name: 'krateo-sse-proxy',
+    })
+    await eventually(
+      'core-provider removed its CRD',
+      async () =>
+        (await kube()
+          .crds.readCustomResourceDefinition({ name: 'krateosseproxies.composition.krateo.io' })
+          .catch((e) => {
+            if (httpCode(e) === 404) return null
+            throw e
+          })) === null,
+      60_000,
+    )
+    const res = await cli(['uninstall', ...kc(), '--timeout', '2m']).finally(() =>
+      sandbox().setEngineSettings({ resyncSeconds: 5 }),
+    )
     assert.equal(res.code, 0, res.stdout + res.stderr)
-    assert.match(res.stdout, /the installer's release still lists KrateoSseProxy composition\.krateo\.io\/v0-3-0, whose CRD is gone: a stand-in CRD lets helm uninstall it/)
+    assert.match(
+      res.stdout,
+      /the installer's release still lists KrateoSseProxy composition\.krateo\.io\/v0-3-0, whose CRD is gone: a stand-in CRD lets helm uninstall it/,
+    )
     await assertClean()
   })
 
   it('a plain helm uninstall of the same platform wedges: the namespace stays Terminating', async () => {
     await cli(['uninstall', ...kc(), '--purge', '--yes', '--force'])
     await install()
-    execFileSync(sandbox().helm, ['uninstall', 'krateo', '-n', 'krateo-system', '--timeout', '5m'], { env: { ...process.env, ...sandbox().helmEnv() } })
+    execFileSync(sandbox().helm, ['uninstall', 'krateo', '-n', 'krateo-system', '--timeout', '5m'], {
+      env: { ...process.env, ...sandbox().helmEnv() },
+    })
     await kube().core.deleteNamespace({ name: 'krateo-system' })
     await sleep(20_000)
     const ns = await kube().core.readNamespace({ name: 'krateo-system' })
@@ -211,8 +376,17 @@ describe(onGeneration('uninstall'), () => {
     // The chart's hooks ran (bootstrap-teardown deleted the Installer CR and waited for the drain), but the installer
     // CompositionDefinition the post-install hook applied is in no release: core-provider went with the release,
     // so nothing clears its finalizer (see chart-install.test.ts for the same on the chart's own path).
-    const cd = await kube().custom.getNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions', name: 'installer' }) as { metadata: { finalizers?: string[]; deletionTimestamp?: string } }
+    const cd = (await kube().custom.getNamespacedCustomObject({
+      group: 'core.krateo.io',
+      version: 'v1alpha1',
+      namespace: 'krateo-system',
+      plural: 'compositiondefinitions',
+      name: 'installer',
+    })) as { metadata: { finalizers?: string[]; deletionTimestamp?: string } }
     assert.ok(cd.metadata.deletionTimestamp, 'deleted with the namespace')
-    assert.ok(cd.metadata.finalizers?.includes('finalizer.managedresource.krateo.io'), 'no controller is left to clear it')
+    assert.ok(
+      cd.metadata.finalizers?.includes('finalizer.managedresource.krateo.io'),
+      'no controller is left to clear it',
+    )
   })
 })

@@ -13,8 +13,17 @@ import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 const MergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
-interface Doc { phase: string; installerVersion: string; pausedBy: string | null; components: { name: string; version: string; stage: string; enabled: boolean }[] }
-interface KO { metadata: { uid: string; annotations?: Record<string, string> }; spec: { features: Record<string, boolean> }; status?: { helmChartVersion?: string } }
+interface Doc {
+  phase: string
+  installerVersion: string
+  pausedBy: string | null
+  components: { name: string; version: string; stage: string; enabled: boolean }[]
+}
+interface KO {
+  metadata: { uid: string; annotations?: Record<string, string> }
+  spec: { features: Record<string, boolean> }
+  status?: { helmChartVersion?: string }
+}
 
 describe(onGeneration('upgrade'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
@@ -23,23 +32,52 @@ describe(onGeneration('upgrade'), () => {
   /** No --chart and no --version: the chart the running installer came from, at the running version. */
   const chartFlags = () => [...kc(), '--plain-http']
   const status = async (): Promise<Doc> => JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as Doc
-  const revision = () => (JSON.parse(execFileSync(sandbox().helm, ['list', '-n', 'krateo-system', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { name: string; revision: string }[]).find((r) => r.name === 'krateo')?.revision
+  const revision = () =>
+    (
+      JSON.parse(
+        execFileSync(sandbox().helm, ['list', '-n', 'krateo-system', '-o', 'json'], {
+          env: { ...process.env, ...sandbox().helmEnv() },
+        }).toString(),
+      ) as { name: string; revision: string }[]
+    ).find((r) => r.name === 'krateo')?.revision
   const get = async (version: string, plural: string, name: string) =>
-    await kube().custom.getNamespacedCustomObject({ group: 'composition.krateo.io', version, namespace: 'krateo-system', plural, name }) as KO
+    (await kube().custom.getNamespacedCustomObject({
+      group: 'composition.krateo.io',
+      version,
+      namespace: 'krateo-system',
+      plural,
+      name,
+    })) as KO
   const installer = (version: string) => get(version, 'installers', 'installer')
 
   it('refuses when nothing is installed (exit 10) and changes nothing', async () => {
     const res = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54')])
     assert.equal(res.code, 10, res.stderr)
-    assert.match(res.stderr, /^Error: Krateo is not installed in krateo-system \(no Installer CR\); install it with: krateo-installer install/m)
+    assert.match(
+      res.stderr,
+      /^Error: Krateo is not installed in krateo-system \(no Installer CR\); install it with: krateo-installer install/m,
+    )
   })
 
   it('moves 0.2.53 to 0.2.54 in place, keeps a runtime spec.features edit, adds and removes, and resumes after Ctrl-C', async () => {
     const inst = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'])
     assert.equal(inst.code, 0, inst.stdout + inst.stderr)
     // A runtime edit a platform team makes on the live Installer CR.
-    await kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-53', namespace: 'krateo-system', plural: 'installers', name: 'installer', body: { spec: { features: { oasgen: false } } } }, MergePatch)
-    const before = { authn: (await get('v0-22-0', 'authns', 'authn')).metadata.uid, frontend: (await get('v0-24-0', 'frontends', 'frontend')).metadata.uid }
+    await kube().custom.patchNamespacedCustomObject(
+      {
+        group: 'composition.krateo.io',
+        version: 'v0-2-53',
+        namespace: 'krateo-system',
+        plural: 'installers',
+        name: 'installer',
+        body: { spec: { features: { oasgen: false } } },
+      },
+      MergePatch,
+    )
+    const before = {
+      authn: (await get('v0-22-0', 'authns', 'authn')).metadata.uid,
+      frontend: (await get('v0-24-0', 'frontends', 'frontend')).metadata.uid,
+    }
     const rev = revision()
 
     const dry = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--dry-run'])
@@ -50,9 +88,17 @@ describe(onGeneration('upgrade'), () => {
     assert.match(dry.stdout, /otel-collector-daemonset +removed/)
     assert.match(dry.stdout, /kept as running: .*oasgen=false/)
     assert.match(dry.stdout, /nothing was changed/)
-    if (GEN === 'N') assert.match(dry.stdout, /Gen N: core-provider prunes versions nothing references, so the installer's render moves/)
+    if (GEN === 'N')
+      assert.match(
+        dry.stdout,
+        /Gen N: core-provider prunes versions nothing references, so the installer's render moves/,
+      )
     assert.equal(revision(), rev, 'the dry run did not touch the bootstrap release')
-    assert.notEqual((await installer('v0-2-53')).metadata.annotations?.['krateo.io/paused'], 'true', 'nor the Installer CR')
+    assert.notEqual(
+      (await installer('v0-2-53')).metadata.annotations?.['krateo.io/paused'],
+      'true',
+      'nor the Installer CR',
+    )
     assert.equal((await status()).installerVersion, '0.2.53')
 
     // A helm run that fails before it writes a revision (the registry cannot be reached by then) changes nothing:
@@ -60,30 +106,63 @@ describe(onGeneration('upgrade'), () => {
     const dir = mkdtempSync(join(tmpdir(), 'helm-unreachable-'))
     try {
       const helm = join(dir, 'helm')
-      writeFileSync(helm, `#!/usr/bin/env bash\nif [ "$1" = upgrade ]; then set -- "\${@//${sandbox().registry}/127.0.0.1:9}"; fi\nexec ${sandbox().helm} "$@"\n`)
+      writeFileSync(
+        helm,
+        `#!/usr/bin/env bash\nif [ "$1" = upgrade ]; then set -- "\${@//${sandbox().registry}/127.0.0.1:9}"; fi\nexec ${sandbox().helm} "$@"\n`,
+      )
       chmodSync(helm, 0o755)
-      const failed = await runCli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--yes'], { env: { ...sandboxEnv(sandbox()), HELM_BIN: helm } })
+      const failed = await runCli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--yes'], {
+        env: { ...sandboxEnv(sandbox()), HELM_BIN: helm },
+      })
       assert.equal(failed.code, 8, failed.stdout + failed.stderr)
-      assert.match(failed.stderr, /127\.0\.0\.1:9.*nothing was changed \(the release is still at revision \d+, the Installer is unpaused\)$/m)
+      assert.match(
+        failed.stderr,
+        /127\.0\.0\.1:9.*nothing was changed \(the release is still at revision \d+, the Installer is unpaused\)$/m,
+      )
       assert.equal(revision(), rev)
       const annotations = (await installer('v0-2-53')).metadata.annotations ?? {}
-      assert.deepEqual([annotations['krateo.io/paused'], annotations['krateo-installer/upgrade-to']], [undefined, undefined], 'the Installer is as it was')
+      assert.deepEqual(
+        [annotations['krateo.io/paused'], annotations['krateo-installer/upgrade-to']],
+        [undefined, undefined],
+        'the Installer is as it was',
+      )
       // The cdc sees the unpause at once (a watched annotation) and reports Ready again.
-      await eventually('the platform runs on as before', async () => { const after = await status(); return after.phase === 'Ready' && after.installerVersion === '0.2.53' && after.pausedBy === null }, 60_000)
+      await eventually(
+        'the platform runs on as before',
+        async () => {
+          const after = await status()
+          return after.phase === 'Ready' && after.installerVersion === '0.2.53' && after.pausedBy === null
+        },
+        60_000,
+      )
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
 
     let seen = ''
-    const first = cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54')], (s) => { seen += s })
+    const first = cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54')], (s) => {
+      seen += s
+    })
     // Gen S: the CLI moves definitions ahead; Gen N: the installer's own render does (see stagedLayers).
-    await eventually('the upgrade is under way', async () => (GEN === 'S' ? /▶ Move 4 component definitions/ : /▶ Apply the installer CompositionDefinition/).test(seen), 120_000, 50)
+    await eventually(
+      'the upgrade is under way',
+      async () =>
+        (GEN === 'S' ? /▶ Move 4 component definitions/ : /▶ Apply the installer CompositionDefinition/).test(seen),
+      120_000,
+      50,
+    )
     first.kill('SIGINT')
     const interrupted = await first
     assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
-    assert.match(interrupted.stderr, /^Error: interrupted; run the same upgrade command again to resume \(until then a paused Installer shows as Upgrading in status\)$/m)
+    assert.match(
+      interrupted.stderr,
+      /^Error: interrupted; run the same upgrade command again to resume \(until then a paused Installer shows as Upgrading in status\)$/m,
+    )
     assert.equal((await status()).phase, 'Upgrading')
-    assert.match((await status()).pausedBy ?? '', /^paused by krateo-installer upgrade at \S+: re-run that command to resume$/)
+    assert.match(
+      (await status()).pausedBy ?? '',
+      /^paused by krateo-installer upgrade at \S+: re-run that command to resume$/,
+    )
 
     // A failure that is not Ctrl-C (here: out of time) leaves it resumable too, and says so.
     const failed = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--timeout', '3s'])
@@ -91,14 +170,22 @@ describe(onGeneration('upgrade'), () => {
     assert.match(failed.stderr, /^Error: .*re-run/m)
     const paused = await status()
     // Gen S stops while moving definitions (paused); Gen N, with nothing staged, may already have merged and unpaused.
-    if (GEN === 'S') assert.equal(paused.phase, 'Upgrading', `still paused for the re-run; problems: ${JSON.stringify((paused as unknown as { problems: string[] }).problems)}`)
+    if (GEN === 'S')
+      assert.equal(
+        paused.phase,
+        'Upgrading',
+        `still paused for the re-run; problems: ${JSON.stringify((paused as unknown as { problems: string[] }).problems)}`,
+      )
     else assert.ok(['Upgrading', 'Draining', 'Reconciling'].includes(paused.phase), JSON.stringify(paused, null, 1))
 
     const res = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--timeout', '5m'])
     assert.equal(res.code, 0, res.stdout + res.stderr)
     // Gen N: with no definitions staged, the timed-out run already got as far as the installer's own definition,
     // so this resumed run finds 0.2.54 there and reconciles.
-    assert.match(res.stdout, GEN === 'S' ? /Installer 0\.2\.53 -> 0\.2\.54\./ : /Installer (0\.2\.53 -> 0\.2\.54|0\.2\.54 reconciled)\./)
+    assert.match(
+      res.stdout,
+      GEN === 'S' ? /Installer 0\.2\.53 -> 0\.2\.54\./ : /Installer (0\.2\.53 -> 0\.2\.54|0\.2\.54 reconciled)\./,
+    )
     const after = await status()
     assert.equal(after.phase, 'Ready')
     assert.equal(after.installerVersion, '0.2.54')
@@ -108,8 +195,16 @@ describe(onGeneration('upgrade'), () => {
     assert.deepEqual([byName.get('authn')?.version, byName.get('authn')?.stage], ['0.22.1', 'ready'])
     assert.equal(byName.get('oasgen-provider')?.stage, 'disabled', 'the runtime feature edit holds')
     assert.equal((await installer('v0-2-54')).spec.features.oasgen, false, 'spec.features survived the upgrade')
-    const values = JSON.parse(execFileSync(sandbox().helm, ['get', 'values', 'krateo', '-n', 'krateo-system', '-o', 'json'], { env: { ...process.env, ...sandbox().helmEnv() } }).toString()) as { exposure?: { type?: string } }
-    assert.equal(values.exposure?.type, 'LoadBalancer', "the bootstrap release keeps the install's --exposure (the chart default is NodePort)")
+    const values = JSON.parse(
+      execFileSync(sandbox().helm, ['get', 'values', 'krateo', '-n', 'krateo-system', '-o', 'json'], {
+        env: { ...process.env, ...sandbox().helmEnv() },
+      }).toString(),
+    ) as { exposure?: { type?: string } }
+    assert.equal(
+      values.exposure?.type,
+      'LoadBalancer',
+      "the bootstrap release keeps the install's --exposure (the chart default is NodePort)",
+    )
     assert.notEqual(revision(), rev, 'the bootstrap release was upgraded')
 
     // Gen S: moved in place, the same objects now released at the new chart versions (not pruned and re-created).
@@ -120,9 +215,21 @@ describe(onGeneration('upgrade'), () => {
     else assert.notEqual(authn.metadata.uid, before.authn)
     assert.deepEqual([authn.status?.helmChartVersion, frontend.status?.helmChartVersion], ['0.22.1', '0.25.0'])
     const crds = (await kube().crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
-    assert.equal(crds.includes('otelcollectordaemonsets.composition.krateo.io'), false, 'the removed component left no CRD')
-    const cds = await kube().custom.listNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions' }) as { items: { metadata: { name: string } }[] }
-    assert.equal(cds.items.some((cd) => cd.metadata.name === 'otel-collector-daemonset'), false)
+    assert.equal(
+      crds.includes('otelcollectordaemonsets.composition.krateo.io'),
+      false,
+      'the removed component left no CRD',
+    )
+    const cds = (await kube().custom.listNamespacedCustomObject({
+      group: 'core.krateo.io',
+      version: 'v1alpha1',
+      namespace: 'krateo-system',
+      plural: 'compositiondefinitions',
+    })) as { items: { metadata: { name: string } }[] }
+    assert.equal(
+      cds.items.some((cd) => cd.metadata.name === 'otel-collector-daemonset'),
+      false,
+    )
   })
 
   it('on the same version only reconciles, and refuses a downgrade without --allow-downgrade', async () => {
@@ -135,10 +242,16 @@ describe(onGeneration('upgrade'), () => {
 
     const down = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.53')])
     assert.equal(down.code, 2, down.stderr)
-    assert.match(down.stderr, /^Error: installer 0\.2\.53 is older than the running 0\.2\.54; a downgrade would move .*authn 0\.22\.1 -> 0\.22\.0.*add otel-collector-daemonset; remove events-presenter; pass --allow-downgrade/m)
+    assert.match(
+      down.stderr,
+      /^Error: installer 0\.2\.53 is older than the running 0\.2\.54; a downgrade would move .*authn 0\.22\.1 -> 0\.22\.0.*add otel-collector-daemonset; remove events-presenter; pass --allow-downgrade/m,
+    )
     const reinstall = await cli(['install', ...sandboxFlags(sandbox(), '0.2.53')])
     assert.equal(reinstall.code, 2, reinstall.stderr)
-    assert.match(reinstall.stderr, /^Error: installer 0\.2\.54 is already installed in krateo-system; install does not change versions; run: krateo-installer upgrade --version 0\.2\.53/m)
+    assert.match(
+      reinstall.stderr,
+      /^Error: installer 0\.2\.54 is already installed in krateo-system; install does not change versions; run: krateo-installer upgrade --version 0\.2\.53/m,
+    )
     assert.equal(revision(), rev, 'none of them changed the bootstrap release')
   })
 
@@ -147,26 +260,56 @@ describe(onGeneration('upgrade'), () => {
     assert.ok(helm4, 'the sandbox has helm 4')
     // Someone follows the platform meanwhile with status --watch: one JSON document per change.
     let watched = ''
-    const watcher = cli(['status', ...kc(), '--watch', '-o', 'json'], (s) => { watched += s })
-    const docs = () => watched.split(/\n(?=\{)/).filter((d) => d.trim()).map((d) => JSON.parse(d) as Doc)
+    const watcher = cli(['status', ...kc(), '--watch', '-o', 'json'], (s) => {
+      watched += s
+    })
+    const docs = () =>
+      watched
+        .split(/\n(?=\{)/)
+        .filter((d) => d.trim())
+        .map((d) => JSON.parse(d) as Doc)
     await eventually('status --watch printed the current state', async () => docs().length >= 1, 30_000, 100)
-    const off = await cli(['upgrade', ...chartFlags(), '--helm', helm4, '--feature', 'observability=false', '--timeout', '5m'])
+    const off = await cli([
+      'upgrade',
+      ...chartFlags(),
+      '--helm',
+      helm4,
+      '--feature',
+      'observability=false',
+      '--timeout',
+      '5m',
+    ])
     assert.equal(off.code, 0, off.stdout + off.stderr)
-    await eventually('status --watch caught up', async () => docs().at(-1)?.phase === 'Ready' && docs().length >= 3, 30_000, 200)
+    await eventually(
+      'status --watch caught up',
+      async () => docs().at(-1)?.phase === 'Ready' && docs().length >= 3,
+      30_000,
+      200,
+    )
     watcher.kill('SIGINT')
     assert.equal((await watcher).code, 0, 'Ready when interrupted')
     const seen = docs()
     assert.equal(seen[0]!.phase, 'Ready')
-    assert.ok(seen.some((d) => d.phase === 'Draining'), `the drain was shown: ${seen.map((d) => d.phase).join(' ')}`)
+    assert.ok(
+      seen.some((d) => d.phase === 'Draining'),
+      `the drain was shown: ${seen.map((d) => d.phase).join(' ')}`,
+    )
     assert.equal(seen.at(-1)!.components.find((c) => c.name === 'krateo-clickstack')?.stage, 'disabled')
     const deleting = (name: string) => off.stdout.indexOf(`${name}: deleting`)
-    assert.ok(deleting('otel-collector-deployment') >= 0 && deleting('krateo-clickstack') > deleting('otel-collector-deployment'), off.stdout)
+    assert.ok(
+      deleting('otel-collector-deployment') >= 0 &&
+        deleting('krateo-clickstack') > deleting('otel-collector-deployment'),
+      off.stdout,
+    )
     assert.ok(deleting('krateo-clickstack') > deleting('krateo-sse-proxy'), 'leaves first')
     assert.match(off.stdout, /helm v4\./)
     let doc = await status()
     assert.equal(doc.installerVersion, '0.2.54')
     const observability = ['krateo-clickstack', 'otel-collector-deployment', 'krateo-sse-proxy']
-    assert.deepEqual(doc.components.filter((c) => observability.includes(c.name)).map((c) => c.stage), ['disabled', 'disabled', 'disabled'])
+    assert.deepEqual(
+      doc.components.filter((c) => observability.includes(c.name)).map((c) => c.stage),
+      ['disabled', 'disabled', 'disabled'],
+    )
     assert.equal((await installer('v0-2-54')).spec.features.observability, false)
 
     const on = await cli(['upgrade', ...chartFlags(), '--feature', 'observability=true', '--timeout', '5m'])
@@ -186,17 +329,66 @@ describe(onGeneration('upgrade'), () => {
     assert.equal(inst.code, 0, inst.stdout + inst.stderr)
     const uid = (await get('v0-22-0', 'authns', 'authn')).metadata.uid
     // What the post-upgrade hook does: helm upgrade, the installer CD at the new version, then the components patch.
-    execFileSync(sandbox().helm, ['upgrade', 'krateo', `oci://${sandbox().registry}/charts/installer`, '--version', '0.2.54', '--plain-http', '-n', 'krateo-system',
-      '--reset-then-reuse-values', '--no-hooks', '--wait'], { env: { ...process.env, ...sandbox().helmEnv() } })
+    execFileSync(
+      sandbox().helm,
+      [
+        'upgrade',
+        'krateo',
+        `oci://${sandbox().registry}/charts/installer`,
+        '--version',
+        '0.2.54',
+        '--plain-http',
+        '-n',
+        'krateo-system',
+        '--reset-then-reuse-values',
+        '--no-hooks',
+        '--wait',
+      ],
+      { env: { ...process.env, ...sandbox().helmEnv() } },
+    )
     const cm = await kube().core.readNamespacedConfigMap({ name: 'installer-self-cr', namespace: 'krateo-system' })
     const cd = parse(cm.data!['compositiondefinition.yaml']!) as { spec: object }
-    await kube().custom.patchNamespacedCustomObject({ group: 'core.krateo.io', version: 'v1alpha1', namespace: 'krateo-system', plural: 'compositiondefinitions', name: 'installer', body: { spec: cd.spec } }, MergePatch)
-    await eventually('the Installer CRD serves v0-2-54', async () => (await kube().crds.readCustomResourceDefinition({ name: 'installers.composition.krateo.io' })).spec.versions.some((v) => v.name === 'v0-2-54' && v.served), 60_000)
-    await whenServed('the Installer patched', () => kube().custom.patchNamespacedCustomObject({ group: 'composition.krateo.io', version: 'v0-2-54', namespace: 'krateo-system', plural: 'installers', name: 'installer', body: JSON.parse(cm.data!['components-patch.json']!) as object }, MergePatch))
+    await kube().custom.patchNamespacedCustomObject(
+      {
+        group: 'core.krateo.io',
+        version: 'v1alpha1',
+        namespace: 'krateo-system',
+        plural: 'compositiondefinitions',
+        name: 'installer',
+        body: { spec: cd.spec },
+      },
+      MergePatch,
+    )
+    await eventually(
+      'the Installer CRD serves v0-2-54',
+      async () =>
+        (
+          await kube().crds.readCustomResourceDefinition({ name: 'installers.composition.krateo.io' })
+        ).spec.versions.some((v) => v.name === 'v0-2-54' && v.served),
+      60_000,
+    )
+    await whenServed('the Installer patched', () =>
+      kube().custom.patchNamespacedCustomObject(
+        {
+          group: 'composition.krateo.io',
+          version: 'v0-2-54',
+          namespace: 'krateo-system',
+          plural: 'installers',
+          name: 'installer',
+          body: JSON.parse(cm.data!['components-patch.json']!) as object,
+        },
+        MergePatch,
+      ),
+    )
     // Pass B drops authn while its CRD does not serve 0.22.1 yet; the installer's helm upgrade deletes it.
-    await eventually('authn pruned', async () => {
-      const now = await get('v0-22-0', 'authns', 'authn').catch(() => null)
-      return !now || now.metadata.uid !== uid || !!(now.metadata as { deletionTimestamp?: string }).deletionTimestamp
-    }, 90_000, 250)
+    await eventually(
+      'authn pruned',
+      async () => {
+        const now = await get('v0-22-0', 'authns', 'authn').catch(() => null)
+        return !now || now.metadata.uid !== uid || !!(now.metadata as { deletionTimestamp?: string }).deletionTimestamp
+      },
+      90_000,
+      250,
+    )
   })
 })

@@ -16,66 +16,134 @@ import { checkKubernetesFor, defaultChartFor, helmChartFailure } from '../../src
 const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'))
 function kubeconfig(name: string, current: string | null, contexts: [string, string][]): string {
   const path = join(dir, name)
-  writeFileSync(path, stringify({
-    apiVersion: 'v1', kind: 'Config', ...(current ? { 'current-context': current } : {}),
-    clusters: contexts.map(([ctx, server]) => ({ name: ctx, cluster: { server } })),
-    users: contexts.map(([ctx]) => ({ name: ctx, user: { token: 'x' } })),
-    contexts: contexts.map(([ctx]) => ({ name: ctx, context: { cluster: ctx, user: ctx } })),
-  }))
+  writeFileSync(
+    path,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      ...(current ? { 'current-context': current } : {}),
+      clusters: contexts.map(([ctx, server]) => ({ name: ctx, cluster: { server } })),
+      users: contexts.map(([ctx]) => ({ name: ctx, user: { token: 'x' } })),
+      contexts: contexts.map(([ctx]) => ({ name: ctx, context: { cluster: ctx, user: ctx } })),
+    }),
+  )
   return path
 }
 
 describe('kubeconfig, as kubectl loads it', () => {
   it('merges every file of KUBECONFIG: missing ones skipped, the first current-context and the first of a duplicate name win', () => {
     const a = kubeconfig('a', null, [['dev', 'https://127.0.0.1:1001']])
-    const b = kubeconfig('b', 'prod', [['prod', 'https://127.0.0.1:1002'], ['dev', 'https://127.0.0.1:9999']])
+    const b = kubeconfig('b', 'prod', [
+      ['prod', 'https://127.0.0.1:1002'],
+      ['dev', 'https://127.0.0.1:9999'],
+    ])
     const c = kubeconfig('c', 'dev', [])
     const kc = loadKubeConfig({ env: [join(dir, 'missing'), a, b, c].join(delimiter) })
     assert.equal(kc.getCurrentContext(), 'prod', 'the first file that sets current-context wins (a sets none)')
-    assert.equal(kc.getCluster('dev')?.server, 'https://127.0.0.1:1001', 'the first definition of a name wins; no "duplicate" error')
-    assert.deepEqual(kc.getContexts().map((x) => x.name).sort(), ['dev', 'prod'])
+    assert.equal(
+      kc.getCluster('dev')?.server,
+      'https://127.0.0.1:1001',
+      'the first definition of a name wins; no "duplicate" error',
+    )
+    assert.deepEqual(
+      kc
+        .getContexts()
+        .map((x) => x.name)
+        .sort(),
+      ['dev', 'prod'],
+    )
   })
   it('says so when there is no kubeconfig at all, or --kubeconfig names a missing file', () => {
-    assert.throws(() => loadKubeConfig({ env: join(dir, 'nope'), inCluster: false }), (e: UserError) => e.exitCode === 3 && /none of the files in \$KUBECONFIG exists/.test(e.message))
-    assert.throws(() => loadKubeConfig({ home: join(dir, 'nohome'), inCluster: false }), /no kubeconfig: \$KUBECONFIG is not set and ~\/\.kube\/config does not exist/)
+    assert.throws(
+      () => loadKubeConfig({ env: join(dir, 'nope'), inCluster: false }),
+      (e: UserError) => e.exitCode === 3 && /none of the files in \$KUBECONFIG exists/.test(e.message),
+    )
+    assert.throws(
+      () => loadKubeConfig({ home: join(dir, 'nohome'), inCluster: false }),
+      /no kubeconfig: \$KUBECONFIG is not set and ~\/\.kube\/config does not exist/,
+    )
     assert.throws(() => loadKubeConfig({ kubeconfig: join(dir, 'nope') }), /kubeconfig .* does not exist/)
   })
 })
 
 describe('engine generation', () => {
-  it('is S with core-provider\'s webhook, N with a MutatingAdmissionPolicy for compositions, unknown otherwise', () => {
+  it("is S with core-provider's webhook, N with a MutatingAdmissionPolicy for compositions, unknown otherwise", () => {
     assert.equal(generationFrom([{ webhooks: [{ name: 'core.provider.krateo.io' }] }], []), 'S')
-    assert.equal(generationFrom([], [{ spec: { matchConstraints: { resourceRules: [{ apiGroups: ['composition.krateo.io'] }] } } }]), 'N')
+    assert.equal(
+      generationFrom(
+        [],
+        [{ spec: { matchConstraints: { resourceRules: [{ apiGroups: ['composition.krateo.io'] }] } } }],
+      ),
+      'N',
+    )
     assert.equal(generationFrom([{ webhooks: [{ name: 'other.example.com' }] }], []), 'unknown')
   })
 })
 
 describe('feature names', () => {
   it('knows the chart default features and those its components name, and refuses the rest with the known ones', () => {
-    const known = knownFeatures([{ name: 'kagent', kind: 'Kagent', version: '1', deps: [], feature: 'agents' }], { features: { platform: true, portal: true } })
+    const known = knownFeatures([{ name: 'kagent', kind: 'Kagent', version: '1', deps: [], feature: 'agents' }], {
+      features: { platform: true, portal: true },
+    })
     assert.deepEqual(known, ['agents', 'platform', 'portal'])
-    assert.throws(() => checkFeatureNames(['nosuch'], known, '0.2.53'), (e: UserError) => e.exitCode === 2 && e.line() === '--feature nosuch: installer 0.2.53 has no such feature; use one of: agents, platform, portal')
+    assert.throws(
+      () => checkFeatureNames(['nosuch'], known, '0.2.53'),
+      (e: UserError) =>
+        e.exitCode === 2 &&
+        e.line() === '--feature nosuch: installer 0.2.53 has no such feature; use one of: agents, platform, portal',
+    )
     checkFeatureNames(['agents'], known, '0.2.53')
   })
 })
 
 describe('check', () => {
   it('runs every check, skips those whose need failed, and gives each failure its hint', async () => {
-    const results = await runChecks([
-      { name: 'a', run: async () => 'fine' },
-      { name: 'b', run: async () => { throw new UserError('broken', 10, 'fix b') } },
-      { name: 'c', run: async () => 'never' },
-      { name: 'd', run: async () => 'also fine' },
-    ], { c: 'b' })
-    assert.deepEqual(results.map((r) => [r.name, r.ok, !!r.skipped]), [['a', true, false], ['b', false, false], ['c', false, true], ['d', true, false]])
-    assert.equal(renderChecks(results), '✔ a: fine\n✖ b: broken\n    hint: fix b\n- c: skipped: needs "b"\n✔ d: also fine')
+    const results = await runChecks(
+      [
+        { name: 'a', run: async () => 'fine' },
+        {
+          name: 'b',
+          run: async () => {
+            throw new UserError('broken', 10, 'fix b')
+          },
+        },
+        { name: 'c', run: async () => 'never' },
+        { name: 'd', run: async () => 'also fine' },
+      ],
+      { c: 'b' },
+    )
+    assert.deepEqual(
+      results.map((r) => [r.name, r.ok, !!r.skipped]),
+      [
+        ['a', true, false],
+        ['b', false, false],
+        ['c', false, true],
+        ['d', true, false],
+      ],
+    )
+    assert.equal(
+      renderChecks(results),
+      '✔ a: fine\n✖ b: broken\n    hint: fix b\n- c: skipped: needs "b"\n✔ d: also fine',
+    )
   })
 })
 
 describe('chart requirements', () => {
   it('refuses a chart that ships a MutatingAdmissionPolicy on a cluster older than 1.36, naming both', () => {
-    const gen = [{ apiVersion: 'admissionregistration.k8s.io/v1beta1', kind: 'MutatingAdmissionPolicy', metadata: { name: 'compositions-version' } }]
-    assert.throws(() => checkKubernetesFor(gen, 'v1.35.4', '0.3.0'), (e: UserError) => e.exitCode === 8 && e.line() === 'installer 0.3.0 needs Kubernetes 1.36 or newer (it ships a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1beta1)); this cluster runs v1.35.4; upgrade the cluster, or install an older installer with --version')
+    const gen = [
+      {
+        apiVersion: 'admissionregistration.k8s.io/v1beta1',
+        kind: 'MutatingAdmissionPolicy',
+        metadata: { name: 'compositions-version' },
+      },
+    ]
+    assert.throws(
+      () => checkKubernetesFor(gen, 'v1.35.4', '0.3.0'),
+      (e: UserError) =>
+        e.exitCode === 8 &&
+        e.line() ===
+          'installer 0.3.0 needs Kubernetes 1.36 or newer (it ships a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1beta1)); this cluster runs v1.35.4; upgrade the cluster, or install an older installer with --version',
+    )
     checkKubernetesFor(gen, 'v1.36.1', '0.3.0')
     checkKubernetesFor([], 'v1.30.0', '0.2.53')
   })
@@ -85,7 +153,15 @@ describe('chart requirements', () => {
     assert.equal(defaultChartFor('v0.3.0-rc.1'), 'oci://ghcr.io/braghettos/krateo/installer')
   })
   it('names a kind helm cannot map instead of calling the chart unresolvable', () => {
-    const err = helmChartFailure(new Error('unable to build kubernetes objects from release manifest: resource mapping not found for name: "x" namespace: "" from "": no matches for kind "MutatingAdmissionPolicy" in version "admissionregistration.k8s.io/v1beta1"'), { chart: 'oci://r/installer' })
-    assert.match(err.line(), /^the installer chart needs kind MutatingAdmissionPolicy, which this cluster does not serve; /)
+    const err = helmChartFailure(
+      new Error(
+        'unable to build kubernetes objects from release manifest: resource mapping not found for name: "x" namespace: "" from "": no matches for kind "MutatingAdmissionPolicy" in version "admissionregistration.k8s.io/v1beta1"',
+      ),
+      { chart: 'oci://r/installer' },
+    )
+    assert.match(
+      err.line(),
+      /^the installer chart needs kind MutatingAdmissionPolicy, which this cluster does not serve; /,
+    )
   })
 })

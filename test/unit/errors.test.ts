@@ -22,9 +22,33 @@ describe('user errors', () => {
     // A condition message and an annotation someone wrote, as status prints them.
     const evil = '\u001b[8mhidden\u001b[0m'
     const state = {
-      phase: 'Degraded', namespace: 'krateo-system', installerVersion: '0.2.53', generation: 'S', ready: 0, total: 1,
-      components: [{ name: 'authn', feature: 'platform', enabled: true, version: '0.22.0', stage: 'error', ready: null, synced: null, waitingFor: [], detail: evil, ageSeconds: 5 }],
-      endpoints: [], portalUrl: null, portalGap: null, problems: [`authn: ${evil}`], notes: [], pausedBy: `paused by ${evil}`, lock: null,
+      phase: 'Degraded',
+      namespace: 'krateo-system',
+      installerVersion: '0.2.53',
+      generation: 'S',
+      ready: 0,
+      total: 1,
+      components: [
+        {
+          name: 'authn',
+          feature: 'platform',
+          enabled: true,
+          version: '0.22.0',
+          stage: 'error',
+          ready: null,
+          synced: null,
+          waitingFor: [],
+          detail: evil,
+          ageSeconds: 5,
+        },
+      ],
+      endpoints: [],
+      portalUrl: null,
+      portalGap: null,
+      problems: [`authn: ${evil}`],
+      notes: [],
+      pausedBy: `paused by ${evil}`,
+      lock: null,
     } as unknown as PlatformState
     const out = renderStatus(state)
     assert.ok(!out.includes('\u001b[8m'), out)

@@ -4,7 +4,17 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { stringify } from 'yaml'
 import {
-  bindsOurServiceAccount, bootstrapReleaseOf, foreignInNamespace, foreignInstances, isClaimOf, isPlatformDefinition, isPlatformPolicy, isPlatformWebhook, platformComponents, restCrdsOf, unreadableWithoutCoreProvider,
+  bindsOurServiceAccount,
+  bootstrapReleaseOf,
+  foreignInNamespace,
+  foreignInstances,
+  isClaimOf,
+  isPlatformDefinition,
+  isPlatformPolicy,
+  isPlatformWebhook,
+  platformComponents,
+  restCrdsOf,
+  unreadableWithoutCoreProvider,
 } from '../../src/lib/ownership.js'
 import { platformInventory, platformPresent } from '../../src/lib/inventory.js'
 import { drainWaves } from '../../src/lib/teardown.js'
@@ -14,92 +24,218 @@ import { holderGone, lockHolder, lockState, microTime } from '../../src/lib/lock
 import type { KObj, Observed } from '../../src/lib/state.js'
 
 const labelled = { 'app.kubernetes.io/managed-by': 'krateo-installer' }
-const cd = (name: string, labels: Record<string, string> = labelled, resource = `${name.replace(/-/g, '')}s`): KObj =>
-  ({ metadata: { name, labels }, spec: {}, status: { resource, apiVersion: 'composition.krateo.io/v1-0-0' } })
-const installer: KObj = { metadata: { name: 'installer' }, spec: { components: [{ name: 'authn', kind: 'Authn', version: '1.0.0' }, { name: 'portal', kind: 'Portal', version: '1.0.0', deps: ['authn'] }] } }
+const cd = (
+  name: string,
+  labels: Record<string, string> = labelled,
+  resource = `${name.replace(/-/g, '')}s`,
+): KObj => ({ metadata: { name, labels }, spec: {}, status: { resource, apiVersion: 'composition.krateo.io/v1-0-0' } })
+const installer: KObj = {
+  metadata: { name: 'installer' },
+  spec: {
+    components: [
+      { name: 'authn', kind: 'Authn', version: '1.0.0' },
+      { name: 'portal', kind: 'Portal', version: '1.0.0', deps: ['authn'] },
+    ],
+  },
+}
 
 function observed(over: Partial<Observed> = {}): Observed {
   return {
-    namespace: 'krateo-system', cdCrd: true, bootstrapped: true, selfCr: { metadata: { name: 'installer-self-cr', annotations: { 'meta.helm.sh/release-name': 'installer' } } },
-    installer, cds: new Map([cd('installer'), cd('authn'), cd('portal'), cd('fireworksapp', {}), cd('lookalike')].map((c) => [c.metadata.name, c])),
-    crds: new Map(), compositions: new Map(), services: [], now: 0, ...over,
+    namespace: 'krateo-system',
+    cdCrd: true,
+    bootstrapped: true,
+    selfCr: { metadata: { name: 'installer-self-cr', annotations: { 'meta.helm.sh/release-name': 'installer' } } },
+    installer,
+    cds: new Map(
+      [cd('installer'), cd('authn'), cd('portal'), cd('fireworksapp', {}), cd('lookalike')].map((c) => [
+        c.metadata.name,
+        c,
+      ]),
+    ),
+    crds: new Map(),
+    compositions: new Map(),
+    services: [],
+    now: 0,
+    ...over,
   }
 }
 
 describe('ownership', () => {
-  it('counts a CompositionDefinition as the platform\'s only with the chart\'s label AND a name from its component list', () => {
+  it("counts a CompositionDefinition as the platform's only with the chart's label AND a name from its component list", () => {
     const names = new Set(['authn', 'portal'])
     assert.equal(isPlatformDefinition(cd('authn'), names), true)
     assert.equal(isPlatformDefinition(cd('installer'), names), true)
     assert.equal(isPlatformDefinition(cd('fireworksapp', {}), names), false, 'a user blueprint without the label')
     assert.equal(isPlatformDefinition(cd('lookalike'), names), false, 'a user blueprint that copied the label')
-    assert.equal(isPlatformDefinition(cd('authn', {}), names), false, 'a user CD that happens to share a component name')
+    assert.equal(
+      isPlatformDefinition(cd('authn', {}), names),
+      false,
+      'a user CD that happens to share a component name',
+    )
   })
 
-  it('counts a definition the installer cdc\'s helm release rendered (helm relabels it managed-by Helm) as the platform\'s', () => {
+  it("counts a definition the installer cdc's helm release rendered (helm relabels it managed-by Helm) as the platform's", () => {
     const names = new Set(['authn'])
     const inst: KObj = { metadata: { name: 'installer', uid: '0123abcd-0000' } }
-    const rendered = (release: string, ns = 'krateo-system'): KObj => ({ metadata: { name: 'authn', namespace: 'krateo-system', labels: { 'app.kubernetes.io/managed-by': 'Helm' }, annotations: { 'meta.helm.sh/release-name': release, 'meta.helm.sh/release-namespace': ns } } })
+    const rendered = (release: string, ns = 'krateo-system'): KObj => ({
+      metadata: {
+        name: 'authn',
+        namespace: 'krateo-system',
+        labels: { 'app.kubernetes.io/managed-by': 'Helm' },
+        annotations: { 'meta.helm.sh/release-name': release, 'meta.helm.sh/release-namespace': ns },
+      },
+    })
     assert.equal(isPlatformDefinition(rendered('installer-0123abcd'), names, inst), true)
-    assert.equal(isPlatformDefinition(rendered('installer-0123abcd'), names, { metadata: { name: 'installer', labels: { 'krateo.io/release-name': 'installer-custom' } } }), false, 'the cdc\'s own release label wins')
-    assert.equal(isPlatformDefinition(rendered('my-blueprints'), names, inst), false, 'another helm release of the user')
-    assert.equal(isPlatformDefinition(rendered('installer-0123abcd', 'team-a'), names, inst), false, 'a release of another namespace')
+    assert.equal(
+      isPlatformDefinition(rendered('installer-0123abcd'), names, {
+        metadata: { name: 'installer', labels: { 'krateo.io/release-name': 'installer-custom' } },
+      }),
+      false,
+      "the cdc's own release label wins",
+    )
+    assert.equal(
+      isPlatformDefinition(rendered('my-blueprints'), names, inst),
+      false,
+      'another helm release of the user',
+    )
+    assert.equal(
+      isPlatformDefinition(rendered('installer-0123abcd', 'team-a'), names, inst),
+      false,
+      'a release of another namespace',
+    )
     assert.equal(isPlatformDefinition(rendered('installer-0123abcd'), names, null), false, 'no Installer, no proof')
   })
 
-  it('finds the component list from the Installer, else from the bootstrap release\'s installer-self-cr', () => {
-    assert.deepEqual(platformComponents(installer, null).map((c) => c.name), ['authn', 'portal'])
-    const selfCr = { metadata: { name: 'installer-self-cr' }, data: { 'installer.yaml': stringify({ spec: { components: [{ name: 'authn', kind: 'Authn', version: '1.0.0' }, { name: 'bad' }] } }) } } as unknown as KObj
-    assert.deepEqual(platformComponents(null, selfCr).map((c) => c.name), ['authn'], 'a malformed entry never widens what is ours')
+  it("finds the component list from the Installer, else from the bootstrap release's installer-self-cr", () => {
+    assert.deepEqual(
+      platformComponents(installer, null).map((c) => c.name),
+      ['authn', 'portal'],
+    )
+    const selfCr = {
+      metadata: { name: 'installer-self-cr' },
+      data: {
+        'installer.yaml': stringify({
+          spec: { components: [{ name: 'authn', kind: 'Authn', version: '1.0.0' }, { name: 'bad' }] },
+        }),
+      },
+    } as unknown as KObj
+    assert.deepEqual(
+      platformComponents(null, selfCr).map((c) => c.name),
+      ['authn'],
+      'a malformed entry never widens what is ours',
+    )
     assert.deepEqual(platformComponents(null, null), [])
   })
 
-  it('finds the bootstrap release from helm\'s annotation, whatever its name', () => {
-    assert.equal(bootstrapReleaseOf({ metadata: { name: 'installer-self-cr', annotations: { 'meta.helm.sh/release-name': 'installer' } } }), 'installer')
+  it("finds the bootstrap release from helm's annotation, whatever its name", () => {
+    assert.equal(
+      bootstrapReleaseOf({
+        metadata: { name: 'installer-self-cr', annotations: { 'meta.helm.sh/release-name': 'installer' } },
+      }),
+      'installer',
+    )
     assert.equal(bootstrapReleaseOf(null), null)
   })
 
-  it('matches only this platform\'s core-provider webhook', () => {
-    const hook = (name: string, service?: { namespace: string }) => ({ metadata: { name }, webhooks: [{ name: 'core.provider.krateo.io', clientConfig: service ? { service } : { url: 'https://127.0.0.1' } }] })
+  it("matches only this platform's core-provider webhook", () => {
+    const hook = (name: string, service?: { namespace: string }) => ({
+      metadata: { name },
+      webhooks: [
+        { name: 'core.provider.krateo.io', clientConfig: service ? { service } : { url: 'https://127.0.0.1' } },
+      ],
+    })
     const ours = new Set(['krateo'])
-    assert.equal(isPlatformWebhook(hook('krateo'), 'krateo-system', ours), true, 'named after our release\'s core-provider')
-    assert.equal(isPlatformWebhook(hook('x', { namespace: 'krateo-system' }), 'krateo-system', ours), true, 'calls a Service in our namespace')
-    assert.equal(isPlatformWebhook(hook('other', { namespace: 'team-b' }), 'krateo-system', ours), false, 'another platform\'s')
+    assert.equal(
+      isPlatformWebhook(hook('krateo'), 'krateo-system', ours),
+      true,
+      "named after our release's core-provider",
+    )
+    assert.equal(
+      isPlatformWebhook(hook('x', { namespace: 'krateo-system' }), 'krateo-system', ours),
+      true,
+      'calls a Service in our namespace',
+    )
+    assert.equal(
+      isPlatformWebhook(hook('other', { namespace: 'team-b' }), 'krateo-system', ours),
+      false,
+      "another platform's",
+    )
     assert.equal(isPlatformWebhook(hook('other'), 'krateo-system', ours), false)
-    assert.equal(isPlatformWebhook({ metadata: { name: 'krateo' }, webhooks: [{ name: 'policy.example.com' }] }, 'krateo-system', ours), false, 'not a core-provider webhook at all')
+    assert.equal(
+      isPlatformWebhook(
+        { metadata: { name: 'krateo' }, webhooks: [{ name: 'policy.example.com' }] },
+        'krateo-system',
+        ours,
+      ),
+      false,
+      'not a core-provider webhook at all',
+    )
   })
 
-  it('deletes a bundle\'s ClusterRoleBinding only when it binds our ServiceAccount', () => {
-    assert.equal(bindsOurServiceAccount({ subjects: [{ kind: 'ServiceAccount', name: 'authns-v1-0-0', namespace: 'krateo-system' }] }, 'authns-v1-0-0', 'krateo-system'), true)
-    assert.equal(bindsOurServiceAccount({ subjects: [{ kind: 'ServiceAccount', name: 'authns-v1-0-0', namespace: 'team-b' }] }, 'authns-v1-0-0', 'krateo-system'), false)
+  it("deletes a bundle's ClusterRoleBinding only when it binds our ServiceAccount", () => {
+    assert.equal(
+      bindsOurServiceAccount(
+        { subjects: [{ kind: 'ServiceAccount', name: 'authns-v1-0-0', namespace: 'krateo-system' }] },
+        'authns-v1-0-0',
+        'krateo-system',
+      ),
+      true,
+    )
+    assert.equal(
+      bindsOurServiceAccount(
+        { subjects: [{ kind: 'ServiceAccount', name: 'authns-v1-0-0', namespace: 'team-b' }] },
+        'authns-v1-0-0',
+        'krateo-system',
+      ),
+      false,
+    )
     assert.equal(bindsOurServiceAccount(null, 'x', 'y'), false)
   })
 
   it('finds the CRDs generated from our RestDefinitions by group and kind', () => {
     const crds = [
-      { metadata: { name: 'dashboards.hyperdx.krateo.io' }, spec: { group: 'hyperdx.krateo.io', names: { kind: 'Dashboard' } } },
-      { metadata: { name: 'alerts.hyperdx.krateo.io' }, spec: { group: 'hyperdx.krateo.io', names: { kind: 'Alert' } } },
+      {
+        metadata: { name: 'dashboards.hyperdx.krateo.io' },
+        spec: { group: 'hyperdx.krateo.io', names: { kind: 'Dashboard' } },
+      },
+      {
+        metadata: { name: 'alerts.hyperdx.krateo.io' },
+        spec: { group: 'hyperdx.krateo.io', names: { kind: 'Alert' } },
+      },
     ]
-    assert.deepEqual(restCrdsOf([{ spec: { resourceGroup: 'hyperdx.krateo.io', resource: { kind: 'Dashboard' } } }], crds), ['dashboards.hyperdx.krateo.io'])
+    assert.deepEqual(
+      restCrdsOf([{ spec: { resourceGroup: 'hyperdx.krateo.io', resource: { kind: 'Dashboard' } } }], crds),
+      ['dashboards.hyperdx.krateo.io'],
+    )
   })
 
   it("names the users' kinds that convert through the platform's core-provider: unreadable once it is gone", () => {
-    const crd = (name: string, kind: string, conversion?: Record<string, unknown>) =>
-      ({ metadata: { name }, spec: { group: 'composition.krateo.io', names: { kind }, ...(conversion ? { conversion } : {}) } })
-    const viaService = (namespace: string) => ({ strategy: 'Webhook', webhook: { clientConfig: { service: { namespace, name: 'core-provider-webhook-service' } } } })
+    const crd = (name: string, kind: string, conversion?: Record<string, unknown>) => ({
+      metadata: { name },
+      spec: { group: 'composition.krateo.io', names: { kind }, ...(conversion ? { conversion } : {}) },
+    })
+    const viaService = (namespace: string) => ({
+      strategy: 'Webhook',
+      webhook: { clientConfig: { service: { namespace, name: 'core-provider-webhook-service' } } },
+    })
     const crds = [
       crd('fireworksapps.composition.krateo.io', 'Fireworksapp', viaService('krateo-system')),
       crd('shops.composition.krateo.io', 'Shop', viaService('team-b')),
       crd('carts.composition.krateo.io', 'Cart'),
       crd('authns.composition.krateo.io', 'Authn', viaService('krateo-system')),
-      crd('orders.composition.krateo.io', 'Order', { strategy: 'Webhook', webhook: { clientConfig: { url: 'https://127.0.0.1:9443/convert' } } }),
+      crd('orders.composition.krateo.io', 'Order', {
+        strategy: 'Webhook',
+        webhook: { clientConfig: { url: 'https://127.0.0.1:9443/convert' } },
+      }),
     ]
-    assert.deepEqual(unreadableWithoutCoreProvider(crds, 'krateo-system', new Set(['authns.composition.krateo.io'])),
+    assert.deepEqual(
+      unreadableWithoutCoreProvider(crds, 'krateo-system', new Set(['authns.composition.krateo.io'])),
       ['Fireworksapp (CRD fireworksapps.composition.krateo.io)', 'Order (CRD orders.composition.krateo.io)'],
-      'ours go anyway; another platform\'s core-provider stays; no webhook, nothing to lose; a URL cannot be told apart')
+      "ours go anyway; another platform's core-provider stays; no webhook, nothing to lose; a URL cannot be told apart",
+    )
   })
 
-  it('counts a PVC as ours only when one of our StatefulSets\' claim templates made it', () => {
+  it("counts a PVC as ours only when one of our StatefulSets' claim templates made it", () => {
     const sets = [{ name: 'clickhouse', claimTemplates: ['data'] }]
     assert.equal(isClaimOf('data-clickhouse-0', sets), true)
     assert.equal(isClaimOf('data-clickhouse-12', sets), true)
@@ -108,71 +244,168 @@ describe('ownership', () => {
   })
 
   it('lists what keeps a namespace from being ours to delete', () => {
-    const foreign = foreignInNamespace([
-      { kind: 'ConfigMap', name: 'kube-root-ca.crt' }, { kind: 'ServiceAccount', name: 'default' },
-      { kind: 'Lease', name: 'krateo-installer' }, { kind: 'ConfigMap', name: 'krateo-installer-teardown' },
-      { kind: 'PersistentVolumeClaim', name: 'data-clickhouse-0' }, { kind: 'PersistentVolumeClaim', name: 'user-data' },
-      { kind: 'Pod', name: 'web-abc', ownerKinds: ['ReplicaSet'] }, { kind: 'Deployment', name: 'web' },
-    ], { own: { Lease: ['krateo-installer'], ConfigMap: ['krateo-installer-teardown'] }, pvcs: [{ name: 'clickhouse', claimTemplates: ['data'] }] })
-    assert.deepEqual(foreign.map((o) => `${o.kind}/${o.name}`), ['PersistentVolumeClaim/user-data', 'Deployment/web'])
+    const foreign = foreignInNamespace(
+      [
+        { kind: 'ConfigMap', name: 'kube-root-ca.crt' },
+        { kind: 'ServiceAccount', name: 'default' },
+        { kind: 'Lease', name: 'krateo-installer' },
+        { kind: 'ConfigMap', name: 'krateo-installer-teardown' },
+        { kind: 'PersistentVolumeClaim', name: 'data-clickhouse-0' },
+        { kind: 'PersistentVolumeClaim', name: 'user-data' },
+        { kind: 'Pod', name: 'web-abc', ownerKinds: ['ReplicaSet'] },
+        { kind: 'Deployment', name: 'web' },
+      ],
+      {
+        own: { Lease: ['krateo-installer'], ConfigMap: ['krateo-installer-teardown'] },
+        pvcs: [{ name: 'clickhouse', claimTemplates: ['data'] }],
+      },
+    )
+    assert.deepEqual(
+      foreign.map((o) => `${o.kind}/${o.name}`),
+      ['PersistentVolumeClaim/user-data', 'Deployment/web'],
+    )
   })
 })
 
 describe('inventory', () => {
   const input = (over: Partial<Parameters<typeof platformInventory>[0]> = {}) => ({
-    obs: observed(), release: { name: 'installer', status: 'deployed', chart: 'installer-0.2.53' }, record: null, coreProviders: [
-      { metadata: { name: 'core-provider', labels: { 'app.kubernetes.io/name': 'core-provider', 'app.kubernetes.io/instance': 'installer' } } },
+    obs: observed(),
+    release: { name: 'installer', status: 'deployed', chart: 'installer-0.2.53' },
+    record: null,
+    coreProviders: [
+      {
+        metadata: {
+          name: 'core-provider',
+          labels: { 'app.kubernetes.io/name': 'core-provider', 'app.kubernetes.io/instance': 'installer' },
+        },
+      },
     ] as KObj[],
-    webhooks: [{ metadata: { name: 'installer' }, webhooks: [{ name: 'core.provider.krateo.io' }] }, { metadata: { name: 'team-b-core' }, webhooks: [{ name: 'core.provider.krateo.io', clientConfig: { service: { namespace: 'team-b' } } }] }],
-    restCrds: [], statefulSets: [], registrySecret: true, ...over,
+    webhooks: [
+      { metadata: { name: 'installer' }, webhooks: [{ name: 'core.provider.krateo.io' }] },
+      {
+        metadata: { name: 'team-b-core' },
+        webhooks: [{ name: 'core.provider.krateo.io', clientConfig: { service: { namespace: 'team-b' } } }],
+      },
+    ],
+    restCrds: [],
+    statefulSets: [],
+    registrySecret: true,
+    ...over,
   })
 
-  it('records only the platform\'s definitions, CRDs, bundles and webhook, and names the rest as not ours', () => {
+  it("records only the platform's definitions, CRDs, bundles and webhook, and names the rest as not ours", () => {
     const inv = platformInventory(input())
     assert.deepEqual(inv.record.definitions, ['authn', 'installer', 'portal'])
-    assert.deepEqual(inv.record.crds, ['authns.composition.krateo.io', 'installers.composition.krateo.io', 'portals.composition.krateo.io'])
+    assert.deepEqual(inv.record.crds, [
+      'authns.composition.krateo.io',
+      'installers.composition.krateo.io',
+      'portals.composition.krateo.io',
+    ])
     assert.deepEqual(inv.record.bundles, ['authns-v1-0-0', 'installers-v1-0-0', 'portals-v1-0-0'])
     assert.deepEqual(inv.record.webhooks, ['installer'])
     assert.deepEqual(inv.foreignWebhooks, ['team-b-core'])
-    assert.deepEqual(inv.foreignDefinitions.map((d) => d.metadata.name), ['fireworksapp', 'lookalike'])
+    assert.deepEqual(
+      inv.foreignDefinitions.map((d) => d.metadata.name),
+      ['fireworksapp', 'lookalike'],
+    )
     assert.deepEqual(inv.coreProviders, ['core-provider'])
     assert.equal(inv.record.release, 'installer')
     assert.deepEqual(inv.record.secrets, ['krateo-registry-auth'])
   })
 
   it('keeps what an earlier run recorded, so a re-run after helm uninstall still sweeps', () => {
-    const earlier = mergeRecord(emptyRecord(), { release: 'installer', bundles: ['authns-v1-0-0'], webhooks: ['installer'] })
-    const inv = platformInventory(input({ obs: observed({ installer: null, selfCr: null, cds: new Map() }), release: null, record: earlier, coreProviders: [], webhooks: [] }))
+    const earlier = mergeRecord(emptyRecord(), {
+      release: 'installer',
+      bundles: ['authns-v1-0-0'],
+      webhooks: ['installer'],
+    })
+    const inv = platformInventory(
+      input({
+        obs: observed({ installer: null, selfCr: null, cds: new Map() }),
+        release: null,
+        record: earlier,
+        coreProviders: [],
+        webhooks: [],
+      }),
+    )
     assert.deepEqual(inv.record.bundles, ['authns-v1-0-0'])
     assert.equal(platformPresent(inv), true, 'the sweep is not complete yet')
-    const done = platformInventory(input({ obs: observed({ installer: null, selfCr: null, cds: new Map() }), release: null, record: mergeRecord(earlier, { completedAt: 'now' }), coreProviders: [], webhooks: [] }))
+    const done = platformInventory(
+      input({
+        obs: observed({ installer: null, selfCr: null, cds: new Map() }),
+        release: null,
+        record: mergeRecord(earlier, { completedAt: 'now' }),
+        coreProviders: [],
+        webhooks: [],
+      }),
+    )
     assert.equal(platformPresent(done), false)
   })
 
-  it('finds nothing in a namespace where only users\' objects live', () => {
-    const inv = platformInventory(input({ obs: observed({ installer: null, selfCr: null, cds: new Map([cd('fireworksapp', {}), cd('lookalike')].map((c) => [c.metadata.name, c])) }), release: null, coreProviders: [], registrySecret: false }))
+  it("finds nothing in a namespace where only users' objects live", () => {
+    const inv = platformInventory(
+      input({
+        obs: observed({
+          installer: null,
+          selfCr: null,
+          cds: new Map([cd('fireworksapp', {}), cd('lookalike')].map((c) => [c.metadata.name, c])),
+        }),
+        release: null,
+        coreProviders: [],
+        registrySecret: false,
+      }),
+    )
     assert.equal(platformPresent(inv), false)
     assert.deepEqual(inv.record.definitions, [])
     assert.deepEqual(inv.record.webhooks, [], 'no release of ours, so no webhook is ours')
   })
 
   it("remembers what each component's release listed, so a re-run waits for what a stopped drain left finalizing", () => {
-    const page = { apiVersion: 'widgets.templates.krateo.io/v1beta1', resource: 'pages', name: 'dashboard', namespace: 'krateo-system' }
-    const portal: KObj = { apiVersion: 'composition.krateo.io/v1-0-0', kind: 'Portal', metadata: { name: 'portal' }, status: { managed: [page] } }
-    const first = platformInventory(input({ obs: observed({ compositions: new Map([['portal', portal], ['mine', { ...portal, metadata: { name: 'mine' } }]]) }) }))
+    const page = {
+      apiVersion: 'widgets.templates.krateo.io/v1beta1',
+      resource: 'pages',
+      name: 'dashboard',
+      namespace: 'krateo-system',
+    }
+    const portal: KObj = {
+      apiVersion: 'composition.krateo.io/v1-0-0',
+      kind: 'Portal',
+      metadata: { name: 'portal' },
+      status: { managed: [page] },
+    }
+    const first = platformInventory(
+      input({
+        obs: observed({
+          compositions: new Map([
+            ['portal', portal],
+            ['mine', { ...portal, metadata: { name: 'mine' } }],
+          ]),
+        }),
+      }),
+    )
     assert.deepEqual(first.record.released, { portal: [page] }, "only the platform's components")
     // The re-run: portal's Composition is gone, its page is still being finalized.
     const rerun = platformInventory(input({ record: first.record, finishing: new Map([['portal', [page]]]) }))
     assert.deepEqual(rerun.record.released, { portal: [page] }, 'not forgotten once the Composition is gone')
     const authn: KObj = { ...portal, kind: 'Authn', metadata: { name: 'authn' }, status: {} }
     const both = { ...rerun, compositions: new Map([['authn', authn]]) }
-    assert.deepEqual(drainWaves(both.components, drainable(both)), [['portal'], ['authn']], 'authn (which finalizes the page) waits for it')
-    assert.match(uninstallPlan(both).text, /wave 1: portal \(Composition gone; waits for pages\/dashboard to be finalized\)\n {2}wave 2: authn/)
+    assert.deepEqual(
+      drainWaves(both.components, drainable(both)),
+      [['portal'], ['authn']],
+      'authn (which finalizes the page) waits for it',
+    )
+    assert.match(
+      uninstallPlan(both).text,
+      /wave 1: portal \(Composition gone; waits for pages\/dashboard to be finalized\)\n {2}wave 2: authn/,
+    )
     assert.deepEqual(uninstallPlan(both).json.finishing, { portal: ['pages/dashboard'] })
   })
 
   it('reads back what it wrote, and ignores a damaged record', () => {
-    const r = mergeRecord(emptyRecord(new Date(0)), { definitions: ['b', 'a', 'a'], statefulSets: [{ name: 's', claimTemplates: ['d'] }] })
+    const r = mergeRecord(emptyRecord(new Date(0)), {
+      definitions: ['b', 'a', 'a'],
+      statefulSets: [{ name: 's', claimTemplates: ['d'] }],
+    })
     assert.deepEqual(parseRecord({ 'record.json': JSON.stringify(r) }), r)
     assert.deepEqual(r.definitions, ['a', 'b'])
     assert.equal(parseRecord({ 'record.json': '{' }), null)
@@ -180,7 +413,10 @@ describe('inventory', () => {
 })
 
 describe('run lock', () => {
-  const lease = (renew: string, seconds = 30) => ({ metadata: { name: 'krateo-installer', annotations: { 'krateo-installer/command': 'uninstall' } }, spec: { holderIdentity: 'ci@runner pid 1', leaseDurationSeconds: seconds, acquireTime: renew, renewTime: renew } })
+  const lease = (renew: string, seconds = 30) => ({
+    metadata: { name: 'krateo-installer', annotations: { 'krateo-installer/command': 'uninstall' } },
+    spec: { holderIdentity: 'ci@runner pid 1', leaseDurationSeconds: seconds, acquireTime: renew, renewTime: renew },
+  })
   it('is held while renewed, expired after its duration, free without a holder', () => {
     const t = Date.parse('2026-01-01T00:00:00Z')
     assert.equal(lockState(lease('2026-01-01T00:00:00.000000Z'), t + 10_000), 'held')
@@ -189,9 +425,19 @@ describe('run lock', () => {
     assert.equal(lockHolder(lease('2026-01-01T00:00:00.000000Z'))?.command, 'uninstall')
   })
   it('counts a holder on this machine whose process is gone as gone, never one elsewhere', () => {
-    assert.equal(holderGone('ci@runner pid 42', 'runner', () => false), true)
-    assert.equal(holderGone('ci@runner pid 42', 'runner', () => true), false)
-    assert.equal(holderGone('ci@other pid 42', 'runner', () => false), false, 'another machine: only its lease tells')
+    assert.equal(
+      holderGone('ci@runner pid 42', 'runner', () => false),
+      true,
+    )
+    assert.equal(
+      holderGone('ci@runner pid 42', 'runner', () => true),
+      false,
+    )
+    assert.equal(
+      holderGone('ci@other pid 42', 'runner', () => false),
+      false,
+      'another machine: only its lease tells',
+    )
   })
   it('writes MicroTime with six fractional digits, as the API server parses it', () => {
     assert.equal(microTime(new Date('2026-01-01T00:00:00.123Z')), '2026-01-01T00:00:00.123000Z')
@@ -200,15 +446,41 @@ describe('run lock', () => {
     const items = [
       { kind: 'User', metadata: { name: 'admin', namespace: 'krateo-system' } },
       { kind: 'User', metadata: { name: 'alice', namespace: 'team-a' } },
-      { kind: 'User', metadata: { name: 'drained', namespace: 'krateo-system', deletionTimestamp: '2026-01-01T00:00:00Z' } },
+      {
+        kind: 'User',
+        metadata: { name: 'drained', namespace: 'krateo-system', deletionTimestamp: '2026-01-01T00:00:00Z' },
+      },
     ]
-    assert.deepEqual(foreignInstances([{ crd: 'users.basic.authn.krateo.io', shippedBy: "the platform's authn-crd", items, ours: new Set(['krateo-system/admin']) }]),
-      ["User team-a/alice (its CRD users.basic.authn.krateo.io goes with the platform's authn-crd)"])
+    assert.deepEqual(
+      foreignInstances([
+        {
+          crd: 'users.basic.authn.krateo.io',
+          shippedBy: "the platform's authn-crd",
+          items,
+          ours: new Set(['krateo-system/admin']),
+        },
+      ]),
+      ["User team-a/alice (its CRD users.basic.authn.krateo.io goes with the platform's authn-crd)"],
+    )
   })
   it("Gen N's admission policy is ours only when it is our core-provider instance's and covers compositions", () => {
-    const policy = (instance: string, groups = ['composition.krateo.io']) => ({ metadata: { name: 'p', labels: { 'app.kubernetes.io/name': 'core-provider', 'app.kubernetes.io/instance': instance } }, spec: { matchConstraints: { resourceRules: [{ apiGroups: groups }] } } })
+    const policy = (instance: string, groups = ['composition.krateo.io']) => ({
+      metadata: {
+        name: 'p',
+        labels: { 'app.kubernetes.io/name': 'core-provider', 'app.kubernetes.io/instance': instance },
+      },
+      spec: { matchConstraints: { resourceRules: [{ apiGroups: groups }] } },
+    })
     assert.equal(isPlatformPolicy(policy('krateo-core-provider'), new Set(['krateo-core-provider'])), true)
-    assert.equal(isPlatformPolicy(policy('other-core-provider'), new Set(['krateo-core-provider'])), false, "another platform's")
-    assert.equal(isPlatformPolicy(policy('krateo-core-provider', ['apps']), new Set(['krateo-core-provider'])), false, 'not the version stamp')
+    assert.equal(
+      isPlatformPolicy(policy('other-core-provider'), new Set(['krateo-core-provider'])),
+      false,
+      "another platform's",
+    )
+    assert.equal(
+      isPlatformPolicy(policy('krateo-core-provider', ['apps']), new Set(['krateo-core-provider'])),
+      false,
+      'not the version stamp',
+    )
   })
 })

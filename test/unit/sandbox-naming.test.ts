@@ -36,7 +36,11 @@ describe('conditions', () => {
   it('keeps lastTransitionTime while the status stays the same', () => {
     const first = setConditions([], { type: 'Ready', status: 'False', reason: 'Creating' })
     const t = first[0]!.lastTransitionTime
-    const second = setConditions([{ ...first[0]!, lastTransitionTime: '2020-01-01T00:00:00Z' }], { type: 'Ready', status: 'False', reason: 'Unavailable' })
+    const second = setConditions([{ ...first[0]!, lastTransitionTime: '2020-01-01T00:00:00Z' }], {
+      type: 'Ready',
+      status: 'False',
+      reason: 'Unavailable',
+    })
     assert.equal(second[0]!.lastTransitionTime, '2020-01-01T00:00:00Z')
     assert.equal(second[0]!.reason, 'Unavailable')
     const third = setConditions(second, { type: 'Ready', status: 'True', reason: 'Available' })

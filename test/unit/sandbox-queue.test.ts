@@ -8,9 +8,15 @@ describe('sandbox work queue', () => {
   it('a key already waiting runs at the sooner of its two times', async () => {
     const queue = new WorkQueue(1, () => undefined)
     const runs: string[] = []
-    queue.addAfter('cdc/x', 60_000, async () => { runs.push('late') })
-    queue.addAfter('cdc/x', 20, async () => { runs.push('soon') })
-    queue.addAfter('cdc/x', 30_000, async () => { runs.push('later again') })
+    queue.addAfter('cdc/x', 60_000, async () => {
+      runs.push('late')
+    })
+    queue.addAfter('cdc/x', 20, async () => {
+      runs.push('soon')
+    })
+    queue.addAfter('cdc/x', 30_000, async () => {
+      runs.push('later again')
+    })
     await new Promise((resolve) => setTimeout(resolve, 100))
     assert.deepEqual(runs, ['soon'])
   })

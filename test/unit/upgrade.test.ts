@@ -1,11 +1,25 @@
 // The upgrade plan: pure functions over component lists and features, no cluster.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { compareVersions, consequences, diffComponents, directionOf, featurePlan, needsPause, removalWaves } from '../../src/lib/upgrade.js'
+import {
+  compareVersions,
+  consequences,
+  diffComponents,
+  directionOf,
+  featurePlan,
+  needsPause,
+  removalWaves,
+} from '../../src/lib/upgrade.js'
 import type { Component } from '../../src/lib/components.js'
 import { parseFeatures } from '../../src/lib/flags.js'
 
-const c = (name: string, version: string, deps: string[] = [], feature?: string): Component => ({ name, kind: name.replace(/-/g, ''), version, deps, feature })
+const c = (name: string, version: string, deps: string[] = [], feature?: string): Component => ({
+  name,
+  kind: name.replace(/-/g, ''),
+  version,
+  deps,
+  feature,
+})
 
 describe('upgrade plan', () => {
   it('orders versions numerically, not as text', () => {
@@ -25,11 +39,20 @@ describe('upgrade plan', () => {
     const before = [c('crd', '0.1.0'), c('svc', '1.0.0', ['crd']), c('old', '0.3.0', ['svc'])]
     const after = [c('crd', '0.1.0'), c('svc', '1.1.0', ['crd']), c('new', '0.1.0', ['svc'])]
     const diff = diffComponents(before, after, [c('ghost', '0.0.1'), c('svc', '1.0.0')])
-    assert.deepEqual(diff.added.map((x) => x.name), ['new'])
-    assert.deepEqual(diff.removed.map((x) => x.name), ['old', 'ghost'])
+    assert.deepEqual(
+      diff.added.map((x) => x.name),
+      ['new'],
+    )
+    assert.deepEqual(
+      diff.removed.map((x) => x.name),
+      ['old', 'ghost'],
+    )
     assert.deepEqual(diff.changed, [{ name: 'svc', from: '1.0.0', to: '1.1.0' }])
     assert.deepEqual(diff.unchanged, ['crd'])
-    assert.equal(consequences({ diff, features: featurePlan({}, {}, {}) }), 'move svc 1.0.0 -> 1.1.0; add new; remove old, ghost')
+    assert.equal(
+      consequences({ diff, features: featurePlan({}, {}, {}) }),
+      'move svc 1.0.0 -> 1.1.0; add new; remove old, ghost',
+    )
   })
 
   it('drains removed components leaves first', () => {
@@ -38,11 +61,22 @@ describe('upgrade plan', () => {
   })
 
   it('keeps runtime features, applies requested ones, and adds flags new to the chart at their default', () => {
-    const plan = featurePlan({ platform: true, oasgen: false }, { platform: true, oasgen: true, agents: false, newthing: true }, { agents: true })
+    const plan = featurePlan(
+      { platform: true, oasgen: false },
+      { platform: true, oasgen: true, agents: false, newthing: true },
+      { agents: true },
+    )
     assert.deepEqual(plan.features, { platform: true, oasgen: false, agents: true, newthing: true })
     assert.deepEqual(plan.patch, { agents: true, newthing: true }, 'the runtime oasgen=false is not touched')
-    assert.deepEqual(plan.changes, [{ name: 'newthing', from: null, to: true }, { name: 'agents', from: null, to: true }])
-    assert.deepEqual(featurePlan({ agents: true }, { agents: false }, { agents: true }).patch, {}, 'asking for what runs changes nothing')
+    assert.deepEqual(plan.changes, [
+      { name: 'newthing', from: null, to: true },
+      { name: 'agents', from: null, to: true },
+    ])
+    assert.deepEqual(
+      featurePlan({ agents: true }, { agents: false }, { agents: true }).patch,
+      {},
+      'asking for what runs changes nothing',
+    )
   })
 
   it('pauses the Installer for any version move, not for a same-version feature switch', () => {

@@ -23,8 +23,16 @@ function endingWatch(): { watch: Watch; opened: () => number } {
 describe('watched collection', () => {
   it('names a list that keeps failing (permission denied) and backs off', async () => {
     let lists = 0
-    const list: Lister = async () => { lists++; throw Object.assign(new Error('forbidden'), { code: 403 }) }
-    const w = new WatchedCollection(endingWatch().watch, list, '/apis/composition.krateo.io/v1/namespaces/krateo-system/authns', () => undefined).start()
+    const list: Lister = async () => {
+      lists++
+      throw Object.assign(new Error('forbidden'), { code: 403 })
+    }
+    const w = new WatchedCollection(
+      endingWatch().watch,
+      list,
+      '/apis/composition.krateo.io/v1/namespaces/krateo-system/authns',
+      () => undefined,
+    ).start()
     await sleep(1600)
     w.stop()
     assert.equal(w.failure, 'HTTP 403: permission denied')
