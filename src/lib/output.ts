@@ -1,5 +1,5 @@
 // Rendering for people and machines: aligned tables with colour on a terminal, one stable JSON/YAML
-// document (schemaVersion 1, see README) for CI, and timestamped progress lines when not on a TTY.
+// document (schemaVersion 1, see docs/status-json.md) for CI, and timestamped progress lines when not on a TTY.
 import chalk from 'chalk'
 import { stringify } from 'yaml'
 import { type PlatformState, type ComponentState, STAGE_TEXT, phaseText } from './state.js'
