@@ -161,6 +161,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       force: flags.force,
       inventory: inv,
       confirm,
+      guard: () => lock.check(),
     })
     const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
     try {

@@ -173,6 +173,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, {
         force: false,
         command: 'upgrade',
+        guard: () => taken.lock.check(),
       })
       const steps: Step[] = upgradeSteps(cluster, helm, opts, p, interrupt, platformWatch, teardown)
       const guarded = steps.map((s) => ({

@@ -2,6 +2,7 @@
 // namespace while they change anything, renewed while they run. Two runs at once undo each other (an
 // upgrade's unpause re-creates what an uninstall drains); a second run is refused, naming the holder. A
 // lease whose holder stopped renewing (killed, its machine gone) is taken over once it expired, and said so.
+import { readlinkSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import { type Cluster, apiFailure, requestPath, statusOf } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
@@ -86,7 +87,7 @@ export class RunLock {
     } catch {
       /* no passwd entry in some containers */
     }
-    return `${user}@${hostname()} pid ${process.pid}`
+    return `${user}@${hostname()} pid ${process.pid}${pidNamespace() ? ` pidns ${pidNamespace()}` : ''}`
   }
 
   /**
@@ -179,8 +180,11 @@ export class RunLock {
     if (this.lost) return
     const body = { ...this.lease, spec: { ...this.lease.spec, renewTime: microTime(new Date()) } }
     try {
-      this.lease =
-        (await requestPath<LeaseObject>(this.cluster, 'PUT', leasePath(this.namespace, LOCK_NAME), body)) ?? this.lease
+      const renewed = await requestPath<LeaseObject>(this.cluster, 'PUT', leasePath(this.namespace, LOCK_NAME), body)
+      // Gone under us (deleted by hand, or its namespace): nothing protects this run any more; stop at the next check.
+      if (!renewed)
+        this.lost = `the krateo-installer lock (Lease ${this.namespace}/${LOCK_NAME}) was deleted while this run held it`
+      else this.lease = renewed
     } catch (err) {
       // A conflict means another run took the lease (ours had expired); a transport blip is retried next tick.
       if (statusOf(err) === 409) {
@@ -219,11 +223,33 @@ export class RunLock {
   }
 }
 
-/** A holder identity of this machine whose process no longer runs. Pure but for the process check. */
-export function holderGone(holder: string, host = hostname(), alive: (pid: number) => boolean = processAlive): boolean {
-  const m = /^.*@(.+) pid (\d+)$/.exec(holder)
-  if (!m || m[1] !== host) return false
+/**
+ * A holder identity of this machine and this PID namespace whose process no longer runs: only then is it certain
+ * (a container with the same hostname has its own pids; a holder that names no PID namespace is never certain).
+ * Pure but for the process check.
+ */
+export function holderGone(
+  holder: string,
+  host = hostname(),
+  alive: (pid: number) => boolean = processAlive,
+  pidns = pidNamespace(),
+): boolean {
+  const m = /^.*@(.+) pid (\d+)(?: pidns (\S+))?$/.exec(holder)
+  if (!m || m[1] !== host || !m[3] || m[3] !== pidns) return false
   return !alive(Number(m[2]))
+}
+
+let ownPidNamespace: string | undefined
+/** This process's PID namespace (the inode of /proc/self/ns/pid); '' where it cannot be read. */
+function pidNamespace(): string {
+  if (ownPidNamespace === undefined) {
+    try {
+      ownPidNamespace = /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? ''
+    } catch {
+      ownPidNamespace = ''
+    }
+  }
+  return ownPidNamespace
 }
 
 function processAlive(pid: number): boolean {

@@ -203,6 +203,8 @@ export interface TeardownOptions {
   command?: string
   /** What the inventory proved is ours; without it (upgrade) only pause and drain are available. */
   inventory?: Inventory
+  /** Throws when this run may no longer act (its lock was lost); called in every wait. */
+  guard?: () => void
   /** Asks before an irreversible --force action; resolves false to stop. */
   confirm?: (question: string) => Promise<boolean>
 }
@@ -215,6 +217,7 @@ export class Teardown {
   private readonly force: boolean
   private readonly command: string
   private readonly confirm: (question: string) => Promise<boolean>
+  private readonly guard: () => void
   record: TeardownRecord
   /** What --force removed, with what each forced object's release may have left behind. */
   readonly forced: string[] = []
@@ -241,6 +244,7 @@ export class Teardown {
     this.force = opts.force
     this.command = opts.command ?? 'uninstall'
     this.confirm = opts.confirm ?? (async () => true)
+    this.guard = opts.guard ?? (() => undefined)
     this.inventory = opts.inventory
     this.record = opts.inventory?.record ?? emptyRecord()
   }
@@ -287,6 +291,8 @@ export class Teardown {
 
   private check(): void {
     if (this.interrupt.requested) throw this.interrupt.error()
+    // A lost run lock stops a long wait too, not only the next step.
+    this.guard()
   }
 
   private async api<T>(doing: string, fn: () => Promise<T>): Promise<T> {

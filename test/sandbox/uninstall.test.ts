@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { AdmissionregistrationV1Api, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
@@ -222,7 +222,7 @@ describe(onGeneration('uninstall'), () => {
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(
       res.stderr,
-      /took over the krateo-installer lock: uninstall by .* pid \d+ is no longer running/,
+      /took over the krateo-installer lock: uninstall by .* pid \d+ pidns \d+ is no longer running/,
       'no wait for the lease of a process that is gone',
     )
     assert.match(res.stdout, /krateo is not installed/)
@@ -257,6 +257,29 @@ describe(onGeneration('uninstall'), () => {
     await assertClean()
     const status = await cli(['status', ...kc(), '-o', 'json'])
     assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'NotInstalled')
+  })
+
+  it('a lock deleted under a running uninstall stops it (exit 11) within a renewal; the same command run again finishes', async () => {
+    await install()
+    await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 40 } })
+    let seen = ''
+    const running = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => {
+      seen += chunk
+    })
+    await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
+    await kube()
+      .kc.makeApiClient(CoordinationV1Api)
+      .deleteNamespacedLease({ name: 'krateo-installer', namespace: 'krateo-system' })
+    const stopped = await running
+    await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
+    assert.equal(stopped.code, 11, stopped.stdout + stopped.stderr)
+    assert.match(
+      stopped.stderr,
+      /^Error: stopped: the krateo-installer lock \(Lease krateo-system\/krateo-installer\) was deleted while this run held it/m,
+    )
+    const done = await cli(['uninstall', ...kc(), '--yes', '--timeout', '4m'])
+    assert.equal(done.code, 0, done.stdout + done.stderr)
+    await assertClean()
   })
 
   it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over', async () => {

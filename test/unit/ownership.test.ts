@@ -424,19 +424,29 @@ describe('run lock', () => {
     assert.equal(lockState(null, t), 'free')
     assert.equal(lockHolder(lease('2026-01-01T00:00:00.000000Z'))?.command, 'uninstall')
   })
-  it('counts a holder on this machine whose process is gone as gone, never one elsewhere', () => {
+  it('counts a holder of this machine and PID namespace whose process is gone as gone, never one elsewhere', () => {
     assert.equal(
-      holderGone('ci@runner pid 42', 'runner', () => false),
+      holderGone('ci@runner pid 42 pidns 4026531836', 'runner', () => false, '4026531836'),
       true,
     )
     assert.equal(
-      holderGone('ci@runner pid 42', 'runner', () => true),
+      holderGone('ci@runner pid 42 pidns 4026531836', 'runner', () => true, '4026531836'),
       false,
     )
     assert.equal(
-      holderGone('ci@other pid 42', 'runner', () => false),
+      holderGone('ci@other pid 42 pidns 4026531836', 'runner', () => false, '4026531836'),
       false,
       'another machine: only its lease tells',
+    )
+    assert.equal(
+      holderGone('ci@runner pid 42 pidns 4026532001', 'runner', () => false, '4026531836'),
+      false,
+      'a container with the same hostname: its pid 42 is not ours to look up',
+    )
+    assert.equal(
+      holderGone('ci@runner pid 42', 'runner', () => false, '4026531836'),
+      false,
+      'no PID namespace named: not certain',
     )
   })
   it('writes MicroTime with six fractional digits, as the API server parses it', () => {
