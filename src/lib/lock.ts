@@ -16,6 +16,7 @@ export interface LeaseObject {
   metadata: {
     name: string
     namespace?: string
+    uid?: string
     resourceVersion?: string
     labels?: Record<string, string>
     annotations?: Record<string, string>
@@ -178,9 +179,21 @@ export class RunLock {
 
   private async renew(): Promise<void> {
     if (this.lost) return
-    const body = { ...this.lease, spec: { ...this.lease.spec, renewTime: microTime(new Date()) } }
+    // A merge patch guarded by the lease's uid and resourceVersion: a PUT would re-create a deleted Lease (Leases
+    // allow create on update), so a run would never learn that its lock was taken away.
+    const body = {
+      metadata: { uid: this.lease.metadata.uid, resourceVersion: this.lease.metadata.resourceVersion },
+      spec: { renewTime: microTime(new Date()) },
+    }
     try {
-      const renewed = await requestPath<LeaseObject>(this.cluster, 'PUT', leasePath(this.namespace, LOCK_NAME), body)
+      const renewed = await requestPath<LeaseObject>(
+        this.cluster,
+        'PATCH',
+        leasePath(this.namespace, LOCK_NAME),
+        body,
+        30_000,
+        'application/merge-patch+json',
+      )
       // Gone under us (deleted by hand, or its namespace): nothing protects this run any more; stop at the next check.
       if (!renewed)
         this.lost = `the krateo-installer lock (Lease ${this.namespace}/${LOCK_NAME}) was deleted while this run held it`
