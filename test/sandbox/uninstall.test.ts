@@ -259,28 +259,33 @@ describe(onGeneration('uninstall'), () => {
     assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'NotInstalled')
   })
 
-  it('a lock deleted under a running uninstall stops it (exit 11) within a renewal; the same command run again finishes', async () => {
-    await install()
-    await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 40 } })
-    let seen = ''
-    const running = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => {
-      seen += chunk
-    })
-    await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
-    await kube()
-      .kc.makeApiClient(CoordinationV1Api)
-      .deleteNamespacedLease({ name: 'krateo-installer', namespace: 'krateo-system' })
-    const stopped = await running
-    await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
-    assert.equal(stopped.code, 11, stopped.stdout + stopped.stderr)
-    assert.match(
-      stopped.stderr,
-      /^Error: stopped: the krateo-installer lock \(Lease krateo-system\/krateo-installer\) was deleted while this run held it/m,
-    )
-    const done = await cli(['uninstall', ...kc(), '--yes', '--timeout', '4m'])
-    assert.equal(done.code, 0, done.stdout + done.stderr)
-    await assertClean()
-  })
+  // The lock does not depend on the engine generation: proved once, on Gen S, to keep the suite's time.
+  it(
+    'a lock deleted under a running uninstall stops it (exit 11) within a renewal; the same command run again finishes',
+    { skip: GEN !== 'S' && 'the run lock does not depend on the engine generation' },
+    async () => {
+      await install()
+      await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 40 } })
+      let seen = ''
+      const running = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => {
+        seen += chunk
+      })
+      await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
+      await kube()
+        .kc.makeApiClient(CoordinationV1Api)
+        .deleteNamespacedLease({ name: 'krateo-installer', namespace: 'krateo-system' })
+      const stopped = await running
+      await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
+      assert.equal(stopped.code, 11, stopped.stdout + stopped.stderr)
+      assert.match(
+        stopped.stderr,
+        /^Error: stopped: the krateo-installer lock \(Lease krateo-system\/krateo-installer\) was deleted while this run held it/m,
+      )
+      const done = await cli(['uninstall', ...kc(), '--yes', '--timeout', '4m'])
+      assert.equal(done.code, 0, done.stdout + done.stderr)
+      await assertClean()
+    },
+  )
 
   it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over', async () => {
     await install()
