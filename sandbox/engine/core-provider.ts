@@ -143,6 +143,8 @@ const CDC_NAMESPACE_RULES = [
 export class CoreProvider {
   readonly cds: Informer
   private raceLost = new Set<string>()
+  /** Definitions whose cdc Deployment is being restarted after a deploy (uid). */
+  private restarting = new Set<string>()
   private stampInstalled = false
 
   constructor(
@@ -383,6 +385,8 @@ export class CoreProvider {
     const bundle = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${ns}/deployments/${t.base}-controller`)
     const status = (cd.status ?? {}) as CDStatus
 
+    // Its cdc's restart after the deploy is still under way: not Ready yet.
+    if (this.restarting.has(cd.metadata.uid!)) return
     if (serves && bundle) {
       const core = this.ctx.coreProvider()
       if (core) await this.ensureVersionStamp(core)
@@ -434,7 +438,16 @@ export class CoreProvider {
           : undefined
       if (previous && status.resource) await this.bumpVersion(ns, status.resource, previous, t.version, t.plural)
       await this.applyBundle(ns, t, settings.resyncSeconds)
-      await this.restartWhenReady(ns, `${t.base}-controller`)
+      // The real reconcile blocks on the restart; here it runs beside the shared work queue (whose slots the
+      // simulated cdcs need too), and the definition turns Ready only once it is done.
+      const uid = cd.metadata.uid!
+      this.restarting.add(uid)
+      void this.restartWhenReady(ns, `${t.base}-controller`)
+        .catch((err) => this.ctx.log(`core-provider: ${ns}/${cd.metadata.name}: ${(err as Error).message}`))
+        .finally(() => {
+          this.restarting.delete(uid)
+          this.enqueue(cd)
+        })
     } catch (err) {
       await this.annotate(cd, ANN_CREATE_FAILED)
       throw new Error(`create failed: ${(err as Error).message}`)
