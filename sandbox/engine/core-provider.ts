@@ -490,8 +490,7 @@ export class CoreProvider {
     }
     await ready()
     const restartedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
-    // As core-provider: the write is its own (managedFields name it), apart from any a client makes.
-    await this.ctx.rest.mergePatch(`/apis/apps/v1/namespaces/${ns}/deployments/${name}?fieldManager=core-provider`, {
+    await this.ctx.rest.mergePatch(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`, {
       spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } } },
     })
     await ready()
