@@ -143,8 +143,6 @@ const CDC_NAMESPACE_RULES = [
 export class CoreProvider {
   readonly cds: Informer
   private raceLost = new Set<string>()
-  /** Definitions whose cdc Deployment is being restarted after a deploy (uid). */
-  private restarting = new Set<string>()
   private stampInstalled = false
 
   constructor(
@@ -385,8 +383,6 @@ export class CoreProvider {
     const bundle = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${ns}/deployments/${t.base}-controller`)
     const status = (cd.status ?? {}) as CDStatus
 
-    // Its cdc's restart after the deploy is still under way: not Ready yet.
-    if (this.restarting.has(cd.metadata.uid!)) return
     if (serves && bundle) {
       const core = this.ctx.coreProvider()
       if (core) await this.ensureVersionStamp(core)
@@ -438,16 +434,6 @@ export class CoreProvider {
           : undefined
       if (previous && status.resource) await this.bumpVersion(ns, status.resource, previous, t.version, t.plural)
       await this.applyBundle(ns, t, settings.resyncSeconds)
-      // The real reconcile blocks on the restart; here it runs beside the shared work queue (whose slots the
-      // simulated cdcs need too), and the definition turns Ready only once it is done.
-      const uid = cd.metadata.uid!
-      this.restarting.add(uid)
-      void this.restartWhenReady(ns, `${t.base}-controller`)
-        .catch((err) => this.ctx.log(`core-provider: ${ns}/${cd.metadata.name}: ${(err as Error).message}`))
-        .finally(() => {
-          this.restarting.delete(uid)
-          this.enqueue(cd)
-        })
     } catch (err) {
       await this.annotate(cd, ANN_CREATE_FAILED)
       throw new Error(`create failed: ${(err as Error).message}`)
@@ -455,45 +441,6 @@ export class CoreProvider {
     const fresh = await this.annotate(cd, ANN_CREATE_SUCCEEDED)
     await this.setStatus(fresh, {}, ready('False', 'Creating'), synced('True', 'ReconcileSuccess'))
     this.enqueue(cd, 1000)
-  }
-
-  /**
-   * core-provider 0.26.1 (internal/tools/deploy/deploy.go) waits up to a minute for the cdc Deployment it just
-   * applied to be ready, then restarts it (kubectl.kubernetes.io/restartedAt: a rollout, so the pod reads the
-   * ConfigMap just written) and waits for it again: every deploy of a definition rolls its cdc once. Found
-   * against the real engine; the simulator did not roll it.
-   */
-  private async restartWhenReady(ns: string, name: string): Promise<void> {
-    const ready = async () => {
-      const deadline = Date.now() + 60_000
-      for (;;) {
-        const d = await this.ctx.rest.getOrNull(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`)
-        const st = (d?.status ?? {}) as {
-          readyReplicas?: number
-          observedGeneration?: number
-          updatedReplicas?: number
-        }
-        const want = (d?.spec as { replicas?: number } | undefined)?.replicas ?? 1
-        if (
-          d &&
-          st.observedGeneration === d.metadata.generation &&
-          (st.readyReplicas ?? 0) === want &&
-          (st.updatedReplicas ?? 0) >= want
-        )
-          return
-        if (Date.now() > deadline)
-          throw new Error(
-            `error deploying dynamic controller: error waiting for deployment to be ready: timeout waiting for resource ${ns}/${name} to be ready`,
-          )
-        await new Promise((r) => setTimeout(r, 250))
-      }
-    }
-    await ready()
-    const restartedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
-    await this.ctx.rest.mergePatch(`/apis/apps/v1/namespaces/${ns}/deployments/${name}`, {
-      spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } } },
-    })
-    await ready()
   }
 
   private async annotate(cd: KObject, key: string): Promise<KObject> {
