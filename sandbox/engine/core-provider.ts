@@ -103,9 +103,7 @@ export function toStructural(schema: unknown): Record<string, unknown> {
     out.type = 'object'
     if (s.additionalProperties && typeof s.additionalProperties === 'object' && !s.properties)
       out.additionalProperties = toStructural(s.additionalProperties)
-    // core-provider's crdgen closes an object that lists its properties: fields the chart's schema does not
-    // name are pruned (seen against the real engine). Only an object without properties keeps unknown fields.
-    else if (s.additionalProperties !== false && !s.properties) out['x-kubernetes-preserve-unknown-fields'] = true
+    else if (s.additionalProperties !== false) out['x-kubernetes-preserve-unknown-fields'] = true
   }
   return out
 }
