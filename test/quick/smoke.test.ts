@@ -2,11 +2,11 @@
 // path every change must keep working. The whole suite (npm test) proves the rest.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { useSandbox } from '../helpers/sandbox.js'
+import { TEST_RESYNC_SECONDS, useSandbox } from '../helpers/sandbox.js'
 import { cliFor } from '../helpers/cli.js'
 
 describe('smoke: install -> status -> uninstall', () => {
-  const { sandbox } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const { sandbox } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const { cli, kc, install } = cliFor(sandbox)
 
   it('installs to Ready, says so, and uninstalls to nothing', async () => {

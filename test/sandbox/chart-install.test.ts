@@ -15,7 +15,10 @@ const run = promisify(execFile)
 
 describe(onGeneration('the chart installed and removed by plain helm, hooks and all'), () => {
   const ns = 'krateo-system'
-  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const { sandbox, kube } = useSandbox({
+    // No CLI nudges on this path: each dependency layer waits for a resync of the Installer.
+    engineSettings: { resyncSeconds: 15 },
+  })
   const helm = (...args: string[]) =>
     run(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() }, timeout: 15 * 60_000 })
   const status = async () =>

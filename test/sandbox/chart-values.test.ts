@@ -3,11 +3,11 @@
 // is installed, so one sandbox serves every case.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { onGeneration, useSandbox } from '../helpers/sandbox.js'
+import { onGeneration, useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv } from '../helpers/cli.js'
 
 describe(onGeneration("the newer chart's values"), () => {
-  const { sandbox } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const { sandbox } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const chart = () => [
     '--kubeconfig',
     sandbox().kubeconfig,

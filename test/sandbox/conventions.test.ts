@@ -8,12 +8,12 @@ import { parse, stringify } from 'yaml'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
+import { eventually, httpCode, useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { execFileSync } from 'node:child_process'
 import { repo, runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 describe('conventions', () => {
-  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const cli = (args: string[], env: Record<string, string> = {}) =>
     runCli(args, { env: { ...sandboxEnv(sandbox()), ...env } })
   const kc = () => ['--kubeconfig', sandbox().kubeconfig]

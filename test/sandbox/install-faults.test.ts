@@ -3,13 +3,13 @@
 // not wire the portal: no portal URL, a note saying what to do).
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { eventually, useSandbox, onGeneration } from '../helpers/sandbox.js'
+import { eventually, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 describe(onGeneration('install under faults'), () => {
   const { sandbox, kube } = useSandbox({
     engineSettings: {
-      resyncSeconds: 5,
+      resyncSeconds: TEST_RESYNC_SECONDS,
       loseCreateRace: ['snowplow'],
       cdcLoseCreateRace: ['installer'],
       neverReady: { portal: 'portal backend unreachable (sandbox fault)' },

@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { GEN, useSandbox, onGeneration } from '../helpers/sandbox.js'
+import { GEN, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 import { httpCode } from '../helpers/sandbox.js'
 
 describe(onGeneration('install and status'), () => {
-  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const cli = (args: string[], input?: string) => runCli(args, { env: sandboxEnv(sandbox()), input })
   const statusFlags = () => ['--kubeconfig', sandbox().kubeconfig]
 
@@ -236,7 +236,7 @@ describe(onGeneration('install and status'), () => {
         'a nudge never pauses, and leaves no trace',
       )
     } finally {
-      await sandbox().setEngineSettings({ resyncSeconds: 5 })
+      await sandbox().setEngineSettings({ resyncSeconds: TEST_RESYNC_SECONDS })
     }
   })
 

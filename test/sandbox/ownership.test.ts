@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, httpCode, useSandbox } from '../helpers/sandbox.js'
+import { eventually, httpCode, useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
 const NS = 'krateo-system'
@@ -14,7 +14,7 @@ const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 const CD = { group: 'core.krateo.io', version: 'v1alpha1', plural: 'compositiondefinitions' }
 
 describe("uninstall beside objects that are not the platform's", () => {
-  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const { cli, kc, install } = cliFor(sandbox)
   const exists = async (fn: () => Promise<unknown>) => {
     try {

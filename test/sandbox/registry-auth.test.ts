@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { gunzipSync } from 'node:zlib'
-import { onGeneration, useSandbox } from '../helpers/sandbox.js'
+import { onGeneration, useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv } from '../helpers/cli.js'
 
 const PASSWORD = 's3cret-registry-pass'
 
 describe(onGeneration('install from a private registry'), () => {
   const { sandbox, kube } = useSandbox({
-    engineSettings: { resyncSeconds: 5 },
+    engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS },
     privateRegistry: { username: 'bot', password: PASSWORD },
   })
   const privateRepo = () => `oci://${sandbox().privateRegistry}/private`

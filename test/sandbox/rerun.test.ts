@@ -2,13 +2,15 @@
 // with nothing typed in between.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { eventually, useSandbox, onGeneration } from '../helpers/sandbox.js'
+import { eventually, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 import { helmRunsOf } from '../../src/lib/helm.js'
 
 describe(onGeneration('re-running after a kill'), () => {
   // core-provider's pod starts slowly, so the bootstrap helm run (--wait) is still in flight when the kill lands.
-  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5, readinessDelaySeconds: { krateo: 30 } } })
+  const { sandbox, kube } = useSandbox({
+    engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS, readinessDelaySeconds: { krateo: 30 } },
+  })
   const { cli, kc } = cliFor(sandbox)
   const pendingRelease = async () =>
     (

@@ -4,13 +4,13 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration } from '../helpers/sandbox.js'
+import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 
 const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 
 describe(onGeneration('uninstall'), () => {
-  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const { cli, kc, install } = cliFor(sandbox)
   const helmReleases = () =>
     JSON.parse(
@@ -367,6 +367,26 @@ describe(onGeneration('uninstall'), () => {
     // A resync of the installer would render the definition again (Pass A) before uninstall pauses it: keep the
     // window the real 3-minute resync leaves.
     await sandbox().setEngineSettings({ resyncSeconds: 600 })
+    // A reconcile of the installer in flight or queued before the change still runs (and would re-render the
+    // definition): wait until its helm release keeps one revision for longer than such a render takes.
+    const revision = async () =>
+      Math.max(
+        0,
+        ...(await kube().core.listNamespacedSecret({ namespace: 'krateo-system', labelSelector: 'owner=helm' })).items
+          .filter((s) => s.metadata?.labels?.name?.startsWith('installer-'))
+          .map((s) => Number(s.metadata?.labels?.version ?? 0)),
+      )
+    let seen = { revision: -1, since: Date.now() }
+    await eventually(
+      "the installer's release quiet",
+      async () => {
+        const now = await revision()
+        if (now !== seen.revision) seen = { revision: now, since: Date.now() }
+        return Date.now() - seen.since > 10_000
+      },
+      120_000,
+      1000,
+    )
     await kube().custom.deleteNamespacedCustomObject({
       group: 'core.krateo.io',
       version: 'v1alpha1',
@@ -386,7 +406,7 @@ describe(onGeneration('uninstall'), () => {
       60_000,
     )
     const res = await cli(['uninstall', ...kc(), '--timeout', '2m']).finally(() =>
-      sandbox().setEngineSettings({ resyncSeconds: 5 }),
+      sandbox().setEngineSettings({ resyncSeconds: TEST_RESYNC_SECONDS }),
     )
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { parse } from 'yaml'
-import { eventually, GEN, useSandbox, onGeneration, whenServed } from '../helpers/sandbox.js'
+import { eventually, GEN, useSandbox, onGeneration, whenServed, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 const MergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
@@ -26,7 +26,7 @@ interface KO {
 }
 
 describe(onGeneration('upgrade'), () => {
-  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: 5 } })
+  const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
   const kc = () => ['--kubeconfig', sandbox().kubeconfig]
   /** No --chart and no --version: the chart the running installer came from, at the running version. */
