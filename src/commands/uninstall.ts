@@ -203,9 +203,13 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
             {
               title: "Purge what was kept on purpose (only what was the platform's)",
               run: async (r) => {
+                // Judged again after the question (it may have waited): only what was shown and is unchanged goes.
+                const confirmed = new Set(left.items.map((i) => `${i.kind}/${i.name}/${i.uid ?? ''}`))
+                const now = flags.yes ? left : await readResidue()
+                for (const k of now.kept) if (!left.kept.includes(k)) r.line(k)
                 await purge(
                   cluster,
-                  left.items,
+                  now.items.filter((i) => confirmed.has(`${i.kind}/${i.name}/${i.uid ?? ''}`)),
                   (m) => r.line(m),
                   (name) =>
                     teardown.waitObjectGone(

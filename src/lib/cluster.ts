@@ -167,9 +167,18 @@ export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserE
   )
 }
 
+export interface RequestOptions {
+  timeoutMs?: number
+  contentType?: string
+  accept?: string
+}
+
+/** Lists as metadata only (PartialObjectMetadataList): names, labels and owners, never a Secret's data. */
+export const METADATA_ONLY = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json'
+
 /** GET of any API path with the kubeconfig's credentials; null on 404. */
-export async function getPath<T = KObj>(cluster: Cluster, path: string): Promise<T | null> {
-  return requestPath<T>(cluster, 'GET', path)
+export async function getPath<T = KObj>(cluster: Cluster, path: string, opts?: RequestOptions): Promise<T | null> {
+  return requestPath<T>(cluster, 'GET', path, undefined, opts)
 }
 
 /**
@@ -182,8 +191,7 @@ export async function requestPath<T = KObj>(
   method: string,
   path: string,
   body?: unknown,
-  timeoutMs = 30_000,
-  contentType = 'application/json',
+  { timeoutMs = 30_000, contentType = 'application/json', accept = 'application/json' }: RequestOptions = {},
 ): Promise<T | null> {
   const opts: https.RequestOptions = {}
   await cluster.kc.applyToHTTPSOptions(opts)
@@ -193,7 +201,7 @@ export async function requestPath<T = KObj>(
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = {
       ...(opts.headers as Record<string, string>),
-      accept: 'application/json',
+      accept,
     }
     if (payload !== undefined) {
       headers['content-type'] = contentType

@@ -191,8 +191,7 @@ export class RunLock {
         'PATCH',
         leasePath(this.namespace, LOCK_NAME),
         body,
-        30_000,
-        'application/merge-patch+json',
+        { contentType: 'application/merge-patch+json' },
       )
       // Gone under us (deleted by hand, or its namespace): nothing protects this run any more; stop at the next check.
       if (!renewed)

@@ -275,32 +275,36 @@ const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 export interface NamespacedObject {
   kind: string
   name: string
+  uid?: string
   labels?: Record<string, string>
   annotations?: Record<string, string>
   type?: string
-  ownerKinds?: string[]
+  owners?: { kind: string; name: string; uid: string }[]
 }
 
 export interface OwnedInNamespace {
-  /** Names of our own bookkeeping objects, by kind (the lock Lease, the teardown record). */
+  /** Names of our own bookkeeping objects, by kind (the lock Lease). */
   own: Record<string, string[]>
   pvcs: StatefulSetClaims[]
 }
 
 /**
  * What keeps a namespace from being ours to delete: anything in it that Kubernetes does not put in every
- * namespace and that we cannot prove is the platform's. Pure.
+ * namespace and that we cannot prove is the platform's. An object a controller derived from another one (the
+ * pods of a ReplicaSet) is judged by its owners, and only when every owner is in the same namespace listing:
+ * an owner elsewhere (cluster-scoped, or already gone) proves nothing, so the object counts. Pure.
  */
 export function foreignInNamespace(objects: NamespacedObject[], owned: OwnedInNamespace): NamespacedObject[] {
+  const listed = new Set(objects.map((o) => o.uid).filter(Boolean))
   return objects.filter((o) => {
     if (o.kind === 'ConfigMap' && o.name === 'kube-root-ca.crt') return false
     if (o.kind === 'ServiceAccount' && o.name === 'default') return false
     if (o.kind === 'Event') return false
     if (owned.own[o.kind]?.includes(o.name)) return false
     if (o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, owned.pvcs)) return false
-    // Objects a controller derives from another one go with it (endpoints of a Service, pods of a ReplicaSet).
-    if (o.ownerKinds?.length) return false
-    if (o.kind === 'Endpoints' || o.kind === 'EndpointSlice') return false
+    if (o.owners?.length && o.owners.every((w) => listed.has(w.uid))) return false
+    // The API server's own mirror of a Service.
+    if ((o.kind === 'Endpoints' || o.kind === 'EndpointSlice') && !o.owners?.length) return false
     return true
   })
 }

@@ -3,16 +3,18 @@
 // StatefulSets; the CompositionDefinition CRD only when no CompositionDefinition and no core-provider is left
 // anywhere in the cluster. Everything else is listed, with the reason it was kept.
 import { AppsV1Api } from '@kubernetes/client-node'
-import { type Cluster, getPath, isNotFound } from './cluster.js'
+import { type Cluster, getPath, isNotFound, METADATA_ONLY, readFailure, statusOf } from './cluster.js'
 import { pooled } from './observe.js'
 import { CD_GROUP, CD_VERSION } from './observe.js'
 import { LOCK_NAME } from './lock.js'
 import { type NamespacedObject, foreignInNamespace, isClaimOf } from './ownership.js'
-import { TEARDOWN_RECORD, type TeardownRecord } from './teardown-record.js'
+import type { TeardownRecord } from './teardown-record.js'
 
 export interface ResidueItem {
   kind: 'pvc' | 'namespace' | 'crd'
   name: string
+  /** The object that was judged, so --purge deletes that one and no other (a uid precondition). */
+  uid?: string
   namespace?: string
   what: string
   command: string
@@ -36,51 +38,74 @@ interface ApiResource {
   verbs: string[]
 }
 
-/** Every object in the namespace, of every listable namespaced kind the API serves (discovery, then a list each). */
-export async function namespacedObjects(cluster: Cluster, namespace: string): Promise<NamespacedObject[]> {
-  const groups = await getPath<{ groups: { preferredVersion: { groupVersion: string } }[] }>(cluster, '/apis')
+export interface NamespaceListing {
+  objects: NamespacedObject[]
+  /** API groups or kinds that could not be read (discovery or list failed): nothing can be proved about them. */
+  unreadable: string[]
+}
+
+/**
+ * Every object in the namespace, of every listable namespaced kind the API serves (discovery, then a
+ * metadata-only list each). A group or kind that fails to answer is named in `unreadable`, never read as empty:
+ * a conversion webhook that is gone (core-provider's, once uninstall removed it), an aggregated API that is
+ * down, a 403. A kind that answers 404 is no longer served, so none of its objects can exist.
+ */
+export async function namespacedObjects(cluster: Cluster, namespace: string): Promise<NamespaceListing> {
+  const unreadable: string[] = []
+  const failed = (what: string) => (err: unknown) => {
+    unreadable.push(`${what} (${readFailure(err)})`)
+    return null
+  }
+  const groups = await getPath<{ groups: { preferredVersion: { groupVersion: string } }[] }>(cluster, '/apis').catch(
+    failed('the API groups'),
+  )
   const versions = ['v1', ...(groups?.groups ?? []).map((g) => g.preferredVersion.groupVersion)]
   const lists = await pooled(
     versions.map((gv) => async () => {
       const path = gv === 'v1' ? '/api/v1' : `/apis/${gv}`
-      const res = await getPath<{ resources: ApiResource[] }>(cluster, path).catch(() => null)
+      const res = await getPath<{ resources: ApiResource[] }>(cluster, path).catch(failed(gv))
       return (res?.resources ?? [])
         .filter((r) => r.namespaced && !r.name.includes('/') && r.verbs.includes('list') && r.kind !== 'Event')
-        .map((r) => ({ path, r }))
+        .map((r) => ({ path, gv, r }))
     }),
   )
   const out: NamespacedObject[] = []
   await pooled(
-    lists.flat().map(({ path, r }) => async () => {
+    lists.flat().map(({ path, gv, r }) => async () => {
       const list = await getPath<{
         items: {
           metadata: {
             name: string
+            uid?: string
             labels?: Record<string, string>
             annotations?: Record<string, string>
-            ownerReferences?: { kind: string }[]
+            ownerReferences?: { kind: string; name: string; uid: string }[]
           }
         }[]
-      }>(cluster, `${path}/namespaces/${namespace}/${r.name}`).catch(() => null)
+      }>(cluster, `${path}/namespaces/${namespace}/${r.name}`, { accept: METADATA_ONLY }).catch(
+        failed(`${r.kind} (${gv})`),
+      )
       for (const o of list?.items ?? []) {
         out.push({
           kind: r.kind,
           name: o.metadata.name,
+          uid: o.metadata.uid,
           labels: o.metadata.labels,
           annotations: o.metadata.annotations,
-          ownerKinds: (o.metadata.ownerReferences ?? []).map((x) => x.kind),
+          owners: (o.metadata.ownerReferences ?? []).map((x) => ({ kind: x.kind, name: x.name, uid: x.uid })),
         })
       }
     }),
   )
   // The same objects are served by more than one group (events, endpointslices): keep one of each.
   const seen = new Set<string>()
-  return out.filter((o) => {
+  const objects = out.filter((o) => {
     const k = `${o.kind}/${o.name}`
     if (seen.has(k)) return false
     seen.add(k)
     return true
   })
+  return { objects, unreadable }
 }
 
 /**
@@ -139,13 +164,20 @@ async function namespaceResidue(
       })
     return { items, kept }
   }
-  const objects = await namespacedObjects(cluster, namespace)
+  const { objects, unreadable } = await namespacedObjects(cluster, namespace)
   items.push(
-    ...objects.filter((o) => o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, sets)).map((o) => pvc(o.name)),
+    ...objects
+      .filter((o) => o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, sets))
+      .map((o) => ({ ...pvc(o.name), uid: o.uid })),
   )
-  const foreign = foreignInNamespace(objects, { own: { Lease: [LOCK_NAME], ConfigMap: [TEARDOWN_RECORD] }, pvcs: sets })
+  const foreign = foreignInNamespace(objects, { own: { Lease: [LOCK_NAME] }, pvcs: sets })
   if (SYSTEM_NAMESPACES.has(namespace)) kept.push(`Namespace ${namespace}: a system namespace, never deleted`)
-  else if (foreign.length) {
+  else if (unreadable.length) {
+    // Fail closed: what cannot be read may hold someone else's objects.
+    kept.push(
+      `Namespace ${namespace}: ${unreadable.length} kinds could not be read, so nothing proves it holds only the platform's (${unreadable.slice(0, 3).join('; ')}${unreadable.length > 3 ? '; ...' : ''}); it is kept`,
+    )
+  } else if (foreign.length) {
     const sample = foreign
       .slice(0, 5)
       .map((o) => `${o.kind}/${o.name}`)
@@ -153,7 +185,7 @@ async function namespaceResidue(
     kept.push(
       `Namespace ${namespace}: holds ${foreign.length} objects that are not the platform's (${sample}${foreign.length > 5 ? ', ...' : ''}), so it is kept`,
     )
-  } else items.push(space)
+  } else items.push({ ...space, uid: ns.metadata?.uid })
   return { items, kept }
 }
 
@@ -194,12 +226,16 @@ async function crdResidue(cluster: Cluster): Promise<Residue> {
       what: `CustomResourceDefinition ${crdName} (from core-provider's crds/ directory; no CompositionDefinition is left in the cluster)`,
       command: `kubectl delete crd ${crdName}`,
       dataLoss: false,
+      uid: crd.metadata?.uid,
     })
   }
   return { items, kept }
 }
 
-/** Removes the items (PVCs, the CRD, then the namespace, waiting for it to go). */
+/**
+ * Removes the items (PVCs, the CRD, then the namespace, waiting for it to go), each only as the object that was
+ * judged (uid precondition): one deleted and made again since, by anyone, is kept and named.
+ */
 export async function purge(
   cluster: Cluster,
   items: ResidueItem[],
@@ -208,18 +244,25 @@ export async function purge(
 ): Promise<void> {
   const order = { pvc: 0, crd: 1, namespace: 2 } as const
   for (const item of [...items].sort((a, b) => order[a.kind] - order[b.kind])) {
-    const ignoreGone = (err: unknown) => {
-      if (!isNotFound(err)) throw err
+    const body = item.uid ? { preconditions: { uid: item.uid } } : undefined
+    let deleted = true
+    const settle = (err: unknown) => {
+      if (isNotFound(err)) return
+      if (statusOf(err) === 409) {
+        deleted = false
+        return
+      }
+      throw err
     }
     if (item.kind === 'pvc')
       await cluster.core
-        .deleteNamespacedPersistentVolumeClaim({ name: item.name, namespace: item.namespace! })
-        .catch(ignoreGone)
-    if (item.kind === 'crd') await cluster.crds.deleteCustomResourceDefinition({ name: item.name }).catch(ignoreGone)
+        .deleteNamespacedPersistentVolumeClaim({ name: item.name, namespace: item.namespace!, body })
+        .catch(settle)
+    if (item.kind === 'crd') await cluster.crds.deleteCustomResourceDefinition({ name: item.name, body }).catch(settle)
     if (item.kind === 'namespace') {
-      await cluster.core.deleteNamespace({ name: item.name }).catch(ignoreGone)
-      await waitNamespaceGone(item.name)
+      await cluster.core.deleteNamespace({ name: item.name, body }).catch(settle)
+      if (deleted) await waitNamespaceGone(item.name)
     }
-    line(`deleted: ${item.what}`)
+    line(deleted ? `deleted: ${item.what}` : `kept: ${item.what}: it was replaced since it was checked`)
   }
 }

@@ -711,14 +711,9 @@ export class Teardown {
           ]
           try {
             await this.compositionWrite(`remove the finalizers of ${label}`, () =>
-              requestPath(
-                this.cluster,
-                'PATCH',
-                `${target.collection}/${target.name}`,
-                patch,
-                30_000,
-                'application/json-patch+json',
-              ),
+              requestPath(this.cluster, 'PATCH', `${target.collection}/${target.name}`, patch, {
+                contentType: 'application/json-patch+json',
+              }),
             )
             forced = true
             this.forced.push(

@@ -249,20 +249,35 @@ describe('ownership', () => {
         { kind: 'ConfigMap', name: 'kube-root-ca.crt' },
         { kind: 'ServiceAccount', name: 'default' },
         { kind: 'Lease', name: 'krateo-installer' },
-        { kind: 'ConfigMap', name: 'krateo-installer-teardown' },
         { kind: 'PersistentVolumeClaim', name: 'data-clickhouse-0' },
         { kind: 'PersistentVolumeClaim', name: 'user-data' },
-        { kind: 'Pod', name: 'web-abc', ownerKinds: ['ReplicaSet'] },
-        { kind: 'Deployment', name: 'web' },
+        { kind: 'Pod', name: 'web-abc', uid: 'p1', owners: [{ kind: 'ReplicaSet', name: 'web-a', uid: 'rs1' }] },
+        { kind: 'ReplicaSet', name: 'web-a', uid: 'rs1', owners: [{ kind: 'Deployment', name: 'web', uid: 'd1' }] },
+        { kind: 'Deployment', name: 'web', uid: 'd1' },
       ],
       {
-        own: { Lease: ['krateo-installer'], ConfigMap: ['krateo-installer-teardown'] },
+        own: { Lease: ['krateo-installer'] },
         pvcs: [{ name: 'clickhouse', claimTemplates: ['data'] }],
       },
     )
     assert.deepEqual(
       foreign.map((o) => `${o.kind}/${o.name}`),
       ['PersistentVolumeClaim/user-data', 'Deployment/web'],
+    )
+  })
+
+  it('counts an object whose owner is not in the namespace (cluster-scoped, or gone) as not ours', () => {
+    const foreign = foreignInNamespace(
+      [
+        // A connection Secret owned by a cluster-scoped composite resource: its owner proves nothing here.
+        { kind: 'Secret', name: 'db-conn', uid: 's1', owners: [{ kind: 'XDatabase', name: 'db', uid: 'x1' }] },
+        { kind: 'EndpointSlice', name: 'web-x', uid: 'e1' },
+      ],
+      { own: {}, pvcs: [] },
+    )
+    assert.deepEqual(
+      foreign.map((o) => `${o.kind}/${o.name}`),
+      ['Secret/db-conn'],
     )
   })
 })
