@@ -14,6 +14,7 @@ import { uninstallPlan, uninstallSteps } from '../lib/uninstall.js'
 import { RunLock } from '../lib/lock.js'
 import { ask, canAsk, confirmOrRefuse } from '../lib/confirm.js'
 import { type Residue, purge, residue } from '../lib/residue.js'
+import { deleteRecord } from '../lib/teardown-record.js'
 
 export default class Uninstall extends KrateoCommand {
   static override summary =
@@ -32,7 +33,7 @@ Stage 2, bootstrap teardown: deletes the Installer CR and the platform's Composi
 core-provider runs, then helm-uninstalls the bootstrap release with its hooks skipped.
 Stage 3, sweep: deletes what nothing can recreate or finalize any more, then lists what is kept on purpose.
 
-What it found is recorded first (ConfigMap krateo-installer-teardown), so a re-run resumes where a failed or
+What it found is recorded first (ConfigMap kube-system/krateo-installer-teardown.<namespace>, where only cluster admins write), so a re-run resumes where a failed or
 interrupted one stopped, the sweep included. One run at a time: install, upgrade and uninstall hold a Lease
 (krateo-installer) in the namespace.
 
@@ -228,6 +229,11 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
         )
         left = await readResidue()
         purged = true
+        // The namespace is gone: nothing is left that the record could serve.
+        if (!left.items.some((i) => i.kind === 'namespace') && !left.kept.some((k) => k.startsWith(`Namespace ${ns}:`)))
+          await deleteRecord(cluster, ns).catch((err) => {
+            throw apiFailure(err, cluster, 'delete the teardown record')
+          })
       }
       if (flags.json)
         this.printJson({ result: 'uninstalled', purged, forced: teardown.forced, residue: left.items, kept: left.kept })

@@ -31,7 +31,7 @@ import {
   unreadableWithoutCoreProvider,
 } from './ownership.js'
 import { type KObj, type Observed, type Stage, platformState } from './state.js'
-import { type TeardownRecord, mergeRecord, emptyRecord, readRecord } from './teardown-record.js'
+import { type TeardownRecord, mergeRecord, emptyRecord, readRecord, uidKey } from './teardown-record.js'
 
 export const REGISTRY_SECRET = 'krateo-registry-auth'
 
@@ -80,6 +80,8 @@ export interface InventoryInput {
   /** MutatingAdmissionPolicies of the cluster (none before Kubernetes 1.36). */
   policies?: PolicyLike[]
   restCrds: string[]
+  /** uids of objects the impure half found that the pure half has no object of (`Kind/name`: the rest CRDs). */
+  uids?: Record<string, string>
   statefulSets: StatefulSetClaims[]
   registrySecret: boolean
   foreignInstances?: string[]
@@ -129,9 +131,28 @@ export function platformInventory(input: InventoryInput): Inventory {
         .map(([name, c]) => [name, (c.status?.managed as ManagedRef[] | undefined) ?? []]),
     ),
   }
-  const merged = mergeRecord(input.record ?? emptyRecord(), found)
-  // A platform installed again after an earlier, completed uninstall: this teardown is a new one.
+  const uid = (kind: string, o: { metadata?: { name?: string; uid?: string } }) =>
+    o.metadata?.uid ? [[uidKey(kind, o.metadata.name ?? ''), o.metadata.uid] as const] : []
+  found.uids = Object.fromEntries([
+    ...ours.flatMap((cd) => uid('CompositionDefinition', cd)),
+    ...ours.flatMap((cd) => {
+      const crd = generatedCrdOf(cd)
+      const live = crd ? obs.crds.get(crd) : undefined
+      return live ? uid('CustomResourceDefinition', live) : []
+    }),
+    ...input.webhooks
+      .filter((w) => webhooks.includes(w.metadata?.name ?? ''))
+      .flatMap((w) => uid('MutatingWebhookConfiguration', w)),
+    ...(input.policies ?? [])
+      .filter((p) => found.policies!.includes(p.metadata?.name ?? ''))
+      .flatMap((p) => uid('MutatingAdmissionPolicy', p)),
+    ...Object.entries(input.uids ?? {}),
+  ])
+  // A platform installed again after an earlier, completed uninstall: this teardown is a new one, and nothing
+  // of the earlier one's record (objects long gone, their names perhaps someone else's now) carries over.
   const live = !!obs.installer || ours.length > 0 || !!release
+  const base = input.record && !(live && input.record.completedAt) ? input.record : emptyRecord()
+  const merged = mergeRecord(base, found)
   return {
     namespace: obs.namespace,
     release,
@@ -207,6 +228,11 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
     })
   ).items
   const restCrds = rdObjects.length ? restCrdsOf(rdObjects as never, crds as never) : []
+  const uids = Object.fromEntries(
+    crds
+      .filter((c) => restCrds.includes(c.metadata?.name ?? '') && c.metadata?.uid)
+      .map((c) => [uidKey('CustomResourceDefinition', c.metadata!.name!), c.metadata!.uid!]),
+  )
   const sets = compositions.flatMap((c) =>
     ((c.status?.managed as ManagedRef[] | undefined) ?? []).filter((m) => m.resource === 'statefulsets'),
   )
@@ -234,6 +260,7 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
     webhooks: webhooks.items as WebhookLike[],
     policies: policies?.items ?? [],
     restCrds,
+    uids,
     statefulSets,
     registrySecret: secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US,
   })

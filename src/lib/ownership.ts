@@ -121,7 +121,7 @@ export function bundleBaseFor(plural: string, version: string): string {
 }
 
 export interface WebhookLike {
-  metadata?: { name?: string; annotations?: Record<string, string>; labels?: Record<string, string> }
+  metadata?: { name?: string; uid?: string; annotations?: Record<string, string>; labels?: Record<string, string> }
   webhooks?: { name: string; clientConfig?: { service?: { namespace?: string; name?: string }; url?: string } }[]
 }
 
@@ -148,7 +148,7 @@ export function isPlatformWebhook(mwc: WebhookLike, namespace: string, ourInstan
 export const POLICY_API = '/apis/admissionregistration.k8s.io/v1'
 
 export interface PolicyLike {
-  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
+  metadata?: { name?: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
   spec?: { matchConstraints?: { resourceRules?: { apiGroups?: string[] }[] } }
 }
 
@@ -210,7 +210,7 @@ export function restDefinitionsOf(compositions: Iterable<KObj>): ManagedRef[] {
 }
 
 export interface CrdLike {
-  metadata?: { name?: string }
+  metadata?: { name?: string; uid?: string }
   spec: { group: string; names: { kind: string } }
 }
 export interface RestDefinitionLike {
@@ -337,4 +337,30 @@ export function foreignInstances(
     }
   }
   return out
+}
+
+/** What to do with an object an earlier proof (the record) names, judged on the live object at the write. */
+export type RecordedVerdict = { act: true; uid: string } | { act: false; gone: boolean; reason: string }
+
+/**
+ * A recorded object is acted on only as itself: the live object of that name must be the one whose uid was
+ * recorded, or be proved the platform's again now (`provedNow`). Anything else (made again since by someone
+ * else, or recorded without a uid and not provable) is kept and named. Pure.
+ */
+export function recordedVerdict(
+  live: { metadata?: { uid?: string } } | null | undefined,
+  recordedUid: string | undefined,
+  provedNow: boolean,
+): RecordedVerdict {
+  const uid = live?.metadata?.uid
+  if (!live || !uid) return { act: false, gone: true, reason: 'gone' }
+  if (recordedUid && uid === recordedUid) return { act: true, uid }
+  if (provedNow) return { act: true, uid }
+  return {
+    act: false,
+    gone: false,
+    reason: recordedUid
+      ? "made again since it was recorded, and not proved the platform's now: kept"
+      : "not proved the platform's on the object itself: kept",
+  }
 }

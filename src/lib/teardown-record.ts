@@ -2,12 +2,25 @@
 // ownership (our CompositionDefinitions, their CRDs and cdc bundles, our webhook, our RestDefinitions'
 // CRDs, our StatefulSets' claims) disappear as the teardown goes; the record keeps them, so a re-run after
 // `helm uninstall` still completes the sweep, and `--purge` can prove the namespace held a platform.
+//
+// The record is evidence only because nobody but a cluster admin can write it: it lives in kube-system
+// (ConfigMap krateo-installer-teardown.<namespace>), not in the platform's namespace, where others have edit
+// rights. Each entry keeps the uid of the object that was proved, and an object is acted on only as that
+// object (a uid precondition); one made again since is proved again or kept.
 import type { Cluster } from './cluster.js'
 import { isNotFound, statusOf } from './cluster.js'
 import { ExitCode, UserError } from './errors.js'
 import { type ManagedRef, MANAGED_BY_LABEL, MANAGED_BY_US, type StatefulSetClaims } from './ownership.js'
 
-export const TEARDOWN_RECORD = 'krateo-installer-teardown'
+/** Where records live: a namespace whose writers are cluster admins. */
+export const RECORD_NAMESPACE = 'kube-system'
+/** The label that says which platform namespace a record is about. */
+export const RECORD_FOR_LABEL = 'krateo-installer.krateo.io/namespace'
+
+/** The record of one platform namespace (ConfigMap names allow dots; namespace names have none). */
+export function recordName(namespace: string): string {
+  return `krateo-installer-teardown.${namespace}`
+}
 
 export interface TeardownRecord {
   /** The bootstrap release, as helm named it. */
@@ -34,6 +47,8 @@ export interface TeardownRecord {
    * finalizing providers go, which it could not know from the cluster any more.
    */
   released?: Record<string, ManagedRef[]>
+  /** The uid of each object proved ours, by `Kind/name` (the object recorded, not any later one of that name). */
+  uids?: Record<string, string>
   startedAt: string
   /** Set once the sweep is complete. */
   completedAt?: string
@@ -51,6 +66,7 @@ export function emptyRecord(now = new Date()): TeardownRecord {
     statefulSets: [],
     secrets: [],
     released: {},
+    uids: {},
     startedAt: now.toISOString(),
   }
 }
@@ -83,6 +99,8 @@ export function mergeRecord(base: TeardownRecord, add: Partial<TeardownRecord>):
     secrets: union(base.secrets, add.secrets),
     statefulSets: [...sets.values()].sort((a, b) => a.name.localeCompare(b.name)),
     released,
+    // What was proved last names the object of today: an earlier uid of the same name is another object.
+    uids: { ...base.uids, ...add.uids },
     completedAt: add.completedAt ?? base.completedAt,
   }
 }
@@ -98,54 +116,71 @@ export function parseRecord(data: Record<string, string> | undefined): TeardownR
   }
 }
 
+/** The key of an object in `uids`. */
+export const uidKey = (kind: string, name: string) => `${kind}/${name}`
+
+/** The platform namespace's record; null when there is none, or when this user may not read kube-system. */
 export async function readRecord(cluster: Cluster, namespace: string): Promise<TeardownRecord | null> {
   try {
-    const cm = await cluster.core.readNamespacedConfigMap({ name: TEARDOWN_RECORD, namespace })
+    const cm = await cluster.core.readNamespacedConfigMap({ name: recordName(namespace), namespace: RECORD_NAMESPACE })
     if (cm.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_US) return null
+    if (cm.metadata?.labels?.[RECORD_FOR_LABEL] !== namespace) return null
     return parseRecord(cm.data)
   } catch (err) {
-    if (isNotFound(err)) return null
+    // No record is no evidence: nothing is trusted that only a record could prove.
+    if (isNotFound(err) || statusOf(err) === 403) return null
     throw err
   }
 }
 
-/** Writes the record (create or replace); a namespace already gone makes it a no-op. Never replaces a ConfigMap that is not ours. */
+/** Writes the record (create or replace). Never replaces a ConfigMap that is not ours. */
 export async function writeRecord(cluster: Cluster, namespace: string, record: TeardownRecord): Promise<void> {
+  const name = recordName(namespace)
   const body = {
-    metadata: { name: TEARDOWN_RECORD, namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US } },
+    metadata: {
+      name,
+      namespace: RECORD_NAMESPACE,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US, [RECORD_FOR_LABEL]: namespace },
+    },
     data: { 'record.json': JSON.stringify(record) },
   }
-  const existing = await cluster.core.readNamespacedConfigMap({ name: TEARDOWN_RECORD, namespace }).catch((err) => {
+  const existing = await cluster.core.readNamespacedConfigMap({ name, namespace: RECORD_NAMESPACE }).catch((err) => {
     if (isNotFound(err)) return null
     throw err
   })
   if (existing) {
     if (existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_US) {
       throw new UserError(
-        `ConfigMap ${namespace}/${TEARDOWN_RECORD} exists and is not krateo-installer's`,
+        `ConfigMap ${RECORD_NAMESPACE}/${name} exists and is not krateo-installer's`,
         ExitCode.Stuck,
         'rename or remove it; uninstall keeps its record there',
       )
     }
-    await cluster.core.replaceNamespacedConfigMap({
-      name: TEARDOWN_RECORD,
-      namespace,
-      body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } },
-    })
+    try {
+      await cluster.core.replaceNamespacedConfigMap({
+        name,
+        namespace: RECORD_NAMESPACE,
+        body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } },
+      })
+    } catch (err) {
+      if (statusOf(err) === 409) return writeRecord(cluster, namespace, record)
+      throw err
+    }
     return
   }
   try {
-    await cluster.core.createNamespacedConfigMap({ namespace, body })
+    await cluster.core.createNamespacedConfigMap({ namespace: RECORD_NAMESPACE, body })
   } catch (err) {
-    // The namespace is already gone (a purge ran): nothing is left to record.
-    if (isNotFound(err)) return
     if (statusOf(err) === 409) return writeRecord(cluster, namespace, record)
     throw err
   }
 }
 
+/** Removes the record once nothing is left that it could serve (after --purge). */
 export async function deleteRecord(cluster: Cluster, namespace: string): Promise<void> {
-  await cluster.core.deleteNamespacedConfigMap({ name: TEARDOWN_RECORD, namespace }).catch((err) => {
-    if (!isNotFound(err)) throw err
-  })
+  await cluster.core
+    .deleteNamespacedConfigMap({ name: recordName(namespace), namespace: RECORD_NAMESPACE })
+    .catch((err) => {
+      if (!isNotFound(err)) throw err
+    })
 }

@@ -28,10 +28,14 @@ import {
   cdcDeploymentOf,
   generatedCrdOf,
   isCoreProviderWebhook,
+  isPlatformPolicy,
+  isPlatformWebhook,
+  type PolicyLike,
+  recordedVerdict,
   restCrdsOf,
   restDefinitionsOf,
 } from './ownership.js'
-import { type TeardownRecord, emptyRecord, mergeRecord, writeRecord } from './teardown-record.js'
+import { type TeardownRecord, emptyRecord, mergeRecord, uidKey, writeRecord } from './teardown-record.js'
 import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
 import { type KObj, PAUSED_BY_ANNOTATION, STAGE_TEXT, conditionOf, platformState } from './state.js'
@@ -320,31 +324,33 @@ export class Teardown {
         : `core-provider in ${this.namespace}`
       if (!mwc || !this.force) {
         throw new UserError(
-          `cannot ${doing}: core-provider is not running, and its webhook ${mwc ?? webhook} refuses every write to Compositions`,
+          `cannot ${doing}: core-provider is not running, and its webhook ${mwc?.name ?? webhook} refuses every write to Compositions`,
           ExitCode.Stuck,
           mwc
-            ? `start ${who} again (kubectl -n ${this.namespace} get deploy), or re-run with --force --yes to remove this platform's webhook ${mwc} first`
+            ? `start ${who} again (kubectl -n ${this.namespace} get deploy), or re-run with --force --yes to remove this platform's webhook ${mwc.name} first`
             : `start ${who} again; that webhook is not this platform's, so --force leaves it alone`,
         )
       }
       if (
         !(await this.confirm(
-          `remove MutatingWebhookConfiguration ${mwc} (this platform's core-provider webhook, its core-provider is down) so writes to Compositions work again?`,
+          `remove MutatingWebhookConfiguration ${mwc.name} (this platform's core-provider webhook, its core-provider is down) so writes to Compositions work again?`,
         ))
       ) {
         throw new UserError(
-          `the webhook ${mwc} was kept`,
+          `the webhook ${mwc.name} was kept`,
           ExitCode.Stuck,
           `start ${who} again, then re-run ${this.command}`,
         )
       }
       const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
-      await this.api(`delete MutatingWebhookConfiguration ${mwc}`, () =>
-        admission.deleteMutatingWebhookConfiguration({ name: mwc }).catch((e) => {
-          if (!isNotFound(e)) throw e
-        }),
+      await this.api(`delete MutatingWebhookConfiguration ${mwc.name}`, () =>
+        admission
+          .deleteMutatingWebhookConfiguration({ name: mwc.name, body: { preconditions: { uid: mwc.uid } } })
+          .catch((e) => {
+            if (!isNotFound(e)) throw e
+          }),
       )
-      this.forced.push(`MutatingWebhookConfiguration/${mwc} (core-provider was down)`)
+      this.forced.push(`MutatingWebhookConfiguration/${mwc.name} (core-provider was down)`)
       try {
         return await fn()
       } catch (again) {
@@ -353,14 +359,65 @@ export class Teardown {
     }
   }
 
-  /** Our own core-provider webhook, when it exists and our core-provider cannot answer it. */
-  private async ourWebhookRefusing(): Promise<string | null> {
+  /** Our own core-provider webhook (the recorded object, or proved ours now), when our core-provider cannot answer it. */
+  private async ourWebhookRefusing(): Promise<{ name: string; uid: string } | null> {
     const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
     for (const name of this.record.webhooks) {
-      const mwc = await admission.readMutatingWebhookConfiguration({ name }).catch(() => null)
-      if (mwc && isCoreProviderWebhook(mwc as WebhookLike) && !(await this.coreProviderRunning())) return name
+      const mwc = (await admission.readMutatingWebhookConfiguration({ name }).catch(() => null)) as WebhookLike | null
+      if (!mwc || !isCoreProviderWebhook(mwc)) continue
+      const verdict = recordedVerdict(
+        mwc,
+        this.recordedUid('MutatingWebhookConfiguration', name),
+        this.provedWebhook(mwc),
+      )
+      if (verdict.act && !(await this.coreProviderRunning())) return { name, uid: verdict.uid }
     }
     return null
+  }
+
+  /** The uid an earlier proof recorded for an object. */
+  private recordedUid(kind: string, name: string): string | undefined {
+    return this.record.uids?.[uidKey(kind, name)]
+  }
+
+  /** A core-provider webhook proved this platform's on the live object (cluster-scoped: only admins write it). */
+  private provedWebhook(mwc: WebhookLike): boolean {
+    const instances = new Set([
+      ...(this.inventory?.coreProviders ?? []),
+      ...(this.record.release ? [this.record.release] : []),
+    ])
+    return isPlatformWebhook(mwc, this.namespace, instances)
+  }
+
+  /**
+   * Deletes an object an earlier proof named, only as that object: the recorded uid, or proved ours again on the
+   * live object now; the delete carries its uid as a precondition. Anything else is named and kept. True when it
+   * was deleted (or went by itself).
+   */
+  private async deleteRecorded(
+    label: string,
+    live: { metadata?: { uid?: string } } | null,
+    recordedUid: string | undefined,
+    provedNow: boolean,
+    del: (uid: string) => Promise<unknown>,
+    report: StepReport,
+  ): Promise<boolean> {
+    const verdict = recordedVerdict(live, recordedUid, provedNow)
+    if (!verdict.act) {
+      if (!verdict.gone) report.line(`${label}: ${verdict.reason}`)
+      return verdict.gone
+    }
+    try {
+      await del(verdict.uid)
+      return true
+    } catch (err) {
+      if (isNotFound(err)) return true
+      if (statusOf(err) === 409) {
+        report.line(`${label}: replaced while it was being removed: kept`)
+        return false
+      }
+      throw apiFailure(err, this.cluster, `delete ${label}`)
+    }
   }
 
   private async coreProviderRunning(): Promise<boolean> {
@@ -781,12 +838,25 @@ export class Teardown {
       plural: 'compositiondefinitions',
       name,
     })
-    for (const name of names) {
-      await this.api(`delete CompositionDefinition ${name}`, () =>
-        this.custom.deleteNamespacedCustomObject(cdRef(name)).catch((err) => {
-          if (!isNotFound(err)) throw err
+    for (const name of [...names]) {
+      const live = (await this.api(`read CompositionDefinition ${name}`, () =>
+        this.custom.getNamespacedCustomObject(cdRef(name)).catch((err) => {
+          if (isNotFound(err)) return null
+          throw err
         }),
+      )) as KObj | null
+      // The recorded definition, or one the inventory proved ours: a user's definition made since under the
+      // same name is not deleted.
+      const proved = !!live && !!this.inventory?.definitions.some((d) => d.metadata.uid === live.metadata.uid)
+      const deleted = await this.deleteRecorded(
+        `CompositionDefinition ${name}`,
+        live,
+        this.recordedUid('CompositionDefinition', name),
+        proved,
+        (uid) => this.custom.deleteNamespacedCustomObject({ ...cdRef(name), body: { preconditions: { uid } } }),
+        report,
       )
+      if (!deleted) names.delete(name)
     }
     // Each definition is waited for on its own, so one whose core-provider is down can be named (and forced).
     await Promise.all(
@@ -877,12 +947,14 @@ export class Teardown {
       }),
     )) as { items: KObj[] }
     const stillReported = new Set(cds.items.map((cd) => generatedCrdOf(cd)).filter((n): n is string => !!n))
-    const ours = left.filter(
-      (w) =>
-        w.current &&
-        (w.current.spec as { group?: string } | undefined)?.group === COMPOSITION_GROUP &&
-        !stillReported.has(w.name),
-    )
+    const ours = left.filter((w) => {
+      if (!w.current) return false
+      if ((w.current.spec as { group?: string } | undefined)?.group !== COMPOSITION_GROUP) return false
+      if (stillReported.has(w.name)) return false
+      // The CRD that was recorded, not another one made since under its name.
+      const recorded = this.recordedUid('CustomResourceDefinition', w.name)
+      return !recorded || recorded === w.current.metadata.uid
+    })
     for (const w of left.filter((x) => !ours.includes(x)))
       report.line(`CRD ${w.name}: kept (not a generated composition CRD, or a definition still reports it)`)
     if (!ours.length) return
@@ -1012,21 +1084,54 @@ export class Teardown {
       }
     }
     const admission = this.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
+    const orNull = (err: unknown) => {
+      if (isNotFound(err)) return null
+      throw apiFailure(err, this.cluster, 'read what the record names')
+    }
     if (await this.coreProviderRunning())
       report.line(`core-provider still runs: its webhook ${this.record.webhooks.join(', ')} is kept`)
     else {
-      for (const name of this.record.webhooks)
-        await gone(`MutatingWebhookConfiguration/${name}`, () => admission.deleteMutatingWebhookConfiguration({ name }))
+      for (const name of this.record.webhooks) {
+        const live = (await admission.readMutatingWebhookConfiguration({ name }).catch(orNull)) as WebhookLike | null
+        const label = `MutatingWebhookConfiguration/${name}`
+        if (
+          live &&
+          (await this.deleteRecorded(
+            label,
+            live,
+            this.recordedUid('MutatingWebhookConfiguration', name),
+            this.provedWebhook(live),
+            (uid) => admission.deleteMutatingWebhookConfiguration({ name, body: { preconditions: { uid } } }),
+            report,
+          ))
+        )
+          removed.push(label)
+      }
+      const instances = new Set(
+        this.record.release ? [this.record.release, ...(this.inventory?.coreProviders ?? [])] : [],
+      )
       for (const name of this.record.policies ?? []) {
-        for (const kind of ['mutatingadmissionpolicybindings', 'mutatingadmissionpolicies']) {
-          await gone(
-            `${kind === 'mutatingadmissionpolicies' ? 'MutatingAdmissionPolicy' : 'MutatingAdmissionPolicyBinding'}/${name}`,
-            async () => {
-              if (!(await requestPath(this.cluster, 'DELETE', `${POLICY_API}/${kind}/${name}`)))
-                throw Object.assign(new Error('not found'), { code: 404 })
-            },
-          )
-        }
+        const live = await getPath<PolicyLike & KObj>(this.cluster, `${POLICY_API}/mutatingadmissionpolicies/${name}`)
+        const label = `MutatingAdmissionPolicy/${name}`
+        if (!live) continue
+        const proved = isPlatformPolicy(live, instances)
+        const deleted = await this.deleteRecorded(
+          label,
+          live,
+          this.recordedUid('MutatingAdmissionPolicy', name),
+          proved,
+          async (uid) => {
+            // The binding has the policy's name and no meaning without it.
+            await requestPath(this.cluster, 'DELETE', `${POLICY_API}/mutatingadmissionpolicybindings/${name}`).catch(
+              orNull,
+            )
+            await requestPath(this.cluster, 'DELETE', `${POLICY_API}/mutatingadmissionpolicies/${name}`, {
+              preconditions: { uid },
+            })
+          },
+          report,
+        )
+        if (deleted) removed.push(`MutatingAdmissionPolicyBinding/${name}`, label)
       }
     }
     const restCrds: string[] = []
@@ -1046,8 +1151,22 @@ export class Teardown {
           report.line(`CRD ${name} is still named by a RestDefinition that is not the platform's: kept`)
           continue
         }
-        await gone(`CustomResourceDefinition/${name}`, () => this.crdApi.deleteCustomResourceDefinition({ name }))
-        restCrds.push(name)
+        const live = crds.items.find((c) => c.metadata?.name === name) ?? null
+        // Only the CRD that was recorded: nothing on a CRD itself says which RestDefinition made it.
+        if (
+          live &&
+          (await this.deleteRecorded(
+            `CustomResourceDefinition/${name}`,
+            live,
+            this.recordedUid('CustomResourceDefinition', name),
+            false,
+            (uid) => this.crdApi.deleteCustomResourceDefinition({ name, body: { preconditions: { uid } } }),
+            report,
+          ))
+        ) {
+          removed.push(`CustomResourceDefinition/${name}`)
+          restCrds.push(name)
+        }
       }
     }
     const rbac = this.cluster.kc.makeApiClient(RbacAuthorizationV1Api)

@@ -1,6 +1,7 @@
 // uninstall as a list of named steps, each saying what it owns, what it deletes and what it waits on.
 // Everything it deletes comes from the inventory (inventory.ts, rules in ownership.ts), recorded before the
 // first delete so a re-run resumes where a failed or interrupted one stopped, the sweep included.
+import { recordName } from './teardown-record.js'
 import type { Component } from './components.js'
 import type { Helm } from './helm.js'
 import type { Inventory } from './inventory.js'
@@ -27,7 +28,7 @@ export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): 
   const existing = drainable(inv)
   const steps: Step[] = [
     {
-      title: `Record what is the platform's (ConfigMap krateo-installer-teardown): ${inv.record.definitions.length} definitions, ${inv.record.crds.length} generated CRDs, ${inv.record.bundles.length} cdc bundles`,
+      title: `Record what is the platform's (ConfigMap kube-system/${recordName(inv.namespace)}): ${inv.record.definitions.length} definitions, ${inv.record.crds.length} generated CRDs, ${inv.record.bundles.length} cdc bundles`,
       run: async () => {
         await teardown.saveRecord()
         return inv.foreignDefinitions.length

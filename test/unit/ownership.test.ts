@@ -13,6 +13,7 @@ import {
   isPlatformPolicy,
   isPlatformWebhook,
   platformComponents,
+  recordedVerdict,
   restCrdsOf,
   unreadableWithoutCoreProvider,
 } from '../../src/lib/ownership.js'
@@ -357,6 +358,23 @@ describe('inventory', () => {
     assert.equal(platformPresent(done), false)
   })
 
+  it('starts a new record for a platform installed again after a completed uninstall, and records uids', () => {
+    const old = mergeRecord(emptyRecord(), {
+      release: 'installer',
+      definitions: ['gone-component'],
+      restCrds: ['widgets.example.com'],
+      uids: { 'CompositionDefinition/gone-component': 'u-old' },
+      completedAt: 'then',
+    })
+    const withUids = input()
+    for (const c of withUids.obs.cds.values()) c.metadata.uid = `uid-${c.metadata.name}`
+    const inv = platformInventory({ ...withUids, record: old })
+    assert.ok(!inv.record.definitions.includes('gone-component'), 'nothing of the completed record carries over')
+    assert.deepEqual(inv.record.restCrds, [])
+    assert.equal(inv.record.uids?.['CompositionDefinition/authn'], 'uid-authn')
+    assert.equal(inv.record.uids?.['CompositionDefinition/gone-component'], undefined)
+  })
+
   it("finds nothing in a namespace where only users' objects live", () => {
     const inv = platformInventory(
       input({
@@ -507,5 +525,22 @@ describe('run lock', () => {
       false,
       'not the version stamp',
     )
+  })
+})
+
+describe('acting on what a record names', () => {
+  const live = (uid: string) => ({ metadata: { uid } })
+  it('acts on the recorded object, and on another only when it is proved ours now', () => {
+    assert.deepEqual(recordedVerdict(live('a'), 'a', false), { act: true, uid: 'a' })
+    assert.deepEqual(recordedVerdict(live('b'), 'a', true), { act: true, uid: 'b' })
+    const replaced = recordedVerdict(live('b'), 'a', false)
+    assert.equal(replaced.act, false)
+    assert.match(!replaced.act ? replaced.reason : '', /made again since it was recorded/)
+  })
+  it('keeps an object recorded without a uid unless it is proved ours, and reports a gone one as gone', () => {
+    const unproved = recordedVerdict(live('x'), undefined, false)
+    assert.equal(unproved.act, false)
+    assert.match(!unproved.act ? unproved.reason : '', /not proved the platform's/)
+    assert.deepEqual(recordedVerdict(null, 'a', true), { act: false, gone: true, reason: 'gone' })
   })
 })
