@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { KrateoCommand, prose } from '../lib/base-command.js'
 import { apiFailure, checkReachable, loadCluster } from '../lib/cluster.js'
-import { ExitCode, UserError } from '../lib/errors.js'
+import { ExitCode, UserError, printable } from '../lib/errors.js'
 import { Helm } from '../lib/helm.js'
 import { observe } from '../lib/observe.js'
 import { Teardown } from '../lib/teardown.js'
@@ -119,8 +119,10 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       return
     }
     const where = `context ${cluster.context}, cluster ${cluster.server}, namespace ${ns}`
-    if (!flags.json)
+    if (!flags.json) {
       this.log(`Uninstalling Krateo${inv.record.release ? ` (release ${inv.record.release})` : ''} from ${where}`)
+      if (inv.keptRelease) this.log(`Not the platform's, kept: ${printable(inv.keptRelease)}`)
+    }
     const destructive = [flags.force ? '--force' : '', flags.purge ? '--purge' : ''].filter(Boolean).join(' and ')
     const unreadable = present && inv.unreadableAfter.length > 0
     if (unreadable) {

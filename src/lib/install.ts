@@ -62,7 +62,7 @@ import {
 } from './kube-write.js'
 import { renderStatus, table } from './output.js'
 import type { Interrupt } from './interrupt.js'
-import { REGISTRY_SECRET, resolveBootstrapRelease } from './inventory.js'
+import { REGISTRY_SECRET, writableBootstrapRelease } from './inventory.js'
 import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
 
 export interface InstallOptions {
@@ -96,8 +96,8 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
   const hv = await helm.checkVersion()
   report.line(`helm ${hv.text}`)
   if (opts.registryUsername) await registryLogin(helm, opts)
-  const release = await wrap(cluster, 'read the installer-self-cr ConfigMap', () =>
-    resolveBootstrapRelease(cluster, opts.namespace),
+  const release = await wrap(cluster, 'find the bootstrap release', () =>
+    writableBootstrapRelease(cluster, helm, opts.namespace),
   )
   let values = opts.values
   if (release !== BOOTSTRAP_RELEASE) {

@@ -3,9 +3,11 @@
 import { AdmissionregistrationV1Api, AppsV1Api } from '@kubernetes/client-node'
 import { type Cluster, getPath, isNotFound, statusOf } from './cluster.js'
 import { BOOTSTRAP_RELEASE } from './chart.js'
+import { proveBootstrapRelease } from './release-proof.js'
 import { SELF_CR_CONFIGMAP } from './observe.js'
 import type { Component } from './components.js'
-import type { Helm } from './helm.js'
+import { type Helm, exactReleaseFilter } from './helm.js'
+import { ExitCode, UserError, printable } from './errors.js'
 import {
   type ConvertingCrdLike,
   type InstanceRef,
@@ -54,6 +56,8 @@ export interface Inventory {
   definitions: KObj[]
   foreignDefinitions: KObj[]
   foreignWebhooks: string[]
+  /** A helm release named as the bootstrap release but not proved the platform's: never acted on. */
+  keptRelease: string | null
   /** Objects not the platform's that its removal would delete with a CRD it ships: uninstall refuses while there are any. */
   foreignInstances: string[]
   /** Each component's stage as status derives it (what uninstall must wait for before it pauses). */
@@ -89,6 +93,8 @@ export interface InventoryInput {
   crds?: ConvertingCrdLike[]
   /** Recorded objects of components whose Composition is gone, still being deleted (see Inventory.finishing). */
   finishing?: Map<string, ManagedRef[]>
+  /** A helm release named as the bootstrap release but not proved the platform's (why), or null. */
+  keptRelease?: string | null
 }
 
 /** The pure half: from observed objects to what is ours. */
@@ -163,6 +169,7 @@ export function platformInventory(input: InventoryInput): Inventory {
     definitions: ours,
     foreignDefinitions: foreign,
     foreignWebhooks,
+    keptRelease: input.keptRelease ?? null,
     foreignInstances: input.foreignInstances ?? [],
     stages: new Map(platformState(obs).components.map((c) => [c.name, c.stage])),
     unreadableAfter: unreadableWithoutCoreProvider(input.crds ?? [], obs.namespace, new Set(merged.crds)),
@@ -177,27 +184,42 @@ export function platformPresent(inv: Inventory): boolean {
   return !!inv.installer || inv.definitions.length > 0 || !!inv.release || (inv.hadRecord && !inv.record.completedAt)
 }
 
-/** The bootstrap release of this namespace: named by installer-self-cr's helm annotation, else the record, else ours by default if it is an installer chart. */
+/**
+ * The bootstrap release of this namespace: named by installer-self-cr's helm annotation, else the record, else
+ * ours by default if it is an installer chart; and only when proved the platform's (release-proof.ts). One that
+ * is named but not proved comes back as `kept`, with the reason, and is never acted on.
+ */
 export async function findBootstrapRelease(
+  cluster: Cluster,
   helm: Helm,
   namespace: string,
   obs: Observed,
   record: TeardownRecord | null,
-): Promise<ReleaseInfo | null> {
-  const named = bootstrapReleaseOf(obs.selfCr ?? null) ?? record?.release ?? null
+): Promise<{ release: ReleaseInfo | null; kept: string | null }> {
+  const annotated = bootstrapReleaseOf(obs.selfCr ?? null)
+  const named = annotated ?? record?.release ?? null
   const releases = JSON.parse(
     (await helm.run(['list', '-n', namespace, ...helm.allStatuses(), '-o', 'json'])) || '[]',
   ) as ReleaseInfo[]
-  if (named) return releases.find((r) => r.name === named) ?? null
-  // A release named like ours is ours only if it is an installer chart.
-  return releases.find((r) => r.name === BOOTSTRAP_RELEASE && /^installer-\d/.test(r.chart)) ?? null
+  // A release named like ours is a candidate only if it is an installer chart.
+  const found = named
+    ? releases.find((r) => r.name === named)
+    : releases.find((r) => r.name === BOOTSTRAP_RELEASE && /^installer-\d/.test(r.chart))
+  if (!found) return { release: null, kept: null }
+  const proof = await proveBootstrapRelease(cluster, helm, namespace, found.name, record?.release ?? null)
+  if (proof.proved) return { release: found, kept: null }
+  const source = annotated ? 'named by the helm annotation on ConfigMap installer-self-cr' : 'named like ours'
+  return {
+    release: null,
+    kept: `helm release ${found.name} (${source}): not proved the platform's bootstrap release, ${proof.reason}; not touched`,
+  }
 }
 
 /** The impure half: reads what the rules need, then applies them. */
 export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed): Promise<Inventory> {
   const ns = obs.namespace
   const record = await readRecord(cluster, ns)
-  const release = await findBootstrapRelease(helm, ns, obs, record)
+  const { release, kept: keptRelease } = await findBootstrapRelease(cluster, helm, ns, obs, record)
   const apps = cluster.kc.makeApiClient(AppsV1Api)
   const admission = cluster.kc.makeApiClient(AdmissionregistrationV1Api)
   const [deployments, webhooks, policies, secret] = await Promise.all([
@@ -250,6 +272,7 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
   const foreign = await instancesAtRisk(cluster, obs, compositions)
   const finishing = await stillFinalizing(cluster, obs, record)
   return platformInventory({
+    keptRelease,
     finishing,
     obs,
     release,
@@ -353,4 +376,34 @@ export async function resolveBootstrapRelease(cluster: Cluster, namespace: strin
     throw err
   })
   return bootstrapReleaseOf(cm as unknown as KObj | null) ?? BOOTSTRAP_RELEASE
+}
+
+/**
+ * The bootstrap release install and upgrade write to (resolveBootstrapRelease), refused when a release of that
+ * name exists and is not proved the platform's: `helm upgrade --install` over someone else's release would
+ * replace it with the installer chart.
+ */
+export async function writableBootstrapRelease(cluster: Cluster, helm: Helm, namespace: string): Promise<string> {
+  const name = await resolveBootstrapRelease(cluster, namespace)
+  const listed = JSON.parse(
+    (await helm.run([
+      'list',
+      '-n',
+      namespace,
+      '--filter',
+      exactReleaseFilter(name),
+      ...helm.allStatuses(),
+      '-o',
+      'json',
+    ])) || '[]',
+  ) as ReleaseInfo[]
+  if (!listed.length) return name
+  const record = await readRecord(cluster, namespace)
+  const proof = await proveBootstrapRelease(cluster, helm, namespace, name, record?.release ?? null)
+  if (proof.proved) return name
+  throw new UserError(
+    `helm release ${printable(name)} in ${namespace} is not proved the platform's bootstrap release: ${printable(proof.reason)}`,
+    ExitCode.Stuck,
+    `nothing was changed; if it is not Krateo, remove the helm annotation meta.helm.sh/release-name from ConfigMap ${SELF_CR_CONFIGMAP} (or the release) and re-run`,
+  )
 }

@@ -168,12 +168,13 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
           ...inv.unreadableAfter.map((k) => `  ${k}`),
         ]
       : []),
-    ...(inv.foreignDefinitions.length || inv.foreignWebhooks.length
+    ...(inv.foreignDefinitions.length || inv.foreignWebhooks.length || inv.keptRelease
       ? [
           '',
           "Not the platform's, kept:",
           ...inv.foreignDefinitions.map((d) => `  CompositionDefinition ${ns}/${d.metadata.name}`),
           ...inv.foreignWebhooks.map((w) => `  MutatingWebhookConfiguration ${w}`),
+          ...(inv.keptRelease ? [`  ${inv.keptRelease}`] : []),
         ]
       : []),
     '',
@@ -199,6 +200,7 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
       notOurs: {
         compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name),
         webhooks: inv.foreignWebhooks,
+        release: inv.keptRelease,
         atRisk: inv.foreignInstances,
         unreadableAfter: inv.unreadableAfter,
       },

@@ -52,7 +52,7 @@ import {
   wrap,
 } from './install.js'
 import { table } from './output.js'
-import { resolveBootstrapRelease } from './inventory.js'
+import { writableBootstrapRelease } from './inventory.js'
 import { INSTALLER_NAME, renderedByInstaller } from './ownership.js'
 
 export interface UpgradeOptions extends InstallOptions {
@@ -206,8 +206,8 @@ export async function upgradePreflight(
     chart: opts.source.chart || running?.url || defaultChartFor(opts.source.version ?? running?.version),
     version: opts.source.version ?? running?.version,
   }
-  const releaseName = await wrap(cluster, 'read the installer-self-cr ConfigMap', () =>
-    resolveBootstrapRelease(cluster, ns),
+  const releaseName = await wrap(cluster, 'find the bootstrap release', () =>
+    writableBootstrapRelease(cluster, helm, ns),
   )
   const release = await releaseStatus(helm, ns, releaseName)
   if (!release) {

@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { anchorsRelease, foreignInManifest, recordedAs } from '../../src/lib/release-proof.js'
+
+const helmOf = (release: string, namespace: string) => ({
+  'meta.helm.sh/release-name': release,
+  'meta.helm.sh/release-namespace': namespace,
+})
+
+describe('proof of the bootstrap release', () => {
+  it("is anchored by a ClusterRole helm installed with it that grants rights on Krateo's core API", () => {
+    const role = (annotations: Record<string, string>, groups: string[]) => ({
+      metadata: { name: 'r', annotations },
+      rules: [{ apiGroups: groups }],
+    })
+    assert.equal(
+      anchorsRelease(role(helmOf('krateo', 'krateo-system'), ['core.krateo.io']), 'krateo', 'krateo-system'),
+      true,
+    )
+    assert.equal(
+      anchorsRelease(role(helmOf('victim', 'krateo-system'), ['apps']), 'victim', 'krateo-system'),
+      false,
+      "an unrelated app's role",
+    )
+    assert.equal(
+      anchorsRelease(role(helmOf('krateo', 'other'), ['core.krateo.io']), 'krateo', 'krateo-system'),
+      false,
+      'the same release name in another namespace',
+    )
+  })
+
+  it("names what a release record lists that helm did not install with it (someone else's object)", () => {
+    const entries = [
+      { ref: 'ConfigMap/installer-self-cr', live: { metadata: { annotations: helmOf('krateo', 'krateo-system') } } },
+      { ref: 'ClusterRole/victim', live: { metadata: { annotations: helmOf('victim', 'default') } } },
+      { ref: 'ClusterRoleBinding/gone', live: null },
+    ]
+    assert.deepEqual(foreignInManifest(entries, 'krateo', 'krateo-system'), ['ClusterRole/victim'])
+    assert.equal(recordedAs({ metadata: {} }, 'krateo', 'krateo-system'), false)
+  })
+})
