@@ -201,18 +201,20 @@ export async function findBootstrapRelease(
   const releases = JSON.parse(
     (await helm.run(['list', '-n', namespace, ...helm.allStatuses(), '-o', 'json'])) || '[]',
   ) as ReleaseInfo[]
-  // A release named like ours is a candidate only if it is an installer chart.
-  const found = named
-    ? releases.find((r) => r.name === named)
-    : releases.find((r) => r.name === BOOTSTRAP_RELEASE && /^installer-\d/.test(r.chart))
-  if (!found) return { release: null, kept: null }
-  const proof = await proveBootstrapRelease(cluster, helm, namespace, found.name, record?.release ?? null)
-  if (proof.proved) return { release: found, kept: null }
-  const source = annotated ? 'named by the helm annotation on ConfigMap installer-self-cr' : 'named like ours'
-  return {
-    release: null,
-    kept: `helm release ${found.name} (${source}): not proved the platform's bootstrap release, ${proof.reason}; not touched`,
+  const prove = (r: ReleaseInfo) => proveBootstrapRelease(cluster, helm, namespace, r.name, record?.release ?? null)
+  const found = named ? releases.find((r) => r.name === named) : undefined
+  let kept: string | null = null
+  if (found) {
+    const proof = await prove(found)
+    if (proof.proved) return { release: found, kept: null }
+    const source = annotated ? 'named by the helm annotation on ConfigMap installer-self-cr' : 'named by the record'
+    kept = `helm release ${found.name} (${source}): not proved the platform's bootstrap release, ${proof.reason}; not touched`
   }
+  // No name, or a name that does not hold: the one release of the installer chart that proves itself, if one does.
+  const candidates = releases.filter((r) => r !== found && /^installer-\d/.test(r.chart))
+  const proved: ReleaseInfo[] = []
+  for (const r of candidates) if ((await prove(r)).proved) proved.push(r)
+  return { release: proved.length === 1 ? proved[0]! : null, kept }
 }
 
 /** The impure half: reads what the rules need, then applies them. */
