@@ -14,7 +14,7 @@ import { uninstallPlan, uninstallSteps } from '../lib/uninstall.js'
 import { RunLock } from '../lib/lock.js'
 import { ask, canAsk, confirmOrRefuse } from '../lib/confirm.js'
 import { type Residue, purge, residue } from '../lib/residue.js'
-import { deleteRecord } from '../lib/teardown-record.js'
+import { RECORD_NAMESPACE, deleteRecord } from '../lib/teardown-record.js'
 
 export default class Uninstall extends KrateoCommand {
   static override summary =
@@ -148,6 +148,8 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       { verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
       { verb: 'delete', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
       { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
+      // The teardown record lives where only cluster admins write.
+      { verb: 'create', group: '', resource: 'configmaps', namespace: RECORD_NAMESPACE },
       ...(flags.purge
         ? [
             { verb: 'delete', group: '', resource: 'namespaces' },
@@ -210,9 +212,11 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
                 const confirmed = new Set(left.items.map((i) => `${i.kind}/${i.name}/${i.uid ?? ''}`))
                 const now = flags.yes ? left : await readResidue()
                 for (const k of now.kept) if (!left.kept.includes(k)) r.line(k)
+                const items = now.items.filter((i) => confirmed.has(`${i.kind}/${i.name}/${i.uid ?? ''}`))
+                if (items.some((i) => i.kind === 'namespace' && i.name === ns)) lock.goesWithNamespace()
                 await purge(
                   cluster,
-                  now.items.filter((i) => confirmed.has(`${i.kind}/${i.name}/${i.uid ?? ''}`)),
+                  items,
                   (m) => r.line(m),
                   (name) =>
                     teardown.waitObjectGone(

@@ -194,6 +194,7 @@ export class RunLock {
         { contentType: 'application/merge-patch+json' },
       )
       // Gone under us (deleted by hand, or its namespace): nothing protects this run any more; stop at the next check.
+      if (this.leaving) return
       if (!renewed)
         this.lost = `the krateo-installer lock (Lease ${this.namespace}/${LOCK_NAME}) was deleted while this run held it`
       else this.lease = renewed
@@ -210,6 +211,17 @@ export class RunLock {
       }
     }
   }
+
+  /**
+   * This run deletes the namespace that holds the Lease (--purge, its last step): the lock goes with it. Stop
+   * renewing, and do not count its disappearance as a lost lock.
+   */
+  goesWithNamespace(): void {
+    this.leaving = true
+    clearInterval(this.timer)
+  }
+
+  private leaving = false
 
   /** Throws when the lock was lost, so no two runs change the platform at once. */
   check(): void {
