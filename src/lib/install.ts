@@ -44,6 +44,7 @@ import {
   isStuckCreate,
   platformState,
   phaseText,
+  PAUSED_ANNOTATION,
 } from './state.js'
 import { PlatformWatch } from './follow.js'
 import { detectGeneration } from './engine.js'
@@ -660,7 +661,7 @@ export async function followToReady(
           const more = pending(o)
           if (!more) {
             // A nudge leaves krateo.io/paused: "false" behind: take it away, so no trace of ours stays.
-            if (nudges && o.installer.metadata.annotations?.['krateo.io/paused'] === 'false')
+            if (nudges && o.installer.metadata.annotations?.[PAUSED_ANNOTATION] === 'false')
               await clearNudge(cluster, o.installer)
             finish(() => resolve({ state, nudges, healed }))
             return
@@ -703,7 +704,7 @@ export async function followToReady(
           if (
             fresh.length &&
             now - lastNudge > NUDGE_GAP_MS &&
-            o.installer.metadata.annotations?.['krateo.io/paused'] !== 'true'
+            o.installer.metadata.annotations?.[PAUSED_ANNOTATION] !== 'true'
           ) {
             lastNudge = now
             if (await installerReleasePending(cluster, o.installer)) {

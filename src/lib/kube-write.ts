@@ -1,4 +1,5 @@
 // The few writes the CLI makes through the API, each one idempotent so a re-run resumes.
+import { PAUSED_ANNOTATION } from './state.js'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { isInstallerRelease } from './ownership.js'
 import type { Cluster } from './cluster.js'
@@ -117,17 +118,17 @@ export async function createOrPatchSpec(cluster: Cluster, obj: KObj, plural: str
  * krateo.io/paused. Toggles between "false" and absent, so each nudge is a change and nothing is ever paused.
  */
 export async function nudge(cluster: Cluster, obj: KObj): Promise<void> {
-  const now = obj.metadata.annotations?.['krateo.io/paused']
+  const now = obj.metadata.annotations?.[PAUSED_ANNOTATION]
   if (now === 'true') return
   await mergePatchCustom(cluster, refOf(obj, 'installers'), {
-    metadata: { annotations: { 'krateo.io/paused': now === 'false' ? null : 'false' } },
+    metadata: { annotations: { [PAUSED_ANNOTATION]: now === 'false' ? null : 'false' } },
   })
 }
 
 /** Removes what nudges left ("false"), never a pause someone set. */
 export async function clearNudge(cluster: Cluster, obj: KObj): Promise<void> {
-  if (obj.metadata.annotations?.['krateo.io/paused'] !== 'false') return
-  await removeAnnotation(cluster, refOf(obj, 'installers'), 'krateo.io/paused')
+  if (obj.metadata.annotations?.[PAUSED_ANNOTATION] !== 'false') return
+  await removeAnnotation(cluster, refOf(obj, 'installers'), PAUSED_ANNOTATION)
 }
 
 /** Whether the installer cdc's helm release of this Installer is pending (helm in flight), from helm's release Secrets. */

@@ -4,7 +4,7 @@
 // own release proves it. Everything else that looks related is listed as "not ours, kept". Pure functions.
 import { parse } from 'yaml'
 import { type Component, type InstallerSpec, dashed, parseComponents } from './components.js'
-import type { KObj } from './state.js'
+import type { KObj } from './kobj.js'
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by'
 /** The value the installer chart (and this CLI) sets on the CompositionDefinitions it renders. */

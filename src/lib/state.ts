@@ -5,24 +5,8 @@ import { notRunning, specApplied } from './workloads.js'
 import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
 import { type PortalGap, consumerWiring, serviceOf, unwiredAdvice } from './wiring.js'
 
-export interface KObj {
-  apiVersion?: string
-  kind?: string
-  metadata: {
-    name: string
-    namespace?: string
-    resourceVersion?: string
-    generation?: number
-    creationTimestamp?: string
-    deletionTimestamp?: string
-    annotations?: Record<string, string>
-    labels?: Record<string, string>
-    finalizers?: string[]
-    uid?: string
-  }
-  spec?: Record<string, unknown>
-  status?: Record<string, unknown>
-}
+export type { KObj } from './kobj.js'
+import type { KObj } from './kobj.js'
 
 export interface Condition {
   type: string
@@ -146,6 +130,9 @@ export interface PlatformState {
   /** The engine generation (filled by status; null when not read). */
   generation?: 'S' | 'N' | 'unknown' | null
 }
+
+/** The annotation the engine's cdc reads to stop reconciling a Composition; a change of it is a watched event. */
+export const PAUSED_ANNOTATION = 'krateo.io/paused'
 
 /** Written next to krateo.io/paused by this CLI (see teardown.ts): "krateo-installer <command> at <time>". */
 export const PAUSED_BY_ANNOTATION = 'krateo-installer/paused-by'
@@ -399,13 +386,13 @@ export function platformState(obs: Observed): PlatformState {
   else if (
     states.some((s) => s.stage === 'deleting' || s.stage === 'draining') ||
     (installerSynced?.reason === 'ReconcilePaused' &&
-      obs.installer.metadata.annotations?.['krateo.io/paused'] === 'true')
+      obs.installer.metadata.annotations?.[PAUSED_ANNOTATION] === 'true')
   )
     phase = 'Draining'
   else if (readyCount === enabled.length && isReady(obs.installer)) phase = 'Ready'
   else phase = 'Reconciling'
   const ann = obs.installer?.metadata.annotations ?? {}
-  const by = ann['krateo.io/paused'] === 'true' ? ann[PAUSED_BY_ANNOTATION] : undefined
+  const by = ann[PAUSED_ANNOTATION] === 'true' ? ann[PAUSED_BY_ANNOTATION] : undefined
   const pausedBy = by
     ? `paused by ${by}: re-run that command to resume${/ uninstall /.test(by) ? ' the uninstall' : ''}`
     : null

@@ -38,7 +38,7 @@ import {
 import { type TeardownRecord, emptyRecord, mergeRecord, uidKey, writeRecord } from './teardown-record.js'
 import { ExitCode, UserError } from './errors.js'
 import { type Component, dependentsOf } from './components.js'
-import { type KObj, PAUSED_BY_ANNOTATION, STAGE_TEXT, conditionOf, platformState } from './state.js'
+import { type KObj, PAUSED_ANNOTATION, PAUSED_BY_ANNOTATION, STAGE_TEXT, conditionOf, platformState } from './state.js'
 import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION } from './observe.js'
 import { type Helm, exactReleaseFilter } from './helm.js'
 import type { StepReport } from './progress.js'
@@ -456,12 +456,12 @@ export class Teardown {
   /** Pauses the Installer so Pass B cannot re-create what is being drained; its cdc sees the pause at once (a watched annotation). */
   async pauseInstaller(installer: KObj, installerCD: KObj | undefined, report: StepReport): Promise<string> {
     const ref = refOf(installer, 'installers')
-    if (installer.metadata.annotations?.['krateo.io/paused'] !== 'true') {
+    if (installer.metadata.annotations?.[PAUSED_ANNOTATION] !== 'true') {
       await this.compositionWrite('pause the Installer CR', () =>
         mergePatchCustom(this.cluster, ref, {
           metadata: {
             annotations: {
-              'krateo.io/paused': 'true',
+              [PAUSED_ANNOTATION]: 'true',
               [PAUSED_BY_ANNOTATION]: `krateo-installer ${this.command} at ${new Date().toISOString()}`,
             },
           },
@@ -546,7 +546,7 @@ export class Teardown {
   async unpauseIfOurs(installer: KObj | null, alsoRemove: string[] = []): Promise<boolean> {
     if (!installer || !this.pausedByUs || this.drained > 0) return false
     const annotations = Object.fromEntries(
-      ['krateo.io/paused', PAUSED_BY_ANNOTATION, ...alsoRemove].map((a) => [a, null]),
+      [PAUSED_ANNOTATION, PAUSED_BY_ANNOTATION, ...alsoRemove].map((a) => [a, null]),
     )
     const done = await mergePatchCustom(this.cluster, refOf(installer, 'installers'), {
       metadata: { annotations },
@@ -802,7 +802,7 @@ export class Teardown {
       // deleting object is handled at once.
       await this.compositionWrite('unpause the Installer CR', () =>
         mergePatchCustom(this.cluster, ref, {
-          metadata: { annotations: { 'krateo.io/paused': null, [PAUSED_BY_ANNOTATION]: null } },
+          metadata: { annotations: { [PAUSED_ANNOTATION]: null, [PAUSED_BY_ANNOTATION]: null } },
         }).catch((err) => {
           if (!isNotFound(err)) throw err
         }),

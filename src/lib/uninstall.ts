@@ -1,6 +1,7 @@
 // uninstall as a list of named steps, each saying what it owns, what it deletes and what it waits on.
 // Everything it deletes comes from the inventory (inventory.ts, rules in ownership.ts), recorded before the
 // first delete so a re-run resumes where a failed or interrupted one stopped, the sweep included.
+import { PAUSED_ANNOTATION } from './state.js'
 import { recordName } from './teardown-record.js'
 import type { Component } from './components.js'
 import type { Helm } from './helm.js'
@@ -20,7 +21,7 @@ function toReCreate(inv: Inventory): string[] {
   const live =
     inv.installer &&
     !inv.installer.metadata.deletionTimestamp &&
-    inv.installer.metadata.annotations?.['krateo.io/paused'] !== 'true'
+    inv.installer.metadata.annotations?.[PAUSED_ANNOTATION] !== 'true'
   return live ? awaitingReCreation(inv.components, inv.stages, drainable(inv)) : []
 }
 

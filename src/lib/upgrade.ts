@@ -34,7 +34,7 @@ import {
 } from './components.js'
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
-import { type KObj, type Observed, UPGRADE_ANNOTATION, crdServes, isReady } from './state.js'
+import { type KObj, type Observed, UPGRADE_ANNOTATION, crdServes, isReady, PAUSED_ANNOTATION } from './state.js'
 import type { PlatformWatch } from './follow.js'
 import type { Step, StepReport } from './progress.js'
 import type { Interrupt } from './interrupt.js'
@@ -559,7 +559,7 @@ export function upgradeSteps(
         )
       const ours = !!before.metadata.annotations?.[UPGRADE_ANNOTATION]
       const body = {
-        ...(ours ? { metadata: { annotations: { 'krateo.io/paused': null, [UPGRADE_ANNOTATION]: null } } } : {}),
+        ...(ours ? { metadata: { annotations: { [PAUSED_ANNOTATION]: null, [UPGRADE_ANNOTATION]: null } } } : {}),
         spec: {
           ...plan.rendered.selfCR.componentsPatch.spec,
           ...(Object.keys(plan.features.patch).length ? { features: plan.features.patch } : {}),

@@ -4,7 +4,7 @@
 // reachable in a browser only when every key is there; NodePort and hostname-only load balancers are never
 // wired by the chart, whatever the wait. Pure.
 import type { Component } from './components.js'
-import type { KObj } from './state.js'
+import type { KObj } from './kobj.js'
 
 export interface WiringGap {
   key: string

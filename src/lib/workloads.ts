@@ -3,7 +3,7 @@
 // available (Deployments, StatefulSets, DaemonSets rolled out and available, Jobs complete). When one is not,
 // its pods say why in words a user acts on: image pull, crash loop with the container's last message,
 // unschedulable. Pure: observe.ts and follow.ts collect the objects.
-import type { KObj } from './state.js'
+import type { KObj } from './kobj.js'
 
 /** status.managed entry as the cdc writes it. */
 export interface ManagedRef {
