@@ -21,6 +21,11 @@ export function defaultChartFor(version: string | undefined): string {
 }
 export const DEFAULT_VERSION = '0.2.53'
 
+/** The installer chart's official locations: the only ones upgrade takes from the cluster without being told. */
+export function isOfficialChart(chart: string | undefined): boolean {
+  return chart === DEFAULT_CHART || chart === NEWER_CHART
+}
+
 export interface ChartSource {
   chart: string
   version?: string
@@ -56,6 +61,13 @@ export function isLocalChart(chart: string): boolean {
 
 /** helm arguments for the chart reference, its version and the user's values. */
 export function chartArgs(src: ChartSource, values: UserValues, helm: Helm): string[] {
+  // helm reads a positional argument that starts with "-" as a flag.
+  if (src.chart.startsWith('-'))
+    throw new UserError(
+      `"${src.chart}" is not a chart reference`,
+      ExitCode.Usage,
+      'pass an oci:// reference, a directory or a .tgz',
+    )
   const local = isLocalChart(src.chart)
   return [
     src.chart,

@@ -8,7 +8,7 @@
 // release runs at the new version), and only then does the Installer CR get the new component list.
 import semver from 'semver'
 import { type Cluster, checkReachable } from './cluster.js'
-import { ExitCode, UserError } from './errors.js'
+import { ExitCode, UserError, printable } from './errors.js'
 import type { Helm } from './helm.js'
 import {
   type ChartSource,
@@ -18,6 +18,7 @@ import {
   type UserValues,
   checkValuesFiles,
   renderBootstrap,
+  isOfficialChart,
 } from './chart.js'
 import { checkRequiredValues } from './required-values.js'
 import { type Generation, detectGeneration } from './engine.js'
@@ -202,10 +203,6 @@ export async function upgradePreflight(
   // Unless told otherwise: the chart the running installer came from, at the running version.
   const running = (observed.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined)
     ?.chart
-  const source: ChartSource = {
-    chart: opts.source.chart || running?.url || defaultChartFor(opts.source.version ?? running?.version),
-    version: opts.source.version ?? running?.version,
-  }
   const releaseName = await wrap(cluster, 'find the bootstrap release', () =>
     writableBootstrapRelease(cluster, helm, ns),
   )
@@ -216,6 +213,26 @@ export async function upgradePreflight(
       ExitCode.NotReady,
       `run krateo-installer install -n ${ns} with the values you want (it keeps the running Installer CR's runtime edits)`,
     )
+  }
+  // The running installer's chart location is a field anyone with edit rights in the namespace can change, and
+  // upgrade installs what it points at with the operator's rights: taken unasked only when it is the official one
+  // or what the bootstrap release was installed with (its ociRepo value); otherwise named with --chart.
+  if (!opts.source.chart && running?.url && !isOfficialChart(running.url)) {
+    const all = JSON.parse(
+      (await helm.run(['get', 'values', releaseName, '-n', ns, '--all', '-o', 'json'])) || '{}',
+    ) as {
+      ociRepo?: string
+    }
+    if (`${all.ociRepo ?? ''}/installer` !== running.url)
+      throw new UserError(
+        `the running installer came from ${printable(running.url)}, which is neither the official chart location nor the one release ${releaseName} was installed with (${printable(all.ociRepo ?? 'none')})`,
+        ExitCode.Usage,
+        `nothing was changed; name the chart to upgrade from with --chart`,
+      )
+  }
+  const source: ChartSource = {
+    chart: opts.source.chart || running?.url || defaultChartFor(opts.source.version ?? running?.version),
+    version: opts.source.version ?? running?.version,
   }
   if (opts.registryUsername) await registryLogin(helm, { ...opts, source })
   // The user's values of the last install or upgrade, then the new ones: helm semantics, later wins. They may hold
