@@ -244,6 +244,8 @@ describe(onGeneration('install and status'), () => {
     const gone = await cli(['uninstall', '--kubeconfig', sandbox().kubeconfig, '--timeout', '3m'])
     assert.equal(gone.code, 0, gone.stdout + gone.stderr)
     const helmEnv = { ...process.env, ...sandbox().helmEnv() }
+    // The chart's own path has no nudges: its hook waits while every dependency layer waits for a resync.
+    await sandbox().setEngineSettings({ resyncSeconds: 10 })
     execFileSync(
       sandbox().helm,
       [
@@ -266,6 +268,7 @@ describe(onGeneration('install and status'), () => {
       ],
       { env: helmEnv, stdio: 'ignore' },
     )
+    await sandbox().setEngineSettings({ resyncSeconds: TEST_RESYNC_SECONDS })
     const res = await cli(['install', ...sandboxFlags(sandbox()), '--timeout', '5m'])
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(
