@@ -1,18 +1,37 @@
-// Asking a person before something irreversible: only on a terminal, once per question, and a Ctrl-C at
-// the prompt is a "no" (the command then stops with exit 9), never a hang.
+// Asking a person before something irreversible: only on a terminal, once per question, one question at a
+// time, and a Ctrl-C at the prompt (or no answer in 10 minutes) is a "no" (the command then stops with exit 9),
+// never a hang.
 import { createInterface } from 'node:readline'
 import { ExitCode, UserError } from './errors.js'
 
 export const canAsk = (): boolean => !!process.stdin.isTTY && !!process.stderr.isTTY
 
-/** Resolves true only for an explicit y/yes. */
+/** How long a question waits for an answer: an unseen prompt must not hold the platform's lock for ever. */
+export const ASK_TIMEOUT_MS = Number(process.env.KRATEO_INSTALLER_ASK_TIMEOUT_MS ?? 10 * 60_000)
+
+/** One question at a time: parallel waits that both need a "yes" ask one after the other, never over each other. */
+let asking: Promise<unknown> = Promise.resolve()
+
+/** Resolves true only for an explicit y/yes; no answer within ASK_TIMEOUT_MS is a "no". */
 export function ask(question: string): Promise<boolean> {
+  const turn = asking.then(() => askNow(question))
+  asking = turn.catch(() => undefined)
+  return turn
+}
+
+function askNow(question: string): Promise<boolean> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: process.stdin, output: process.stderr })
     let settled = false
+    const timer = setTimeout(() => {
+      process.stderr.write(`\nno answer in ${Math.round(ASK_TIMEOUT_MS / 60_000)} min: taken as no\n`)
+      done(false)
+    }, ASK_TIMEOUT_MS)
+    timer.unref()
     const done = (answer: boolean) => {
       if (settled) return
       settled = true
+      clearTimeout(timer)
       rl.close()
       resolve(answer)
     }
