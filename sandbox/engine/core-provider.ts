@@ -546,11 +546,22 @@ export class CoreProvider {
       `/apis/${COMPOSITION_GROUP}/${newVersion}/${newPlural}`,
       `${LABEL_COMPOSITION_VERSION}=${oldVersion}`,
     )
+    // As core-provider 0.26.1: one update of each Composition as listed (its resourceVersion); a conflict (any
+    // write since the list: a cdc's status, a nudge) ends the relabelling, and nothing retries it, since the next
+    // observe finds the CRD and bundle up to date. The real engine showed it: the Composition then has no cdc.
     for (const item of items) {
-      await this.ctx.rest.mergePatch(
-        `/apis/${COMPOSITION_GROUP}/${newVersion}/namespaces/${item.metadata.namespace}/${newPlural}/${item.metadata.name}`,
-        { metadata: { labels: { [LABEL_COMPOSITION_VERSION]: newVersion } } },
-      )
+      const path = `/apis/${COMPOSITION_GROUP}/${newVersion}/namespaces/${item.metadata.namespace}/${newPlural}/${item.metadata.name}`
+      const res = await this.ctx.rest.raw('PUT', path, {
+        ...item,
+        metadata: { ...item.metadata, labels: { ...item.metadata.labels, [LABEL_COMPOSITION_VERSION]: newVersion } },
+      })
+      if (res.status === 409) {
+        this.ctx.log(
+          `core-provider: error updating compositions version: ${item.metadata.name}: the object has been modified`,
+        )
+        return
+      }
+      if (res.status >= 300) throw new Error(`relabel ${path}: HTTP ${res.status}`)
     }
   }
 

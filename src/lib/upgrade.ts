@@ -409,9 +409,51 @@ function moved(o: Observed, c: Component, hadComposition: boolean): string | nul
     return `core-provider is adding ${dashed(c.version)} to its CRD`
   const comp = o.compositions.get(c.name)
   if (!comp) return hadComposition ? 'its Composition is not observed yet' : null
+  if (comp.metadata.labels?.[COMPOSITION_VERSION_LABEL] !== dashed(c.version))
+    return `core-provider has not moved its Composition to ${dashed(c.version)} yet`
   const at = comp.status?.helmChartVersion as string | undefined
   if (at !== c.version) return `its cdc has the release at ${at ?? 'an unknown version'}`
   return isReady(comp) ? null : 'its release is not Ready at the new version yet'
+}
+
+/** The label core-provider moves to a definition's new version on each of its Compositions: a cdc sees only its own. */
+export const COMPOSITION_VERSION_LABEL = 'krateo.io/composition-version'
+/** How long core-provider gets to move that label before this CLI completes the move. */
+const RELABEL_GRACE_MS = 20_000
+
+/**
+ * Completes core-provider's move of a Composition to its definition's new version. core-provider 0.26.1 moves
+ * the version label once, with an update that fails on any concurrent write (the old cdc's status, a nudge) and
+ * is never retried: the Composition then belongs to no cdc, and the upgrade waits for ever (seen on the real
+ * engine). Once the new version is served and the label has stayed old past the grace, the label is moved here,
+ * on that object only (resourceVersion precondition), and said.
+ */
+export function relabeller(cluster: Cluster, report: StepReport) {
+  const staleSince = new Map<string, number>()
+  return async (obj: KObj | null | undefined, plural: string, version: string): Promise<void> => {
+    if (!obj?.metadata.uid || obj.metadata.labels?.[COMPOSITION_VERSION_LABEL] === version) return
+    const since = staleSince.get(obj.metadata.uid) ?? Date.now()
+    staleSince.set(obj.metadata.uid, since)
+    if (Date.now() - since < RELABEL_GRACE_MS) return
+    const ref = {
+      group: COMPOSITION_GROUP,
+      version,
+      namespace: obj.metadata.namespace!,
+      plural,
+      name: obj.metadata.name,
+    }
+    try {
+      await mergePatchCustom(cluster, ref, {
+        metadata: { resourceVersion: obj.metadata.resourceVersion, labels: { [COMPOSITION_VERSION_LABEL]: version } },
+      })
+      staleSince.delete(obj.metadata.uid)
+      report.line(
+        `${obj.kind ?? plural} ${obj.metadata.name}: core-provider did not move it to ${version} (its one update lost a write conflict); moved its ${COMPOSITION_VERSION_LABEL} label so the ${version} cdc takes it`,
+      )
+    } catch {
+      // Changed meanwhile (core-provider moved it after all, say): looked at again at the next tick.
+    }
+  }
 }
 
 export function upgradeSteps(
@@ -527,6 +569,7 @@ export function upgradeSteps(
     steps.push({
       title: `Move ${staged.flat().length} component definitions to their new versions, dependencies first`,
       run: async (r) => {
+        const relabel = relabeller(cluster, r)
         const had = (c: Component) => plan.observed.compositions.has(c.name)
         for (const layer of staged) {
           for (const c of layer) {
@@ -554,7 +597,15 @@ export function upgradeSteps(
                 })
                 .join('; '),
             r,
-            () => healStuck(cluster, watch(), r),
+            async () => {
+              await healStuck(cluster, watch(), r)
+              const o = watch().snapshot()
+              for (const c of layer) {
+                const resource = o.cds.get(c.name)?.status?.resource as string | undefined
+                if (resource && crdServes(o.crds.get(`${resource}.${COMPOSITION_GROUP}`), dashed(c.version)))
+                  await relabel(o.compositions.get(c.name), resource, dashed(c.version))
+              }
+            },
           )
           r.line(`${layer.map((c) => `${c.name} ${c.version}`).join(', ')}: running at the new version`)
         }
@@ -563,6 +614,25 @@ export function upgradeSteps(
     })
   }
   steps.push(...installerDefinitionSteps(cluster, plan.rendered, ns, interrupt, watch, deadline))
+  if (plan.installer.metadata.labels?.[COMPOSITION_VERSION_LABEL] !== dashed(plan.to))
+    steps.push({
+      title: `Wait for core-provider to move the Installer CR to ${dashed(plan.to)}`,
+      run: async (r) => {
+        const relabel = relabeller(cluster, r)
+        const to = dashed(plan.to)
+        await waitUntil(
+          watch(),
+          interrupt,
+          deadline,
+          (o) => o.installer?.metadata.labels?.[COMPOSITION_VERSION_LABEL] === to,
+          (o) =>
+            `the Installer CR is at ${o.installer?.metadata.labels?.[COMPOSITION_VERSION_LABEL] ?? 'no version'}; core-provider moves it to ${to}`,
+          r,
+          () => relabel(watch().snapshot().installer, 'installers', to),
+        )
+        return `at ${to}`
+      },
+    })
   steps.push({
     title: 'Merge the new component list into the Installer CR (spec.features and other runtime edits kept)',
     run: async () => {
