@@ -6,8 +6,10 @@
 //   namespace and that grants rights on core.krateo.io (the installer chart's self-bootstrap RBAC and
 //   core-provider's own role do; an unrelated app's do not), or the teardown record (kept in kube-system) naming
 //   it; and
-// - its manifest: every object helm would remove with it that exists carries helm's record of this release, so
-//   a release Secret edited to list someone else's objects is refused before helm acts on it.
+// - its manifest: every object helm would remove with it outside this namespace (cluster-scoped ones above all)
+//   that exists carries helm's record of this release, so a release Secret edited to list someone else's objects
+//   is refused before helm acts on it. Objects inside the namespace prove nothing either way: whoever can edit
+//   the release Secret can edit (and delete) them too.
 import { parseAllDocuments } from 'yaml'
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node'
 import { type Cluster, getPath } from './cluster.js'
@@ -44,11 +46,13 @@ export function recordedAs(obj: Meta, release: string, namespace: string): boole
 export interface ManifestEntry {
   ref: string
   live: Meta | null
+  /** In the release's own namespace, where its editors can write anyway. */
+  inNamespace: boolean
 }
 
-/** Objects of a release's manifest that exist and are not helm's record of that release: someone else's. Pure. */
+/** Objects of a manifest outside the namespace that exist and are not helm's record of that release. Pure. */
 export function foreignInManifest(entries: ManifestEntry[], release: string, namespace: string): string[] {
-  return entries.filter((e) => e.live && !recordedAs(e.live, release, namespace)).map((e) => e.ref)
+  return entries.filter((e) => !e.inNamespace && e.live && !recordedAs(e.live, release, namespace)).map((e) => e.ref)
 }
 
 export type ReleaseProof = { proved: true } | { proved: false; reason: string }
@@ -101,10 +105,12 @@ async function manifestEntries(cluster: Cluster, manifest: string, namespace: st
     objects.map(async (o) => {
       const ref = `${o.kind}/${o.metadata!.name}`
       const r = (await resourcesOf(o.apiVersion)).find((x) => x.kind === o.kind && !x.name.includes('/'))
-      if (!r) return { ref, live: null }
+      if (!r) return { ref, live: null, inNamespace: false }
+      const inNamespace = r.namespaced && (o.metadata!.namespace ?? namespace) === namespace
+      if (inNamespace) return { ref, live: null, inNamespace }
       const prefix = o.apiVersion.includes('/') ? `/apis/${o.apiVersion}` : `/api/${o.apiVersion}`
       const where = r.namespaced ? `/namespaces/${o.metadata!.namespace ?? namespace}` : ''
-      return { ref, live: await getPath<Meta>(cluster, `${prefix}${where}/${r.name}/${o.metadata!.name}`) }
+      return { ref, live: await getPath<Meta>(cluster, `${prefix}${where}/${r.name}/${o.metadata!.name}`), inNamespace }
     }),
   )
 }

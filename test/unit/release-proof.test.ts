@@ -29,11 +29,19 @@ describe('proof of the bootstrap release', () => {
     )
   })
 
-  it("names what a release record lists that helm did not install with it (someone else's object)", () => {
+  it("names what a release record lists outside the namespace that helm did not install with it (someone else's), and ignores what the namespace's editors could change anyway", () => {
     const entries = [
-      { ref: 'ConfigMap/installer-self-cr', live: { metadata: { annotations: helmOf('krateo', 'krateo-system') } } },
-      { ref: 'ClusterRole/victim', live: { metadata: { annotations: helmOf('victim', 'default') } } },
-      { ref: 'ClusterRoleBinding/gone', live: null },
+      {
+        ref: 'ConfigMap/installer-self-cr',
+        live: { metadata: { annotations: helmOf('victim', 'krateo-system') } },
+        inNamespace: true,
+      },
+      {
+        ref: 'ClusterRole/victim',
+        live: { metadata: { annotations: helmOf('victim', 'default') } },
+        inNamespace: false,
+      },
+      { ref: 'ClusterRoleBinding/gone', live: null, inNamespace: false },
     ]
     assert.deepEqual(foreignInManifest(entries, 'krateo', 'krateo-system'), ['ClusterRole/victim'])
     assert.equal(recordedAs({ metadata: {} }, 'krateo', 'krateo-system'), false)
