@@ -133,7 +133,8 @@ describe(onGeneration('upgrade'), () => {
           const after = await status()
           return after.phase === 'Ready' && after.installerVersion === '0.2.53' && after.pausedBy === null
         },
-        60_000,
+        // One render of the installer after the unpause; on a loaded machine one takes up to half a minute.
+        180_000,
       )
     } finally {
       rmSync(dir, { recursive: true, force: true })
