@@ -201,7 +201,8 @@ export async function findBootstrapRelease(
   const releases = JSON.parse(
     (await helm.run(['list', '-n', namespace, ...helm.allStatuses(), '-o', 'json'])) || '[]',
   ) as ReleaseInfo[]
-  const prove = (r: ReleaseInfo) => proveBootstrapRelease(cluster, helm, namespace, r.name, record?.release ?? null)
+  const prove = (r: ReleaseInfo) =>
+    proveBootstrapRelease(cluster, helm, namespace, r.name, halfInstalled(r) ? r.name : (record?.release ?? null))
   const found = named ? releases.find((r) => r.name === named) : undefined
   let kept: string | null = null
   if (found) {
@@ -215,6 +216,15 @@ export async function findBootstrapRelease(
   const proved: ReleaseInfo[] = []
   for (const r of candidates) if ((await prove(r)).proved) proved.push(r)
   return { release: proved.length === 1 ? proved[0]! : null, kept }
+}
+
+/**
+ * A first install of ours killed inside its helm run (pending, our name, the installer chart) may not have made
+ * its ClusterRoles yet: the manifest check alone stands for it (nothing outside the namespace that helm did not
+ * install with it), so a re-run can resume it and an uninstall can remove it. Pure.
+ */
+function halfInstalled(r: ReleaseInfo): boolean {
+  return r.name === BOOTSTRAP_RELEASE && r.status.startsWith('pending') && /^installer-\d/.test(r.chart)
 }
 
 /** The impure half: reads what the rules need, then applies them. */
@@ -401,7 +411,13 @@ export async function writableBootstrapRelease(cluster: Cluster, helm: Helm, nam
   ) as ReleaseInfo[]
   if (!listed.length) return name
   const record = await readRecord(cluster, namespace)
-  const proof = await proveBootstrapRelease(cluster, helm, namespace, name, record?.release ?? null)
+  const proof = await proveBootstrapRelease(
+    cluster,
+    helm,
+    namespace,
+    name,
+    halfInstalled(listed[0]!) ? name : (record?.release ?? null),
+  )
   if (proof.proved) return name
   throw new UserError(
     `helm release ${printable(name)} in ${namespace} is not proved the platform's bootstrap release: ${printable(proof.reason)}`,

@@ -57,15 +57,19 @@ export function foreignInManifest(entries: ManifestEntry[], release: string, nam
 
 export type ReleaseProof = { proved: true } | { proved: false; reason: string }
 
-/** Proves that `release` in `namespace` is a bootstrap release of the platform (see the file's comment). */
+/**
+ * Proves that `release` in `namespace` is a bootstrap release of the platform (see the file's comment).
+ * `vouchedFor`: a release other evidence stands for (the admin-only record names it, or it is our own first
+ * install left pending), which needs no anchor; its manifest is checked all the same.
+ */
 export async function proveBootstrapRelease(
   cluster: Cluster,
   helm: Helm,
   namespace: string,
   release: string,
-  recorded: string | null,
+  vouchedFor: string | null,
 ): Promise<ReleaseProof> {
-  if (recorded !== release) {
+  if (vouchedFor !== release) {
     const roles = await cluster.kc.makeApiClient(RbacAuthorizationV1Api).listClusterRole()
     if (!roles.items.some((role) => anchorsRelease(role as Meta, release, namespace)))
       return {
