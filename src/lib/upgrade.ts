@@ -394,8 +394,13 @@ export function stagedLayers(
 ): Component[][] {
   if (plan.generation === 'N') return []
   const changed = new Set(plan.diff.changed.map((c) => c.name))
+  // Only a definition the installer rendered: a user's blueprint of the same name is never re-pointed.
+  const ours = (name: string) => {
+    const cd = plan.observed.cds.get(name)
+    return !!cd && renderedByInstaller(cd, plan.observed.installer)
+  }
   return layers(plan.components)
-    .map((l) => l.filter((c) => changed.has(c.name) && plan.observed.cds.has(c.name)))
+    .map((l) => l.filter((c) => changed.has(c.name) && ours(c.name)))
     .filter((l) => l.length)
 }
 
@@ -553,6 +558,7 @@ export function upgradeSteps(
                   ns,
                   plan.diff.removed.find((c) => c.name === name)!,
                   r,
+                  plan.installer,
                 ),
             ),
           )
@@ -706,6 +712,7 @@ async function drainRemoved(
   ns: string,
   c: Component,
   r: StepReport,
+  installer: KObj,
 ): Promise<void> {
   const cd = await wrap(cluster, `read CompositionDefinition ${c.name}`, () =>
     getCustom(cluster, {
@@ -716,6 +723,10 @@ async function drainRemoved(
       name: c.name,
     }),
   )
+  if (cd && !renderedByInstaller(cd, installer)) {
+    r.line(`${c.name}: its CompositionDefinition is not the platform's (a user's of the same name): kept`)
+    return
+  }
   const resource = cd?.status?.resource as string | undefined
   const apiVersion = cd?.status?.apiVersion as string | undefined
   const comp =

@@ -9,7 +9,9 @@ import {
   featurePlan,
   needsPause,
   removalWaves,
+  stagedLayers,
 } from '../../src/lib/upgrade.js'
+import type { KObj, Observed } from '../../src/lib/state.js'
 import type { Component } from '../../src/lib/components.js'
 import { parseFeatures } from '../../src/lib/flags.js'
 
@@ -89,5 +91,33 @@ describe('upgrade plan', () => {
   it('parses --feature, the last of a name winning', () => {
     assert.deepEqual(parseFeatures(['agents=true', 'oasgen=false', 'agents=false']), { agents: false, oasgen: false })
     assert.throws(() => parseFeatures(['agents=on']), /--feature "agents=on" is not name=true\|false/)
+  })
+})
+
+describe('moving definitions ahead of the installer (Gen S)', () => {
+  it("moves only the definitions the installer rendered, never a user's blueprint of the same name", () => {
+    const cd = (name: string, labels: Record<string, string>): KObj => ({ metadata: { name, labels } })
+    const ours = { 'app.kubernetes.io/managed-by': 'krateo-installer' }
+    const observed = {
+      installer: { metadata: { name: 'installer' } },
+      cds: new Map([
+        ['crd', cd('crd', ours)],
+        ['svc', cd('svc', {})],
+      ]),
+    } as unknown as Observed
+    const components = [c('crd', '0.2.0'), c('svc', '1.1.0', ['crd'])]
+    const diff = {
+      changed: [
+        { name: 'crd', from: '0.1.0', to: '0.2.0' },
+        { name: 'svc', from: '1.0.0', to: '1.1.0' },
+      ],
+    }
+    const layers = stagedLayers({ components, diff, observed, generation: 'S' } as unknown as Parameters<
+      typeof stagedLayers
+    >[0])
+    assert.deepEqual(
+      layers.map((l) => l.map((x) => x.name)),
+      [['crd']],
+    )
   })
 })
