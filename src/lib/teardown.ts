@@ -1111,7 +1111,10 @@ export class Teardown {
         this.record.release ? [this.record.release, ...(this.inventory?.coreProviders ?? [])] : [],
       )
       for (const name of this.record.policies ?? []) {
-        const live = await getPath<PolicyLike & KObj>(this.cluster, `${POLICY_API}/mutatingadmissionpolicies/${name}`)
+        const live = await getPath<PolicyLike & KObj>(
+          this.cluster,
+          `${POLICY_API}/mutatingadmissionpolicies/${name}`,
+        ).catch(orNull)
         const label = `MutatingAdmissionPolicy/${name}`
         if (!live) continue
         const proved = isPlatformPolicy(live, instances)
