@@ -15,6 +15,7 @@ import {
   synced,
 } from './conditions.js'
 import { pluralFromKind } from './naming.js'
+import { readReleaseManifest, readReleaseStatus } from './release-storage.js'
 import { CLUSTER_SCOPED, type GeneratedRbac, applyRbac, generatedRbac, removeRbac } from './rbacgen.js'
 import {
   ANN_CREATE_FAILED,
@@ -225,10 +226,10 @@ class Cdc {
     let message = 'Composition is up-to-date'
     try {
       const info = await this.ctx.helm.chartForCdc(url, chartVersion)
-      let releaseStatus = await this.ctx.helm.status(release, ns)
+      let releaseStatus = await readReleaseStatus(this.ctx.rest, release, ns)
       if (releaseStatus?.startsWith('pending-')) {
         if (!(await this.settlePending(current, release, releaseStatus, settings))) return
-        releaseStatus = await this.ctx.helm.status(release, ns)
+        releaseStatus = await readReleaseStatus(this.ctx.rest, release, ns)
       }
       const firstInstall = releaseStatus === null
       const changed = status.digest !== digest
@@ -299,7 +300,7 @@ class Cdc {
 
   /** The objects of a release, as status.managed lists them. */
   private async managedObjects(release: string, ns: string): Promise<Record<string, string>[]> {
-    const manifest = (await this.ctx.helm.manifest(release, ns)) ?? ''
+    const manifest = (await readReleaseManifest(this.ctx.rest, release, ns)) ?? ''
     const docs = parseAllDocuments(manifest)
       .map((d) => d.toJS() as KObject | null)
       .filter((d): d is KObject => !!d && !!d.kind)

@@ -188,6 +188,8 @@ export class HelmRunner {
           file,
           '--history-max',
           '3',
+          // As the real cdc 0.20.2 (internal/helmclient: DisableOpenAPIValidation = true on install and upgrade).
+          '--disable-openapi-validation',
           ...(asUser ? ['--kube-as-user', asUser] : []),
         ],
         120_000,
@@ -203,23 +205,6 @@ export class HelmRunner {
       values,
       async (file) => (await this.run(['template', release, chart.dir, '-n', namespace, '-f', file])).stdout,
     )
-  }
-
-  async manifest(release: string, namespace: string): Promise<string | null> {
-    try {
-      return (await this.run(['get', 'manifest', release, '-n', namespace])).stdout
-    } catch {
-      return null
-    }
-  }
-
-  async status(release: string, namespace: string): Promise<string | null> {
-    try {
-      const out = await this.run(['status', release, '-n', namespace, '-o', 'json'])
-      return (JSON.parse(out.stdout) as { info?: { status?: string } }).info?.status ?? null
-    } catch {
-      return null
-    }
   }
 
   /**

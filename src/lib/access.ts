@@ -23,6 +23,9 @@ export const INSTALL_ACCESS = (ns: string): Access[] => [
   { verb: 'patch', group: 'core.krateo.io', resource: 'compositiondefinitions', namespace: ns },
   { verb: 'create', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
   { verb: 'patch', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
+  // What the preflight reads: helm's release records, and the ClusterRoles that prove which release is the platform's.
+  { verb: 'list', group: '', resource: 'secrets', namespace: ns },
+  { verb: 'list', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
 ]
 
 const describe = (a: Access) =>

@@ -94,6 +94,10 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
   checkValuesFiles(opts.values)
   const server = await checkReachable(cluster)
   report.line(`cluster ${cluster.server} answers (Kubernetes ${server})`)
+  // Before any read that needs rights (helm's release secrets, the ClusterRoles that prove a release), so a user
+  // without them learns every missing right in one line.
+  await checkAccess(cluster, INSTALL_ACCESS(opts.namespace))
+  report.line('permissions granted')
   const hv = await helm.checkVersion()
   report.line(`helm ${hv.text}`)
   if (opts.registryUsername) await registryLogin(helm, opts)
@@ -137,8 +141,6 @@ export async function preflight(cluster: Cluster, helm: Helm, opts: InstallOptio
   report.line(
     `${components.length} components, ${components.filter((c) => isEnabled(c, features)).length} enabled, DAG valid (${layers(components).length} layers)`,
   )
-  await checkAccess(cluster, INSTALL_ACCESS(opts.namespace))
-  report.line('permissions granted')
   return { release, values, rendered, components, features }
 }
 

@@ -1,6 +1,7 @@
 // uninstall as a list of named steps, each saying what it owns, what it deletes and what it waits on.
 // Everything it deletes comes from the inventory (inventory.ts, rules in ownership.ts), recorded before the
 // first delete so a re-run resumes where a failed or interrupted one stopped, the sweep included.
+import { ExitCode, UserError } from './errors.js'
 import { PAUSED_ANNOTATION } from './state.js'
 import { recordName } from './teardown-record.js'
 import type { Component } from './components.js'
@@ -91,7 +92,11 @@ export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): 
   return steps
 }
 
-/** Runs drain(c) for every existing component, each as soon as none of its dependents is left; independent branches in parallel. */
+/**
+ * Runs drain(c) for every existing component, each as soon as none of its dependents is left; independent branches
+ * in parallel. At the deadline every running drain ends within a second; the error reported is then the most
+ * actionable one (an object stuck on a finalizer, exit 7, over another merely still moving, exit 6).
+ */
 export async function drainInOrder(
   components: Component[],
   existing: Set<string>,
@@ -99,29 +104,26 @@ export async function drainInOrder(
 ): Promise<void> {
   const remaining = new Set(existing)
   const running = new Map<string, Promise<void>>()
+  const start = (name: string) =>
+    running.set(
+      name,
+      drain(components.find((x) => x.name === name)!).then(() => {
+        remaining.delete(name)
+        running.delete(name)
+      }),
+    )
   while (remaining.size) {
-    for (const name of deletableNow(components, remaining)) {
-      if (running.has(name)) continue
-      const c = components.find((x) => x.name === name)!
-      running.set(
-        name,
-        drain(c).then(() => {
-          remaining.delete(name)
-          running.delete(name)
-        }),
-      )
-    }
+    for (const name of deletableNow(components, remaining)) if (!running.has(name)) start(name)
     // A dependency cycle in a hand-edited component list leaves nothing deletable: drain the rest together.
-    if (!running.size)
-      for (const name of remaining)
-        running.set(
-          name,
-          drain(components.find((x) => x.name === name)!).then(() => {
-            remaining.delete(name)
-            running.delete(name)
-          }),
-        )
-    await Promise.race(running.values())
+    if (!running.size) for (const name of remaining) start(name)
+    try {
+      await Promise.race(running.values())
+    } catch (err) {
+      if (!(err instanceof UserError && err.exitCode === ExitCode.Timeout)) throw err
+      const settled = await Promise.allSettled(running.values())
+      const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))
+      throw errors.find((e) => e instanceof UserError && e.exitCode === ExitCode.Stuck) ?? err
+    }
   }
 }
 

@@ -191,6 +191,12 @@ export async function upgradePreflight(
   const ns = opts.namespace
   checkValuesFiles(opts.values)
   report.line(`cluster ${cluster.server} answers (Kubernetes ${await checkReachable(cluster)})`)
+  // Before any read that needs rights, so a user without them learns every missing right in one line.
+  await checkAccess(cluster, [
+    ...INSTALL_ACCESS(ns),
+    { verb: 'delete', group: CD_GROUP, resource: 'compositiondefinitions', namespace: ns },
+  ])
+  report.line('permissions granted')
   report.line(`helm ${(await helm.checkVersion()).text}`)
   const observed = await observe(cluster, ns)
   const installer = observed.installer
@@ -307,11 +313,6 @@ export async function upgradePreflight(
       ? `installer ${to} is already running: only reconciling${features.changes.length ? ' and switching features' : ''}`
       : `${direction} installer ${from} -> ${to}: ${consequences(plan)}`,
   )
-  await checkAccess(cluster, [
-    ...INSTALL_ACCESS(ns),
-    { verb: 'delete', group: CD_GROUP, resource: 'compositiondefinitions', namespace: ns },
-  ])
-  report.line('permissions granted')
   return plan
 }
 

@@ -423,7 +423,7 @@ describe("uninstall beside objects that are not the platform's", () => {
       { ...page, body: [{ op: 'add', path: '/metadata/finalizers', value: [...held, 'test.krateo.io/hold'] }] },
       JsonPatch,
     )
-    const stuck = await cli(['uninstall', ...kc(), '--timeout', '45s'])
+    const stuck = await cli(['uninstall', ...kc(), '--timeout', '70s'])
     assert.equal(stuck.code, 7, stuck.stdout + stuck.stderr)
     assert.match(
       stuck.stdout,
