@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { parse } from 'yaml'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, GEN, httpCode, useSandbox, onGeneration, whenServed } from '../helpers/sandbox.js'
+import { eventually, GEN, TEST_RESYNC_SECONDS, httpCode, useSandbox, onGeneration, whenServed } from '../helpers/sandbox.js'
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
@@ -217,6 +217,9 @@ describe(onGeneration('engine simulator: contract'), () => {
     assert.equal(authn.metadata.labels?.['krateo.io/release-name'], 'authn')
     assert.equal(authn.metadata.labels?.['krateo.io/tier'], 'services')
     assert.deepEqual(authn.spec, { service: { type: 'LoadBalancer', port: 8082 } })
+    // The short resync was for this test: at 6 s every cdc runs helm upgrade all the time, starving whatever
+    // test file runs beside this one.
+    await sandbox().setEngineSettings({ resyncSeconds: TEST_RESYNC_SECONDS })
   })
 
   it(
