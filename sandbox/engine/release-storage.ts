@@ -11,13 +11,9 @@ interface ReleaseSecret {
 
 /** The newest revision's Secret of a release (helm's "last release"), or null when it has none. */
 async function newest(rest: Rest, release: string, ns: string): Promise<ReleaseSecret | null> {
-  const all = await rest.list<ReleaseSecret>(
-    `/api/v1/namespaces/${ns}/secrets`,
-    `owner=helm,name=${release}`,
-  )
+  const all = await rest.list<ReleaseSecret>(`/api/v1/namespaces/${ns}/secrets`, `owner=helm,name=${release}`)
   let best: ReleaseSecret | null = null
-  for (const s of all)
-    if (!best || Number(s.metadata.labels?.version) > Number(best.metadata.labels?.version)) best = s
+  for (const s of all) if (!best || Number(s.metadata.labels?.version) > Number(best.metadata.labels?.version)) best = s
   return best
 }
 

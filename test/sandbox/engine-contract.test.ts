@@ -6,7 +6,15 @@ import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { parse } from 'yaml'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, GEN, TEST_RESYNC_SECONDS, httpCode, useSandbox, onGeneration, whenServed } from '../helpers/sandbox.js'
+import {
+  eventually,
+  GEN,
+  TEST_RESYNC_SECONDS,
+  httpCode,
+  useSandbox,
+  onGeneration,
+  whenServed,
+} from '../helpers/sandbox.js'
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
