@@ -15,12 +15,10 @@ import {
   preflight,
   summary,
 } from '../lib/install.js'
-import { PlatformWatch } from '../lib/follow.js'
-import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
-import { Interrupt } from '../lib/interrupt.js'
+import type { Step } from '../lib/progress.js'
+import { Operation } from '../lib/operation.js'
 import { statusDocument } from '../lib/output.js'
 import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
-import { RunLock } from '../lib/lock.js'
 import { REGISTRY_SECRET } from '../lib/inventory.js'
 import { ensureNamespace } from '../lib/kube-write.js'
 
@@ -83,7 +81,11 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       multiple: true,
       default: [],
     }),
-    timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
+    timeout: Flags.string({
+      description:
+        'how long the changes may take, from the first change (the read-only checks and any question before do not count), e.g. 900s, 20m',
+      default: '20m',
+    }),
     wait: Flags.boolean({
       description: 'wait until every component is Ready (--no-wait returns once the Installer CR is accepted)',
       default: true,
@@ -130,26 +132,26 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
     }
     const cluster = loadCluster(flags)
     const helm = helmFrom(flags)
-    const interrupt = new Interrupt('nothing is half-applied; run the same install command again to resume')
-    const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
     const started = Date.now()
-    let watch: PlatformWatch | undefined
-    let lock: RunLock | undefined
-    const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
-    try {
+    const run = {
+      cluster,
+      namespace: flags.namespace,
+      command: 'install' as const,
+      resumeHint: 'nothing is half-applied; run the same install command again to resume',
+      timeoutMs,
+      json: flags.json,
+    }
+    await Operation.run(run, async (op) => {
       let plan: Plan | undefined
-      await runSteps(
-        [
-          {
-            title: 'Preflight (read-only)',
-            run: async (r) => {
-              plan = await preflight(cluster, helm, opts, r)
-              return `installer ${plan.rendered.chartVersion}`
-            },
+      await op.steps([
+        {
+          title: 'Preflight (read-only)',
+          run: async (r) => {
+            plan = await preflight(cluster, helm, opts, r)
+            return `installer ${plan.rendered.chartVersion}`
           },
-        ],
-        progress,
-      )
+        },
+      ])
       if (flags['dry-run']) {
         if (flags.json)
           this.printJson({
@@ -191,10 +193,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         return
       }
       await wrap(cluster, `create namespace ${flags.namespace}`, () => ensureNamespace(cluster, flags.namespace))
-      const taken = await RunLock.acquire(cluster, flags.namespace, 'install')
-      lock = taken.lock
-      interrupt.onStop(() => taken.lock.release())
-      if (taken.note) process.stderr.write(`${taken.note}\n`)
+      await op.begin()
       // Checked under the lock: a running uninstall is refused by the lock itself (exit 11), with its holder.
       if (before.pausedBy && / uninstall /.test(before.pausedBy)) {
         // Patching a platform half-way through its uninstall would fight the drain.
@@ -204,26 +203,17 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
           `finish it first with: ${this.config.bin} uninstall -n ${flags.namespace}, then install again`,
         )
       }
-      const steps: Step[] = bootstrapSteps(cluster, helm, opts, plan!, interrupt, platformWatch)
-      const deadline = started + timeoutMs
+      const steps: Step[] = bootstrapSteps(cluster, helm, opts, plan!, op)
       if (flags.wait) {
         steps.push({
           title: 'Follow the self-reconcile',
           run: async (r) => {
-            const res = await followToReady(cluster, platformWatch(), opts, interrupt, r, deadline)
+            const res = await followToReady(cluster, op.platformWatch(), opts, op.interrupt, r, op.deadline)
             return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} nudges saved resync waits` : ''}`
           },
         })
       }
-      const guarded = steps.map((s) => ({
-        ...s,
-        run: async (r: Parameters<Step['run']>[0]) => {
-          if (interrupt.requested) throw interrupt.error()
-          lock?.check()
-          return s.run(r)
-        },
-      }))
-      await runSteps(guarded, progress)
+      await op.steps(steps)
       const after = await currentState(cluster, flags.namespace)
       if (flags.json)
         this.printJson({
@@ -236,10 +226,6 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         this.log(
           `\nThe Installer CR is accepted; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`,
         )
-    } finally {
-      watch?.stop()
-      await lock?.release()
-      interrupt.dispose()
-    }
+    })
   }
 }

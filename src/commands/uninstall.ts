@@ -6,12 +6,10 @@ import { Helm } from '../lib/helm.js'
 import { observe } from '../lib/observe.js'
 import { Teardown } from '../lib/teardown.js'
 import { checkAccess } from '../lib/access.js'
-import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
-import { Interrupt } from '../lib/interrupt.js'
+import { Operation } from '../lib/operation.js'
 import { checkNamespace, parseDuration } from '../lib/flags.js'
 import { platformPresent, readInventory } from '../lib/inventory.js'
 import { uninstallPlan, uninstallSteps } from '../lib/uninstall.js'
-import { RunLock } from '../lib/lock.js'
 import { ask, canAsk, confirmOrRefuse } from '../lib/confirm.js'
 import { type Residue, purge, residue } from '../lib/residue.js'
 import { RECORD_NAMESPACE, deleteRecord } from '../lib/teardown-record.js'
@@ -51,7 +49,11 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
   ]
 
   static override flags = {
-    timeout: Flags.string({ description: 'how long to wait in all, e.g. 600s, 15m', default: '15m' }),
+    timeout: Flags.string({
+      description:
+        'how long the changes may take, from the first change (the read-only checks and any question before do not count), e.g. 600s, 15m',
+      default: '15m',
+    }),
     'dry-run': Flags.boolean({
       description: "print the teardown plan (what is deleted, what is kept as not the platform's) and change nothing",
       default: false,
@@ -157,30 +159,26 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
           ]
         : []),
     ])
-    const interrupt = new Interrupt('nothing is half-removed; run the same uninstall command again to continue')
-    const { lock, note } = await RunLock.acquire(cluster, ns, 'uninstall')
-    if (note) process.stderr.write(`${note}\n`)
-    interrupt.onStop(() => lock.release())
-    const confirm = async (q: string) => flags.yes || (canAsk() && (await ask(q)))
-    const teardown = new Teardown(cluster, ns, interrupt, Date.now() + timeoutMs, {
-      force: flags.force,
-      inventory: inv,
-      confirm,
-      guard: () => lock.check(),
-    })
-    const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
-    try {
-      const steps: Step[] = present ? uninstallSteps(inv, teardown, helm) : []
-      const guarded = steps.map((s) => ({
-        ...s,
-        run: async (r: Parameters<Step['run']>[0]) => {
-          if (interrupt.requested) throw interrupt.error()
-          lock.check()
-          return s.run(r)
-        },
-      }))
+    const run = {
+      cluster,
+      namespace: ns,
+      command: 'uninstall' as const,
+      resumeHint: 'nothing is half-removed; run the same uninstall command again to continue',
+      timeoutMs,
+      json: flags.json,
+    }
+    await Operation.run(run, async (op) => {
+      await op.begin()
+      const confirm = async (q: string) => flags.yes || (canAsk() && (await ask(q)))
+      const teardown = new Teardown(cluster, ns, op.interrupt, op.deadline, {
+        force: flags.force,
+        inventory: inv,
+        confirm,
+        guard: op.guard,
+      })
+      op.onEnd(() => teardown.dispose())
       try {
-        await runSteps(guarded, progress)
+        await op.steps(present ? uninstallSteps(inv, teardown, helm) : [])
       } catch (err) {
         // Before anything was drained the pause is only in the way: take it back. After, resuming needs it.
         if (await teardown.unpauseIfOurs(inv.installer))
@@ -203,36 +201,33 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
             'nothing more was deleted; the platform itself is uninstalled',
           )
         }
-        await runSteps(
-          [
-            {
-              title: "Purge what was kept on purpose (only what was the platform's)",
-              run: async (r) => {
-                // Judged again after the question (it may have waited): only what was shown and is unchanged goes.
-                const confirmed = new Set(left.items.map((i) => `${i.kind}/${i.name}/${i.uid ?? ''}`))
-                const now = flags.yes ? left : await readResidue()
-                for (const k of now.kept) if (!left.kept.includes(k)) r.line(k)
-                const items = now.items.filter((i) => confirmed.has(`${i.kind}/${i.name}/${i.uid ?? ''}`))
-                if (items.some((i) => i.kind === 'namespace' && i.name === ns)) lock.goesWithNamespace()
-                await purge(
-                  cluster,
-                  items,
-                  (m) => r.line(m),
-                  (name) =>
-                    teardown.waitObjectGone(
-                      '/api/v1/namespaces',
-                      name,
-                      `namespace ${name} to go`,
-                      r,
-                      () => `namespace ${name} is Terminating`,
-                    ),
-                )
-                return 'done'
-              },
+        await op.steps([
+          {
+            title: "Purge what was kept on purpose (only what was the platform's)",
+            run: async (r) => {
+              // Judged again after the question (it may have waited): only what was shown and is unchanged goes.
+              const confirmed = new Set(left.items.map((i) => `${i.kind}/${i.name}/${i.uid ?? ''}`))
+              const now = flags.yes ? left : await readResidue()
+              for (const k of now.kept) if (!left.kept.includes(k)) r.line(k)
+              const items = now.items.filter((i) => confirmed.has(`${i.kind}/${i.name}/${i.uid ?? ''}`))
+              if (items.some((i) => i.kind === 'namespace' && i.name === ns)) op.lockGoesWithNamespace()
+              await purge(
+                cluster,
+                items,
+                (m) => r.line(m),
+                (name) =>
+                  teardown.waitObjectGone(
+                    '/api/v1/namespaces',
+                    name,
+                    `namespace ${name} to go`,
+                    r,
+                    () => `namespace ${name} is Terminating`,
+                  ),
+              )
+              return 'done'
             },
-          ],
-          progress,
-        )
+          },
+        ])
         left = await readResidue()
         purged = true
         // The namespace is gone: nothing is left that the record could serve.
@@ -253,11 +248,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
           this.log(`Forced (check what may be left behind):\n${teardown.forced.map((f) => `  ${f}`).join('\n')}`)
         for (const l of listing(left)) this.log(l)
       }
-    } finally {
-      teardown.dispose()
-      await lock.release()
-      interrupt.dispose()
-    }
+    })
   }
 }
 

@@ -12,13 +12,10 @@ import {
   upgradePreflight,
   upgradeSteps,
 } from '../lib/upgrade.js'
-import { PlatformWatch } from '../lib/follow.js'
 import { Teardown } from '../lib/teardown.js'
-import { liveProgressWanted, runSteps, type Step } from '../lib/progress.js'
-import { Interrupt } from '../lib/interrupt.js'
+import { Operation } from '../lib/operation.js'
 import { statusDocument } from '../lib/output.js'
 import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
-import { RunLock } from '../lib/lock.js'
 import { canAsk, confirmOrRefuse } from '../lib/confirm.js'
 
 export default class Upgrade extends KrateoCommand {
@@ -72,7 +69,11 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       default: [],
     }),
     'allow-downgrade': Flags.boolean({ description: 'allow moving to an older installer version', default: false }),
-    timeout: Flags.string({ description: 'how long to wait in all, e.g. 900s, 20m', default: '20m' }),
+    timeout: Flags.string({
+      description:
+        'how long the changes may take, from the first change (the read-only checks and any question before do not count), e.g. 900s, 20m',
+      default: '20m',
+    }),
     wait: Flags.boolean({
       description: 'follow every component until Ready (--no-wait returns once the Installer CR is patched)',
       default: true,
@@ -119,29 +120,27 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       featureRequests,
       allowDowngrade: flags['allow-downgrade'],
     }
-    const progress = { live: liveProgressWanted(flags.json), stream: flags.json ? process.stderr : process.stdout }
-    const interrupt = new Interrupt(
-      'run the same upgrade command again to resume (until then a paused Installer shows as Upgrading in status)',
-    )
     const started = Date.now()
-    let watch: PlatformWatch | undefined
-    let lock: RunLock | undefined
-    let teardown: Teardown | undefined
-    const platformWatch = () => (watch ??= new PlatformWatch(cluster, flags.namespace).start())
-    try {
+    const run = {
+      cluster,
+      namespace: flags.namespace,
+      command: 'upgrade' as const,
+      resumeHint:
+        'run the same upgrade command again to resume (until then a paused Installer shows as Upgrading in status)',
+      timeoutMs,
+      json: flags.json,
+    }
+    await Operation.run(run, async (op) => {
       let plan: UpgradePlan | undefined
-      await runSteps(
-        [
-          {
-            title: 'Preflight (read-only)',
-            run: async (r) => {
-              plan = await upgradePreflight(cluster, helm, opts, r)
-              return `installer ${plan.from ?? '?'} -> ${plan.to}`
-            },
+      await op.steps([
+        {
+          title: 'Preflight (read-only)',
+          run: async (r) => {
+            plan = await upgradePreflight(cluster, helm, opts, r)
+            return `installer ${plan.from ?? '?'} -> ${plan.to}`
           },
-        ],
-        progress,
-      )
+        },
+      ])
       const p = plan!
       const moves = {
         from: p.from,
@@ -166,25 +165,14 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
           false,
         )
       }
-      const taken = await RunLock.acquire(cluster, flags.namespace, 'upgrade')
-      lock = taken.lock
-      interrupt.onStop(() => taken.lock.release())
-      if (taken.note) process.stderr.write(`${taken.note}\n`)
-      teardown = new Teardown(cluster, flags.namespace, interrupt, started + timeoutMs, {
+      await op.begin()
+      const teardown = new Teardown(cluster, flags.namespace, op.interrupt, op.deadline, {
         force: false,
         command: 'upgrade',
-        guard: () => taken.lock.check(),
+        guard: op.guard,
       })
-      const steps: Step[] = upgradeSteps(cluster, helm, opts, p, interrupt, platformWatch, teardown)
-      const guarded = steps.map((s) => ({
-        ...s,
-        run: async (r: Parameters<Step['run']>[0]) => {
-          if (interrupt.requested) throw interrupt.error()
-          lock?.check()
-          return s.run(r)
-        },
-      }))
-      await runSteps(guarded, progress)
+      op.onEnd(() => teardown.dispose())
+      await op.steps(upgradeSteps(cluster, helm, opts, p, op, teardown))
       const after = await currentState(cluster, flags.namespace)
       const result = p.direction === 'same' ? 'reconciled' : p.direction === 'downgrade' ? 'downgraded' : 'upgraded'
       if (flags.json)
@@ -202,11 +190,6 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         this.log(
           `\nThe Installer CR is patched; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`,
         )
-    } finally {
-      watch?.stop()
-      teardown?.dispose()
-      await lock?.release()
-      interrupt.dispose()
-    }
+    })
   }
 }

@@ -63,6 +63,7 @@ import {
 } from './kube-write.js'
 import { renderStatus, table } from './output.js'
 import type { Interrupt } from './interrupt.js'
+import type { RunContext } from './operation.js'
 import { REGISTRY_SECRET, writableBootstrapRelease } from './inventory.js'
 import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
 
@@ -196,12 +197,11 @@ export function bootstrapSteps(
   helm: Helm,
   opts: InstallOptions,
   plan: Plan,
-  interrupt: Interrupt,
-  watch: () => PlatformWatch,
+  run: RunContext,
 ): Step[] {
   const { rendered } = plan
   const ns = opts.namespace
-  const deadline = Date.now() + opts.timeoutMs
+  const { deadline } = run
   const steps: Step[] = [
     {
       title: `Install the bootstrap release "${plan.release}" (helm, hooks skipped: the steps below do their work)`,
@@ -223,7 +223,7 @@ export function bootstrapSteps(
       },
     })
   }
-  steps.push(...installerDefinitionSteps(cluster, rendered, ns, interrupt, watch, deadline), {
+  steps.push(...installerDefinitionSteps(cluster, rendered, ns, run), {
     title: `Apply the Installer CR (${ns}/installer)`,
     run: async (r) => {
       const installer = rendered.selfCR.installer
@@ -371,10 +371,10 @@ export function installerDefinitionSteps(
   cluster: Cluster,
   rendered: RenderedBootstrap,
   ns: string,
-  interrupt: Interrupt,
-  watch: () => PlatformWatch,
-  deadline: number,
+  run: RunContext,
 ): Step[] {
+  const { interrupt, deadline } = run
+  const watch = run.platformWatch
   const cdDashed = dashed(rendered.chartVersion)
   return [
     {

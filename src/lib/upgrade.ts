@@ -36,9 +36,8 @@ import {
 import { INSTALL_ACCESS, checkAccess } from './access.js'
 import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
 import { type KObj, type Observed, UPGRADE_ANNOTATION, crdServes, isReady, PAUSED_ANNOTATION } from './state.js'
-import type { PlatformWatch } from './follow.js'
 import type { Step, StepReport } from './progress.js'
-import type { Interrupt } from './interrupt.js'
+import type { RunContext } from './operation.js'
 import { type Teardown, drainWaves } from './teardown.js'
 import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from './kube-write.js'
 import {
@@ -467,12 +466,12 @@ export function upgradeSteps(
   helm: Helm,
   opts: UpgradeOptions,
   plan: UpgradePlan,
-  interrupt: Interrupt,
-  watch: () => PlatformWatch,
+  run: RunContext,
   teardown: Teardown,
 ): Step[] {
   const ns = opts.namespace
-  const deadline = Date.now() + opts.timeoutMs
+  const { interrupt, deadline } = run
+  const watch = run.platformWatch
   const installerRef = (version: string) => ({
     group: COMPOSITION_GROUP,
     version,
@@ -620,7 +619,7 @@ export function upgradeSteps(
       },
     })
   }
-  steps.push(...installerDefinitionSteps(cluster, plan.rendered, ns, interrupt, watch, deadline))
+  steps.push(...installerDefinitionSteps(cluster, plan.rendered, ns, run))
   if (plan.installer.metadata.labels?.[COMPOSITION_VERSION_LABEL] !== dashed(plan.to))
     steps.push({
       title: `Wait for core-provider to move the Installer CR to ${dashed(plan.to)}`,

@@ -1,0 +1,97 @@
+// One run of a command that changes the platform (install, upgrade, uninstall): its Ctrl-C handling, its run
+// lock, its one --timeout clock, its platform watch and its steps, begun and ended in one place. The commands
+// parse flags, ask their questions, then hand their steps to an Operation.
+import type { Cluster } from './cluster.js'
+import { PlatformWatch } from './follow.js'
+import { Interrupt } from './interrupt.js'
+import { RunLock } from './lock.js'
+import { liveProgressWanted, runSteps, type ProgressOptions, type Step, type StepReport } from './progress.js'
+
+export interface OperationOptions {
+  cluster: Cluster
+  namespace: string
+  command: 'install' | 'upgrade' | 'uninstall'
+  /** What to do after an interrupt: said with exit 9. */
+  resumeHint: string
+  timeoutMs: number
+  json: boolean
+}
+
+/** What steps need of their run: its interrupt, its deadline (set once the run has begun) and its platform watch. */
+export type RunContext = Pick<Operation, 'interrupt' | 'deadline' | 'platformWatch'>
+
+export class Operation {
+  readonly interrupt: Interrupt
+  readonly progress: ProgressOptions
+  /** When the changes must be done: --timeout from begin(), the first change, so a question asked before does not use it up. */
+  deadline = Infinity
+  private lock: RunLock | undefined
+  private watch: PlatformWatch | undefined
+  private enders: (() => void)[] = []
+
+  constructor(private opts: OperationOptions) {
+    this.interrupt = new Interrupt(opts.resumeHint)
+    this.progress = {
+      live: liveProgressWanted(opts.json),
+      stream: opts.json ? process.stderr : process.stdout,
+    }
+  }
+
+  /** Runs body in a new Operation and ends it (watch, lock, signal handlers) however body ends. */
+  static async run<T>(opts: OperationOptions, body: (op: Operation) => Promise<T>): Promise<T> {
+    const op = new Operation(opts)
+    try {
+      return await body(op)
+    } finally {
+      await op.end()
+    }
+  }
+
+  /** Takes the platform's run lock (exit 11 while another run holds it) and starts the --timeout clock. */
+  async begin(): Promise<void> {
+    const { lock, note } = await RunLock.acquire(this.opts.cluster, this.opts.namespace, this.opts.command)
+    this.lock = lock
+    this.interrupt.onStop(() => lock.release())
+    if (note) process.stderr.write(`${note}\n`)
+    this.deadline = Date.now() + this.opts.timeoutMs
+  }
+
+  /** Throws when the lock was lost (another run took it over): checked before every write that matters. */
+  readonly guard = (): void => this.lock?.check()
+
+  /** Frees the namespace's lock record when the namespace itself is about to be deleted (purge). */
+  lockGoesWithNamespace(): void {
+    this.lock?.goesWithNamespace()
+  }
+
+  /** The one watch of the platform's objects, started on first use. */
+  readonly platformWatch = (): PlatformWatch =>
+    (this.watch ??= new PlatformWatch(this.opts.cluster, this.opts.namespace).start())
+
+  /** Something to dispose of when the operation ends (a teardown's watches). */
+  onEnd(fn: () => void): void {
+    this.enders.push(fn)
+  }
+
+  /** Runs steps with progress; before each, a requested interrupt stops the run and a lost lock fails it. */
+  steps(steps: Step[]): Promise<void> {
+    return runSteps(
+      steps.map((s) => ({
+        ...s,
+        run: async (r: StepReport) => {
+          if (this.interrupt.requested) throw this.interrupt.error()
+          this.guard()
+          return s.run(r)
+        },
+      })),
+      this.progress,
+    )
+  }
+
+  private async end(): Promise<void> {
+    this.watch?.stop()
+    for (const fn of this.enders) fn()
+    await this.lock?.release()
+    this.interrupt.dispose()
+  }
+}
