@@ -1,11 +1,11 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand, prose } from '../lib/base-command.js'
-import { loadCluster } from '../lib/cluster.js'
-import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor } from '../lib/chart.js'
-import { chartAccessFlags, helmFrom } from '../lib/command-flags.js'
-import { platformChecks, preInstallChecks, renderChecks, runChecks } from '../lib/check.js'
-import { ExitCode } from '../lib/errors.js'
-import { checkNamespace } from '../lib/flags.js'
+import { KrateoCommand, prose } from '../cli/base-command.js'
+import { loadCluster } from '../cluster/cluster.js'
+import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor } from '../cluster/chart.js'
+import { chartAccessFlags, helmFrom } from '../cli/command-flags.js'
+import { platformChecks, preInstallChecks, renderChecks, runChecks } from '../operations/check.js'
+import { ExitCode } from '../platform/errors.js'
+import { checkNamespace } from '../platform/flags.js'
 
 export default class Check extends KrateoCommand {
   static override summary =

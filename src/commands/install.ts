@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand, prose } from '../lib/base-command.js'
-import { loadCluster } from '../lib/cluster.js'
-import { ExitCode, UserError } from '../lib/errors.js'
-import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
-import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor, checkNamespaceSets } from '../lib/chart.js'
+import { KrateoCommand, prose } from '../cli/base-command.js'
+import { loadCluster } from '../cluster/cluster.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { chartAccessFlags, helmFrom, registryPassword } from '../cli/command-flags.js'
+import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor, checkNamespaceSets } from '../cluster/chart.js'
 import {
   type InstallOptions,
   type Plan,
@@ -14,13 +14,13 @@ import {
   planText,
   preflight,
   summary,
-} from '../lib/install.js'
-import type { Step } from '../lib/progress.js'
-import { Operation } from '../lib/operation.js'
-import { statusDocument } from '../lib/output.js'
-import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
-import { REGISTRY_SECRET } from '../lib/inventory.js'
-import { ensureNamespace } from '../lib/kube-write.js'
+} from '../operations/install.js'
+import type { Step } from '../ui/progress.js'
+import { Operation } from '../operations/operation.js'
+import { statusDocument } from '../ui/output.js'
+import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../platform/flags.js'
+import { REGISTRY_SECRET } from '../operations/inventory.js'
+import { ensureNamespace } from '../cluster/kube-write.js'
 
 export default class Install extends KrateoCommand {
   static override summary = 'Install the Krateo platform and follow it until it is Ready'

@@ -1,14 +1,14 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand, prose } from '../lib/base-command.js'
-import { checkReachable, loadCluster } from '../lib/cluster.js'
-import { readLock } from '../lib/lock.js'
-import { detectGeneration } from '../lib/engine.js'
-import { ExitCode, UserError } from '../lib/errors.js'
-import { parseDuration } from '../lib/flags.js'
-import { observe } from '../lib/observe.js'
-import { type PlatformState, platformState, phaseText } from '../lib/state.js'
-import { renderStatus, stamp, statusDocument, toYaml } from '../lib/output.js'
-import type { PlatformWatch as Watcher } from '../lib/follow.js'
+import { KrateoCommand, prose } from '../cli/base-command.js'
+import { checkReachable, loadCluster } from '../cluster/cluster.js'
+import { readLock } from '../cluster/lock.js'
+import { detectGeneration } from '../cluster/engine.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { parseDuration } from '../platform/flags.js'
+import { observe } from '../cluster/observe.js'
+import { type PlatformState, platformState, phaseText } from '../platform/state.js'
+import { renderStatus, stamp, statusDocument, toYaml } from '../ui/output.js'
+import type { PlatformWatch as Watcher } from '../operations/follow.js'
 
 export default class Status extends KrateoCommand {
   static override summary = 'Show where the Krateo platform and each of its components stand'
@@ -76,7 +76,7 @@ cluster cannot be read.`)
     let state = await withLock(platformState(await observe(cluster, flags.namespace)))
     if (flags.wait && state.phase !== 'Ready') {
       // Loaded only for --wait (ora and the watches), so a plain status starts faster.
-      const { waitReady } = await import('../lib/status-wait.js')
+      const { waitReady } = await import('../operations/status-wait.js')
       state = await waitReady(
         cluster,
         flags.namespace,
@@ -94,7 +94,7 @@ cluster cannot be read.`)
         state.problems[0] ?? 'see the components above',
       )
     if (flags.watch) {
-      const { PlatformWatch } = await import('../lib/follow.js')
+      const { PlatformWatch } = await import('../operations/follow.js')
       const watch: Watcher = new PlatformWatch(cluster, flags.namespace).start()
       // What counts as a change: stages and conditions, not the ages that grow every second.
       const key = (st: ReturnType<typeof platformState>) =>

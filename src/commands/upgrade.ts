@@ -1,22 +1,22 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand, prose } from '../lib/base-command.js'
-import { ExitCode, UserError } from '../lib/errors.js'
-import { loadCluster } from '../lib/cluster.js'
-import { chartAccessFlags, helmFrom, registryPassword } from '../lib/command-flags.js'
-import { currentState, summary } from '../lib/install.js'
-import { checkNamespaceSets } from '../lib/chart.js'
+import { KrateoCommand, prose } from '../cli/base-command.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { loadCluster } from '../cluster/cluster.js'
+import { chartAccessFlags, helmFrom, registryPassword } from '../cli/command-flags.js'
+import { currentState, summary } from '../operations/install.js'
+import { checkNamespaceSets } from '../cluster/chart.js'
 import {
   type UpgradeOptions,
   type UpgradePlan,
   upgradePlanText,
   upgradePreflight,
   upgradeSteps,
-} from '../lib/upgrade.js'
-import { Teardown } from '../lib/teardown.js'
-import { Operation } from '../lib/operation.js'
-import { statusDocument } from '../lib/output.js'
-import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../lib/flags.js'
-import { canAsk, confirmOrRefuse } from '../lib/confirm.js'
+} from '../operations/upgrade.js'
+import { Teardown } from '../operations/teardown.js'
+import { Operation } from '../operations/operation.js'
+import { statusDocument } from '../ui/output.js'
+import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../platform/flags.js'
+import { canAsk, confirmOrRefuse } from '../ui/confirm.js'
 
 export default class Upgrade extends KrateoCommand {
   static override summary =

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand, prose } from '../lib/base-command.js'
-import { checkReachable, loadCluster } from '../lib/cluster.js'
-import { Helm } from '../lib/helm.js'
-import { detectGeneration } from '../lib/engine.js'
-import { observe } from '../lib/observe.js'
+import { KrateoCommand, prose } from '../cli/base-command.js'
+import { checkReachable, loadCluster } from '../cluster/cluster.js'
+import { Helm } from '../cluster/helm.js'
+import { detectGeneration } from '../cluster/engine.js'
+import { observe } from '../cluster/observe.js'
 
 export default class Version extends KrateoCommand {
   static override summary =

@@ -2,7 +2,7 @@
 // of a prompt that a pipeline cannot answer.
 import type { Hook } from '@oclif/core'
 import { closest, distance } from 'fastest-levenshtein'
-import { ExitCode } from '../lib/errors.js'
+import { ExitCode } from '../platform/errors.js'
 
 const hook: Hook.CommandNotFound = async function (opts) {
   const ids = opts.config.commands.filter((c) => !c.hidden).flatMap((c) => [c.id, ...c.aliases])

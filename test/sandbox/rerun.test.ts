@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { eventually, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
-import { helmRunsOf } from '../../src/lib/helm.js'
+import { helmRunsOf } from '../../src/cluster/helm.js'
 
 describe(onGeneration('re-running after a kill'), () => {
   // core-provider's pod starts slowly, so the bootstrap helm run (--wait) is still in flight when the kill lands.

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type Component, blockedByDisabled, layers, parseComponents, validateDag } from '../../src/lib/components.js'
+import {
+  type Component,
+  blockedByDisabled,
+  layers,
+  parseComponents,
+  validateDag,
+} from '../../src/platform/components.js'
 import {
   awaitingReCreation,
   deletableNow,
@@ -8,8 +14,8 @@ import {
   finalizerController,
   lostKinds,
   standInCrd,
-} from '../../src/lib/teardown.js'
-import { UserError } from '../../src/lib/errors.js'
+} from '../../src/operations/teardown.js'
+import { UserError } from '../../src/platform/errors.js'
 
 const c = (name: string, deps: string[] = [], feature?: string): Component => ({
   name,

@@ -6,12 +6,12 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { describe, it } from 'node:test'
 import { stringify } from 'yaml'
-import { loadKubeConfig } from '../../src/lib/kubeconfig.js'
-import { generationFrom } from '../../src/lib/engine.js'
-import { checkFeatureNames, knownFeatures } from '../../src/lib/components.js'
-import { renderChecks, runChecks } from '../../src/lib/check.js'
-import { UserError } from '../../src/lib/errors.js'
-import { checkKubernetesFor, defaultChartFor, helmChartFailure } from '../../src/lib/chart.js'
+import { loadKubeConfig } from '../../src/cluster/kubeconfig.js'
+import { generationFrom } from '../../src/cluster/engine.js'
+import { checkFeatureNames, knownFeatures } from '../../src/platform/components.js'
+import { renderChecks, runChecks } from '../../src/operations/check.js'
+import { UserError } from '../../src/platform/errors.js'
+import { checkKubernetesFor, defaultChartFor, helmChartFailure } from '../../src/cluster/chart.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'))
 function kubeconfig(name: string, current: string | null, contexts: [string, string][]): string {

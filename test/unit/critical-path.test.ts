@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { criticalPath, depths } from '../../bench/speed.js'
-import type { Component } from '../../src/lib/components.js'
+import type { Component } from '../../src/platform/components.js'
 
 const c = (name: string, deps: string[] = []): Component => ({ name, kind: name, version: '1.0.0', deps })
 const dag = [

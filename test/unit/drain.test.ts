@@ -2,9 +2,9 @@
 // deadline ends several drains at once.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import type { Component } from '../../src/lib/components.js'
-import { ExitCode, UserError } from '../../src/lib/errors.js'
-import { drainInOrder } from '../../src/lib/uninstall.js'
+import type { Component } from '../../src/platform/components.js'
+import { ExitCode, UserError } from '../../src/platform/errors.js'
+import { drainInOrder } from '../../src/operations/uninstall.js'
 
 const c = (name: string, deps: string[] = []): Component => ({ name, kind: name, version: '1.0.0', deps })
 const dag = [c('authn-crd'), c('authn', ['authn-crd']), c('portal'), c('frontend', ['authn'])]

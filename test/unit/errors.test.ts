@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { ExitCode, UserError, printable, redact } from '../../src/lib/errors.js'
-import { renderStatus } from '../../src/lib/output.js'
-import type { PlatformState } from '../../src/lib/state.js'
+import { ExitCode, UserError, printable, redact } from '../../src/platform/errors.js'
+import { renderStatus } from '../../src/ui/output.js'
+import type { PlatformState } from '../../src/platform/state.js'
 
 describe('user errors', () => {
   it('render as one line with the hint', () => {

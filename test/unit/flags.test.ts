@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { checkNamespace, featureSets, parseDuration } from '../../src/lib/flags.js'
-import { Helm, helmSupported, parseHelmVersion } from '../../src/lib/helm.js'
-import { chartArgs, checkNamespaceSets } from '../../src/lib/chart.js'
+import { checkNamespace, featureSets, parseDuration } from '../../src/platform/flags.js'
+import { Helm, helmSupported, parseHelmVersion } from '../../src/cluster/helm.js'
+import { chartArgs, checkNamespaceSets } from '../../src/cluster/chart.js'
 
 describe('flag values', () => {
   it('parses durations and refuses the rest', () => {

@@ -1,5 +1,6 @@
-// The shape of the code, checked: imports between the CLI's modules never go round in a circle (a cycle means
-// two modules are one in disguise, and neither can be read or tested alone).
+// The shape of the code, checked: the folders of src/ are layers whose imports point one way (docs/architecture.md),
+// and imports never go round in a circle (a cycle means two modules are one in disguise, and neither can be read
+// or tested alone).
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -45,7 +46,60 @@ function cycles(graph: Map<string, string[]>): string[] {
   return found
 }
 
+/** What each folder of src/ may import besides itself: commands on top, the pure platform model at the bottom. */
+const MAY_IMPORT: Record<string, string[]> = {
+  commands: ['cli', 'operations', 'ui', 'cluster', 'platform'],
+  sea: ['commands', 'hooks'],
+  hooks: ['platform'],
+  cli: ['cluster', 'platform'],
+  operations: ['ui', 'cluster', 'platform'],
+  ui: ['platform'],
+  cluster: ['platform'],
+  platform: [],
+}
+
+function wrongWay(graph: Map<string, string[]>): string[] {
+  const layer = (f: string) => f.split('/')[1] ?? ''
+  const found: string[] = []
+  for (const [f, deps] of graph)
+    for (const d of deps)
+      if (d.startsWith('src/') && layer(d) !== layer(f) && !(MAY_IMPORT[layer(f)] ?? []).includes(layer(d)))
+        found.push(`${f} -> ${d}`)
+  return found
+}
+
 describe('layers', () => {
+  it('every folder of src/ is a known layer, and imports point one way', () => {
+    const graph = importGraph(join(repo, 'src'))
+    const folders = new Set(
+      [...graph.keys()]
+        .map((f) => f.split('/'))
+        .filter((p) => p.length > 2)
+        .map((p) => p[1]!),
+    )
+    assert.deepEqual(
+      [...folders].filter((f) => !(f in MAY_IMPORT)),
+      [],
+    )
+    assert.deepEqual(wrongWay(graph), [])
+  })
+
+  it('finds an import that points the wrong way (the check itself can fail)', () => {
+    const g = new Map([['src/platform/state.ts', ['src/cluster/cluster.ts']]])
+    assert.deepEqual(wrongWay(g), ['src/platform/state.ts -> src/cluster/cluster.ts'])
+  })
+
+  it('keeps the platform model free of I/O: no cluster client, process, file or terminal in src/platform', () => {
+    for (const [f] of importGraph(join(repo, 'src/platform'))) {
+      const text = readFileSync(join(repo, f), 'utf8')
+      assert.doesNotMatch(
+        text,
+        /from '(@kubernetes\/client-node|execa|node:child_process|node:fs|node:readline|listr2|ora)'/,
+        f,
+      )
+    }
+  })
+
   it('has no import cycle in src/, type imports included', () => {
     assert.deepEqual(cycles(importGraph(join(repo, 'src'))), [])
   })

@@ -16,13 +16,13 @@ import {
   recordedVerdict,
   restCrdsOf,
   unreadableWithoutCoreProvider,
-} from '../../src/lib/ownership.js'
-import { platformInventory, platformPresent } from '../../src/lib/inventory.js'
-import { drainWaves } from '../../src/lib/teardown.js'
-import { drainable, uninstallPlan } from '../../src/lib/uninstall.js'
-import { emptyRecord, mergeRecord, parseRecord } from '../../src/lib/teardown-record.js'
-import { holderGone, lockHolder, lockState, microTime } from '../../src/lib/lock.js'
-import type { KObj, Observed } from '../../src/lib/state.js'
+} from '../../src/platform/ownership.js'
+import { platformInventory, platformPresent } from '../../src/operations/inventory.js'
+import { drainWaves } from '../../src/operations/teardown.js'
+import { drainable, uninstallPlan } from '../../src/operations/uninstall.js'
+import { emptyRecord, mergeRecord, parseRecord } from '../../src/cluster/teardown-record.js'
+import { holderGone, lockHolder, lockState, microTime } from '../../src/cluster/lock.js'
+import type { KObj, Observed } from '../../src/platform/state.js'
 
 const labelled = { 'app.kubernetes.io/managed-by': 'krateo-installer' }
 const cd = (

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { anchorsRelease, foreignInManifest, recordedAs } from '../../src/lib/release-proof.js'
+import { anchorsRelease, foreignInManifest, recordedAs } from '../../src/cluster/release-proof.js'
 
 const helmOf = (release: string, namespace: string) => ({
   'meta.helm.sh/release-name': release,

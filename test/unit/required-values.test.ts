@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { checkRequiredValues } from '../../src/lib/required-values.js'
-import type { Component } from '../../src/lib/components.js'
+import { checkRequiredValues } from '../../src/platform/required-values.js'
+import type { Component } from '../../src/platform/components.js'
 
 const components: Component[] = [
   { name: 'authn', kind: 'Authn', version: '1.0.0', deps: [], feature: 'portal' },

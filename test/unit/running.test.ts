@@ -2,11 +2,11 @@
 // are available and, for the consumer, its peers' URLs are wired; otherwise status says what it waits for.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type KObj, type Observed, componentState, platformState } from '../../src/lib/state.js'
-import { renderStatus } from '../../src/lib/output.js'
-import type { Component } from '../../src/lib/components.js'
-import { notRunning, podTrouble, specApplied } from '../../src/lib/workloads.js'
-import { chartPeerAddress, consumerWiring, serviceOf } from '../../src/lib/wiring.js'
+import { type KObj, type Observed, componentState, platformState } from '../../src/platform/state.js'
+import { renderStatus } from '../../src/ui/output.js'
+import type { Component } from '../../src/platform/components.js'
+import { notRunning, podTrouble, specApplied } from '../../src/platform/workloads.js'
+import { chartPeerAddress, consumerWiring, serviceOf } from '../../src/platform/wiring.js'
 
 const NS = 'krateo-system'
 const ready = {

@@ -7,8 +7,8 @@ import {
   componentState,
   isStuckCreate,
   platformState,
-} from '../../src/lib/state.js'
-import type { Component } from '../../src/lib/components.js'
+} from '../../src/platform/state.js'
+import type { Component } from '../../src/platform/components.js'
 
 const T = '2026-01-01T00:00:00Z'
 const conds = (

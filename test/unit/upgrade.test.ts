@@ -10,10 +10,10 @@ import {
   needsPause,
   removalWaves,
   stagedLayers,
-} from '../../src/lib/upgrade.js'
-import type { KObj, Observed } from '../../src/lib/state.js'
-import type { Component } from '../../src/lib/components.js'
-import { parseFeatures } from '../../src/lib/flags.js'
+} from '../../src/operations/upgrade.js'
+import type { KObj, Observed } from '../../src/platform/state.js'
+import type { Component } from '../../src/platform/components.js'
+import { parseFeatures } from '../../src/platform/flags.js'
 
 const c = (name: string, version: string, deps: string[] = [], feature?: string): Component => ({
   name,

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { Watch } from '@kubernetes/client-node'
-import { WatchedCollection, type Lister } from '../../src/lib/watch.js'
+import { WatchedCollection, type Lister } from '../../src/cluster/watch.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

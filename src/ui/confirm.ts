@@ -2,7 +2,7 @@
 // time, and a Ctrl-C at the prompt (or no answer in 10 minutes) is a "no" (the command then stops with exit 9),
 // never a hang.
 import { createInterface } from 'node:readline'
-import { ExitCode, UserError } from './errors.js'
+import { ExitCode, UserError } from '../platform/errors.js'
 
 export const canAsk = (): boolean => !!process.stdin.isTTY && !!process.stderr.isTTY
 

@@ -1,11 +1,11 @@
 // One run of a command that changes the platform (install, upgrade, uninstall): its Ctrl-C handling, its run
 // lock, its one --timeout clock, its platform watch and its steps, begun and ended in one place. The commands
 // parse flags, ask their questions, then hand their steps to an Operation.
-import type { Cluster } from './cluster.js'
+import type { Cluster } from '../cluster/cluster.js'
 import { PlatformWatch } from './follow.js'
 import { Interrupt } from './interrupt.js'
-import { RunLock } from './lock.js'
-import { liveProgressWanted, runSteps, type ProgressOptions, type Step, type StepReport } from './progress.js'
+import { RunLock } from '../cluster/lock.js'
+import { liveProgressWanted, runSteps, type ProgressOptions, type Step, type StepReport } from '../ui/progress.js'
 
 export interface OperationOptions {
   cluster: Cluster

@@ -14,7 +14,7 @@ import { parseAllDocuments } from 'yaml'
 import { RbacAuthorizationV1Api } from '@kubernetes/client-node'
 import { type Cluster, getPath } from './cluster.js'
 import type { Helm } from './helm.js'
-import { HELM_NAMESPACE_ANNOTATION, HELM_RELEASE_ANNOTATION } from './ownership.js'
+import { HELM_NAMESPACE_ANNOTATION, HELM_RELEASE_ANNOTATION } from '../platform/ownership.js'
 
 interface Meta {
   metadata?: {

@@ -1,13 +1,13 @@
 // uninstall as a list of named steps, each saying what it owns, what it deletes and what it waits on.
 // Everything it deletes comes from the inventory (inventory.ts, rules in ownership.ts), recorded before the
 // first delete so a re-run resumes where a failed or interrupted one stopped, the sweep included.
-import { ExitCode, UserError } from './errors.js'
-import { PAUSED_ANNOTATION } from './state.js'
-import { recordName } from './teardown-record.js'
-import type { Component } from './components.js'
-import type { Helm } from './helm.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { PAUSED_ANNOTATION } from '../platform/state.js'
+import { recordName } from '../cluster/teardown-record.js'
+import type { Component } from '../platform/components.js'
+import type { Helm } from '../cluster/helm.js'
 import type { Inventory } from './inventory.js'
-import type { Step } from './progress.js'
+import type { Step } from '../ui/progress.js'
 import { type Teardown, awaitingReCreation, deletableNow, drainWaves } from './teardown.js'
 
 /** Components whose Composition exists now, or whose release's objects an earlier run left finalizing: what Stage 1 drains. */

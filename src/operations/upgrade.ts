@@ -7,9 +7,9 @@
 // Here the Installer is paused, definitions move first (dependencies first, each followed until its
 // release runs at the new version), and only then does the Installer CR get the new component list.
 import semver from 'semver'
-import { type Cluster, checkReachable } from './cluster.js'
-import { ExitCode, UserError, printable } from './errors.js'
-import type { Helm } from './helm.js'
+import { type Cluster, checkReachable } from '../cluster/cluster.js'
+import { ExitCode, UserError, printable } from '../platform/errors.js'
+import type { Helm } from '../cluster/helm.js'
 import {
   type ChartSource,
   chartDefaults,
@@ -19,9 +19,9 @@ import {
   checkValuesFiles,
   renderBootstrap,
   isOfficialChart,
-} from './chart.js'
-import { checkRequiredValues } from './required-values.js'
-import { type Generation, detectGeneration } from './engine.js'
+} from '../cluster/chart.js'
+import { checkRequiredValues } from '../platform/required-values.js'
+import { type Generation, detectGeneration } from '../cluster/engine.js'
 import {
   type Component,
   type InstallerSpec,
@@ -32,14 +32,21 @@ import {
   layers,
   parseComponents,
   validateDag,
-} from './components.js'
-import { INSTALL_ACCESS, checkAccess } from './access.js'
-import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from './observe.js'
-import { type KObj, type Observed, UPGRADE_ANNOTATION, crdServes, isReady, PAUSED_ANNOTATION } from './state.js'
-import type { Step, StepReport } from './progress.js'
+} from '../platform/components.js'
+import { INSTALL_ACCESS, checkAccess } from '../cluster/access.js'
+import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from '../cluster/observe.js'
+import {
+  type KObj,
+  type Observed,
+  UPGRADE_ANNOTATION,
+  crdServes,
+  isReady,
+  PAUSED_ANNOTATION,
+} from '../platform/state.js'
+import type { Step, StepReport } from '../ui/progress.js'
 import type { RunContext } from './operation.js'
 import { type Teardown, drainWaves } from './teardown.js'
-import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from './kube-write.js'
+import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from '../cluster/kube-write.js'
 import {
   type InstallOptions,
   followToReady,
@@ -51,9 +58,9 @@ import {
   waitUntil,
   wrap,
 } from './install.js'
-import { table } from './output.js'
+import { table } from '../ui/output.js'
 import { writableBootstrapRelease } from './inventory.js'
-import { INSTALLER_NAME, renderedByInstaller } from './ownership.js'
+import { INSTALLER_NAME, renderedByInstaller } from '../platform/ownership.js'
 
 export interface UpgradeOptions extends InstallOptions {
   // source.chart '' and source.version undefined mean: those of the running installer (resolved in preflight).

@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs'
 import semver from 'semver'
 import { parse, parseAllDocuments } from 'yaml'
-import { ExitCode, UserError } from './errors.js'
+import { ExitCode, UserError } from '../platform/errors.js'
 import { type Helm, HelmError } from './helm.js'
-import type { KObj } from './state.js'
+import type { KObj } from '../platform/state.js'
 import { SELF_CR_CONFIGMAP } from './observe.js'
 
 export const BOOTSTRAP_RELEASE = 'krateo'

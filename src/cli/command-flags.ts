@@ -1,8 +1,8 @@
 // Flags that install and upgrade share (helm, chart registry, the accelerate switch), and what they build.
 import { Flags } from '@oclif/core'
-import { ExitCode, UserError } from './errors.js'
-import { Helm } from './helm.js'
-import { readStdin } from './flags.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { Helm } from '../cluster/helm.js'
+import { readStdin } from '../platform/flags.js'
 
 export const chartAccessFlags = {
   accelerate: Flags.boolean({

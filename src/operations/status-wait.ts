@@ -1,10 +1,10 @@
 // status --wait: follow the platform from watches until it is Ready or the time is up. A spinner (ora) on a
 // terminal; a timestamped line per change of phase otherwise (CI logs).
 import ora from 'ora'
-import type { Cluster } from './cluster.js'
+import type { Cluster } from '../cluster/cluster.js'
 import { PlatformWatch } from './follow.js'
-import { stamp } from './output.js'
-import { type PlatformState, phaseText, platformState } from './state.js'
+import { stamp } from '../ui/output.js'
+import { type PlatformState, phaseText, platformState } from '../platform/state.js'
 
 export async function waitReady(
   cluster: Cluster,

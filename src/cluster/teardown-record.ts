@@ -9,8 +9,8 @@
 // object (a uid precondition); one made again since is proved again or kept.
 import type { Cluster } from './cluster.js'
 import { isNotFound, statusOf } from './cluster.js'
-import { ExitCode, UserError } from './errors.js'
-import { type ManagedRef, MANAGED_BY_LABEL, MANAGED_BY_US, type StatefulSetClaims } from './ownership.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { type ManagedRef, MANAGED_BY_LABEL, MANAGED_BY_US, type StatefulSetClaims } from '../platform/ownership.js'
 
 /** Where records live: a namespace whose writers are cluster admins. */
 export const RECORD_NAMESPACE = 'kube-system'

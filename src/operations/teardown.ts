@@ -13,8 +13,8 @@ import {
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
-import { type Cluster, apiFailure, getPath, isNotFound, requestPath, statusOf } from './cluster.js'
-import { ObjectWatch, nap, newWatch } from './watch.js'
+import { type Cluster, apiFailure, getPath, isNotFound, requestPath, statusOf } from '../cluster/cluster.js'
+import { ObjectWatch, nap, newWatch } from '../cluster/watch.js'
 import type { Watch } from '@kubernetes/client-node'
 import { type Inventory, managedPath } from './inventory.js'
 import {
@@ -34,16 +34,23 @@ import {
   recordedVerdict,
   restCrdsOf,
   restDefinitionsOf,
-} from './ownership.js'
-import { type TeardownRecord, emptyRecord, mergeRecord, uidKey, writeRecord } from './teardown-record.js'
-import { ExitCode, UserError } from './errors.js'
-import { type Component, dependentsOf } from './components.js'
-import { type KObj, PAUSED_ANNOTATION, PAUSED_BY_ANNOTATION, STAGE_TEXT, conditionOf, platformState } from './state.js'
-import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION } from './observe.js'
-import { type Helm, exactReleaseFilter } from './helm.js'
-import type { StepReport } from './progress.js'
+} from '../platform/ownership.js'
+import { type TeardownRecord, emptyRecord, mergeRecord, uidKey, writeRecord } from '../cluster/teardown-record.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { type Component, dependentsOf } from '../platform/components.js'
+import {
+  type KObj,
+  PAUSED_ANNOTATION,
+  PAUSED_BY_ANNOTATION,
+  STAGE_TEXT,
+  conditionOf,
+  platformState,
+} from '../platform/state.js'
+import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION } from '../cluster/observe.js'
+import { type Helm, exactReleaseFilter } from '../cluster/helm.js'
+import type { StepReport } from '../ui/progress.js'
 import type { Interrupt } from './interrupt.js'
-import { installerReleasePending, mergePatchCustom, nudge, refOf } from './kube-write.js'
+import { installerReleasePending, mergePatchCustom, nudge, refOf } from '../cluster/kube-write.js'
 import { PlatformWatch } from './follow.js'
 
 /** Components whose Composition can go now: none of their dependents' Compositions is left. Pure. */

@@ -2,7 +2,7 @@
 // exit code (a stack trace only with --verbose).
 import { Command, Flags, Errors } from '@oclif/core'
 import chalk from 'chalk'
-import { ExitCode, UserError, printable, redact } from './errors.js'
+import { ExitCode, UserError, printable, redact } from '../platform/errors.js'
 
 export abstract class KrateoCommand extends Command {
   static override baseFlags = {

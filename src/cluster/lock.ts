@@ -5,8 +5,8 @@
 import { readlinkSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import { type Cluster, apiFailure, requestPath, statusOf } from './cluster.js'
-import { ExitCode, UserError } from './errors.js'
-import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { MANAGED_BY_LABEL, MANAGED_BY_US } from '../platform/ownership.js'
 
 export const LOCK_NAME = 'krateo-installer'
 const COMMAND_ANNOTATION = 'krateo-installer/command'

@@ -3,8 +3,8 @@
 // terminal), stops at once: the helm run in flight gets SIGTERM (its own process group, so helm can mark its
 // release instead of being killed mid-write), and the command exits 9 saying what is left. Nothing keeps
 // running in the background.
-import { ExitCode, UserError } from './errors.js'
-import { helmInFlight } from './helm.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { helmInFlight } from '../cluster/helm.js'
 
 export class Interrupt {
   requested = false

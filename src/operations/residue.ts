@@ -3,12 +3,12 @@
 // StatefulSets; the CompositionDefinition CRD only when no CompositionDefinition and no core-provider is left
 // anywhere in the cluster. Everything else is listed, with the reason it was kept.
 import { AppsV1Api } from '@kubernetes/client-node'
-import { type Cluster, getPath, isNotFound, METADATA_ONLY, readFailure, statusOf } from './cluster.js'
-import { pooled } from './observe.js'
-import { CD_GROUP, CD_VERSION } from './observe.js'
-import { LOCK_NAME } from './lock.js'
-import { type NamespacedObject, foreignInNamespace, isClaimOf } from './ownership.js'
-import type { TeardownRecord } from './teardown-record.js'
+import { type Cluster, getPath, isNotFound, METADATA_ONLY, readFailure, statusOf } from '../cluster/cluster.js'
+import { pooled } from '../cluster/observe.js'
+import { CD_GROUP, CD_VERSION } from '../cluster/observe.js'
+import { LOCK_NAME } from '../cluster/lock.js'
+import { type NamespacedObject, foreignInNamespace, isClaimOf } from '../platform/ownership.js'
+import type { TeardownRecord } from '../cluster/teardown-record.js'
 
 export interface ResidueItem {
   kind: 'pvc' | 'namespace' | 'crd'

@@ -2,7 +2,7 @@
 // without the rights learns it before anything changes.
 import type { Cluster } from './cluster.js'
 import { apiFailure } from './cluster.js'
-import { ExitCode, UserError } from './errors.js'
+import { ExitCode, UserError } from '../platform/errors.js'
 
 export interface Access {
   verb: string

@@ -2,9 +2,9 @@
 // the chart's post-install hook would do, contract section 1), then following the self-reconcile to Ready.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { CoreV1Api } from '@kubernetes/client-node'
-import { type Cluster, apiFailure, checkReachable, isNotFound } from './cluster.js'
-import { ExitCode, UserError } from './errors.js'
-import { Helm, HelmError, exactReleaseFilter, helmRunsOf } from './helm.js'
+import { type Cluster, apiFailure, checkReachable, isNotFound } from '../cluster/cluster.js'
+import { ExitCode, UserError } from '../platform/errors.js'
+import { Helm, HelmError, exactReleaseFilter, helmRunsOf } from '../cluster/helm.js'
 import {
   BOOTSTRAP_RELEASE,
   type ChartSource,
@@ -16,7 +16,7 @@ import {
   checkValuesFiles,
   helmChartFailure,
   renderBootstrap,
-} from './chart.js'
+} from '../cluster/chart.js'
 import {
   type Component,
   type InstallerSpec,
@@ -29,9 +29,9 @@ import {
   layers,
   parseComponents,
   validateDag,
-} from './components.js'
-import { INSTALL_ACCESS, checkAccess } from './access.js'
-import { observe, COMPOSITION_GROUP } from './observe.js'
+} from '../platform/components.js'
+import { INSTALL_ACCESS, checkAccess } from '../cluster/access.js'
+import { observe, COMPOSITION_GROUP } from '../cluster/observe.js'
 import {
   type PlatformState,
   type KObj,
@@ -45,11 +45,11 @@ import {
   platformState,
   phaseText,
   PAUSED_ANNOTATION,
-} from './state.js'
+} from '../platform/state.js'
 import { PlatformWatch } from './follow.js'
-import { detectGeneration } from './engine.js'
-import { checkRequiredValues } from './required-values.js'
-import { type Step, type StepReport } from './progress.js'
+import { detectGeneration } from '../cluster/engine.js'
+import { checkRequiredValues } from '../platform/required-values.js'
+import { type Step, type StepReport } from '../ui/progress.js'
 import {
   createOrPatchSpec,
   createWhenServed,
@@ -60,12 +60,12 @@ import {
   nudge,
   refOf,
   removeAnnotation,
-} from './kube-write.js'
-import { renderStatus, table } from './output.js'
+} from '../cluster/kube-write.js'
+import { renderStatus, table } from '../ui/output.js'
 import type { Interrupt } from './interrupt.js'
 import type { RunContext } from './operation.js'
 import { REGISTRY_SECRET, writableBootstrapRelease } from './inventory.js'
-import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
+import { MANAGED_BY_LABEL, MANAGED_BY_US } from '../platform/ownership.js'
 
 export interface InstallOptions {
   namespace: string

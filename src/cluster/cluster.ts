@@ -10,9 +10,9 @@ import {
   KubeConfig,
   VersionApi,
 } from '@kubernetes/client-node'
-import { ExitCode, UserError, printable } from './errors.js'
+import { ExitCode, UserError, printable } from '../platform/errors.js'
 import { loadKubeConfig } from './kubeconfig.js'
-import type { KObj } from './state.js'
+import type { KObj } from '../platform/state.js'
 
 export interface ClusterOptions {
   kubeconfig?: string

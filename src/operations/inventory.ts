@@ -1,13 +1,13 @@
 // What of a namespace is the platform's, and what only looks like it: read once at the start of uninstall
 // (and by upgrade and status through the same rules in ownership.ts), before anything is deleted.
 import { AdmissionregistrationV1Api, AppsV1Api } from '@kubernetes/client-node'
-import { type Cluster, getPath, isNotFound, statusOf } from './cluster.js'
-import { BOOTSTRAP_RELEASE } from './chart.js'
-import { proveBootstrapRelease } from './release-proof.js'
-import { SELF_CR_CONFIGMAP } from './observe.js'
-import type { Component } from './components.js'
-import { type Helm, exactReleaseFilter } from './helm.js'
-import { ExitCode, UserError, printable } from './errors.js'
+import { type Cluster, getPath, isNotFound, statusOf } from '../cluster/cluster.js'
+import { BOOTSTRAP_RELEASE } from '../cluster/chart.js'
+import { proveBootstrapRelease } from '../cluster/release-proof.js'
+import { SELF_CR_CONFIGMAP } from '../cluster/observe.js'
+import type { Component } from '../platform/components.js'
+import { type Helm, exactReleaseFilter } from '../cluster/helm.js'
+import { ExitCode, UserError, printable } from '../platform/errors.js'
 import {
   type ConvertingCrdLike,
   type InstanceRef,
@@ -31,9 +31,9 @@ import {
   restCrdsOf,
   restDefinitionsOf,
   unreadableWithoutCoreProvider,
-} from './ownership.js'
-import { type KObj, type Observed, type Stage, platformState } from './state.js'
-import { type TeardownRecord, mergeRecord, emptyRecord, readRecord, uidKey } from './teardown-record.js'
+} from '../platform/ownership.js'
+import { type KObj, type Observed, type Stage, platformState } from '../platform/state.js'
+import { type TeardownRecord, mergeRecord, emptyRecord, readRecord, uidKey } from '../cluster/teardown-record.js'
 
 export const REGISTRY_SECRET = 'krateo-registry-auth'
 

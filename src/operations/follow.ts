@@ -2,13 +2,13 @@
 // composition CRDs, the Installer CR and one watch per component kind once its CRD serves. Every change
 // re-derives the platform state with the same pure rules as `status`.
 import { CoreV1Api, type Watch } from '@kubernetes/client-node'
-import type { Cluster } from './cluster.js'
-import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION, SELF_CR_CONFIGMAP, WORKLOAD_LISTS } from './observe.js'
-import { workloadNamespaces } from './workloads.js'
-import { type KObj, type Observed, crdServes } from './state.js'
-import { type InstallerSpec, dashed, parseComponents } from './components.js'
-import { type Lister, WatchedCollection, newWatch } from './watch.js'
-import { getPath } from './cluster.js'
+import type { Cluster } from '../cluster/cluster.js'
+import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION, SELF_CR_CONFIGMAP, WORKLOAD_LISTS } from '../cluster/observe.js'
+import { workloadNamespaces } from '../platform/workloads.js'
+import { type KObj, type Observed, crdServes } from '../platform/state.js'
+import { type InstallerSpec, dashed, parseComponents } from '../platform/components.js'
+import { type Lister, WatchedCollection, newWatch } from '../cluster/watch.js'
+import { getPath } from '../cluster/cluster.js'
 
 export class PlatformWatch {
   private watch: Watch

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { KubeConfig } from '@kubernetes/client-node'
-import { ExitCode, UserError } from './errors.js'
+import { ExitCode, UserError } from '../platform/errors.js'
 
 export interface KubeconfigSource {
   kubeconfig?: string

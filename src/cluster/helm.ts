@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
-import { ExitCode, UserError, redact } from './errors.js'
+import { ExitCode, UserError, redact } from '../platform/errors.js'
 
 export interface HelmOptions {
   /** --helm flag or HELM_BIN; default `helm` on PATH. */

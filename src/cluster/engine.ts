@@ -2,7 +2,7 @@
 // core-provider's MutatingWebhookConfiguration (webhook core.provider.krateo.io), Gen N with a
 // MutatingAdmissionPolicy inside kube-apiserver. Read-only, and never fatal: 'unknown' when neither is seen.
 import { type Cluster, getPath } from './cluster.js'
-import { CORE_PROVIDER_WEBHOOK } from './ownership.js'
+import { CORE_PROVIDER_WEBHOOK } from '../platform/ownership.js'
 
 export type Generation = 'S' | 'N' | 'unknown'
 

@@ -3,9 +3,9 @@
 // the Installer CR and each component's Composition (one GET each, only once its CRD serves), then the
 // workloads and pods of the namespaces the releases use (one list per kind), to tell running from installed.
 import { type Cluster, apiFailure, getPath, isNotFound, readFailure } from './cluster.js'
-import { KIND_OF, WORKLOAD_RESOURCES, workloadNamespaces } from './workloads.js'
-import { type Observed, type KObj, crdServes } from './state.js'
-import { type InstallerSpec, dashed, parseComponents } from './components.js'
+import { KIND_OF, WORKLOAD_RESOURCES, workloadNamespaces } from '../platform/workloads.js'
+import { type Observed, type KObj, crdServes } from '../platform/state.js'
+import { type InstallerSpec, dashed, parseComponents } from '../platform/components.js'
 
 export const CD_GROUP = 'core.krateo.io'
 export const CD_VERSION = 'v1alpha1'

@@ -2,7 +2,7 @@
 // lines otherwise (CI, pipes, --json where they go to stderr).
 import { Listr } from 'listr2'
 import { stamp } from './output.js'
-import { printable } from './errors.js'
+import { printable } from '../platform/errors.js'
 
 export interface StepReport {
   /** A line of progress (plain mode prints it; the live view shows the latest). */

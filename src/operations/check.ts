@@ -2,17 +2,17 @@
 // one ✔/✖ line with a hint, like `linkerd check`. Every check runs even when an earlier one failed, except
 // those that need what failed (named as skipped).
 import { AppsV1Api } from '@kubernetes/client-node'
-import { type Cluster, checkReachable } from './cluster.js'
-import { UserError } from './errors.js'
-import type { Helm } from './helm.js'
-import { type ChartSource, type UserValues, renderBootstrap } from './chart.js'
-import { type InstallerSpec, parseComponents, validateDag } from './components.js'
-import { INSTALL_ACCESS, checkAccess } from './access.js'
-import { detectGeneration } from './engine.js'
-import { observe } from './observe.js'
-import { type KObj, platformState, phaseText } from './state.js'
-import { readLock } from './lock.js'
-import { bootstrapReleaseOf, isOurCoreProvider } from './ownership.js'
+import { type Cluster, checkReachable } from '../cluster/cluster.js'
+import { UserError } from '../platform/errors.js'
+import type { Helm } from '../cluster/helm.js'
+import { type ChartSource, type UserValues, renderBootstrap } from '../cluster/chart.js'
+import { type InstallerSpec, parseComponents, validateDag } from '../platform/components.js'
+import { INSTALL_ACCESS, checkAccess } from '../cluster/access.js'
+import { detectGeneration } from '../cluster/engine.js'
+import { observe } from '../cluster/observe.js'
+import { type KObj, platformState, phaseText } from '../platform/state.js'
+import { readLock } from '../cluster/lock.js'
+import { bootstrapReleaseOf, isOurCoreProvider } from '../platform/ownership.js'
 
 export interface CheckResult {
   name: string
