@@ -9,7 +9,8 @@ import { type InstallerSpec, dashed, parseComponents } from '../platform/compone
 
 export const CD_GROUP = 'core.krateo.io'
 export const CD_VERSION = 'v1alpha1'
-export const COMPOSITION_GROUP = 'composition.krateo.io'
+import { COMPOSITION_GROUP } from '../platform/ownership.js'
+export { COMPOSITION_GROUP }
 export const SELF_CR_CONFIGMAP = 'installer-self-cr'
 
 async function orNull<T>(p: Promise<T>): Promise<T | null> {

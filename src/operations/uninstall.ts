@@ -8,7 +8,8 @@ import type { Component } from '../platform/components.js'
 import type { Helm } from '../cluster/helm.js'
 import type { Inventory } from './inventory.js'
 import type { Step } from '../ui/progress.js'
-import { type Teardown, awaitingReCreation, deletableNow, drainWaves } from './teardown.js'
+import type { Teardown } from './teardown.js'
+import { awaitingReCreation, deletableNow, drainWaves } from '../platform/drain.js'
 
 /** Components whose Composition exists now, or whose release's objects an earlier run left finalizing: what Stage 1 drains. */
 export function drainable(inv: Inventory): Set<string> {

@@ -45,7 +45,8 @@ import {
 } from '../platform/state.js'
 import type { Step, StepReport } from '../ui/progress.js'
 import type { RunContext } from './operation.js'
-import { type Teardown, drainWaves } from './teardown.js'
+import type { Teardown } from './teardown.js'
+import { drainWaves } from '../platform/drain.js'
 import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from '../cluster/kube-write.js'
 import {
   type InstallOptions,

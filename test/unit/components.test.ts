@@ -14,7 +14,7 @@ import {
   finalizerController,
   lostKinds,
   standInCrd,
-} from '../../src/operations/teardown.js'
+} from '../../src/platform/drain.js'
 import { UserError } from '../../src/platform/errors.js'
 
 const c = (name: string, deps: string[] = [], feature?: string): Component => ({

@@ -18,7 +18,7 @@ import {
   unreadableWithoutCoreProvider,
 } from '../../src/platform/ownership.js'
 import { platformInventory, platformPresent } from '../../src/operations/inventory.js'
-import { drainWaves } from '../../src/operations/teardown.js'
+import { drainWaves } from '../../src/platform/drain.js'
 import { drainable, uninstallPlan } from '../../src/operations/uninstall.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/cluster/teardown-record.js'
 import { holderGone, lockHolder, lockState, microTime } from '../../src/cluster/lock.js'
