@@ -37,7 +37,7 @@ import {
 } from '../platform/ownership.js'
 import { type TeardownRecord, emptyRecord, mergeRecord, uidKey, writeRecord } from '../cluster/teardown-record.js'
 import { ExitCode, UserError } from '../platform/errors.js'
-import { type Component, dependentsOf } from '../platform/components.js'
+import type { Component } from '../platform/components.js'
 import {
   type KObj,
   PAUSED_ANNOTATION,
