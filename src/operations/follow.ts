@@ -6,7 +6,8 @@ import type { Cluster } from '../cluster/cluster.js'
 import { COMPOSITION_GROUP, CD_GROUP, CD_VERSION, SELF_CR_CONFIGMAP, WORKLOAD_LISTS } from '../cluster/observe.js'
 import { workloadNamespaces } from '../platform/workloads.js'
 import { type KObj, type Observed, crdServes } from '../platform/state.js'
-import { type InstallerSpec, dashed, parseComponents } from '../platform/components.js'
+import { type InstallerSpec, dashed } from '../platform/components.js'
+import { safeComponents } from '../platform/ownership.js'
 import { type Lister, WatchedCollection, newWatch } from '../cluster/watch.js'
 import { getPath } from '../cluster/cluster.js'
 
@@ -199,7 +200,8 @@ export class PlatformWatch {
 
   private components() {
     const installer = this.installerCR()
-    return installer ? parseComponents((installer.spec ?? {}) as InstallerSpec) : []
+    // From watch events and timers: a malformed runtime edit of spec.components must not throw there.
+    return installer ? safeComponents((installer.spec ?? {}) as InstallerSpec) : []
   }
 
   async ensureNodeIP(): Promise<void> {

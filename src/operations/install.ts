@@ -520,7 +520,17 @@ export async function waitUntil(
 ): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let done = false
+    // Run from a timer and from watch events: a throw here must end this wait, not the process (no cleanup ran).
     const check = () => {
+      try {
+        checkNow()
+      } catch (err) {
+        done = true
+        clearInterval(timer)
+        reject(err)
+      }
+    }
+    const checkNow = () => {
       if (done || !pw.primed()) return
       const o = pw.snapshot()
       if (ready(o)) {

@@ -3,7 +3,7 @@
 // terminal), stops at once: the helm run in flight gets SIGTERM (its own process group, so helm can mark its
 // release instead of being killed mid-write), and the command exits 9 saying what is left. Nothing keeps
 // running in the background.
-import { ExitCode, UserError } from '../platform/errors.js'
+import { ExitCode, UserError, printable, redact } from '../platform/errors.js'
 import { helmInFlight } from '../cluster/helm.js'
 
 export class Interrupt {
@@ -16,8 +16,21 @@ export class Interrupt {
     )
   }
 
+  /**
+   * A throw nobody caught (a bug reached from a timer or an event): without this the process dies at once and no
+   * finally runs, so the lock stays held and a helm child is orphaned. Ends like a second Ctrl-C, exit 1.
+   */
+  private crash = (err: unknown) => {
+    const message = printable(redact(String((err as Error)?.message ?? err).split('\n')[0] ?? ''))
+    this.stopNow('uncaught', `unexpected failure: ${message}; re-run with --verbose and report it`, ExitCode.Internal)
+    if (process.argv.includes('--verbose') && (err as Error)?.stack)
+      process.stderr.write(redact((err as Error).stack!) + '\n')
+  }
+
   constructor(private resumeHint: string) {
     for (const s of SIGNALS) process.on(s, this.handler)
+    process.on('uncaughtException', this.crash)
+    process.on('unhandledRejection', this.crash)
   }
 
   error(): UserError {
@@ -31,7 +44,7 @@ export class Interrupt {
     this.cleanups.push(fn)
   }
 
-  private stopNow(signal: NodeJS.Signals): void {
+  private stopNow(signal: NodeJS.Signals | 'uncaught', what?: string, code: ExitCode = ExitCode.Interrupted): void {
     const helm = helmInFlight()
     let cut = ''
     if (helm?.pid) {
@@ -42,15 +55,19 @@ export class Interrupt {
         // It had already ended.
       }
     }
-    process.stderr.write(`\nError: stopped at once (${signal})${cut}; ${this.resumeHint}\n`)
-    const bound = new Promise((r) => setTimeout(r, 2000).unref())
-    void Promise.race([Promise.allSettled(this.cleanups.map((f) => f())), bound]).then(() =>
-      process.exit(ExitCode.Interrupted),
+    process.stderr.write(
+      what
+        ? `\nError: ${what}${cut}; ${this.resumeHint}\n`
+        : `\nError: stopped at once (${signal})${cut}; ${this.resumeHint}\n`,
     )
+    const bound = new Promise((r) => setTimeout(r, 2000).unref())
+    void Promise.race([Promise.allSettled(this.cleanups.map((f) => f())), bound]).then(() => process.exit(code))
   }
 
   dispose(): void {
     for (const s of SIGNALS) process.off(s, this.handler)
+    process.off('uncaughtException', this.crash)
+    process.off('unhandledRejection', this.crash)
   }
 }
 

@@ -37,7 +37,8 @@ export function platformComponents(installer: KObj | null, selfCr: KObj | null):
   }
 }
 
-function safeComponents(spec: InstallerSpec): Component[] {
+/** The components of a spec, a malformed entry (a runtime edit gone wrong) left out rather than thrown on. */
+export function safeComponents(spec: InstallerSpec): Component[] {
   try {
     return parseComponents(spec)
   } catch {
