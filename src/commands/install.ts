@@ -171,19 +171,6 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         return
       }
       const before = await currentState(cluster, flags.namespace)
-      if (
-        before.installerVersion &&
-        before.phase !== 'NotInstalled' &&
-        before.installerVersion !== plan!.rendered.chartVersion
-      ) {
-        // Re-applying another version the way the chart's hook does would prune and re-create every component
-        // whose version changes; upgrade moves them in place.
-        throw new UserError(
-          `installer ${before.installerVersion} is already installed in ${flags.namespace}; install does not change versions`,
-          ExitCode.Usage,
-          `run: ${this.config.bin} upgrade --version ${plan!.rendered.chartVersion} (add --dry-run to see what moves)`,
-        )
-      }
       if (before.phase === 'Ready' && before.installerVersion === plan!.rendered.chartVersion) {
         if (flags.json) this.printJson({ result: 'already-installed', status: statusDocument(before) })
         else
@@ -194,11 +181,27 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       }
       await wrap(cluster, `create namespace ${flags.namespace}`, () => ensureNamespace(cluster, flags.namespace))
       await op.begin()
-      // Checked under the lock: a running uninstall is refused by the lock itself (exit 11), with its holder.
-      if (before.pausedBy && / uninstall /.test(before.pausedBy)) {
+      // Judged under the lock, on the platform as it is now: another run may have changed it since the preflight.
+      const now = await currentState(cluster, flags.namespace)
+      if (
+        now.installerVersion &&
+        now.phase !== 'NotInstalled' &&
+        now.installerVersion !== plan!.rendered.chartVersion
+      ) {
+        // Re-applying another version the way the chart's hook does would prune and re-create every component
+        // whose version changes; upgrade moves them in place.
+        throw new UserError(
+          `installer ${now.installerVersion} is already installed in ${flags.namespace}; install does not change versions`,
+          ExitCode.Usage,
+          `run: ${this.config.bin} upgrade --version ${plan!.rendered.chartVersion} (add --dry-run to see what moves)`,
+        )
+      }
+      // A running uninstall is refused by the lock itself (exit 11), with its holder; one that stopped half-way
+      // left the Installer paused for it.
+      if (now.pausedBy && / uninstall /.test(now.pausedBy)) {
         // Patching a platform half-way through its uninstall would fight the drain.
         throw new UserError(
-          `an uninstall of the platform in ${flags.namespace} is under way (${before.pausedBy.replace(/: re-run.*$/, '')})`,
+          `an uninstall of the platform in ${flags.namespace} is under way (${now.pausedBy.replace(/: re-run.*$/, '')})`,
           ExitCode.Usage,
           `finish it first with: ${this.config.bin} uninstall -n ${flags.namespace}, then install again`,
         )
