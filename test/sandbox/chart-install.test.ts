@@ -9,7 +9,7 @@ import { promisify } from 'node:util'
 import { describe, it } from 'node:test'
 import { PatchStrategy, RbacAuthorizationV1Api, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, GEN, httpCode, onGeneration, useSandbox } from '../helpers/sandbox.js'
-import { runCli, sandboxEnv } from '../helpers/cli.js'
+import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 
 const run = promisify(execFile)
 
@@ -25,7 +25,11 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
     JSON.parse(
       (await runCli(['status', '--kubeconfig', sandbox().kubeconfig, '-o', 'json'], { env: sandboxEnv(sandbox()) }))
         .stdout,
-    ) as { phase: string; portalUrl: string | null; components: { name: string; stage: string }[] }
+    ) as {
+      phase: string
+      portalUrl: string | null
+      components: { name: string; stage: string; version: string }[]
+    }
   const cds = async () =>
     (
       (await kube().custom.listNamespacedCustomObject({
@@ -149,6 +153,25 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
     })
     await nudge(null)
     await eventually('the platform Ready again', async () => (await status()).phase === 'Ready', 120_000, 1000)
+  })
+
+  // Issue #23, part 3: the platform a user installed the chart's own way (release "installer", hooks on) is upgraded
+  // by the CLI as its own installs are: moved components re-created at their versions, the new one added, Ready.
+  it('the CLI upgrades the platform plain helm installed (release "installer") to 0.2.54, and it runs', async () => {
+    // A fast resync, as where this was seen stuck: the installer's cdc renders often while the upgrade moves it.
+    await sandbox().setEngineSettings({ resyncSeconds: 5 })
+    const res = await runCli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--yes', '--timeout', '8m'], {
+      env: sandboxEnv(sandbox()),
+    })
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /bootstrap release "installer" to 0\.2\.54/)
+    const after = await status()
+    assert.equal(after.phase, 'Ready', JSON.stringify(after))
+    const byName = new Map(after.components.map((c) => [c.name, c]))
+    assert.deepEqual([byName.get('authn')?.version, byName.get('authn')?.stage], ['0.22.1', 'ready'])
+    assert.equal(byName.get('events-presenter')?.stage, 'ready', 'the component new in 0.2.54 runs')
+    assert.equal(byName.has('otel-collector-daemonset'), false, 'the removed component is gone')
+    await sandbox().setEngineSettings({ resyncSeconds: 15 })
   })
 
   it('helm uninstall runs bootstrap-teardown and the ordered drain; what the chart leaves is the installer definition and the namespace', async () => {
