@@ -230,40 +230,36 @@ describe(onGeneration('uninstall'), () => {
     await assertClean()
   })
 
-  // Gen S only for now, to keep the suite within CI's time (issue #20): the CRD removal it proves does not depend on
-  // the generation; on Gen N core-provider's absence does not block the Installer's removal before it.
-  it(
-    'core-provider stopped while Stage 2 waits: uninstall names it (exit 7); --force --yes finishes, removing the generated CRDs itself',
-    { skip: GEN !== 'S' && 'suite time: the CRD removal is the same on both generations' },
-    async () => {
-      await install()
-      // The Installer's removal takes a while, so core-provider stops while Stage 2 waits on it.
-      await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 15 } })
-      let seen = ''
-      const first = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => {
-        seen += chunk
-      })
-      await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
-      await sandbox().scaleDeployment('krateo-system', 'core-provider', 0)
-      const stopped = await first
-      await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
-      assert.equal(stopped.code, 7, stopped.stdout + stopped.stderr)
-      assert.match(stopped.stderr, /^Error: .*core-provider.*--force --yes/m)
-      assert.doesNotMatch(
-        stopped.stdout,
-        /core-provider is removing/,
-        'no controller is said to work while it is not running',
-      )
+  // Both generations (issue #23): on Gen S core-provider's absence also refuses every composition write (its
+  // webhook fails closed); on Gen N writes go on and only its removals stop.
+  it('core-provider stopped while Stage 2 waits: uninstall names it (exit 7); --force --yes finishes, removing the generated CRDs itself', async () => {
+    await install()
+    // The Installer's removal takes a while, so core-provider stops while Stage 2 waits on it.
+    await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 15 } })
+    let seen = ''
+    const first = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => {
+      seen += chunk
+    })
+    await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
+    await sandbox().scaleDeployment('krateo-system', 'core-provider', 0)
+    const stopped = await first
+    await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
+    assert.equal(stopped.code, 7, stopped.stdout + stopped.stderr)
+    assert.match(stopped.stderr, /^Error: .*core-provider.*--force --yes/m)
+    assert.doesNotMatch(
+      stopped.stdout,
+      /core-provider is removing/,
+      'no controller is said to work while it is not running',
+    )
 
-      const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '3m'])
-      assert.equal(forced.code, 0, forced.stdout + forced.stderr)
-      assert.doesNotMatch(forced.stdout, /core-provider is removing/)
-      assert.match(forced.stdout, /Forced \(check what may be left behind\):/)
-      await assertClean()
-      const status = await cli(['status', ...kc(), '-o', 'json'])
-      assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'NotInstalled')
-    },
-  )
+    const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '3m'])
+    assert.equal(forced.code, 0, forced.stdout + forced.stderr)
+    assert.doesNotMatch(forced.stdout, /core-provider is removing/)
+    assert.match(forced.stdout, /Forced \(check what may be left behind\):/)
+    await assertClean()
+    const status = await cli(['status', ...kc(), '-o', 'json'])
+    assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'NotInstalled')
+  })
 
   // The lock does not depend on the engine generation: proved once, on Gen S, to keep the suite's time.
   it(
@@ -271,12 +267,14 @@ describe(onGeneration('uninstall'), () => {
     { skip: GEN !== 'S' && 'the run lock does not depend on the engine generation' },
     async () => {
       await install()
+      // A leaf whose removal takes longer than a renewal period (10 s): the loss must stop the run inside that wait,
+      // however fast the rest of the drain goes on this machine.
+      await sandbox().setEngineSettings({ slowDeletionSeconds: { 'krateo-sse-proxy': 40 } })
       let seen = ''
       const running = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => {
         seen += chunk
       })
-      // The drain waits on each component a while: the loss must stop the run inside such a wait.
-      await eventually('the drain under way', async () => /: deleting/.test(seen), 180_000, 100)
+      await eventually('the drain under way', async () => /krateo-sse-proxy: deleting/.test(seen), 180_000, 100)
       await kube()
         .kc.makeApiClient(CoordinationV1Api)
         .deleteNamespacedLease({ name: 'krateo-installer', namespace: 'krateo-system' })
@@ -286,6 +284,7 @@ describe(onGeneration('uninstall'), () => {
         stopped.stderr,
         /^Error: stopped: the krateo-installer lock \(Lease krateo-system\/krateo-installer\) was deleted while this run held it/m,
       )
+      await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
       const done = await cli(['uninstall', ...kc(), '--yes', '--timeout', '4m'])
       assert.equal(done.code, 0, done.stdout + done.stderr)
       await assertClean()
