@@ -9,7 +9,7 @@ import { checkAccess } from '../cluster/access.js'
 import { Operation } from '../operations/operation.js'
 import { checkNamespace, parseDuration } from '../platform/flags.js'
 import { platformPresent, readInventory } from '../operations/inventory.js'
-import { uninstallPlan, uninstallSteps } from '../operations/uninstall.js'
+import { changedSinceConfirmed, uninstallPlan, uninstallSteps } from '../operations/uninstall.js'
 import { ask, canAsk, confirmOrRefuse } from '../ui/confirm.js'
 import { type Residue, purge, residue } from '../operations/residue.js'
 import { RECORD_NAMESPACE, deleteRecord } from '../cluster/teardown-record.js'
@@ -86,14 +86,16 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       verbose: flags.verbose ? (m) => process.stderr.write(m + '\n') : undefined,
     })
     await helm.checkVersion()
-    const obs = await observe(cluster, ns)
-    const inv = await readInventory(cluster, helm, obs).catch((err) => {
-      throw err instanceof UserError ? err : apiFailure(err, cluster, 'take the inventory of the platform')
-    })
+    const takeInventory = async () =>
+      await readInventory(cluster, helm, await observe(cluster, ns)).catch((err) => {
+        throw err instanceof UserError ? err : apiFailure(err, cluster, 'take the inventory of the platform')
+      })
+    const inv = await takeInventory()
+    let current = inv
     const present = platformPresent(inv)
     // Proving the namespace holds nothing foreign costs a list per kind: only when --purge is to act on it.
     const readResidue = async (): Promise<Residue> =>
-      await residue(cluster, ns, inv.record, flags.purge).catch((err) => {
+      await residue(cluster, ns, current.record, flags.purge).catch((err) => {
         throw apiFailure(err, cluster, 'list what is left')
       })
     if (!present && !(flags.purge && inv.hadRecord)) {
@@ -105,15 +107,9 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       else this.log([`Nothing to uninstall in ${ns}.`, note, ...listing(left)].filter(Boolean).join('\n'))
       return
     }
-    if (present && inv.foreignInstances.length && !flags['dry-run']) {
-      // Removing the platform removes these kinds, and with them objects that are someone else's.
-      const n = inv.foreignInstances.length
-      throw new UserError(
-        `uninstalling would delete ${n} object${n > 1 ? 's' : ''} that ${n > 1 ? 'are' : 'is'} not the platform's: ${inv.foreignInstances.slice(0, 5).join('; ')}${n > 5 ? '; ...' : ''}`,
-        ExitCode.Stuck,
-        'nothing was changed; move or delete them yourself first (uninstall --dry-run lists them all), then re-run',
-      )
-    }
+    // Removing the platform removes kinds it ships, and with them objects that are someone else's.
+    const blocked = present && !flags['dry-run'] ? changedSinceConfirmed(inv, inv, false) : null
+    if (blocked) throw new UserError(blocked.why, blocked.exit, blocked.hint)
     if (flags['dry-run']) {
       const plan = uninstallPlan(inv)
       if (flags.json) this.printJson(plan.json)
@@ -127,7 +123,9 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     }
     const destructive = [flags.force ? '--force' : '', flags.purge ? '--purge' : ''].filter(Boolean).join(' and ')
     const unreadable = present && inv.unreadableAfter.length > 0
+    let asked = false
     if (unreadable) {
+      asked = !flags.yes
       // Not deleted, but their reads need the core-provider this uninstall removes: the user decides.
       const n = inv.unreadableAfter.length
       await confirmOrRefuse(
@@ -136,14 +134,17 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
         flags.yes,
       )
     }
-    if (destructive)
+    if (destructive) {
+      asked ||= !flags.yes
       await confirmOrRefuse(
         `uninstall ${destructive}`,
         `${where}; ${flags.force ? "finalizers of the platform's stuck objects may be removed (each named)" : ''}${flags.force && flags.purge ? '; ' : ''}${flags.purge ? "the platform's PVCs (their data), the namespace if nothing else is in it, and the CompositionDefinition CRD if unused are deleted" : ''}`,
         flags.yes,
       )
-    else if (!flags.yes && canAsk() && present && !unreadable)
+    } else if (!flags.yes && canAsk() && present && !unreadable) {
+      asked = true
       await confirmOrRefuse('uninstall', `removes the platform from ${where}`, false)
+    }
     await checkAccess(cluster, [
       { verb: 'delete', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
       { verb: 'delete', group: 'core.krateo.io', resource: 'compositiondefinitions', namespace: ns },
@@ -169,19 +170,24 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     }
     await Operation.run(run, async (op) => {
       await op.begin()
+      // Read again under the lock: what is acted on is what is there now; what the question did not cover stops here.
+      const live = await takeInventory()
+      const changed = changedSinceConfirmed(inv, live, asked)
+      if (changed) throw new UserError(changed.why, changed.exit, changed.hint)
+      current = live
       const confirm = async (q: string) => flags.yes || (canAsk() && (await ask(q)))
       const teardown = new Teardown(cluster, ns, op.interrupt, op.deadline, {
         force: flags.force,
-        inventory: inv,
+        inventory: live,
         confirm,
         guard: op.guard,
       })
       op.onEnd(() => teardown.dispose())
       try {
-        await op.steps(present ? uninstallSteps(inv, teardown, helm) : [])
+        await op.steps(platformPresent(live) ? uninstallSteps(live, teardown, helm) : [])
       } catch (err) {
         // Before anything was drained the pause is only in the way: take it back. After, resuming needs it.
-        if (await teardown.unpauseIfOurs(inv.installer))
+        if (await teardown.unpauseIfOurs(live.installer))
           process.stderr.write('The Installer was unpaused: nothing had been drained yet.\n')
         throw err
       }

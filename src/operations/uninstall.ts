@@ -6,7 +6,7 @@ import { PAUSED_ANNOTATION } from '../platform/state.js'
 import { recordName } from '../cluster/teardown-record.js'
 import type { Component } from '../platform/components.js'
 import type { Helm } from '../cluster/helm.js'
-import type { Inventory } from './inventory.js'
+import { type Inventory, platformPresent } from './inventory.js'
 import type { Step } from '../ui/progress.js'
 import type { Teardown } from './teardown.js'
 import { awaitingReCreation, deletableNow, drainWaves } from '../platform/drain.js'
@@ -210,4 +210,41 @@ export function uninstallPlan(inv: Inventory): { text: string; json: Record<stri
       },
     },
   }
+}
+
+const RE_PLAN = 'nothing was changed; run uninstall --dry-run to see the plan as it is now, then the same command again'
+
+/**
+ * What changed between the inventory a user confirmed (read before the lock and the question) and the one read
+ * under the lock, that the confirmation did not cover: then nothing is done (review N5). The plan itself is
+ * always the one read under the lock; this only refuses what the user was not shown.
+ */
+export function changedSinceConfirmed(
+  confirmed: Inventory,
+  now: Inventory,
+  asked: boolean,
+): { why: string; exit: ExitCode; hint: string } | null {
+  if (platformPresent(now) && now.foreignInstances.length) {
+    const n = now.foreignInstances.length
+    return {
+      why: `uninstalling would delete ${n} object${n > 1 ? 's' : ''} that ${n > 1 ? 'are' : 'is'} not the platform's: ${now.foreignInstances.slice(0, 5).join('; ')}${n > 5 ? '; ...' : ''}`,
+      exit: ExitCode.Stuck,
+      hint: 'nothing was changed; move or delete them yourself first (uninstall --dry-run lists them all), then re-run',
+    }
+  }
+  const release = (i: Inventory) => i.release?.name ?? i.record.release ?? null
+  if (release(confirmed) && release(now) && release(confirmed) !== release(now))
+    return {
+      why: `the bootstrap release is now ${release(now)}, not ${release(confirmed)} as shown`,
+      exit: ExitCode.Interrupted,
+      hint: RE_PLAN,
+    }
+  const unreadable = now.unreadableAfter.filter((k) => !confirmed.unreadableAfter.includes(k))
+  if (asked && unreadable.length)
+    return {
+      why: `more kinds not the platform's would become unreadable than were shown: ${unreadable.join('; ')}`,
+      exit: ExitCode.Interrupted,
+      hint: RE_PLAN,
+    }
+  return null
 }

@@ -18,8 +18,9 @@ import {
   unreadableWithoutCoreProvider,
 } from '../../src/platform/ownership.js'
 import { platformInventory, platformPresent } from '../../src/operations/inventory.js'
+import { ExitCode } from '../../src/platform/errors.js'
 import { drainWaves } from '../../src/platform/drain.js'
-import { drainable, uninstallPlan } from '../../src/operations/uninstall.js'
+import { changedSinceConfirmed, drainable, uninstallPlan } from '../../src/operations/uninstall.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/cluster/teardown-record.js'
 import { holderGone, lockHolder, lockState, microTime } from '../../src/cluster/lock.js'
 import type { KObj, Observed } from '../../src/platform/state.js'
@@ -432,6 +433,22 @@ describe('inventory', () => {
       /wave 1: portal \(Composition gone; waits for pages\/dashboard to be finalized\)\n {2}wave 2: authn/,
     )
     assert.deepEqual(uninstallPlan(both).json.finishing, { portal: ['pages/dashboard'] })
+  })
+
+  it('under the lock, refuses what changed since the question that the question did not cover', () => {
+    const confirmed = platformInventory(input())
+    assert.equal(changedSinceConfirmed(confirmed, platformInventory(input()), true), null, 'nothing changed')
+    const foreign = { ...platformInventory(input()), foreignInstances: ['Authn team-a/theirs'] }
+    assert.deepEqual(changedSinceConfirmed(confirmed, foreign, false)?.exit, ExitCode.Stuck)
+    assert.match(changedSinceConfirmed(confirmed, foreign, false)!.why, /1 object that is not the platform's/)
+    const moved = platformInventory(
+      input({ release: { name: 'krateo', status: 'deployed', chart: 'installer-0.2.53' } }),
+    )
+    assert.match(changedSinceConfirmed(confirmed, moved, false)!.why, /release is now krateo, not installer/)
+    const unreadable = { ...platformInventory(input()), unreadableAfter: ['Widget team-a/w (widgets.example.io)'] }
+    assert.equal(changedSinceConfirmed(confirmed, unreadable, false), null, '--yes: nothing was shown')
+    assert.equal(changedSinceConfirmed(confirmed, unreadable, true)?.exit, ExitCode.Interrupted, 'more than was shown')
+    assert.equal(changedSinceConfirmed(unreadable, unreadable, true), null, 'what was shown')
   })
 
   it('reads back what it wrote, and ignores a damaged record', () => {
