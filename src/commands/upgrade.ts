@@ -8,6 +8,7 @@ import { checkNamespaceSets } from '../cluster/chart.js'
 import {
   type UpgradeOptions,
   type UpgradePlan,
+  checkPlanStillHolds,
   upgradePlanText,
   upgradePreflight,
   upgradeSteps,
@@ -166,6 +167,15 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         )
       }
       await op.begin()
+      await op.steps([
+        {
+          title: 'Check the plan still holds (under the lock)',
+          run: async () => {
+            await checkPlanStillHolds(cluster, helm, flags.namespace, p)
+            return 'unchanged'
+          },
+        },
+      ])
       const teardown = new Teardown(cluster, flags.namespace, op.interrupt, op.deadline, {
         force: false,
         command: 'upgrade',

@@ -118,6 +118,56 @@ export interface UpgradePlan {
   installer: KObj
   /** The engine generation (contract section 0): on Gen N, definitions are not moved ahead of the installer. */
   generation?: Generation
+  /** What the plan was judged on, compared again under the lock (planDrift). */
+  basis: PlanBasis
+}
+
+/** The facts an upgrade plan rests on: the running version, the Installer CR and its spec, the bootstrap release. */
+export interface PlanBasis {
+  from: string | null
+  installerUid: string | undefined
+  spec: string
+  releaseRevision: number | undefined
+}
+
+export function planBasis(
+  installer: KObj | null,
+  cds: Observed['cds'],
+  releaseRevision: number | undefined,
+): PlanBasis {
+  return {
+    from: (cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null,
+    installerUid: installer?.metadata.uid,
+    spec: JSON.stringify(installer?.spec ?? null),
+    releaseRevision,
+  }
+}
+
+/**
+ * What moved between the plan (read before the lock and the question) and now (under the lock): then nothing is
+ * done, since the plan shown, its downgrade check included, no longer describes the platform (review N5). Pure.
+ */
+export function planDrift(planned: PlanBasis, now: PlanBasis): string | null {
+  if (planned.installerUid !== now.installerUid) return 'the Installer CR was replaced or removed'
+  if (planned.from !== now.from)
+    return `the running installer is now ${now.from ?? 'unknown'}, not ${planned.from ?? 'unknown'}`
+  if (planned.releaseRevision !== now.releaseRevision)
+    return `the bootstrap release moved to revision ${now.releaseRevision ?? 'none'} (was ${planned.releaseRevision ?? 'none'})`
+  if (planned.spec !== now.spec) return "the Installer CR's spec was edited"
+  return null
+}
+
+/** planDrift against the cluster as it is now. */
+export async function checkPlanStillHolds(cluster: Cluster, helm: Helm, ns: string, plan: UpgradePlan): Promise<void> {
+  const observed = await observe(cluster, ns)
+  const release = await releaseStatus(helm, ns, plan.release)
+  const drift = planDrift(plan.basis, planBasis(observed.installer, observed.cds, release?.revision))
+  if (drift)
+    throw new UserError(
+      `the platform changed since the plan was made: ${drift}`,
+      ExitCode.Interrupted,
+      'nothing was changed; run the same upgrade command again to see the plan as it is now',
+    )
 }
 
 /** Compares versions by semver (1.10.0 > 1.9.0, 1.0.0-rc.1 < 1.0.0, a leading v ignored); text order for what is not semver. Pure. */
@@ -303,6 +353,7 @@ export async function upgradePreflight(
     observed,
     installer,
     generation,
+    basis: planBasis(installer, observed.cds, release.revision),
   }
   if (direction === 'downgrade' && !opts.allowDowngrade) {
     throw new UserError(

@@ -8,6 +8,8 @@ import {
   directionOf,
   featurePlan,
   needsPause,
+  planBasis,
+  planDrift,
   removalWaves,
   stagedLayers,
 } from '../../src/operations/upgrade.js'
@@ -91,6 +93,22 @@ describe('upgrade plan', () => {
   it('parses --feature, the last of a name winning', () => {
     assert.deepEqual(parseFeatures(['agents=true', 'oasgen=false', 'agents=false']), { agents: false, oasgen: false })
     assert.throws(() => parseFeatures(['agents=on']), /--feature "agents=on" is not name=true\|false/)
+  })
+
+  it('under the lock, refuses a plan whose basis moved (version, Installer, release, spec) and keeps one that did not', () => {
+    const installer = (uid: string, spec: unknown) => ({ metadata: { name: 'installer', uid }, spec }) as KObj
+    const cds = (v: string) =>
+      new Map([['installer', { metadata: { name: 'installer' }, spec: { chart: { version: v } } } as KObj]])
+    const planned = planBasis(installer('u1', { a: 1 }), cds('0.2.54'), 3)
+    assert.equal(planDrift(planned, planBasis(installer('u1', { a: 1 }), cds('0.2.54'), 3)), null)
+    assert.match(
+      planDrift(planned, planBasis(installer('u1', { a: 1 }), cds('0.2.55'), 3)) ?? '',
+      /running installer is now 0\.2\.55, not 0\.2\.54/,
+      'another run moved the version: a downgrade check made before no longer holds',
+    )
+    assert.match(planDrift(planned, planBasis(installer('u2', { a: 1 }), cds('0.2.54'), 3)) ?? '', /replaced/)
+    assert.match(planDrift(planned, planBasis(installer('u1', { a: 1 }), cds('0.2.54'), 4)) ?? '', /revision 4/)
+    assert.match(planDrift(planned, planBasis(installer('u1', { a: 2 }), cds('0.2.54'), 3)) ?? '', /spec was edited/)
   })
 })
 
