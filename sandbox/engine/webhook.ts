@@ -147,7 +147,16 @@ export class WebhookServer {
     return admission(review, addAnnotations(meta?.annotations, add))
   }
 
+  /**
+   * Node closes an idle keep-alive connection after 5 s; kube-apiserver's webhook client keeps one up to 90 s and
+   * may send its next call on it as Node closes it ("connection reset", a 500 for the write). A Go server, as
+   * the real core-provider's, has no such short limit: the client is the one that closes.
+   */
+  static readonly IDLE_MS = 120_000
+
   listen(): Promise<void> {
+    this.server.keepAliveTimeout = WebhookServer.IDLE_MS
+    this.server.headersTimeout = WebhookServer.IDLE_MS + 1000
     return new Promise((resolve) => {
       this.server.listen(0, '127.0.0.1', () => {
         const addr = this.server.address()

@@ -37,6 +37,9 @@ export class ServiceProxy {
     rmSync(socketPath, { force: true })
     for (const where of [socketPath, port]) {
       const server = createServer((req, res) => this.forward(req, res))
+      // Clients (kube-apiserver, the pods) close idle connections themselves, later than Node's 5 s would.
+      server.keepAliveTimeout = 120_000
+      server.headersTimeout = 121_000
       server.on('connect', (req, socket: Socket, head) => this.tunnel(req, socket, head))
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject)

@@ -86,7 +86,8 @@ describe('conventions', () => {
       res.stderr,
       /^Error: cannot reach the cluster at https:\/\/127\.0\.0\.1:\d+: no answer within 3s; check that the cluster is running/m,
     )
-    assert.ok(Date.now() - started < 20_000, `gave up after ${Date.now() - started} ms`)
+    // Bounded, not fast: a hang would last until the test's own timeout. The bound leaves room for a loaded machine.
+    assert.ok(Date.now() - started < 60_000, `gave up after ${Date.now() - started} ms`)
   })
 
   it('takes credentials from a kubeconfig exec plugin, as kubectl does (helm gets the same kubeconfig)', async () => {
