@@ -2,7 +2,7 @@
 // read elsewhere (observe.ts), so every rule here is unit-tested without I/O.
 import { type Component, type InstallerSpec, dashed, isEnabled, parseComponents } from './components.js'
 import { notRunning, specApplied } from './workloads.js'
-import { MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
+import { INSTALLER_NAME, MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
 import { type PortalGap, consumerWiring, serviceOf, unwiredAdvice } from './wiring.js'
 
 export type { KObj } from './kobj.js'
@@ -371,10 +371,14 @@ export function platformState(obs: Observed): PlatformState {
 
   let phase: Phase
   // The CompositionDefinition CRD alone is residue (it ships in crds/), not an installation.
-  // Someone else's CompositionDefinitions (a team's blueprints) are no platform: only ours count.
+  // Someone else's CompositionDefinitions (a team's blueprints) are no platform, labelled like ours or not: only
+  // the installer's own definition (named installer, with our label) or installer-self-cr says a bootstrap began.
   if (!obs.installer)
     phase =
-      obs.bootstrapped || [...obs.cds.values()].some((cd) => cd.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US)
+      obs.bootstrapped ||
+      [...obs.cds.values()].some(
+        (cd) => cd.metadata.name === INSTALLER_NAME && cd.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US,
+      )
         ? 'Bootstrapping'
         : 'NotInstalled'
   else if (obs.installer.metadata.deletionTimestamp) phase = 'Draining'

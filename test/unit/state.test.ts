@@ -98,6 +98,16 @@ describe('state derivation', () => {
       'NotInstalled',
       "a team's own definition is no platform",
     )
+    const labelled: KObj = {
+      metadata: { name: 'fireworksapp', labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } },
+      spec: {},
+    }
+    assert.equal(
+      platformState(observed({ installer: null, bootstrapped: false, cds: new Map([['fireworksapp', labelled]]) }))
+        .phase,
+      'NotInstalled',
+      'nor one labelled like ours (anyone with edit rights in the namespace can set a label)',
+    )
     const ours: KObj = {
       metadata: { name: 'installer', labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } },
       spec: {},
