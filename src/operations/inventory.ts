@@ -1,7 +1,7 @@
 // What of a namespace is the platform's, and what only looks like it: read once at the start of uninstall
 // (and by upgrade and status through the same rules in ownership.ts), before anything is deleted.
 import { AdmissionregistrationV1Api, AppsV1Api } from '@kubernetes/client-node'
-import { type Cluster, getPath, isNotFound, statusOf } from '../cluster/cluster.js'
+import { type Cluster, getPath, isNotFound, readFailure, statusOf } from '../cluster/cluster.js'
 import { BOOTSTRAP_RELEASE } from '../cluster/chart.js'
 import { proveBootstrapRelease } from '../cluster/release-proof.js'
 import { SELF_CR_CONFIGMAP } from '../cluster/observe.js'
@@ -367,11 +367,16 @@ async function instancesAtRisk(cluster: Cluster, obs: Observed, compositions: KO
         { group: string; names: { plural: string }; versions: { name: string; served: boolean }[] } | undefined
       const version = spec?.versions.find((v) => v.served)?.name
       if (!spec || !version) return { ...k, items: [], ours: new Set<string>() }
+      // A list that fails proves nothing is there: its kind counts as at risk (fail closed), with the reason.
+      let unlisted: string | undefined
       const list = await getPath<{ items: InstanceRef[] }>(
         cluster,
         `/apis/${spec.group}/${version}/${spec.names.plural}`,
-      ).catch(() => null)
-      return { ...k, items: list?.items ?? [], ours: ours.get(k.crd) ?? new Set<string>() }
+      ).catch((err: unknown) => {
+        unlisted = readFailure(err)
+        return null
+      })
+      return { ...k, items: list?.items ?? [], ours: ours.get(k.crd) ?? new Set<string>(), unlisted }
     }),
   )
   return foreignInstances(lists)

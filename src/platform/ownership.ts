@@ -5,6 +5,7 @@
 import { parse } from 'yaml'
 import { type Component, type InstallerSpec, dashed, parseComponents } from './components.js'
 import type { KObj } from './kobj.js'
+import { printable } from './errors.js'
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by'
 /** The value the installer chart (and this CLI) sets on the CompositionDefinitions it renders. */
@@ -322,10 +323,14 @@ export interface InstanceRef {
  * release of ours made, and that are not already being deleted. Pure: `ours` holds `<namespace>/<name>` of each kind's objects that are ours.
  */
 export function foreignInstances(
-  kinds: { crd: string; shippedBy: string; items: InstanceRef[]; ours: ReadonlySet<string> }[],
+  kinds: { crd: string; shippedBy: string; items: InstanceRef[]; ours: ReadonlySet<string>; unlisted?: string }[],
 ): string[] {
   const out: string[] = []
   for (const k of kinds) {
+    if (k.unlisted !== undefined)
+      out.push(
+        `every object of ${k.crd}: the list failed (${printable(k.unlisted.split('\n')[0]!.slice(0, 200))}), so none can be proved the platform's (its CRD goes with ${k.shippedBy})`,
+      )
     for (const o of k.items) {
       const key = `${o.metadata.namespace ?? ''}/${o.metadata.name}`
       // Already being deleted (a drained release's object waiting on its controller's finalizer): removing the

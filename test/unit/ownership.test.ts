@@ -522,6 +522,21 @@ describe('run lock', () => {
       ]),
       ["User team-a/alice (its CRD users.basic.authn.krateo.io goes with the platform's authn-crd)"],
     )
+    assert.deepEqual(
+      foreignInstances([
+        {
+          crd: 'authns.composition.krateo.io',
+          shippedBy: "the platform's CompositionDefinition authn",
+          items: [],
+          ours: new Set(),
+          unlisted: 'conversion webhook for composition.krateo.io/v0-22-1 failed: connection refused\nmore',
+        },
+      ]),
+      [
+        "every object of authns.composition.krateo.io: the list failed (conversion webhook for composition.krateo.io/v0-22-1 failed: connection refused), so none can be proved the platform's (its CRD goes with the platform's CompositionDefinition authn)",
+      ],
+      'a kind that cannot be listed is at risk: the proof fails closed',
+    )
   })
   it("Gen N's admission policy is ours only when it is our core-provider instance's and covers compositions", () => {
     const policy = (instance: string, groups = ['composition.krateo.io']) => ({
