@@ -67,6 +67,17 @@ export function microTime(d: Date): string {
 const leasePath = (ns: string, name = '') =>
   `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases${name ? `/${name}` : ''}`
 
+/** Whether the lease stays as it was (same resourceVersion) for ms of this process's own clock. */
+async function unchangedFor(cluster: Cluster, namespace: string, seen: LeaseObject, ms: number): Promise<boolean> {
+  const until = performance.now() + ms
+  while (performance.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(2000, Math.max(0, until - performance.now()))))
+    const now = await requestPath<LeaseObject>(cluster, 'GET', leasePath(namespace, LOCK_NAME))
+    if (now?.metadata.resourceVersion !== seen.metadata.resourceVersion) return false
+  }
+  return true
+}
+
 export class RunLock {
   private timer: NodeJS.Timeout | undefined
   private lease: LeaseObject
@@ -99,6 +110,7 @@ export class RunLock {
     cluster: Cluster,
     namespace: string,
     command: string,
+    say: (line: string) => void = () => undefined,
   ): Promise<{ lock: RunLock; note?: string }> {
     const now = new Date()
     const spec = {
@@ -144,15 +156,26 @@ export class RunLock {
             `wait for it to finish (status shows it); if that run died, its lock expires ${LEASE_SECONDS}s after its last renewal (${held!.expiresAt}) and the next run takes it over`,
           )
         }
+        // Expired by the holder's timestamps, which another machine's clock wrote: taken over only once this
+        // process has itself seen the lease unchanged for its whole duration (a live holder renews within it).
+        let watched = false
+        if (state === 'expired' && !holderGone(held!.holder)) {
+          say(
+            `the krateo-installer lock's holder (${held!.command} by ${held!.holder}) last renewed it at ${held!.renewed} by its clock: watching it for ${LEASE_SECONDS}s before taking it over`,
+          )
+          if (!(await unchangedFor(cluster, namespace, current, LEASE_SECONDS * 1000))) continue
+          watched = true
+        }
+        const at = microTime(new Date())
         const body = {
           ...current,
           metadata: { ...current.metadata, ...metadata, resourceVersion: current.metadata.resourceVersion },
-          spec,
+          spec: { ...spec, acquireTime: at, renewTime: at },
         }
         const taken = await requestPath<LeaseObject>(cluster, 'PUT', leasePath(namespace, LOCK_NAME), body)
         const note =
           state === 'expired'
-            ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${holderGone(held!.holder) ? 'is no longer running' : `stopped renewing it at ${held!.renewed}`}`
+            ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${watched ? `stopped renewing it at ${held!.renewed} (unchanged for ${LEASE_SECONDS}s as seen here)` : 'is no longer running'}`
             : undefined
         return { lock: new RunLock(cluster, namespace, taken!).start(), note }
       } catch (err) {

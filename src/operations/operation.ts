@@ -49,7 +49,9 @@ export class Operation {
 
   /** Takes the platform's run lock (exit 11 while another run holds it) and starts the --timeout clock. */
   async begin(): Promise<void> {
-    const { lock, note } = await RunLock.acquire(this.opts.cluster, this.opts.namespace, this.opts.command)
+    const { lock, note } = await RunLock.acquire(this.opts.cluster, this.opts.namespace, this.opts.command, (line) =>
+      process.stderr.write(`${line}\n`),
+    )
     this.lock = lock
     this.interrupt.onStop(() => lock.release())
     if (note) process.stderr.write(`${note}\n`)
