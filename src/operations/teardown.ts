@@ -748,6 +748,7 @@ export class Teardown {
       let left: string[] = []
       let unknown = 0
       let downSince: number | null = null
+      let removing = false
       const listed = () =>
         `${left.length} generated CRDs (${left.slice(0, 3).join(', ')}${left.length > 3 ? ', ...' : ''})`
       const cpDown = () =>
@@ -760,12 +761,20 @@ export class Teardown {
           if (!left.length && !unknown) return true
           // The controller that removes them is down: they stay for good. Name it; --force removes them itself.
           downSince = left.length && cpDown() ? (downSince ?? Date.now()) : null
-          if (downSince !== null && Date.now() - downSince > STUCK_AFTER_MS)
-            await this.removeGeneratedCrds(
-              crdWatches.filter((w) => w.current),
-              coreProviders,
-              report,
-            )
+          // One removal at a time: checks run on every watch event, and one may come while a removal (or its
+          // question) is under way.
+          if (downSince !== null && Date.now() - downSince > STUCK_AFTER_MS && !removing) {
+            removing = true
+            try {
+              await this.removeGeneratedCrds(
+                crdWatches.filter((w) => w.current),
+                coreProviders,
+                report,
+              )
+            } finally {
+              removing = false
+            }
+          }
           return null
         },
         report,
@@ -819,6 +828,8 @@ export class Teardown {
     for (const w of left.filter((x) => !ours.includes(x)))
       report.line(`CRD ${w.name}: kept (not a generated composition CRD, or a definition still reports it)`)
     if (!ours.length) return
+    // The uids as judged here: a watch may see a CRD go (current null) during the question or the loop.
+    const targets = ours.map((w) => ({ name: w.name, uid: w.current!.metadata.uid }))
     if (
       !(await this.confirm(
         `remove the generated CRDs ${ours.map((w) => w.name).join(', ')} (core-provider, which would, is not running)?`,
@@ -830,16 +841,23 @@ export class Teardown {
         'start core-provider again, then re-run',
       )
     }
-    for (const w of ours) {
+    for (const w of targets) {
       report.line(`--force: removing CRD ${w.name} (core-provider is not running)`)
-      await this.api(`delete CRD ${w.name}`, () =>
+      const removed = await this.api(`delete CRD ${w.name}`, () =>
         this.crdApi
-          .deleteCustomResourceDefinition({ name: w.name, body: { preconditions: { uid: w.current!.metadata.uid } } })
+          .deleteCustomResourceDefinition({ name: w.name, body: { preconditions: { uid: w.uid } } })
+          .then(() => true)
           .catch((err) => {
-            if (!isNotFound(err)) throw err
+            // Gone already, or another CRD of that name now (the uid precondition): neither is ours to remove.
+            if (isNotFound(err)) return false
+            if (statusOf(err) === 409) {
+              report.line(`CRD ${w.name}: kept (replaced since it was judged the platform's)`)
+              return false
+            }
+            throw err
           }),
       )
-      this.forced.push(`CustomResourceDefinition/${w.name} (core-provider was not running)`)
+      if (removed) this.forced.push(`CustomResourceDefinition/${w.name} (core-provider was not running)`)
     }
   }
 
