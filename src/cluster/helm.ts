@@ -1,8 +1,8 @@
 // Driving the helm binary: finding it, checking its version (3.16+ or 4.x), and running it so that a
 // Ctrl-C in the terminal never kills it half-way (it runs in its own process group; we wait for it).
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { execa, type ResultPromise } from 'execa'
 import { ExitCode, UserError, redact } from '../platform/errors.js'
 
@@ -52,6 +52,11 @@ export class Helm {
 
   constructor(private opts: HelmOptions) {
     this.bin = opts.bin ?? process.env.HELM_BIN ?? 'helm'
+  }
+
+  /** The cluster this helm talks to, as its flags name it (for helmRunsOf). */
+  get target(): KubeTarget {
+    return { kubeconfig: this.opts.kubeconfig, context: this.opts.context }
   }
 
   private globalArgs(): string[] {
@@ -179,11 +184,26 @@ export function exactReleaseFilter(name: string): string {
   return `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`
 }
 
+/** The kubeconfig file and context a helm run names with its flags (undefined: its defaults). */
+export interface KubeTarget {
+  kubeconfig?: string
+  context?: string
+}
+
+/** The value of a flag given as `--flag value` or `--flag=value`. */
+function flagValue(argv: string[], flag: string): string | undefined {
+  const i = argv.indexOf(flag)
+  if (i >= 0) return argv[i + 1]
+  return argv.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1)
+}
+
 /**
  * The helm processes on this machine (this PID namespace) working on a release: a run killed with SIGKILL leaves
  * its helm child running (helm runs detached), still writing the release. Empty where /proc cannot be read.
+ * A helm that names another kubeconfig file or context than `target` works on another cluster's release of the
+ * same name and is left out; one whose target cannot be told apart is counted (waiting is the safe side).
  */
-export function helmRunsOf(release: string, namespace: string): number[] {
+export function helmRunsOf(release: string, namespace: string, target: KubeTarget = {}): number[] {
   let entries: string[]
   try {
     entries = readdirSync('/proc')
@@ -204,9 +224,23 @@ export function helmRunsOf(release: string, namespace: string): number[] {
     const inNamespace = argv.some(
       (a, i) => ((a === '-n' || a === '--namespace') && argv[i + 1] === namespace) || a === `--namespace=${namespace}`,
     )
+    const theirConfig = flagValue(argv, '--kubeconfig')
+    const theirContext = flagValue(argv, '--kube-context')
+    let cwd = '/'
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`)
+    } catch {
+      /* gone meanwhile, or not ours to read: its relative path is judged from / */
+    }
+    const elsewhere =
+      (theirConfig !== undefined &&
+        target.kubeconfig !== undefined &&
+        resolve(cwd, theirConfig) !== resolve(target.kubeconfig)) ||
+      (theirContext !== undefined && target.context !== undefined && theirContext !== target.context)
     if (
       isHelm &&
       inNamespace &&
+      !elsewhere &&
       argv.includes(release) &&
       argv.some((a) => ['upgrade', 'install', 'rollback', 'uninstall'].includes(a))
     )

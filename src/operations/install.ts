@@ -328,7 +328,7 @@ async function resumePendingRelease(
   r: StepReport,
 ): Promise<void> {
   let said = ''
-  for (let pids = helmRunsOf(release, ns); pids.length > 0; pids = helmRunsOf(release, ns)) {
+  for (let pids = helmRunsOf(release, ns, helm.target); pids.length > 0; pids = helmRunsOf(release, ns, helm.target)) {
     const line = `waiting for the helm run a killed run left working on release ${release} (pid ${pids.join(', ')}) to end`
     if (line !== said) r.line((said = line))
     if (Date.now() > deadline)
