@@ -229,7 +229,9 @@ export function changedSinceConfirmed(
     return {
       why: `uninstalling would delete ${n} object${n > 1 ? 's' : ''} that ${n > 1 ? 'are' : 'is'} not the platform's: ${now.foreignInstances.slice(0, 5).join('; ')}${n > 5 ? '; ...' : ''}`,
       exit: ExitCode.Stuck,
-      hint: 'nothing was changed; move or delete them yourself first (uninstall --dry-run lists them all), then re-run',
+      hint: now.foreignInstances.some((f) => f.startsWith('every object of '))
+        ? 'nothing was changed; a kind that cannot be listed usually needs core-provider running (its conversion webhook): start it, or find why the list fails, then re-run'
+        : 'nothing was changed; move or delete them yourself first (uninstall --dry-run lists them all), then re-run',
     }
   }
   const release = (i: Inventory) => i.release?.name ?? i.record.release ?? null
