@@ -201,26 +201,16 @@ describe(onGeneration('engine simulator: contract'), () => {
     const t1 = await created('v0-22-0', 'authns', 'authn')
     const t2 = await created('v0-24-0', 'frontends', 'frontend')
     const t3 = await created('v0-9-0', 'krateoportals', 'portal')
-    // Each layer waits for its deps to be Ready and then for the next reconcile of the Installer.
-    // Gen N: one layer was seen to come early once in CI (3 s after the previous, resync 6 s); a render retried
-    // after a failure (a kind created moments ago answers 503 for a few seconds on 1.36) is the likely cause.
-    // Over three layers the resyncs still show.
-    if (GEN === 'S')
-      for (const [a, b] of [
-        [t0, t1],
-        [t1, t2],
-        [t2, t3],
-      ] as const)
-        assert.ok(b - a >= (RESYNC - 2) * 1000, `a layer came ${b - a}ms after the previous one`)
-    else {
-      for (const [a, b] of [
-        [t0, t1],
-        [t1, t2],
-        [t2, t3],
-      ] as const)
-        assert.ok(b > a, 'layers in order')
-      assert.ok(t3 - t0 >= 2 * (RESYNC - 2) * 1000, `three layers in ${t3 - t0}ms`)
-    }
+    // Each layer waits for its deps to be Ready and then for the next render of the Installer: one resync, or
+    // sooner when something makes the cdc observe (the contract allows both; a render retried after a failure
+    // came 3 s after the previous layer in CI, on both generations). Over three layers the resyncs still show.
+    for (const [a, b] of [
+      [t0, t1],
+      [t1, t2],
+      [t2, t3],
+    ] as const)
+      assert.ok(b > a, 'layers in order')
+    assert.ok(t3 - t0 >= 2 * (RESYNC - 2) * 1000, `three layers in ${t3 - t0}ms`)
     const authn = (await comp('v0-22-0', 'authns', 'authn'))!
     assert.equal(authn.metadata.labels?.['krateo.io/release-name'], 'authn')
     assert.equal(authn.metadata.labels?.['krateo.io/tier'], 'services')

@@ -246,10 +246,11 @@ describe('engine simulator: events, policies and fault knobs', () => {
     await eventually(
       'pause observed',
       async () => cond(await get('paused'), 'Synced')?.reason === 'ReconcilePaused',
-      10_000,
+      60_000,
       100,
     )
-    assert.ok(Date.now() - pausedAt < 10_000, 'far sooner than the 120 s resync, without a cdc restart')
+    // Bounded at half the resync, not at what a quiet machine takes: it proves the watch, not speed.
+    assert.ok(Date.now() - pausedAt < 60_000, 'far sooner than the 120 s resync, without a cdc restart')
     await kube().custom.deleteNamespacedCustomObject({ ...sse, name: 'paused' })
     await sleep(4000)
     const held = await get('paused')
@@ -257,8 +258,8 @@ describe('engine simulator: events, policies and fault knobs', () => {
     assert.deepEqual(held.metadata.finalizers, ['composition.krateo.io/finalizer'])
     const unpaused = Date.now()
     await annotate('paused', { 'krateo.io/paused': null })
-    await eventually('paused gone', async () => (await get('paused')) === null, 15_000, 100)
-    assert.ok(Date.now() - unpaused < 15_000, 'far sooner than the 120 s resync')
+    await eventually('paused gone', async () => (await get('paused')) === null, 60_000, 100)
+    assert.ok(Date.now() - unpaused < 60_000, 'far sooner than the 120 s resync')
   })
 
   it('takes the configured time to delete a slow component, reporting Deleting meanwhile', async () => {
