@@ -161,3 +161,51 @@ export function finalizerController(
   }
   return { finalizer, deployment: null, namespace, what: `the controller of ${finalizer.split('/')[0]}` }
 }
+
+/** One look at an object a teardown waits to see gone, as its wait measured it. */
+export interface GoneLook {
+  /** Time since its resourceVersion last changed. */
+  unchangedForMs: number
+  /** Time since every controller that clears its finalizers was seen not running; null while one runs. */
+  allDownForMs: number | null
+  /** It carries a deletionTimestamp. */
+  deleting: boolean
+  finalizers: string[]
+  controllers: FinalizerController[]
+  /** The controllers among them seen not running. */
+  down: FinalizerController[]
+  pastDeadline: boolean
+}
+
+export type GoneVerdict =
+  | { verdict: 'wait' }
+  | { verdict: 'timeout' }
+  /** targets: the finalizers --force may remove (only those of controllers down, all of them at the deadline). */
+  | { verdict: 'stuck'; targets: FinalizerController[]; who: string }
+
+/**
+ * Whether a wait for an object to go goes on, times out or finds it stuck. Stuck means unchanged for
+ * STUCK_AFTER_MS while being deleted with finalizers left, and either past the deadline or with every controller
+ * that clears them down for that long: something merely slow (its controller runs) is never stuck before the
+ * deadline, and what changed lately or is not being deleted is a timeout, not stuck.
+ */
+export function goneVerdict(look: GoneLook): GoneVerdict {
+  const still = look.unchangedForMs > STUCK_AFTER_MS && look.deleting && look.finalizers.length > 0
+  if (look.pastDeadline && !still) return { verdict: 'timeout' }
+  const controllersDown = look.allDownForMs !== null && look.allDownForMs > STUCK_AFTER_MS
+  if (!still || !(look.pastDeadline || controllersDown)) return { verdict: 'wait' }
+  const targets = look.pastDeadline ? look.controllers : look.down
+  const who = targets
+    .map((t) => `${t.finalizer} (cleared by ${t.what}${look.down.includes(t) ? ', which is not running' : ''})`)
+    .join(', ')
+  return { verdict: 'stuck', targets, who }
+}
+
+/** Whether every controller that clears an object's finalizers is down (a finalizer of an unknown controller never is). */
+export function allControllersDown(
+  finalizers: string[],
+  controllers: FinalizerController[],
+  down: FinalizerController[],
+) {
+  return finalizers.length > 0 && down.length === controllers.length
+}

@@ -1,0 +1,169 @@
+// The one wait for an object of the platform to disappear, and what --force may do when it is stuck (the
+// verdict itself is pure: platform/drain.ts goneVerdict).
+import { requestPath } from '../../cluster/cluster.js'
+import { type ObjectWatch, nap } from '../../cluster/watch.js'
+import {
+  type FinalizerController,
+  allControllersDown,
+  finalizerController,
+  goneVerdict,
+  STUCK_AFTER_MS,
+} from '../../platform/drain.js'
+import { ExitCode, UserError } from '../../platform/errors.js'
+import { type KObj, conditionOf } from '../../platform/state.js'
+import type { StepReport } from '../../ui/progress.js'
+import type { TeardownRun } from './run.js'
+import { compositionWrite } from './webhook-guard.js'
+
+/** How waitGone treats one object: who clears its finalizers, what forcing may leave behind, what it reports. */
+export interface GoneWait {
+  /** The CompositionDefinition whose cdc clears composition.krateo.io/finalizer. */
+  cd?: KObj
+  /** What may be left behind when its finalizers are forced. */
+  orphans: string
+  /** More to say about the wait (a hook Job's pod), asked at most every 5 s. */
+  detail?: () => Promise<string>
+  /** The progress line, given the finalizers left (default: the object's Terminating state). */
+  progress?: (finalizers: string[]) => string
+}
+
+export interface GoneTarget {
+  collection: string
+  name: string
+}
+
+export const targetOf = (ref: {
+  group: string
+  version: string
+  namespace: string
+  plural: string
+  name: string
+}): GoneTarget => ({
+  collection: `/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`,
+  name: ref.name,
+})
+
+/**
+ * Waits for one of our objects to disappear. Stuck (goneVerdict) without --force: named, exit 7. With --force
+ * (confirmed): only the finalizers of the controllers that are down (all of them at the deadline) are removed,
+ * guarded by the object's resourceVersion.
+ */
+export async function waitGone(
+  t: TeardownRun,
+  label: string,
+  target: GoneTarget,
+  report: StepReport,
+  how: GoneWait,
+): Promise<'gone' | 'forced'> {
+  let forced = false
+  let lastVersion = ''
+  let unchangedSince = Date.now()
+  let downSince: number | null = null
+  let said = ''
+  let saidAt = 0
+  const w = t.watchObject(target.collection, target.name)
+  try {
+    for (;;) {
+      t.check()
+      const obj = w.current
+      if (obj === null) return forced ? 'forced' : 'gone'
+      const controllers = (obj?.metadata.finalizers ?? []).map((f) =>
+        finalizerController(f, how.cd, t.namespace, t.inventory?.coreProviders ?? []),
+      )
+      const watches = [w, ...controllerWatches(t, controllers)]
+      if (obj === undefined) {
+        await nap(watches, 1000)
+        continue
+      }
+      if (obj.metadata.resourceVersion !== lastVersion) {
+        lastVersion = obj.metadata.resourceVersion ?? ''
+        unchangedSince = Date.now()
+      }
+      const fins = obj.metadata.finalizers ?? []
+      const down = controllers.filter((c) => c.deployment && t.deploymentRunning(c.deployment, c.namespace) === false)
+      downSince = allControllersDown(fins, controllers, down) ? (downSince ?? Date.now()) : null
+      // The extra detail (a hook Job's pod) costs a request: at most every 5 s.
+      if (how.detail && Date.now() - saidAt > 5000) {
+        said = await how.detail()
+        saidAt = Date.now()
+      }
+      report.line(how.progress ? how.progress(fins) : `${target.name}: ${terminatingText(obj, fins)}${said}`)
+      const verdict = goneVerdict({
+        unchangedForMs: Date.now() - unchangedSince,
+        allDownForMs: downSince === null ? null : Date.now() - downSince,
+        deleting: !!obj.metadata.deletionTimestamp,
+        finalizers: fins,
+        controllers,
+        down,
+        pastDeadline: Date.now() > t.deadline,
+      })
+      if (verdict.verdict === 'timeout')
+        throw t.timedOut(
+          `timed out waiting for ${label} to be gone (${obj.metadata.deletionTimestamp ? `it changed in the last ${STUCK_AFTER_MS / 1000}s; finalizers ${fins.join(', ') || 'none'}` : 'it is not being deleted'})`,
+        )
+      if (verdict.verdict === 'stuck' && (await forceFinalizers(t, label, target, obj, verdict, how, report)))
+        forced = true
+      await nap(watches, 1000)
+    }
+  } finally {
+    t.unwatch(w)
+  }
+}
+
+function controllerWatches(t: TeardownRun, controllers: FinalizerController[]): ObjectWatch[] {
+  return controllers.filter((c) => c.deployment).map((c) => t.deploymentWatch(c.deployment!, c.namespace))
+}
+
+/** Without --force: the stuck object named (exit 7). With it (confirmed): the stuck finalizers removed. */
+async function forceFinalizers(
+  t: TeardownRun,
+  label: string,
+  target: GoneTarget,
+  obj: KObj,
+  stuck: { targets: FinalizerController[]; who: string },
+  how: GoneWait,
+  report: StepReport,
+): Promise<boolean> {
+  const { targets, who } = stuck
+  if (!t.force) {
+    throw new UserError(
+      `${label} is stuck Terminating on finalizer ${who}`,
+      ExitCode.Stuck,
+      `start that controller again, or re-run with --force --yes to remove the finalizer (what may be left behind: ${how.orphans})`,
+    )
+  }
+  if (!(await t.confirm(`remove finalizer ${who} of ${label}? What may be left behind: ${how.orphans}`))) {
+    throw new UserError(
+      `${label} is stuck Terminating on finalizer ${who}; its finalizer was kept`,
+      ExitCode.Stuck,
+      'start that controller again, then re-run',
+    )
+  }
+  report.line(`--force: removing finalizers of ${label}: ${who}`)
+  const keep = (obj.metadata.finalizers ?? []).filter((f) => !targets.some((x) => x.finalizer === f))
+  const patch = [
+    { op: 'test', path: '/metadata/resourceVersion', value: obj.metadata.resourceVersion },
+    { op: 'replace', path: '/metadata/finalizers', value: keep },
+  ]
+  try {
+    await compositionWrite(t, `remove the finalizers of ${label}`, () =>
+      requestPath(t.cluster, 'PATCH', `${target.collection}/${target.name}`, patch, {
+        contentType: 'application/json-patch+json',
+      }),
+    )
+  } catch (err) {
+    // It changed under us (its controller came back, say): look again.
+    if (!(err instanceof UserError && /HTTP (409|422)/.test(err.message))) throw err
+    return false
+  }
+  t.forced.push(
+    `${label} (finalizers ${targets.map((x) => x.finalizer).join(', ')}; may be left behind: ${how.orphans})`,
+  )
+  return true
+}
+
+function terminatingText(obj: KObj, fins: string[]): string {
+  const ready = conditionOf(obj, 'Ready')
+  const failing = conditionOf(obj, 'Synced')?.status === 'False' ? conditionOf(obj, 'Synced')?.message : undefined
+  return `Terminating (${ready?.reason ?? 'no status'}${ready?.message ? `: ${ready.message}` : ''}${failing ? `; ${failing}` : ''}; finalizers ${fins.join(', ') || 'none'})`
+}
