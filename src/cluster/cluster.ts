@@ -3,14 +3,14 @@
 import http from 'node:http'
 import https from 'node:https'
 import {
-  ApiextensionsV1Api,
-  AuthorizationV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  VersionApi,
+ApiextensionsV1Api,
+AuthorizationV1Api,
+CoreV1Api,
+CustomObjectsApi,
+KubeConfig,
+VersionApi,
 } from '@kubernetes/client-node'
-import { ExitCode, UserError, printable } from '../platform/errors.js'
+import { ExitCode,UserError,printable } from '../platform/errors.js'
 import { loadKubeConfig } from './kubeconfig.js'
 import type { KObj } from '../platform/state.js'
 
@@ -165,6 +165,16 @@ export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserE
     ExitCode.Cluster,
     'check that the cluster is running and --kubeconfig/--context point at it',
   )
+}
+
+/** Runs API calls; a failure becomes one line naming what was being done (a UserError passes as it is). */
+export async function apiCall<T>(cluster: Cluster, doing: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof UserError) throw err
+    throw apiFailure(err, cluster, doing)
+  }
 }
 
 export interface RequestOptions {

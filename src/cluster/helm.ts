@@ -248,3 +248,44 @@ export function helmRunsOf(release: string, namespace: string, target: KubeTarge
   }
   return pids
 }
+
+export interface ReleaseStatus {
+  status: string
+  chart: string
+  version: string
+  revision: number
+}
+
+/** One release as helm lists it (any status); null when there is none of that name. */
+export async function releaseStatus(helm: Helm, namespace: string, release: string): Promise<ReleaseStatus | null> {
+  let out: string
+  try {
+    out = await helm.run([
+      'list',
+      '-n',
+      namespace,
+      '--filter',
+      exactReleaseFilter(release),
+      ...helm.allStatuses(),
+      '-o',
+      'json',
+    ])
+  } catch (err) {
+    throw new UserError(
+      `helm cannot list the releases of ${namespace}: ${(err as Error).message}`,
+      ExitCode.Helm,
+      'check that helm reaches the cluster with the same kubeconfig and context',
+    )
+  }
+  const rel = (JSON.parse(out || '[]') as { status: string; chart: string; revision: string }[])[0]
+  if (!rel) return null
+  const version = rel.chart.replace(/^.*-(\d+\.\d+\.\d+.*)$/, '$1')
+  return {
+    status: rel.status,
+    chart: rel.chart.slice(0, rel.chart.length - version.length - 1),
+    version,
+    revision: Number(rel.revision),
+  }
+}
+
+/** Resolves once ready(observed) holds; reports why not meanwhile; fails at the deadline. */

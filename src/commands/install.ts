@@ -1,24 +1,17 @@
 import { Flags } from '@oclif/core'
-import { KrateoCommand, prose } from '../cli/base-command.js'
+import { KrateoCommand,prose } from '../cli/base-command.js'
 import { loadCluster } from '../cluster/cluster.js'
-import { ExitCode, UserError } from '../platform/errors.js'
-import { chartAccessFlags, helmFrom, registryPassword } from '../cli/command-flags.js'
-import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor, checkNamespaceSets } from '../cluster/chart.js'
-import {
-  type InstallOptions,
-  type Plan,
-  bootstrapSteps,
-  wrap,
-  currentState,
-  followToReady,
-  planText,
-  preflight,
-  summary,
-} from '../operations/install.js'
+import { ExitCode,UserError } from '../platform/errors.js'
+import { chartAccessFlags,helmFrom,registryPassword } from '../cli/command-flags.js'
+import { DEFAULT_CHART,DEFAULT_VERSION,NEWER_CHART,defaultChartFor,checkNamespaceSets } from '../cluster/chart.js'
+import { type InstallOptions,type Plan,planText,preflight } from '../operations/install/preflight.js'
+import { bootstrapSteps } from '../operations/install/bootstrap.js'
+import { currentState,followToReady,summary } from '../operations/follow-ready.js'
+import { apiCall } from '../cluster/cluster.js'
 import type { Step } from '../ui/progress.js'
 import { Operation } from '../operations/operation.js'
 import { statusDocument } from '../ui/output.js'
-import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../platform/flags.js'
+import { checkNamespace,featureSets,parseDuration,parseFeatures } from '../platform/flags.js'
 import { REGISTRY_SECRET } from '../operations/inventory.js'
 import { ensureNamespace } from '../cluster/kube-write.js'
 
@@ -179,7 +172,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
           )
         return
       }
-      await wrap(cluster, `create namespace ${flags.namespace}`, () => ensureNamespace(cluster, flags.namespace))
+      await apiCall(cluster, `create namespace ${flags.namespace}`, () => ensureNamespace(cluster, flags.namespace))
       await op.begin()
       // Judged under the lock, on the platform as it is now: another run may have changed it since the preflight.
       const now = await currentState(cluster, flags.namespace)

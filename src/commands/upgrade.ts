@@ -3,7 +3,7 @@ import { KrateoCommand, prose } from '../cli/base-command.js'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { loadCluster } from '../cluster/cluster.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../cli/command-flags.js'
-import { currentState, summary } from '../operations/install.js'
+import { currentState, summary } from '../operations/follow-ready.js'
 import { checkNamespaceSets } from '../cluster/chart.js'
 import {
   type UpgradeOptions,

@@ -7,61 +7,56 @@
 // Here the Installer is paused, definitions move first (dependencies first, each followed until its
 // release runs at the new version), and only then does the Installer CR get the new component list.
 import semver from 'semver'
-import { type Cluster, checkReachable } from '../cluster/cluster.js'
-import { ExitCode, UserError, printable } from '../platform/errors.js'
+import { type Cluster,checkReachable } from '../cluster/cluster.js'
+import { ExitCode,UserError,printable } from '../platform/errors.js'
 import type { Helm } from '../cluster/helm.js'
 import {
-  type ChartSource,
-  chartDefaults,
-  defaultChartFor,
-  type RenderedBootstrap,
-  type UserValues,
-  checkValuesFiles,
-  renderBootstrap,
-  isOfficialChart,
+type ChartSource,
+chartDefaults,
+defaultChartFor,
+type RenderedBootstrap,
+type UserValues,
+checkValuesFiles,
+renderBootstrap,
+isOfficialChart,
 } from '../cluster/chart.js'
 import { checkRequiredValues } from '../platform/required-values.js'
-import { type Generation, detectGeneration } from '../cluster/engine.js'
+import { type Generation,detectGeneration } from '../cluster/engine.js'
 import {
-  type Component,
-  type InstallerSpec,
-  blockedByDisabled,
-  checkFeatureNames,
-  knownFeatures,
-  dashed,
-  layers,
-  parseComponents,
-  validateDag,
+type Component,
+type InstallerSpec,
+blockedByDisabled,
+checkFeatureNames,
+knownFeatures,
+dashed,
+layers,
+parseComponents,
+validateDag,
 } from '../platform/components.js'
-import { INSTALL_ACCESS, checkAccess } from '../cluster/access.js'
-import { CD_GROUP, CD_VERSION, COMPOSITION_GROUP, observe } from '../cluster/observe.js'
+import { INSTALL_ACCESS,checkAccess } from '../cluster/access.js'
+import { CD_GROUP,CD_VERSION,COMPOSITION_GROUP,observe } from '../cluster/observe.js'
 import {
-  type KObj,
-  type Observed,
-  UPGRADE_ANNOTATION,
-  crdServes,
-  isReady,
-  PAUSED_ANNOTATION,
+type KObj,
+type Observed,
+UPGRADE_ANNOTATION,
+crdServes,
+isReady,
+PAUSED_ANNOTATION,
 } from '../platform/state.js'
-import type { Step, StepReport } from '../ui/progress.js'
+import type { Step,StepReport } from '../ui/progress.js'
 import type { RunContext } from './operation.js'
 import type { Teardown } from './teardown.js'
 import { drainWaves } from '../platform/drain.js'
-import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from '../cluster/kube-write.js'
-import {
-  type InstallOptions,
-  followToReady,
-  healStuck,
-  helmBootstrap,
-  installerDefinitionSteps,
-  registryLogin,
-  releaseStatus,
-  waitUntil,
-  wrap,
-} from './install.js'
+import { getCustom,getCustomWhenServed,mergePatchCustom,nudge } from '../cluster/kube-write.js'
+import { type InstallOptions,registryLogin } from './install/preflight.js'
+import { helmBootstrap } from './install/bootstrap.js'
+import { installerDefinitionSteps } from './install/installer-definition.js'
+import { followToReady,healStuck,waitUntil } from './follow-ready.js'
+import { releaseStatus } from '../cluster/helm.js'
+import { apiCall } from '../cluster/cluster.js'
 import { table } from '../ui/output.js'
 import { writableBootstrapRelease } from './inventory.js'
-import { INSTALLER_NAME, renderedByInstaller } from '../platform/ownership.js'
+import { INSTALLER_NAME,renderedByInstaller } from '../platform/ownership.js'
 
 export interface UpgradeOptions extends InstallOptions {
   // source.chart '' and source.version undefined mean: those of the running installer (resolved in preflight).
@@ -266,7 +261,7 @@ export async function upgradePreflight(
   // Unless told otherwise: the chart the running installer came from, at the running version.
   const running = (observed.cds.get('installer')?.spec as { chart?: { url?: string; version?: string } } | undefined)
     ?.chart
-  const releaseName = await wrap(cluster, 'find the bootstrap release', () =>
+  const releaseName = await apiCall(cluster, 'find the bootstrap release', () =>
     writableBootstrapRelease(cluster, helm, ns),
   )
   const release = await releaseStatus(helm, ns, releaseName)
@@ -539,7 +534,7 @@ export function upgradeSteps(
     name: 'installer',
   })
   const readInstaller = async () =>
-    await wrap(cluster, 'read the Installer CR', () =>
+    await apiCall(cluster, 'read the Installer CR', () =>
       getCustom(cluster, installerRef(plan.installer.apiVersion!.split('/')[1]!)),
     )
   /**
@@ -572,7 +567,7 @@ export function upgradeSteps(
             ExitCode.NotReady,
             'see krateo-installer status',
           )
-        await wrap(cluster, 'mark the Installer CR', () =>
+        await apiCall(cluster, 'mark the Installer CR', () =>
           mergePatchCustom(cluster, installerRef(installer.apiVersion!.split('/')[1]!), {
             metadata: { annotations: { [UPGRADE_ANNOTATION]: plan.to } },
           }),
@@ -640,7 +635,7 @@ export function upgradeSteps(
           for (const c of layer) {
             // Pass A's shape (contract section 1): url = <repo or ociRepo>/<chart or name>, version = the pin.
             const chart = { url: `${c.repo ?? nextSpec.ociRepo}/${c.chart ?? c.name}`, version: c.version }
-            await wrap(cluster, `update CompositionDefinition ${c.name}`, () =>
+            await apiCall(cluster, `update CompositionDefinition ${c.name}`, () =>
               mergePatchCustom(
                 cluster,
                 { group: CD_GROUP, version: CD_VERSION, namespace: ns, plural: 'compositiondefinitions', name: c.name },
@@ -702,7 +697,7 @@ export function upgradeSteps(
     title: 'Merge the new component list into the Installer CR (spec.features and other runtime edits kept)',
     run: async () => {
       const ref = installerRef(dashed(plan.to))
-      const before = await wrap(cluster, 'read the Installer CR', () => getCustomWhenServed(cluster, ref))
+      const before = await apiCall(cluster, 'read the Installer CR', () => getCustomWhenServed(cluster, ref))
       if (!before)
         throw new UserError(
           `the Installer CR ${ns}/installer disappeared`,
@@ -717,7 +712,7 @@ export function upgradeSteps(
           ...(Object.keys(plan.features.patch).length ? { features: plan.features.patch } : {}),
         },
       }
-      const after = await wrap(cluster, 'patch the Installer CR', () => mergePatchCustom(cluster, ref, body))
+      const after = await apiCall(cluster, 'patch the Installer CR', () => mergePatchCustom(cluster, ref, body))
       const said = [
         `components and componentValues${
           Object.keys(plan.features.patch).length
@@ -731,7 +726,7 @@ export function upgradeSteps(
       // A spec change is handled at once, and so is the unpause (krateo.io/paused is a watched annotation);
       // with neither, a nudge of that same annotation makes the cdc observe now.
       if (after.metadata.generation === before.metadata.generation && !ours) {
-        await wrap(cluster, "nudge the installer's cdc", () => nudge(cluster, after))
+        await apiCall(cluster, "nudge the installer's cdc", () => nudge(cluster, after))
         said.push("installer's cdc nudged to observe it now")
       }
       return said.join('; ')
@@ -773,7 +768,7 @@ async function drainRemoved(
   r: StepReport,
   installer: KObj,
 ): Promise<void> {
-  const cd = await wrap(cluster, `read CompositionDefinition ${c.name}`, () =>
+  const cd = await apiCall(cluster, `read CompositionDefinition ${c.name}`, () =>
     getCustom(cluster, {
       group: CD_GROUP,
       version: CD_VERSION,
@@ -790,7 +785,7 @@ async function drainRemoved(
   const apiVersion = cd?.status?.apiVersion as string | undefined
   const comp =
     resource && apiVersion
-      ? await wrap(cluster, `read ${c.name}`, () =>
+      ? await apiCall(cluster, `read ${c.name}`, () =>
           getCustom(cluster, {
             group: COMPOSITION_GROUP,
             version: apiVersion.split('/')[1]!,

@@ -3,7 +3,7 @@
 // deletes with. The parts (pause, drain, definitions, sweep) are functions over one TeardownRun.
 import { ApiextensionsV1Api, AppsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node'
 import type { Watch } from '@kubernetes/client-node'
-import { type Cluster, apiFailure, getPath, isNotFound, statusOf } from '../../cluster/cluster.js'
+import { type Cluster, apiCall, apiFailure, getPath, isNotFound, statusOf } from '../../cluster/cluster.js'
 import { ObjectWatch, nap, newWatch } from '../../cluster/watch.js'
 import { type TeardownRecord, emptyRecord, uidKey, writeRecord } from '../../cluster/teardown-record.js'
 import { type WebhookLike, isPlatformWebhook, recordedVerdict } from '../../platform/ownership.js'
@@ -111,13 +111,8 @@ export class TeardownRun {
   }
 
   /** Runs an API call; a failure becomes one line naming what was being done. */
-  async api<T>(doing: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      if (err instanceof UserError) throw err
-      throw apiFailure(err, this.cluster, doing)
-    }
+  api<T>(doing: string, fn: () => Promise<T>): Promise<T> {
+    return apiCall(this.cluster, doing, fn)
   }
 
   timedOut(what: string): UserError {
