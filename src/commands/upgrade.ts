@@ -11,8 +11,8 @@ import {
   checkPlanStillHolds,
   upgradePlanText,
   upgradePreflight,
-  upgradeSteps,
-} from '../operations/upgrade.js'
+} from '../operations/upgrade/plan.js'
+import { upgradeSteps } from '../operations/upgrade/steps.js'
 import { Teardown } from '../operations/teardown.js'
 import { Operation } from '../operations/operation.js'
 import { statusDocument } from '../ui/output.js'
@@ -182,7 +182,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         guard: op.guard,
       })
       op.onEnd(() => teardown.dispose())
-      await op.steps(upgradeSteps(cluster, helm, opts, p, op, teardown))
+      await op.steps(upgradeSteps({ cluster, helm, opts, plan: p, run: op, teardown }))
       const after = await currentState(cluster, flags.namespace)
       const result = p.direction === 'same' ? 'reconciled' : p.direction === 'downgrade' ? 'downgraded' : 'upgraded'
       if (flags.json)

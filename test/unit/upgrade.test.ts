@@ -12,7 +12,7 @@ import {
   planDrift,
   removalWaves,
   stagedLayers,
-} from '../../src/operations/upgrade.js'
+} from '../../src/platform/upgrade-plan.js'
 import type { KObj, Observed } from '../../src/platform/state.js'
 import type { Component } from '../../src/platform/components.js'
 import { parseFeatures } from '../../src/platform/flags.js'
