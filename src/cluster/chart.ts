@@ -6,7 +6,7 @@ import semver from 'semver'
 import { parse, parseAllDocuments } from 'yaml'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { type Helm, HelmError } from './helm.js'
-import type { KObj } from '../platform/state.js'
+import type { KObj } from '../platform/kobj.js'
 import { SELF_CR_CONFIGMAP } from './observe.js'
 
 export const BOOTSTRAP_RELEASE = 'krateo'

@@ -3,16 +3,16 @@
 import http from 'node:http'
 import https from 'node:https'
 import {
-ApiextensionsV1Api,
-AuthorizationV1Api,
-CoreV1Api,
-CustomObjectsApi,
-KubeConfig,
-VersionApi,
+  ApiextensionsV1Api,
+  AuthorizationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  VersionApi,
 } from '@kubernetes/client-node'
-import { ExitCode,UserError,printable } from '../platform/errors.js'
+import { ExitCode, UserError, printable } from '../platform/errors.js'
 import { loadKubeConfig } from './kubeconfig.js'
-import type { KObj } from '../platform/state.js'
+import type { KObj } from '../platform/kobj.js'
 
 export interface ClusterOptions {
   kubeconfig?: string

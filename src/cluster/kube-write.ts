@@ -1,10 +1,10 @@
 // The few writes the CLI makes through the API, each one idempotent so a re-run resumes.
-import { PAUSED_ANNOTATION } from '../platform/state.js'
+import { PAUSED_ANNOTATION } from '../platform/objects.js'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { isInstallerRelease } from '../platform/ownership.js'
 import type { Cluster } from './cluster.js'
 import { isNotFound } from './cluster.js'
-import type { KObj } from '../platform/state.js'
+import type { KObj } from '../platform/kobj.js'
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 

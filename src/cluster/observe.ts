@@ -4,7 +4,8 @@
 // workloads and pods of the namespaces the releases use (one list per kind), to tell running from installed.
 import { type Cluster, apiFailure, getPath, isNotFound, readFailure } from './cluster.js'
 import { KIND_OF, WORKLOAD_RESOURCES, workloadNamespaces } from '../platform/workloads.js'
-import { type Observed, type KObj, crdServes } from '../platform/state.js'
+import { type Observed, crdServes } from '../platform/objects.js'
+import { type KObj } from '../platform/kobj.js'
 import { type InstallerSpec, dashed, parseComponents } from '../platform/components.js'
 
 export const CD_GROUP = 'core.krateo.io'

@@ -5,7 +5,7 @@
 // (expired credentials, RBAC) instead of showing a frozen view; a watch that ends as soon as it opens (a
 // proxy that cannot stream) counts as a failure, and a silent connection is dropped and reopened.
 import { Watch, type KubeConfig } from '@kubernetes/client-node'
-import type { KObj } from '../platform/state.js'
+import type { KObj } from '../platform/kobj.js'
 import { readFailure } from './cluster.js'
 
 /** Lists a path (with its query); null when the resource does not exist (yet). */

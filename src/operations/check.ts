@@ -10,7 +10,8 @@ import { type InstallerSpec, parseComponents, validateDag } from '../platform/co
 import { INSTALL_ACCESS, checkAccess } from '../cluster/access.js'
 import { detectGeneration } from '../cluster/engine.js'
 import { observe } from '../cluster/observe.js'
-import { type KObj, platformState, phaseText } from '../platform/state.js'
+import { type KObj } from '../platform/kobj.js'
+import { platformState, phaseText } from '../platform/state.js'
 import { readLock } from '../cluster/lock.js'
 import { bootstrapReleaseOf, isOurCoreProvider } from '../platform/ownership.js'
 

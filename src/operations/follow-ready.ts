@@ -3,17 +3,10 @@
 import { type Cluster, apiFailure } from '../cluster/cluster.js'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { observe } from '../cluster/observe.js'
-import {
-  type PlatformState,
-  type KObj,
-  type Observed,
-  STAGE_TEXT,
-  isReady,
-  isStuckCreate,
-  platformState,
-  phaseText,
-  PAUSED_ANNOTATION,
-} from '../platform/state.js'
+import { type PlatformState, platformState, phaseText } from '../platform/state.js'
+import { type KObj } from '../platform/kobj.js'
+import { type Observed, isReady, isStuckCreate, PAUSED_ANNOTATION } from '../platform/objects.js'
+import { STAGE_TEXT } from '../platform/component-state.js'
 import { PlatformWatch } from './follow.js'
 import { Nudger } from './nudger.js'
 import { type StepReport } from '../ui/progress.js'

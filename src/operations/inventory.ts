@@ -32,7 +32,10 @@ import {
   restDefinitionsOf,
   unreadableWithoutCoreProvider,
 } from '../platform/ownership.js'
-import { type KObj, type Observed, type Stage, platformState } from '../platform/state.js'
+import { type KObj } from '../platform/kobj.js'
+import { type Observed } from '../platform/objects.js'
+import { type Stage } from '../platform/component-state.js'
+import { platformState } from '../platform/state.js'
 import { type TeardownRecord, mergeRecord, emptyRecord, readRecord, uidKey } from '../cluster/teardown-record.js'
 
 export const REGISTRY_SECRET = 'krateo-registry-auth'

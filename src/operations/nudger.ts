@@ -5,14 +5,9 @@
 import type { Cluster } from '../cluster/cluster.js'
 import { installerReleasePending, nudge } from '../cluster/kube-write.js'
 import { type InstallerSpec, dependentsOf, parseComponents } from '../platform/components.js'
-import {
-  type KObj,
-  type Observed,
-  type PlatformState,
-  DISCOVERY_DELAY,
-  PAUSED_ANNOTATION,
-  conditionOf,
-} from '../platform/state.js'
+import { type KObj } from '../platform/kobj.js'
+import { type Observed, DISCOVERY_DELAY, PAUSED_ANNOTATION, conditionOf } from '../platform/objects.js'
+import { type PlatformState } from '../platform/state.js'
 import type { StepReport } from '../ui/progress.js'
 
 /**

@@ -9,7 +9,7 @@
 import type { Helm } from '../cluster/helm.js'
 import type { Component } from '../platform/components.js'
 import type { ManagedRef } from '../platform/ownership.js'
-import type { KObj } from '../platform/state.js'
+import type { KObj } from '../platform/kobj.js'
 import type { StepReport } from '../ui/progress.js'
 import { deleteInstallerAndDefinitions, uninstallRelease } from './teardown/bootstrap.js'
 import { drainComposition, finishRelease } from './teardown/drain.js'

@@ -2,7 +2,7 @@
 // Everything it deletes comes from the inventory (inventory.ts, rules in ownership.ts), recorded before the
 // first delete so a re-run resumes where a failed or interrupted one stopped, the sweep included.
 import { ExitCode, UserError } from '../platform/errors.js'
-import { PAUSED_ANNOTATION } from '../platform/state.js'
+import { PAUSED_ANNOTATION } from '../platform/objects.js'
 import { recordName } from '../cluster/teardown-record.js'
 import type { Component } from '../platform/components.js'
 import type { Helm } from '../cluster/helm.js'

@@ -3,7 +3,8 @@
 // when a moved definition runs at its new version, and what a plan rests on (checked again under the lock).
 import semver from 'semver'
 import { type Component, dashed, layers } from './components.js'
-import { type KObj, type Observed, crdServes, isReady } from './state.js'
+import { type KObj } from './kobj.js'
+import { type Observed, crdServes, isReady } from './objects.js'
 import { drainWaves } from './drain.js'
 import { COMPOSITION_GROUP, INSTALLER_NAME, renderedByInstaller } from './ownership.js'
 

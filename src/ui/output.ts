@@ -2,7 +2,8 @@
 // document (schemaVersion 1, see docs/status-json.md) for CI, and timestamped progress lines when not on a TTY.
 import chalk from 'chalk'
 import { stringify } from 'yaml'
-import { type PlatformState, type ComponentState, STAGE_TEXT, phaseText } from '../platform/state.js'
+import { type PlatformState, phaseText } from '../platform/state.js'
+import { type ComponentState, STAGE_TEXT } from '../platform/component-state.js'
 import { printable } from '../platform/errors.js'
 
 export const STATUS_SCHEMA_VERSION = 1

@@ -23,7 +23,8 @@ import { drainWaves } from '../../src/platform/drain.js'
 import { changedSinceConfirmed, drainable, uninstallPlan } from '../../src/operations/uninstall.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/cluster/teardown-record.js'
 import { holderGone, lockHolder, lockState, microTime } from '../../src/cluster/lock.js'
-import type { KObj, Observed } from '../../src/platform/state.js'
+import type { KObj } from '../../src/platform/kobj.js'
+import type { Observed } from '../../src/platform/objects.js'
 
 const labelled = { 'app.kubernetes.io/managed-by': 'krateo-installer' }
 const cd = (

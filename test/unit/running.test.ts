@@ -2,7 +2,10 @@
 // are available and, for the consumer, its peers' URLs are wired; otherwise status says what it waits for.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type KObj, type Observed, componentState, platformState } from '../../src/platform/state.js'
+import { type KObj } from '../../src/platform/kobj.js'
+import { type Observed } from '../../src/platform/objects.js'
+import { componentState } from '../../src/platform/component-state.js'
+import { platformState } from '../../src/platform/state.js'
 import { renderStatus } from '../../src/ui/output.js'
 import type { Component } from '../../src/platform/components.js'
 import { notRunning, podTrouble, specApplied } from '../../src/platform/workloads.js'

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import {
-  type KObj,
-  type Observed,
-  UPGRADE_ANNOTATION,
-  componentState,
-  isStuckCreate,
-  platformState,
-} from '../../src/platform/state.js'
+import { type KObj } from '../../src/platform/kobj.js'
+import { type Observed, UPGRADE_ANNOTATION, isStuckCreate } from '../../src/platform/objects.js'
+import { componentState } from '../../src/platform/component-state.js'
+import { platformState } from '../../src/platform/state.js'
 import type { Component } from '../../src/platform/components.js'
 
 const T = '2026-01-01T00:00:00Z'

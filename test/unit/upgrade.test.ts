@@ -13,7 +13,8 @@ import {
   removalWaves,
   stagedLayers,
 } from '../../src/platform/upgrade-plan.js'
-import type { KObj, Observed } from '../../src/platform/state.js'
+import type { KObj } from '../../src/platform/kobj.js'
+import type { Observed } from '../../src/platform/objects.js'
 import type { Component } from '../../src/platform/components.js'
 import { parseFeatures } from '../../src/platform/flags.js'
 

@@ -7,7 +7,7 @@ import type { ObjectWatch } from '../../cluster/watch.js'
 import { STUCK_AFTER_MS } from '../../platform/drain.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
 import { COMPOSITION_GROUP, generatedCrdOf } from '../../platform/ownership.js'
-import type { KObj } from '../../platform/state.js'
+import type { KObj } from '../../platform/kobj.js'
 import type { StepReport } from '../../ui/progress.js'
 import { CRD_COLLECTION, type TeardownRun } from './run.js'
 

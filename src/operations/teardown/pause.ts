@@ -3,14 +3,10 @@
 // anything was drained.
 import { installerReleasePending, mergePatchCustom, nudge, refOf } from '../../cluster/kube-write.js'
 import { cdcDeploymentOf } from '../../platform/ownership.js'
-import {
-  type KObj,
-  PAUSED_ANNOTATION,
-  PAUSED_BY_ANNOTATION,
-  STAGE_TEXT,
-  conditionOf,
-  platformState,
-} from '../../platform/state.js'
+import { type KObj } from '../../platform/kobj.js'
+import { PAUSED_ANNOTATION, PAUSED_BY_ANNOTATION, conditionOf } from '../../platform/objects.js'
+import { STAGE_TEXT } from '../../platform/component-state.js'
+import { platformState } from '../../platform/state.js'
 import type { StepReport } from '../../ui/progress.js'
 import { PlatformWatch } from '../follow.js'
 import type { TeardownRun } from './run.js'

@@ -8,7 +8,7 @@ import { isNotFound, statusOf } from '../../cluster/cluster.js'
 import type { Helm } from '../../cluster/helm.js'
 import { STAND_IN_LABEL, STAND_IN_NAMESPACE_LABEL, lostKinds, standInCrd } from '../../platform/drain.js'
 import { COMPOSITION_GROUP } from '../../platform/ownership.js'
-import type { KObj } from '../../platform/state.js'
+import type { KObj } from '../../platform/kobj.js'
 import type { StepReport } from '../../ui/progress.js'
 import { CRD_COLLECTION, type TeardownRun } from './run.js'
 

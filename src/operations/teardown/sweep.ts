@@ -15,7 +15,7 @@ import {
   isPlatformPolicy,
   restCrdsOf,
 } from '../../platform/ownership.js'
-import type { KObj } from '../../platform/state.js'
+import type { KObj } from '../../platform/kobj.js'
 import type { StepReport } from '../../ui/progress.js'
 import { CRD_COLLECTION, type TeardownRun } from './run.js'
 

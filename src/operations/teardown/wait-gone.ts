@@ -10,7 +10,8 @@ import {
   STUCK_AFTER_MS,
 } from '../../platform/drain.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
-import { type KObj, conditionOf } from '../../platform/state.js'
+import { type KObj } from '../../platform/kobj.js'
+import { conditionOf } from '../../platform/objects.js'
 import type { StepReport } from '../../ui/progress.js'
 import type { TeardownRun } from './run.js'
 import { compositionWrite } from './webhook-guard.js'

@@ -2,7 +2,7 @@
 import { COMPOSITION_VERSION_LABEL } from '../../platform/upgrade-plan.js'
 import { type Cluster } from '../../cluster/cluster.js'
 import { COMPOSITION_GROUP } from '../../cluster/observe.js'
-import { type KObj } from '../../platform/state.js'
+import { type KObj } from '../../platform/kobj.js'
 import type { StepReport } from '../../ui/progress.js'
 import { mergePatchCustom } from '../../cluster/kube-write.js'
 

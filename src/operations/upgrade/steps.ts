@@ -13,7 +13,7 @@ import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from '../../c
 import { COMPOSITION_GROUP } from '../../cluster/observe.js'
 import { type InstallerSpec, dashed, parseComponents } from '../../platform/components.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
-import { PAUSED_ANNOTATION, type Observed, UPGRADE_ANNOTATION } from '../../platform/state.js'
+import { PAUSED_ANNOTATION, type Observed, UPGRADE_ANNOTATION } from '../../platform/objects.js'
 import { COMPOSITION_VERSION_LABEL, needsPause, removalWaves, stagedLayers } from '../../platform/upgrade-plan.js'
 import type { Step } from '../../ui/progress.js'
 import { followToReady, waitUntil } from '../follow-ready.js'
