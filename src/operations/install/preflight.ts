@@ -29,7 +29,7 @@ import { INSTALL_ACCESS, checkAccess } from '../../cluster/access.js'
 import { checkRequiredValues } from '../../platform/required-values.js'
 import { type StepReport } from '../../ui/progress.js'
 import { table } from '../../ui/output.js'
-import { writableBootstrapRelease } from '../inventory.js'
+import { writableBootstrapRelease } from '../bootstrap-release.js'
 
 export interface InstallOptions {
   namespace: string

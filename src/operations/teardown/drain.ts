@@ -6,7 +6,7 @@ import { FINALIZES_REST_DEFINITIONS } from '../../platform/drain.js'
 import { type ManagedRef, restDefinitionsOf } from '../../platform/ownership.js'
 import type { KObj } from '../../platform/kobj.js'
 import type { StepReport } from '../../ui/progress.js'
-import { managedPath } from '../inventory.js'
+import { managedPath } from '../inventory-reads.js'
 import type { TeardownRun } from './run.js'
 import { targetOf, waitGone } from './wait-gone.js'
 

@@ -50,7 +50,7 @@ import { type InstallOptions, registryLogin } from '../install/preflight.js'
 import { releaseStatus } from '../../cluster/helm.js'
 import { apiCall } from '../../cluster/cluster.js'
 import { table } from '../../ui/output.js'
-import { writableBootstrapRelease } from '../inventory.js'
+import { writableBootstrapRelease } from '../bootstrap-release.js'
 
 export interface UpgradeOptions extends InstallOptions {
   // source.chart '' and source.version undefined mean: those of the running installer (resolved in preflight).
