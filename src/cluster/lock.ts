@@ -2,67 +2,21 @@
 // namespace while they change anything, renewed while they run. Two runs at once undo each other (an
 // upgrade's unpause re-creates what an uninstall drains); a second run is refused, naming the holder. A
 // lease whose holder stopped renewing (killed, its machine gone) is taken over once it expired, and said so.
+import {
+  COMMAND_ANNOTATION,
+  LEASE_SECONDS,
+  LOCK_NAME,
+  type LeaseObject,
+  type LockHolder,
+  lockHolder,
+  lockState,
+  microTime,
+} from '../platform/lease.js'
 import { readlinkSync } from 'node:fs'
 import { hostname, userInfo } from 'node:os'
 import { type Cluster, apiFailure, requestPath, statusOf } from './cluster.js'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { MANAGED_BY_LABEL, MANAGED_BY_US } from '../platform/ownership.js'
-
-export const LOCK_NAME = 'krateo-installer'
-const COMMAND_ANNOTATION = 'krateo-installer/command'
-export const LEASE_SECONDS = 30
-
-export interface LeaseObject {
-  metadata: {
-    name: string
-    namespace?: string
-    uid?: string
-    resourceVersion?: string
-    labels?: Record<string, string>
-    annotations?: Record<string, string>
-  }
-  spec?: {
-    holderIdentity?: string | null
-    leaseDurationSeconds?: number
-    acquireTime?: string | null
-    renewTime?: string | null
-  }
-}
-
-export interface LockHolder {
-  holder: string
-  command: string
-  since: string
-  renewed: string
-  expiresAt: string
-}
-
-/** Who holds the lease and until when; null when nobody does. Pure. */
-export function lockHolder(lease: LeaseObject | null): LockHolder | null {
-  const spec = lease?.spec
-  if (!spec?.holderIdentity) return null
-  const renewed = spec.renewTime ?? spec.acquireTime ?? ''
-  const expiresAt = new Date(Date.parse(renewed) + (spec.leaseDurationSeconds ?? LEASE_SECONDS) * 1000).toISOString()
-  return {
-    holder: spec.holderIdentity,
-    command: lease!.metadata.annotations?.[COMMAND_ANNOTATION] ?? 'krateo-installer',
-    since: spec.acquireTime ?? renewed,
-    renewed,
-    expiresAt,
-  }
-}
-
-/** 'free', 'held' (renewed within its duration) or 'expired'. Pure. */
-export function lockState(lease: LeaseObject | null, now: number): 'free' | 'held' | 'expired' {
-  const h = lockHolder(lease)
-  if (!h) return 'free'
-  return Date.parse(h.expiresAt) > now ? 'held' : 'expired'
-}
-
-/** MicroTime as the API server parses it (RFC 3339 with exactly six fractional digits). */
-export function microTime(d: Date): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z')
-}
 
 const leasePath = (ns: string, name = '') =>
   `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases${name ? `/${name}` : ''}`

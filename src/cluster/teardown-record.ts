@@ -10,7 +10,8 @@
 import type { Cluster } from './cluster.js'
 import { isNotFound, statusOf } from './cluster.js'
 import { ExitCode, UserError } from '../platform/errors.js'
-import { type ManagedRef, MANAGED_BY_LABEL, MANAGED_BY_US, type StatefulSetClaims } from '../platform/ownership.js'
+import { type ManagedRef, MANAGED_BY_LABEL, MANAGED_BY_US } from '../platform/ownership.js'
+import { type StatefulSetClaims } from '../platform/foreign.js'
 
 /** Where records live: a namespace whose writers are cluster admins. */
 export const RECORD_NAMESPACE = 'kube-system'

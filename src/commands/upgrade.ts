@@ -9,10 +9,10 @@ import {
   type UpgradeOptions,
   type UpgradePlan,
   checkPlanStillHolds,
-  upgradePlanText,
   upgradePreflight,
 } from '../operations/upgrade/plan.js'
 import { upgradeSteps } from '../operations/upgrade/steps.js'
+import { upgradePlanText } from '../operations/upgrade/plan-text.js'
 import { Teardown } from '../operations/teardown.js'
 import { Operation } from '../operations/operation.js'
 import { statusDocument } from '../ui/output.js'

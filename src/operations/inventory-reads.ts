@@ -1,11 +1,9 @@
 // The reads behind the inventory (inventory.ts): the platform's RestDefinition CRDs and StatefulSets, the
 // objects an earlier run left finalizing, and the instances of platform kinds that are not the platform's.
 import { type Cluster, getPath, readFailure, statusOf } from '../cluster/cluster.js'
+import { type InstanceRef, type StatefulSetClaims, foreignInstances } from '../platform/foreign.js'
 import {
-  type InstanceRef,
   type ManagedRef,
-  type StatefulSetClaims,
-  foreignInstances,
   generatedCrdOf,
   partitionDefinitions,
   platformComponents,

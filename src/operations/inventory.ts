@@ -6,10 +6,9 @@ import { AdmissionregistrationV1Api, AppsV1Api } from '@kubernetes/client-node'
 import { type Cluster, getPath, isNotFound } from '../cluster/cluster.js'
 import type { Component } from '../platform/components.js'
 import { type Helm } from '../cluster/helm.js'
+import { type ConvertingCrdLike, type StatefulSetClaims, unreadableWithoutCoreProvider } from '../platform/foreign.js'
 import {
-  type ConvertingCrdLike,
   type ManagedRef,
-  type StatefulSetClaims,
   type WebhookLike,
   bundleBaseOf,
   generatedCrdOf,
@@ -23,7 +22,6 @@ import {
   MANAGED_BY_US,
   partitionDefinitions,
   platformComponents,
-  unreadableWithoutCoreProvider,
 } from '../platform/ownership.js'
 import { type KObj } from '../platform/kobj.js'
 import { type Observed } from '../platform/objects.js'

@@ -6,8 +6,8 @@ import { AppsV1Api } from '@kubernetes/client-node'
 import { type Cluster, getPath, isNotFound, METADATA_ONLY, readFailure, statusOf } from '../cluster/cluster.js'
 import { pooled } from '../cluster/observe.js'
 import { CD_GROUP, CD_VERSION } from '../cluster/observe.js'
-import { LOCK_NAME } from '../cluster/lock.js'
-import { type NamespacedObject, foreignInNamespace, isClaimOf } from '../platform/ownership.js'
+import { LOCK_NAME } from '../platform/lease.js'
+import { type NamespacedObject, foreignInNamespace, isClaimOf } from '../platform/foreign.js'
 import type { TeardownRecord } from '../cluster/teardown-record.js'
 
 export interface ResidueItem {

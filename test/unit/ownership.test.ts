@@ -6,23 +6,26 @@ import { stringify } from 'yaml'
 import {
   bindsOurServiceAccount,
   bootstrapReleaseOf,
-  foreignInNamespace,
-  foreignInstances,
-  isClaimOf,
   isPlatformDefinition,
   isPlatformPolicy,
   isPlatformWebhook,
   platformComponents,
   recordedVerdict,
   restCrdsOf,
-  unreadableWithoutCoreProvider,
 } from '../../src/platform/ownership.js'
+import {
+  foreignInNamespace,
+  foreignInstances,
+  isClaimOf,
+  unreadableWithoutCoreProvider,
+} from '../../src/platform/foreign.js'
 import { platformInventory, platformPresent } from '../../src/operations/inventory.js'
 import { ExitCode } from '../../src/platform/errors.js'
 import { drainWaves } from '../../src/platform/drain.js'
 import { changedSinceConfirmed, drainable, uninstallPlan } from '../../src/operations/uninstall.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/cluster/teardown-record.js'
-import { holderGone, lockHolder, lockState, microTime } from '../../src/cluster/lock.js'
+import { holderGone } from '../../src/cluster/lock.js'
+import { lockHolder, lockState, microTime } from '../../src/platform/lease.js'
 import type { KObj } from '../../src/platform/kobj.js'
 import type { Observed } from '../../src/platform/objects.js'
 

@@ -1,0 +1,58 @@
+// The run lock's Lease as data: who holds it, until when, whether it is free, held or expired. Pure (the
+// Lease is read and written in cluster/lock.ts).
+
+export const LOCK_NAME = 'krateo-installer'
+export const COMMAND_ANNOTATION = 'krateo-installer/command'
+export const LEASE_SECONDS = 30
+
+export interface LeaseObject {
+  metadata: {
+    name: string
+    namespace?: string
+    uid?: string
+    resourceVersion?: string
+    labels?: Record<string, string>
+    annotations?: Record<string, string>
+  }
+  spec?: {
+    holderIdentity?: string | null
+    leaseDurationSeconds?: number
+    acquireTime?: string | null
+    renewTime?: string | null
+  }
+}
+
+export interface LockHolder {
+  holder: string
+  command: string
+  since: string
+  renewed: string
+  expiresAt: string
+}
+
+/** Who holds the lease and until when; null when nobody does. Pure. */
+export function lockHolder(lease: LeaseObject | null): LockHolder | null {
+  const spec = lease?.spec
+  if (!spec?.holderIdentity) return null
+  const renewed = spec.renewTime ?? spec.acquireTime ?? ''
+  const expiresAt = new Date(Date.parse(renewed) + (spec.leaseDurationSeconds ?? LEASE_SECONDS) * 1000).toISOString()
+  return {
+    holder: spec.holderIdentity,
+    command: lease!.metadata.annotations?.[COMMAND_ANNOTATION] ?? 'krateo-installer',
+    since: spec.acquireTime ?? renewed,
+    renewed,
+    expiresAt,
+  }
+}
+
+/** 'free', 'held' (renewed within its duration) or 'expired'. Pure. */
+export function lockState(lease: LeaseObject | null, now: number): 'free' | 'held' | 'expired' {
+  const h = lockHolder(lease)
+  if (!h) return 'free'
+  return Date.parse(h.expiresAt) > now ? 'held' : 'expired'
+}
+
+/** MicroTime as the API server parses it (RFC 3339 with exactly six fractional digits). */
+export function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z')
+}
