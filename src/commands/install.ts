@@ -1,14 +1,20 @@
-import { Flags } from '@oclif/core'
+import { Flags, type Interfaces } from '@oclif/core'
 import { KrateoCommand, prose } from '../cli/base-command.js'
 import { loadCluster } from '../cluster/cluster.js'
-import { ExitCode, UserError } from '../platform/errors.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../cli/command-flags.js'
 import { DEFAULT_CHART, DEFAULT_VERSION, NEWER_CHART, defaultChartFor, checkNamespaceSets } from '../cluster/chart.js'
-import { type InstallOptions, type Plan, planText, preflight } from '../operations/install/preflight.js'
+import {
+  type InstallOptions,
+  type Plan,
+  checkInstallable,
+  planDocument,
+  planText,
+  preflight,
+} from '../operations/install/preflight.js'
 import { bootstrapSteps } from '../operations/install/bootstrap.js'
-import { currentState, followToReady, summary } from '../operations/follow-ready.js'
+import { currentState, followStep, summary } from '../operations/follow-ready.js'
+import type { PlatformState } from '../platform/state.js'
 import { apiCall } from '../cluster/cluster.js'
-import type { Step } from '../ui/progress.js'
 import { Operation } from '../operations/operation.js'
 import { statusDocument } from '../ui/output.js'
 import { checkNamespace, featureSets, parseDuration, parseFeatures } from '../platform/flags.js'
@@ -93,45 +99,17 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
   async run(): Promise<void> {
     const { flags } = await this.parse(Install)
     this.verbose = flags.verbose
-    const timeoutMs = parseDuration(flags.timeout)
-    checkNamespace(flags.namespace)
-    const password = await registryPassword(flags)
-    checkNamespaceSets(flags.set, flags.namespace)
-    const derived: Record<string, string | number | boolean> = {
-      ...(flags.exposure ? { 'exposure.type': flags.exposure } : {}),
-      ...(flags['exposure-port'] ? { 'exposure.port': flags['exposure-port'] } : {}),
-      'namespaces.krateo': flags.namespace,
-      // The chart's real registryAuth.passwordRef (its fields default to ""): the Secret this CLI writes.
-      ...(flags['registry-username']
-        ? {
-            'registryAuth.enabled': true,
-            'registryAuth.username': flags['registry-username'],
-            'registryAuth.passwordRef.name': REGISTRY_SECRET,
-            'registryAuth.passwordRef.key': 'password',
-          }
-        : {}),
-    }
-    const sets = [...featureSets(flags.feature), ...flags.set]
-    const opts: InstallOptions = {
-      namespace: flags.namespace,
-      source: { chart: flags.chart ?? defaultChartFor(flags.version), version: flags.version },
-      values: { files: flags.values, sets, derived },
-      timeoutMs,
-      wait: flags.wait,
-      accelerate: flags.accelerate,
-      registryUsername: flags['registry-username'],
-      registryPassword: password,
-      featureRequests: parseFeatures(flags.feature),
-    }
+    const opts = await installOptions(flags)
+    const ns = opts.namespace
     const cluster = loadCluster(flags)
     const helm = helmFrom(flags)
     const started = Date.now()
     const run = {
       cluster,
-      namespace: flags.namespace,
+      namespace: ns,
       command: 'install' as const,
       resumeHint: 'nothing is half-applied; run the same install command again to resume',
-      timeoutMs,
+      timeoutMs: opts.timeoutMs,
       json: flags.json,
     }
     await Operation.run(run, async (op) => {
@@ -146,82 +124,76 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         },
       ])
       if (flags['dry-run']) {
-        if (flags.json)
-          this.printJson({
-            result: 'dry-run',
-            chartVersion: plan!.rendered.chartVersion,
-            objects: plan!.rendered.manifests.map((m) => ({
-              kind: m.kind,
-              name: m.metadata.name,
-              namespace: m.metadata.namespace ?? null,
-            })),
-            components: plan!.components.map((c) => ({
-              ...c,
-              enabled: !c.feature || plan!.features[c.feature] === true,
-            })),
-          })
+        if (flags.json) this.printJson(planDocument(plan!))
         else this.log(planText(plan!, opts))
         return
       }
-      const before = await currentState(cluster, flags.namespace)
+      const before = await currentState(cluster, ns)
       if (before.phase === 'Ready' && before.installerVersion === plan!.rendered.chartVersion) {
         if (flags.json) this.printJson({ result: 'already-installed', status: statusDocument(before) })
         else
           this.log(
-            `Already installed and Ready: installer ${before.installerVersion} in ${flags.namespace}; nothing to do.\n\n${summary(before, 0)}`,
+            `Already installed and Ready: installer ${before.installerVersion} in ${ns}; nothing to do.\n\n${summary(before, 0)}`,
           )
         return
       }
-      await apiCall(cluster, `create namespace ${flags.namespace}`, () => ensureNamespace(cluster, flags.namespace))
+      await apiCall(cluster, `create namespace ${ns}`, () => ensureNamespace(cluster, ns))
       await op.begin()
-      // Judged under the lock, on the platform as it is now: another run may have changed it since the preflight.
-      const now = await currentState(cluster, flags.namespace)
-      if (
-        now.installerVersion &&
-        now.phase !== 'NotInstalled' &&
-        now.installerVersion !== plan!.rendered.chartVersion
-      ) {
-        // Re-applying another version the way the chart's hook does would prune and re-create every component
-        // whose version changes; upgrade moves them in place.
-        throw new UserError(
-          `installer ${now.installerVersion} is already installed in ${flags.namespace}; install does not change versions`,
-          ExitCode.Usage,
-          `run: ${this.config.bin} upgrade --version ${plan!.rendered.chartVersion} (add --dry-run to see what moves)`,
-        )
-      }
-      // A running uninstall is refused by the lock itself (exit 11), with its holder; one that stopped half-way
-      // left the Installer paused for it.
-      if (now.pausedBy && / uninstall /.test(now.pausedBy)) {
-        // Patching a platform half-way through its uninstall would fight the drain.
-        throw new UserError(
-          `an uninstall of the platform in ${flags.namespace} is under way (${now.pausedBy.replace(/: re-run.*$/, '')})`,
-          ExitCode.Usage,
-          `finish it first with: ${this.config.bin} uninstall -n ${flags.namespace}, then install again`,
-        )
-      }
-      const steps: Step[] = bootstrapSteps(cluster, helm, opts, plan!, op)
-      if (flags.wait) {
-        steps.push({
-          title: 'Follow the self-reconcile',
-          run: async (r) => {
-            const res = await followToReady(cluster, op.platformWatch(), opts, op.interrupt, r, op.deadline)
-            return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} nudges saved resync waits` : ''}`
-          },
-        })
-      }
-      await op.steps(steps)
-      const after = await currentState(cluster, flags.namespace)
-      if (flags.json)
-        this.printJson({
-          result: flags.wait ? 'installed' : 'accepted',
-          elapsedSeconds: Math.round((Date.now() - started) / 1000),
-          status: statusDocument(after),
-        })
-      else if (flags.wait) this.log('\n' + summary(after, Date.now() - started))
-      else
-        this.log(
-          `\nThe Installer CR is accepted; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`,
-        )
+      checkInstallable(await currentState(cluster, ns), plan!, ns, this.config.bin)
+      await op.steps([
+        ...bootstrapSteps(cluster, helm, opts, plan!, op),
+        ...(flags.wait ? [followStep(cluster, op, opts)] : []),
+      ])
+      this.result(await currentState(cluster, ns), flags, started)
     })
+  }
+
+  private result(after: PlatformState, flags: { json: boolean; wait: boolean }, started: number): void {
+    if (flags.json)
+      this.printJson({
+        result: flags.wait ? 'installed' : 'accepted',
+        elapsedSeconds: Math.round((Date.now() - started) / 1000),
+        status: statusDocument(after),
+      })
+    else if (flags.wait) this.log('\n' + summary(after, Date.now() - started))
+    else
+      this.log(
+        `\nThe Installer CR is accepted; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`,
+      )
+  }
+}
+
+type InstallFlags = Interfaces.InferredFlags<typeof Install.flags & typeof KrateoCommand.baseFlags>
+
+/** The flags as install options: the values the flags stand for go to helm like --set. */
+async function installOptions(flags: InstallFlags): Promise<InstallOptions> {
+  const timeoutMs = parseDuration(flags.timeout)
+  checkNamespace(flags.namespace)
+  const password = await registryPassword(flags)
+  checkNamespaceSets(flags.set, flags.namespace)
+  const derived: Record<string, string | number | boolean> = {
+    ...(flags.exposure ? { 'exposure.type': flags.exposure } : {}),
+    ...(flags['exposure-port'] ? { 'exposure.port': flags['exposure-port'] } : {}),
+    'namespaces.krateo': flags.namespace,
+    // The chart's real registryAuth.passwordRef (its fields default to ""): the Secret this CLI writes.
+    ...(flags['registry-username']
+      ? {
+          'registryAuth.enabled': true,
+          'registryAuth.username': flags['registry-username'],
+          'registryAuth.passwordRef.name': REGISTRY_SECRET,
+          'registryAuth.passwordRef.key': 'password',
+        }
+      : {}),
+  }
+  return {
+    namespace: flags.namespace,
+    source: { chart: flags.chart ?? defaultChartFor(flags.version), version: flags.version },
+    values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set], derived },
+    timeoutMs,
+    wait: flags.wait,
+    accelerate: flags.accelerate,
+    registryUsername: flags['registry-username'],
+    registryPassword: password,
+    featureRequests: parseFeatures(flags.feature),
   }
 }

@@ -1,4 +1,5 @@
-import { Flags } from '@oclif/core'
+import { Flags, type Interfaces } from '@oclif/core'
+import type { PlatformState } from '../platform/state.js'
 import { KrateoCommand, prose } from '../cli/base-command.js'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { loadCluster } from '../cluster/cluster.js'
@@ -94,41 +95,18 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
   async run(): Promise<void> {
     const { flags } = await this.parse(Upgrade)
     this.verbose = flags.verbose
-    const timeoutMs = parseDuration(flags.timeout)
-    checkNamespace(flags.namespace)
-    if (flags['registry-username'] && !flags.chart) {
-      // Without --chart the chart location comes from the cluster: credentials go only where the user said.
-      throw new UserError(
-        '--registry-username needs --chart: without it upgrade takes the chart location from the cluster, and credentials go only to a registry you name',
-        ExitCode.Usage,
-        'pass --chart oci://<your registry>/installer as well',
-      )
-    }
-    checkNamespaceSets(flags.set, flags.namespace)
-    const featureRequests = parseFeatures(flags.feature)
-    const password = await registryPassword(flags)
+    const opts = await upgradeOptions(flags)
+    const ns = opts.namespace
     const cluster = loadCluster(flags)
     const helm = helmFrom(flags)
-    const opts: UpgradeOptions = {
-      namespace: flags.namespace,
-      source: { chart: flags.chart ?? '', version: flags.version },
-      values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
-      timeoutMs,
-      wait: flags.wait,
-      accelerate: flags.accelerate,
-      registryUsername: flags['registry-username'],
-      registryPassword: password,
-      featureRequests,
-      allowDowngrade: flags['allow-downgrade'],
-    }
     const started = Date.now()
     const run = {
       cluster,
-      namespace: flags.namespace,
+      namespace: ns,
       command: 'upgrade' as const,
       resumeHint:
         'run the same upgrade command again to resume (until then a paused Installer shows as Upgrading in status)',
-      timeoutMs,
+      timeoutMs: opts.timeoutMs,
       json: flags.json,
     }
     await Operation.run(run, async (op) => {
@@ -143,17 +121,8 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         },
       ])
       const p = plan!
-      const moves = {
-        from: p.from,
-        to: p.to,
-        direction: p.direction,
-        changed: p.diff.changed,
-        added: p.diff.added.map((c) => c.name),
-        removed: p.diff.removed.map((c) => c.name),
-        features: p.features.changes,
-      }
       if (flags['dry-run']) {
-        if (flags.json) this.printJson({ result: 'dry-run', ...moves })
+        if (flags.json) this.printJson({ result: 'dry-run', ...moves(p) })
         else this.log(upgradePlanText(p, opts))
         return
       }
@@ -162,7 +131,7 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         this.log(upgradePlanText(p, opts).replace(/\n+Dry run: nothing was changed\.\s*$/, ''))
         await confirmOrRefuse(
           'upgrade',
-          `context ${cluster.context}, cluster ${cluster.server}, namespace ${flags.namespace}`,
+          `context ${cluster.context}, cluster ${cluster.server}, namespace ${ns}`,
           false,
         )
       }
@@ -171,35 +140,81 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         {
           title: 'Check the plan still holds (under the lock)',
           run: async () => {
-            await checkPlanStillHolds(cluster, helm, flags.namespace, p)
+            await checkPlanStillHolds(cluster, helm, ns, p)
             return 'unchanged'
           },
         },
       ])
-      const teardown = new Teardown(cluster, flags.namespace, op.interrupt, op.deadline, {
+      const teardown = new Teardown(cluster, ns, op.interrupt, op.deadline, {
         force: false,
         command: 'upgrade',
         guard: op.guard,
       })
       op.onEnd(() => teardown.dispose())
       await op.steps(upgradeSteps({ cluster, helm, opts, plan: p, run: op, teardown }))
-      const after = await currentState(cluster, flags.namespace)
-      const result = p.direction === 'same' ? 'reconciled' : p.direction === 'downgrade' ? 'downgraded' : 'upgraded'
-      if (flags.json)
-        this.printJson({
-          result: flags.wait ? result : 'accepted',
-          ...moves,
-          elapsedSeconds: Math.round((Date.now() - started) / 1000),
-          status: statusDocument(after),
-        })
-      else if (flags.wait)
-        this.log(
-          `\n${p.direction === 'same' ? `Installer ${p.to} reconciled` : `Installer ${p.from} -> ${p.to}`}${p.features.changes.length ? `; features ${p.features.changes.map((f) => `${f.name}=${f.to}`).join(', ')}` : ''}.\n${summary(after, Date.now() - started)}`,
-        )
-      else
-        this.log(
-          `\nThe Installer CR is patched; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`,
-        )
+      this.result(p, await currentState(cluster, ns), flags, started)
     })
+  }
+
+  private result(p: UpgradePlan, after: PlatformState, flags: { json: boolean; wait: boolean }, started: number) {
+    const result = p.direction === 'same' ? 'reconciled' : p.direction === 'downgrade' ? 'downgraded' : 'upgraded'
+    if (flags.json)
+      this.printJson({
+        result: flags.wait ? result : 'accepted',
+        ...moves(p),
+        elapsedSeconds: Math.round((Date.now() - started) / 1000),
+        status: statusDocument(after),
+      })
+    else if (flags.wait)
+      this.log(
+        `\n${p.direction === 'same' ? `Installer ${p.to} reconciled` : `Installer ${p.from} -> ${p.to}`}${p.features.changes.length ? `; features ${p.features.changes.map((f) => `${f.name}=${f.to}`).join(', ')}` : ''}.\n${summary(after, Date.now() - started)}`,
+      )
+    else
+      this.log(
+        `\nThe Installer CR is patched; the platform reconciles on its own. Follow it with: ${this.config.bin} status --watch`,
+      )
+  }
+}
+
+type UpgradeFlags = Interfaces.InferredFlags<typeof Upgrade.flags & typeof KrateoCommand.baseFlags>
+
+async function upgradeOptions(flags: UpgradeFlags): Promise<UpgradeOptions> {
+  const timeoutMs = parseDuration(flags.timeout)
+  checkNamespace(flags.namespace)
+  if (flags['registry-username'] && !flags.chart) {
+    // Without --chart the chart location comes from the cluster: credentials go only where the user said.
+    throw new UserError(
+      '--registry-username needs --chart: without it upgrade takes the chart location from the cluster, and credentials go only to a registry you name',
+      ExitCode.Usage,
+      'pass --chart oci://<your registry>/installer as well',
+    )
+  }
+  checkNamespaceSets(flags.set, flags.namespace)
+  const featureRequests = parseFeatures(flags.feature)
+  const password = await registryPassword(flags)
+  return {
+    namespace: flags.namespace,
+    source: { chart: flags.chart ?? '', version: flags.version },
+    values: { files: flags.values, sets: [...featureSets(flags.feature), ...flags.set] },
+    timeoutMs,
+    wait: flags.wait,
+    accelerate: flags.accelerate,
+    registryUsername: flags['registry-username'],
+    registryPassword: password,
+    featureRequests,
+    allowDowngrade: flags['allow-downgrade'],
+  }
+}
+
+/** What the plan moves, as data (--json). */
+function moves(p: UpgradePlan) {
+  return {
+    from: p.from,
+    to: p.to,
+    direction: p.direction,
+    changed: p.diff.changed,
+    added: p.diff.added.map((c) => c.name),
+    removed: p.diff.removed.map((c) => c.name),
+    features: p.features.changes,
   }
 }

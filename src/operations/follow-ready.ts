@@ -1,5 +1,7 @@
 // Following the self-reconcile until the platform runs (install and upgrade): one watch of the platform, the
 // nudges a component waiting for a render gets, the heal of a lost create result, and what a timeout names.
+import type { RunContext } from './operation.js'
+import type { Step } from '../ui/progress.js'
 import { type Cluster, apiFailure } from '../cluster/cluster.js'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { observe } from '../cluster/observe.js'
@@ -247,4 +249,30 @@ export async function currentState(cluster: Cluster, namespace: string): Promise
 
 export function summary(state: PlatformState, elapsedMs: number): string {
   return `Krateo is ${state.phase === 'Ready' ? 'Ready' : phaseText(state)} in ${state.namespace} (${state.ready}/${state.total} components, ${(elapsedMs / 1000).toFixed(0)}s)\n\n${renderStatus(state)}`
+}
+
+/** The last step of install and upgrade: following the self-reconcile until the platform runs. */
+export function followStep(
+  cluster: Cluster,
+  run: RunContext,
+  opts: { namespace: string; accelerate: boolean },
+  applied?: (o: Observed) => boolean,
+  pending?: (o: Observed) => string | null,
+): Step {
+  return {
+    title: 'Follow the self-reconcile',
+    run: async (r) => {
+      const res = await followToReady(
+        cluster,
+        run.platformWatch(),
+        opts,
+        run.interrupt,
+        r,
+        run.deadline,
+        applied,
+        pending,
+      )
+      return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} nudges saved resync waits` : ''}`
+    },
+  }
 }

@@ -1,5 +1,6 @@
 // install, before anything changes: the read-only preflight that makes the plan, the registry login, and the
 // plan's text (--dry-run).
+import type { PlatformState } from '../../platform/state.js'
 import { apiCall } from '../../cluster/cluster.js'
 import { type Cluster, checkReachable } from '../../cluster/cluster.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
@@ -154,4 +155,43 @@ export function planText(plan: Plan, opts: InstallOptions): string {
   })
   lines.push('', 'Dry run: nothing was changed.')
   return lines.join('\n')
+}
+
+/** The plan as data (--dry-run --json). */
+export function planDocument(plan: Plan): Record<string, unknown> {
+  return {
+    result: 'dry-run',
+    chartVersion: plan.rendered.chartVersion,
+    objects: plan.rendered.manifests.map((m) => ({
+      kind: m.kind,
+      name: m.metadata.name,
+      namespace: m.metadata.namespace ?? null,
+    })),
+    components: plan.components.map((c) => ({ ...c, enabled: !c.feature || plan.features[c.feature] === true })),
+  }
+}
+
+/**
+ * Judged under the lock, on the platform as it is now (another run may have changed it since the preflight):
+ * install neither changes versions nor fights an uninstall that stopped half-way.
+ */
+export function checkInstallable(now: PlatformState, plan: Plan, namespace: string, bin: string): void {
+  if (now.installerVersion && now.phase !== 'NotInstalled' && now.installerVersion !== plan.rendered.chartVersion) {
+    // Re-applying another version the way the chart's hook does would prune and re-create every component
+    // whose version changes; upgrade moves them in place.
+    throw new UserError(
+      `installer ${now.installerVersion} is already installed in ${namespace}; install does not change versions`,
+      ExitCode.Usage,
+      `run: ${bin} upgrade --version ${plan.rendered.chartVersion} (add --dry-run to see what moves)`,
+    )
+  }
+  // A running uninstall is refused by the lock itself (exit 11), with its holder; one that stopped half-way
+  // left the Installer paused for it.
+  if (now.pausedBy && / uninstall /.test(now.pausedBy)) {
+    throw new UserError(
+      `an uninstall of the platform in ${namespace} is under way (${now.pausedBy.replace(/: re-run.*$/, '')})`,
+      ExitCode.Usage,
+      `finish it first with: ${bin} uninstall -n ${namespace}, then install again`,
+    )
+  }
 }

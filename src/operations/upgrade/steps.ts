@@ -16,7 +16,7 @@ import { ExitCode, UserError } from '../../platform/errors.js'
 import { PAUSED_ANNOTATION, type Observed, UPGRADE_ANNOTATION } from '../../platform/objects.js'
 import { COMPOSITION_VERSION_LABEL, needsPause, removalWaves, stagedLayers } from '../../platform/upgrade-plan.js'
 import type { Step } from '../../ui/progress.js'
-import { followToReady, waitUntil } from '../follow-ready.js'
+import { followStep, waitUntil } from '../follow-ready.js'
 import { helmBootstrap } from '../install/bootstrap.js'
 import { installerDefinitionSteps } from '../install/installer-definition.js'
 import { drainRemoved, moveDefinitionsStep } from './move-definitions.js'
@@ -36,7 +36,7 @@ export function upgradeSteps(u: UpgradeRun): Step[] {
     ...installerDefinitionSteps(u.cluster, plan.rendered, opts.namespace, u.run),
     ...(plan.installer.metadata.labels?.[COMPOSITION_VERSION_LABEL] !== dashed(plan.to) ? [installerMoveStep(u)] : []),
     mergeStep(u),
-    ...(opts.wait ? [followStep(u)] : []),
+    ...(opts.wait ? [upgradeFollowStep(u)] : []),
   ]
 }
 
@@ -190,7 +190,7 @@ function mergeStep(u: UpgradeRun): Step {
   }
 }
 
-function followStep(u: UpgradeRun): Step {
+function upgradeFollowStep(u: UpgradeRun): Step {
   const { plan } = u
   const want = JSON.stringify(plan.components.map((c) => [c.name, c.version]))
   // The watch lags the merge: judged only once it shows the new list and features, and our mark gone.
@@ -208,12 +208,5 @@ function followStep(u: UpgradeRun): Step {
       ? `waiting for the installer's release to drop the definitions of removed ${left.join(', ')}`
       : null
   }
-  return {
-    title: 'Follow the self-reconcile',
-    run: async (r) => {
-      const { platformWatch, interrupt, deadline } = u.run
-      const res = await followToReady(u.cluster, platformWatch(), u.opts, interrupt, r, deadline, applied, removedLeft)
-      return `${res.state.ready}/${res.state.total} Ready${res.nudges ? `, ${res.nudges} nudges saved resync waits` : ''}`
-    },
-  }
+  return followStep(u.cluster, u.run, u.opts, applied, removedLeft)
 }
