@@ -2,6 +2,9 @@
 // proof that the order matters (a plain helm uninstall wedges the same platform).
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
@@ -194,16 +197,18 @@ describe(onGeneration('uninstall'), () => {
 
   it('a run killed after helm uninstall, before the sweep: the next run takes over its lock (its process is gone) and completes the sweep', async () => {
     await install()
-    const first = cli(['uninstall', ...kc()])
-    // Stop the CLI the moment its helm uninstall runs; helm goes on (its own process group) and finishes.
-    const helmUninstalling = () => {
-      try {
-        return execFileSync('pgrep', ['-f', `${sandbox().helm} uninstall krateo -n krateo-system`]).length > 0
-      } catch {
-        return false
-      }
-    }
-    await eventually('helm uninstall running', async () => helmUninstalling(), 180_000, 10)
+    // Stop the CLI the moment its helm uninstall starts; helm goes on (its own process group) and finishes. A helm
+    // that says so when it starts, not a poll for its process: under load the poll missed a short helm run (CI).
+    const work = mkdtempSync(join(tmpdir(), 'helm-marker-'))
+    const started = join(work, 'uninstall-started')
+    const wrapper = join(work, 'helm')
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\ncase " $* " in *" uninstall "*) : > '${started}' ;; esac\nexec '${sandbox().helm}' "$@"\n`,
+      { mode: 0o755 },
+    )
+    const first = cli(['uninstall', ...kc(), '--helm', wrapper])
+    await eventually('helm uninstall running', async () => existsSync(started), 180_000, 10)
     first.kill('SIGSTOP')
     await eventually(
       'helm uninstalled the bootstrap release',
