@@ -58,3 +58,20 @@ export async function checkAccess(cluster: Cluster, wanted: Access[]): Promise<v
     )
   }
 }
+
+/** What uninstall deletes and writes, asked before its first write (with --purge: namespaces and PVCs too). */
+export const UNINSTALL_ACCESS = (ns: string, recordNamespace: string, purge: boolean): Access[] => [
+  { verb: 'delete', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
+  { verb: 'delete', group: 'core.krateo.io', resource: 'compositiondefinitions', namespace: ns },
+  { verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
+  { verb: 'delete', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
+  { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
+  // The teardown record lives where only cluster admins write.
+  { verb: 'create', group: '', resource: 'configmaps', namespace: recordNamespace },
+  ...(purge
+    ? [
+        { verb: 'delete', group: '', resource: 'namespaces' },
+        { verb: 'delete', group: '', resource: 'persistentvolumeclaims', namespace: ns },
+      ]
+    : []),
+]

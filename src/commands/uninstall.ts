@@ -1,18 +1,19 @@
 import { Flags } from '@oclif/core'
 import { KrateoCommand, prose } from '../cli/base-command.js'
 import { apiFailure, checkReachable, loadCluster } from '../cluster/cluster.js'
-import { ExitCode, UserError, printable } from '../platform/errors.js'
+import { UserError, printable } from '../platform/errors.js'
 import { Helm } from '../cluster/helm.js'
 import { observe } from '../cluster/observe.js'
 import { Teardown } from '../operations/teardown.js'
-import { checkAccess } from '../cluster/access.js'
+import { UNINSTALL_ACCESS, checkAccess } from '../cluster/access.js'
 import { Operation } from '../operations/operation.js'
 import { checkNamespace, parseDuration } from '../platform/flags.js'
-import { platformPresent, readInventory } from '../operations/inventory.js'
-import { changedSinceConfirmed, uninstallPlan, uninstallSteps } from '../operations/uninstall.js'
+import { type Inventory, platformPresent, readInventory } from '../operations/inventory.js'
+import { changedSinceConfirmed, purgeKept, uninstallSteps } from '../operations/uninstall.js'
+import { uninstallPlanDocument, uninstallPlanText } from '../operations/uninstall-plan.js'
 import { ask, canAsk, confirmOrRefuse } from '../ui/confirm.js'
-import { type Residue, purge, residue } from '../operations/residue.js'
-import { RECORD_NAMESPACE, deleteRecord } from '../cluster/teardown-record.js'
+import { type Residue, residue } from '../operations/residue.js'
+import { RECORD_NAMESPACE } from '../cluster/teardown-record.js'
 
 export default class Uninstall extends KrateoCommand {
   static override summary =
@@ -111,9 +112,8 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     const blocked = present && !flags['dry-run'] ? changedSinceConfirmed(inv, inv, false) : null
     if (blocked) throw new UserError(blocked.why, blocked.exit, blocked.hint)
     if (flags['dry-run']) {
-      const plan = uninstallPlan(inv)
-      if (flags.json) this.printJson(plan.json)
-      else this.log(plan.text)
+      if (flags.json) this.printJson(uninstallPlanDocument(inv))
+      else this.log(uninstallPlanText(inv))
       return
     }
     const where = `context ${cluster.context}, cluster ${cluster.server}, namespace ${ns}`
@@ -121,45 +121,8 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       this.log(`Uninstalling Krateo${inv.record.release ? ` (release ${inv.record.release})` : ''} from ${where}`)
       if (inv.keptRelease) this.log(`Not the platform's, kept: ${printable(inv.keptRelease)}`)
     }
-    const destructive = [flags.force ? '--force' : '', flags.purge ? '--purge' : ''].filter(Boolean).join(' and ')
-    const unreadable = present && inv.unreadableAfter.length > 0
-    let asked = false
-    if (unreadable) {
-      asked = !flags.yes
-      // Not deleted, but their reads need the core-provider this uninstall removes: the user decides.
-      const n = inv.unreadableAfter.length
-      await confirmOrRefuse(
-        'uninstall',
-        `${n} kind${n > 1 ? 's' : ''} not the platform's would be unreadable (get, list, delete fail) until a core-provider runs again, because ${n > 1 ? 'their versions convert' : 'its versions convert'} through this platform's core-provider: ${inv.unreadableAfter.join('; ')}; to keep them readable, delete their CompositionDefinitions and Compositions first`,
-        flags.yes,
-      )
-    }
-    if (destructive) {
-      asked ||= !flags.yes
-      await confirmOrRefuse(
-        `uninstall ${destructive}`,
-        `${where}; ${flags.force ? "finalizers of the platform's stuck objects may be removed (each named)" : ''}${flags.force && flags.purge ? '; ' : ''}${flags.purge ? "the platform's PVCs (their data), the namespace if nothing else is in it, and the CompositionDefinition CRD if unused are deleted" : ''}`,
-        flags.yes,
-      )
-    } else if (!flags.yes && canAsk() && present && !unreadable) {
-      asked = true
-      await confirmOrRefuse('uninstall', `removes the platform from ${where}`, false)
-    }
-    await checkAccess(cluster, [
-      { verb: 'delete', group: 'composition.krateo.io', resource: 'installers', namespace: ns },
-      { verb: 'delete', group: 'core.krateo.io', resource: 'compositiondefinitions', namespace: ns },
-      { verb: 'delete', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations' },
-      { verb: 'delete', group: 'apiextensions.k8s.io', resource: 'customresourcedefinitions' },
-      { verb: 'create', group: 'coordination.k8s.io', resource: 'leases', namespace: ns },
-      // The teardown record lives where only cluster admins write.
-      { verb: 'create', group: '', resource: 'configmaps', namespace: RECORD_NAMESPACE },
-      ...(flags.purge
-        ? [
-            { verb: 'delete', group: '', resource: 'namespaces' },
-            { verb: 'delete', group: '', resource: 'persistentvolumeclaims', namespace: ns },
-          ]
-        : []),
-    ])
+    const asked = await this.confirmUninstall(flags, inv, where, present)
+    await checkAccess(cluster, UNINSTALL_ACCESS(ns, RECORD_NAMESPACE, flags.purge))
     const run = {
       cluster,
       namespace: ns,
@@ -192,69 +155,58 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
         throw err
       }
       let left = await readResidue()
-      let purged = false
-      if (flags.purge && left.items.length) {
-        const loss = left.items.filter((r) => r.dataLoss)
-        if (
-          !flags.yes &&
-          !(await ask(
-            `Delete ${left.items.map((r) => r.what).join('; ')}?${loss.length ? ` DATA IN ${loss.length} PVC(S) IS LOST.` : ''}`,
-          ))
-        ) {
-          throw new UserError(
-            'purge not confirmed',
-            ExitCode.Interrupted,
-            'nothing more was deleted; the platform itself is uninstalled',
-          )
-        }
-        await op.steps([
-          {
-            title: "Purge what was kept on purpose (only what was the platform's)",
-            run: async (r) => {
-              // Judged again after the question (it may have waited): only what was shown and is unchanged goes.
-              const confirmed = new Set(left.items.map((i) => `${i.kind}/${i.name}/${i.uid ?? ''}`))
-              const now = flags.yes ? left : await readResidue()
-              for (const k of now.kept) if (!left.kept.includes(k)) r.line(k)
-              const items = now.items.filter((i) => confirmed.has(`${i.kind}/${i.name}/${i.uid ?? ''}`))
-              if (items.some((i) => i.kind === 'namespace' && i.name === ns)) op.lockGoesWithNamespace()
-              await purge(
-                cluster,
-                items,
-                (m) => r.line(m),
-                (name) =>
-                  teardown.waitObjectGone(
-                    '/api/v1/namespaces',
-                    name,
-                    `namespace ${name} to go`,
-                    r,
-                    () => `namespace ${name} is Terminating`,
-                  ),
-              )
-              return 'done'
-            },
-          },
-        ])
-        left = await readResidue()
-        purged = true
-        // The namespace is gone: nothing is left that the record could serve.
-        if (!left.items.some((i) => i.kind === 'namespace') && !left.kept.some((k) => k.startsWith(`Namespace ${ns}:`)))
-          await deleteRecord(cluster, ns).catch((err) => {
-            throw apiFailure(err, cluster, 'delete the teardown record')
-          })
-      }
-      if (flags.json)
-        this.printJson({ result: 'uninstalled', purged, forced: teardown.forced, residue: left.items, kept: left.kept })
-      else {
-        this.log(
-          present
-            ? `\nKrateo is uninstalled from ${ns}: no object of the platform, generated CRD, webhook, cdc bundle or helm release is left.`
-            : `Nothing to uninstall in ${ns}: the platform was removed earlier.`,
-        )
-        if (teardown.forced.length)
-          this.log(`Forced (check what may be left behind):\n${teardown.forced.map((f) => `  ${f}`).join('\n')}`)
-        for (const l of listing(left)) this.log(l)
-      }
+      const purged = flags.purge && left.items.length > 0
+      if (purged) left = await purgeKept(op, teardown, left, readResidue, flags.yes)
+      this.result(ns, present, purged, teardown.forced, left, flags.json)
     })
+  }
+
+  /** Asks what must be asked before anything changes; true when a person was asked (and said yes). */
+  private async confirmUninstall(
+    flags: { yes: boolean; force: boolean; purge: boolean },
+    inv: Inventory,
+    where: string,
+    present: boolean,
+  ): Promise<boolean> {
+    const destructive = [flags.force ? '--force' : '', flags.purge ? '--purge' : ''].filter(Boolean).join(' and ')
+    const unreadable = present && inv.unreadableAfter.length > 0
+    let asked = false
+    if (unreadable) {
+      asked = !flags.yes
+      // Not deleted, but their reads need the core-provider this uninstall removes: the user decides.
+      const n = inv.unreadableAfter.length
+      await confirmOrRefuse(
+        'uninstall',
+        `${n} kind${n > 1 ? 's' : ''} not the platform's would be unreadable (get, list, delete fail) until a core-provider runs again, because ${n > 1 ? 'their versions convert' : 'its versions convert'} through this platform's core-provider: ${inv.unreadableAfter.join('; ')}; to keep them readable, delete their CompositionDefinitions and Compositions first`,
+        flags.yes,
+      )
+    }
+    if (destructive) {
+      asked ||= !flags.yes
+      await confirmOrRefuse(
+        `uninstall ${destructive}`,
+        `${where}; ${flags.force ? "finalizers of the platform's stuck objects may be removed (each named)" : ''}${flags.force && flags.purge ? '; ' : ''}${flags.purge ? "the platform's PVCs (their data), the namespace if nothing else is in it, and the CompositionDefinition CRD if unused are deleted" : ''}`,
+        flags.yes,
+      )
+    } else if (!flags.yes && canAsk() && present && !unreadable) {
+      asked = true
+      await confirmOrRefuse('uninstall', `removes the platform from ${where}`, false)
+    }
+    return asked
+  }
+
+  private result(ns: string, present: boolean, purged: boolean, forced: string[], left: Residue, json: boolean) {
+    if (json) {
+      this.printJson({ result: 'uninstalled', purged, forced, residue: left.items, kept: left.kept })
+      return
+    }
+    this.log(
+      present
+        ? `\nKrateo is uninstalled from ${ns}: no object of the platform, generated CRD, webhook, cdc bundle or helm release is left.`
+        : `Nothing to uninstall in ${ns}: the platform was removed earlier.`,
+    )
+    if (forced.length) this.log(`Forced (check what may be left behind):\n${forced.map((f) => `  ${f}`).join('\n')}`)
+    for (const l of listing(left)) this.log(l)
   }
 }
 

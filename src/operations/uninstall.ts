@@ -1,15 +1,19 @@
 // uninstall as a list of named steps, each saying what it owns, what it deletes and what it waits on.
 // Everything it deletes comes from the inventory (inventory.ts, rules in ownership.ts), recorded before the
 // first delete so a re-run resumes where a failed or interrupted one stopped, the sweep included.
+import { apiFailure } from '../cluster/cluster.js'
+import { deleteRecord, recordName } from '../cluster/teardown-record.js'
+import { ask } from '../ui/confirm.js'
+import type { Operation } from './operation.js'
+import { type Residue, purge } from './residue.js'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { PAUSED_ANNOTATION } from '../platform/objects.js'
-import { recordName } from '../cluster/teardown-record.js'
 import type { Component } from '../platform/components.js'
 import type { Helm } from '../cluster/helm.js'
 import { type Inventory, platformPresent } from './inventory.js'
 import type { Step } from '../ui/progress.js'
 import type { Teardown } from './teardown.js'
-import { awaitingReCreation, deletableNow, drainWaves } from '../platform/drain.js'
+import { awaitingReCreation, deletableNow } from '../platform/drain.js'
 
 /** Components whose Composition exists now, or whose release's objects an earlier run left finalizing: what Stage 1 drains. */
 export function drainable(inv: Inventory): Set<string> {
@@ -19,7 +23,7 @@ export function drainable(inv: Inventory): Set<string> {
 }
 
 /** What the Installer must bring back before the pause (none once it is paused or being deleted). */
-function toReCreate(inv: Inventory): string[] {
+export function toReCreate(inv: Inventory): string[] {
   const live =
     inv.installer &&
     !inv.installer.metadata.deletionTimestamp &&
@@ -28,8 +32,7 @@ function toReCreate(inv: Inventory): string[] {
 }
 
 export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): Step[] {
-  const existing = drainable(inv)
-  const steps: Step[] = [
+  return [
     {
       title: `Record what is the platform's (ConfigMap kube-system/${recordName(inv.namespace)}): ${inv.record.definitions.length} definitions, ${inv.record.crds.length} generated CRDs, ${inv.record.bundles.length} cdc bundles`,
       run: async () => {
@@ -39,42 +42,7 @@ export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): 
           : 'recorded'
       },
     },
-  ]
-  const reCreating = toReCreate(inv)
-  if (reCreating.length) {
-    steps.push({
-      title: `Stage 1: let the Installer re-create ${reCreating.join(', ')} first (a version move pruned ${reCreating.length > 1 ? 'them' : 'it'}; dependents still need ${reCreating.length > 1 ? 'them' : 'it'} to finalize their objects)`,
-      run: (r) => teardown.letInstallerReCreate(reCreating, r, (name, obj) => inv.compositions.set(name, obj)),
-    })
-  }
-  if (inv.installer && existing.size && !inv.installer.metadata.deletionTimestamp) {
-    steps.push({
-      title: 'Stage 1: pause the Installer so it cannot re-create what is drained',
-      run: (r) =>
-        teardown.pauseInstaller(
-          inv.installer!,
-          inv.definitions.find((d) => d.metadata.name === 'installer'),
-          r,
-        ),
-    })
-  }
-  if (existing.size) {
-    steps.push({
-      title: `Stage 1: drain the platform's ${existing.size + reCreating.length} component Compositions, consumers first`,
-      run: async (r) => {
-        // Read now: what the Installer re-created above is drained too.
-        const present = drainable(inv)
-        await drainInOrder(inv.components, present, async (c) => {
-          const obj = inv.compositions.get(c.name)
-          if (!obj) return teardown.finishRelease(c, inv.finishing.get(c.name) ?? [], r)
-          const plural = String(inv.definitions.find((d) => d.metadata.name === c.name)?.status?.resource ?? '')
-          await teardown.drainComposition(c, obj, plural, r)
-        })
-        return `${present.size} drained`
-      },
-    })
-  }
-  steps.push(
+    ...drainSteps(inv, teardown),
     {
       title:
         "Stage 2: delete the Installer CR and the platform's CompositionDefinitions while core-provider runs; wait for their CRDs",
@@ -89,7 +57,43 @@ export function uninstallSteps(inv: Inventory, teardown: Teardown, helm: Helm): 
         "Stage 3: sweep what nothing can finalize any more (the platform's webhook or admission policy, generated CRDs, cdc bundles, registry Secret)",
       run: async (r) => `${(await teardown.sweep(r)).length} removed`,
     },
-  )
+  ]
+}
+
+/** Stage 1: what a version move pruned re-created first, the Installer paused, the Compositions drained. */
+function drainSteps(inv: Inventory, teardown: Teardown): Step[] {
+  const existing = drainable(inv)
+  const reCreating = toReCreate(inv)
+  const steps: Step[] = []
+  if (reCreating.length) {
+    const them = reCreating.length > 1 ? 'them' : 'it'
+    steps.push({
+      title: `Stage 1: let the Installer re-create ${reCreating.join(', ')} first (a version move pruned ${them}; dependents still need ${them} to finalize their objects)`,
+      run: (r) => teardown.letInstallerReCreate(reCreating, r, (name, obj) => inv.compositions.set(name, obj)),
+    })
+  }
+  if (!existing.size) return steps
+  if (inv.installer && !inv.installer.metadata.deletionTimestamp) {
+    const installerCD = inv.definitions.find((d) => d.metadata.name === 'installer')
+    steps.push({
+      title: 'Stage 1: pause the Installer so it cannot re-create what is drained',
+      run: (r) => teardown.pauseInstaller(inv.installer!, installerCD, r),
+    })
+  }
+  steps.push({
+    title: `Stage 1: drain the platform's ${existing.size + reCreating.length} component Compositions, consumers first`,
+    run: async (r) => {
+      // Read now: what the Installer re-created above is drained too.
+      const present = drainable(inv)
+      await drainInOrder(inv.components, present, async (c) => {
+        const obj = inv.compositions.get(c.name)
+        if (!obj) return teardown.finishRelease(c, inv.finishing.get(c.name) ?? [], r)
+        const plural = String(inv.definitions.find((d) => d.metadata.name === c.name)?.status?.resource ?? '')
+        await teardown.drainComposition(c, obj, plural, r)
+      })
+      return `${present.size} drained`
+    },
+  })
   return steps
 }
 
@@ -125,90 +129,6 @@ export async function drainInOrder(
       const errors = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []))
       throw errors.find((e) => e instanceof UserError && e.exitCode === ExitCode.Stuck) ?? err
     }
-  }
-}
-
-export function uninstallPlan(inv: Inventory): { text: string; json: Record<string, unknown> } {
-  const waves = drainWaves(inv.components, drainable(inv))
-  const reCreate = toReCreate(inv)
-  const ns = inv.namespace
-  const text = [
-    `Plan: uninstall Krateo from ${ns}`,
-    ...(reCreate.length
-      ? [
-          '',
-          `Stage 1 first lets the Installer re-create ${reCreate.join(', ')} (pruned by a version move; dependents still need it to finalize their objects).`,
-        ]
-      : []),
-    '',
-    'Stage 1, ordered drain (Installer paused first; each wave after the previous one is gone):',
-    ...waves.map(
-      (w, i) =>
-        `  wave ${i + 1}: ${w
-          .map((n) =>
-            inv.finishing.has(n)
-              ? `${n} (Composition gone; waits for ${inv.finishing
-                  .get(n)!
-                  .map((m) => `${m.resource}/${m.name}`)
-                  .join(', ')} to be finalized)`
-              : n,
-          )
-          .join(', ')}`,
-    ),
-    '',
-    `Stage 2: delete Installer ${ns}/installer and the platform's ${inv.record.definitions.length} CompositionDefinitions (${inv.record.definitions.join(', ') || 'none'}), wait for their ${inv.record.crds.length} CRDs to go; helm uninstall ${inv.record.release ?? '(no bootstrap release found)'} (hooks skipped)`,
-    `Stage 3: sweep ${[inv.record.webhooks.length ? `webhook ${inv.record.webhooks.join(', ')}` : '', inv.record.policies?.length ? `admission policy ${inv.record.policies.join(', ')}` : '', inv.record.restCrds.length ? `CRDs ${inv.record.restCrds.join(', ')}` : '', `${inv.record.bundles.length} cdc bundles`, inv.record.secrets.length ? `Secret ${inv.record.secrets.join(', ')}` : ''].filter(Boolean).join(', ')}`,
-    ...(inv.foreignInstances.length
-      ? [
-          '',
-          "Not the platform's, and would be deleted with a kind the platform ships (uninstall refuses until they are gone):",
-          ...inv.foreignInstances.map((f) => `  ${f}`),
-        ]
-      : []),
-    ...(inv.unreadableAfter.length
-      ? [
-          '',
-          "Not the platform's, kept, but unreadable once core-provider is gone (their versions convert through its webhook; uninstall asks first):",
-          ...inv.unreadableAfter.map((k) => `  ${k}`),
-        ]
-      : []),
-    ...(inv.foreignDefinitions.length || inv.foreignWebhooks.length || inv.keptRelease
-      ? [
-          '',
-          "Not the platform's, kept:",
-          ...inv.foreignDefinitions.map((d) => `  CompositionDefinition ${ns}/${d.metadata.name}`),
-          ...inv.foreignWebhooks.map((w) => `  MutatingWebhookConfiguration ${w}`),
-          ...(inv.keptRelease ? [`  ${inv.keptRelease}`] : []),
-        ]
-      : []),
-    '',
-    'Dry run: nothing was changed.',
-  ].join('\n')
-  return {
-    text,
-    json: {
-      result: 'dry-run',
-      reCreateFirst: reCreate,
-      waves,
-      finishing: Object.fromEntries(
-        [...inv.finishing].map(([n, refs]) => [n, refs.map((m) => `${m.resource}/${m.name}`)]),
-      ),
-      release: inv.record.release,
-      compositionDefinitions: inv.record.definitions,
-      crds: inv.record.crds,
-      cdcBundles: inv.record.bundles,
-      webhooks: inv.record.webhooks,
-      admissionPolicies: inv.record.policies ?? [],
-      generatedCrds: inv.record.restCrds,
-      secrets: inv.record.secrets,
-      notOurs: {
-        compositionDefinitions: inv.foreignDefinitions.map((d) => d.metadata.name),
-        webhooks: inv.foreignWebhooks,
-        release: inv.keptRelease,
-        atRisk: inv.foreignInstances,
-        unreadableAfter: inv.unreadableAfter,
-      },
-    },
   }
 }
 
@@ -249,4 +169,59 @@ export function changedSinceConfirmed(
       hint: RE_PLAN,
     }
   return null
+}
+
+/**
+ * --purge, after the platform is gone: what was kept on purpose and is provably the platform's, asked for (unless
+ * --yes) and judged again after the question (it may have waited): only what was shown and is unchanged goes.
+ * Returns what is left.
+ */
+export async function purgeKept(
+  op: Operation,
+  teardown: Teardown,
+  left: Residue,
+  readResidue: () => Promise<Residue>,
+  yes: boolean,
+): Promise<Residue> {
+  const { cluster, namespace } = teardown
+  const loss = left.items.filter((r) => r.dataLoss)
+  const question = `Delete ${left.items.map((r) => r.what).join('; ')}?${loss.length ? ` DATA IN ${loss.length} PVC(S) IS LOST.` : ''}`
+  if (!yes && !(await ask(question)))
+    throw new UserError(
+      'purge not confirmed',
+      ExitCode.Interrupted,
+      'nothing more was deleted; the platform itself is uninstalled',
+    )
+  await op.steps([
+    {
+      title: "Purge what was kept on purpose (only what was the platform's)",
+      run: async (r) => {
+        const confirmed = new Set(left.items.map((i) => `${i.kind}/${i.name}/${i.uid ?? ''}`))
+        const now = yes ? left : await readResidue()
+        for (const k of now.kept) if (!left.kept.includes(k)) r.line(k)
+        const items = now.items.filter((i) => confirmed.has(`${i.kind}/${i.name}/${i.uid ?? ''}`))
+        if (items.some((i) => i.kind === 'namespace' && i.name === namespace)) op.lockGoesWithNamespace()
+        const namespaceGone = (name: string) =>
+          teardown.waitObjectGone(
+            '/api/v1/namespaces',
+            name,
+            `namespace ${name} to go`,
+            r,
+            () => `namespace ${name} is Terminating`,
+          )
+        await purge(cluster, items, (m) => r.line(m), namespaceGone)
+        return 'done'
+      },
+    },
+  ])
+  const after = await readResidue()
+  // The namespace is gone: nothing is left that the record could serve.
+  if (
+    !after.items.some((i) => i.kind === 'namespace') &&
+    !after.kept.some((k) => k.startsWith(`Namespace ${namespace}:`))
+  )
+    await deleteRecord(cluster, namespace).catch((err) => {
+      throw apiFailure(err, cluster, 'delete the teardown record')
+    })
+  return after
 }

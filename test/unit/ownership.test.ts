@@ -22,7 +22,8 @@ import {
 import { platformInventory, platformPresent } from '../../src/operations/inventory.js'
 import { ExitCode } from '../../src/platform/errors.js'
 import { drainWaves } from '../../src/platform/drain.js'
-import { changedSinceConfirmed, drainable, uninstallPlan } from '../../src/operations/uninstall.js'
+import { changedSinceConfirmed, drainable } from '../../src/operations/uninstall.js'
+import { uninstallPlanDocument, uninstallPlanText } from '../../src/operations/uninstall-plan.js'
 import { emptyRecord, mergeRecord, parseRecord } from '../../src/cluster/teardown-record.js'
 import { holderGone } from '../../src/cluster/lock.js'
 import { lockHolder, lockState, microTime } from '../../src/platform/lease.js'
@@ -433,10 +434,10 @@ describe('inventory', () => {
       'authn (which finalizes the page) waits for it',
     )
     assert.match(
-      uninstallPlan(both).text,
+      uninstallPlanText(both),
       /wave 1: portal \(Composition gone; waits for pages\/dashboard to be finalized\)\n {2}wave 2: authn/,
     )
-    assert.deepEqual(uninstallPlan(both).json.finishing, { portal: ['pages/dashboard'] })
+    assert.deepEqual(uninstallPlanDocument(both).finishing, { portal: ['pages/dashboard'] })
   })
 
   it('under the lock, refuses what changed since the question that the question did not cover', () => {
