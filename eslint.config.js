@@ -21,4 +21,11 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  {
+    // A file a newcomer can read in one sitting (issue: one run, one context).
+    files: ['src/**/*.ts'],
+    rules: {
+      'max-lines': ['error', { max: 300 }],
+    },
+  },
 )

@@ -11,7 +11,8 @@ import { INSTALL_ACCESS, checkAccess } from '../cluster/access.js'
 import { detectGeneration } from '../cluster/engine.js'
 import { observe } from '../cluster/observe.js'
 import { type KObj } from '../platform/kobj.js'
-import { platformState, phaseText } from '../platform/state.js'
+import { type PlatformState, platformState, phaseText } from '../platform/state.js'
+import type { Observed } from '../platform/objects.js'
 import { readLock } from '../cluster/lock.js'
 import { bootstrapReleaseOf, isOurCoreProvider } from '../platform/ownership.js'
 
@@ -128,45 +129,11 @@ export function platformChecks(
       },
       {
         name: 'engine running',
-        run: async () => {
-          const release = bootstrapReleaseOf(obs!.selfCr ?? null) ?? 'krateo'
-          const deps = (
-            await cluster.kc
-              .makeApiClient(AppsV1Api)
-              .listNamespacedDeployment({ namespace, labelSelector: 'app.kubernetes.io/name=core-provider' })
-          ).items
-          const ours = deps.find((d) => isOurCoreProvider(d as unknown as KObj, release))
-          if (!ours)
-            fail(
-              `no core-provider Deployment of release ${release} in ${namespace}`,
-              're-run krateo-installer install to restore the bootstrap release',
-            )
-          if (!(ours!.status?.availableReplicas ?? 0))
-            fail(
-              `core-provider Deployment ${ours!.metadata?.name} has no available replica`,
-              `kubectl -n ${namespace} describe deploy ${ours!.metadata?.name}`,
-            )
-          return `core-provider ${ours!.metadata?.name} available; engine generation ${await detectGeneration(cluster)}`
-        },
+        run: () => engineRunning(cluster, namespace, obs!),
       },
       {
         name: 'every component Ready',
-        run: async () => {
-          const s = state()
-          return s.ready === s.total && s.phase === 'Ready'
-            ? `${s.ready}/${s.total} Ready`
-            : fail(
-                `${phaseText(s)}: ${
-                  s.components
-                    .filter((c) => c.enabled && c.stage !== 'ready')
-                    .map((c) => `${c.name} ${c.stage}`)
-                    .join(', ') ||
-                  s.problems[0] ||
-                  ''
-                }`,
-                'krateo-installer status shows why each one waits',
-              )
-        },
+        run: async () => everyComponentReady(state()),
       },
       {
         name: 'endpoints',
@@ -194,17 +161,7 @@ export function platformChecks(
       },
       {
         name: 'nothing left Terminating',
-        run: async () => {
-          const stuck = [obs!.installer, ...obs!.compositions.values(), ...obs!.cds.values()].filter(
-            (o): o is KObj => !!o?.metadata.deletionTimestamp,
-          )
-          return stuck.length
-            ? fail(
-                `Terminating: ${stuck.map((o) => `${o.kind ?? 'CompositionDefinition'}/${o.metadata.name} (finalizers ${(o.metadata.finalizers ?? []).join(', ') || 'none'})`).join(', ')}`,
-                'krateo-installer uninstall names who should clear them',
-              )
-            : 'none'
-        },
+        run: async () => nothingTerminating(obs!),
       },
       {
         name: 'no run in progress',
@@ -226,4 +183,52 @@ export function platformChecks(
       'no run in progress': 'cluster reachable',
     },
   }
+}
+
+const failCheck = (message: string, hint: string): never => {
+  throw new UserError(message, 10, hint)
+}
+
+async function engineRunning(cluster: Cluster, namespace: string, obs: Observed): Promise<string> {
+  const release = bootstrapReleaseOf(obs.selfCr ?? null) ?? 'krateo'
+  const deps = (
+    await cluster.kc
+      .makeApiClient(AppsV1Api)
+      .listNamespacedDeployment({ namespace, labelSelector: 'app.kubernetes.io/name=core-provider' })
+  ).items
+  const ours = deps.find((d) => isOurCoreProvider(d as unknown as KObj, release))
+  if (!ours)
+    return failCheck(
+      `no core-provider Deployment of release ${release} in ${namespace}`,
+      're-run krateo-installer install to restore the bootstrap release',
+    )
+  if (!(ours.status?.availableReplicas ?? 0))
+    return failCheck(
+      `core-provider Deployment ${ours.metadata?.name} has no available replica`,
+      `kubectl -n ${namespace} describe deploy ${ours.metadata?.name}`,
+    )
+  return `core-provider ${ours.metadata?.name} available; engine generation ${await detectGeneration(cluster)}`
+}
+
+function everyComponentReady(s: PlatformState): string {
+  if (s.ready === s.total && s.phase === 'Ready') return `${s.ready}/${s.total} Ready`
+  const waiting = s.components
+    .filter((c) => c.enabled && c.stage !== 'ready')
+    .map((c) => `${c.name} ${c.stage}`)
+    .join(', ')
+  return failCheck(
+    `${phaseText(s)}: ${waiting || s.problems[0] || ''}`,
+    'krateo-installer status shows why each one waits',
+  )
+}
+
+function nothingTerminating(obs: Observed): string {
+  const stuck = [obs.installer, ...obs.compositions.values(), ...obs.cds.values()].filter(
+    (o): o is KObj => !!o?.metadata.deletionTimestamp,
+  )
+  if (!stuck.length) return 'none'
+  return failCheck(
+    `Terminating: ${stuck.map((o) => `${o.kind ?? 'CompositionDefinition'}/${o.metadata.name} (finalizers ${(o.metadata.finalizers ?? []).join(', ') || 'none'})`).join(', ')}`,
+    'krateo-installer uninstall names who should clear them',
+  )
 }
