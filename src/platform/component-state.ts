@@ -68,6 +68,17 @@ export interface ComponentState {
 
 type Make = (stage: Stage, detail: string, extra?: Partial<ComponentState>) => ComponentState
 
+/** A component whose Composition exists, with what judging it needs. */
+interface WithComposition {
+  c: Component
+  comp: KObj
+  obs: Observed
+  features: Record<string, boolean> | undefined
+  /** Every component (the portal's peers). */
+  components: Component[]
+  mk: Make
+}
+
 export function componentState(
   c: Component,
   obs: Observed,
@@ -92,20 +103,14 @@ export function componentState(
     awaitsRender: stage === 'crd-served' || stage === 'pending-definition',
     ...extra,
   })
-  if (comp) return compositionStage(c, comp, obs, features, components, mk)
+  if (comp) return compositionStage({ c, comp, obs, features, components, mk })
   if (!enabled) return mk('disabled', c.feature ? `feature ${c.feature} is off` : '')
   return definitionStage(c, obs, mk)
 }
 
 /** A component whose Composition exists: deleting, failing, draining, moving, or how far from running. */
-function compositionStage(
-  c: Component,
-  comp: KObj,
-  obs: Observed,
-  features: Record<string, boolean> | undefined,
-  components: Component[],
-  mk: Make,
-): ComponentState {
+function compositionStage(at: WithComposition): ComponentState {
+  const { c, comp, obs, features, mk } = at
   const ready = conditionOf(comp, 'Ready')
   const synced = conditionOf(comp, 'Synced')
   if (comp.metadata.deletionTimestamp)
@@ -123,7 +128,7 @@ function compositionStage(
     return mk('upgrading', `its CompositionDefinition is at ${cdVersion}, moving to ${c.version}`)
   if (releasedAt && releasedAt !== c.version)
     return mk('upgrading', `released at ${releasedAt}, moving to ${c.version}`)
-  if (ready?.status === 'True') return runningStage(c, comp, obs, features, components, mk)
+  if (ready?.status === 'True') return runningStage(at)
   if (!ready) return mk('composition-created', 'waiting for its cdc')
   return mk('deploying', oneLine(ready))
 }
@@ -132,14 +137,8 @@ function compositionStage(
  * The cdc's Ready only says helm returned: the component runs when its workloads are available and, for the
  * portal, when its peers are wired into it and its own load balancer has an address.
  */
-function runningStage(
-  c: Component,
-  comp: KObj,
-  obs: Observed,
-  features: Record<string, boolean> | undefined,
-  components: Component[],
-  mk: Make,
-): ComponentState {
+function runningStage(at: WithComposition): ComponentState {
+  const { c, comp, obs, features, components, mk } = at
   if (!specApplied(comp)) return mk('deploying', 'its cdc has not applied the latest values yet')
   if (obs.workloads) {
     const lacking = notRunning(comp, obs.workloads, obs.pods ?? [])
