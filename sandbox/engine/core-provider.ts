@@ -546,6 +546,11 @@ export class CoreProvider {
       `/apis/${COMPOSITION_GROUP}/${newVersion}/${newPlural}`,
       `${LABEL_COMPOSITION_VERSION}=${oldVersion}`,
     )
+    if (this.ctx.profile().relabel === 'per-object-retry') {
+      for (const item of items)
+        await this.relabelOne(item.metadata.namespace!, item.metadata.name, newVersion, newPlural)
+      return
+    }
     // As core-provider 0.26.1: one update of each Composition as listed (its resourceVersion); a conflict (any
     // write since the list: a cdc's status, a nudge) ends the relabelling, and nothing retries it, since the next
     // observe finds the CRD and bundle up to date. The real engine showed it: the Composition then has no cdc.
@@ -563,6 +568,23 @@ export class CoreProvider {
       }
       if (res.status >= 300) throw new Error(`relabel ${path}: HTTP ${res.status}`)
     }
+  }
+
+  /** Gen N: read again before each try; gone or already moved is done; a conflict is tried again. */
+  private async relabelOne(ns: string, name: string, version: string, plural: string): Promise<void> {
+    const path = `/apis/${COMPOSITION_GROUP}/${version}/namespaces/${ns}/${plural}/${name}`
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const item = await this.ctx.rest.getOrNull(path)
+      if (!item || item.metadata.labels?.[LABEL_COMPOSITION_VERSION] === version) return
+      const res = await this.ctx.rest.raw('PUT', path, {
+        ...item,
+        metadata: { ...item.metadata, labels: { ...item.metadata.labels, [LABEL_COMPOSITION_VERSION]: version } },
+      })
+      if (res.status < 300 || res.status === 404) return
+      if (res.status !== 409) throw new Error(`relabel ${path}: HTTP ${res.status}`)
+      await new Promise((r) => setTimeout(r, 200 * (attempt + 1)))
+    }
+    throw new Error(`relabel ${path}: still conflicting after 5 attempts`)
   }
 
   private bundleObjects(ns: string, base: string): [string, string, string, string?][] {

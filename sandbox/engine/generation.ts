@@ -39,6 +39,13 @@ export interface GenerationProfile {
   pendingRelease: 'rollback' | 'stand-down'
   /** Lowest Kubernetes minor the generation runs on (N needs MutatingAdmissionPolicy v1). */
   minKubernetesMinor: number
+  /**
+   * How core-provider moves each Composition's version label on a version bump. S (0.26.1
+   * updateCompositionsVersion): one update of each as listed; a conflict ends the move, any other error (a
+   * Composition deleted since the list: 404) fails the observe. N (getters.UpdateCompositionsVersion): each one
+   * read again, skipped when gone or already moved, a conflict retried.
+   */
+  relabel: 'once-as-listed' | 'per-object-retry'
 }
 
 export const GENERATIONS: Record<GenerationName, GenerationProfile> = {
@@ -54,6 +61,7 @@ export const GENERATIONS: Record<GenerationName, GenerationProfile> = {
     lostCreateGraceSeconds: null,
     pendingRelease: 'rollback',
     minKubernetesMinor: 30,
+    relabel: 'once-as-listed',
   },
   N: {
     name: 'N',
@@ -67,6 +75,7 @@ export const GENERATIONS: Record<GenerationName, GenerationProfile> = {
     lostCreateGraceSeconds: 120,
     pendingRelease: 'stand-down',
     minKubernetesMinor: 36,
+    relabel: 'per-object-retry',
   },
 }
 

@@ -694,7 +694,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
           log(`${charts.length} fixture charts pushed to oci://${sandbox.registry}/charts`)
         })
       : Promise.resolve()
-  await Promise.all([published, waitClusterUsable(sandbox)])
+  await Promise.all([published, waitClusterUsable(sandbox, log)])
   log('sandbox ready')
   return sandbox
 }
@@ -862,11 +862,25 @@ async function waitRegistry(sandbox: Sandbox, timeoutMs = 30_000): Promise<void>
 }
 
 /** Usable = the fake node is Ready and the default ServiceAccount exists (pods can be admitted). */
-async function waitClusterUsable(sandbox: Sandbox, timeoutMs = 45_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
+async function waitClusterUsable(sandbox: Sandbox, log: (m: string) => void, timeoutMs = 45_000): Promise<void> {
+  let deadline = Date.now() + timeoutMs
   let nodeReady = false
   let saReady = false
+  let restarted = false
   while (Date.now() < deadline) {
+    // kwok 0.8.0 was seen to die at start-up with a Go fatal error inside its CEL set-up (easycel's registry),
+    // under load: started again once, with its own deadline, and said.
+    const kwok = sandbox.daemon('kwok')
+    if (!nodeReady && kwok && !restarted && !isOurs(kwok.pid, sandbox.dir)) {
+      restarted = true
+      const fatal =
+        /^(fatal error|panic): .*$/m.exec(readFileSync(kwok.log, 'utf8'))?.[0] ?? 'no fatal error in its log'
+      const { pid: _pid, ...rec } = kwok
+      sandbox.state.daemons = sandbox.state.daemons.map((d) => (d === kwok ? spawnDaemon(rec) : d))
+      sandbox.save()
+      log(`kwok exited while the sandbox started (${fatal}); started it again`)
+      deadline = Date.now() + timeoutMs
+    }
     if (!nodeReady) {
       const node = await sandbox.apiGet(`/api/v1/nodes/${FAKE_NODE_NAME}`)
       if (node.status === 200) {
