@@ -381,14 +381,16 @@ describe(onGeneration('upgrade'), () => {
         MergePatch,
       ),
     )
-    // Pass B drops authn while its CRD does not serve 0.22.1 yet; the installer's helm upgrade deletes it.
+    // Pass B drops authn while its CRD does not serve 0.22.1 yet; the installer's helm upgrade deletes it. One
+    // render, at once or at the next resync (60 s); three resyncs allowed: on Gen S every cdc runs helm upgrade on
+    // each observe, and under load the installer's render waited past 90 s (full run).
     await eventually(
       'authn pruned',
       async () => {
         const now = await get('v0-22-0', 'authns', 'authn').catch(() => null)
         return !now || now.metadata.uid !== uid || !!(now.metadata as { deletionTimestamp?: string }).deletionTimestamp
       },
-      90_000,
+      180_000,
       250,
     )
   })
