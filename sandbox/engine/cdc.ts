@@ -253,6 +253,7 @@ class Cdc {
         } catch (err) {
           if (signal.aborted) return // the process "died": nothing is recorded
           const msg = (err as Error).message
+          this.ctx.log(`cdc ${this.plural}.${this.version}: helm failed for ${ns}/${release}: ${msg.split('\n')[0]}`)
           if (firstInstall) {
             await this.annotate(current, ANN_CREATE_FAILED)
             await this.setStatus(

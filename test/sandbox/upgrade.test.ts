@@ -2,7 +2,7 @@
 // one added and one removed, an interrupted run resumed, feature switches, and what it refuses.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
@@ -49,6 +49,38 @@ describe(onGeneration('upgrade'), () => {
       name,
     })) as KO
   const installer = (version: string) => get(version, 'installers', 'installer')
+  /** What a failed wait for the prune needs to be understood: the Installer, authn's CD and CRD, the engine's log. */
+  const pruneFacts = async (): Promise<string> => {
+    const facts = async (what: string, read: () => Promise<unknown>) =>
+      `${what}: ${JSON.stringify(await read().catch((e: Error) => e.message))}`
+    const engineLog = readFileSync(sandbox().daemon('agent')?.log ?? '/dev/null', 'utf8')
+      .split('\n')
+      .filter((l) => /installers|authn|LoadBalancer/.test(l))
+      .slice(-40)
+      .join('\n')
+    return [
+      await facts('Installer', async () => {
+        const i = (await installer('v0-2-54')) as KO & { metadata: { labels?: object }; status?: object }
+        return { labels: i.metadata.labels, annotations: i.metadata.annotations, status: i.status }
+      }),
+      await facts('authn CD', async () => {
+        const cd = (await kube().custom.getNamespacedCustomObject({
+          group: 'core.krateo.io',
+          version: 'v1alpha1',
+          namespace: 'krateo-system',
+          plural: 'compositiondefinitions',
+          name: 'authn',
+        })) as { spec: object; status?: object }
+        return { spec: cd.spec, status: cd.status }
+      }),
+      await facts('authn CRD versions', async () =>
+        (await kube().crds.readCustomResourceDefinition({ name: 'authns.composition.krateo.io' })).spec.versions.map(
+          (v) => `${v.name}${v.served ? ' served' : ''}${v.storage ? ' storage' : ''}`,
+        ),
+      ),
+      `engine log (installers, authn):\n${engineLog}`,
+    ].join('\n')
+  }
 
   it('refuses when nothing is installed (exit 10) and changes nothing', async () => {
     const res = await cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54')])
@@ -392,6 +424,8 @@ describe(onGeneration('upgrade'), () => {
       },
       180_000,
       250,
-    )
+    ).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await pruneFacts()}`)
+    })
   })
 })
