@@ -39,7 +39,10 @@ interface ChartAccess {
   'ca-file'?: string
 }
 
-export function helmFrom(flags: ChartAccess): Helm {
+/** The helm of a command: uninstall has no registry flags (it pulls no chart). */
+export function helmFrom(
+  flags: Pick<ChartAccess, 'helm' | 'kubeconfig' | 'context' | 'verbose'> & Partial<ChartAccess>,
+): Helm {
   return new Helm({
     bin: flags.helm,
     kubeconfig: flags.kubeconfig,

@@ -90,61 +90,67 @@ export function checkValuesFiles(values: UserValues): void {
   }
 }
 
+/** What helm says when a chart cannot be rendered, each with the line a user acts on; the first match wins. */
+const CHART_FAILURES: { test: RegExp; error: (msg: string, m: RegExpExecArray, src: ChartSource) => UserError }[] = [
+  {
+    test: /values don't meet the specifications of the schema|schema\(s\)/i,
+    error: (msg) => {
+      const detail = msg
+        .replace(/^.*specifications of the schema\(s\) in the following chart\(s\):\s*/i, '')
+        .replace(/^\S+:\s*-\s*/, '')
+        .replace(/\s+/g, ' ')
+        .trim()
+      return new UserError(
+        `the values are rejected by the installer chart's values.schema.json: ${detail}`,
+        ExitCode.Chart,
+        'fix the --set/-f/--feature values',
+      )
+    },
+  },
+  {
+    test: /no matches for kind "([^"]+)"|resource mapping not found for name: .*? namespace: .*? from "": no matches for kind "([^"]+)"/,
+    error: (_msg, m) =>
+      new UserError(
+        `the installer chart needs kind ${m[1] ?? m[2]}, which this cluster does not serve`,
+        ExitCode.Chart,
+        'the chart needs a newer Kubernetes (newer charts need 1.36+ for MutatingAdmissionPolicy), or pick an older --version',
+      ),
+  },
+  // Before "not found": a registry that wants a login says "basic credential not found" or 401.
+  {
+    test: /basic credential not found|401 Unauthorized|unauthorized: authentication required|authentication required/i,
+    error: (msg, _m, src) =>
+      new UserError(
+        `the registry ${src.chart.replace(/^oci:\/\//, '').split('/')[0]} needs a login to give the installer chart (${msg.replace(/\s+/g, ' ').slice(0, 200)})`,
+        ExitCode.Chart,
+        'pass --registry-username and the password on stdin with --registry-password-stdin',
+      ),
+  },
+  {
+    test: /not found|no such file|failed to (fetch|do request|download)|connection refused|no such host|unable to locate|invalid_reference|manifest unknown/i,
+    error: (msg, _m, src) =>
+      new UserError(
+        `the installer chart ${src.chart}${src.version ? ` version ${src.version}` : ''} cannot be resolved: ${msg}`,
+        ExitCode.Chart,
+        'check --chart/--version and the registry options (--plain-http, --ca-file)',
+      ),
+  },
+  {
+    test: /parse error|unable to parse|error converting YAML|invalid value|key .* has no value/i,
+    error: (msg) =>
+      new UserError(
+        `the values cannot be parsed: ${msg}`,
+        ExitCode.Usage,
+        'check the --set syntax (helm semantics) and the -f files',
+      ),
+  },
+]
+
 export function helmChartFailure(err: unknown, src: ChartSource): UserError {
   const msg = err instanceof HelmError ? err.message : (err as Error).message
-  if (/values don't meet the specifications of the schema|schema\(s\)/i.test(msg)) {
-    const detail = msg
-      .replace(/^.*specifications of the schema\(s\) in the following chart\(s\):\s*/i, '')
-      .replace(/^\S+:\s*-\s*/, '')
-      .replace(/\s+/g, ' ')
-      .trim()
-    return new UserError(
-      `the values are rejected by the installer chart's values.schema.json: ${detail}`,
-      ExitCode.Chart,
-      'fix the --set/-f/--feature values',
-    )
-  }
-  const kind =
-    /no matches for kind "([^"]+)"|resource mapping not found for name: .*? namespace: .*? from "": no matches for kind "([^"]+)"/.exec(
-      msg,
-    )
-  if (kind) {
-    return new UserError(
-      `the installer chart needs kind ${kind[1] ?? kind[2]}, which this cluster does not serve`,
-      ExitCode.Chart,
-      'the chart needs a newer Kubernetes (newer charts need 1.36+ for MutatingAdmissionPolicy), or pick an older --version',
-    )
-  }
-  // Before "not found": a registry that wants a login says "basic credential not found" or 401.
-  if (
-    /basic credential not found|401 Unauthorized|unauthorized: authentication required|authentication required/i.test(
-      msg,
-    )
-  ) {
-    const host = src.chart.replace(/^oci:\/\//, '').split('/')[0]
-    return new UserError(
-      `the registry ${host} needs a login to give the installer chart (${msg.replace(/\s+/g, ' ').slice(0, 200)})`,
-      ExitCode.Chart,
-      'pass --registry-username and the password on stdin with --registry-password-stdin',
-    )
-  }
-  if (
-    /not found|no such file|failed to (fetch|do request|download)|connection refused|no such host|unable to locate|invalid_reference|manifest unknown/i.test(
-      msg,
-    )
-  ) {
-    return new UserError(
-      `the installer chart ${src.chart}${src.version ? ` version ${src.version}` : ''} cannot be resolved: ${msg}`,
-      ExitCode.Chart,
-      'check --chart/--version and the registry options (--plain-http, --ca-file)',
-    )
-  }
-  if (/parse error|unable to parse|error converting YAML|invalid value|key .* has no value/i.test(msg)) {
-    return new UserError(
-      `the values cannot be parsed: ${msg}`,
-      ExitCode.Usage,
-      'check the --set syntax (helm semantics) and the -f files',
-    )
+  for (const rule of CHART_FAILURES) {
+    const m = rule.test.exec(msg)
+    if (m) return rule.error(msg, m, src)
   }
   return new UserError(
     `rendering the installer chart failed: ${msg}`,

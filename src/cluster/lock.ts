@@ -32,6 +32,14 @@ async function unchangedFor(cluster: Cluster, namespace: string, seen: LeaseObje
   return true
 }
 
+function heldBy(namespace: string, held: LockHolder): UserError {
+  return new UserError(
+    `another run holds the krateo-installer lock on ${namespace}: ${held.command} by ${held.holder}, since ${held.since}`,
+    ExitCode.Locked,
+    `wait for it to finish (status shows it); if that run died, its lock expires ${LEASE_SECONDS}s after its last renewal (${held.expiresAt}) and the next run takes it over`,
+  )
+}
+
 export class RunLock {
   private timer: NodeJS.Timeout | undefined
   private lease: LeaseObject
@@ -66,79 +74,17 @@ export class RunLock {
     command: string,
     say: (line: string) => void = () => undefined,
   ): Promise<{ lock: RunLock; note?: string }> {
-    const now = new Date()
-    const spec = {
-      holderIdentity: RunLock.identity(),
-      leaseDurationSeconds: LEASE_SECONDS,
-      acquireTime: microTime(now),
-      renewTime: microTime(now),
-    }
-    const metadata = {
-      name: LOCK_NAME,
-      namespace,
-      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US },
-      annotations: { [COMMAND_ANNOTATION]: command },
-    }
-    const doing = `take the krateo-installer lock (Lease ${namespace}/${LOCK_NAME})`
     for (let attempt = 0; attempt < 3; attempt++) {
-      let current: LeaseObject | null
       try {
-        current = await requestPath<LeaseObject>(cluster, 'GET', leasePath(namespace, LOCK_NAME))
-      } catch (err) {
-        throw apiFailure(err, cluster, doing)
-      }
-      try {
-        if (!current) {
-          const created = await requestPath<LeaseObject>(cluster, 'POST', leasePath(namespace), {
-            apiVersion: 'coordination.k8s.io/v1',
-            kind: 'Lease',
-            metadata,
-            spec,
-          })
-          return { lock: new RunLock(cluster, namespace, created!).start() }
-        }
-        const held = lockHolder(current)
-        // A holder on this machine whose process is gone (killed, crashed) holds nothing: no need to wait out its lease.
-        const state =
-          lockState(current, now.getTime()) === 'held' && held && holderGone(held.holder)
-            ? 'expired'
-            : lockState(current, now.getTime())
-        if (state === 'held') {
-          throw new UserError(
-            `another run holds the krateo-installer lock on ${namespace}: ${held!.command} by ${held!.holder}, since ${held!.since}`,
-            ExitCode.Locked,
-            `wait for it to finish (status shows it); if that run died, its lock expires ${LEASE_SECONDS}s after its last renewal (${held!.expiresAt}) and the next run takes it over`,
-          )
-        }
-        // Expired by the holder's timestamps, which another machine's clock wrote: taken over only once this
-        // process has itself seen the lease unchanged for its whole duration (a live holder renews within it).
-        let watched = false
-        if (state === 'expired' && !holderGone(held!.holder)) {
-          say(
-            `the krateo-installer lock's holder (${held!.command} by ${held!.holder}) last renewed it at ${held!.renewed} by its clock: watching it for ${LEASE_SECONDS}s before taking it over`,
-          )
-          if (!(await unchangedFor(cluster, namespace, current, LEASE_SECONDS * 1000))) continue
-          watched = true
-        }
-        const at = microTime(new Date())
-        const body = {
-          ...current,
-          metadata: { ...current.metadata, ...metadata, resourceVersion: current.metadata.resourceVersion },
-          spec: { ...spec, acquireTime: at, renewTime: at },
-        }
-        const taken = await requestPath<LeaseObject>(cluster, 'PUT', leasePath(namespace, LOCK_NAME), body)
-        const note =
-          state === 'expired'
-            ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${watched ? `stopped renewing it at ${held!.renewed} (unchanged for ${LEASE_SECONDS}s as seen here)` : 'is no longer running'}`
-            : undefined
-        return { lock: new RunLock(cluster, namespace, taken!).start(), note }
+        const taken = await RunLock.take(cluster, namespace, command, say)
+        if (taken) return taken
       } catch (err) {
         if (err instanceof UserError) throw err
         // Someone else created or renewed it between our read and our write: read again.
         if (statusOf(err) === 409) continue
         if (statusOf(err) === 404)
           throw new UserError(`namespace ${namespace} does not exist`, ExitCode.Usage, 'check -n/--namespace')
-        throw apiFailure(err, cluster, doing)
+        throw apiFailure(err, cluster, `take the krateo-installer lock (Lease ${namespace}/${LOCK_NAME})`)
       }
     }
     throw new UserError(
@@ -146,6 +92,66 @@ export class RunLock {
       ExitCode.Locked,
       'wait for the other run to finish (status shows it)',
     )
+  }
+
+  /** One read and one write of the lease: the lock, a refusal, or null when the lease moved while watched. */
+  private static async take(
+    cluster: Cluster,
+    namespace: string,
+    command: string,
+    say: (line: string) => void,
+  ): Promise<{ lock: RunLock; note?: string } | null> {
+    const now = new Date()
+    const metadata = {
+      name: LOCK_NAME,
+      namespace,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US },
+      annotations: { [COMMAND_ANNOTATION]: command },
+    }
+    const spec = (at: string) => ({
+      holderIdentity: RunLock.identity(),
+      leaseDurationSeconds: LEASE_SECONDS,
+      acquireTime: at,
+      renewTime: at,
+    })
+    const current = await requestPath<LeaseObject>(cluster, 'GET', leasePath(namespace, LOCK_NAME))
+    if (!current) {
+      const created = await requestPath<LeaseObject>(cluster, 'POST', leasePath(namespace), {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata,
+        spec: spec(microTime(now)),
+      })
+      return { lock: new RunLock(cluster, namespace, created!).start() }
+    }
+    const held = lockHolder(current)
+    // A holder on this machine whose process is gone (killed, crashed) holds nothing: no need to wait out its lease.
+    const state =
+      lockState(current, now.getTime()) === 'held' && held && holderGone(held.holder)
+        ? 'expired'
+        : lockState(current, now.getTime())
+    if (state === 'held') throw heldBy(namespace, held!)
+    // Expired by the holder's timestamps, which another machine's clock wrote: taken over only once this
+    // process has itself seen the lease unchanged for its whole duration (a live holder renews within it).
+    let watched = false
+    if (state === 'expired' && !holderGone(held!.holder)) {
+      say(
+        `the krateo-installer lock's holder (${held!.command} by ${held!.holder}) last renewed it at ${held!.renewed} by its clock: watching it for ${LEASE_SECONDS}s before taking it over`,
+      )
+      if (!(await unchangedFor(cluster, namespace, current, LEASE_SECONDS * 1000))) return null
+      watched = true
+    }
+    const body = {
+      ...current,
+      metadata: { ...current.metadata, ...metadata, resourceVersion: current.metadata.resourceVersion },
+      spec: spec(microTime(new Date())),
+    }
+    const taken = await requestPath<LeaseObject>(cluster, 'PUT', leasePath(namespace, LOCK_NAME), body)
+    const note =
+      state === 'expired'
+        ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${watched ? `stopped renewing it at ${held!.renewed} (unchanged for ${LEASE_SECONDS}s as seen here)` : 'is no longer running'}`
+        : undefined
+    return { lock: new RunLock(cluster, namespace, taken!).start(), note }
   }
 
   private start(): this {

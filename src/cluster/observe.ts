@@ -69,53 +69,19 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
     if (crd.spec.group === COMPOSITION_GROUP) crds.set(crd.metadata!.name!, crd as unknown as KObj)
   }
   const installer = await readInstaller(cluster, namespace, cds, crds)
-  const compositions = new Map<string, KObj>()
   const readErrors: string[] = []
-  if (installer) {
-    const components = parseComponents((installer.spec ?? {}) as InstallerSpec)
-    const reads = components.flatMap((c) => {
-      const resource = cds.get(c.name)?.status?.resource as string | undefined
-      const crd = resource ? crds.get(`${resource}.${COMPOSITION_GROUP}`) : undefined
-      if (!resource || !crd) return []
-      // Read through the pinned version when served, else any served one (a version bump in flight).
-      const versions = (crd.spec?.versions as { name: string; served: boolean }[]).filter((v) => v.served)
-      const version = crdServes(crd, dashed(c.version)) ? dashed(c.version) : versions[0]?.name
-      if (!version) return []
-      return [
-        async () => {
-          try {
-            const obj = await orNull(
-              cluster.custom.getNamespacedCustomObject({
-                group: COMPOSITION_GROUP,
-                version,
-                namespace,
-                plural: resource,
-                name: c.name,
-              }),
-            )
-            if (obj) compositions.set(c.name, obj as KObj)
-          } catch (err) {
-            // One kind that cannot be read (a conversion webhook whose core-provider is down) must not hide the rest.
-            readErrors.push(
-              `${c.name}: cannot read its Composition (${resource}.${COMPOSITION_GROUP}/${version}): ${readFailure(err)}`,
-            )
-          }
-        },
-      ]
-    })
-    await pooled(reads)
-  }
+  const compositions = installer
+    ? await readCompositions(cluster, namespace, installer, cds, crds, readErrors)
+    : new Map<string, KObj>()
   const services = svcList.items as unknown as KObj[]
   const { workloads, pods } = await readWorkloads(
     cluster,
     workloadNamespaces(compositions.values(), namespace),
     readErrors,
   )
-  let nodeIP: string | undefined
-  if (services.some((s) => (s.spec as { type?: string }).type === 'NodePort')) {
-    const nodes = await cluster.core.listNode()
-    nodeIP = nodes.items[0]?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address
-  }
+  const nodeIP = services.some((s) => (s.spec as { type?: string }).type === 'NodePort')
+    ? await nodeAddress(cluster)
+    : undefined
   return {
     namespace,
     cdCrd,
@@ -132,6 +98,57 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
     readErrors,
     now: Date.now(),
   }
+}
+
+/** Each component's Composition, once its CRD serves; a kind that cannot be read is named in readErrors. */
+async function readCompositions(
+  cluster: Cluster,
+  namespace: string,
+  installer: KObj,
+  cds: Map<string, KObj>,
+  crds: Map<string, KObj>,
+  readErrors: string[],
+): Promise<Map<string, KObj>> {
+  const compositions = new Map<string, KObj>()
+  const components = parseComponents((installer.spec ?? {}) as InstallerSpec)
+  const reads = components.flatMap((c) => {
+    const resource = cds.get(c.name)?.status?.resource as string | undefined
+    const crd = resource ? crds.get(`${resource}.${COMPOSITION_GROUP}`) : undefined
+    if (!resource || !crd) return []
+    // Read through the pinned version when served, else any served one (a version bump in flight).
+    const versions = (crd.spec?.versions as { name: string; served: boolean }[]).filter((v) => v.served)
+    const version = crdServes(crd, dashed(c.version)) ? dashed(c.version) : versions[0]?.name
+    if (!version) return []
+    return [
+      async () => {
+        try {
+          const obj = await orNull(
+            cluster.custom.getNamespacedCustomObject({
+              group: COMPOSITION_GROUP,
+              version,
+              namespace,
+              plural: resource,
+              name: c.name,
+            }),
+          )
+          if (obj) compositions.set(c.name, obj as KObj)
+        } catch (err) {
+          // One kind that cannot be read (a conversion webhook whose core-provider is down) must not hide the rest.
+          readErrors.push(
+            `${c.name}: cannot read its Composition (${resource}.${COMPOSITION_GROUP}/${version}): ${readFailure(err)}`,
+          )
+        }
+      },
+    ]
+  })
+  await pooled(reads)
+  return compositions
+}
+
+/** The address a NodePort is reached at: the first node's InternalIP. */
+async function nodeAddress(cluster: Cluster): Promise<string | undefined> {
+  const nodes = await cluster.core.listNode()
+  return nodes.items[0]?.status?.addresses?.find((a) => a.type === 'InternalIP')?.address
 }
 
 /** Where each workload kind (and pods) is listed, per namespace. */

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { KrateoCommand, prose } from '../cli/base-command.js'
-import { checkReachable, loadCluster } from '../cluster/cluster.js'
+import { type Cluster, checkReachable, loadCluster } from '../cluster/cluster.js'
 import { readLock } from '../cluster/lock.js'
 import { detectGeneration } from '../cluster/engine.js'
 import { ExitCode, UserError } from '../platform/errors.js'
@@ -61,18 +61,7 @@ cluster cannot be read.`)
       else if (format === 'yaml') process.stdout.write(toYaml(statusDocument(state)))
       else this.log(renderStatus(state))
     }
-    // The run holding the lock, and the engine generation (contract section 0): read beside the platform.
-    const withLock = async (st: PlatformState): Promise<PlatformState> => {
-      const [held, generation] = await Promise.all([
-        readLock(cluster, flags.namespace),
-        st.phase === 'NotInstalled' ? null : detectGeneration(cluster),
-      ])
-      return {
-        ...st,
-        lock: held ? { holder: held.holder, command: held.command, since: held.since } : null,
-        generation,
-      }
-    }
+    const withLock = (st: PlatformState) => withRunAndGeneration(cluster, flags.namespace, st)
     let state = await withLock(platformState(await observe(cluster, flags.namespace)))
     if (flags.wait && state.phase !== 'Ready') {
       // Loaded only for --wait (ora and the watches), so a plain status starts faster.
@@ -93,37 +82,61 @@ cluster cannot be read.`)
         ExitCode.Timeout,
         state.problems[0] ?? 'see the components above',
       )
-    if (flags.watch) {
-      const { PlatformWatch } = await import('../operations/follow.js')
-      const watch: Watcher = new PlatformWatch(cluster, flags.namespace).start()
-      // What counts as a change: stages and conditions, not the ages that grow every second.
-      const key = (st: ReturnType<typeof platformState>) =>
-        JSON.stringify(st.components.map(({ ageSeconds: _a, ...c }) => c)) + st.phase + JSON.stringify(st.endpoints)
-      let last = key(state)
-      await new Promise<void>((resolve) => {
-        let settle: NodeJS.Timeout | undefined
-        // Print once a burst of events has settled.
-        watch.onChange(() => {
-          clearTimeout(settle)
-          settle = setTimeout(report, 1000)
-        })
-        const report = () => {
-          // Until every watch has listed, a snapshot is part of the cluster, not a change in it.
-          if (!watch.primed()) return
-          state = { ...platformState(watch.snapshot()), lock: state.lock, generation: state.generation }
-          const now = key(state)
-          if (now === last) return
-          last = now
-          if (format === 'table') this.log('\n' + stamp(phaseText(state)))
-          print(state)
-        }
-        process.once('SIGINT', () => {
-          clearTimeout(settle)
-          watch.stop()
-          resolve()
-        })
-      })
-    }
+    if (flags.watch) state = await this.watch(cluster, flags.namespace, state, format === 'table', print)
     if (state.phase !== 'Ready') this.exit(ExitCode.NotReady)
+  }
+
+  /** Prints the platform on every change (stages, conditions, endpoints) until interrupted; the last state seen. */
+  private async watch(
+    cluster: Cluster,
+    namespace: string,
+    first: PlatformState,
+    table: boolean,
+    print: (state: PlatformState) => void,
+  ): Promise<PlatformState> {
+    const { PlatformWatch } = await import('../operations/follow.js')
+    const watch: Watcher = new PlatformWatch(cluster, namespace).start()
+    // What counts as a change: stages and conditions, not the ages that grow every second.
+    const key = (st: PlatformState) =>
+      JSON.stringify(st.components.map(({ ageSeconds: _a, ...c }) => c)) + st.phase + JSON.stringify(st.endpoints)
+    let state = first
+    let last = key(state)
+    await new Promise<void>((resolve) => {
+      let settle: NodeJS.Timeout | undefined
+      // Print once a burst of events has settled.
+      watch.onChange(() => {
+        clearTimeout(settle)
+        settle = setTimeout(report, 1000)
+      })
+      const report = () => {
+        // Until every watch has listed, a snapshot is part of the cluster, not a change in it.
+        if (!watch.primed()) return
+        state = { ...platformState(watch.snapshot()), lock: state.lock, generation: state.generation }
+        const now = key(state)
+        if (now === last) return
+        last = now
+        if (table) this.log('\n' + stamp(phaseText(state)))
+        print(state)
+      }
+      process.once('SIGINT', () => {
+        clearTimeout(settle)
+        watch.stop()
+        resolve()
+      })
+    })
+    return state
+  }
+}
+
+/** The run holding the lock, and the engine generation (contract section 0): read beside the platform. */
+async function withRunAndGeneration(cluster: Cluster, namespace: string, st: PlatformState): Promise<PlatformState> {
+  const [held, generation] = await Promise.all([
+    readLock(cluster, namespace),
+    st.phase === 'NotInstalled' ? null : detectGeneration(cluster),
+  ])
+  return {
+    ...st,
+    lock: held ? { holder: held.holder, command: held.command, since: held.since } : null,
+    generation,
   }
 }

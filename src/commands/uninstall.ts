@@ -2,7 +2,8 @@ import { Flags } from '@oclif/core'
 import { KrateoCommand, prose } from '../cli/base-command.js'
 import { apiFailure, checkReachable, loadCluster } from '../cluster/cluster.js'
 import { UserError, printable } from '../platform/errors.js'
-import { Helm } from '../cluster/helm.js'
+import type { Helm } from '../cluster/helm.js'
+import { helmFrom } from '../cli/command-flags.js'
 import { observe } from '../cluster/observe.js'
 import { Teardown } from '../operations/teardown.js'
 import { UNINSTALL_ACCESS, checkAccess } from '../cluster/access.js'
@@ -80,12 +81,7 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
     const ns = checkNamespace(flags.namespace)
     const cluster = loadCluster(flags)
     await checkReachable(cluster)
-    const helm = new Helm({
-      bin: flags.helm,
-      kubeconfig: flags.kubeconfig,
-      context: flags.context,
-      verbose: flags.verbose ? (m) => process.stderr.write(m + '\n') : undefined,
-    })
+    const helm = helmFrom(flags)
     await helm.checkVersion()
     const takeInventory = async () =>
       await readInventory(cluster, helm, await observe(cluster, ns)).catch((err) => {
@@ -99,15 +95,9 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       await residue(cluster, ns, current.record, flags.purge).catch((err) => {
         throw apiFailure(err, cluster, 'list what is left')
       })
-    if (!present && !(flags.purge && inv.hadRecord)) {
-      // Nothing of a platform is here, and no record says one was: nothing is deleted, --purge included.
-      const left = inv.hadRecord ? await readResidue() : { items: [], kept: [] }
-      const note = flags.purge ? `--purge removed nothing: no Krateo platform is or was installed in ${ns}` : ''
-      if (flags.json)
-        this.printJson({ result: 'nothing-installed', residue: left.items, kept: left.kept, note: note || null })
-      else this.log([`Nothing to uninstall in ${ns}.`, note, ...listing(left)].filter(Boolean).join('\n'))
-      return
-    }
+    // Nothing of a platform is here, and no record says one was: nothing is deleted, --purge included.
+    if (!present && !(flags.purge && inv.hadRecord))
+      return this.nothingInstalled(ns, inv.hadRecord ? await readResidue() : { items: [], kept: [] }, flags)
     // Removing the platform removes kinds it ships, and with them objects that are someone else's.
     const blocked = present && !flags['dry-run'] ? changedSinceConfirmed(inv, inv, false) : null
     if (blocked) throw new UserError(blocked.why, blocked.exit, blocked.hint)
@@ -138,27 +128,45 @@ denied, 6 timeout, 7 stuck (the object, its finalizer and the controller that sh
       const changed = changedSinceConfirmed(inv, live, asked)
       if (changed) throw new UserError(changed.why, changed.exit, changed.hint)
       current = live
-      const confirm = async (q: string) => flags.yes || (canAsk() && (await ask(q)))
-      const teardown = new Teardown(cluster, ns, op.interrupt, op.deadline, {
-        force: flags.force,
-        inventory: live,
-        confirm,
-        guard: op.guard,
-      })
-      op.onEnd(() => teardown.dispose())
-      try {
-        await op.steps(platformPresent(live) ? uninstallSteps(live, teardown, helm) : [])
-      } catch (err) {
-        // Before anything was drained the pause is only in the way: take it back. After, resuming needs it.
-        if (await teardown.unpauseIfOurs(live.installer))
-          process.stderr.write('The Installer was unpaused: nothing had been drained yet.\n')
-        throw err
-      }
+      const teardown = await this.tearDown(op, live, helm, flags)
       let left = await readResidue()
       const purged = flags.purge && left.items.length > 0
       if (purged) left = await purgeKept(op, teardown, left, readResidue, flags.yes)
       this.result(ns, present, purged, teardown.forced, left, flags.json)
     })
+  }
+
+  /** The three stages over the inventory read under the lock; a run stopped before any drain takes its pause back. */
+  private async tearDown(
+    op: Operation,
+    live: Inventory,
+    helm: Helm,
+    flags: { force: boolean; yes: boolean },
+  ): Promise<Teardown> {
+    const confirm = async (q: string) => flags.yes || (canAsk() && (await ask(q)))
+    const teardown = new Teardown(op.cluster, op.namespace, op.interrupt, op.deadline, {
+      force: flags.force,
+      inventory: live,
+      confirm,
+      guard: op.guard,
+    })
+    op.onEnd(() => teardown.dispose())
+    try {
+      await op.steps(platformPresent(live) ? uninstallSteps(live, teardown, helm) : [])
+    } catch (err) {
+      // Before anything was drained the pause is only in the way: take it back. After, resuming needs it.
+      if (await teardown.unpauseIfOurs(live.installer))
+        process.stderr.write('The Installer was unpaused: nothing had been drained yet.\n')
+      throw err
+    }
+    return teardown
+  }
+
+  private nothingInstalled(ns: string, left: Residue, flags: { purge: boolean; json: boolean }): void {
+    const note = flags.purge ? `--purge removed nothing: no Krateo platform is or was installed in ${ns}` : ''
+    if (flags.json)
+      this.printJson({ result: 'nothing-installed', residue: left.items, kept: left.kept, note: note || null })
+    else this.log([`Nothing to uninstall in ${ns}.`, note, ...listing(left)].filter(Boolean).join('\n'))
   }
 
   /** Asks what must be asked before anything changes; true when a person was asked (and said yes). */

@@ -2,7 +2,7 @@ import { Flags, type Interfaces } from '@oclif/core'
 import type { PlatformState } from '../platform/state.js'
 import { KrateoCommand, prose } from '../cli/base-command.js'
 import { ExitCode, UserError } from '../platform/errors.js'
-import { loadCluster } from '../cluster/cluster.js'
+import { type Cluster, loadCluster } from '../cluster/cluster.js'
 import { chartAccessFlags, helmFrom, registryPassword } from '../cli/command-flags.js'
 import { currentState, summary } from '../operations/follow-ready.js'
 import { checkNamespaceSets } from '../cluster/chart.js'
@@ -126,15 +126,8 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
         else this.log(upgradePlanText(p, opts))
         return
       }
-      if (!flags.yes && canAsk() && !flags.json) {
-        // A person at a terminal sees the plan and where it runs before anything changes.
-        this.log(upgradePlanText(p, opts).replace(/\n+Dry run: nothing was changed\.\s*$/, ''))
-        await confirmOrRefuse(
-          'upgrade',
-          `context ${cluster.context}, cluster ${cluster.server}, namespace ${ns}`,
-          false,
-        )
-      }
+      // A person at a terminal sees the plan and where it runs before anything changes.
+      if (!flags.yes && canAsk() && !flags.json) await this.confirmPlan(p, opts, cluster)
       await op.begin()
       await op.steps([
         {
@@ -154,6 +147,15 @@ unsupported, 5 permission denied, 6 timeout, 7 stuck, 8 chart or values invalid,
       await op.steps(upgradeSteps({ cluster, helm, opts, plan: p, run: op, teardown }))
       this.result(p, await currentState(cluster, ns), flags, started)
     })
+  }
+
+  private async confirmPlan(p: UpgradePlan, opts: UpgradeOptions, cluster: Cluster): Promise<void> {
+    this.log(upgradePlanText(p, opts).replace(/\n+Dry run: nothing was changed\.\s*$/, ''))
+    await confirmOrRefuse(
+      'upgrade',
+      `context ${cluster.context}, cluster ${cluster.server}, namespace ${opts.namespace}`,
+      false,
+    )
   }
 
   private result(p: UpgradePlan, after: PlatformState, flags: { json: boolean; wait: boolean }, started: number) {

@@ -109,9 +109,6 @@ export function platformChecks(
 ): { checks: Check[]; needs: Record<string, string> } {
   let obs: Awaited<ReturnType<typeof observe>> | undefined
   const state = () => platformState(obs!)
-  const fail = (message: string, hint: string) => {
-    throw new UserError(message, 10, hint)
-  }
   return {
     checks: [
       {
@@ -123,7 +120,7 @@ export function platformChecks(
         run: async () => {
           obs = await observe(cluster, namespace)
           return state().phase === 'NotInstalled'
-            ? fail(`nothing installed in ${namespace}`, 'install with: krateo-installer install')
+            ? failCheck(`nothing installed in ${namespace}`, 'install with: krateo-installer install')
             : `installer ${state().installerVersion ?? '?'}`
         },
       },
@@ -137,27 +134,12 @@ export function platformChecks(
       },
       {
         name: 'endpoints',
-        run: async () => {
-          const s = state()
-          const missing = s.endpoints.filter((e) => !e.url)
-          return missing.length
-            ? fail(
-                `no address yet for ${missing.map((e) => `${e.component} (${e.type})`).join(', ')}`,
-                'a LoadBalancer needs a load-balancer controller; NodePort needs a reachable node',
-              )
-            : s.endpoints.map((e) => `${e.component} ${e.url}`).join(', ') || 'none exposed'
-        },
+        run: async () => endpointsAnswer(state()),
       },
       // The chart wires the portal to LoadBalancer IPs only: with NodePort the gap says so and what to do.
       {
         name: 'portal',
-        run: async () => {
-          const s = state()
-          return (
-            s.portalUrl ??
-            fail(s.portalGap?.why ?? 'no portal URL', s.portalGap?.hint ?? 'krateo-installer status shows why')
-          )
-        },
+        run: async () => portalOpen(state()),
       },
       {
         name: 'nothing left Terminating',
@@ -165,12 +147,7 @@ export function platformChecks(
       },
       {
         name: 'no run in progress',
-        run: async () => {
-          const l = await readLock(cluster, namespace)
-          return l
-            ? fail(`${l.command} by ${l.holder} holds the lock since ${l.since}`, 'wait for it to finish')
-            : 'the lock is free'
-        },
+        run: () => lockFree(cluster, namespace),
       },
     ],
     needs: {
@@ -187,6 +164,30 @@ export function platformChecks(
 
 const failCheck = (message: string, hint: string): never => {
   throw new UserError(message, 10, hint)
+}
+
+function endpointsAnswer(s: PlatformState): string {
+  const missing = s.endpoints.filter((e) => !e.url)
+  return missing.length
+    ? failCheck(
+        `no address yet for ${missing.map((e) => `${e.component} (${e.type})`).join(', ')}`,
+        'a LoadBalancer needs a load-balancer controller; NodePort needs a reachable node',
+      )
+    : s.endpoints.map((e) => `${e.component} ${e.url}`).join(', ') || 'none exposed'
+}
+
+function portalOpen(s: PlatformState): string {
+  return (
+    s.portalUrl ??
+    failCheck(s.portalGap?.why ?? 'no portal URL', s.portalGap?.hint ?? 'krateo-installer status shows why')
+  )
+}
+
+async function lockFree(cluster: Cluster, namespace: string): Promise<string> {
+  const l = await readLock(cluster, namespace)
+  return l
+    ? failCheck(`${l.command} by ${l.holder} holds the lock since ${l.since}`, 'wait for it to finish')
+    : 'the lock is free'
 }
 
 async function engineRunning(cluster: Cluster, namespace: string, obs: Observed): Promise<string> {

@@ -37,6 +37,15 @@ export class Operation {
     }
   }
 
+  /** The cluster and namespace the run acts on. */
+  get cluster(): Cluster {
+    return this.opts.cluster
+  }
+
+  get namespace(): string {
+    return this.opts.namespace
+  }
+
   /** Runs body in a new Operation and ends it (watch, lock, signal handlers) however body ends. */
   static async run<T>(opts: OperationOptions, body: (op: Operation) => Promise<T>): Promise<T> {
     const op = new Operation(opts)

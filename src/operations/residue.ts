@@ -7,7 +7,7 @@ import { type Cluster, getPath, isNotFound, METADATA_ONLY, readFailure, statusOf
 import { pooled } from '../cluster/observe.js'
 import { CD_GROUP, CD_VERSION } from '../cluster/observe.js'
 import { LOCK_NAME } from '../platform/lease.js'
-import { type NamespacedObject, foreignInNamespace, isClaimOf } from '../platform/foreign.js'
+import { type NamespacedObject, type StatefulSetClaims, foreignInNamespace, isClaimOf } from '../platform/foreign.js'
 import type { TeardownRecord } from '../cluster/teardown-record.js'
 
 export interface ResidueItem {
@@ -122,56 +122,71 @@ export async function residue(
   return { items: [...ns.items, ...crd.items], kept: [...ns.kept, ...crd.kept] }
 }
 
+const SYSTEM_KEPT = (namespace: string) => `Namespace ${namespace}: a system namespace, never deleted`
+
+const pvcItem = (namespace: string, name: string): ResidueItem => ({
+  kind: 'pvc',
+  name,
+  namespace,
+  what: `PersistentVolumeClaim ${namespace}/${name} (its data is lost when deleted)`,
+  command: `kubectl delete pvc ${name} -n ${namespace}`,
+  dataLoss: true,
+})
+
+const namespaceItem = (namespace: string): ResidueItem => ({
+  kind: 'namespace',
+  name: namespace,
+  what: `Namespace ${namespace}`,
+  command: `kubectl delete namespace ${namespace}`,
+  dataLoss: false,
+})
+
 async function namespaceResidue(
   cluster: Cluster,
   namespace: string,
   record: TeardownRecord | null,
   thorough: boolean,
 ): Promise<Residue> {
-  const items: ResidueItem[] = []
-  const kept: string[] = []
   const ns = await cluster.core.readNamespace({ name: namespace }).catch((err) => {
     if (isNotFound(err)) return null
     throw err
   })
-  if (!ns || ns.metadata?.deletionTimestamp) return { items, kept }
+  if (!ns || ns.metadata?.deletionTimestamp) return { items: [], kept: [] }
   const sets = record?.statefulSets ?? []
-  const pvc = (name: string): ResidueItem => ({
-    kind: 'pvc',
-    name,
-    namespace,
-    what: `PersistentVolumeClaim ${namespace}/${name} (its data is lost when deleted)`,
-    command: `kubectl delete pvc ${name} -n ${namespace}`,
-    dataLoss: true,
-  })
-  const space: ResidueItem = {
-    kind: 'namespace',
-    name: namespace,
-    what: `Namespace ${namespace}`,
-    command: `kubectl delete namespace ${namespace}`,
-    dataLoss: false,
-  }
-  if (!thorough) {
-    const claims = (await cluster.core.listNamespacedPersistentVolumeClaim({ namespace })).items.map(
-      (p) => p.metadata!.name!,
-    )
-    items.push(...claims.filter((n) => isClaimOf(n, sets)).map(pvc))
-    if (SYSTEM_NAMESPACES.has(namespace)) kept.push(`Namespace ${namespace}: a system namespace, never deleted`)
-    else
-      items.push({
-        ...space,
-        what: `${space.what} (--purge deletes it only when nothing that is not the platform's is in it)`,
-      })
-    return { items, kept }
-  }
-  const { objects, unreadable } = await namespacedObjects(cluster, namespace)
-  items.push(
-    ...objects
-      .filter((o) => o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, sets))
-      .map((o) => ({ ...pvc(o.name), uid: o.uid })),
+  return thorough
+    ? await provedResidue(cluster, namespace, ns.metadata?.uid, sets)
+    : await listedResidue(cluster, namespace, sets)
+}
+
+/** The claims of the platform's StatefulSets, and the namespace with the rule --purge applies to it. */
+async function listedResidue(cluster: Cluster, namespace: string, sets: StatefulSetClaims[]): Promise<Residue> {
+  const claims = (await cluster.core.listNamespacedPersistentVolumeClaim({ namespace })).items.map(
+    (p) => p.metadata!.name!,
   )
+  const items = claims.filter((n) => isClaimOf(n, sets)).map((n) => pvcItem(namespace, n))
+  if (SYSTEM_NAMESPACES.has(namespace)) return { items, kept: [SYSTEM_KEPT(namespace)] }
+  const space = namespaceItem(namespace)
+  items.push({
+    ...space,
+    what: `${space.what} (--purge deletes it only when nothing that is not the platform's is in it)`,
+  })
+  return { items, kept: [] }
+}
+
+/** Every object of the namespace read: the namespace is residue only when all of them are proved the platform's. */
+async function provedResidue(
+  cluster: Cluster,
+  namespace: string,
+  uid: string | undefined,
+  sets: StatefulSetClaims[],
+): Promise<Residue> {
+  const { objects, unreadable } = await namespacedObjects(cluster, namespace)
+  const items: ResidueItem[] = objects
+    .filter((o) => o.kind === 'PersistentVolumeClaim' && isClaimOf(o.name, sets))
+    .map((o) => ({ ...pvcItem(namespace, o.name), uid: o.uid }))
   const foreign = foreignInNamespace(objects, { own: { Lease: [LOCK_NAME] }, pvcs: sets })
-  if (SYSTEM_NAMESPACES.has(namespace)) kept.push(`Namespace ${namespace}: a system namespace, never deleted`)
+  const kept: string[] = []
+  if (SYSTEM_NAMESPACES.has(namespace)) kept.push(SYSTEM_KEPT(namespace))
   else if (unreadable.length) {
     // Fail closed: what cannot be read may hold someone else's objects.
     kept.push(
@@ -185,7 +200,7 @@ async function namespaceResidue(
     kept.push(
       `Namespace ${namespace}: holds ${foreign.length} objects that are not the platform's (${sample}${foreign.length > 5 ? ', ...' : ''}), so it is kept`,
     )
-  } else items.push({ ...space, uid: ns.metadata?.uid })
+  } else items.push({ ...namespaceItem(namespace), uid })
   return { items, kept }
 }
 
