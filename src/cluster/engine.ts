@@ -4,7 +4,8 @@
 import { type Cluster, getPath } from './cluster.js'
 import { CORE_PROVIDER_WEBHOOK } from '../platform/ownership.js'
 
-export type Generation = 'S' | 'N' | 'unknown'
+import type { Generation } from '../platform/engine.js'
+export type { Generation }
 
 interface Named {
   metadata?: { name?: string }

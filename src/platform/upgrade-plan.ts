@@ -7,6 +7,7 @@ import { type KObj } from './kobj.js'
 import { type Observed, crdServes, isReady } from './objects.js'
 import { drainWaves } from './drain.js'
 import { COMPOSITION_GROUP, INSTALLER_NAME, renderedByInstaller } from './ownership.js'
+import { type Generation, traitsOf } from './engine.js'
 
 export interface VersionChange {
   name: string
@@ -46,7 +47,7 @@ export interface PlanShape {
   components: Component[]
   observed: Observed
   /** The engine generation (contract section 0): on Gen N, definitions are not moved ahead of the installer. */
-  generation?: 'S' | 'N' | 'unknown'
+  generation?: Generation
 }
 
 /** The facts an upgrade plan rests on: the running version, the Installer CR and its spec, the bootstrap release. */
@@ -178,7 +179,7 @@ export function removalWaves(removed: Component[]): string[][] {
  * the installer's own render moves them, and a moved component is re-created at its new version.
  */
 export function stagedLayers(plan: Pick<PlanShape, 'components' | 'diff' | 'observed' | 'generation'>): Component[][] {
-  if (plan.generation === 'N') return []
+  if (traitsOf(plan.generation).pruneStaleVersions) return []
   const changed = new Set(plan.diff.changed.map((c) => c.name))
   // Only a definition the installer rendered: a user's blueprint of the same name is never re-pointed.
   const ours = (name: string) => {

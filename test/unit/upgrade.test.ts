@@ -17,6 +17,8 @@ import type { KObj } from '../../src/platform/kobj.js'
 import type { Observed } from '../../src/platform/objects.js'
 import type { Component } from '../../src/platform/components.js'
 import { parseFeatures } from '../../src/platform/flags.js'
+import { ENGINE_TRAITS, traitsOf } from '../../src/platform/engine.js'
+import { GENERATIONS } from '../../sandbox/engine/generation.js'
 
 const c = (name: string, version: string, deps: string[] = [], feature?: string): Component => ({
   name,
@@ -138,5 +140,23 @@ describe('moving definitions ahead of the installer (Gen S)', () => {
       layers.map((l) => l.map((x) => x.name)),
       [['crd']],
     )
+    // Where core-provider prunes versions nothing references, nothing moves ahead of the installer's render.
+    const onN = stagedLayers({ components, diff, observed, generation: 'N' } as unknown as Parameters<
+      typeof stagedLayers
+    >[0])
+    assert.deepEqual(onN, [])
+  })
+})
+
+describe('engine generations as data', () => {
+  it("the CLI's traits are the sandbox profiles' (the simulator and the CLI read the contract alike)", () => {
+    for (const name of ['S', 'N'] as const) {
+      const profile = GENERATIONS[name]
+      assert.deepEqual(ENGINE_TRAITS[name], {
+        versionStamp: profile.versionStamp,
+        pruneStaleVersions: profile.pruneStaleVersions,
+      })
+    }
+    assert.equal(traitsOf(null).versionStamp, null, 'an engine not seen stamps nothing yet')
   })
 })

@@ -11,6 +11,7 @@ import { ExitCode, UserError } from '../../platform/errors.js'
 import { Helm, HelmError, helmRunsOf } from '../../cluster/helm.js'
 import { chartArgs, helmChartFailure } from '../../cluster/chart.js'
 import { detectGeneration } from '../../cluster/engine.js'
+import { traitsOf } from '../../platform/engine.js'
 import { type Step, type StepReport } from '../../ui/progress.js'
 import { createWhenServed, getCustom, mergePatchCustom, refOf } from '../../cluster/kube-write.js'
 import type { RunContext } from '../operation.js'
@@ -80,7 +81,7 @@ export function bootstrapSteps(
  * labels). Seen against the real engine. So the Installer CR is created once the stamp is in place.
  */
 async function waitForVersionStamp(cluster: Cluster, deadline: number, r: StepReport): Promise<void> {
-  for (let first = true; (await detectGeneration(cluster)) === 'unknown'; first = false) {
+  for (let first = true; !traitsOf(await detectGeneration(cluster)).versionStamp; first = false) {
     if (Date.now() > deadline)
       throw new UserError(
         'core-provider has not registered the webhook that stamps the composition version',

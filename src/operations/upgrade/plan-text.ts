@@ -3,6 +3,7 @@ import type { UpgradeOptions, UpgradePlan } from './plan.js'
 import { needsPause, removalWaves, stagedLayers } from '../../platform/upgrade-plan.js'
 import { dashed } from '../../platform/components.js'
 import { table } from '../../ui/output.js'
+import { traitsOf } from '../../platform/engine.js'
 
 export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string {
   const { diff, features } = plan
@@ -38,7 +39,7 @@ export function upgradePlanText(plan: UpgradePlan, opts: UpgradeOptions): string
     lines.push(
       `  move definitions, dependencies first: ${staged.map((l) => l.map((c) => c.name).join(', ')).join(' | ')}`,
     )
-  else if (plan.generation === 'N' && diff.changed.length)
+  else if (traitsOf(plan.generation).pruneStaleVersions && diff.changed.length)
     lines.push(
       `  (Gen N: core-provider prunes versions nothing references, so the installer's render moves ${diff.changed.map((c) => c.name).join(', ')}; each is re-created at its new version)`,
     )

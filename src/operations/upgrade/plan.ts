@@ -46,6 +46,7 @@ import { type InstallOptions, registryLogin } from '../install/preflight.js'
 import { releaseStatus } from '../../cluster/helm.js'
 import { apiCall } from '../../cluster/cluster.js'
 import { writableBootstrapRelease } from '../bootstrap-release.js'
+import { traitsOf } from '../../platform/engine.js'
 
 export interface UpgradeOptions extends InstallOptions {
   // source.chart '' and source.version undefined mean: those of the running installer (resolved in preflight).
@@ -226,7 +227,7 @@ function checkDirection(plan: UpgradePlan, opts: UpgradeOptions, report: StepRep
       'pass --allow-downgrade to do it anyway (newer CRD versions stay served), or --dry-run to see the whole plan',
     )
   }
-  if (plan.generation === 'N' && diff.changed.length)
+  if (traitsOf(plan.generation).pruneStaleVersions && diff.changed.length)
     report.line(
       `engine Gen N: its core-provider prunes versions nothing references, so the installer's render moves ${diff.changed.map((c) => c.name).join(', ')} (each re-created at its new version), not this CLI ahead of it`,
     )
