@@ -7,10 +7,15 @@ out=dist-exe
 rm -rf "$out"; mkdir -p "$out"
 # The banner answers oclif's require of its explicit command file from memory (scripts/sea-require.js).
 banner=$(grep -v '^//' scripts/sea-require.js)
+# The root help the build rendered is served without loading the CLI's modules (as bin/run.js does).
+[ -f dist/root-help.txt ] || npm run -s build >/dev/null
+root_help=$(node -e 'process.stdout.write(JSON.stringify(require("fs").readFileSync("dist/root-help.txt", "utf8")))')
 npx esbuild src/sea/main.ts --bundle --platform=node --target=node20 --format=cjs --outfile="$out/krateo-installer.cjs" \
-  --supported:dynamic-import=false --banner:js="$banner" --log-level=warning --legal-comments=none
+  --supported:dynamic-import=false --banner:js="$banner" --log-level=warning --legal-comments=none --minify-whitespace --minify-syntax \
+  --define:__ROOT_HELP__="$root_help"
+# The code cache spares V8 compiling the bundle at every start.
 cat > "$out/sea-config.json" <<JSON
-{ "main": "$out/krateo-installer.cjs", "output": "$out/sea-prep.blob", "disableExperimentalSEAWarning": true }
+{ "main": "$out/krateo-installer.cjs", "output": "$out/sea-prep.blob", "disableExperimentalSEAWarning": true, "useCodeCache": true }
 JSON
 node --experimental-sea-config "$out/sea-config.json" >/dev/null
 cp "$(command -v node)" "$out/krateo-installer"

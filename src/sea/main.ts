@@ -6,17 +6,28 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { execute } from '@oclif/core'
-import { commands as helpCommands } from '@oclif/plugin-help'
 import pjson from '../../package.json' with { type: 'json' }
-import hook from '../hooks/command-not-found.js'
-import { OWN_COMMANDS } from './commands.js'
 
 declare global {
   var __seaModules: Record<string, unknown> | undefined
 }
+/** The root help the build rendered (dist/root-help.txt), put in by scripts/package.sh. */
+declare const __ROOT_HELP__: string | undefined
 
 async function main(): Promise<void> {
+  // The root help needs none of the CLI's modules (as bin/run.js serves it): they are loaded only past here.
+  const args = process.argv.slice(2)
+  const rootHelp = typeof __ROOT_HELP__ === 'string' ? __ROOT_HELP__ : ''
+  if (rootHelp && (args.length === 0 || (args.length === 1 && (args[0] === '--help' || args[0] === '-h')))) {
+    process.stdout.write(rootHelp, () => process.exit(0))
+    return
+  }
+  const [{ execute }, { commands: helpCommands }, { default: hook }, { OWN_COMMANDS }] = await Promise.all([
+    import('@oclif/core'),
+    import('@oclif/plugin-help'),
+    import('../hooks/command-not-found.js'),
+    import('./commands.js'),
+  ])
   const root = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'krateo-installer', `exe-${pjson.version}`)
   mkdirSync(root, { recursive: true, mode: 0o700 })
   const { oclif } = pjson as unknown as { oclif: Record<string, unknown> }
