@@ -131,7 +131,36 @@ export async function checkReachable(cluster: Cluster, timeoutMs = REACH_TIMEOUT
   }
 }
 
+/** Errors of a connection that did not get an answer: the server is down or restarting, not refusing. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+])
+
+/** The API server could not be reached (or a proxy in front of it answered 502-504): worth retrying during a run. */
+export function isUnreachable(err: unknown): boolean {
+  if (err instanceof UserError) return err.transient
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true
+  if (code === 502 || code === 503 || code === 504) return true
+  return /ECONNREFUSED|ECONNRESET|socket hang up|no answer in|aborted due to timeout/i.test(
+    (err as Error | null)?.message ?? '',
+  )
+}
+
 export function apiFailure(err: unknown, cluster: Cluster, doing: string): UserError {
+  const failure = describeFailure(err, cluster, doing)
+  failure.transient = isUnreachable(err)
+  return failure
+}
+
+function describeFailure(err: unknown, cluster: Cluster, doing: string): UserError {
   const status = statusOf(err)
   if (status === 401)
     return new UserError(

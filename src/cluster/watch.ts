@@ -1,12 +1,12 @@
 // A watched collection, as an informer does it: a list (so `synced` says when the collection is complete,
 // even when it is empty), then one long-lived watch from the list's resourceVersion, resumed after a
 // dropped connection (an API server restart, say) and re-listed when that version is too old. Failures
-// back off (1 s doubling to 30 s) and are kept in `failure`, so a wait can say why it sees nothing
+// back off (1 s doubling to 30 s; a server that cannot be reached is tried every second) and are kept in `failure`, so a wait can say why it sees nothing
 // (expired credentials, RBAC) instead of showing a frozen view; a watch that ends as soon as it opens (a
 // proxy that cannot stream) counts as a failure, and a silent connection is dropped and reopened.
 import { Watch, type KubeConfig } from '@kubernetes/client-node'
 import type { KObj } from '../platform/kobj.js'
-import { readFailure } from './cluster.js'
+import { isUnreachable, readFailure } from './cluster.js'
 
 /** Lists a path (with its query); null when the resource does not exist (yet). */
 export type Lister = (
@@ -26,6 +26,8 @@ export class WatchedCollection {
   failures = 0
   /** The last failure, while it lasts ("HTTP 403: ..."); null once a list or watch works again. */
   failure: string | null = null
+  /** Since when the API server cannot be reached from here (ms since the epoch); null while it answers. */
+  unreachableSince: number | null = null
 
   constructor(
     private watch: Watch,
@@ -60,12 +62,16 @@ export class WatchedCollection {
   private failed(err: unknown): void {
     this.failures++
     this.failure = readFailure(err)
-    this.again(Math.min(30_000, 1000 * 2 ** Math.min(this.failures - 1, 5)))
+    if (isUnreachable(err)) this.unreachableSince ??= Date.now()
+    // A server that is down or restarting is tried every second, so a run resumes as soon as it is back (a
+    // refused connection costs it nothing); an answer that refuses (403, 500) backs off.
+    this.again(isUnreachable(err) ? 1000 : Math.min(30_000, 1000 * 2 ** Math.min(this.failures - 1, 5)))
   }
 
   private worked(): void {
     this.failures = 0
     this.failure = null
+    this.unreachableSince = null
   }
 
   /** No event nor bookmark for longer than the server's own timeout: the connection is dead; reopen it. */

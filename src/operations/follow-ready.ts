@@ -159,6 +159,8 @@ class Follow {
   private since = new Map<string, { stage: string; at: number }>()
   private reported = new Set<string>()
   private healed = 0
+  /** When the last "unreachable" line was said (0: the server answers). */
+  private outageSaid = 0
 
   constructor(
     private cluster: Cluster,
@@ -170,6 +172,19 @@ class Follow {
   /** Reports what changed; the result once the platform runs and nothing else is pending. */
   async step(o: Observed, pending: (o: Observed) => string | null): Promise<FollowResult | null> {
     const now = Date.now()
+    // A server that cannot be reached (a control-plane restart) is waited for: the view is stale, nothing is judged.
+    const down = this.pw.unreachableFor(now)
+    if (down > 0) {
+      if (now - this.outageSaid >= 5000) {
+        this.outageSaid = now
+        this.report.line(`API server unreachable for ${Math.round(down / 1000)} s, retrying`)
+      }
+      return null
+    }
+    if (this.outageSaid) {
+      this.outageSaid = 0
+      this.report.line('the API server answers again')
+    }
     const state = platformState(o)
     this.reportChanges(state, now)
     this.report.title(

@@ -178,6 +178,26 @@ export class PlatformWatch {
     }
   }
 
+  private collections(): WatchedCollection[] {
+    return [
+      this.cds,
+      this.crds,
+      this.services,
+      this.selfCR,
+      this.installer,
+      ...this.kinds.values(),
+      ...this.workloadCollections(),
+    ].filter((w): w is WatchedCollection => !!w)
+  }
+
+  /** How long the API server has not been reachable from the watches, in ms; 0 while it answers. */
+  unreachableFor(now = Date.now()): number {
+    const since = this.collections()
+      .map((w) => w.unreachableSince)
+      .filter((t): t is number => t !== null)
+    return since.length ? now - Math.min(...since) : 0
+  }
+
   /** Every open collection has been listed once: a snapshot now shows the cluster, not a half-replayed view. */
   primed(): boolean {
     if (Date.now() - this.startedAt > 15_000) return true // a list that keeps failing must not hide progress for good
@@ -227,17 +247,10 @@ export class PlatformWatch {
     for (const { kind, w } of [...this.workloadWatches.values()].flat()) {
       for (const obj of w.items.values()) (kind === 'Pod' ? pods : workloads).push({ ...obj, kind })
     }
-    // A collection that keeps failing is named, so the view says why it is missing something.
-    const readErrors = [
-      this.cds,
-      this.crds,
-      this.services,
-      this.selfCR,
-      this.installer,
-      ...this.kinds.values(),
-      ...this.workloadCollections(),
-    ]
-      .filter((w): w is WatchedCollection => !!w?.failure && w.failures >= 2)
+    // A collection that keeps failing is named, so the view says why it is missing something (a server that
+    // cannot be reached at all is said once, by unreachableFor).
+    const readErrors = this.collections()
+      .filter((w) => !!w.failure && w.failures >= 2 && w.unreachableSince === null)
       .map((w) => `cannot read ${w.path}: ${w.failure}`)
     return {
       namespace: this.namespace,

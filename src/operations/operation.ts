@@ -5,7 +5,15 @@ import type { Cluster } from '../cluster/cluster.js'
 import { PlatformWatch } from './follow.js'
 import { Interrupt } from './interrupt.js'
 import { RunLock } from '../cluster/lock.js'
+import { isUnreachable } from '../cluster/cluster.js'
+import { UserError } from '../platform/errors.js'
 import { liveProgressWanted, runSteps, type ProgressOptions, type Step, type StepReport } from '../ui/progress.js'
+
+/** How often a step is tried again while the API server cannot be reached. */
+const OUTAGE_RETRY_MS = 1000
+
+const lineOf = (err: unknown): string =>
+  err instanceof UserError ? err.message : ((err as Error)?.message ?? String(err)).split('\n')[0]!
 
 export interface OperationOptions {
   cluster: Cluster
@@ -92,11 +100,34 @@ export class Operation {
         run: async (r: StepReport) => {
           if (this.interrupt.requested) throw this.interrupt.error()
           this.guard()
-          return s.run(r)
+          return this.throughOutages(s, r)
         },
       })),
       this.progress,
     )
+  }
+
+  /**
+   * Runs a step again while the API server cannot be reached, until the deadline: a control-plane restart
+   * during a run is not a failure (steps resume from what the cluster shows, as a re-run does). Before the run
+   * has begun (preflight, no deadline yet) an unreachable server fails at once.
+   */
+  private async throughOutages(s: Step, r: StepReport): Promise<string | void> {
+    let since = 0
+    for (;;) {
+      try {
+        const result = await s.run(r)
+        if (since) r.line(`the API server answers again after ${Math.round((Date.now() - since) / 1000)} s`)
+        return result
+      } catch (err) {
+        if (!isUnreachable(err) || !Number.isFinite(this.deadline) || Date.now() > this.deadline) throw err
+        if (this.interrupt.requested) throw this.interrupt.error()
+        since ||= Date.now()
+        r.line(`API server unreachable for ${Math.round((Date.now() - since) / 1000)} s, retrying: ${lineOf(err)}`)
+        await new Promise((resolve) => setTimeout(resolve, OUTAGE_RETRY_MS))
+        this.guard()
+      }
+    }
   }
 
   private async end(): Promise<void> {

@@ -17,6 +17,9 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
 
 export class UserError extends Error {
+  /** The API server could not be reached (refused, reset, timed out, 502-504): a run retries until its deadline. */
+  transient = false
+
   constructor(
     message: string,
     readonly exitCode: ExitCode,

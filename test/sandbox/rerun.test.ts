@@ -48,4 +48,26 @@ describe(onGeneration('re-running after a kill'), () => {
     assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'Ready')
     assert.deepEqual(await pendingRelease(), ['deployed'])
   })
+
+  it('an install whose API server goes away for 8 s (a control-plane restart) carries on and reaches Ready', async () => {
+    const gone = await cli(['uninstall', ...kc(), '--timeout', '5m'])
+    assert.equal(gone.code, 0, gone.stdout + gone.stderr)
+    let seen = ''
+    const run = cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'], (c) => {
+      seen += c
+    })
+    await eventually(
+      'the install follows the self-reconcile',
+      async () => /▶ Follow the self-reconcile/.test(seen),
+      180_000,
+      100,
+    )
+    await sandbox().restartApiServer(8000)
+    const res = await run
+    assert.equal(res.code, 0, `${res.stdout}\n${res.stderr}`)
+    assert.match(res.stdout, /API server unreachable for \d+ s, retrying/)
+    assert.match(res.stdout, /the API server answers again/)
+    const status = await cli(['status', ...kc(), '-o', 'json'])
+    assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'Ready', status.stdout)
+  })
 })
