@@ -1,9 +1,10 @@
 // A watched collection, as an informer does it: a list (so `synced` says when the collection is complete,
 // even when it is empty), then one long-lived watch from the list's resourceVersion, resumed after a
 // dropped connection (an API server restart, say) and re-listed when that version is too old. Failures
-// back off (1 s doubling to 30 s; a server that cannot be reached is tried every second) and are kept in `failure`, so a wait can say why it sees nothing
-// (expired credentials, RBAC) instead of showing a frozen view; a watch that ends as soon as it opens (a
-// proxy that cannot stream) counts as a failure, and a silent connection is dropped and reopened.
+// back off (1 s doubling to 30 s; a server that cannot be reached is tried every second) and are kept in
+// `failure`, so a wait can say why it sees nothing (expired credentials, RBAC) instead of showing a frozen
+// view; a watch that ends as soon as it opens (a proxy that cannot stream) counts as a failure, and a silent
+// connection is dropped and reopened.
 import { Watch, type KubeConfig } from '@kubernetes/client-node'
 import type { KObj } from '../platform/kobj.js'
 import { isUnreachable, readFailure } from './cluster.js'

@@ -114,6 +114,7 @@ export class Operation {
    */
   private async throughOutages(s: Step, r: StepReport): Promise<string | void> {
     let since = 0
+    let said = 0
     for (;;) {
       try {
         const result = await s.run(r)
@@ -122,8 +123,13 @@ export class Operation {
       } catch (err) {
         if (!isUnreachable(err) || !Number.isFinite(this.deadline) || Date.now() > this.deadline) throw err
         if (this.interrupt.requested) throw this.interrupt.error()
-        since ||= Date.now()
-        r.line(`API server unreachable for ${Math.round((Date.now() - since) / 1000)} s, retrying: ${lineOf(err)}`)
+        const now = Date.now()
+        since ||= now
+        // Said at once, then every 5 s: a line per retry would flood a CI log.
+        if (now - said >= 5000) {
+          said = now
+          r.line(`API server unreachable for ${Math.round((now - since) / 1000)} s, retrying: ${lineOf(err)}`)
+        }
         await new Promise((resolve) => setTimeout(resolve, OUTAGE_RETRY_MS))
         this.guard()
       }
