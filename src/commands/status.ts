@@ -82,12 +82,12 @@ cluster cannot be read.`)
         ExitCode.Timeout,
         state.problems[0] ?? 'see the components above',
       )
-    if (flags.watch) state = await this.watch(cluster, flags.namespace, state, format === 'table', print)
+    if (flags.watch) state = await this.printChanges(cluster, flags.namespace, state, format === 'table', print)
     if (state.phase !== 'Ready') this.exit(ExitCode.NotReady)
   }
 
   /** Prints the platform on every change (stages, conditions, endpoints) until interrupted; the last state seen. */
-  private async watch(
+  private async printChanges(
     cluster: Cluster,
     namespace: string,
     first: PlatformState,
