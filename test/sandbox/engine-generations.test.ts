@@ -307,6 +307,19 @@ describe(`engine generation ${GEN}: what differs and what is shared`, () => {
       ? 'a version bump: Gen N prunes the version no CD and no Composition references'
       : 'a version bump: Gen S injects a conversion webhook, so reads of the kind need core-provider',
     async () => {
+      // Gen S's core-provider relabels each Composition once, as listed: a write between its list and its update
+      // (a1's cdc writes status at every 4 s resync) ends the move for good, as on the real engine (full run).
+      // a1 is paused first, so no one writes it while the version moves.
+      await kube().custom.patchNamespacedCustomObject(
+        { ...authns('v0-22-0'), name: 'a1', body: { metadata: { annotations: { 'krateo.io/paused': 'true' } } } },
+        mergePatch,
+      )
+      await eventually(
+        'a1 paused',
+        async () => cond(await getAuthn('a1'), 'Synced')?.reason === 'ReconcilePaused',
+        30_000,
+        200,
+      )
       await kube().custom.patchNamespacedCustomObject({
         ...cdApi,
         name: 'authn',
