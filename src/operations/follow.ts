@@ -204,15 +204,7 @@ export class PlatformWatch {
     // Open the kinds the CRDs just listed call for now, not after the change debounce: until they have
     // listed too, the view is incomplete.
     this.ensureWatches()
-    return [
-      this.cds,
-      this.crds,
-      this.services,
-      this.selfCR,
-      this.installer,
-      ...this.kinds.values(),
-      ...this.workloadCollections(),
-    ].every((w) => !w || w.synced)
+    return this.collections().every((w) => w.synced)
   }
 
   installerCR(): KObj | null {
