@@ -1,5 +1,24 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
+import { MAY_IMPORT } from './scripts/layers.mjs'
+
+// Imports point one way: a file of one layer of src/ may not import a layer MAY_IMPORT does not list for it.
+const layerRules = Object.entries(MAY_IMPORT).map(([layer, allowed]) => ({
+  files: [`src/${layer}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: Object.keys(MAY_IMPORT)
+          .filter((other) => other !== layer && !allowed.includes(other))
+          .map((other) => ({
+            group: [`**/${other}/*`],
+            message: `src/${layer} may import only ${[...allowed].join(', ') || 'itself'} (scripts/layers.mjs)`,
+          })),
+      },
+    ],
+  },
+}))
 
 export default tseslint.config(
   { ignores: ['dist-exe/', 'dist/**', 'node_modules/**', 'oclif.manifest.json'] },
@@ -30,4 +49,5 @@ export default tseslint.config(
       'max-lines-per-function': ['error', { max: 60, skipBlankLines: true, skipComments: true }],
     },
   },
+  ...layerRules,
 )

@@ -6,6 +6,8 @@ import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { describe, it } from 'node:test'
 import { repo } from '../helpers/cli.js'
+// The one statement of the layer order, shared with the lint rule (eslint.config.js).
+import { MAY_IMPORT } from '../../scripts/layers.mjs'
 
 function importGraph(root: string): Map<string, string[]> {
   const files: string[] = []
@@ -44,18 +46,6 @@ function cycles(graph: Map<string, string[]>): string[] {
   }
   for (const n of graph.keys()) if (!state.has(n)) visit(n)
   return found
-}
-
-/** What each folder of src/ may import besides itself: commands on top, the pure platform model at the bottom. */
-const MAY_IMPORT: Record<string, string[]> = {
-  commands: ['cli', 'operations', 'ui', 'cluster', 'platform'],
-  sea: ['commands', 'hooks'],
-  hooks: ['platform'],
-  cli: ['cluster', 'platform'],
-  operations: ['ui', 'cluster', 'platform'],
-  ui: ['platform'],
-  cluster: ['platform'],
-  platform: [],
 }
 
 function wrongWay(graph: Map<string, string[]>): string[] {
