@@ -137,14 +137,15 @@ export class WebhookServer {
     const meta = review.request.object?.metadata
     const spec = review.request.object?.spec
     const node = spec && !spec.nodeName ? this.hooks.nodeFor?.((spec.containers ?? []).map((c) => c.image ?? '')) : null
-    if (node) return admission(review, [{ op: 'add', path: '/spec/nodeName', value: node }])
+    const ops: unknown[] = node ? [{ op: 'add', path: '/spec/nodeName', value: node }] : []
     const release = meta?.labels?.['app.kubernetes.io/instance']
     const fault = release ? this.hooks.podFault(release) : null
-    if (!fault) return admission(review)
     const add: Record<string, string> = {}
-    if (fault.readyAt) add[POD_READY_AT] = fault.readyAt
-    if (fault.crashLoop) add[POD_CRASH_LOOP] = fault.crashLoop
-    return admission(review, addAnnotations(meta?.annotations, add))
+    // A process pod (the real engine's) honours the slow start only; kwok's stages play both faults.
+    if (fault?.readyAt) add[POD_READY_AT] = fault.readyAt
+    if (fault?.crashLoop && !node) add[POD_CRASH_LOOP] = fault.crashLoop
+    if (Object.keys(add).length) ops.push(...addAnnotations(meta?.annotations, add))
+    return admission(review, ops)
   }
 
   /**

@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { ApiError, Informer, type KObject, type Rest } from '../engine/rest.js'
 import { processImage, type ProcessImage } from './images.js'
 import { tailFile } from '../lib/processes.js'
+import { POD_READY_AT } from '../engine/webhook.js'
 
 export const PROCESS_NODE = 'process-node-0'
 const PROCESS_TAINT = 'sandbox.krateo.io/process'
@@ -89,6 +90,8 @@ interface RunningPod {
   stopping: boolean
   lastExit?: { code: number | null; at: string; message: string }
   timers: NodeJS.Timeout[]
+  /** The sandbox's slow-start fault was served (the image "pulled"): later restarts start at once. */
+  pulled?: boolean
 }
 
 export class ProcessKubelet {
@@ -383,6 +386,7 @@ export class ProcessKubelet {
   private launch(p: RunningPod): void {
     void (async () => {
       const c = (p.pod.spec as unknown as PodSpec).containers[0]!
+      if (await this.pulling(p)) return
       let env: Record<string, string>
       try {
         env = await this.containerEnv(p, c)
@@ -434,6 +438,26 @@ export class ProcessKubelet {
       await this.setStatus(p.pod, { phase: 'Running', running: true, ready: false, p })
       this.probe(p, child, c)
     })().catch((err) => this.log(`process kubelet: ${p.key}: ${(err as Error).message}`))
+  }
+
+  /**
+   * The sandbox's slow-start fault (`readinessDelaySeconds`, stamped on the pod as it is created): the process starts
+   * at that time, as after a slow image pull, so a test can act while a helm --wait waits on this pod.
+   */
+  private async pulling(p: RunningPod): Promise<boolean> {
+    const wait = Date.parse(p.pod.metadata.annotations?.[POD_READY_AT] ?? '') - Date.now()
+    if (p.pulled || !(wait > 0)) return false
+    p.pulled = true
+    await this.setStatus(p.pod, {
+      phase: 'Pending',
+      waiting: { reason: 'ContainerCreating', message: "pulling the image (the sandbox's slow-start fault)" },
+    })
+    const t = setTimeout(() => {
+      if (this.pods.get(p.key) === p && !p.stopping) this.launch(p)
+    }, wait)
+    t.unref()
+    p.timers.push(t)
+    return true
   }
 
   /** Ready once the readiness probe answers (a pod without one: once its process has run a second). */

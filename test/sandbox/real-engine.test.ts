@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { eventually, useSandbox } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
+import { coreProviderStoppedInStage2, killedInsideBootstrap } from '../helpers/scenarios.js'
 
 interface StatusDoc {
   phase: string
@@ -56,4 +57,11 @@ describe('the real Gen S engine', () => {
     assert.equal(purge.code, 0, `${purge.stdout}\n${purge.stderr}`)
     assert.deepEqual(await krateoCrds(), [])
   })
+
+  // Re-running always finishes, on the real engine as on the simulator (rerun.test.ts, uninstall.test.ts).
+  it('an install killed with its helm run inside the bootstrap release finishes when run again', () =>
+    killedInsideBootstrap({ sandbox, kube, ...cliFor(sandbox) }))
+
+  it('core-provider stopped while Stage 2 waits: uninstall names it (exit 7); --force --yes finishes, removing the generated CRDs itself', () =>
+    coreProviderStoppedInStage2({ sandbox, kube, ...cliFor(sandbox) }, { slowStage2: false, timeout: '2m' }))
 })

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
+import { coreProviderStoppedInStage2 } from '../helpers/scenarios.js'
 
 const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 
@@ -238,32 +239,8 @@ describe(onGeneration('uninstall'), () => {
   // Both generations (issue #23): on Gen S core-provider's absence also refuses every composition write (its
   // webhook fails closed); on Gen N writes go on and only its removals stop.
   it('core-provider stopped while Stage 2 waits: uninstall names it (exit 7); --force --yes finishes, removing the generated CRDs itself', async () => {
-    await install()
-    // The Installer's removal takes a while, so core-provider stops while Stage 2 waits on it.
-    await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 15 } })
-    let seen = ''
-    const first = cli(['uninstall', ...kc(), '--yes', '--timeout', '3m'], (chunk) => {
-      seen += chunk
-    })
-    await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
-    await sandbox().scaleDeployment('krateo-system', 'core-provider', 0)
-    const stopped = await first
-    await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
-    assert.equal(stopped.code, 7, stopped.stdout + stopped.stderr)
-    assert.match(stopped.stderr, /^Error: .*core-provider.*--force --yes/m)
-    assert.doesNotMatch(
-      stopped.stdout,
-      /core-provider is removing/,
-      'no controller is said to work while it is not running',
-    )
-
-    const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '3m'])
-    assert.equal(forced.code, 0, forced.stdout + forced.stderr)
-    assert.doesNotMatch(forced.stdout, /core-provider is removing/)
-    assert.match(forced.stdout, /Forced \(check what may be left behind\):/)
+    await coreProviderStoppedInStage2({ sandbox, kube, ...cliFor(sandbox) }, { slowStage2: true, timeout: '3m' })
     await assertClean()
-    const status = await cli(['status', ...kc(), '-o', 'json'])
-    assert.equal((JSON.parse(status.stdout) as { phase: string }).phase, 'NotInstalled')
   })
 
   // The lock does not depend on the engine generation: proved once, on Gen S, to keep the suite's time.

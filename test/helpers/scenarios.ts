@@ -1,0 +1,102 @@
+// Scenarios a user meets, written once and run against each engine: the simulator of either generation and the
+// real Gen S engine (real-engine.test.ts). Each ends in the same command run again reaching its goal.
+import assert from 'node:assert/strict'
+import type { Sandbox } from '../../sandbox/lib/sandbox.js'
+import { helmRunsOf } from '../../src/cluster/helm.js'
+import { eventually, type Kube } from './sandbox.js'
+import { sandboxFlags, type cliFor } from './cli.js'
+
+export interface ScenarioContext extends ReturnType<typeof cliFor> {
+  sandbox: () => Sandbox
+  kube: () => Kube
+}
+
+const phase = async (t: ScenarioContext) => {
+  const status = await t.cli(['status', ...t.kc(), '-o', 'json'])
+  return (JSON.parse(status.stdout) as { phase: string }).phase
+}
+
+/** Issue "re-running always finishes" (1): install killed with its helm run inside the bootstrap release. */
+export async function killedInsideBootstrap(t: ScenarioContext): Promise<void> {
+  const { sandbox, kube, cli } = t
+  // core-provider's pod starts slowly (a slow image pull), so the bootstrap helm run (--wait) is still in flight
+  // when the kill lands.
+  await sandbox().setEngineSettings({ readinessDelaySeconds: { krateo: 30 } })
+  const releaseStates = async () =>
+    (
+      await kube().core.listNamespacedSecret({ namespace: 'krateo-system', labelSelector: 'owner=helm,name=krateo' })
+    ).items.map((s) => s.metadata!.labels!.status)
+  const args = ['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '8m']
+  const first = cli(args)
+  await eventually(
+    'the bootstrap release is being installed',
+    async () => (await releaseStates().catch((): (string | undefined)[] => [])).includes('pending-install'),
+    120_000,
+    100,
+  )
+  // A CI runner cancelling the job kills the whole process tree: the CLI and the helm it started.
+  // This sandbox's only: files run two at a time, and another sandbox may be installing a release named krateo too.
+  const helms = helmRunsOf('krateo', 'krateo-system', { kubeconfig: sandbox().kubeconfig })
+  assert.ok(helms.length > 0, 'helm is running the bootstrap release')
+  first.kill('SIGKILL')
+  for (const pid of helms) process.kill(pid, 'SIGKILL')
+  await first
+  assert.deepEqual(await releaseStates(), ['pending-install'])
+  await sandbox().setEngineSettings({ readinessDelaySeconds: {} })
+
+  const again = await cli(args)
+  assert.equal(again.code, 0, `${again.stdout}\n${again.stderr}`)
+  assert.match(again.stderr, /took over the krateo-installer lock: install by .* is no longer running/)
+  assert.match(
+    again.stdout,
+    /release krateo was left pending-install by a killed run: removing that first revision \(hooks skipped\) to install it again/,
+  )
+  assert.equal(await phase(t), 'Ready')
+  assert.deepEqual(await releaseStates(), ['deployed'])
+}
+
+/**
+ * Issue "re-running always finishes" (2): core-provider stopped while Stage 2 waits. The first uninstall names it
+ * (exit 7) and never says a controller works that does not run; `--force --yes` finishes, removing the generated
+ * CRDs itself. `slowStage2`: the simulator removes the Installer at once unless told to take 15 s; the real engine
+ * takes its own time.
+ */
+export async function coreProviderStoppedInStage2(
+  t: ScenarioContext,
+  opts: { slowStage2: boolean; timeout: string },
+): Promise<void> {
+  const { sandbox, kube, cli, kc } = t
+  await t.install()
+  if (opts.slowStage2) await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 15 } })
+  let seen = ''
+  const first = cli(['uninstall', ...kc(), '--yes', '--timeout', opts.timeout], (chunk) => {
+    seen += chunk
+  })
+  await eventually('Stage 2 under way', async () => /Stage 2: delete the Installer CR/.test(seen), 180_000, 100)
+  // Found by its label: the real chart names it after the release (krateo-core-provider), the fixture does not.
+  const { items } = await kube().apps.listNamespacedDeployment({
+    namespace: 'krateo-system',
+    labelSelector: 'app.kubernetes.io/name=core-provider',
+  })
+  assert.equal(items.length, 1, items.map((d) => d.metadata!.name).join(', '))
+  await sandbox().scaleDeployment('krateo-system', items[0]!.metadata!.name!, 0)
+  const stopped = await first
+  if (opts.slowStage2) await sandbox().setEngineSettings({ slowDeletionSeconds: {} })
+  assert.equal(stopped.code, 7, stopped.stdout + stopped.stderr)
+  assert.match(stopped.stderr, /^Error: .*core-provider.*--force --yes/m)
+  assert.doesNotMatch(
+    stopped.stdout,
+    /core-provider is removing/,
+    'no controller is said to work while it is not running',
+  )
+
+  const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '3m'])
+  assert.equal(forced.code, 0, forced.stdout + forced.stderr)
+  assert.doesNotMatch(forced.stdout, /core-provider is removing/)
+  assert.match(forced.stdout, /Forced \(check what may be left behind\):/)
+  const generated = (await kube().crds.listCustomResourceDefinition()).items
+    .map((c) => c.metadata!.name!)
+    .filter((n) => n.endsWith('.composition.krateo.io'))
+  assert.deepEqual(generated, [], 'no generated CRD')
+  assert.equal(await phase(t), 'NotInstalled')
+}
