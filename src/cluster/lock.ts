@@ -125,20 +125,21 @@ export class RunLock {
       return { lock: new RunLock(cluster, namespace, created!).start() }
     }
     const held = lockHolder(current)
+    const judged = lockState(current, now.getTime())
     // A holder on this machine whose process is gone (killed, crashed) holds nothing: no need to wait out its lease.
-    const state =
-      lockState(current, now.getTime()) === 'held' && held && holderGone(held.holder)
-        ? 'expired'
-        : lockState(current, now.getTime())
+    const gone = !!held && holderGone(held.holder)
+    const state = judged !== 'free' && gone ? 'expired' : judged
     if (state === 'held') throw heldBy(namespace, held!)
-    // Expired by the holder's timestamps, which another machine's clock wrote: taken over only once this
-    // process has itself seen the lease unchanged for its whole duration (a live holder renews within it).
+    // Expired, or renewed in this machine's future, by timestamps another machine's clock wrote: taken over only
+    // once this process has itself seen the lease unchanged for its whole duration (a live holder renews within it).
     let watched = false
-    if (state === 'expired' && !holderGone(held!.holder)) {
+    if (held && state !== 'free' && !gone) {
       say(
-        `the krateo-installer lock's holder (${held!.command} by ${held!.holder}) last renewed it at ${held!.renewed} by its clock: watching it for ${LEASE_SECONDS}s before taking it over`,
+        `the krateo-installer lock's holder (${held.command} by ${held.holder}) last renewed it at ${held.renewed} by its clock${state === 'ahead' ? ', ahead of this machine' : ''}: watching it for ${LEASE_SECONDS}s before taking it over`,
       )
-      if (!(await unchangedFor(cluster, namespace, current, LEASE_SECONDS * 1000))) return null
+      if (!(await unchangedFor(cluster, namespace, current, LEASE_SECONDS * 1000)))
+        if (state === 'ahead') throw heldBy(namespace, held)
+        else return null
       watched = true
     }
     const body = {
@@ -148,7 +149,7 @@ export class RunLock {
     }
     const taken = await requestPath<LeaseObject>(cluster, 'PUT', leasePath(namespace, LOCK_NAME), body)
     const note =
-      state === 'expired'
+      state !== 'free'
         ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${watched ? `stopped renewing it at ${held!.renewed} (unchanged for ${LEASE_SECONDS}s as seen here)` : 'is no longer running'}`
         : undefined
     return { lock: new RunLock(cluster, namespace, taken!).start(), note }
@@ -271,5 +272,6 @@ function processAlive(pid: number): boolean {
 /** The lock's holder for status; null when free or expired. */
 export async function readLock(cluster: Cluster, namespace: string): Promise<LockHolder | null> {
   const lease = await requestPath<LeaseObject>(cluster, 'GET', leasePath(namespace, LOCK_NAME)).catch(() => null)
-  return lockState(lease, Date.now()) === 'held' ? lockHolder(lease) : null
+  const state = lockState(lease, Date.now())
+  return state === 'held' || state === 'ahead' ? lockHolder(lease) : null
 }

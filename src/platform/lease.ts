@@ -45,10 +45,17 @@ export function lockHolder(lease: LeaseObject | null): LockHolder | null {
   }
 }
 
-/** 'free', 'held' (renewed within its duration) or 'expired'. Pure. */
-export function lockState(lease: LeaseObject | null, now: number): 'free' | 'held' | 'expired' {
+/** How far ahead of this machine's clock a holder's renewal may be and still be taken at its word. */
+export const CLOCK_TOLERANCE_MS = 5000
+
+/**
+ * 'free', 'held' (renewed within its duration), 'expired', or 'ahead': renewed later than now by this machine's
+ * clock, so the holder's clock runs ahead and its timestamps say nothing of whether it still renews. Pure.
+ */
+export function lockState(lease: LeaseObject | null, now: number): 'free' | 'held' | 'expired' | 'ahead' {
   const h = lockHolder(lease)
   if (!h) return 'free'
+  if (Date.parse(h.renewed) > now + CLOCK_TOLERANCE_MS) return 'ahead'
   return Date.parse(h.expiresAt) > now ? 'held' : 'expired'
 }
 

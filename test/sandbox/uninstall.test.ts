@@ -273,7 +273,7 @@ describe(onGeneration('uninstall'), () => {
     },
   )
 
-  it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over', async () => {
+  it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over, whichever way its clock is off', async () => {
     await install()
     const lease = (renewed: Date) => ({
       apiVersion: 'coordination.k8s.io/v1',
@@ -304,14 +304,21 @@ describe(onGeneration('uninstall'), () => {
       'Ready',
       'the refused run changed nothing',
     )
-    await sandbox().apiRequest(
-      'DELETE',
-      '/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases/krateo-installer',
-    )
-    await sandbox().apiCreate(
-      '/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases',
-      lease(new Date(Date.now() - 120_000)),
-    )
+    const replaceLease = async (renewed: Date) => {
+      await sandbox().apiRequest(
+        'DELETE',
+        '/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases/krateo-installer',
+      )
+      await sandbox().apiCreate('/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases', lease(renewed))
+    }
+    // A holder whose clock runs an hour ahead died: by its timestamps it holds the lock for an hour more. This run
+    // watches the lease itself and takes it over (review N4c); the same-version upgrade then only reconciles.
+    await replaceLease(new Date(Date.now() + 3600_000))
+    const ahead = await cli(['upgrade', ...sandboxFlags(sandbox()), '--yes', '--timeout', '3m'])
+    assert.equal(ahead.code, 0, ahead.stdout + ahead.stderr)
+    assert.match(ahead.stderr, /last renewed it at \S+ by its clock, ahead of this machine: watching it for 30s/)
+    assert.match(ahead.stderr, /took over the krateo-installer lock: upgrade by ci@runner-7 pid 42 stopped renewing it/)
+    await replaceLease(new Date(Date.now() - 120_000))
     const res = await cli(['uninstall', ...kc(), '--timeout', '3m'])
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(

@@ -477,6 +477,9 @@ describe('run lock', () => {
     assert.equal(lockState(lease('2026-01-01T00:00:00.000000Z'), t + 10_000), 'held')
     assert.equal(lockState(lease('2026-01-01T00:00:00.000000Z'), t + 31_000), 'expired')
     assert.equal(lockState(null, t), 'free')
+    // Renewed a minute in this machine's future: the holder's clock runs ahead, its timestamps prove nothing.
+    assert.equal(lockState(lease('2026-01-01T00:01:00.000000Z'), t), 'ahead')
+    assert.equal(lockState(lease('2026-01-01T00:00:04.000000Z'), t), 'held')
     assert.equal(lockHolder(lease('2026-01-01T00:00:00.000000Z'))?.command, 'uninstall')
   })
   it('counts a holder of this machine and PID namespace whose process is gone as gone, never one elsewhere', () => {
