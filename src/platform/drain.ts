@@ -180,8 +180,23 @@ export interface GoneLook {
 export type GoneVerdict =
   | { verdict: 'wait' }
   | { verdict: 'timeout' }
-  /** targets: the finalizers --force may remove (only those of controllers down, all of them at the deadline). */
-  | { verdict: 'stuck'; targets: FinalizerController[]; who: string }
+  /**
+   * targets: the finalizers --force may remove (only those of controllers down; at the deadline, all but
+   * Kubernetes' own); kept: Kubernetes' own, which --force never removes.
+   */
+  | { verdict: 'stuck'; targets: FinalizerController[]; who: string; kept: string[] }
+
+/**
+ * Kubernetes' own finalizers (a claim still mounted, a foreground deletion, a CRD's instances being removed): they
+ * guard data or other objects, and their controllers always run, so forcing them is never the cure (review N12).
+ */
+export function isKubernetesFinalizer(finalizer: string): boolean {
+  return (
+    finalizer === 'foregroundDeletion' ||
+    finalizer === 'orphan' ||
+    /^([a-z0-9-]+\.)*(kubernetes\.io|k8s\.io)(\/|$)/.test(finalizer)
+  )
+}
 
 /**
  * Whether a wait for an object to go goes on, times out or finds it stuck. Stuck means unchanged for
@@ -194,11 +209,11 @@ export function goneVerdict(look: GoneLook): GoneVerdict {
   if (look.pastDeadline && !still) return { verdict: 'timeout' }
   const controllersDown = look.allDownForMs !== null && look.allDownForMs > STUCK_AFTER_MS
   if (!still || !(look.pastDeadline || controllersDown)) return { verdict: 'wait' }
-  const targets = look.pastDeadline ? look.controllers : look.down
+  const targets = (look.pastDeadline ? look.controllers : look.down).filter((t) => !isKubernetesFinalizer(t.finalizer))
   const who = targets
     .map((t) => `${t.finalizer} (cleared by ${t.what}${look.down.includes(t) ? ', which is not running' : ''})`)
     .join(', ')
-  return { verdict: 'stuck', targets, who }
+  return { verdict: 'stuck', targets, who, kept: look.finalizers.filter(isKubernetesFinalizer) }
 }
 
 /** Whether every controller that clears an object's finalizers is down (a finalizer of an unknown controller never is). */

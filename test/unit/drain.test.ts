@@ -11,6 +11,7 @@ import {
   STUCK_AFTER_MS,
   allControllersDown,
   goneVerdict,
+  isKubernetesFinalizer,
 } from '../../src/platform/drain.js'
 
 const c = (name: string, deps: string[] = []): Component => ({ name, kind: name, version: '1.0.0', deps })
@@ -89,6 +90,20 @@ describe('goneVerdict: when a wait for an object to go ends, and what --force ma
     const v = goneVerdict(look({ pastDeadline: true }))
     assert.equal(v.verdict, 'stuck')
     assert.deepEqual(v.verdict === 'stuck' && v.targets, [cdc, other])
+  })
+
+  it("never makes Kubernetes' own finalizers a target, at the deadline or with controllers down (review N12)", () => {
+    const own = (finalizer: string): FinalizerController => ({ ...other, finalizer, what: 'Kubernetes' })
+    const pvc = own('kubernetes.io/pvc-protection')
+    const fg = own('foregroundDeletion')
+    const crd = own('customresourcecleanup.apiextensions.k8s.io')
+    const fins = [cdc.finalizer, pvc.finalizer, fg.finalizer, crd.finalizer]
+    const v = goneVerdict(look({ pastDeadline: true, finalizers: fins, controllers: [cdc, pvc, fg, crd] }))
+    assert.deepEqual(v.verdict === 'stuck' && [v.targets, v.kept], [[cdc], fins.slice(1)])
+    // Held only by them: stuck, with nothing --force may remove.
+    const only = goneVerdict(look({ pastDeadline: true, finalizers: [pvc.finalizer], controllers: [pvc] }))
+    assert.deepEqual(only.verdict === 'stuck' && [only.targets, only.kept], [[], [pvc.finalizer]])
+    assert.equal(isKubernetesFinalizer('test.krateo.io/hold'), false)
   })
 
   it('before the deadline, stuck only once every controller was down long enough; then only their finalizers', () => {

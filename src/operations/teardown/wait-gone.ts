@@ -121,11 +121,17 @@ async function forceFinalizers(
   label: string,
   target: GoneTarget,
   obj: KObj,
-  stuck: { targets: FinalizerController[]; who: string },
+  stuck: { targets: FinalizerController[]; who: string; kept: string[] },
   how: GoneWait,
   report: StepReport,
 ): Promise<boolean> {
-  const { targets, who } = stuck
+  const { targets, who, kept } = stuck
+  if (targets.length === 0)
+    throw new UserError(
+      `${label} is stuck Terminating on Kubernetes' own finalizer ${kept.join(', ')}, which --force never removes`,
+      ExitCode.Stuck,
+      'find what holds it (a pod still using the claim, objects of a kind being removed) and let Kubernetes finish, then re-run',
+    )
   if (!t.force) {
     throw new UserError(
       `${label} is stuck Terminating on finalizer ${who}`,
