@@ -2,17 +2,17 @@
 // nudges a component waiting for a render gets, the heal of a lost create result, and what a timeout names.
 import type { RunContext } from './operation.js'
 import type { Step } from '../ui/progress.js'
-import { type Cluster, apiFailure } from '../cluster/cluster.js'
+import { type Cluster, apiFailure, statusOf } from '../cluster/cluster.js'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { observe } from '../cluster/observe.js'
 import { type PlatformState, platformState, phaseText } from '../platform/state.js'
-import { type KObj } from '../platform/kobj.js'
-import { type Observed, isReady, isStuckCreate, PAUSED_ANNOTATION } from '../platform/objects.js'
+import { type Observed, isReady, PAUSED_ANNOTATION } from '../platform/objects.js'
 import { STAGE_TEXT } from '../platform/component-state.js'
 import { PlatformWatch } from './follow.js'
 import { Nudger } from './nudger.js'
 import { type StepReport } from '../ui/progress.js'
-import { clearNudge, refOf, removeAnnotation } from '../cluster/kube-write.js'
+import { clearNudge, mergePatchCustom, refOf } from '../cluster/kube-write.js'
+import { healableStuckCreates } from '../platform/ownership.js'
 import { renderStatus, table } from '../ui/output.js'
 import type { Interrupt } from './interrupt.js'
 
@@ -63,25 +63,30 @@ export async function waitUntil(
   })
 }
 
-/** Strips a stale external-create-pending annotation only where the controller itself reports it is blocked. */
+/**
+ * Strips a stale external-create-pending annotation only where the controller itself reports it is blocked, and
+ * only from the platform's objects; the patch holds on the resourceVersion that was judged.
+ */
 export async function healStuck(cluster: Cluster, pw: PlatformWatch, report: StepReport): Promise<boolean> {
-  const o = pw.snapshot()
-  const targets: { obj: KObj; plural: string }[] = []
-  if (isStuckCreate(o.installer)) targets.push({ obj: o.installer!, plural: 'installers' })
-  for (const cd of o.cds.values()) if (isStuckCreate(cd)) targets.push({ obj: cd, plural: 'compositiondefinitions' })
-  for (const comp of o.compositions.values()) {
-    if (!isStuckCreate(comp)) continue
-    const cd = o.cds.get(comp.metadata.name)
-    targets.push({ obj: comp, plural: String(cd?.status?.resource ?? '') })
-  }
-  for (const { obj, plural } of targets) {
-    if (!plural) continue
-    await removeAnnotation(cluster, refOf(obj, plural), 'krateo.io/external-create-pending')
+  let healed = 0
+  for (const { obj, plural } of healableStuckCreates(pw.snapshot())) {
+    const patched = await mergePatchCustom(cluster, refOf(obj, plural), {
+      metadata: {
+        resourceVersion: obj.metadata.resourceVersion,
+        annotations: { 'krateo.io/external-create-pending': null },
+      },
+    }).catch((err: unknown) => {
+      // Changed since it was judged (its controller moved on): judged again at the next look.
+      if (statusOf(err) === 409) return null
+      throw err
+    })
+    if (!patched) continue
+    healed++
     report.line(
       `healed ${obj.kind ?? plural}/${obj.metadata.name}: its controller had lost a create result ("cannot determine creation result"); removed the stale krateo.io/external-create-pending annotation`,
     )
   }
-  return targets.length > 0
+  return healed > 0
 }
 
 export interface FollowResult {

@@ -5,6 +5,7 @@
 import { parse } from 'yaml'
 import { type Component, type InstallerSpec, dashed, parseComponents } from './components.js'
 import type { KObj } from './kobj.js'
+import { type Observed, isStuckCreate } from './objects.js'
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by'
 /** The value the installer chart (and this CLI) sets on the CompositionDefinitions it renders. */
@@ -84,6 +85,26 @@ export function renderedByInstaller(obj: KObj, installer: KObj | null): boolean 
     ann[HELM_NAMESPACE_ANNOTATION] === obj.metadata.namespace &&
     isInstallerRelease(ann[HELM_RELEASE_ANNOTATION], installer)
   )
+}
+
+/**
+ * The objects whose controller lost a create result and which are the platform's to heal: the Installer, the
+ * definitions the installer rendered and their Compositions. A user's definition blocked the same way is theirs to
+ * fix (review N19). Each with its plural; a Composition's is what its definition reported. Pure.
+ */
+export function healableStuckCreates(o: Observed): { obj: KObj; plural: string }[] {
+  const names = new Set(safeComponents((o.installer?.spec ?? {}) as InstallerSpec).map((c) => c.name))
+  const ours = (cd: KObj | undefined): cd is KObj => !!cd && isPlatformDefinition(cd, names, o.installer)
+  const out: { obj: KObj; plural: string }[] = []
+  if (isStuckCreate(o.installer)) out.push({ obj: o.installer!, plural: 'installers' })
+  for (const cd of o.cds.values())
+    if (ours(cd) && isStuckCreate(cd)) out.push({ obj: cd, plural: 'compositiondefinitions' })
+  for (const comp of o.compositions.values()) {
+    const cd = o.cds.get(comp.metadata.name)
+    if (ours(cd) && isStuckCreate(comp) && cd.status?.resource)
+      out.push({ obj: comp, plural: String(cd.status.resource) })
+  }
+  return out
 }
 
 export function partitionDefinitions(

@@ -12,6 +12,7 @@ import {
   platformComponents,
   recordedVerdict,
   restCrdsOf,
+  healableStuckCreates,
 } from '../../src/platform/ownership.js'
 import {
   foreignInNamespace,
@@ -78,6 +79,26 @@ describe('ownership', () => {
       isPlatformDefinition(cd('authn', {}), names),
       false,
       'a user CD that happens to share a component name',
+    )
+  })
+
+  it("heals a lost create result only on the platform's objects, never on a user's blueprint or its Composition (N19)", () => {
+    const stuck = (o: KObj): KObj => ({
+      ...o,
+      metadata: { ...o.metadata, annotations: { 'krateo.io/external-create-pending': '2026-01-01T00:00:00Z' } },
+      status: {
+        ...o.status,
+        conditions: [{ type: 'Synced', status: 'False', message: 'cannot determine creation result' }],
+      },
+    })
+    const comp = (name: string): KObj => stuck({ metadata: { name } })
+    const o = observed({
+      cds: new Map([cd('authn'), cd('fireworksapp', {}), cd('lookalike')].map((c) => [c.metadata.name, stuck(c)])),
+      compositions: new Map(['authn', 'fireworksapp', 'lookalike'].map((n) => [n, comp(n)])),
+    })
+    assert.deepEqual(
+      healableStuckCreates(o).map((t) => `${t.plural}/${t.obj.metadata.name}`),
+      ['compositiondefinitions/authn', 'authns/authn'],
     )
   })
 
