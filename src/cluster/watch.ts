@@ -18,6 +18,11 @@ export class WatchedCollection {
   readonly items = new Map<string, KObj>()
   /** The first list has been read: items holds the whole collection (as of then). */
   synced = false
+  /**
+   * The last list answered 404: the collection itself is not served (a CRD not there yet, or gone, or a version
+   * no longer served). Empty then says nothing about the objects.
+   */
+  missing = false
   private rv = ''
   private ctrl: AbortController | undefined
   private stopped = false
@@ -93,6 +98,7 @@ export class WatchedCollection {
       this.path + (this.fieldSelector ? `?fieldSelector=${encodeURIComponent(this.fieldSelector)}` : ''),
     )
     if (this.stopped) return false
+    this.missing = !page
     this.items.clear()
     for (const obj of page?.items ?? []) this.items.set(WatchedCollection.key(obj), obj)
     this.rv = page?.metadata?.resourceVersion ?? ''
@@ -197,10 +203,18 @@ export class ObjectWatch {
     ).start()
   }
 
-  /** The object; null when it does not exist; undefined until the first list has been read. */
+  /**
+   * The object; null when it does not exist; undefined until the first list has been read, and while the
+   * collection is not served (see collectionMissing): a version no longer served is not an object gone (N13).
+   */
   get current(): KObj | null | undefined {
-    if (!this.coll.synced) return undefined
+    if (!this.coll.synced || this.coll.missing) return undefined
     return this.coll.items.values().next().value ?? null
+  }
+
+  /** The collection answered 404: whether the object is gone is for its CRD to say (servedCollection). */
+  get collectionMissing(): boolean {
+    return this.coll.synced && this.coll.missing
   }
 
   /** Calls fn on every change; returns the function that stops it. */

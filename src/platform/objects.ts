@@ -72,6 +72,28 @@ export function crdServes(crd: KObj | undefined, version: string): boolean {
   return versions.some((v) => v.name === version && v.served)
 }
 
+/** A custom collection's path: `/apis/<group>/<version>[/namespaces/<ns>]/<plural>`; undefined for core kinds. */
+export function customCollection(path: string): { group: string; version: string; plural: string } | undefined {
+  const m = /^\/apis\/([^/]+\.[^/]+)\/([^/]+)\/(?:namespaces\/[^/]+\/)?([^/]+)$/.exec(path)
+  return m ? { group: m[1]!, version: m[2]!, plural: m[3]! } : undefined
+}
+
+/**
+ * Where an object of a collection that answered 404 is read now, from its CRD (`<plural>.<group>`, null when
+ * that is gone): 'gone' when the CRD is (its objects went with it), the same path at a served version (the
+ * storage version first) when its version is no longer served, 'unreadable' when none is. Pure.
+ */
+export function servedCollection(path: string, crd: KObj | null): string | 'gone' | 'unreadable' {
+  const c = customCollection(path)
+  if (!c) return 'unreadable'
+  if (!crd) return 'gone'
+  const versions = (crd.spec?.versions as { name: string; served: boolean; storage?: boolean }[] | undefined) ?? []
+  const served = versions.filter((v) => v.served)
+  const pick = served.find((v) => v.name === c.version) ?? served.find((v) => v.storage) ?? served[0]
+  if (!pick) return 'unreadable'
+  return path.replace(`/apis/${c.group}/${c.version}/`, `/apis/${c.group}/${pick.name}/`)
+}
+
 /** helm's and the API server's words for a kind served a moment ago that discovery does not list yet. */
 export const DISCOVERY_DELAY = 'There can be a delay between when CustomResourceDefinitions are created'
 /** The API server's words for a write that lost an optimistic-concurrency race (409): the writer reads again. */

@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { Watch } from '@kubernetes/client-node'
-import { WatchedCollection, type Lister } from '../../src/cluster/watch.js'
+import { ObjectWatch, WatchedCollection, type Lister } from '../../src/cluster/watch.js'
+import { servedCollection } from '../../src/platform/objects.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -49,5 +50,40 @@ describe('watched collection', () => {
     assert.ok(opened() <= 3, `${opened()} watches opened in 1.6 s`)
     assert.equal(w.failure, 'the watch ended as soon as it opened')
     assert.equal(w.synced, true, 'the list itself worked')
+  })
+})
+
+// Review N13: a version no longer served (Gen N prunes it, a version move mid-drain) answers 404 for the whole
+// collection; that used to read as "the Composition is gone" and the drain moved on while it still finalized.
+describe('an object whose collection is not served', () => {
+  const path = '/apis/composition.krateo.io/v0-2-53/namespaces/krateo-system/portals'
+  const crd = (versions: { name: string; served: boolean; storage?: boolean }[]) => ({
+    metadata: { name: 'portals.composition.krateo.io' },
+    spec: { versions },
+  })
+
+  it('is unknown, not gone, while its collection answers 404', async () => {
+    const w = new ObjectWatch(endingWatch().watch, async () => null, path, 'portal')
+    await sleep(50)
+    w.stop()
+    assert.equal(w.current, undefined, 'not null: nothing says it is gone')
+    assert.equal(w.collectionMissing, true)
+  })
+
+  it('is gone with its CRD, read at a served version when its own is not, unreadable when none is', () => {
+    assert.equal(servedCollection(path, null), 'gone')
+    assert.equal(
+      servedCollection(
+        path,
+        crd([
+          { name: 'v0-2-53', served: false },
+          { name: 'v0-2-54', served: true, storage: true },
+        ]),
+      ),
+      '/apis/composition.krateo.io/v0-2-54/namespaces/krateo-system/portals',
+    )
+    assert.equal(servedCollection(path, crd([{ name: 'v0-2-53', served: true }])), path)
+    assert.equal(servedCollection(path, crd([{ name: 'v0-2-53', served: false }])), 'unreadable')
+    assert.equal(servedCollection('/api/v1/namespaces/krateo-system/services', null), 'unreadable', 'core kinds')
   })
 })

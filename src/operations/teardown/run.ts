@@ -8,6 +8,7 @@ import { ObjectWatch, nap, newWatch } from '../../cluster/watch.js'
 import { type TeardownRecord, emptyRecord, uidKey, writeRecord } from '../../cluster/teardown-record.js'
 import { type WebhookLike, isPlatformWebhook, recordedVerdict } from '../../platform/ownership.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
+import { customCollection, servedCollection } from '../../platform/objects.js'
 import type { StepReport } from '../../ui/progress.js'
 import type { Interrupt } from '../interrupt.js'
 import type { Inventory } from '../inventory.js'
@@ -78,6 +79,25 @@ export class TeardownRun {
     this.watches.delete(w)
   }
 
+  /**
+   * The watch to read the object through now. A collection that answers 404 is not an empty one (N13): its
+   * CRD says whether the object went with it ('gone') or is served at another version now (a new watch there;
+   * the old one is stopped); while neither is known, the same watch (it reads as unknown, so the wait goes on).
+   */
+  async followServed(w: ObjectWatch): Promise<ObjectWatch | 'gone'> {
+    if (!w.collectionMissing) return w
+    const c = customCollection(w.collectionPath)
+    if (!c) return w
+    const crd = await this.api(`read the CRD of ${c.plural}.${c.group}`, () =>
+      getPath(this.cluster, `${CRD_COLLECTION}/${c.plural}.${c.group}`),
+    )
+    const now = servedCollection(w.collectionPath, crd)
+    if (now === 'gone') return 'gone'
+    if (now === 'unreadable' || now === w.collectionPath) return w
+    this.unwatch(w)
+    return this.watchObject(now, w.name)
+  }
+
   /** Waits until the watched object is gone; stops the watch after. */
   async waitObjectGone(
     collectionPath: string,
@@ -89,9 +109,15 @@ export class TeardownRun {
     // Most objects are gone by the time we look: one GET settles those; a watch follows the rest.
     const now = await this.api(`read ${what}`, () => getPath(this.cluster, `${collectionPath}/${name}`))
     if (!now) return
-    const w = this.watchObject(collectionPath, name)
+    let w = this.watchObject(collectionPath, name)
     try {
-      await this.waitFor(what, async () => (w.current === null ? true : null), report, why, [w])
+      const probe = async () => {
+        const now = await this.followServed(w)
+        if (now === 'gone') return true
+        w = now
+        return w.current === null ? true : null
+      }
+      await this.waitFor(what, probe, report, why, [w])
     } finally {
       this.unwatch(w)
     }

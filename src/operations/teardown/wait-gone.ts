@@ -52,20 +52,23 @@ export const targetOf = (ref: {
 export async function waitGone(
   t: TeardownRun,
   label: string,
-  target: GoneTarget,
+  first: GoneTarget,
   report: StepReport,
   how: GoneWait,
 ): Promise<'gone' | 'forced'> {
+  let target = first
   let forced = false
   let lastVersion = ''
   let unchangedSince = Date.now()
   let downSince: number | null = null
-  let said = ''
-  let saidAt = 0
-  const w = t.watchObject(target.collection, target.name)
+  const detail = throttled(how.detail)
+  let w = t.watchObject(target.collection, target.name)
   try {
     for (;;) {
       t.check()
+      const now = await t.followServed(w)
+      if (now === 'gone') return forced ? 'forced' : 'gone'
+      if (now !== w) [w, target] = [now, { ...target, collection: now.collectionPath }]
       const obj = w.current
       if (obj === null) return forced ? 'forced' : 'gone'
       const controllers = (obj?.metadata.finalizers ?? []).map((f) =>
@@ -83,12 +86,7 @@ export async function waitGone(
       const fins = obj.metadata.finalizers ?? []
       const down = controllers.filter((c) => c.deployment && t.deploymentRunning(c.deployment, c.namespace) === false)
       downSince = allControllersDown(fins, controllers, down) ? (downSince ?? Date.now()) : null
-      // The extra detail (a hook Job's pod) costs a request: at most every 5 s.
-      if (how.detail && Date.now() - saidAt > 5000) {
-        said = await how.detail()
-        saidAt = Date.now()
-      }
-      report.line(how.progress ? how.progress(fins) : `${target.name}: ${terminatingText(obj, fins)}${said}`)
+      report.line(how.progress ? how.progress(fins) : `${target.name}: ${terminatingText(obj, fins)}${await detail()}`)
       const verdict = goneVerdict({
         unchangedForMs: Date.now() - unchangedSince,
         allDownForMs: downSince === null ? null : Date.now() - downSince,
@@ -108,6 +106,16 @@ export async function waitGone(
     }
   } finally {
     t.unwatch(w)
+  }
+}
+
+/** The extra detail (a hook Job's pod) costs a request: asked at most every 5 s, the last answer kept. */
+function throttled(detail: (() => Promise<string>) | undefined): () => Promise<string> {
+  let said = ''
+  let saidAt = 0
+  return async () => {
+    if (detail && Date.now() - saidAt > 5000) [said, saidAt] = [await detail(), Date.now()]
+    return said
   }
 }
 
