@@ -13,6 +13,7 @@ import {
 import { type KObj } from '../platform/kobj.js'
 import { type Observed } from '../platform/objects.js'
 import { type TeardownRecord, uidKey } from '../cluster/teardown-record.js'
+import { bindsOurServiceAccount, bundleObjects } from '../platform/bundle.js'
 
 /** The cluster's CRDs, and those generated from the platform's RestDefinitions (with their uids). */
 export async function readRestCrds(cluster: Cluster, compositions: KObj[]) {
@@ -32,6 +33,28 @@ export async function readRestCrds(cluster: Cluster, compositions: KObj[]) {
       .map((c) => [uidKey('CustomResourceDefinition', c.metadata!.name!), c.metadata!.uid!]),
   )
   return { crds, restCrds, uids }
+}
+
+/**
+ * The uids of the cdc bundles of our definitions as they stand while those definitions exist (names core-provider
+ * keeps for them); the cluster-wide half only when its binding grants it to the bundle's ServiceAccount here. The
+ * sweep deletes only these objects (a uid precondition): one replaced since is kept.
+ */
+export async function readBundleUids(cluster: Cluster, namespace: string, bases: string[]) {
+  const uids: Record<string, string> = {}
+  await Promise.all(
+    bases.map(async (base) => {
+      const objects = bundleObjects(base, namespace)
+      const live = await Promise.all(objects.map((o) => getPath(cluster, o.path)))
+      const binding = live[objects.findIndex((o) => o.kind === 'ClusterRoleBinding')] as never
+      const ours = bindsOurServiceAccount(binding, base, namespace)
+      objects.forEach((o, i) => {
+        const uid = live[i]?.metadata.uid
+        if (uid && (!o.clusterWide || ours)) uids[uidKey(o.kind, o.name)] = uid
+      })
+    }),
+  )
+  return uids
 }
 
 /** The StatefulSets the platform's releases listed, with their claim templates (their PVCs are the platform's). */

@@ -1,6 +1,6 @@
 // What of a namespace is the platform's, and what only looks like it: read once at the start of uninstall
 // (and by upgrade and status through the same rules in ownership.ts), before anything is deleted.
-import { instancesAtRisk, readRestCrds, readStatefulSets, stillFinalizing } from './inventory-reads.js'
+import { instancesAtRisk, readBundleUids, readRestCrds, readStatefulSets, stillFinalizing } from './inventory-reads.js'
 import { type ReleaseInfo, findBootstrapRelease } from './bootstrap-release.js'
 import { AdmissionregistrationV1Api, AppsV1Api } from '@kubernetes/client-node'
 import { type Cluster, getPath, isNotFound } from '../cluster/cluster.js'
@@ -10,7 +10,6 @@ import { type ConvertingCrdLike, type StatefulSetClaims, unreadableWithoutCorePr
 import {
   type ManagedRef,
   type WebhookLike,
-  bundleBaseOf,
   generatedCrdOf,
   isCoreProviderWebhook,
   isOurCoreProvider,
@@ -23,6 +22,7 @@ import {
   partitionDefinitions,
   platformComponents,
 } from '../platform/ownership.js'
+import { bundleBaseOf } from '../platform/bundle.js'
 import { type KObj } from '../platform/kobj.js'
 import { type Observed } from '../platform/objects.js'
 import { type Stage } from '../platform/component-state.js'
@@ -74,6 +74,8 @@ export interface InventoryInput {
   restCrds: string[]
   /** uids of objects the impure half found that the pure half has no object of (`Kind/name`: the rest CRDs). */
   uids?: Record<string, string>
+  /** uids of our definitions' cdc bundle objects as found now (`Kind/name`); the record's first ones win. */
+  bundleUids?: Record<string, string>
   statefulSets: StatefulSetClaims[]
   registrySecret: boolean
   foreignInstances?: string[]
@@ -174,6 +176,8 @@ function foundUids(input: InventoryInput, ours: KObj[], webhooks: string[], poli
       .filter((p) => policies.includes(p.metadata?.name ?? ''))
       .flatMap((p) => uid('MutatingAdmissionPolicy', p)),
     ...Object.entries(input.uids ?? {}),
+    // A bundle object keeps the uid it was first recorded with: one replaced during the teardown is not ours.
+    ...Object.entries(input.bundleUids ?? {}).filter(([key]) => !input.record?.uids?.[key]),
   ])
 }
 
@@ -208,6 +212,10 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
   const compositions = [...obs.compositions.values()]
   const { crds, restCrds, uids } = await readRestCrds(cluster, compositions)
   const statefulSets = await readStatefulSets(cluster, compositions)
+  const components = platformComponents(obs.installer, obs.selfCr ?? null)
+  const { ours } = partitionDefinitions(obs.cds.values(), new Set(components.map((c) => c.name)), obs.installer)
+  const bases = ours.map(bundleBaseOf).filter((x): x is string => !!x)
+  const bundleUids = await readBundleUids(cluster, ns, bases)
   const foreign = await instancesAtRisk(cluster, obs, compositions)
   const finishing = await stillFinalizing(cluster, obs, record)
   return platformInventory({
@@ -223,6 +231,7 @@ export async function readInventory(cluster: Cluster, helm: Helm, obs: Observed)
     policies: policies?.items ?? [],
     restCrds,
     uids,
+    bundleUids,
     statefulSets,
     registrySecret: secret?.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US,
   })

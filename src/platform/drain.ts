@@ -3,7 +3,8 @@
 // and who clears a finalizer.
 import type { V1CustomResourceDefinition } from '@kubernetes/client-node'
 import { type Component, dependentsOf } from './components.js'
-import { COMPOSITION_GROUP, cdcDeploymentOf } from './ownership.js'
+import { COMPOSITION_GROUP } from './ownership.js'
+import { cdcDeploymentOf } from './bundle.js'
 import type { KObj } from './kobj.js'
 
 /** Components whose Composition can go now: none of their dependents' Compositions is left. Pure. */

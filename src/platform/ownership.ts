@@ -3,7 +3,7 @@
 // runs with cluster-admin rights: an object is ours only when a label, an owner or a name derived from our
 // own release proves it. Everything else that looks related is listed as "not ours, kept" (foreign.ts). Pure functions.
 import { parse } from 'yaml'
-import { type Component, type InstallerSpec, dashed, parseComponents } from './components.js'
+import { type Component, type InstallerSpec, parseComponents } from './components.js'
 import type { KObj } from './kobj.js'
 import { type Observed, isStuckCreate } from './objects.js'
 
@@ -124,24 +124,6 @@ export function generatedCrdOf(cd: KObj): string | null {
   return resource ? `${resource}.${COMPOSITION_GROUP}` : null
 }
 
-/** The base name of a CompositionDefinition's cdc bundle, `<plural>-<version>` (contract section 2). */
-export function bundleBaseOf(cd: KObj): string | null {
-  const resource = cd.status?.resource as string | undefined
-  const version = (cd.status?.apiVersion as string | undefined)?.split('/')[1]
-  return resource && version ? `${resource}-${version}` : null
-}
-
-/** The cdc Deployment that clears a Composition's finalizer: `<plural>-<version>-controller` of its definition. */
-export function cdcDeploymentOf(cd: KObj | undefined): string | null {
-  const base = cd ? bundleBaseOf(cd) : null
-  return base ? `${base}-controller` : null
-}
-
-/** A bundle base for a component whose definition is gone: its kind's plural as core-provider names it, and its version. */
-export function bundleBaseFor(plural: string, version: string): string {
-  return `${plural}-${dashed(version)}`
-}
-
 export interface WebhookLike {
   metadata?: { name?: string; uid?: string; annotations?: Record<string, string>; labels?: Record<string, string> }
   webhooks?: { name: string; clientConfig?: { service?: { namespace?: string; name?: string }; url?: string } }[]
@@ -196,21 +178,6 @@ export function isOurCoreProvider(d: KObj, release: string): boolean {
   if (d.metadata.labels?.['app.kubernetes.io/name'] !== 'core-provider') return false
   const ann = d.metadata.annotations ?? {}
   return ann[HELM_RELEASE_ANNOTATION] === release || d.metadata.labels?.['app.kubernetes.io/instance'] === release
-}
-
-/**
- * The cluster-wide half of a cdc bundle (ClusterRole/ClusterRoleBinding `<base>`) is ours only when the
- * binding grants it to the bundle's ServiceAccount in our namespace: another platform's bundle of the same
- * kind and version carries the same name.
- */
-export function bindsOurServiceAccount(
-  binding: { subjects?: { kind: string; name: string; namespace?: string }[] } | null,
-  base: string,
-  namespace: string,
-): boolean {
-  return (binding?.subjects ?? []).some(
-    (s) => s.kind === 'ServiceAccount' && s.name === base && s.namespace === namespace,
-  )
 }
 
 export interface ManagedRef {

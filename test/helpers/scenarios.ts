@@ -90,13 +90,48 @@ export async function coreProviderStoppedInStage2(
     'no controller is said to work while it is not running',
   )
 
+  // Someone with edit rights replaces a bundle object of a definition still there: the sweep deletes the objects
+  // recorded while the definition existed, each as that object, and keeps this one.
+  const replaced = await replaceBundleConfigMap(t)
+
   const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '3m'])
   assert.equal(forced.code, 0, forced.stdout + forced.stderr)
   assert.doesNotMatch(forced.stdout, /core-provider is removing/)
   assert.match(forced.stdout, /Forced \(check what may be left behind\):/)
+  assert.match(forced.stdout, new RegExp(`ConfigMap/${replaced}: made again since it was recorded.*: kept`))
+  const kept = await kube().core.readNamespacedConfigMap({ name: replaced, namespace: 'krateo-system' })
+  assert.equal(kept.data?.owner, 'team-a', 'the replacement is not deleted')
+  await kube().core.deleteNamespacedConfigMap({ name: replaced, namespace: 'krateo-system' })
   const generated = (await kube().crds.listCustomResourceDefinition()).items
     .map((c) => c.metadata!.name!)
     .filter((n) => n.endsWith('.composition.krateo.io'))
   assert.deepEqual(generated, [], 'no generated CRD')
   assert.equal(await phase(t), 'NotInstalled')
+}
+
+/** Deletes the first bundle ConfigMap of a definition still in the namespace and makes another of that name. */
+async function replaceBundleConfigMap(t: ScenarioContext): Promise<string> {
+  const { items } = (await t.kube().custom.listNamespacedCustomObject({
+    group: 'core.krateo.io',
+    version: 'v1alpha1',
+    namespace: 'krateo-system',
+    plural: 'compositiondefinitions',
+  })) as { items: { status?: { resource?: string; apiVersion?: string } }[] }
+  const core = t.kube().core
+  for (const cd of items) {
+    const version = cd.status?.apiVersion?.split('/')[1]
+    if (!cd.status?.resource || !version) continue
+    const name = `${cd.status.resource}-${version}-configmap`
+    const gone = await core.deleteNamespacedConfigMap({ name, namespace: 'krateo-system' }).then(
+      () => true,
+      () => false,
+    )
+    if (!gone) continue
+    await core.createNamespacedConfigMap({
+      namespace: 'krateo-system',
+      body: { metadata: { name }, data: { owner: 'team-a' } },
+    })
+    return name
+  }
+  throw new Error('no definition with a cdc bundle is left to replace an object of')
 }

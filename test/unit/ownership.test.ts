@@ -4,7 +4,6 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { stringify } from 'yaml'
 import {
-  bindsOurServiceAccount,
   bootstrapReleaseOf,
   isPlatformDefinition,
   isPlatformPolicy,
@@ -14,6 +13,7 @@ import {
   restCrdsOf,
   healableStuckCreates,
 } from '../../src/platform/ownership.js'
+import { bindsOurServiceAccount, bundleObjects } from '../../src/platform/bundle.js'
 import {
   foreignInNamespace,
   foreignInstances,
@@ -218,6 +218,34 @@ describe('ownership', () => {
       false,
     )
     assert.equal(bindsOurServiceAccount(null, 'x', 'y'), false)
+  })
+
+  it("names a bundle's objects as core-provider does, the binding before the role it proves", () => {
+    const objects = bundleObjects('authns-v1-0-0', 'krateo-system')
+    assert.deepEqual(
+      objects.map((o) => `${o.kind}/${o.name}`),
+      [
+        'Deployment/authns-v1-0-0-controller',
+        'Service/authns-v1-0-0-controller-service',
+        'ServiceAccount/authns-v1-0-0',
+        'Role/authns-v1-0-0',
+        'RoleBinding/authns-v1-0-0',
+        'Role/authns-v1-0-0-secret',
+        'RoleBinding/authns-v1-0-0-secret',
+        'ConfigMap/authns-v1-0-0-configmap',
+        'ConfigMap/authns-v1-0-0-jsonschema-configmap',
+        'ClusterRoleBinding/authns-v1-0-0',
+        'ClusterRole/authns-v1-0-0',
+      ],
+    )
+    assert.equal(objects[0]!.path, '/apis/apps/v1/namespaces/krateo-system/deployments/authns-v1-0-0-controller')
+    assert.deepEqual(
+      objects.filter((o) => o.clusterWide).map((o) => o.path),
+      [
+        '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/authns-v1-0-0',
+        '/apis/rbac.authorization.k8s.io/v1/clusterroles/authns-v1-0-0',
+      ],
+    )
   })
 
   it('finds the CRDs generated from our RestDefinitions by group and kind', () => {

@@ -2,7 +2,7 @@
 // so Pass B cannot re-create what is drained; a pause this run set is taken back when it gives up before
 // anything was drained.
 import { installerReleasePending, mergePatchCustom, nudge, refOf } from '../../cluster/kube-write.js'
-import { cdcDeploymentOf } from '../../platform/ownership.js'
+import { cdcDeploymentOf } from '../../platform/bundle.js'
 import { type KObj } from '../../platform/kobj.js'
 import { PAUSED_ANNOTATION, PAUSED_BY_ANNOTATION, conditionOf } from '../../platform/objects.js'
 import { STAGE_TEXT } from '../../platform/component-state.js'

@@ -2,7 +2,7 @@
 // proves is ours: our core-provider's webhook or admission policy (once that core-provider is gone), the CRDs
 // generated from our RestDefinitions, our definitions' cdc bundles, the Secret this CLI wrote. Then the record
 // says the sweep is complete.
-import { AdmissionregistrationV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node'
+import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
 import { apiFailure, getPath, isNotFound, requestPath } from '../../cluster/cluster.js'
 import { mergeRecord, writeRecord } from '../../cluster/teardown-record.js'
 import {
@@ -11,11 +11,11 @@ import {
   MANAGED_BY_LABEL,
   MANAGED_BY_US,
   POLICY_API,
-  bindsOurServiceAccount,
   isPlatformPolicy,
   restCrdsOf,
 } from '../../platform/ownership.js'
 import type { KObj } from '../../platform/kobj.js'
+import { bindsOurServiceAccount, bundleObjects } from '../../platform/bundle.js'
 import type { StepReport } from '../../ui/progress.js'
 import { CRD_COLLECTION, type TeardownRun } from './run.js'
 
@@ -142,36 +142,31 @@ async function sweepRestCrds(t: TeardownRun, report: StepReport): Promise<string
   return deleted
 }
 
-/** One definition's cdc bundle (core-provider's objects named after it); returns one line when anything went. */
+/**
+ * One definition's cdc bundle (core-provider's objects named after it); returns one line when anything went.
+ * Only the objects recorded while our definition existed go, each as that object (uid precondition); the
+ * cluster-wide half also when its binding grants it to the bundle's ServiceAccount here now.
+ */
 async function sweepBundle(t: TeardownRun, base: string, report: StepReport): Promise<string[]> {
-  const rbac = t.cluster.kc.makeApiClient(RbacAuthorizationV1Api)
-  const namespace = t.namespace
-  const results = [
-    await gone(t, `Deployment/${base}-controller`, () =>
-      t.apps.deleteNamespacedDeployment({ name: `${base}-controller`, namespace }),
-    ),
-    await gone(t, `Service/${base}-controller-service`, () =>
-      t.core.deleteNamespacedService({ name: `${base}-controller-service`, namespace }),
-    ),
-    await gone(t, `ServiceAccount/${base}`, () => t.core.deleteNamespacedServiceAccount({ name: base, namespace })),
-  ]
-  for (const name of [base, `${base}-secret`]) {
-    results.push(await gone(t, `Role/${name}`, () => rbac.deleteNamespacedRole({ name, namespace })))
-    results.push(await gone(t, `RoleBinding/${name}`, () => rbac.deleteNamespacedRoleBinding({ name, namespace })))
+  const objects = bundleObjects(base, t.namespace)
+  const live = await Promise.all(objects.map((o) => getPath(t.cluster, o.path).catch(orNull(t))))
+  const binding = live[objects.findIndex((o) => o.kind === 'ClusterRoleBinding')] as RoleBindingLike | null
+  const bindingOurs = bindsOurServiceAccount(binding, base, t.namespace)
+  let removed = false
+  for (const [i, o] of objects.entries()) {
+    const obj = live[i]
+    if (!obj) continue
+    const provedNow = !!o.clusterWide && bindingOurs && (o.kind !== 'ClusterRole' || binding?.roleRef?.name === base)
+    const del = (uid: string) => requestPath(t.cluster, 'DELETE', o.path, { preconditions: { uid } })
+    if (await t.deleteRecorded(`${o.kind}/${o.name}`, obj, t.recordedUid(o.kind, o.name), provedNow, del, report))
+      removed = true
   }
-  for (const name of [`${base}-configmap`, `${base}-jsonschema-configmap`])
-    results.push(await gone(t, `ConfigMap/${name}`, () => t.core.deleteNamespacedConfigMap({ name, namespace })))
-  // The cluster-wide half carries the same name in every platform: only when it binds our ServiceAccount.
-  const binding = await rbac.readClusterRoleBinding({ name: base }).catch((err) => {
-    if (isNotFound(err)) return null
-    throw err
-  })
-  if (bindsOurServiceAccount(binding, base, namespace)) {
-    results.push(await gone(t, `ClusterRoleBinding/${base}`, () => rbac.deleteClusterRoleBinding({ name: base })))
-    results.push(await gone(t, `ClusterRole/${base}`, () => rbac.deleteClusterRole({ name: base })))
-  } else if (binding)
-    report.line(`ClusterRoleBinding ${base} binds another namespace's ServiceAccount: not the platform's, kept`)
-  return results.some(Boolean) ? [`cdc bundle ${base}`] : []
+  return removed ? [`cdc bundle ${base}`] : []
+}
+
+type RoleBindingLike = KObj & {
+  subjects?: { kind: string; name: string; namespace?: string }[]
+  roleRef?: { name?: string }
 }
 
 /** The Secrets this CLI wrote (labelled managed-by krateo-installer on the live object). */
