@@ -10,7 +10,7 @@ import { type InstallerSpec, dashed, parseComponents } from '../platform/compone
 
 export const CD_GROUP = 'core.krateo.io'
 export const CD_VERSION = 'v1alpha1'
-import { COMPOSITION_GROUP } from '../platform/ownership.js'
+import { COMPOSITION_GROUP, isPlatformDefinition } from '../platform/ownership.js'
 export { COMPOSITION_GROUP }
 export const SELF_CR_CONFIGMAP = 'installer-self-cr'
 
@@ -100,7 +100,11 @@ async function observeUnsafe(cluster: Cluster, namespace: string): Promise<Obser
   }
 }
 
-/** Each component's Composition, once its CRD serves; a kind that cannot be read is named in readErrors. */
+/**
+ * Each component's Composition, once its CRD serves; a kind that cannot be read is named in readErrors. Only
+ * through a definition the installer rendered: a team's blueprint named like a component (one switched off, say)
+ * is not the platform's, and neither is its Composition.
+ */
 async function readCompositions(
   cluster: Cluster,
   namespace: string,
@@ -111,8 +115,11 @@ async function readCompositions(
 ): Promise<Map<string, KObj>> {
   const compositions = new Map<string, KObj>()
   const components = parseComponents((installer.spec ?? {}) as InstallerSpec)
+  const names = new Set(components.map((c) => c.name))
   const reads = components.flatMap((c) => {
-    const resource = cds.get(c.name)?.status?.resource as string | undefined
+    const cd = cds.get(c.name)
+    if (!cd || !isPlatformDefinition(cd, names, installer)) return []
+    const resource = cd.status?.resource as string | undefined
     const crd = resource ? crds.get(`${resource}.${COMPOSITION_GROUP}`) : undefined
     if (!resource || !crd) return []
     // Read through the pinned version when served, else any served one (a version bump in flight).

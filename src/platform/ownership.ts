@@ -134,19 +134,22 @@ export function isCoreProviderWebhook(mwc: WebhookLike): boolean {
 }
 
 /**
- * The webhook of this platform's core-provider: a core-provider webhook that either calls a Service in our
- * namespace, or is named after (or annotated with) the core-provider instance of our bootstrap release.
- * Another platform's webhook, in another namespace and of another release, never matches.
+ * The webhook of this platform's core-provider: a core-provider webhook that calls a Service in our namespace,
+ * or, called by URL, is named after (or annotated with) the core-provider instance of our bootstrap release.
+ * Another platform's webhook, calling a Service in another namespace, never matches, whatever its name.
  */
 export function isPlatformWebhook(mwc: WebhookLike, namespace: string, ourInstances: ReadonlySet<string>): boolean {
   if (!isCoreProviderWebhook(mwc)) return false
-  const name = mwc.metadata?.name ?? ''
-  if (ourInstances.has(name)) return true
+  // Where it calls a Service, that Service's namespace decides: only cluster admins write the configuration, while
+  // the instance names below come from Deployments a namespace user can make (review N14).
+  const services = (mwc.webhooks ?? [])
+    .filter((w) => w.name === CORE_PROVIDER_WEBHOOK)
+    .map((w) => w.clientConfig?.service?.namespace)
+  if (services.some((ns) => ns !== undefined)) return services.every((ns) => ns === namespace)
+  // A webhook called by URL (the simulator's) says nothing of a namespace: its name or helm's record must.
   const ann = mwc.metadata?.annotations ?? {}
   if (ann[HELM_NAMESPACE_ANNOTATION] === namespace && ourInstances.has(ann[HELM_RELEASE_ANNOTATION] ?? '')) return true
-  return (mwc.webhooks ?? [])
-    .filter((w) => w.name === CORE_PROVIDER_WEBHOOK)
-    .every((w) => w.clientConfig?.service?.namespace === namespace)
+  return ourInstances.has(mwc.metadata?.name ?? '')
 }
 
 export const POLICY_API = '/apis/admissionregistration.k8s.io/v1'

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, httpCode, kubeFor, TEST_RESYNC_SECONDS, useSandbox } from '../helpers/sandbox.js'
 import { cliFor } from '../helpers/cli.js'
 
@@ -139,5 +139,148 @@ describe('a tenant with edit rights in the platform namespace', () => {
       namespace: 'kube-system',
     })
     assert.match(real.data?.['record.json'] ?? '', /"release":"krateo"/)
+  })
+
+  it('cannot steer upgrade at a chart of theirs; their definition named like a disabled component is neither the platform nor touched', async () => {
+    await install()
+    const CD = { group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions' }
+    // Teams keep their blueprints here: edit, and the Krateo kinds in this namespace only.
+    await sandbox().apiCreate(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, {
+      metadata: { name: 'blueprints' },
+      rules: [{ apiGroups: ['core.krateo.io', 'composition.krateo.io'], resources: ['*'], verbs: ['*'] }],
+    })
+    await sandbox().apiCreate(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, {
+      metadata: { name: 'mallory-blueprints' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'blueprints' },
+      subjects: [{ kind: 'User', name: 'mallory', apiGroup: 'rbac.authorization.k8s.io' }],
+    })
+    const mallory = kubeFor(sandbox().mintUserKubeconfig('mallory'))
+    const definition = async (name: string) =>
+      (await kube().custom.getNamespacedCustomObject({ ...CD, name })) as {
+        spec: { chart: { url: string; version: string } }
+        status?: { apiVersion?: string; kind?: string; resource?: string }
+      }
+    const releaseRevision = () =>
+      (JSON.parse(helm('list', '-n', ns, '--filter', '^krateo$', '-o', 'json')) as { revision: number }[])[0]?.revision
+
+    // N7: the installer definition's chart location, which the tenant can edit, is not a chart the admin's
+    // upgrade installs with cluster-admin rights.
+    const official = (await definition('installer')).spec.chart.url
+    const evil = 'oci://127.0.0.1:1/mallory/installer'
+    await eventually('the tenant points the installer definition elsewhere', () =>
+      mallory.custom.patchNamespacedCustomObject(
+        { ...CD, name: 'installer', body: { spec: { chart: { url: evil } } } },
+        mergePatch,
+      ),
+    )
+    const before = releaseRevision()
+    const up = await cli(['upgrade', ...kc(), '--yes'])
+    assert.equal(up.code, 2, up.stdout + up.stderr)
+    assert.match(
+      up.stderr,
+      /^Error: the running installer came from oci:\/\/127\.0\.0\.1:1\/mallory\/installer, which is neither the official chart location nor the one release krateo was installed with .*nothing was changed; name the chart to upgrade from with --chart/m,
+    )
+    assert.equal(releaseRevision(), before, 'the bootstrap release was not upgraded')
+    await kube().custom.patchNamespacedCustomObject(
+      { ...CD, name: 'installer', body: { spec: { chart: { url: official } } } },
+      mergePatch,
+    )
+
+    // N8: a feature switched off, then the tenant's own blueprint under that component's name, with a Composition.
+    const clickstack = await definition('krateo-clickstack')
+    const off = await cli(['upgrade', ...kc(), '--yes', '--feature', 'observability=false', '--timeout', '5m'])
+    assert.equal(off.code, 0, off.stdout + off.stderr)
+    // The platform's definition goes after the upgrade returns (core-provider removes it); then theirs is made.
+    await eventually(
+      'their definition is created',
+      () =>
+        mallory.custom.createNamespacedCustomObject({
+          ...CD,
+          body: {
+            apiVersion: 'core.krateo.io/v1alpha1',
+            kind: 'CompositionDefinition',
+            metadata: { name: 'krateo-clickstack' },
+            spec: { chart: clickstack.spec.chart },
+          },
+        }),
+      90_000,
+      500,
+    )
+    const theirs = await eventually('their definition is served', async () => {
+      const d = await definition('krateo-clickstack')
+      return d.status?.resource && d.status.apiVersion ? d : undefined
+    })
+    const [group, version] = theirs.status!.apiVersion!.split('/') as [string, string]
+    const kind = { group, version, namespace: ns, plural: theirs.status!.resource! }
+    await eventually('their Composition is created', () =>
+      mallory.custom.createNamespacedCustomObject({
+        ...kind,
+        body: {
+          apiVersion: theirs.status!.apiVersion,
+          kind: theirs.status!.kind,
+          metadata: { name: 'krateo-clickstack' },
+          spec: {},
+        },
+      }),
+    )
+    const status = JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as {
+      phase: string
+      components: { name: string; stage: string }[]
+    }
+    assert.equal(status.phase, 'Ready')
+    assert.equal(status.components.find((c) => c.name === 'krateo-clickstack')?.stage, 'disabled', 'not the platform')
+
+    // N14: another platform's core-provider webhook (cluster-wide: the admin's), and a stopped Deployment the tenant
+    // makes that claims to be our release's core-provider under that webhook's name.
+    const admission = kube().kc.makeApiClient(AdmissionregistrationV1Api)
+    await admission.createMutatingWebhookConfiguration({
+      body: {
+        metadata: { name: 'team-b-core-provider' },
+        webhooks: [
+          {
+            name: 'core.provider.krateo.io',
+            clientConfig: { service: { namespace: 'team-b', name: 'core-provider-webhook' } },
+            rules: [{ operations: ['CREATE'], apiGroups: ['example.invalid'], apiVersions: ['*'], resources: ['*'] }],
+            failurePolicy: 'Ignore',
+            sideEffects: 'None',
+            admissionReviewVersions: ['v1'],
+          },
+        ],
+      },
+    })
+    const labels = { 'app.kubernetes.io/name': 'core-provider', 'app.kubernetes.io/instance': 'krateo' }
+    await mallory.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'team-b-core-provider', labels },
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: labels },
+          template: { metadata: { labels }, spec: { containers: [{ name: 'core-provider', image: 'team-b/fake' }] } },
+        },
+      },
+    })
+
+    const res = await cli(['uninstall', ...kc(), '--yes', '--timeout', '5m'])
+    assert.equal(res.code, 0, res.stdout + res.stderr)
+    assert.match(res.stdout, /CompositionDefinitions here are not the platform's and are kept/)
+    await admission.readMutatingWebhookConfiguration({ name: 'team-b-core-provider' })
+    // N2: --purge keeps a namespace that holds the tenant's objects, and says why.
+    const purge = await cli(['uninstall', ...kc(), '--purge', '--yes'])
+    assert.equal(purge.code, 0, purge.stdout + purge.stderr)
+    assert.match(
+      purge.stdout,
+      /Namespace krateo-system: holds \d+ objects that are not the platform's \(.*\), so it is kept/,
+    )
+    await kube().apps.readNamespacedDeployment({ name: 'team-b-core-provider', namespace: ns })
+    const cd = await definition('krateo-clickstack')
+    assert.deepEqual(cd.spec.chart, clickstack.spec.chart, 'their definition is not re-pointed')
+    assert.equal((cd as { metadata?: { deletionTimestamp?: string } }).metadata?.deletionTimestamp, undefined)
+    const composition = (await kube().custom.getNamespacedCustomObject({ ...kind, name: 'krateo-clickstack' })) as {
+      metadata: { deletionTimestamp?: string }
+    }
+    assert.equal(composition.metadata.deletionTimestamp, undefined, 'their Composition is not deleted')
+    const after = JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as { phase: string }
+    assert.equal(after.phase, 'NotInstalled', 'their definition does not make a platform')
   })
 })

@@ -1,6 +1,7 @@
 // uninstall against a real sandbox: nothing left Terminating, nothing lost that was not asked for, and
 // proof that the order matters (a plain helm uninstall wedges the same platform).
 import assert from 'node:assert/strict'
+import { hostname } from 'node:os'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -275,7 +276,7 @@ describe(onGeneration('uninstall'), () => {
 
   it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over, whichever way its clock is off', async () => {
     await install()
-    const lease = (renewed: Date) => ({
+    const lease = (renewed: Date, holder = 'ci@runner-7 pid 42') => ({
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
       metadata: {
@@ -284,7 +285,7 @@ describe(onGeneration('uninstall'), () => {
         annotations: { 'krateo-installer/command': 'upgrade' },
       },
       spec: {
-        holderIdentity: 'ci@runner-7 pid 42',
+        holderIdentity: holder,
         leaseDurationSeconds: 30,
         acquireTime: renewed.toISOString().replace('Z', '000Z'),
         renewTime: renewed.toISOString().replace('Z', '000Z'),
@@ -304,13 +305,23 @@ describe(onGeneration('uninstall'), () => {
       'Ready',
       'the refused run changed nothing',
     )
-    const replaceLease = async (renewed: Date) => {
+    const replaceLease = async (renewed: Date, holder?: string) => {
       await sandbox().apiRequest(
         'DELETE',
         '/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases/krateo-installer',
       )
-      await sandbox().apiCreate('/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases', lease(renewed))
+      await sandbox().apiCreate('/apis/coordination.k8s.io/v1/namespaces/krateo-system/leases', lease(renewed, holder))
     }
+    // A holder with this machine's hostname in another PID namespace (a container on the host's network): that
+    // its pid is not seen here does not make it gone (review N4d).
+    const neighbour = `ci@${hostname()} pid 999999 pidns 4026599999`
+    await replaceLease(new Date(), neighbour)
+    const sameHost = await cli(['uninstall', ...kc()])
+    assert.equal(sameHost.code, 11, sameHost.stdout + sameHost.stderr)
+    assert.ok(
+      sameHost.stderr.includes(`another run holds the krateo-installer lock on krateo-system: upgrade by ${neighbour}`),
+      sameHost.stderr,
+    )
     // A holder whose clock runs an hour ahead died: by its timestamps it holds the lock for an hour more. This run
     // watches the lease itself and takes it over (review N4c); the same-version upgrade then only reconciles.
     await replaceLease(new Date(Date.now() + 3600_000))

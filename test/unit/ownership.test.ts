@@ -190,6 +190,11 @@ describe('ownership', () => {
     )
     assert.equal(isPlatformWebhook(hook('other'), 'krateo-system', ours), false)
     assert.equal(
+      isPlatformWebhook(hook('krateo', { namespace: 'team-b' }), 'krateo-system', ours),
+      false,
+      'named like one of ours (a Deployment a tenant made can add names), but calling a Service elsewhere',
+    )
+    assert.equal(
       isPlatformWebhook(
         { metadata: { name: 'krateo' }, webhooks: [{ name: 'policy.example.com' }] },
         'krateo-system',
