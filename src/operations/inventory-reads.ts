@@ -2,7 +2,9 @@
 // objects an earlier run left finalizing, and the instances of platform kinds that are not the platform's.
 import { type Cluster, getPath, readFailure, statusOf } from '../cluster/cluster.js'
 import { type InstanceRef, type StatefulSetClaims, foreignInstances } from '../platform/foreign.js'
+import type { Component } from '../platform/components.js'
 import {
+  COMPOSITION_GROUP,
   type ManagedRef,
   generatedCrdOf,
   partitionDefinitions,
@@ -11,6 +13,7 @@ import {
   restDefinitionsOf,
 } from '../platform/ownership.js'
 import { type KObj } from '../platform/kobj.js'
+import { printable } from '../platform/errors.js'
 import { type Observed } from '../platform/objects.js'
 import { type TeardownRecord, uidKey } from '../cluster/teardown-record.js'
 import { bindsOurServiceAccount, bundleObjects } from '../platform/bundle.js'
@@ -153,5 +156,35 @@ export async function instancesAtRisk(cluster: Cluster, obs: Observed, compositi
       return { ...k, items: list?.items ?? [], ours: ours.get(k.crd) ?? new Set<string>(), unlisted }
     }),
   )
-  return foreignInstances(lists)
+  const ourNames = new Set(definitions.map((cd) => cd.metadata.name))
+  return [...foreignInstances(lists), ...(await hookTargets(cluster, obs, components, ourNames))]
+}
+
+/**
+ * The installer chart's own teardown hook (contract section 1) deletes every component's Composition by kind and
+ * name, enabled or not. A team's Composition named like a component the platform does not run now (its
+ * definition is not ours: a feature off, say) would go with it when the Installer is deleted.
+ */
+async function hookTargets(cluster: Cluster, obs: Observed, components: Component[], ours: ReadonlySet<string>) {
+  const out: string[] = []
+  for (const c of components) {
+    if (ours.has(c.name)) continue
+    const crd = [...obs.crds.values()].find(
+      (x) => (x.spec as { names?: { kind?: string } } | undefined)?.names?.kind === c.kind,
+    )
+    const spec = crd?.spec as { names: { plural: string }; versions: { name: string; served: boolean }[] } | undefined
+    const version = spec?.versions.find((v) => v.served)?.name
+    if (!spec || !version) continue
+    const path = `/apis/${COMPOSITION_GROUP}/${version}/namespaces/${obs.namespace}/${spec.names.plural}/${c.name}`
+    const why = `named like the platform's component ${c.name}, which it does not run now: the installer chart's own teardown hook deletes it by kind and name`
+    // A read that fails proves nothing is there (fail closed, with the reason).
+    const obj = await getPath(cluster, path).catch((err: unknown) => {
+      out.push(
+        `${c.kind} ${obs.namespace}/${c.name}, if it exists: it could not be read (${printable(readFailure(err).slice(0, 200))}); ${why}`,
+      )
+      return null
+    })
+    if (obj && !obj.metadata.deletionTimestamp) out.push(`${c.kind} ${obs.namespace}/${c.name} (${why})`)
+  }
+  return out
 }

@@ -149,6 +149,12 @@ describe('a tenant with edit rights in the platform namespace', () => {
       metadata: { name: 'blueprints' },
       rules: [{ apiGroups: ['core.krateo.io', 'composition.krateo.io'], resources: ['*'], verbs: ['*'] }],
     })
+    // (The first test bound edit too; this one stands alone.)
+    await sandbox().apiCreate(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, {
+      metadata: { name: 'mallory-edits' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' },
+      subjects: [{ kind: 'User', name: 'mallory', apiGroup: 'rbac.authorization.k8s.io' }],
+    })
     await sandbox().apiCreate(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`, {
       metadata: { name: 'mallory-blueprints' },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'blueprints' },
@@ -261,6 +267,36 @@ describe('a tenant with edit rights in the platform namespace', () => {
       },
     })
 
+    // The installer chart's own teardown hook deletes every component's Composition by kind and name, theirs
+    // too: uninstall refuses, naming it, and changes nothing.
+    const refused = await cli(['uninstall', ...kc(), '--yes', '--timeout', '5m'])
+    assert.equal(refused.code, 7, refused.stdout + refused.stderr)
+    assert.match(
+      refused.stderr,
+      /^Error: uninstalling would delete 1 object that is not the platform's: \S+ krateo-system\/krateo-clickstack \(named like the platform's component krateo-clickstack, which it does not run now: the installer chart's own teardown hook deletes it by kind and name\); nothing was changed/m,
+    )
+    assert.equal(JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout).phase, 'Ready')
+    // They move it under a name of theirs; then the platform goes and theirs stays.
+    await mallory.custom.deleteNamespacedCustomObject({ ...kind, name: 'krateo-clickstack' })
+    await mallory.custom.createNamespacedCustomObject({
+      ...kind,
+      body: {
+        apiVersion: theirs.status!.apiVersion,
+        kind: theirs.status!.kind,
+        metadata: { name: 'shop-stack' },
+        spec: {},
+      },
+    })
+    await eventually(
+      'their old Composition is gone',
+      async () =>
+        await kube()
+          .custom.getNamespacedCustomObject({ ...kind, name: 'krateo-clickstack' })
+          .then(
+            () => false,
+            () => true,
+          ),
+    )
     const res = await cli(['uninstall', ...kc(), '--yes', '--timeout', '5m'])
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(res.stdout, /CompositionDefinitions here are not the platform's and are kept/)
@@ -276,7 +312,7 @@ describe('a tenant with edit rights in the platform namespace', () => {
     const cd = await definition('krateo-clickstack')
     assert.deepEqual(cd.spec.chart, clickstack.spec.chart, 'their definition is not re-pointed')
     assert.equal((cd as { metadata?: { deletionTimestamp?: string } }).metadata?.deletionTimestamp, undefined)
-    const composition = (await kube().custom.getNamespacedCustomObject({ ...kind, name: 'krateo-clickstack' })) as {
+    const composition = (await kube().custom.getNamespacedCustomObject({ ...kind, name: 'shop-stack' })) as {
       metadata: { deletionTimestamp?: string }
     }
     assert.equal(composition.metadata.deletionTimestamp, undefined, 'their Composition is not deleted')
