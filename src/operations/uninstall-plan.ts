@@ -38,7 +38,7 @@ export function uninstallPlanText(inv: Inventory): string {
     ...(inv.foreignInstances.length
       ? [
           '',
-          "Not the platform's, and would be deleted with a kind the platform ships (uninstall refuses until they are gone):",
+          "Not the platform's, and would be deleted with the platform (uninstall refuses until they are moved or gone):",
           ...inv.foreignInstances.map((f) => `  ${f}`),
         ]
       : []),

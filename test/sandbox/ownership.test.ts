@@ -285,7 +285,7 @@ describe("uninstall beside objects that are not the platform's", () => {
     // uninstall refuses, changing nothing, until the user has moved it.
     assert.match(
       plan.stdout,
-      /would be deleted with a kind the platform ships.*\n {2}RestDefinition team-a\/billing-api \(its CRD restdefinitions\.ogen\.krateo\.io goes with the platform's oasgen-provider-crd\)/,
+      /would be deleted with the platform \(uninstall refuses until they are moved or gone\):.*\n {2}RestDefinition team-a\/billing-api \(its CRD restdefinitions\.ogen\.krateo\.io goes with the platform's oasgen-provider-crd\)/,
     )
     const refused = await cli(['uninstall', ...kc(), '--purge', '--yes'])
     assert.equal(refused.code, 7, refused.stdout + refused.stderr)
