@@ -117,11 +117,11 @@ export function platformInventory(input: InventoryInput): Inventory {
         .map(([name, c]) => [name, (c.status?.managed as ManagedRef[] | undefined) ?? []]),
     ),
   }
-  found.uids = foundUids(input, ours, webhooks, found.policies!)
   // A platform installed again after an earlier, completed uninstall: this teardown is a new one, and nothing
   // of the earlier one's record (objects long gone, their names perhaps someone else's now) carries over.
   const live = !!obs.installer || ours.length > 0 || !!release
   const base = input.record && !(live && input.record.completedAt) ? input.record : emptyRecord()
+  found.uids = foundUids(input, base, ours, webhooks, found.policies!)
   const merged = mergeRecord(base, found)
   return {
     namespace: obs.namespace,
@@ -159,7 +159,7 @@ function ourCoreProviders(deployments: KObj[], releaseName: string | null) {
 }
 
 /** The uids of what was proved ours now, so a later write acts on those objects only. */
-function foundUids(input: InventoryInput, ours: KObj[], webhooks: string[], policies: string[]) {
+function foundUids(input: InventoryInput, base: TeardownRecord, ours: KObj[], webhooks: string[], policies: string[]) {
   const uid = (kind: string, o: { metadata?: { name?: string; uid?: string } }) =>
     o.metadata?.uid ? [[uidKey(kind, o.metadata.name ?? ''), o.metadata.uid] as const] : []
   return Object.fromEntries([
@@ -177,7 +177,7 @@ function foundUids(input: InventoryInput, ours: KObj[], webhooks: string[], poli
       .flatMap((p) => uid('MutatingAdmissionPolicy', p)),
     ...Object.entries(input.uids ?? {}),
     // A bundle object keeps the uid it was first recorded with: one replaced during the teardown is not ours.
-    ...Object.entries(input.bundleUids ?? {}).filter(([key]) => !input.record?.uids?.[key]),
+    ...Object.entries(input.bundleUids ?? {}).filter(([key]) => !base.uids?.[key]),
   ])
 }
 

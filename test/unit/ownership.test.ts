@@ -435,6 +435,20 @@ describe('inventory', () => {
     assert.equal(inv.record.uids?.['CompositionDefinition/gone-component'], undefined)
   })
 
+  it("keeps a bundle object's first recorded uid (one replaced since is not ours), unless that record is complete", () => {
+    const key = 'ConfigMap/authns-v1-0-0-configmap'
+    const running = mergeRecord(emptyRecord(), { release: 'installer', uids: { [key]: 'u-first' } })
+    const again = platformInventory(input({ record: running, bundleUids: { [key]: 'u-replaced' } }))
+    assert.equal(again.record.uids?.[key], 'u-first')
+    const first = platformInventory(input({ bundleUids: { [key]: 'u-first' } }))
+    assert.equal(first.record.uids?.[key], 'u-first')
+    // Installed again after a completed uninstall: the old uids are the old platform's, the new bundle's count.
+    const reinstalled = platformInventory(
+      input({ record: mergeRecord(running, { completedAt: 'then' }), bundleUids: { [key]: 'u-new' } }),
+    )
+    assert.equal(reinstalled.record.uids?.[key], 'u-new')
+  })
+
   it("finds nothing in a namespace where only users' objects live", () => {
     const inv = platformInventory(
       input({
