@@ -2,7 +2,7 @@
 // CompositionDefinitions and Services of the namespace (one list each), the composition CRDs (one list),
 // the Installer CR and each component's Composition (one GET each, only once its CRD serves), then the
 // workloads and pods of the namespaces the releases use (one list per kind), to tell running from installed.
-import { type Cluster, apiFailure, getPath, isNotFound, readFailure } from './cluster.js'
+import { type Cluster, apiFailure, getPath, isNotFound, readFailure, statusOf } from './cluster.js'
 import { KIND_OF, WORKLOAD_RESOURCES, workloadNamespaces } from '../platform/workloads.js'
 import { type Observed, crdServes } from '../platform/objects.js'
 import { type KObj } from '../platform/kobj.js'
@@ -37,11 +37,24 @@ export async function pooled<T>(fns: (() => Promise<T>)[], limit = 8): Promise<T
   return out
 }
 
+/** How long a read of the platform state retries answers that mean "shortly" (429, 503) before it fails. */
+const SHORTLY_MS = 30_000
+
 export async function observe(cluster: Cluster, namespace: string): Promise<Observed> {
-  try {
-    return await observeUnsafe(cluster, namespace)
-  } catch (err) {
-    throw apiFailure(err, cluster, 'read the platform state')
+  const until = Date.now() + SHORTLY_MS
+  for (;;) {
+    try {
+      return await observeUnsafe(cluster, namespace)
+    } catch (err) {
+      // A CRD created a moment ago answers 429 "storage is (re)initializing" (seen on the real engine's lane when
+      // a re-run reads right after the killed run's bootstrap made the CompositionDefinition CRD); 503 likewise.
+      const status = statusOf(err)
+      if ((status === 429 || status === 503) && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+        continue
+      }
+      throw apiFailure(err, cluster, 'read the platform state')
+    }
   }
 }
 
