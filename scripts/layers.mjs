@@ -3,7 +3,7 @@
 // whole graph (and that no import goes round in a circle).
 export const MAY_IMPORT = {
   commands: ['cli', 'operations', 'ui', 'cluster', 'platform'],
-  sea: ['commands', 'hooks'],
+  entry: ['commands', 'hooks'],
   hooks: ['platform'],
   cli: ['cluster', 'platform'],
   operations: ['ui', 'cluster', 'platform'],

@@ -10,7 +10,7 @@ banner=$(grep -v '^//' scripts/sea-require.js)
 # The root help the build rendered is served without loading the CLI's modules (as bin/run.js does).
 [ -f dist/root-help.txt ] || npm run -s build >/dev/null
 root_help=$(node -e 'process.stdout.write(JSON.stringify(require("fs").readFileSync("dist/root-help.txt", "utf8")))')
-npx esbuild src/sea/main.ts --bundle --platform=node --target=node20 --format=cjs --outfile="$out/krateo-installer.cjs" \
+npx esbuild src/entry/sea.ts --bundle --platform=node --target=node20 --format=cjs --outfile="$out/krateo-installer.cjs" \
   --supported:dynamic-import=false --banner:js="$banner" --log-level=warning --legal-comments=none --minify-whitespace --minify-syntax \
   --define:__ROOT_HELP__="$root_help"
 # The code cache spares V8 compiling the bundle at every start.

@@ -1,5 +1,5 @@
 // Banner of the single executable's bundle (scripts/package.sh): its require answers oclif's loads of the
-// explicit command and hook files from memory (globalThis.__seaModules, src/sea/main.ts), built-in modules
+// explicit command and hook files from memory (globalThis.__seaModules, src/entry/sea.ts), built-in modules
 // from Node, and anything else (optional dependencies probed in try/catch) as not found, never from disk.
 var require = ((real) => {
   const builtin = new Set(real('module').builtinModules)

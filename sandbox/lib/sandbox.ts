@@ -394,9 +394,9 @@ export class Sandbox {
 
   /** Stops exactly the processes this sandbox started, by pid, and removes its directory. */
   async stop(): Promise<void> {
-    // Dependents first, so nothing logs a storm of connection errors on the way down.
+    // Dependents first, so nothing logs a storm of connection errors on the way down; but the agent last: it is
+    // the watchdog that tears the sandbox down should its owner die while stopping it (a test run cut short).
     const order = [
-      'agent',
       'kwok',
       'kube-scheduler',
       'kube-controller-manager',
@@ -404,6 +404,7 @@ export class Sandbox {
       'registry-private',
       'kube-apiserver',
       'etcd',
+      'agent',
     ]
     const byOrder = [...this.state.daemons].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
     for (const daemon of byOrder) await stopDaemon(daemon.pid, this.dir)
@@ -583,7 +584,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     '--anonymous-auth=false',
     // The Endpoints of the kubernetes Service may not hold a loopback address; nothing here needs them.
     '--endpoint-reconciler-type=none',
-    '--profiling=false',
+    '--profiling=true',
     '--v=0',
     ...(opts.audit ? auditFlags(dir) : []),
     ...(real ? [`--egress-selector-config-file=${egressSelectorConfig(sandbox)}`] : []),

@@ -11,7 +11,7 @@ import {
   VersionApi,
 } from '@kubernetes/client-node'
 import { ExitCode, UserError, printable } from '../platform/errors.js'
-import { loadKubeConfig } from './kubeconfig.js'
+import { loadKubeConfig, pooledAgent } from './kubeconfig.js'
 import type { KObj } from '../platform/kobj.js'
 
 export interface ClusterOptions {
@@ -234,6 +234,8 @@ export async function requestPath<T = KObj>(
 ): Promise<T | null> {
   const opts: https.RequestOptions = {}
   await cluster.kc.applyToHTTPSOptions(opts)
+  if (opts.agent instanceof https.Agent && !cluster.kc.getCurrentCluster()?.proxyUrl)
+    opts.agent = pooledAgent(opts.agent)
   const url = new URL(cluster.server + path)
   const payload = body === undefined ? undefined : JSON.stringify(body)
   const transport = url.protocol === 'http:' ? http : https

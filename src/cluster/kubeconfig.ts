@@ -2,10 +2,13 @@
 // $KUBECONFIG (missing ones skipped), merged so that the first file to name a cluster, user or context wins
 // and the first current-context set wins; else ~/.kube/config; else the in-cluster config of a pod. No
 // kubeconfig at all is said so, not guessed around.
+import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
+import { Agent, type RequestOptions as HttpsRequestOptions } from 'node:https'
+import { createSecureContext } from 'node:tls'
 import { homedir } from 'node:os'
 import { delimiter, join } from 'node:path'
-import { KubeConfig } from '@kubernetes/client-node'
+import { KubeConfig, type RequestContext } from '@kubernetes/client-node'
 import { ExitCode, UserError } from '../platform/errors.js'
 
 export interface KubeconfigSource {
@@ -22,6 +25,47 @@ export function kubeconfigFiles(src: KubeconfigSource): { files: string[]; from:
   return { files: [join(src.home ?? homedir(), '.kube', 'config')], from: '~/.kube/config' }
 }
 
+const agents = new Map<string, Agent>()
+
+/**
+ * The keep-alive agent for the credentials of a per-request agent client-node made. client-node 1.x gives every
+ * request a new agent, so every request paid a TLS handshake and parsed the CA and client key again: most of the
+ * CLI's CPU in a long wait. Requests with the same credentials (an exec plugin may hand out new ones) share one.
+ */
+export function pooledAgent(agent: Agent): Agent {
+  const o = agent.options
+  const key = createHash('sha256')
+    .update(JSON.stringify([o.servername, o.rejectUnauthorized, o.passphrase]))
+    .update(String(o.ca ?? ''))
+    .update(String(o.cert ?? ''))
+    .update(String(o.key ?? ''))
+    .update(String(o.pfx ?? ''))
+    .digest('hex')
+  let pooled = agents.get(key)
+  // One TLS context for every connection, too (a watch holds its own connection).
+  if (!pooled) agents.set(key, (pooled = new Agent({ ...o, keepAlive: true, secureContext: createSecureContext(o) })))
+  return pooled
+}
+
+/** A KubeConfig whose generated API clients share keep-alive connections (see pooledAgent); a proxy keeps its own. */
+export class PooledKubeConfig extends KubeConfig {
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context)
+    const agent = context.getAgent()
+    // A proxy agent is an https.Agent too; it keeps its own connections.
+    if (agent instanceof Agent && !this.getCurrentCluster()?.proxyUrl) context.setAgent(pooledAgent(agent))
+  }
+
+  /** What a Watch connects with. */
+  override async applyToFetchOptions(
+    opts: HttpsRequestOptions,
+  ): Promise<Awaited<ReturnType<KubeConfig['applyToFetchOptions']>>> {
+    const init = await super.applyToFetchOptions(opts)
+    if (init.agent instanceof Agent && !this.getCurrentCluster()?.proxyUrl) init.agent = pooledAgent(init.agent)
+    return init
+  }
+}
+
 export function loadKubeConfig(
   src: KubeconfigSource = { env: process.env.KUBECONFIG, inCluster: !!process.env.KUBERNETES_SERVICE_HOST },
 ): KubeConfig {
@@ -33,7 +77,7 @@ export function loadKubeConfig(
       ExitCode.Cluster,
       'pass an existing file with --kubeconfig',
     )
-  const kc = new KubeConfig()
+  const kc = new PooledKubeConfig()
   if (!existing.length) {
     if (src.inCluster) {
       kc.loadFromCluster()

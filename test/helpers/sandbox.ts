@@ -7,9 +7,10 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   ApiextensionsV1Api,
-  KubeConfig,
+  type KubeConfig,
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node'
+import { PooledKubeConfig } from '../../src/cluster/kubeconfig.js'
 import { defaultGeneration, startSandbox, type Sandbox, type StartOptions } from '../../sandbox/lib/sandbox.js'
 
 /** The engine generation this test process runs against ($KRATEO_SANDBOX_GENERATION; the test matrix sets it). */
@@ -31,7 +32,8 @@ export interface Kube {
 }
 
 export function kubeFor(kubeconfig: string): Kube {
-  const kc = new KubeConfig()
+  // Polls share keep-alive connections, as the CLI's requests do.
+  const kc = new PooledKubeConfig()
   kc.loadFromFile(kubeconfig)
   return {
     kc,

@@ -37,9 +37,9 @@ describe('the packed CLI', () => {
     const files = run('tar', ['-tzf', join(work, tgz)], work).split('\n')
     assert.ok(
       files.includes('package/LICENSE') &&
-        files.includes('package/dist/commands/install.js') &&
+        files.includes('package/dist/cli.js') &&
         files.includes('package/oclif.manifest.json'),
-      'LICENSE, the built commands and the manifest are in it',
+      'LICENSE, the bundled commands and the manifest are in it',
     )
     assert.ok(
       !files.some(

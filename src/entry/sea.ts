@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     process.stdout.write(rootHelp, () => process.exit(0))
     return
   }
-  const [{ execute }, { commands: helpCommands }, { default: hook }, { OWN_COMMANDS }] = await Promise.all([
+  const [{ execute }, { commands: helpCommands }, { default: hook }, { COMMANDS }] = await Promise.all([
     import('@oclif/core'),
     import('@oclif/plugin-help'),
     import('../hooks/command-not-found.js'),
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   for (const f of ['commands.js', 'hook.js'])
     writeFileSync(join(root, f), '// answered from memory by the executable\n')
   globalThis.__seaModules = {
-    [join(root, 'commands.js')]: { COMMANDS: { ...OWN_COMMANDS, ...helpCommands } },
+    [join(root, 'commands.js')]: { COMMANDS: { ...COMMANDS, ...helpCommands } },
     [join(root, 'hook.js')]: { default: hook },
   }
   await execute({ dir: join(root, 'package.json') })
