@@ -1,5 +1,5 @@
 // Every command of the CLI, by id, for oclif's "explicit" discovery. The build bundles this file with everything it
-// imports into one module (dist/cli.js, package.json "oclif.commands"): loading one file instead of about a
+// imports into one module (dist/entry/commands.js, package.json "oclif.commands"): loading one file instead of about a
 // thousand (client-node alone is 967) makes a command start three times faster. The single executable bundles it
 // too (sea.ts).
 import Check from '../commands/check.js'

@@ -37,7 +37,7 @@ describe('the packed CLI', () => {
     const files = run('tar', ['-tzf', join(work, tgz)], work).split('\n')
     assert.ok(
       files.includes('package/LICENSE') &&
-        files.includes('package/dist/cli.js') &&
+        files.includes('package/dist/entry/commands.js') &&
         files.includes('package/oclif.manifest.json'),
       'LICENSE, the bundled commands and the manifest are in it',
     )
