@@ -1,6 +1,11 @@
 // Scenarios a user meets, written once and run against each engine: the simulator of either generation and the
 // real Gen S engine (real-engine.test.ts). Each ends in the same command run again reaching its goal.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
 import type { Sandbox } from '../../sandbox/lib/sandbox.js'
 import { helmRunsOf } from '../../src/cluster/helm.js'
 import { eventually, type Kube } from './sandbox.js'
@@ -134,4 +139,65 @@ async function replaceBundleConfigMap(t: ScenarioContext): Promise<string> {
     return name
   }
   throw new Error('no definition with a cdc bundle is left to replace an object of')
+}
+
+/** Every helm release in the sandbox, pending ones included. */
+export function helmReleases(t: Pick<ScenarioContext, 'sandbox'>): { name: string }[] {
+  const sb = t.sandbox()
+  return JSON.parse(
+    execFileSync(sb.helm, ['list', '-A', '-a', '-o', 'json'], { env: { ...process.env, ...sb.helmEnv() } }).toString(),
+  ) as { name: string }[]
+}
+
+/** Mutating webhooks and admission policies, less the sandbox's own pod webhook (its kubelet stand-in). */
+export async function versionStamps(t: Pick<ScenarioContext, 'sandbox' | 'kube'>): Promise<string[]> {
+  const hooks = await t.kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
+  const policies = JSON.parse(
+    (await t.sandbox().apiGet('/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies')).body,
+  ) as { items?: { metadata: { name: string } }[] }
+  return [
+    ...hooks.items.map((h) => h.metadata!.name!).filter((n) => n !== 'krateo-sandbox-kubelet'),
+    ...(policies.items ?? []).map((p) => p.metadata.name),
+  ]
+}
+
+/**
+ * Issue "re-running always finishes" (3): an uninstall killed (kill -9) after its helm uninstall of the bootstrap
+ * release, before the sweep. The next run takes over the lock of the process that is gone and completes the sweep.
+ * `stamps`: what stamps the version label on this engine, which outlives the release until the sweep.
+ */
+export async function killedAfterHelmUninstall(t: ScenarioContext, stamps: string[]): Promise<string> {
+  const { sandbox, cli, kc } = t
+  // Stop the CLI the moment its helm uninstall starts; helm goes on (its own process group) and finishes. A helm
+  // that says so when it starts, not a poll for its process: under load the poll missed a short helm run (CI).
+  const work = mkdtempSync(join(tmpdir(), 'helm-marker-'))
+  const started = join(work, 'uninstall-started')
+  const wrapper = join(work, 'helm')
+  writeFileSync(
+    wrapper,
+    `#!/bin/sh\ncase " $* " in *" uninstall "*) : > '${started}' ;; esac\nexec '${sandbox().helm}' "$@"\n`,
+    { mode: 0o755 },
+  )
+  const first = cli(['uninstall', ...kc(), '--yes', '--timeout', '10m', '--helm', wrapper])
+  await eventually('helm uninstall running', async () => existsSync(started), 600_000, 10)
+  first.kill('SIGSTOP')
+  await eventually(
+    'helm uninstalled the bootstrap release',
+    async () => !helmReleases(t).some((r) => r.name === 'krateo'),
+    120_000,
+  )
+  first.kill('SIGKILL')
+  await first
+  assert.deepEqual(await versionStamps(t), stamps, 'the sweep did not run: the version stamp is still there')
+  const res = await cli(['uninstall', ...kc(), '--yes', '--timeout', '10m'])
+  assert.equal(res.code, 0, res.stdout + res.stderr)
+  assert.match(
+    res.stderr,
+    /took over the krateo-installer lock: uninstall by .* pid \d+ pidns \d+ is no longer running/,
+    'no wait for the lease of a process that is gone',
+  )
+  assert.match(res.stdout, /krateo is not installed/)
+  assert.match(res.stdout, /Stage 3: sweep .* — [1-9]\d* removed/)
+  assert.deepEqual(await versionStamps(t), [], 'no webhook, no admission policy')
+  return res.stdout
 }

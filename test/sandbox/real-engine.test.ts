@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { eventually, useSandbox } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
-import { coreProviderStoppedInStage2, killedInsideBootstrap } from '../helpers/scenarios.js'
+import { coreProviderStoppedInStage2, killedAfterHelmUninstall, killedInsideBootstrap } from '../helpers/scenarios.js'
 
 interface StatusDoc {
   phase: string
@@ -18,8 +18,27 @@ describe('the real Gen S engine', () => {
   const { cli, kc } = cliFor(sandbox)
   const status = async () => JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as StatusDoc
 
-  it('install -> status Ready -> upgrade -> uninstall, and --purge leaves nothing of the platform', async () => {
-    const install = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '15m'])
+  it('install (Ctrl-C, run again) -> status Ready -> upgrade -> uninstall (Ctrl-C; killed after helm uninstall; run again) -> --purge leaves nothing of the platform', async () => {
+    // Ctrl-C while install follows the self-reconcile (a component Ready, others not yet): the same command resumes.
+    const args = ['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '15m']
+    let seen = ''
+    const first = cli(args, (s) => {
+      seen += s
+    })
+    await eventually(
+      'a component Ready while install follows',
+      async () => /^\S+ {3}[\w-]+: Ready$/m.test(seen),
+      900_000,
+      50,
+    )
+    first.kill('SIGINT')
+    const cut = await first
+    assert.equal(cut.code, 9, cut.stdout + cut.stderr)
+    assert.match(
+      cut.stderr,
+      /^Error: interrupted; nothing is half-applied; run the same install command again to resume$/m,
+    )
+    const install = await cli(args)
     assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`)
     const ready = await status()
     assert.equal(ready.phase, 'Ready', JSON.stringify(ready))
@@ -42,8 +61,22 @@ describe('the real Gen S engine', () => {
     assert.equal(upgraded.phase, 'Ready', JSON.stringify(upgraded))
     assert.equal(upgraded.components.find((c) => c.name === 'authn')?.version, '0.22.1')
 
-    const uninstall = await cli(['uninstall', ...kc(), '--yes', '--timeout', '10m'])
-    assert.equal(uninstall.code, 0, `${uninstall.stdout}\n${uninstall.stderr}`)
+    // Ctrl-C while Stage 1 drains; the next run is killed (kill -9) after its helm uninstall, before the sweep; the
+    // one after that finishes, the sweep included.
+    let draining = ''
+    const uninstalling = cli(['uninstall', ...kc(), '--yes', '--timeout', '10m'], (s) => {
+      draining += s
+    })
+    await eventually('Stage 1 drains', async () => /^\S+ {3}[\w-]+: deleting/m.test(draining), 600_000, 50)
+    uninstalling.kill('SIGINT')
+    const interrupted = await uninstalling
+    assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
+    assert.match(
+      interrupted.stderr,
+      /^Error: interrupted; nothing is half-removed; run the same uninstall command again to continue$/m,
+    )
+    // The real core-provider's webhook is named after its release (chart core-provider, fullname).
+    const uninstalled = await killedAfterHelmUninstall({ sandbox, kube, ...cliFor(sandbox) }, ['krateo-core-provider'])
     await eventually('no platform left', async () => (await status()).phase === 'NotInstalled', 60_000, 1000)
     const krateoCrds = async () =>
       (await kube().crds.listCustomResourceDefinition()).items
@@ -52,7 +85,7 @@ describe('the real Gen S engine', () => {
     // The real core-provider-crd chart ships its CRD in crds/, which helm never deletes: the one residue, named with
     // the command that removes it, and removed by --purge.
     assert.deepEqual(await krateoCrds(), ['compositiondefinitions.core.krateo.io'])
-    assert.match(uninstall.stdout, /kubectl delete crd compositiondefinitions\.core\.krateo\.io/)
+    assert.match(uninstalled, /kubectl delete crd compositiondefinitions\.core\.krateo\.io/)
     const purge = await cli(['uninstall', ...kc(), '--purge', '--yes'])
     assert.equal(purge.code, 0, `${purge.stdout}\n${purge.stderr}`)
     assert.deepEqual(await krateoCrds(), [])

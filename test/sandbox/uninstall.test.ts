@@ -3,38 +3,25 @@
 import assert from 'node:assert/strict'
 import { hostname } from 'node:os'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import { AdmissionregistrationV1Api, CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
+import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
-import { coreProviderStoppedInStage2 } from '../helpers/scenarios.js'
+import {
+  coreProviderStoppedInStage2,
+  helmReleases as helmReleasesOf,
+  killedAfterHelmUninstall,
+  versionStamps as versionStampsOf,
+} from '../helpers/scenarios.js'
 
 const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 
 describe(onGeneration('uninstall'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const { cli, kc, install } = cliFor(sandbox)
-  const helmReleases = () =>
-    JSON.parse(
-      execFileSync(sandbox().helm, ['list', '-A', '-a', '-o', 'json'], {
-        env: { ...process.env, ...sandbox().helmEnv() },
-      }).toString(),
-    ) as { name: string }[]
-
-  /** Mutating webhooks and admission policies, less the sandbox's own pod webhook (its kubelet stand-in, not the platform's). */
-  const versionStamps = async () => {
-    const hooks = await kube().kc.makeApiClient(AdmissionregistrationV1Api).listMutatingWebhookConfiguration()
-    const policies = JSON.parse(
-      (await sandbox().apiGet('/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies')).body,
-    ) as { items?: { metadata: { name: string } }[] }
-    return [
-      ...hooks.items.map((h) => h.metadata!.name!).filter((n) => n !== 'krateo-sandbox-kubelet'),
-      ...(policies.items ?? []).map((p) => p.metadata.name),
-    ]
-  }
+  const scenario = { sandbox, kube, ...cliFor(sandbox) }
+  const helmReleases = () => helmReleasesOf(scenario)
+  const versionStamps = () => versionStampsOf(scenario)
   const assertClean = async () => {
     const { crds, custom, core } = kube()
     const left = (await crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
@@ -199,41 +186,8 @@ describe(onGeneration('uninstall'), () => {
 
   it('a run killed after helm uninstall, before the sweep: the next run takes over its lock (its process is gone) and completes the sweep', async () => {
     await install()
-    // Stop the CLI the moment its helm uninstall starts; helm goes on (its own process group) and finishes. A helm
-    // that says so when it starts, not a poll for its process: under load the poll missed a short helm run (CI).
-    const work = mkdtempSync(join(tmpdir(), 'helm-marker-'))
-    const started = join(work, 'uninstall-started')
-    const wrapper = join(work, 'helm')
-    writeFileSync(
-      wrapper,
-      `#!/bin/sh\ncase " $* " in *" uninstall "*) : > '${started}' ;; esac\nexec '${sandbox().helm}' "$@"\n`,
-      { mode: 0o755 },
-    )
-    const first = cli(['uninstall', ...kc(), '--helm', wrapper])
-    await eventually('helm uninstall running', async () => existsSync(started), 180_000, 10)
-    first.kill('SIGSTOP')
-    await eventually(
-      'helm uninstalled the bootstrap release',
-      async () => !helmReleases().some((r) => r.name === 'krateo'),
-      60_000,
-    )
-    first.kill('SIGKILL')
-    await first
     // What stamps the version label outlives the release: core-provider's webhook (Gen S) or admission policy (Gen N).
-    assert.deepEqual(
-      await versionStamps(),
-      GEN === 'S' ? ['krateo'] : ['core-provider-composition-version'],
-      'the sweep did not run: the version stamp is still there',
-    )
-    const res = await cli(['uninstall', ...kc()])
-    assert.equal(res.code, 0, res.stdout + res.stderr)
-    assert.match(
-      res.stderr,
-      /took over the krateo-installer lock: uninstall by .* pid \d+ pidns \d+ is no longer running/,
-      'no wait for the lease of a process that is gone',
-    )
-    assert.match(res.stdout, /krateo is not installed/)
-    assert.match(res.stdout, /Stage 3: sweep .* — [1-9]\d* removed/)
+    await killedAfterHelmUninstall(scenario, GEN === 'S' ? ['krateo'] : ['core-provider-composition-version'])
     await assertClean()
   })
 

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { describe, it } from 'node:test'
 import { stringify } from 'yaml'
-import { loadKubeConfig } from '../../src/cluster/kubeconfig.js'
+import { HttpMethod, RequestContext } from '@kubernetes/client-node'
+import { PooledKubeConfig, loadKubeConfig } from '../../src/cluster/kubeconfig.js'
 import { generationFrom } from '../../src/cluster/engine.js'
 import { checkFeatureNames, knownFeatures } from '../../src/platform/components.js'
 import { renderChecks, runChecks } from '../../src/operations/check.js'
@@ -163,5 +164,31 @@ describe('chart requirements', () => {
       err.line(),
       /^the installer chart needs kind MutatingAdmissionPolicy, which this cluster does not serve; /,
     )
+  })
+})
+
+describe('API connections', () => {
+  const configFor = (token: string) => {
+    const kc = new PooledKubeConfig()
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: 'https://127.0.0.1:6443', skipTLSVerify: false }],
+      users: [{ name: 'u', token }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    })
+    return kc
+  }
+  const agentOf = async (kc: PooledKubeConfig) => {
+    const context = new RequestContext('https://127.0.0.1:6443/api', HttpMethod.GET)
+    await kc.applySecurityAuthentication(context)
+    return context.getAgent() as { keepAlive?: boolean } | undefined
+  }
+
+  it('requests with the same credentials share one keep-alive agent (one TLS set-up, not one per request)', async () => {
+    const kc = configFor('a')
+    const first = await agentOf(kc)
+    assert.ok(first?.keepAlive, 'keep-alive')
+    assert.equal(await agentOf(kc), first)
+    assert.equal(await agentOf(configFor('a')), first, 'a second client of the same cluster and user too')
   })
 })
