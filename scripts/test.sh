@@ -2,6 +2,7 @@
 # The whole test suite: set-up, lint, type check, unit tests and the tests against real sandboxes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
 bash scripts/setup.sh
 npm run -s lint
 npm run -s typecheck
@@ -25,3 +26,4 @@ if [ -n "$leftover" ]; then
   echo "$leftover" >&2
   exit 1
 fi
+echo "npm test passed in $(((SECONDS - started) / 60))m$(printf %02d $(((SECONDS - started) % 60)))s, set-up, lint and types included" >&2
