@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFil
 import { join } from 'node:path'
 import { createHash } from 'node:crypto'
 import { parse } from 'yaml'
+import { SANDBOX_GOGC } from '../lib/processes.js'
 
 export interface ChartInfo {
   /** The pulled chart, unpacked: helm installs from it without pulling again. */
@@ -40,6 +41,7 @@ export class HelmRunner {
       HELM_DATA_HOME: join(this.home, 'data'),
       HELM_REGISTRY_CONFIG: join(this.home, 'registry.json'),
       KUBECONFIG: this.kubeconfig,
+      GOGC: SANDBOX_GOGC,
     }
   }
 

@@ -14,6 +14,9 @@ export interface DaemonRecord {
   env?: Record<string, string>
 }
 
+/** GOGC of the sandbox's Go processes (the control plane, the simulator's helm runs): see startSandbox. */
+export const SANDBOX_GOGC = '400'
+
 export function spawnDaemon(rec: Omit<DaemonRecord, 'pid'>): DaemonRecord {
   const fd = openSync(rec.log, 'a')
   const child = spawn(rec.bin, rec.args, {

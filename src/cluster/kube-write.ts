@@ -1,9 +1,9 @@
 // The few writes the CLI makes through the API, each one idempotent so a re-run resumes.
-import { PAUSED_ANNOTATION } from '../platform/objects.js'
+import { PAUSED_ANNOTATION, customCollection, servedCollection } from '../platform/objects.js'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { isInstallerRelease } from '../platform/ownership.js'
 import type { Cluster } from './cluster.js'
-import { isNotFound } from './cluster.js'
+import { getPath, isNotFound } from './cluster.js'
 import type { KObj } from '../platform/kobj.js'
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
@@ -28,6 +28,24 @@ export async function getCustom(cluster: Cluster, ref: ObjectRef): Promise<KObj 
     if (isNotFound(err)) return null
     throw err
   }
+}
+
+/**
+ * Reads an object at the version its reader knew, or, when that answers 404 because the version is no longer served
+ * (Gen N's core-provider stops serving a version nothing references), at the version its CRD serves now: a 404 is
+ * "gone" only when the CRD says so. null when it is gone.
+ */
+export async function getCustomServed(cluster: Cluster, ref: ObjectRef): Promise<KObj | null> {
+  const obj = await getCustom(cluster, ref)
+  if (obj) return obj
+  const path = `/apis/${ref.group}/${ref.version}/namespaces/${ref.namespace}/${ref.plural}`
+  const crd = await getPath(
+    cluster,
+    `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${ref.plural}.${ref.group}`,
+  )
+  const served = servedCollection(path, crd)
+  const version = served === 'gone' || served === 'unreadable' ? undefined : customCollection(served)?.version
+  return version && version !== ref.version ? getCustom(cluster, { ...ref, version }) : null
 }
 
 /**

@@ -4,7 +4,10 @@
 // kubeconfig at all is said so, not guessed around.
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
+import type { ClientRequest } from 'node:http'
 import { Agent, type RequestOptions as HttpsRequestOptions } from 'node:https'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { createSecureContext } from 'node:tls'
 import { homedir } from 'node:os'
 import { delimiter, join } from 'node:path'
@@ -43,8 +46,34 @@ export function pooledAgent(agent: Agent): Agent {
     .digest('hex')
   let pooled = agents.get(key)
   // One TLS context for every connection, too (a watch holds its own connection).
-  if (!pooled) agents.set(key, (pooled = new Agent({ ...o, keepAlive: true, secureContext: createSecureContext(o) })))
+  if (!pooled) agents.set(key, (pooled = new KeepAliveAgent({ ...o, secureContext: createSecureContext(o) })))
   return pooled
+}
+
+/** How long a connection waits for the next request: far below an API server's idle close (kube-apiserver: 90 s). */
+const IDLE_CONNECTION_MS = 5_000
+
+/**
+ * Keeps a connection between requests for a few seconds only, so a request never goes out on a connection the
+ * server has just closed for idleness (it would fail with "socket hang up"); an agent's own timeout would also
+ * apply to a watch waiting for its next event.
+ */
+class KeepAliveAgent extends Agent {
+  constructor(options: ConstructorParameters<typeof Agent>[0]) {
+    super({ ...options, keepAlive: true })
+  }
+
+  override keepSocketAlive(socket: Duplex): boolean {
+    const kept = (super.keepSocketAlive as (s: Duplex) => boolean)(socket)
+    // A free connection that times out is closed by the agent itself.
+    if (kept) (socket as Socket).setTimeout(IDLE_CONNECTION_MS)
+    return kept
+  }
+
+  override reuseSocket(socket: Duplex, request: ClientRequest): void {
+    ;(socket as Socket).setTimeout(0)
+    super.reuseSocket(socket, request)
+  }
 }
 
 /** A KubeConfig whose generated API clients share keep-alive connections (see pooledAgent); a proxy keeps its own. */

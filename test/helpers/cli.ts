@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Sandbox } from '../../sandbox/lib/sandbox.js'
+import { SANDBOX_GOGC } from '../../sandbox/lib/processes.js'
 
 export const repo = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 
@@ -56,7 +57,8 @@ export function sandboxFlags(sb: Sandbox, version = '0.2.53', kubeconfig = sb.ku
 /** Environment with the sandbox's helm (HELM_BIN) and its caches kept inside the sandbox. */
 export function sandboxEnv(sb: Sandbox): Record<string, string> {
   const { KUBECONFIG: _k, ...helm } = sb.helmEnv()
-  return { ...helm, HELM_BIN: sb.helm }
+  // The helm the CLI runs collects garbage as the sandbox's own Go processes do.
+  return { ...helm, HELM_BIN: sb.helm, GOGC: SANDBOX_GOGC }
 }
 
 /** The CLI as a test drives it against one sandbox: run, the kubeconfig flag, and an install that must succeed. */

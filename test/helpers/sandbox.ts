@@ -7,10 +7,9 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   ApiextensionsV1Api,
-  type KubeConfig,
+  KubeConfig,
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node'
-import { PooledKubeConfig } from '../../src/cluster/kubeconfig.js'
 import { defaultGeneration, startSandbox, type Sandbox, type StartOptions } from '../../sandbox/lib/sandbox.js'
 
 /** The engine generation this test process runs against ($KRATEO_SANDBOX_GENERATION; the test matrix sets it). */
@@ -32,8 +31,9 @@ export interface Kube {
 }
 
 export function kubeFor(kubeconfig: string): Kube {
-  // Polls share keep-alive connections, as the CLI's requests do.
-  const kc = new PooledKubeConfig()
+  // No shared keep-alive connections here, unlike the CLI: a test blocking its event loop (execFileSync of a helm
+  // run) past the API server's idle close would send its next request on a connection already closed.
+  const kc = new KubeConfig()
   kc.loadFromFile(kubeconfig)
   return {
     kc,

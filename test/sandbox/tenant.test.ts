@@ -21,6 +21,23 @@ describe('a tenant with edit rights in the platform namespace', () => {
   const helm = (...args: string[]) =>
     execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
 
+  /** Status until it says Ready (the Installer may be settling for a moment), naming its problems if it never does. */
+  const statusReady = async () => {
+    type StatusDoc = { phase: string; problems?: string[]; components: { name: string; stage: string }[] }
+    let seen: StatusDoc | undefined
+    await eventually(
+      'status Ready',
+      async () => {
+        seen = JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as StatusDoc
+        if (seen.phase !== 'Ready') throw new Error(`${seen.phase}: ${JSON.stringify(seen.problems ?? [])}`)
+        return true
+      },
+      60_000,
+      1000,
+    )
+    return seen!
+  }
+
   it('cannot point uninstall or install at objects that are not the platform’s', async () => {
     await install()
     // The admin's own things beside the platform: a cluster-wide webhook and CRD, and an app installed by helm
@@ -231,19 +248,8 @@ describe('a tenant with edit rights in the platform namespace', () => {
     )
     // The Installer may still be settling the feature switch (a full run once caught it Degraded for a moment);
     // what a team's definition must never do is make status report its component as the platform's.
-    type StatusDoc = { phase: string; problems?: string[]; components: { name: string; stage: string }[] }
-    let seen: StatusDoc | undefined
-    await eventually(
-      'status Ready',
-      async () => {
-        seen = JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as StatusDoc
-        if (seen.phase !== 'Ready') throw new Error(`${seen.phase}: ${JSON.stringify(seen.problems ?? [])}`)
-        return true
-      },
-      60_000,
-      1000,
-    )
-    assert.equal(seen!.components.find((c) => c.name === 'krateo-clickstack')?.stage, 'disabled', 'not the platform')
+    const seen = await statusReady()
+    assert.equal(seen.components.find((c) => c.name === 'krateo-clickstack')?.stage, 'disabled', 'not the platform')
 
     // N14: another platform's core-provider webhook (cluster-wide: the admin's), and a stopped Deployment the tenant
     // makes that claims to be our release's core-provider under that webhook's name.
@@ -284,7 +290,7 @@ describe('a tenant with edit rights in the platform namespace', () => {
       refused.stderr,
       /^Error: uninstalling would delete 1 object that is not the platform's: \S+ krateo-system\/krateo-clickstack \(named like the platform's component krateo-clickstack, which it does not run now: the installer chart's own teardown hook deletes it by kind and name\); nothing was changed/m,
     )
-    assert.equal(JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout).phase, 'Ready')
+    await statusReady()
     // They move it under a name of theirs; then the platform goes and theirs stays.
     await mallory.custom.deleteNamespacedCustomObject({ ...kind, name: 'krateo-clickstack' })
     await mallory.custom.createNamespacedCustomObject({

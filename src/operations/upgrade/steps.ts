@@ -9,7 +9,7 @@
 // component list.
 import { apiCall } from '../../cluster/cluster.js'
 import { releaseStatus } from '../../cluster/helm.js'
-import { getCustom, getCustomWhenServed, mergePatchCustom, nudge } from '../../cluster/kube-write.js'
+import { getCustomServed, getCustomWhenServed, mergePatchCustom, nudge } from '../../cluster/kube-write.js'
 import { COMPOSITION_GROUP } from '../../cluster/observe.js'
 import { type InstallerSpec, dashed, parseComponents } from '../../platform/components.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
@@ -48,9 +48,10 @@ const installerRef = (u: UpgradeRun, version: string) => ({
   name: 'installer',
 })
 
+// At the version the plan read it, or the one served now: on Gen N the installer's render may have moved it since.
 const readInstaller = (u: UpgradeRun) =>
   apiCall(u.cluster, 'read the Installer CR', () =>
-    getCustom(u.cluster, installerRef(u, u.plan.installer.apiVersion!.split('/')[1]!)),
+    getCustomServed(u.cluster, installerRef(u, u.plan.installer.apiVersion!.split('/')[1]!)),
   )
 
 const installerGone = (u: UpgradeRun) =>
