@@ -587,7 +587,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     '--anonymous-auth=false',
     // The Endpoints of the kubernetes Service may not hold a loopback address; nothing here needs them.
     '--endpoint-reconciler-type=none',
-    '--profiling=true',
+    '--profiling=false',
     '--v=0',
     ...(opts.audit ? auditFlags(dir) : []),
     ...(real ? [`--egress-selector-config-file=${egressSelectorConfig(sandbox)}`] : []),
