@@ -59,6 +59,8 @@ class Cdc {
   private raceLost = new Set<string>()
   /** What rbacgen last granted, per release (`<namespace>/<release>`), with the inputs it came from. */
   private granted = new Map<string, { key: string; rbac: GeneratedRbac }>()
+  /** When this cdc last listed everything again: its own resync clock, as each real cdc pod has. */
+  lastResync = Date.now()
 
   constructor(
     private ctx: EngineContext,
@@ -269,7 +271,7 @@ class Cdc {
               ready('False', 'Unavailable'),
               synced('False', 'ReconcileError', `observe failed: ${msg}`),
             )
-          this.enqueue(current, settings.resyncSeconds * 1000)
+          this.enqueue(current, cdcResyncSeconds(settings, this.plural) * 1000)
           return
         }
         if (firstInstall) {
@@ -338,7 +340,7 @@ class Cdc {
             `helm release ${release} is ${releaseStatus}; waiting before rolling it back`,
           ),
         )
-        this.enqueue(obj, Math.min(left, settings.resyncSeconds * 1000))
+        this.enqueue(obj, Math.min(left, cdcResyncSeconds(settings, this.plural) * 1000))
         return false
       }
     }
@@ -437,6 +439,11 @@ function renderTime(seconds: number, signal: AbortSignal): Promise<void> {
   })
 }
 
+/** The resync of the cdc of a composition plural: its own when a test set one, the engine's otherwise. */
+function cdcResyncSeconds(settings: EffectiveSettings, plural: string): number {
+  return settings.cdcResyncSeconds?.[plural] ?? settings.resyncSeconds
+}
+
 /** Starts and stops a simulated cdc per bundle Deployment. */
 export class CdcManager {
   private cdcs = new Map<string, Cdc>()
@@ -466,12 +473,15 @@ export class CdcManager {
         .finally(() => setTimeout(tick, 500))
     }
     tick()
-    this.ctx.every(
-      () => this.ctx.settings().resyncSeconds,
-      () => {
-        for (const cdc of this.cdcs.values()) if (cdc.alive) cdc.enqueueAll()
-      },
-    )
+    // Each cdc resyncs on its own clock; the interval is read again every second so a settings change applies at once.
+    setInterval(() => {
+      const settings = this.ctx.settings()
+      for (const cdc of this.cdcs.values()) {
+        if (Date.now() - cdc.lastResync < cdcResyncSeconds(settings, cdc.plural) * 1000) continue
+        cdc.lastResync = Date.now()
+        if (cdc.alive) cdc.enqueueAll()
+      }
+    }, 1000)
   }
 
   private async sync(): Promise<void> {

@@ -14,6 +14,12 @@ export interface EngineSettings {
   generation: GenerationName
   /** cdc resync and core-provider poll interval; default: the generation's (180 s S, 60 s N). */
   resyncSeconds?: number
+  /**
+   * Composition plural (e.g. `installers`) -> its cdc's resync, seconds; the others keep resyncSeconds. Each real
+   * cdc is its own pod with its own resync (COMPOSITION_CONTROLLER_RESYNC_INTERVAL), so a test can make one render
+   * often without every other cdc running helm as often.
+   */
+  cdcResyncSeconds?: Record<string, number>
   /** N: seconds a cdc stands down on a release left pending-* before rolling it back (real: 5 min). */
   pendingStandDownSeconds: number
   /** N: seconds before observe takes over a create whose result was lost (real: 2 min). */

@@ -16,8 +16,9 @@ const run = promisify(execFile)
 describe(onGeneration('the chart installed and removed by plain helm, hooks and all'), () => {
   const ns = 'krateo-system'
   const { sandbox, kube } = useSandbox({
-    // No CLI nudges on this path: each dependency layer waits for a resync of the Installer.
-    engineSettings: { resyncSeconds: 15 },
+    // No CLI nudges on this path: each dependency layer waits for a resync of the Installer. Only the installer's
+    // cdc resyncs fast; the others keep the engine's own (on Gen S each resync is a helm upgrade per Composition).
+    engineSettings: { cdcResyncSeconds: { installers: 15 } },
   })
   const helm = (...args: string[]) =>
     run(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() }, timeout: 15 * 60_000 })
@@ -159,7 +160,7 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
   // by the CLI as its own installs are: moved components re-created at their versions, the new one added, Ready.
   it('the CLI upgrades the platform plain helm installed (release "installer") to 0.2.54, and it runs', async () => {
     // A fast resync, as where this was seen stuck: the installer's cdc renders often while the upgrade moves it.
-    await sandbox().setEngineSettings({ resyncSeconds: 5 })
+    await sandbox().setEngineSettings({ cdcResyncSeconds: { installers: 5 } })
     const res = await runCli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54'), '--yes', '--timeout', '8m'], {
       env: sandboxEnv(sandbox()),
     })
@@ -171,7 +172,7 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
     assert.deepEqual([byName.get('authn')?.version, byName.get('authn')?.stage], ['0.22.1', 'ready'])
     assert.equal(byName.get('events-presenter')?.stage, 'ready', 'the component new in 0.2.54 runs')
     assert.equal(byName.has('otel-collector-daemonset'), false, 'the removed component is gone')
-    await sandbox().setEngineSettings({ resyncSeconds: 15 })
+    await sandbox().setEngineSettings({ cdcResyncSeconds: { installers: 15 } })
   })
 
   it('helm uninstall runs bootstrap-teardown and the ordered drain; what the chart leaves is the installer definition and the namespace', async () => {

@@ -187,11 +187,11 @@ describe('conventions', () => {
       false,
     )
     // Without install's nudges every dependency layer waits for a resync of the Installer: a short one here.
-    await sandbox().setEngineSettings({ resyncSeconds: 10 })
+    await sandbox().setEngineSettings({ cdcResyncSeconds: { installers: 10 } })
     const accepted = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--no-wait'])
     assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr)
     const waited = await cli(['status', ...kc(), '--wait', '--timeout', '5m', '-o', 'json']).finally(() =>
-      sandbox().setEngineSettings({ resyncSeconds: TEST_RESYNC_SECONDS }),
+      sandbox().setEngineSettings({ cdcResyncSeconds: {} }),
     )
     assert.equal(waited.code, 0, waited.stderr)
     assert.equal(JSON.parse(waited.stdout).phase, 'Ready')

@@ -244,8 +244,9 @@ describe(onGeneration('install and status'), () => {
     const gone = await cli(['uninstall', '--kubeconfig', sandbox().kubeconfig, '--timeout', '3m'])
     assert.equal(gone.code, 0, gone.stdout + gone.stderr)
     const helmEnv = { ...process.env, ...sandbox().helmEnv() }
-    // The chart's own path has no nudges: its hook waits while every dependency layer waits for a resync.
-    await sandbox().setEngineSettings({ resyncSeconds: 10 })
+    // The chart's own path has no nudges: its hook waits while every dependency layer waits for a resync of the
+    // Installer (only the installer's cdc resyncs fast: the others would only run helm more often).
+    await sandbox().setEngineSettings({ cdcResyncSeconds: { installers: 10 } })
     execFileSync(
       sandbox().helm,
       [
@@ -268,7 +269,7 @@ describe(onGeneration('install and status'), () => {
       ],
       { env: helmEnv, stdio: 'ignore' },
     )
-    await sandbox().setEngineSettings({ resyncSeconds: TEST_RESYNC_SECONDS })
+    await sandbox().setEngineSettings({ cdcResyncSeconds: {} })
     const res = await cli(['install', ...sandboxFlags(sandbox()), '--timeout', '5m'])
     assert.equal(res.code, 0, res.stdout + res.stderr)
     assert.match(
