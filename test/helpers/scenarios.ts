@@ -2,14 +2,14 @@
 // real Gen S engine (real-engine.test.ts). Each ends in the same command run again reaching its goal.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
 import type { Sandbox } from '../../sandbox/lib/sandbox.js'
 import { helmRunsOf } from '../../src/cluster/helm.js'
 import { eventually, type Kube } from './sandbox.js'
-import { sandboxFlags, type cliFor } from './cli.js'
+import { sandboxFlags, type CliResult, type cliFor } from './cli.js'
+import { scratchDir } from './scratch.js'
 
 export interface ScenarioContext extends ReturnType<typeof cliFor> {
   sandbox: () => Sandbox
@@ -19,6 +19,34 @@ export interface ScenarioContext extends ReturnType<typeof cliFor> {
 const phase = async (t: ScenarioContext) => {
   const status = await t.cli(['status', ...t.kc(), '-o', 'json'])
   return (JSON.parse(status.stdout) as { phase: string }).phase
+}
+
+/**
+ * Ctrl-C where a user would press it: runs the command until its output matches `at.line`, sends SIGINT, and
+ * expects exit 9 with the line that says how to go on (`resume`). Returns what the interrupted run printed.
+ */
+export async function interruptedAt(
+  t: Pick<ScenarioContext, 'cli'>,
+  args: string[],
+  at: { what: string; line: RegExp; timeoutMs: number },
+  resume: RegExp,
+): Promise<CliResult> {
+  let seen = ''
+  const run = t.cli(args, (s) => {
+    seen += s
+  })
+  try {
+    await eventually(at.what, async () => at.line.test(seen), at.timeoutMs, 50)
+  } catch (err) {
+    run.kill('SIGKILL')
+    await run
+    throw err
+  }
+  run.kill('SIGINT')
+  const cut = await run
+  assert.equal(cut.code, 9, cut.stdout + cut.stderr)
+  assert.match(cut.stderr, resume)
+  return cut
 }
 
 /** Issue "re-running always finishes" (1): install killed with its helm run inside the bootstrap release. */
@@ -164,13 +192,18 @@ export async function versionStamps(t: Pick<ScenarioContext, 'sandbox' | 'kube'>
 /**
  * Issue "re-running always finishes" (3): an uninstall killed (kill -9) after its helm uninstall of the bootstrap
  * release, before the sweep. The next run takes over the lock of the process that is gone and completes the sweep.
- * `stamps`: what stamps the version label on this engine, which outlives the release until the sweep.
+ * `stamps`: what stamps the version label on this engine, which outlives the release until the sweep; `release`:
+ * the bootstrap release's name (an adopted platform keeps its own).
  */
-export async function killedAfterHelmUninstall(t: ScenarioContext, stamps: string[]): Promise<string> {
+export async function killedAfterHelmUninstall(
+  t: ScenarioContext,
+  stamps: string[],
+  release = 'krateo',
+): Promise<string> {
   const { sandbox, cli, kc } = t
   // Stop the CLI the moment its helm uninstall starts; helm goes on (its own process group) and finishes. A helm
   // that says so when it starts, not a poll for its process: under load the poll missed a short helm run (CI).
-  const work = mkdtempSync(join(tmpdir(), 'helm-marker-'))
+  const work = scratchDir('helm-marker-')
   const started = join(work, 'uninstall-started')
   const wrapper = join(work, 'helm')
   writeFileSync(
@@ -183,7 +216,7 @@ export async function killedAfterHelmUninstall(t: ScenarioContext, stamps: strin
   first.kill('SIGSTOP')
   await eventually(
     'helm uninstalled the bootstrap release',
-    async () => !helmReleases(t).some((r) => r.name === 'krateo'),
+    async () => !helmReleases(t).some((r) => r.name === release),
     120_000,
   )
   first.kill('SIGKILL')
@@ -196,7 +229,7 @@ export async function killedAfterHelmUninstall(t: ScenarioContext, stamps: strin
     /took over the krateo-installer lock: uninstall by .* pid \d+ pidns \d+ is no longer running/,
     'no wait for the lease of a process that is gone',
   )
-  assert.match(res.stdout, /krateo is not installed/)
+  assert.match(res.stdout, new RegExp(`${release} is not installed`))
   assert.match(res.stdout, /Stage 3: sweep .* — [1-9]\d* removed/)
   assert.deepEqual(await versionStamps(t), [], 'no webhook, no admission policy')
   return res.stdout

@@ -3,14 +3,14 @@
 // to the real OCI registry; kube-apiserver can be restarted under a live client.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { Watch } from '@kubernetes/client-node'
 import { eventually, httpCode, kubeFor, useSandbox } from '../helpers/sandbox.js'
 import { startSandbox } from '../../sandbox/lib/sandbox.js'
 import { processesMentioning } from '../../sandbox/lib/processes.js'
+import { scratchDir } from '../helpers/scratch.js'
 
 describe('sandbox control plane', () => {
   const { sandbox, kube } = useSandbox()
@@ -166,7 +166,7 @@ describe('sandbox control plane', () => {
 
   it('pushes a chart to the OCI registry, installs it from oci:// with helm and uninstalls it', async () => {
     const sb = sandbox()
-    const work = mkdtempSync(join(tmpdir(), 'chart-'))
+    const work = scratchDir('chart-')
     const chart = join(work, 'hello')
     mkdirSync(join(chart, 'templates'), { recursive: true })
     writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: hello\nversion: 0.1.0\n')

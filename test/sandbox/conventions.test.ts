@@ -3,14 +3,14 @@
 // and typo suggestions, a hung API server failing in bounded time, version and check, status --wait.
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:net'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { parse, stringify } from 'yaml'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { eventually, httpCode, useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { execFileSync } from 'node:child_process'
 import { repo, runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+import { scratchDir } from '../helpers/scratch.js'
 
 describe('conventions', () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
@@ -73,7 +73,7 @@ describe('conventions', () => {
   })
 
   it('an API server that never answers fails with exit 3 in bounded time', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hung-'))
+    const dir = scratchDir('hung-')
     const path = join(dir, 'kubeconfig')
     writeFileSync(
       path,
@@ -103,7 +103,7 @@ describe('conventions', () => {
       clusters: { cluster: Record<string, string> }[]
       users: { user: { token: string } }[]
     }
-    const dir = mkdtempSync(join(tmpdir(), 'exec-'))
+    const dir = scratchDir('exec-')
     const plugin = join(dir, 'credential-plugin.sh')
     writeFileSync(
       plugin,

@@ -2,10 +2,17 @@
 // 0.20.2, chart-inspector 0.2.0 running as processes beside the sandbox's control plane; sandbox/README.md).
 // What the simulator claims is proved here against the engine itself.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { eventually, useSandbox } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
-import { coreProviderStoppedInStage2, killedAfterHelmUninstall, killedInsideBootstrap } from '../helpers/scenarios.js'
+import {
+  coreProviderStoppedInStage2,
+  helmReleases,
+  interruptedAt,
+  killedAfterHelmUninstall,
+  killedInsideBootstrap,
+} from '../helpers/scenarios.js'
 
 interface StatusDoc {
   phase: string
@@ -17,29 +24,47 @@ describe('the real Gen S engine', () => {
   const { sandbox, kube } = useSandbox({ engineKind: 'real', generation: 'S' })
   const { cli, kc } = cliFor(sandbox)
   const status = async () => JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as StatusDoc
+  const helm = (...args: string[]) =>
+    execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
 
-  it('install (Ctrl-C, run again) -> status Ready -> upgrade -> uninstall (Ctrl-C; killed after helm uninstall; run again) -> --purge leaves nothing of the platform', async () => {
-    // Ctrl-C while install follows the self-reconcile (a component Ready, others not yet): the same command resumes.
-    const args = ['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '15m']
-    let seen = ''
-    const first = cli(args, (s) => {
-      seen += s
-    })
-    await eventually(
-      'a component Ready while install follows',
-      async () => /^\S+ {3}[\w-]+: Ready$/m.test(seen),
-      900_000,
-      50,
+  it('plain helm install (release "installer"), adopted by install (Ctrl-C, run again) -> status Ready -> upgrade -> uninstall (Ctrl-C; killed after helm uninstall; run again) -> --purge leaves nothing of the platform', async () => {
+    // The chart's documented way, without --wait: helm returns once its post-install hook applied the installer
+    // definition and the Installer; the platform is still on its way (the real engine's 3-minute resync per layer).
+    helm(
+      'install',
+      'installer',
+      `oci://${sandbox().registry}/charts/installer`,
+      '--version',
+      '0.2.53',
+      ...sandbox().registryFlags,
+      '-n',
+      'krateo-system',
+      '--create-namespace',
+      '--set',
+      'exposure.type=LoadBalancer',
+      '--timeout',
+      '10m',
     )
-    first.kill('SIGINT')
-    const cut = await first
-    assert.equal(cut.code, 9, cut.stdout + cut.stderr)
-    assert.match(
-      cut.stderr,
+    // install adopts it and follows the self-reconcile; Ctrl-C while it does (a component Ready, others not yet):
+    // the same command resumes.
+    const args = ['install', ...sandboxFlags(sandbox()), '--timeout', '15m']
+    const cut = await interruptedAt(
+      { cli },
+      args,
+      { what: 'a component Ready while install follows', line: /^\S+ {3}[\w-]+: Ready$/m, timeoutMs: 900_000 },
       /^Error: interrupted; nothing is half-applied; run the same install command again to resume$/m,
     )
+    const adopts = /a platform installed as helm release "installer" is here: install adopts it, keeping its values/
+    assert.match(cut.stdout, adopts)
     const install = await cli(args)
     assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`)
+    assert.match(install.stdout, adopts)
+    const releases = helmReleases({ sandbox }).map((r) => r.name)
+    assert.ok(
+      releases.includes('installer') && !releases.includes('krateo'),
+      `one bootstrap release, the adopted one, with the values it was installed with: ${releases.join(', ')}`,
+    )
+    assert.match(helm('get', 'values', 'installer', '-n', 'krateo-system'), /type: LoadBalancer/)
     const ready = await status()
     assert.equal(ready.phase, 'Ready', JSON.stringify(ready))
     const enabled = ready.components.filter((c) => c.enabled)
@@ -63,20 +88,19 @@ describe('the real Gen S engine', () => {
 
     // Ctrl-C while Stage 1 drains; the next run is killed (kill -9) after its helm uninstall, before the sweep; the
     // one after that finishes, the sweep included.
-    let draining = ''
-    const uninstalling = cli(['uninstall', ...kc(), '--yes', '--timeout', '10m'], (s) => {
-      draining += s
-    })
-    await eventually('Stage 1 drains', async () => /^\S+ {3}[\w-]+: deleting/m.test(draining), 600_000, 50)
-    uninstalling.kill('SIGINT')
-    const interrupted = await uninstalling
-    assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
-    assert.match(
-      interrupted.stderr,
+    await interruptedAt(
+      { cli },
+      ['uninstall', ...kc(), '--yes', '--timeout', '10m'],
+      { what: 'Stage 1 drains', line: /^\S+ {3}[\w-]+: deleting/m, timeoutMs: 600_000 },
       /^Error: interrupted; nothing is half-removed; run the same uninstall command again to continue$/m,
     )
-    // The real core-provider's webhook is named after its release (chart core-provider, fullname).
-    const uninstalled = await killedAfterHelmUninstall({ sandbox, kube, ...cliFor(sandbox) }, ['krateo-core-provider'])
+    // The real core-provider's webhook is named after its release (chart core-provider, fullname): here a subchart
+    // of the release "installer".
+    const uninstalled = await killedAfterHelmUninstall(
+      { sandbox, kube, ...cliFor(sandbox) },
+      ['installer-core-provider'],
+      'installer',
+    )
     await eventually('no platform left', async () => (await status()).phase === 'NotInstalled', 60_000, 1000)
     const krateoCrds = async () =>
       (await kube().crds.listCustomResourceDefinition()).items

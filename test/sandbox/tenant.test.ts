@@ -4,13 +4,13 @@
 // The admin's install and uninstall must leave every such object untouched, or refuse and change nothing.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, httpCode, kubeFor, TEST_RESYNC_SECONDS, useSandbox } from '../helpers/sandbox.js'
 import { cliFor } from '../helpers/cli.js'
+import { scratchDir } from '../helpers/scratch.js'
 
 const ns = 'krateo-system'
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
@@ -64,7 +64,7 @@ describe('a tenant with edit rights in the platform namespace', () => {
         },
       ],
     })
-    const chart = mkdtempSync(join(tmpdir(), 'victim-chart-'))
+    const chart = scratchDir('victim-chart-')
     mkdirSync(join(chart, 'templates'))
     writeFileSync(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: victim\nversion: 1.0.0\n')
     writeFileSync(

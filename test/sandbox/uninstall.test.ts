@@ -8,6 +8,7 @@ import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/
 import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 import {
+  interruptedAt,
   coreProviderStoppedInStage2,
   helmReleases as helmReleasesOf,
   killedAfterHelmUninstall,
@@ -96,21 +97,14 @@ describe(onGeneration('uninstall'), () => {
       ((await kube().custom.getNamespacedCustomObject(page)) as { metadata: { finalizers?: string[] } }).metadata
         .finalizers ?? []
     await hold([...(await finalizersOf()), 'test.krateo.io/hold'])
-    let seen = ''
-    const first = cli(['uninstall', ...kc()], (s) => {
-      seen += s
-    })
-    await eventually(
-      'the portal Composition gone, its page finalizing',
-      async () => /portal: waiting for pages\/dashboard/.test(seen),
-      60_000,
-      50,
-    )
-    first.kill('SIGINT')
-    const interrupted = await first
-    assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
-    assert.match(
-      interrupted.stderr,
+    await interruptedAt(
+      { cli },
+      ['uninstall', ...kc()],
+      {
+        what: 'the portal Composition gone, its page finalizing',
+        line: /portal: waiting for pages\/dashboard/,
+        timeoutMs: 60_000,
+      },
       /^Error: interrupted; nothing is half-removed; run the same uninstall command again to continue$/m,
     )
     const plan2 = await cli(['uninstall', ...kc(), '--dry-run'])

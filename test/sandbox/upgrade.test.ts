@@ -10,6 +10,7 @@ import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { parse } from 'yaml'
 import { eventually, GEN, useSandbox, onGeneration, whenServed, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+import { interruptedAt } from '../helpers/scenarios.js'
 
 const MergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
@@ -172,23 +173,15 @@ describe(onGeneration('upgrade'), () => {
       rmSync(dir, { recursive: true, force: true })
     }
 
-    let seen = ''
-    const first = cli(['upgrade', ...sandboxFlags(sandbox(), '0.2.54')], (s) => {
-      seen += s
-    })
     // Gen S: the CLI moves definitions ahead; Gen N: the installer's own render does (see stagedLayers).
-    await eventually(
-      'the upgrade is under way',
-      async () =>
-        (GEN === 'S' ? /▶ Move 4 component definitions/ : /▶ Apply the installer CompositionDefinition/).test(seen),
-      120_000,
-      50,
-    )
-    first.kill('SIGINT')
-    const interrupted = await first
-    assert.equal(interrupted.code, 9, interrupted.stdout + interrupted.stderr)
-    assert.match(
-      interrupted.stderr,
+    await interruptedAt(
+      { cli },
+      ['upgrade', ...sandboxFlags(sandbox(), '0.2.54')],
+      {
+        what: 'the upgrade is under way',
+        line: GEN === 'S' ? /▶ Move 4 component definitions/ : /▶ Apply the installer CompositionDefinition/,
+        timeoutMs: 120_000,
+      },
       /^Error: interrupted; run the same upgrade command again to resume \(until then a paused Installer shows as Upgrading in status\)$/m,
     )
     assert.equal((await status()).phase, 'Upgrading')

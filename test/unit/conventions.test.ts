@@ -1,8 +1,7 @@
 // Conventions users bring from kubectl and helm: how a kubeconfig is found and merged, which engine runs,
 // which feature names a chart knows, and how check reports.
 import assert from 'node:assert/strict'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { describe, it } from 'node:test'
 import { stringify } from 'yaml'
@@ -13,8 +12,9 @@ import { checkFeatureNames, knownFeatures } from '../../src/platform/components.
 import { renderChecks, runChecks } from '../../src/operations/check.js'
 import { UserError } from '../../src/platform/errors.js'
 import { checkKubernetesFor, defaultChartFor, helmChartFailure } from '../../src/cluster/chart.js'
+import { scratchDir } from '../helpers/scratch.js'
 
-const dir = mkdtempSync(join(tmpdir(), 'kubeconfig-test-'))
+const dir = scratchDir('kubeconfig-test-')
 function kubeconfig(name: string, current: string | null, contexts: [string, string][]): string {
   const path = join(dir, name)
   writeFileSync(
