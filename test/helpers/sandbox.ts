@@ -115,8 +115,11 @@ export async function eventually<T>(
     }
     await sleep(everyMs)
   }
+  // What the engine simulator did last goes with the failure: a wait that times out in CI is diagnosed from it.
+  const agent = current?.daemon('agent')
   throw new Error(
-    `timed out after ${timeoutMs / 1000}s waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`,
+    `timed out after ${timeoutMs / 1000}s waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}` +
+      (agent ? `\nthe sandbox agent's log ends:\n${tailFile(agent.log, 40)}` : ''),
   )
 }
 
