@@ -17,15 +17,21 @@ export default async function* timingReporter(source) {
     const ms = details?.duration_ms ?? 0
     const where = file ? relative(process.cwd(), file) : name
     // A file's time is that of its top-level suites and tests (their before/after hooks, the sandbox's start and
-    // stop, included); files run one at a time.
-    if (nesting === 0) files.set(where, (files.get(where) ?? 0) + ms)
+    // stop, included). The Gen N files run the Gen S files' suites (their titles say so): kept apart. When each
+    // ended shows the run's tail (what ran last, alone).
+    if (nesting === 0) {
+      const key = / \[Gen N\]$/.test(name) ? `${where} [Gen N]` : where
+      const seen = files.get(key) ?? { ms: 0, endedAt: 0 }
+      files.set(key, { ms: seen.ms + ms, endedAt: Date.now() - started })
+    }
     if (details?.type !== 'suite') tests.push({ name: `${where}: ${name}`, ms, failed: event.type === 'test:fail' })
   }
-  const total = [...files.values()].reduce((a, b) => a + b, 0)
+  const total = [...files.values()].reduce((a, b) => a + b.ms, 0)
   // The real-engine lane and the simulator's files, apart: the suite's budget names both (README).
-  const real = [...files].filter(([f]) => f.includes('real-engine')).reduce((a, [, ms]) => a + ms, 0)
+  const real = [...files].filter(([f]) => f.includes('real-engine')).reduce((a, [, t]) => a + t.ms, 0)
   let out = `\nTime per test file (total ${fmt(total)}; the real-engine lane ${fmt(real)}, the rest ${fmt(total - real)}):\n`
-  for (const [file, ms] of [...files].sort((a, b) => b[1] - a[1])) out += `  ${fmt(ms).padStart(7)}  ${file}\n`
+  for (const [file, t] of [...files].sort((a, b) => b[1].ms - a[1].ms))
+    out += `  ${fmt(t.ms).padStart(7)}  ${file} (ended at ${fmt(t.endedAt)})\n`
   out += 'The ten slowest tests:\n'
   for (const t of tests.sort((a, b) => b.ms - a.ms).slice(0, 10))
     out += `  ${fmt(t.ms).padStart(7)}  ${t.name}${t.failed ? ' (failed)' : ''}\n`
