@@ -1,6 +1,12 @@
 // A node:test reporter that prints where the suite's time went, after the spec reporter's output: each test
 // file's wall time, and the ten slowest tests. scripts/test.sh adds it beside the spec reporter.
-import { relative } from 'node:path'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { dirname, join, relative } from 'node:path'
+
+/** Where the last run's time per file is kept: scripts/run-tests.mjs starts the longest first. */
+export const timesFile = () =>
+  join(process.env.KRATEO_SANDBOX_CACHE ?? join(homedir(), '.cache', 'krateo-installer'), 'test-file-times.json')
 
 const fmt = (ms) =>
   ms >= 60_000
@@ -25,6 +31,20 @@ export default async function* timingReporter(source) {
       files.set(key, { ms: seen.ms + ms, endedAt: Date.now() - started })
     }
     if (details?.type !== 'suite') tests.push({ name: `${where}: ${name}`, ms, failed: event.type === 'test:fail' })
+  }
+  try {
+    mkdirSync(dirname(timesFile()), { recursive: true })
+    // Merged into what earlier runs measured: a run of a few files keeps the others' times.
+    let saved = {}
+    try {
+      saved = JSON.parse(readFileSync(timesFile(), 'utf8'))
+    } catch {
+      /* first run */
+    }
+    for (const [f, t] of files) saved[f] = Math.round(t.ms)
+    writeFileSync(timesFile(), JSON.stringify(saved))
+  } catch {
+    /* the order of the next run is a nicety */
   }
   const total = [...files.values()].reduce((a, b) => a + b.ms, 0)
   // The real-engine lane and the simulator's files, apart: the suite's budget names both (README).

@@ -107,6 +107,19 @@ describe(onGeneration('upgrade'), () => {
       },
       MergePatch,
     )
+    // The engine drains the switched-off feature on its own, a layer per render of the Installer (no CLI nudges
+    // it); only the installer's cdc resyncs fast meanwhile, and the upgrade starts from the settled platform.
+    await sandbox().setEngineSettings({ cdcResyncSeconds: { installers: 10 } })
+    await eventually(
+      'the runtime edit settled',
+      async () => {
+        const s = await status()
+        return s.phase === 'Ready' && s.components.find((c) => c.name === 'oasgen-provider')?.stage === 'disabled'
+      },
+      180_000,
+      1000,
+    )
+    await sandbox().setEngineSettings({ cdcResyncSeconds: {} })
     const before = {
       authn: (await get('v0-22-0', 'authns', 'authn')).metadata.uid,
       frontend: (await get('v0-24-0', 'frontends', 'frontend')).metadata.uid,
