@@ -370,7 +370,7 @@ async function main(): Promise<void> {
     const alone = only.has('speed')
     log(
       alone
-        ? 'measuring install speed per generation (engine alone side by side, then with nudges; ~17 min)'
+        ? 'measuring install speed per generation (engine alone side by side, then with nudges), then on the real Gen S engine; ~35 min'
         : 'measuring nudged installs with slow pods (~2 min)',
     )
     console.log(`\n${speedReport(await speedBench(log, { alone })).join('\n')}`)
