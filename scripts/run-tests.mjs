@@ -1,8 +1,8 @@
-// Runs test files with node:test, longest first, three at a time ($KRATEO_TEST_CONCURRENCY), the spec reporter on stdout and the timing summary
-// on stderr. Longest first because the run ends when its last file does: a long file started last (node's own
-// runner starts them in path order) runs alone at the end while a core idles. The order comes from the previous
-// run's file times (scripts/timing-reporter.mjs keeps them beside the sandbox's binaries); without them, from the
-// list below. Exit code 1 when any test failed.
+// Runs test files with node:test, longest first, two at a time ($KRATEO_TEST_CONCURRENCY), the spec reporter on
+// stdout and the timing summary on stderr. Longest first because the run ends when its last file does: a long file
+// started last (node's own runner starts them in path order) runs alone at the end while a core idles. The order
+// comes from the previous run's file times (scripts/timing-reporter.mjs keeps them beside the sandbox's binaries);
+// without them, from the list below. Exit code 1 when any test failed.
 import { readFileSync } from 'node:fs'
 import { PassThrough } from 'node:stream'
 import { run } from 'node:test'
@@ -20,7 +20,7 @@ const LONGEST = [
   'test/sandbox/gen-n/chart-install.test.ts',
   'test/sandbox/rerun.test.ts',
 ]
-const concurrency = Number(process.env.KRATEO_TEST_CONCURRENCY ?? 3)
+const concurrency = Number(process.env.KRATEO_TEST_CONCURRENCY ?? 2)
 
 /** The previous run's time per file, by the path the file is run as (a Gen N file as test/sandbox/gen-n/...). */
 function previousTimes() {

@@ -7,8 +7,8 @@ bash scripts/setup.sh
 npm run -s lint
 npm run -s typecheck
 # One run for unit and sandbox tests, so there is one summary: scripts/run-tests.mjs starts the longest files first
-# (by the previous run's times), three at a time. A sandbox file often waits on its engine: at two at a time the
-# 2 cores idled a fifth of the run. KRATEO_TEST_CONCURRENCY=1 runs them one by one.
+# (by the previous run's times), two at a time: three kept the 2 cores 96% busy but made each file about twice as
+# slow, and the run no shorter. KRATEO_TEST_CONCURRENCY=1 runs them one by one.
 mapfile -t files < <(find test/unit test/sandbox -name '*.test.ts' | sort)
 # Sandboxes running before the tests (a developer's own) are not the tests' business.
 before=$(pgrep -f 'krateo-sandbox-' | sort || true)
