@@ -1,5 +1,6 @@
 // Shared test plumbing: one sandbox per test file, owned by the test process so that even a crashed
 // run leaves no daemon behind (the sandbox agent watches the owner pid).
+import { execFileSync } from 'node:child_process'
 import { after, before } from 'node:test'
 import {
   AppsV1Api,
@@ -53,6 +54,11 @@ export function kubeFor(kubeconfig: string): Kube {
  * (a watched annotation), so its tests need no short resync; tests of the engine's own timing set theirs.
  */
 export const TEST_RESYNC_SECONDS = GEN === 'S' ? 180 : 60
+
+/** The sandbox's helm, run to completion with its own dirs; its stdout. */
+export function helmFor(sandbox: () => Sandbox): (...args: string[]) => string {
+  return (...args) => execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
+}
 
 /** Starts a sandbox before the file's tests and stops it after them. */
 export function useSandbox(opts: StartOptions = {}): { sandbox: () => Sandbox; kube: () => Kube } {

@@ -2,7 +2,6 @@
 // real engine: helm install in bootstrap mode, the post-install hook's steps done here by hand, then the
 // engine alone (no CLI, no cdc restarts), so every layer waits for a real resync.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { parse } from 'yaml'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
@@ -14,6 +13,7 @@ import {
   useSandbox,
   onGeneration,
   whenServed,
+  helmFor,
 } from '../helpers/sandbox.js'
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
@@ -54,8 +54,7 @@ describe(onGeneration('engine simulator: contract'), () => {
         if (httpCode(e) === 404) return null
         throw e
       })
-  const helm = (...args: string[]) =>
-    execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
+  const helm = helmFor(sandbox)
 
   it('bootstrap mode renders installer-self-cr; the hook steps register the installer CD with the contract conditions, finalizer and annotations', async () => {
     helm(

@@ -4,11 +4,10 @@
 // creates, releases left pending, and what both share (release-name label, chart pull on delete, Ready as soon as
 // helm returns). Stand-alone CompositionDefinitions, no installer.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, GEN, httpCode, sleep, useSandbox, whenServed } from '../helpers/sandbox.js'
+import { eventually, GEN, httpCode, sleep, useSandbox, whenServed, helmFor } from '../helpers/sandbox.js'
 import { generationProfile } from '../../sandbox/engine/generation.js'
 
 type Obj = {
@@ -41,8 +40,7 @@ describe(`engine generation ${GEN}: what differs and what is shared`, () => {
       chartPullFails: [],
     },
   })
-  const helm = (...args: string[]) =>
-    execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
+  const helm = helmFor(sandbox)
   const cdApi = { group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions' }
   const authns = (version: string) => ({ group: 'composition.krateo.io', version, namespace: ns, plural: 'authns' })
   const orNull = (p: Promise<unknown>) =>

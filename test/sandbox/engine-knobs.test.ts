@@ -2,10 +2,9 @@
 // CompositionDefinitions and Compositions (no installer): what a cdc ignores, what it handles at once, what a
 // restart changes, and the knobs the CLI's fault tests rely on.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, httpCode, sleep, useSandbox } from '../helpers/sandbox.js'
+import { eventually, httpCode, sleep, useSandbox, helmFor } from '../helpers/sandbox.js'
 
 type Obj = {
   metadata: {
@@ -36,8 +35,7 @@ describe('engine simulator: events, policies and fault knobs', () => {
       loseCreateRace: ['lost-cd'],
     },
   })
-  const helm = (...args: string[]) =>
-    execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
+  const helm = helmFor(sandbox)
   const cdApi = { group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions' }
   const sse = { group: 'composition.krateo.io', version: 'v0-3-0', namespace: ns, plural: 'krateosseproxies' }
   const getCd = (name: string) =>

@@ -2,9 +2,8 @@
 // 0.20.2, chart-inspector 0.2.0 running as processes beside the sandbox's control plane; sandbox/README.md).
 // What the simulator claims is proved here against the engine itself.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { describe, it } from 'node:test'
-import { eventually, useSandbox } from '../helpers/sandbox.js'
+import { eventually, useSandbox, helmFor } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
 import {
   coreProviderStoppedInStage2,
@@ -24,8 +23,7 @@ describe('the real Gen S engine', () => {
   const { sandbox, kube } = useSandbox({ engineKind: 'real', generation: 'S' })
   const { cli, kc } = cliFor(sandbox)
   const status = async () => JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as StatusDoc
-  const helm = (...args: string[]) =>
-    execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
+  const helm = helmFor(sandbox)
 
   it('plain helm install (release "installer"), adopted by install (Ctrl-C, run again) -> status Ready -> upgrade -> uninstall (Ctrl-C; killed after helm uninstall; run again) -> --purge leaves nothing of the platform', async () => {
     // The chart's documented way, without --wait: helm returns once its post-install hook applied the installer

@@ -3,12 +3,11 @@
 // the bootstrap release — to turn the admin's cluster-admin run against objects that are not the platform's.
 // The admin's install and uninstall must leave every such object untouched, or refuse and change nothing.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { AdmissionregistrationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, httpCode, kubeFor, TEST_RESYNC_SECONDS, useSandbox } from '../helpers/sandbox.js'
+import { eventually, httpCode, kubeFor, TEST_RESYNC_SECONDS, useSandbox, helmFor } from '../helpers/sandbox.js'
 import { cliFor } from '../helpers/cli.js'
 import { scratchDir } from '../helpers/scratch.js'
 
@@ -18,8 +17,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 describe('a tenant with edit rights in the platform namespace', () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const { cli, kc, install } = cliFor(sandbox)
-  const helm = (...args: string[]) =>
-    execFileSync(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() } }).toString()
+  const helm = helmFor(sandbox)
 
   /** Status until it says Ready (the Installer may be settling for a moment), naming its problems if it never does. */
   const statusReady = async () => {
