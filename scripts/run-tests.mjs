@@ -3,7 +3,9 @@
 // started last (node's own runner starts them in path order) runs alone at the end while a core idles. The order
 // comes from the previous run's file times (scripts/timing-reporter.mjs keeps them beside the sandbox's binaries);
 // without them, from the list below. Exit code 1 when any test failed.
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { run } from 'node:test'
 import { spec } from 'node:test/reporters'
@@ -40,6 +42,12 @@ function previousTimes() {
 
 const times = previousTimes()
 const ordered = [...files].sort((a, b) => (times.get(b) ?? 0) - (times.get(a) ?? 0) || a.localeCompare(b))
+
+// The run's cluster images: a sandbox test that needs a Ready platform restores the one another file's sandbox
+// kept after installing it, on the same registry address (sandbox/lib/sandbox.ts, freshPlatform in test/helpers).
+const images = mkdtempSync(join(tmpdir(), 'krateo-images-'))
+process.env.KRATEO_SANDBOX_IMAGES = images
+process.on('exit', () => rmSync(images, { recursive: true, force: true }))
 
 // node 20's run() takes the files in the order given (its command line sorts them by path).
 const stream = run({ files: ordered, concurrency, timeout: 30 * 60_000 })

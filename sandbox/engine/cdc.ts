@@ -484,6 +484,17 @@ export class CdcManager {
     }, 1000)
   }
 
+  /** A cdc runs, its first list done, for every cdc Deployment there is. */
+  get settled(): boolean {
+    if (!this.ctx.deployments.hasSynced) return false
+    return [...this.ctx.deployments.items.values()].every(
+      (d) =>
+        d.metadata.labels?.['app.kubernetes.io/component'] !== 'composition-dynamic-controller' ||
+        !!d.metadata.deletionTimestamp ||
+        !!this.cdcs.get(`${d.metadata.namespace}/${d.metadata.name}`)?.informer.hasSynced,
+    )
+  }
+
   private async sync(): Promise<void> {
     const seen = new Set<string>()
     for (const d of this.ctx.deployments.items.values()) {

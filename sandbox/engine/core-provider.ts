@@ -217,23 +217,10 @@ export class CoreProvider {
     this.stampInstalled = true
   }
 
-  private async applyOrReplace(
-    path: string,
-    body: { metadata: { name: string; labels?: Record<string, string> }; [k: string]: unknown },
-  ): Promise<void> {
-    const existing = await this.ctx.rest.getOrNull(`${path}/${body.metadata.name}`)
-    if (existing)
-      await this.ctx.rest.put(`${path}/${body.metadata.name}`, {
-        ...body,
-        metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion },
-      })
-    else await this.ctx.rest.create(path, body)
-  }
-
   private async applyWebhook(core: KObject, stampOn: string[]): Promise<void> {
     const name = core.metadata.labels?.['app.kubernetes.io/instance'] ?? 'core-provider'
     // UPDATE is intercepted too (CRD defaults), which is why every composition write fails while core-provider is down.
-    await this.applyOrReplace('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+    await this.ctx.rest.createOrReplace('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingWebhookConfiguration',
       metadata: { name, labels: { 'app.kubernetes.io/name': 'core-provider' } },
@@ -266,7 +253,7 @@ export class CoreProvider {
       'app.kubernetes.io/instance': core.metadata.labels?.['app.kubernetes.io/instance'] ?? 'core-provider',
     }
     const base = '/apis/admissionregistration.k8s.io/v1'
-    await this.applyOrReplace(`${base}/mutatingadmissionpolicies`, {
+    await this.ctx.rest.createOrReplace(`${base}/mutatingadmissionpolicies`, {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingAdmissionPolicy',
       metadata: { name, labels },
@@ -288,7 +275,7 @@ export class CoreProvider {
         ],
       },
     })
-    await this.applyOrReplace(`${base}/mutatingadmissionpolicybindings`, {
+    await this.ctx.rest.createOrReplace(`${base}/mutatingadmissionpolicybindings`, {
       apiVersion: 'admissionregistration.k8s.io/v1',
       kind: 'MutatingAdmissionPolicyBinding',
       metadata: { name, labels },

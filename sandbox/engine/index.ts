@@ -1,9 +1,9 @@
 // The Krateo engine simulator: core-provider, one cdc per generated CRD version, the dependents'
 // controllers and the core-provider webhook, all working only through the API like the real ones.
 import { join } from 'node:path'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { issueCert } from '../lib/pki.js'
-import type { Sandbox } from '../lib/sandbox.js'
+import { engineActivityFile, type Sandbox } from '../lib/sandbox.js'
 import { Rest } from './rest.js'
 import { HelmRunner } from './helm.js'
 import { EngineContext, type Log } from './context.js'
@@ -47,7 +47,7 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineCon
     podFault: (release) => podFault(ctx.settings(), release),
     nodeFor: real ? (images) => (images.some((i) => processImage(i)) ? PROCESS_NODE : null) : undefined,
   })
-  await webhook.listen()
+  await webhook.listen(sandbox.state.ports.engineWebhook)
   ctx.start()
   await registerPodWebhook(rest, webhook.url, base64File(sandbox.caFile))
   if (real) {
@@ -56,7 +56,9 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineCon
     await startRealEngine(sandbox, rest, log)
   } else {
     new CoreProvider(ctx, webhook, base64File(sandbox.caFile)).start()
-    new CdcManager(ctx).start()
+    const cdcs = new CdcManager(ctx)
+    cdcs.start()
+    reportQuiet(sandbox, () => cdcs.settled && !ctx.queue.busy)
   }
   new DependentControllers(ctx).start()
   startKubelet(ctx)
@@ -67,6 +69,21 @@ export async function startEngine(sandbox: Sandbox, log: Log): Promise<EngineCon
       : `engine simulator running as ${ctx.profile().describe} (webhook ${webhook.url})`,
   )
   return ctx
+}
+
+/**
+ * Since when the simulator has had nothing to do (every cdc listed, no work queued), in engineActivityFile: after a
+ * restart a test waits for the start-up round each controller runs (Sandbox.waitEngineQuiet).
+ */
+function reportQuiet(sandbox: Sandbox, quiet: () => boolean): void {
+  let since: number | null = null
+  const file = engineActivityFile(sandbox.dir)
+  setInterval(() => {
+    const now = quiet()
+    if (now === (since !== null)) return
+    since = now ? Date.now() : null
+    writeFileSync(file, JSON.stringify({ quietSince: since }))
+  }, 250)
 }
 
 /** Pod-level fault knobs: a slow start (image pull) and a crash loop, per component. */
@@ -80,9 +97,12 @@ function podFault(settings: EffectiveSettings, release: string): PodFault | null
   }
 }
 
-/** The sandbox's kubelet stand-in sees every new pod (failurePolicy Ignore: it never blocks one). */
+/**
+ * The sandbox's kubelet stand-in sees every new pod (failurePolicy Ignore: it never blocks one). Replaced at each
+ * start: a restarted agent listens on another port.
+ */
 async function registerPodWebhook(rest: Rest, url: string, caBundle: string): Promise<void> {
-  await rest.createOrIgnore('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
+  await rest.createOrReplace('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
     metadata: { name: 'krateo-sandbox-kubelet' },

@@ -11,6 +11,11 @@ export class WorkQueue {
     private onError: (key: string, err: unknown) => void,
   ) {}
 
+  /** Work waiting to run or running (not what waits on a timer, as a resync). */
+  get busy(): boolean {
+    return this.pending.size > 0 || this.inFlight.size > 0
+  }
+
   add(key: string, work: () => Promise<void>): void {
     if (!this.pending.has(key)) this.order.push(key)
     this.pending.set(key, work)

@@ -147,6 +147,19 @@ export class Rest {
       if (!(err instanceof ApiError && err.status === 409)) throw err
     }
   }
+  /** Creates the object at path/name, or replaces the one there (a restarted controller's own configuration). */
+  async createOrReplace(
+    path: string,
+    body: { metadata: { name: string; [k: string]: unknown }; [k: string]: unknown },
+  ): Promise<void> {
+    const existing = await this.getOrNull(`${path}/${body.metadata.name}`)
+    if (existing)
+      await this.put(`${path}/${body.metadata.name}`, {
+        ...body,
+        metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion },
+      })
+    else await this.create(path, body)
+  }
   put<T = KObject>(path: string, body: unknown): Promise<T> {
     return this.call<T>('PUT', path, body)
   }

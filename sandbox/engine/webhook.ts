@@ -155,11 +155,12 @@ export class WebhookServer {
    */
   static readonly IDLE_MS = 120_000
 
-  listen(): Promise<void> {
+  /** Listens on port (0: any free one). */
+  listen(port = 0): Promise<void> {
     this.server.keepAliveTimeout = WebhookServer.IDLE_MS
     this.server.headersTimeout = WebhookServer.IDLE_MS + 1000
     return new Promise((resolve) => {
-      this.server.listen(0, '127.0.0.1', () => {
+      this.server.listen(port, '127.0.0.1', () => {
         const addr = this.server.address()
         this.url = `https://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`
         resolve()

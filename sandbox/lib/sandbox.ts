@@ -2,7 +2,8 @@
 // kube-scheduler), kwok for fake nodes and pod lifecycle, an OCI registry for charts and the sandbox agent
 // (LoadBalancer controller, and the Krateo engine simulator), all on free 127.0.0.1 ports.
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
 import { request } from 'node:https'
 import { request as httpRequest } from 'node:http'
 import { createServer as createNetServer } from 'node:net'
@@ -45,6 +46,8 @@ export interface SandboxState {
     kwok: number
     registry: number
     serviceProxy?: number
+    /** The engine simulator's webhooks: the same port across restarts of the agent (the API keeps the URL). */
+    engineWebhook?: number
   }
   kubeconfig: string
   registry: string
@@ -63,6 +66,13 @@ export interface SandboxState {
   charts: string[]
   /** host:port of the second registry, which requires a login (htpasswd), when one was asked for. */
   privateRegistry?: string
+  /**
+   * The test run's directory of cluster images ($KRATEO_SANDBOX_IMAGES), when this sandbox may share them: its CA
+   * and keys are the run's, its registry on a port of the run's own (registryLock), so an image of one sandbox is
+   * a cluster another can run.
+   */
+  images?: string
+  registryLock?: string
   daemons: DaemonRecord[]
 }
 
@@ -306,6 +316,104 @@ export class Sandbox {
     await this.waitApiServerReady()
   }
 
+  /**
+   * Where saveCluster keeps the copy of etcd's data named name: the test run's images when this sandbox shares
+   * them (an image made on the same registry address, of the same generation), else its own directory.
+   */
+  private clusterImage(name: string): string {
+    const key = createHash('sha256').update(`${this.generation} ${this.registry} ${name}`).digest('hex').slice(0, 16)
+    return join(this.state.images ?? join(this.dir, 'images'), `image-${key}`)
+  }
+
+  hasClusterImage(name: string): boolean {
+    return existsSync(this.clusterImage(name))
+  }
+
+  /**
+   * Keeps the whole cluster as it is now (etcd's data) under a name, for restoreCluster. The control plane and the
+   * engine stop for the copy and start again, as after a reboot of the node; the registries keep running.
+   */
+  async saveCluster(name: string): Promise<void> {
+    const image = this.clusterImage(name)
+    await this.restartControlPlane(() => {
+      // Whole or not at all: another sandbox of the run may be restoring it, or saving the same one.
+      const draft = `${image}.${process.pid}.draft`
+      cpSync(join(this.dir, 'etcd'), draft, { recursive: true })
+      try {
+        renameSync(draft, image)
+      } catch {
+        rmSync(draft, { recursive: true, force: true })
+      }
+    })
+  }
+
+  /**
+   * Puts the cluster back as saveCluster(name) kept it: every object made since is gone, as on a cluster restored
+   * from an etcd backup. The engine settings stay as they are now (a test set them for what comes next).
+   */
+  async restoreCluster(name: string): Promise<void> {
+    const image = this.clusterImage(name)
+    if (!existsSync(image)) throw new Error(`no cluster image "${name}" in this sandbox`)
+    const settings = await this.engineSettings()
+    await this.restartControlPlane(() => {
+      rmSync(join(this.dir, 'etcd'), { recursive: true, force: true })
+      cpSync(image, join(this.dir, 'etcd'), { recursive: true })
+    }, settings)
+  }
+
+  /**
+   * Stops every process of the control plane and the engine (not the registries), runs between, and starts them
+   * again on the same ports. Every client starts afresh, since etcd's revision may go back.
+   */
+  private async restartControlPlane(between: () => void, settings?: Partial<EngineSettings>): Promise<void> {
+    if (this.engineKind === 'real') throw new Error('a cluster image needs the simulated engine')
+    const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'agent', 'kube-apiserver', 'etcd']
+    const stopped = order.map((name) => this.daemon(name)).filter((d): d is DaemonRecord => d !== undefined)
+    for (const daemon of stopped) await stopDaemon(daemon.pid, this.dir)
+    // What the engine forked (its helm runs) goes too; the registries stay.
+    const kept = new Set(this.state.daemons.filter((d) => d.name.startsWith('registry')).map((d) => d.pid))
+    for (const pid of processesMentioning(this.dir))
+      if (!kept.has(pid) && pid !== process.pid) await stopDaemon(pid, this.dir, 1000)
+    between()
+    const restart = (name: string) => {
+      const rec = stopped.find((d) => d.name === name)
+      if (!rec) return
+      const { pid: _pid, ...spec } = rec
+      const started = spawnDaemon(spec)
+      this.state.daemons = this.state.daemons.map((d) => (d.name === name ? started : d))
+      this.save()
+    }
+    restart('etcd')
+    restart('kube-apiserver')
+    await this.waitApiServerReady()
+    if (settings) await this.setEngineSettings(settings, { replace: true })
+    rmSync(engineActivityFile(this.dir), { force: true })
+    for (const name of ['kube-controller-manager', 'kube-scheduler', 'kwok', 'agent']) restart(name)
+    await waitClusterUsable(this, () => undefined)
+    await this.waitEngineQuiet()
+  }
+
+  /**
+   * Waits until the engine simulator has had nothing to do for quietMs: after a restart every cdc observes each of
+   * its Compositions once (a helm upgrade on Gen S), as the real ones do on start.
+   */
+  async waitEngineQuiet(quietMs = 3000, timeoutMs = 180_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (Date.now() < deadline) {
+      const since = (() => {
+        try {
+          return (JSON.parse(readFileSync(engineActivityFile(this.dir), 'utf8')) as { quietSince: number | null })
+            .quietSince
+        } catch {
+          return null
+        }
+      })()
+      if (since !== null && Date.now() - since >= quietMs) return
+      await sleep(250)
+    }
+    throw new Error(`the engine simulator was not quiet for ${quietMs / 1000}s within ${timeoutMs / 1000}s`)
+  }
+
   /** A kubeconfig for a user authenticated by a client certificate, with no rights unless RBAC grants them. */
   mintUserKubeconfig(user: string, groups: string[] = []): string {
     const users = join(this.dir, 'users')
@@ -350,11 +458,14 @@ export class Sandbox {
       : {}
   }
 
-  /** Merges engine settings and fault knobs into ConfigMap kube-system/krateo-sandbox-engine (read live by the agent). */
-  async setEngineSettings(settings: Partial<EngineSettings>): Promise<void> {
+  /**
+   * Merges engine settings and fault knobs into ConfigMap kube-system/krateo-sandbox-engine (read live by the
+   * agent); with replace, they are the whole of them.
+   */
+  async setEngineSettings(settings: Partial<EngineSettings>, { replace = false } = {}): Promise<void> {
     const path = `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps/${ENGINE_CONFIG.name}`
     const existing = await this.apiGet(path)
-    const current = await this.engineSettings()
+    const current = replace ? {} : await this.engineSettings()
     const body = {
       metadata: { name: ENGINE_CONFIG.name, namespace: ENGINE_CONFIG.namespace },
       data: { 'config.json': JSON.stringify({ ...current, ...settings }) },
@@ -412,6 +523,7 @@ export class Sandbox {
     // Anything a daemon forked (a helm run of the simulator, say) also names the directory.
     for (const pid of processesMentioning(this.dir)) await stopDaemon(pid, this.dir, 1000)
     rmSync(this.dir, { recursive: true, force: true })
+    if (this.state.registryLock) rmSync(this.state.registryLock, { force: true })
   }
 }
 
@@ -465,8 +577,8 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   for (const d of [pki, logs, join(dir, 'etcd'), join(dir, 'registry'), join(dir, 'kubeconfigs')])
     mkdirSync(d, { recursive: true })
 
-  const [etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok, registry] = await Promise.all(
-    Array.from({ length: 7 }, freePort),
+  const [etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok, registry, engineWebhook] = await Promise.all(
+    Array.from({ length: 8 }, freePort),
   )
   const ports: SandboxState['ports'] = {
     etcd: etcd!,
@@ -476,30 +588,15 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     scheduler: scheduler!,
     kwok: kwok!,
     registry: registry!,
+    engineWebhook: engineWebhook!,
   }
 
-  const ca = createCA(pki)
-  const loopback = { ipSANs: ['127.0.0.1'], dnsSANs: ['localhost'] }
-  const etcdServer = issueCert(pki, 'etcd-server', ca, { commonName: 'etcd', ...loopback })
-  const etcdClient = issueCert(pki, 'apiserver-etcd-client', ca, { commonName: 'kube-apiserver-etcd-client' })
-  const apiserverServing = issueCert(pki, 'apiserver', ca, {
-    commonName: 'kube-apiserver',
-    ipSANs: ['127.0.0.1', '10.96.0.1'],
-    dnsSANs: [
-      'localhost',
-      'kubernetes',
-      'kubernetes.default',
-      'kubernetes.default.svc',
-      'kubernetes.default.svc.cluster.local',
-    ],
-  })
-  const clientCert = (name: string, cn: string, groups: string[]): CertPair =>
-    issueCert(pki, name, ca, { commonName: cn, organizations: groups })
-  const admin = clientCert('admin', 'krateo-sandbox-admin', ['system:masters'])
-  const kcmCert = clientCert('kube-controller-manager', 'system:kube-controller-manager', [])
-  const schedCert = clientCert('kube-scheduler', 'system:kube-scheduler', [])
-  const kwokCert = clientCert('kwok', 'kwok-controller', ['system:masters'])
-  const sa = createServiceAccountKey(pki)
+  const imagesDir = shareableImages(opts)
+  const registrySlot = imagesDir ? await claimRegistryPort(imagesDir, dir) : undefined
+  if (registrySlot) ports.registry = registrySlot.port
+  const { ca, etcdServer, etcdClient, apiserverServing, admin, kcmCert, schedCert, kwokCert, sa } = registrySlot
+    ? sharedClusterPki(pki, imagesDir!)
+    : issueClusterPki(pki)
 
   const server = `https://127.0.0.1:${ports.apiserver}`
   const kc = (name: string, certs: CertPair) =>
@@ -539,6 +636,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     generation,
     charts: [],
     daemons: [],
+    ...(registrySlot ? { images: imagesDir, registryLock: registrySlot.lock } : {}),
   }
   const sandbox = new Sandbox(state)
   const start = (name: string, bin: string, args: string[], env?: Record<string, string>) => {
@@ -704,6 +802,122 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   await Promise.all([published, waitClusterUsable(sandbox, log)])
   log('sandbox ready')
   return sandbox
+}
+
+/** The cluster's CA, serving and client certificates and ServiceAccount key, issued into dir. */
+function issueClusterPki(pki: string) {
+  const ca = createCA(pki)
+  const loopback = { ipSANs: ['127.0.0.1'], dnsSANs: ['localhost'] }
+  const etcdServer = issueCert(pki, 'etcd-server', ca, { commonName: 'etcd', ...loopback })
+  const etcdClient = issueCert(pki, 'apiserver-etcd-client', ca, { commonName: 'kube-apiserver-etcd-client' })
+  const apiserverServing = issueCert(pki, 'apiserver', ca, {
+    commonName: 'kube-apiserver',
+    ipSANs: ['127.0.0.1', '10.96.0.1'],
+    dnsSANs: [
+      'localhost',
+      'kubernetes',
+      'kubernetes.default',
+      'kubernetes.default.svc',
+      'kubernetes.default.svc.cluster.local',
+    ],
+  })
+  const clientCert = (name: string, cn: string, groups: string[]): CertPair =>
+    issueCert(pki, name, ca, { commonName: cn, organizations: groups })
+  const admin = clientCert('admin', 'krateo-sandbox-admin', ['system:masters'])
+  const kcmCert = clientCert('kube-controller-manager', 'system:kube-controller-manager', [])
+  const schedCert = clientCert('kube-scheduler', 'system:kube-scheduler', [])
+  const kwokCert = clientCert('kwok', 'kwok-controller', ['system:masters'])
+  const sa = createServiceAccountKey(pki)
+
+  return { ca, etcdServer, etcdClient, apiserverServing, admin, kcmCert, schedCert, kwokCert, sa }
+}
+
+/**
+ * The test run's one set of certificates and keys (made by the first sandbox, copied by the others): a cluster
+ * image holds ServiceAccount tokens and webhook CA bundles, which only the same CA and keys accept.
+ */
+function sharedClusterPki(pki: string, images: string): ReturnType<typeof issueClusterPki> {
+  const shared = join(images, 'pki')
+  if (!existsSync(shared)) {
+    const draft = mkdtempSync(join(images, 'pki-'))
+    issueClusterPki(draft)
+    try {
+      renameSync(draft, shared)
+    } catch {
+      rmSync(draft, { recursive: true, force: true }) // another sandbox of the run made it first
+    }
+  }
+  cpSync(shared, pki, { recursive: true })
+  const pair = (name: string): CertPair => ({ cert: join(pki, `${name}.crt`), key: join(pki, `${name}.key`) })
+  return {
+    ca: pair('ca'),
+    etcdServer: pair('etcd-server'),
+    etcdClient: pair('apiserver-etcd-client'),
+    apiserverServing: pair('apiserver'),
+    admin: pair('admin'),
+    kcmCert: pair('kube-controller-manager'),
+    schedCert: pair('kube-scheduler'),
+    kwokCert: pair('kwok'),
+    sa: { key: join(pki, 'sa.key'), pub: join(pki, 'sa.pub') },
+  }
+}
+
+/** The run's image directory, when a sandbox started with these options may share cluster images. */
+function shareableImages(opts: StartOptions): string | undefined {
+  const images = process.env.KRATEO_SANDBOX_IMAGES
+  const plain =
+    (opts.engineKind ?? defaultEngineKind()) === 'sim' &&
+    opts.agent !== false &&
+    opts.engine !== false &&
+    opts.charts !== false &&
+    !opts.privateRegistry &&
+    !opts.audit
+  return images && plain && existsSync(images) ? images : undefined
+}
+
+/**
+ * Registry ports of a test run: an image's Compositions and definitions name their charts' registry, so a sandbox
+ * restores only the images made on its own registry address. One sandbox at a time holds a port (a lock file with
+ * its pid; a dead holder's is taken over).
+ */
+const IMAGE_REGISTRY_PORTS = Array.from({ length: 12 }, (_, i) => 39240 + i)
+
+async function claimRegistryPort(images: string, dir: string): Promise<{ port: number; lock: string } | undefined> {
+  for (const port of IMAGE_REGISTRY_PORTS) {
+    const lock = join(images, `registry-${port}.lock`)
+    const take = () => {
+      try {
+        writeFileSync(lock, `${process.pid} ${dir}`, { flag: 'wx' })
+        return true
+      } catch {
+        return false
+      }
+    }
+    if (!take()) {
+      // Its holder's process and sandbox directory: a sandbox that failed to start is removed, its lock stale.
+      const [pid, holderDir] = readFileSync(lock, 'utf8').split(' ')
+      if (processAlive(Number(pid)) && holderDir && existsSync(holderDir)) continue
+      rmSync(lock, { force: true })
+      if (!take()) continue
+    }
+    if (await canListen('127.0.0.1', port)) return { port, lock }
+    rmSync(lock, { force: true })
+  }
+  return undefined
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Where the engine simulator says since when it has had nothing to do. */
+export function engineActivityFile(dir: string): string {
+  return join(dir, 'engine-activity.json')
 }
 
 /** The engine a sandbox runs unless told: $KRATEO_SANDBOX_ENGINE (the real lane sets it), else the simulator. */

@@ -99,7 +99,7 @@ export async function coreProviderStoppedInStage2(
   opts: { slowStage2: boolean; timeout: string },
 ): Promise<void> {
   const { sandbox, kube, cli, kc } = t
-  await t.install()
+  await t.freshPlatform()
   if (opts.slowStage2) await sandbox().setEngineSettings({ slowDeletionSeconds: { installer: 15 } })
   let seen = ''
   const first = cli(['uninstall', ...kc(), '--yes', '--timeout', opts.timeout], (chunk) => {

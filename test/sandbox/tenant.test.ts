@@ -16,7 +16,7 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
 describe('a tenant with edit rights in the platform namespace', () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
-  const { cli, kc, install } = cliFor(sandbox)
+  const { cli, kc, install, freshPlatform } = cliFor(sandbox)
   const helm = helmFor(sandbox)
 
   /** Status until it says Ready (the Installer may be settling for a moment), naming its problems if it never does. */
@@ -37,7 +37,7 @@ describe('a tenant with edit rights in the platform namespace', () => {
   }
 
   it('cannot point uninstall or install at objects that are not the platform’s', async () => {
-    await install()
+    await freshPlatform()
     // The admin's own things beside the platform: a cluster-wide webhook and CRD, and an app installed by helm
     // in the same namespace, with a ClusterRole of its own.
     await sandbox().apiCreate('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
@@ -157,7 +157,7 @@ describe('a tenant with edit rights in the platform namespace', () => {
   })
 
   it('cannot steer upgrade at a chart of theirs; their definition named like a disabled component is neither the platform nor touched', async () => {
-    await install()
+    await freshPlatform()
     const CD = { group: 'core.krateo.io', version: 'v1alpha1', namespace: ns, plural: 'compositiondefinitions' }
     // Teams keep their blueprints here: edit, and the Krateo kinds in this namespace only.
     await sandbox().apiCreate(`/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`, {

@@ -19,7 +19,7 @@ const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 
 describe(onGeneration('uninstall'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
-  const { cli, kc, install } = cliFor(sandbox)
+  const { cli, kc, install, freshPlatform } = cliFor(sandbox)
   const scenario = { sandbox, kube, ...cliFor(sandbox) }
   const helmReleases = () => helmReleasesOf(scenario)
   const versionStamps = () => versionStampsOf(scenario)
@@ -71,7 +71,7 @@ describe(onGeneration('uninstall'), () => {
   })
 
   it('drains consumers first, continues after an interruption, leaves nothing behind, and --purge removes the residue', async () => {
-    await install()
+    await freshPlatform()
     const plan = await cli(['uninstall', ...kc(), '--dry-run'])
     assert.equal(plan.code, 0)
     assert.match(plan.stdout, /wave 1: .*portal/)
@@ -179,7 +179,7 @@ describe(onGeneration('uninstall'), () => {
   })
 
   it('a run killed after helm uninstall, before the sweep: the next run takes over its lock (its process is gone) and completes the sweep', async () => {
-    await install()
+    await freshPlatform()
     // What stamps the version label outlives the release: core-provider's webhook (Gen S) or admission policy (Gen N).
     await killedAfterHelmUninstall(scenario, GEN === 'S' ? ['krateo'] : ['core-provider-composition-version'])
     await assertClean()
@@ -197,7 +197,7 @@ describe(onGeneration('uninstall'), () => {
     'a lock deleted under a running uninstall stops it (exit 11) within a renewal; the same command run again finishes',
     { skip: GEN !== 'S' && 'the run lock does not depend on the engine generation' },
     async () => {
-      await install()
+      await freshPlatform()
       // A leaf whose removal takes longer than a renewal period (10 s): the loss must stop the run inside that wait,
       // however fast the rest of the drain goes on this machine.
       await sandbox().setEngineSettings({ slowDeletionSeconds: { 'krateo-sse-proxy': 40 } })
@@ -223,7 +223,7 @@ describe(onGeneration('uninstall'), () => {
   )
 
   it('one run at a time: a held lock refuses with its holder, status shows it, and a lock whose holder died is taken over, whichever way its clock is off', async () => {
-    await install()
+    await freshPlatform()
     const lease = (renewed: Date, holder = 'ci@runner-7 pid 42') => ({
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
@@ -312,7 +312,7 @@ describe(onGeneration('uninstall'), () => {
   })
 
   it("a definition deleted by hand (its CRD gone, its Composition still in the installer's release) does not wedge the Installer's removal", async () => {
-    await install()
+    await freshPlatform()
     // A resync of the installer would render the definition again (Pass A) before uninstall pauses it: keep the
     // window the real 3-minute resync leaves.
     await sandbox().setEngineSettings({ resyncSeconds: 600 })
@@ -367,13 +367,25 @@ describe(onGeneration('uninstall'), () => {
 
   it('a plain helm uninstall of the same platform wedges: the namespace stays Terminating', async () => {
     await cli(['uninstall', ...kc(), '--purge', '--yes', '--force'])
-    await install()
+    await freshPlatform()
     execFileSync(sandbox().helm, ['uninstall', 'krateo', '-n', 'krateo-system', '--timeout', '5m'], {
       env: { ...process.env, ...sandbox().helmEnv() },
     })
     await kube().core.deleteNamespace({ name: 'krateo-system' })
-    await sleep(20_000)
-    const ns = await kube().core.readNamespace({ name: 'krateo-system' })
+    // Wedged, as the namespace controller itself says once it has deleted what it could: the installer
+    // definition's finalizer remains, and nothing left running clears it.
+    const ns = await eventually(
+      'the namespace controller reports finalizers remaining',
+      async () => {
+        const ns = await kube().core.readNamespace({ name: 'krateo-system' })
+        const remaining = ns.status?.conditions?.find((c) => c.type === 'NamespaceFinalizersRemaining')
+        return remaining?.status === 'True' && /finalizer\.managedresource\.krateo\.io/.test(remaining.message ?? '')
+          ? ns
+          : undefined
+      },
+      120_000,
+      1000,
+    )
     assert.ok(ns.metadata?.deletionTimestamp, 'the namespace is Terminating')
     // The chart's hooks ran (bootstrap-teardown deleted the Installer CR and waited for the drain), but the installer
     // CompositionDefinition the post-install hook applied is in no release: core-provider went with the release,
