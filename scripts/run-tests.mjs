@@ -47,6 +47,8 @@ const ordered = [...files].sort((a, b) => (times.get(b) ?? 0) - (times.get(a) ??
 // kept after installing it, on the same registry address (sandbox/lib/sandbox.ts, freshPlatform in test/helpers).
 const images = mkdtempSync(join(tmpdir(), 'krateo-images-'))
 process.env.KRATEO_SANDBOX_IMAGES = images
+// Each sandbox appends where its CPU went; the timing summary adds it up.
+process.env.KRATEO_SANDBOX_CPU_LOG = join(images, 'cpu.jsonl')
 process.on('exit', () => rmSync(images, { recursive: true, force: true }))
 
 // node 20's run() takes the files in the order given (its command line sorts them by path).

@@ -13,6 +13,37 @@ const fmt = (ms) =>
     ? `${Math.floor(ms / 60_000)}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`
     : `${(ms / 1000).toFixed(1)}s`
 
+/** Where the sandboxes' CPU went ($KRATEO_SANDBOX_CPU_LOG: a line per sandbox, written as it stops). */
+function cpuSummary() {
+  let lines
+  try {
+    lines = readFileSync(process.env.KRATEO_SANDBOX_CPU_LOG ?? '', 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map(JSON.parse)
+  } catch {
+    return ''
+  }
+  const byProcess = new Map()
+  const byFile = new Map()
+  for (const l of lines) {
+    const file = `${relative(process.cwd(), l.file)}${l.generation === 'N' ? ' [Gen N]' : ''}`
+    for (const [name, sec] of Object.entries(l.cpu)) {
+      byProcess.set(name, (byProcess.get(name) ?? 0) + sec)
+      byFile.set(file, (byFile.get(file) ?? 0) + sec)
+    }
+  }
+  const total = [...byProcess.values()].reduce((a, b) => a + b, 0)
+  let out = `CPU of the ${lines.length} sandboxes (total ${fmt(total * 1000)}), by process:\n`
+  for (const [name, sec] of [...byProcess].sort((a, b) => b[1] - a[1]))
+    out += `  ${fmt(sec * 1000).padStart(7)}  ${name}\n`
+  out += 'by file (the ten largest):\n'
+  for (const [file, sec] of [...byFile].sort((a, b) => b[1] - a[1]).slice(0, 10))
+    out += `  ${fmt(sec * 1000).padStart(7)}  ${file}\n`
+  return out
+}
+
 export default async function* timingReporter(source) {
   const started = Date.now()
   const files = new Map()
@@ -55,6 +86,7 @@ export default async function* timingReporter(source) {
   out += 'The ten slowest tests:\n'
   for (const t of tests.sort((a, b) => b.ms - a.ms).slice(0, 10))
     out += `  ${fmt(t.ms).padStart(7)}  ${t.name}${t.failed ? ' (failed)' : ''}\n`
+  out += cpuSummary()
   out += `Unit and sandbox tests took ${fmt(Date.now() - started)} from first to last (files run side by side).\n`
   yield out
 }

@@ -2,7 +2,17 @@
 // kube-scheduler), kwok for fake nodes and pod lifecycle, an OCI registry for charts and the sandbox agent
 // (LoadBalancer controller, and the Krateo engine simulator), all on free 127.0.0.1 ports.
 import { spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { createHash } from 'node:crypto'
 import { request } from 'node:https'
 import { request as httpRequest } from 'node:http'
@@ -175,6 +185,9 @@ function httpStatus(url: string, timeoutMs = 2000): Promise<number> {
 }
 
 export class Sandbox {
+  /** The owning process's CPU when this sandbox was made (reportCpu counts what it used since). */
+  private readonly ownCpuAtStart = cpuSeconds(process.pid)
+
   constructor(public state: SandboxState) {}
 
   get dir(): string {
@@ -369,7 +382,10 @@ export class Sandbox {
     if (this.engineKind === 'real') throw new Error('a cluster image needs the simulated engine')
     const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'agent', 'kube-apiserver', 'etcd']
     const stopped = order.map((name) => this.daemon(name)).filter((d): d is DaemonRecord => d !== undefined)
-    for (const daemon of stopped) await stopDaemon(daemon.pid, this.dir)
+    for (const daemon of stopped) {
+      this.countCpu(daemon)
+      await stopDaemon(daemon.pid, this.dir)
+    }
     // What the engine forked (its helm runs) goes too; the registries stay.
     const kept = new Set(this.state.daemons.filter((d) => d.name.startsWith('registry')).map((d) => d.pid))
     for (const pid of processesMentioning(this.dir))
@@ -504,6 +520,35 @@ export class Sandbox {
     if (res.status >= 400) throw new Error(`restart ${namespace}/${name}: HTTP ${res.status}: ${res.body}`)
   }
 
+  /** CPU seconds each daemon used (its children's it waited for included: the engine's helm runs). */
+  private cpu: Record<string, number> = {}
+
+  private countCpu(daemon: DaemonRecord): void {
+    if (isOurs(daemon.pid, this.dir)) this.cpu[daemon.name] = (this.cpu[daemon.name] ?? 0) + cpuSeconds(daemon.pid)
+  }
+
+  /**
+   * Where the sandbox's CPU went, as one JSON line appended to $KRATEO_SANDBOX_CPU_LOG (npm test sets it and
+   * prints the sum): per daemon, and the owning process itself and what it ran (the CLI, helm).
+   */
+  private reportCpu(): void {
+    const log = process.env.KRATEO_SANDBOX_CPU_LOG
+    if (!log) return
+    const own = Math.round((cpuSeconds(process.pid) - this.ownCpuAtStart) * 100) / 100
+    const line = {
+      file: process.argv[1] ?? '',
+      generation: this.generation,
+      engine: this.engineKind,
+      seconds: Math.round((Date.now() - Date.parse(this.state.startedAt)) / 1000),
+      cpu: { ...this.cpu, 'test process and its CLI runs': own },
+    }
+    try {
+      appendFileSync(log, JSON.stringify(line) + '\n')
+    } catch {
+      /* a measurement, never a failure */
+    }
+  }
+
   /** Stops exactly the processes this sandbox started, by pid, and removes its directory. */
   async stop(): Promise<void> {
     // Dependents first, so nothing logs a storm of connection errors on the way down; but the agent last: it is
@@ -519,6 +564,8 @@ export class Sandbox {
       'agent',
     ]
     const byOrder = [...this.state.daemons].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
+    for (const daemon of byOrder) this.countCpu(daemon)
+    this.reportCpu()
     for (const daemon of byOrder) await stopDaemon(daemon.pid, this.dir)
     // Anything a daemon forked (a helm run of the simulator, say) also names the directory.
     for (const pid of processesMentioning(this.dir)) await stopDaemon(pid, this.dir, 1000)
@@ -912,6 +959,18 @@ function processAlive(pid: number): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/** CPU seconds of a process and of its children it waited for (Linux /proc; 0 when it is gone). */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // utime, stime, cutime, cstime (fields 14-17 of proc(5)), in clock ticks of 1/100 s.
+    return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i] ?? 0), 0) / 100
+  } catch {
+    return 0
   }
 }
 

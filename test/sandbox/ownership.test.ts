@@ -15,7 +15,7 @@ const CD = { group: 'core.krateo.io', version: 'v1alpha1', plural: 'compositiond
 
 describe("uninstall beside objects that are not the platform's", () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
-  const { cli, kc, freshPlatform } = cliFor(sandbox)
+  const { cli, kc, install } = cliFor(sandbox)
   const exists = async (fn: () => Promise<unknown>) => {
     try {
       await fn()
@@ -273,7 +273,7 @@ describe("uninstall beside objects that are not the platform's", () => {
   })
 
   it('uninstall --purge --yes removes the platform and keeps every object of the user, naming why', async () => {
-    await freshPlatform()
+    await install()
     await createForeignObjects(true)
     const plan = await cli(['uninstall', ...kc(), '--dry-run'])
     assert.equal(plan.code, 0, plan.stderr)
@@ -340,7 +340,7 @@ describe("uninstall beside objects that are not the platform's", () => {
   })
 
   it('--force and --purge without --yes and without a terminal are refused before anything changes', async () => {
-    await freshPlatform()
+    await install()
     for (const flag of ['--force', '--purge']) {
       const res = await cli(['uninstall', ...kc(), flag])
       assert.equal(res.code, 9, res.stdout + res.stderr)
@@ -391,7 +391,7 @@ describe("uninstall beside objects that are not the platform's", () => {
   })
 
   it('core-provider down (its fail-closed webhook refuses writes): uninstall says so; --force --yes removes only our webhook and finishes', async () => {
-    await freshPlatform()
+    await install()
     await sandbox().scaleDeployment(NS, 'core-provider', 0)
     const refused = await cli(['uninstall', ...kc(), '--timeout', '3m'])
     assert.equal(refused.code, 7, refused.stdout + refused.stderr)
@@ -407,7 +407,7 @@ describe("uninstall beside objects that are not the platform's", () => {
   })
 
   it('an object a platform release listed, held by a finalizer nobody clears: named at the deadline (exit 7); --force --yes removes only that, never what it has not waited for', async () => {
-    await freshPlatform()
+    await install()
     // The portal's page, with a finalizer of a controller that does not exist (a broken or removed one).
     const page = {
       group: 'widgets.templates.krateo.io',
@@ -470,7 +470,7 @@ describe("uninstall beside objects that are not the platform's", () => {
 
   // Last: the bump puts core-provider's conversion webhook on the user's kind for good.
   it("a user's blueprint moved to a new version reads through core-provider: uninstall names it, asks first, and it is unreadable after", async () => {
-    await freshPlatform()
+    await install()
     await createForeignObjects()
     await ensureNs('team-c')
     const { custom, crds } = kube()
