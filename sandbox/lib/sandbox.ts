@@ -540,7 +540,8 @@ export class Sandbox {
       generation: this.generation,
       engine: this.engineKind,
       seconds: Math.round((Date.now() - Date.parse(this.state.startedAt)) / 1000),
-      cpu: { ...this.cpu, 'test process and its CLI runs': own },
+      // The owner (a test process) ran the CLI, and the CLI helm: what they used is the owner's children's.
+      cpu: { ...this.cpu, ...(process.pid === this.state.ownerPid ? { 'test process and its CLI runs': own } : {}) },
     }
     try {
       appendFileSync(log, JSON.stringify(line) + '\n')
