@@ -12,6 +12,7 @@ import {
   killedAfterHelmUninstall,
   killedInsideBootstrap,
 } from '../helpers/scenarios.js'
+import { purgeKeepsUserObjects } from '../helpers/user-objects.js'
 
 interface StatusDoc {
   phase: string
@@ -119,4 +120,12 @@ describe('the real Gen S engine', () => {
 
   it('core-provider stopped while Stage 2 waits: uninstall names it (exit 7); --force --yes finishes, removing the generated CRDs itself', () =>
     coreProviderStoppedInStage2({ sandbox, kube, ...cliFor(sandbox) }, { slowStage2: false, timeout: '2m' }))
+
+  // The ownership suite's first case (ownership.test.ts): the user's blueprint gets its CRD and cdc from the real
+  // core-provider, its Composition is rendered by a real cdc.
+  it("uninstall --purge --yes beside a user's blueprint, Composition, RestDefinition and look-alikes removes the platform and keeps all of theirs", async () => {
+    const t = { sandbox, kube, ...cliFor(sandbox) }
+    await t.install()
+    await purgeKeepsUserObjects(t, { timeout: '10m', waitMs: 300_000 })
+  })
 })
