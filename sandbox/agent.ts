@@ -41,5 +41,6 @@ if (ownerPid) {
     }
   }, 1000)
 }
-process.on('SIGTERM', () => process.exit(0))
+// Stopped like a pod: the engine ends the work it runs (a helm run cut midway leaves its release pending).
+process.on('SIGTERM', () => void (engine?.queue.drain() ?? Promise.resolve()).finally(() => process.exit(0)))
 log(`agent running for ${dir}`)

@@ -5,6 +5,7 @@ export class WorkQueue {
   private inFlight = new Set<string>()
   private order: string[] = []
   private timers = new Map<string, { timer: NodeJS.Timeout; due: number }>()
+  private draining = false
 
   constructor(
     private concurrency: number,
@@ -37,8 +38,17 @@ export class WorkQueue {
     })
   }
 
+  /**
+   * Starts nothing more and resolves once the work running now has ended, as a controller's graceful shutdown: a
+   * helm run cut midway would leave its release pending.
+   */
+  async drain(): Promise<void> {
+    this.draining = true
+    while (this.inFlight.size > 0) await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+
   private pump(): void {
-    while (this.inFlight.size < this.concurrency) {
+    while (!this.draining && this.inFlight.size < this.concurrency) {
       const idx = this.order.findIndex((k) => !this.inFlight.has(k))
       if (idx < 0) return
       const key = this.order.splice(idx, 1)[0]!

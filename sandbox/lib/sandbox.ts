@@ -348,6 +348,7 @@ export class Sandbox {
    */
   async saveCluster(name: string): Promise<void> {
     const image = this.clusterImage(name)
+    await this.stopEngineAtRest()
     await this.restartControlPlane(() => {
       // Whole or not at all: another sandbox of the run may be restoring it, or saving the same one.
       const draft = `${image}.${process.pid}.draft`
@@ -378,6 +379,25 @@ export class Sandbox {
    * Stops every process of the control plane and the engine (not the registries), runs between, and starts them
    * again on the same ports. Every client starts afresh, since etcd's revision may go back.
    */
+  /**
+   * Stops the engine simulator between two pieces of work, and lets it end what it runs (agent.ts): an image taken
+   * while a cdc's helm run was cut would hold a release left pending-upgrade, which the engine then waits on
+   * before rolling it back.
+   */
+  private async stopEngineAtRest(): Promise<void> {
+    const agent = this.daemon('agent')
+    if (!agent) return
+    await this.waitEngineQuiet()
+    this.countCpu(agent)
+    await stopDaemon(agent.pid, this.dir, 60_000)
+    const res = await this.apiGet(`/api/v1/secrets?labelSelector=${encodeURIComponent('owner=helm')}`)
+    const pending = (JSON.parse(res.body) as { items?: { metadata: { labels?: Record<string, string> } }[] }).items
+      ?.filter((s) => s.metadata.labels?.status?.startsWith('pending'))
+      .map((s) => s.metadata.labels?.name)
+    if (res.status !== 200 || pending?.length)
+      throw new Error(`the engine simulator stopped with helm releases pending: ${pending?.join(', ') ?? res.body}`)
+  }
+
   private async restartControlPlane(between: () => void, settings?: Partial<EngineSettings>): Promise<void> {
     if (this.engineKind === 'real') throw new Error('a cluster image needs the simulated engine')
     const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'agent', 'kube-apiserver', 'etcd']

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { parse } from 'yaml'
 import { eventually, GEN, useSandbox, onGeneration, whenServed, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
-import { runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
+import { cliFor, runCli, sandboxEnv, sandboxFlags } from '../helpers/cli.js'
 import { interruptedAt } from '../helpers/scenarios.js'
 
 const MergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
@@ -28,8 +28,7 @@ interface KO {
 
 describe(onGeneration('upgrade'), () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
-  const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
-  const kc = () => ['--kubeconfig', sandbox().kubeconfig]
+  const { cli, kc, freshPlatform } = cliFor(sandbox)
   /** No --chart and no --version: the chart the running installer came from, at the running version. */
   const chartFlags = () => [...kc(), '--plain-http']
   const status = async (): Promise<Doc> => JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout) as Doc
@@ -93,8 +92,7 @@ describe(onGeneration('upgrade'), () => {
   })
 
   it('moves 0.2.53 to 0.2.54 in place, keeps a runtime spec.features edit, adds and removes, and resumes after Ctrl-C', async () => {
-    const inst = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'])
-    assert.equal(inst.code, 0, inst.stdout + inst.stderr)
+    await freshPlatform()
     // A runtime edit a platform team makes on the live Installer CR.
     await kube().custom.patchNamespacedCustomObject(
       {
@@ -359,13 +357,8 @@ describe(onGeneration('upgrade'), () => {
     assert.equal((await installer('v0-2-54')).spec.features.oasgen, false, 'the other runtime edit still holds')
   })
 
-  // On Gen N the previous test's upgrade prunes authn and re-creates it a render later: the uninstall that starts
-  // this test lets the Installer bring it back before it pauses (the portal's objects need authn to be finalized).
   it("the chart's own upgrade path (its hook's steps, re-applied) prunes and re-creates a component whose version moves", async () => {
-    const gone = await cli(['uninstall', ...kc(), '--timeout', '5m'])
-    assert.equal(gone.code, 0, gone.stdout + gone.stderr)
-    const inst = await cli(['install', ...sandboxFlags(sandbox()), '--exposure', 'LoadBalancer', '--timeout', '5m'])
-    assert.equal(inst.code, 0, inst.stdout + inst.stderr)
+    await freshPlatform()
     const uid = (await get('v0-22-0', 'authns', 'authn')).metadata.uid
     // What the post-upgrade hook does: helm upgrade, the installer CD at the new version, then the components patch.
     execFileSync(
