@@ -376,10 +376,6 @@ export class Sandbox {
   }
 
   /**
-   * Stops every process of the control plane and the engine (not the registries), runs between, and starts them
-   * again on the same ports. Every client starts afresh, since etcd's revision may go back.
-   */
-  /**
    * Stops the engine simulator between two pieces of work, and lets it end what it runs (agent.ts): an image taken
    * while a cdc's helm run was cut would hold a release left pending-upgrade, which the engine then waits on
    * before rolling it back.
@@ -398,6 +394,10 @@ export class Sandbox {
       throw new Error(`the engine simulator stopped with helm releases pending: ${pending?.join(', ') ?? res.body}`)
   }
 
+  /**
+   * Stops every process of the control plane and the engine (not the registries), runs between, and starts them
+   * again on the same ports. Every client starts afresh, since etcd's revision may go back.
+   */
   private async restartControlPlane(between: () => void, settings?: Partial<EngineSettings>): Promise<void> {
     if (this.engineKind === 'real') throw new Error('a cluster image needs the simulated engine')
     const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'agent', 'kube-apiserver', 'etcd']
