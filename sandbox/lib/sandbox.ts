@@ -334,6 +334,8 @@ export class Sandbox {
    * them (an image made on the same registry address, of the same generation), else its own directory.
    */
   private clusterImage(name: string): string {
+    // The real engine's pods are processes a restore would not bring back.
+    if (this.engineKind === 'real') throw new Error('a cluster image needs the simulated engine')
     const key = createHash('sha256').update(`${this.generation} ${this.registry} ${name}`).digest('hex').slice(0, 16)
     return join(this.state.images ?? join(this.dir, 'images'), `image-${key}`)
   }
@@ -399,7 +401,6 @@ export class Sandbox {
    * again on the same ports. Every client starts afresh, since etcd's revision may go back.
    */
   private async restartControlPlane(between: () => void, settings?: Partial<EngineSettings>): Promise<void> {
-    if (this.engineKind === 'real') throw new Error('a cluster image needs the simulated engine')
     const order = ['kwok', 'kube-scheduler', 'kube-controller-manager', 'agent', 'kube-apiserver', 'etcd']
     const stopped = order.map((name) => this.daemon(name)).filter((d): d is DaemonRecord => d !== undefined)
     for (const daemon of stopped) {
