@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Sandbox } from '../../sandbox/lib/sandbox.js'
-import { SANDBOX_GOGC } from '../../sandbox/lib/processes.js'
+import { SANDBOX_GOGC, tailFile } from '../../sandbox/lib/processes.js'
 
 export const repo = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 
@@ -97,7 +97,8 @@ export function cliFor(sandbox: () => Sandbox): {
       '5m',
       ...extra,
     ])
-    if (res.code !== 0) throw new Error(`install exited ${res.code}: ${res.stdout}${res.stderr}`)
+    if (res.code !== 0)
+      throw new Error(`install exited ${res.code}: ${res.stdout}${res.stderr}${clusterFacts(sandbox())}`)
     return res
   }
 }
@@ -110,3 +111,10 @@ export function cliFor(sandbox: () => Sandbox): {
  * done before the test goes on), and whatever the file's earlier tests left is gone, as on a fresh cluster.
  */
 const FRESH_PLATFORM = 'fresh-platform'
+
+/** What a failed install needs to be understood from CI's output alone: the controllers' and the engine's last words. */
+function clusterFacts(sb: Sandbox): string {
+  return ['kube-controller-manager', 'kube-scheduler', 'agent']
+    .map((name) => `\nthe sandbox's ${name} log ends:\n${tailFile(sb.daemon(name)?.log ?? '', 12)}`)
+    .join('')
+}
