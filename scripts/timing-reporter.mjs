@@ -44,6 +44,18 @@ function cpuSummary() {
   return out
 }
 
+/** A failed test's error in a few lines: its first lines and the lines the CLI ends a failure with. */
+function whyFailed(details) {
+  const err = details?.error
+  if (!err) return ''
+  const lines = String(err.cause?.message ?? err.cause ?? err.message ?? err).split('\n')
+  const errorLines = lines.slice(2).filter((l) => /^\s*(Error|.*timed out|.*not found)/.test(l))
+  return [...lines.slice(0, 2), ...errorLines.slice(0, 4)]
+    .filter((l) => l.trim())
+    .map((l) => l.slice(0, 300))
+    .join('\n')
+}
+
 export default async function* timingReporter(source) {
   const started = Date.now()
   const files = new Map()
@@ -61,7 +73,8 @@ export default async function* timingReporter(source) {
       const seen = files.get(key) ?? { ms: 0, endedAt: 0 }
       files.set(key, { ms: seen.ms + ms, endedAt: Date.now() - started })
     }
-    if (details?.type !== 'suite') tests.push({ name: `${where}: ${name}`, ms, failed: event.type === 'test:fail' })
+    if (details?.type !== 'suite')
+      tests.push({ name: `${where}: ${name}`, ms, failed: event.type === 'test:fail', why: whyFailed(details) })
   }
   try {
     mkdirSync(dirname(timesFile()), { recursive: true })
@@ -87,6 +100,10 @@ export default async function* timingReporter(source) {
   for (const t of tests.sort((a, b) => b.ms - a.ms).slice(0, 10))
     out += `  ${fmt(t.ms).padStart(7)}  ${t.name}${t.failed ? ' (failed)' : ''}\n`
   out += cpuSummary()
+  // Last, where a CI log's tail shows it: what each failed test said, in short.
+  const failed = tests.filter((t) => t.failed)
+  if (failed.length) out += 'Why the failed tests failed:\n'
+  for (const t of failed) out += `  ${t.name}\n${t.why.replace(/^/gm, '      ')}\n`
   out += `Unit and sandbox tests took ${fmt(Date.now() - started)} from first to last (files run side by side).\n`
   yield out
 }
