@@ -41,19 +41,23 @@ export function userObjects(t: Pick<ScenarioContext, 'sandbox' | 'kube'>, { wait
     const { custom, core, rbac, crds } = kube()
     await ensureNs('team-a')
     await ensureNs(NS)
+    // One namespace after the other: the real core-provider generates a chart's CRD in one work directory per
+    // chart (/tmp/<chart>-crdgen), so two definitions of one chart reconciled together remove each other's files
+    // ("no such file or directory"), and under load their retries went on past 5 minutes (a full run). A team
+    // adds its second namespace to a kind that exists.
     for (const ns of [NS, 'team-a']) {
       if (!(await exists(() => custom.getNamespacedCustomObject({ ...CD, namespace: ns, name: 'fireworksapp' }))))
         await custom.createNamespacedCustomObject({ ...CD, namespace: ns, body: blueprint(ns) })
+      await eventually(
+        "the blueprint's CRD",
+        async () =>
+          (await crds.readCustomResourceDefinition({ name: 'fireworksapps.composition.krateo.io' })).spec.versions.some(
+            (v) => v.name === 'v1-0-0' && v.served,
+          ),
+        waitMs,
+        500,
+      )
     }
-    await eventually(
-      "the blueprint's CRD",
-      async () =>
-        (await crds.readCustomResourceDefinition({ name: 'fireworksapps.composition.krateo.io' })).spec.versions.some(
-          (v) => v.name === 'v1-0-0' && v.served,
-        ),
-      waitMs,
-      500,
-    )
     await eventually(
       "the blueprint's Composition is accepted",
       async () => {
