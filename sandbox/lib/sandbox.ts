@@ -1168,19 +1168,22 @@ async function waitClusterUsable(sandbox: Sandbox, log: (m: string) => void, tim
   let deadline = Date.now() + timeoutMs
   let nodeReady = false
   let saReady = false
-  let restarted = false
+  let restarts = 0
+  // kwok 0.8.0 was seen to die at start-up with a Go fatal error inside its CEL set-up (easycel's registry),
+  // under load, after the node was Ready: pods then never ran. A restored image has the node Ready already, so
+  // kwok counts as up once it has run for a few seconds; started again (twice at most), with its own deadline.
+  let kwokUpSince = Date.now()
   while (Date.now() < deadline) {
-    // kwok 0.8.0 was seen to die at start-up with a Go fatal error inside its CEL set-up (easycel's registry),
-    // under load: started again once, with its own deadline, and said.
     const kwok = sandbox.daemon('kwok')
-    if (!nodeReady && kwok && !restarted && !isOurs(kwok.pid, sandbox.dir)) {
-      restarted = true
+    if (kwok && !isOurs(kwok.pid, sandbox.dir)) {
+      if (restarts++ >= 2) break
       const fatal =
         /^(fatal error|panic): .*$/m.exec(readFileSync(kwok.log, 'utf8'))?.[0] ?? 'no fatal error in its log'
       const { pid: _pid, ...rec } = kwok
       sandbox.state.daemons = sandbox.state.daemons.map((d) => (d === kwok ? spawnDaemon(rec) : d))
       sandbox.save()
       log(`kwok exited while the sandbox started (${fatal}); started it again`)
+      kwokUpSince = Date.now()
       deadline = Date.now() + timeoutMs
     }
     if (!nodeReady) {
@@ -1193,11 +1196,21 @@ async function waitClusterUsable(sandbox: Sandbox, log: (m: string) => void, tim
       }
     }
     if (!saReady) saReady = (await sandbox.apiGet('/api/v1/namespaces/default/serviceaccounts/default')).status === 200
-    if (nodeReady && saReady) return
+    if (nodeReady && saReady && Date.now() - kwokUpSince >= 3000) {
+      // A controller that could not start (its port taken, say) would leave every Deployment waiting unexplained.
+      for (const name of ['kube-controller-manager', 'kube-scheduler']) {
+        const d = sandbox.daemon(name)
+        if (d && !isOurs(d.pid, sandbox.dir))
+          throw new Error(`${name} exited while the sandbox started; its log ends:\n${tailFile(d.log)}`)
+      }
+      return
+    }
     await sleep(200)
   }
   const why = !nodeReady
     ? `fake node not Ready (kwok log:\n${tailFile(sandbox.daemon('kwok')?.log ?? '')})`
-    : `no default ServiceAccount (controller-manager log:\n${tailFile(sandbox.daemon('kube-controller-manager')?.log ?? '')})`
+    : !saReady
+      ? `no default ServiceAccount (controller-manager log:\n${tailFile(sandbox.daemon('kube-controller-manager')?.log ?? '')})`
+      : `kwok keeps exiting (its log:\n${tailFile(sandbox.daemon('kwok')?.log ?? '')})`
   throw new Error(`cluster not usable after ${timeoutMs / 1000}s: ${why}`)
 }
