@@ -1,6 +1,8 @@
 // Shared test plumbing: one sandbox per test file, owned by the test process so that even a crashed
 // run leaves no daemon behind (the sandbox agent watches the owner pid).
 import { execFileSync } from 'node:child_process'
+import { cpSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import { after, before } from 'node:test'
 import {
   AppsV1Api,
@@ -76,6 +78,12 @@ export function useSandbox(opts: StartOptions = {}): { sandbox: () => Sandbox; k
     current = undefined
     // For debugging a failing file: KRATEO_TEST_AGENT_LOG=1 prints what the engine simulator did.
     if (process.env.KRATEO_TEST_AGENT_LOG && sandbox) console.error(tailFile(sandbox.daemon('agent')?.log ?? '', 3000))
+    // KRATEO_TEST_KEEP_LOGS=<dir>: every daemon's and pod's log is kept there, one directory per sandbox.
+    const keep = process.env.KRATEO_TEST_KEEP_LOGS
+    if (keep && sandbox)
+      cpSync(join(sandbox.dir, 'logs'), join(keep, `${basename(sandbox.dir)}-gen-${sandbox.generation}`), {
+        recursive: true,
+      })
     await sandbox?.stop()
   })
   return {
