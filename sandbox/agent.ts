@@ -2,8 +2,9 @@
 // have and kwok does not: a LoadBalancer controller, a volume provisioner and the Krateo engine simulator. When the
 // sandbox belongs to a process (a test run) and that process dies, the agent tears the sandbox down, so
 // a crashed test never leaves daemons behind.
+import { writeFileSync } from 'node:fs'
 import { KubeConfig } from '@kubernetes/client-node'
-import { loadSandbox } from './lib/sandbox.js'
+import { agentReadyFile, loadSandbox } from './lib/sandbox.js'
 import { startLoadBalancerController } from './lib/loadbalancer.js'
 import { startVolumeProvisioner } from './lib/volumes.js'
 import { startEngine } from './engine/index.js'
@@ -44,3 +45,5 @@ if (ownerPid) {
 // Stopped like a pod: the engine ends the work it runs (a helm run cut midway leaves its release pending).
 process.on('SIGTERM', () => void (engine?.queue.drain() ?? Promise.resolve()).finally(() => process.exit(0)))
 log(`agent running for ${dir}`)
+// The sandbox's start waits for this: no pod may be created before the /pods webhook is registered.
+writeFileSync(agentReadyFile(dir), new Date().toISOString())

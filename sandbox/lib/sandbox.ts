@@ -425,8 +425,9 @@ export class Sandbox {
     await this.waitApiServerReady()
     if (settings) await this.setEngineSettings(settings, { replace: true })
     rmSync(engineActivityFile(this.dir), { force: true })
+    rmSync(agentReadyFile(this.dir), { force: true })
     for (const name of ['kube-controller-manager', 'kube-scheduler', 'kwok', 'agent']) restart(name)
-    await waitClusterUsable(this, () => undefined)
+    await Promise.all([waitClusterUsable(this, () => undefined), waitAgentReady(this)])
     await this.waitEngineQuiet()
   }
 
@@ -868,7 +869,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
           log(`${charts.length} fixture charts pushed to oci://${sandbox.registry}/charts`)
         })
       : Promise.resolve()
-  await Promise.all([published, waitClusterUsable(sandbox, log)])
+  await Promise.all([published, waitClusterUsable(sandbox, log), waitAgentReady(sandbox)])
   log('sandbox ready')
   return sandbox
 }
@@ -999,6 +1000,28 @@ function cpuSeconds(pid: number): number {
 /** Where the engine simulator says since when it has had nothing to do. */
 export function engineActivityFile(dir: string): string {
   return join(dir, 'engine-activity.json')
+}
+
+/** Written by the agent once its webhooks are registered and its controllers run. */
+export function agentReadyFile(dir: string): string {
+  return join(dir, 'agent-ready')
+}
+
+/**
+ * Until the agent is up: before it registered its /pods webhook, a pod was created unbound and ran on kwok (a
+ * real-engine sandbox under load then had core-provider as a pod that never ran: a full run).
+ */
+async function waitAgentReady(sandbox: Sandbox, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!existsSync(agentReadyFile(sandbox.dir))) {
+    const agent = sandbox.daemon('agent')
+    if (!agent) return
+    if (!isOurs(agent.pid, sandbox.dir))
+      throw new Error(`the sandbox agent exited while starting; its log ends:\n${tailFile(agent.log)}`)
+    if (Date.now() > deadline)
+      throw new Error(`the sandbox agent did not start in ${timeoutMs / 1000}s; its log ends:\n${tailFile(agent.log)}`)
+    await sleep(100)
+  }
 }
 
 /** The engine a sandbox runs unless told: $KRATEO_SANDBOX_ENGINE (the real lane sets it), else the simulator. */
