@@ -114,7 +114,14 @@ const FRESH_PLATFORM = 'fresh-platform'
 
 /** What a failed install needs to be understood from CI's output alone: the controllers' and the engine's last words. */
 function clusterFacts(sb: Sandbox): string {
+  // The controllers' routine complaints (a CA bundle they do not use, watches of removed kinds) say nothing.
+  const noise = /missing content for CA bundle|Failed to watch/
   return ['kube-controller-manager', 'kube-scheduler', 'agent']
-    .map((name) => `\nthe sandbox's ${name} log ends:\n${tailFile(sb.daemon(name)?.log ?? '', 12)}`)
+    .map((name) => {
+      const lines = tailFile(sb.daemon(name)?.log ?? '', 200)
+        .split('\n')
+        .filter((l) => !noise.test(l))
+      return `\nthe sandbox's ${name} log ends:\n${lines.slice(-12).join('\n')}`
+    })
     .join('')
 }

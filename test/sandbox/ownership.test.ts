@@ -162,11 +162,13 @@ describe("uninstall beside objects that are not the platform's", () => {
     // --force waits to its own deadline, then removes the hold; nothing is started or forced after the deadline (exit 6).
     const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '40s'])
     assert.equal(forced.code, 6, forced.stdout + forced.stderr)
+    const said = `${forced.stdout}${forced.stderr}`
     assert.match(
       forced.stdout,
       /--force: removing finalizers of pages\/dashboard of portal: test\.krateo\.io\/hold \(cleared by the controller of test\.krateo\.io\)/,
+      said,
     )
-    assert.match(forced.stdout, /pages\/dashboard of portal: gone \(forced\)/)
+    assert.match(forced.stdout, /pages\/dashboard of portal: gone \(forced\)/, said)
     assert.equal(forced.stdout.match(/--force: removing/g)?.length, 1, 'nothing else forced')
     assert.match(
       forced.stderr,
