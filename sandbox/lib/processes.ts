@@ -3,7 +3,6 @@
 // directory, so a recycled pid of some unrelated process is never signalled.
 import { spawn } from 'node:child_process'
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs'
-import { createServer } from 'node:net'
 
 export interface DaemonRecord {
   name: string
@@ -75,20 +74,6 @@ export function processesMentioning(marker: string): number[] {
     if (Number.isInteger(pid) && pid !== process.pid && isOurs(pid, marker)) pids.push(pid)
   }
   return pids
-}
-
-/** A port that was free on 127.0.0.1 a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 export function tailFile(path: string, lines = 20): string {

@@ -16,7 +16,6 @@ import {
 import { createHash } from 'node:crypto'
 import { request } from 'node:https'
 import { request as httpRequest } from 'node:http'
-import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
@@ -25,11 +24,11 @@ import { binaries, cacheDir, sandboxDir, type Binaries } from './paths.js'
 import { crdgenCache, realEngineBinaries } from '../real/images.js'
 import { createCA, createServiceAccountKey, issueCert, type CertPair } from './pki.js'
 import { writeKubeconfig } from './kubeconfig.js'
+import { canListen, claimPort, claimPorts, claimRange, releasePorts } from './ports.js'
 import { publishFixtureCharts } from '../fixtures/charts.js'
 import { ENGINE_CONFIG, type EngineSettings } from '../engine/context.js'
 import { type GenerationName, isGenerationName } from '../engine/generation.js'
 import {
-  freePort,
   isOurs,
   SANDBOX_GOGC,
   processesMentioning,
@@ -78,11 +77,10 @@ export interface SandboxState {
   privateRegistry?: string
   /**
    * The test run's directory of cluster images ($KRATEO_SANDBOX_IMAGES), when this sandbox may share them: its CA
-   * and keys are the run's, its registry on a port of the run's own (registryLock), so an image of one sandbox is
-   * a cluster another can run.
+   * and keys are the run's, its registry on one of the run's fixed ports (IMAGE_REGISTRY_PORTS), so an image of one
+   * sandbox is a cluster another can run.
    */
   images?: string
-  registryLock?: string
   daemons: DaemonRecord[]
 }
 
@@ -593,7 +591,7 @@ export class Sandbox {
     // Anything a daemon forked (a helm run of the simulator, say) also names the directory.
     for (const pid of processesMentioning(this.dir)) await stopDaemon(pid, this.dir, 1000)
     rmSync(this.dir, { recursive: true, force: true })
-    if (this.state.registryLock) rmSync(this.state.registryLock, { force: true })
+    releasePorts(this.dir)
   }
 }
 
@@ -647,8 +645,9 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   for (const d of [pki, logs, join(dir, 'etcd'), join(dir, 'registry'), join(dir, 'kubeconfigs')])
     mkdirSync(d, { recursive: true })
 
-  const [etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok, registry, engineWebhook] = await Promise.all(
-    Array.from({ length: 8 }, freePort),
+  const [etcd, etcdPeer, apiserver, controllerManager, scheduler, kwok, registry, engineWebhook] = await claimPorts(
+    8,
+    dir,
   )
   const ports: SandboxState['ports'] = {
     etcd: etcd!,
@@ -662,7 +661,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   }
 
   const imagesDir = shareableImages(opts)
-  const registrySlot = imagesDir ? await claimRegistryPort(imagesDir, dir) : undefined
+  const registrySlot = imagesDir ? await claimRegistryPort(dir) : undefined
   if (registrySlot) ports.registry = registrySlot.port
   const { ca, etcdServer, etcdClient, apiserverServing, admin, kcmCert, schedCert, kwokCert, sa } = registrySlot
     ? sharedClusterPki(pki, imagesDir!)
@@ -688,7 +687,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
   const registryHost = real ? await freeLoopbackFor443() : undefined
   if (real) {
     await assertPortsFree(REAL_ENGINE_FIXED_PORTS)
-    ports.serviceProxy = await freePort()
+    ;[ports.serviceProxy] = await claimPorts(1, dir)
   }
   const state: SandboxState = {
     name: opts.name ?? 'sandbox',
@@ -706,7 +705,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     generation,
     charts: [],
     daemons: [],
-    ...(registrySlot ? { images: imagesDir, registryLock: registrySlot.lock } : {}),
+    ...(registrySlot ? { images: imagesDir } : {}),
   }
   const sandbox = new Sandbox(state)
   const start = (name: string, bin: string, args: string[], env?: Record<string, string>) => {
@@ -820,7 +819,7 @@ async function bringUp(dir: string, bins: Binaries, opts: StartOptions, log: (m:
     OTEL_TRACES_EXPORTER: 'none',
   })
   if (opts.privateRegistry) {
-    const port = await freePort()
+    const [port] = (await claimPorts(1, dir)) as [number]
     const root = join(dir, 'registry-private')
     mkdirSync(root, { recursive: true })
     writeFileSync(
@@ -947,42 +946,14 @@ function shareableImages(opts: StartOptions): string | undefined {
 
 /**
  * Registry ports of a test run: an image's Compositions and definitions name their charts' registry, so a sandbox
- * restores only the images made on its own registry address. One sandbox at a time holds a port (a lock file with
- * its pid; a dead holder's is taken over).
+ * restores only the images made on its own registry address. Fixed, below the range other ports are claimed from
+ * (ports.ts), each held by one sandbox at a time.
  */
-const IMAGE_REGISTRY_PORTS = Array.from({ length: 12 }, (_, i) => 39240 + i)
+const IMAGE_REGISTRY_PORTS = Array.from({ length: 12 }, (_, i) => claimRange()[0] - 100 + i)
 
-async function claimRegistryPort(images: string, dir: string): Promise<{ port: number; lock: string } | undefined> {
-  for (const port of IMAGE_REGISTRY_PORTS) {
-    const lock = join(images, `registry-${port}.lock`)
-    const take = () => {
-      try {
-        writeFileSync(lock, `${process.pid} ${dir}`, { flag: 'wx' })
-        return true
-      } catch {
-        return false
-      }
-    }
-    if (!take()) {
-      // Its holder's process and sandbox directory: a sandbox that failed to start is removed, its lock stale.
-      const [pid, holderDir] = readFileSync(lock, 'utf8').split(' ')
-      if (processAlive(Number(pid)) && holderDir && existsSync(holderDir)) continue
-      rmSync(lock, { force: true })
-      if (!take()) continue
-    }
-    if (await canListen('127.0.0.1', port)) return { port, lock }
-    rmSync(lock, { force: true })
-  }
+async function claimRegistryPort(dir: string): Promise<{ port: number } | undefined> {
+  for (const port of IMAGE_REGISTRY_PORTS) if (await claimPort(port, dir)) return { port }
   return undefined
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** CPU seconds of a process and of its children it waited for (Linux /proc; 0 when it is gone). */
@@ -1043,14 +1014,6 @@ async function assertPortsFree(portsToCheck: number[]): Promise<void> {
       )
     }
   }
-}
-
-function canListen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createNetServer()
-    server.once('error', () => resolve(false))
-    server.listen(port, host, () => server.close(() => resolve(true)))
-  })
 }
 
 /** A loopback address whose port 443 is free (any 127/8 address works on Linux). */
