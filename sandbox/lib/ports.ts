@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 /** The machine's claims, one file per port holding `<pid> <sandbox dir>`. */
-const claimsDir = () => join(tmpdir(), 'krateo-sandbox-ports')
+// Not krateo-sandbox-*: that is where sandboxes live, by name (sandbox/cli.ts).
+const claimsDir = () => join(tmpdir(), 'krateo-port-claims')
 
 /** Where the kernel's ephemeral range starts (32768 unless the machine says otherwise). */
 function ephemeralStart(): number {
