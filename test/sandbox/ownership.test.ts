@@ -160,7 +160,8 @@ describe("uninstall beside objects that are not the platform's", () => {
     )
 
     // --force waits to its own deadline, then removes the hold; nothing is started or forced after the deadline (exit 6).
-    const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '40s'])
+    // Stuck takes 20 s unchanged seen by the run itself: 60 s leaves that after a start slowed by load (full runs).
+    const forced = await cli(['uninstall', ...kc(), '--force', '--yes', '--timeout', '60s'])
     assert.equal(forced.code, 6, forced.stdout + forced.stderr)
     const said = `${forced.stdout}${forced.stderr}`
     assert.match(

@@ -60,6 +60,7 @@ export async function waitGone(
   let forced = false
   let lastVersion = ''
   let unchangedSince = Date.now()
+  let watchedSince: number | null = null
   let downSince: number | null = null
   const detail = throttled(how.detail)
   let w = t.watchObject(target.collection, target.name)
@@ -79,6 +80,7 @@ export async function waitGone(
         await nap(watches, 1000)
         continue
       }
+      watchedSince ??= Date.now()
       if (obj.metadata.resourceVersion !== lastVersion) {
         lastVersion = obj.metadata.resourceVersion ?? ''
         unchangedSince = Date.now()
@@ -97,9 +99,7 @@ export async function waitGone(
         pastDeadline: Date.now() > t.deadline,
       })
       if (verdict.verdict === 'timeout')
-        throw t.timedOut(
-          `timed out waiting for ${label} to be gone (${obj.metadata.deletionTimestamp ? `it changed in the last ${STUCK_AFTER_MS / 1000}s; finalizers ${fins.join(', ') || 'none'}` : 'it is not being deleted'})`,
-        )
+        throw notGoneInTime(t, label, obj, unchangedSince === watchedSince ? Date.now() - unchangedSince : null)
       if (verdict.verdict === 'stuck' && (await forceFinalizers(t, label, target, obj, verdict, how, report)))
         forced = true
       await nap(watches, 1000)
@@ -107,6 +107,21 @@ export async function waitGone(
   } finally {
     t.unwatch(w)
   }
+}
+
+/**
+ * Past the deadline and not stuck. Stuck needs STUCK_AFTER_MS without a change, seen by this run: a wait begun late
+ * in a short --timeout saw too little to say so (watchedOnlyMs: how long it saw no change, when it saw none).
+ */
+function notGoneInTime(t: TeardownRun, label: string, obj: KObj, watchedOnlyMs: number | null): Error {
+  const fins = obj.metadata.finalizers ?? []
+  const seen =
+    watchedOnlyMs === null
+      ? `it changed in the last ${STUCK_AFTER_MS / 1000}s`
+      : `unchanged for the ${Math.round(watchedOnlyMs / 1000)}s it was watched, under the ${STUCK_AFTER_MS / 1000}s that make it stuck`
+  return t.timedOut(
+    `timed out waiting for ${label} to be gone (${obj.metadata.deletionTimestamp ? `${seen}; finalizers ${fins.join(', ') || 'none'}` : 'it is not being deleted'})`,
+  )
 }
 
 /** The extra detail (a hook Job's pod) costs a request: asked at most every 5 s, the last answer kept. */
