@@ -71,7 +71,11 @@ export default async function* timingReporter(source) {
     if (nesting === 0) {
       const key = / \[Gen N\]$/.test(name) ? `${where} [Gen N]` : where
       const seen = files.get(key) ?? { ms: 0, endedAt: 0 }
-      files.set(key, { ms: seen.ms + ms, endedAt: Date.now() - started })
+      files.set(key, {
+        ms: seen.ms + ms,
+        endedAt: Date.now() - started,
+        failed: seen.failed || event.type === 'test:fail',
+      })
     }
     if (details?.type !== 'suite')
       tests.push({ name: `${where}: ${name}`, ms, failed: event.type === 'test:fail', why: whyFailed(details) })
@@ -85,7 +89,8 @@ export default async function* timingReporter(source) {
     } catch {
       /* first run */
     }
-    for (const [f, t] of files) saved[f] = Math.round(t.ms)
+    // A failed file ended early: its time would start it last next time (the real lane, failed in 34 s, did).
+    for (const [f, t] of files) if (!t.failed) saved[f] = Math.round(t.ms)
     writeFileSync(timesFile(), JSON.stringify(saved))
   } catch {
     /* the order of the next run is a nicety */
