@@ -60,7 +60,7 @@ export async function waitGone(
   let forced = false
   let lastVersion = ''
   let unchangedSince = Date.now()
-  let watchedSince: number | null = null
+  let firstVersion: string | undefined
   let downSince: number | null = null
   const detail = throttled(how.detail)
   let w = t.watchObject(target.collection, target.name)
@@ -80,7 +80,7 @@ export async function waitGone(
         await nap(watches, 1000)
         continue
       }
-      watchedSince ??= Date.now()
+      firstVersion ??= obj.metadata.resourceVersion ?? ''
       if (obj.metadata.resourceVersion !== lastVersion) {
         lastVersion = obj.metadata.resourceVersion ?? ''
         unchangedSince = Date.now()
@@ -99,7 +99,7 @@ export async function waitGone(
         pastDeadline: Date.now() > t.deadline,
       })
       if (verdict.verdict === 'timeout')
-        throw notGoneInTime(t, label, obj, unchangedSince === watchedSince ? Date.now() - unchangedSince : null)
+        throw notGoneInTime(t, label, obj, Date.now() - unchangedSince, lastVersion !== firstVersion)
       if (verdict.verdict === 'stuck' && (await forceFinalizers(t, label, target, obj, verdict, how, report)))
         forced = true
       await nap(watches, 1000)
@@ -111,17 +111,19 @@ export async function waitGone(
 
 /**
  * Past the deadline and not stuck. Stuck needs STUCK_AFTER_MS without a change, seen by this run: a wait begun late
- * in a short --timeout saw too little to say so (watchedOnlyMs: how long it saw no change, when it saw none).
+ * in a short --timeout saw too little to say so, which is not the same as having seen it change.
  */
-function notGoneInTime(t: TeardownRun, label: string, obj: KObj, watchedOnlyMs: number | null): Error {
+function notGoneInTime(t: TeardownRun, label: string, obj: KObj, unchangedMs: number, changedWhileWatched: boolean) {
   const fins = obj.metadata.finalizers ?? []
-  const seen =
-    watchedOnlyMs === null
-      ? `it changed in the last ${STUCK_AFTER_MS / 1000}s`
-      : `unchanged for the ${Math.round(watchedOnlyMs / 1000)}s it was watched, under the ${STUCK_AFTER_MS / 1000}s that make it stuck`
-  return t.timedOut(
-    `timed out waiting for ${label} to be gone (${obj.metadata.deletionTimestamp ? `${seen}; finalizers ${fins.join(', ') || 'none'}` : 'it is not being deleted'})`,
-  )
+  const stuckAfter = STUCK_AFTER_MS / 1000
+  const seen = !obj.metadata.deletionTimestamp
+    ? 'it is not being deleted'
+    : unchangedMs > STUCK_AFTER_MS
+      ? 'no finalizer holds it; Kubernetes has not removed it yet'
+      : changedWhileWatched
+        ? `it changed in the last ${stuckAfter}s; finalizers ${fins.join(', ') || 'none'}`
+        : `unchanged for the ${Math.round(unchangedMs / 1000)}s it was watched, under the ${stuckAfter}s that make it stuck; finalizers ${fins.join(', ') || 'none'}`
+  return t.timedOut(`timed out waiting for ${label} to be gone (${seen})`)
 }
 
 /** The extra detail (a hook Job's pod) costs a request: asked at most every 5 s, the last answer kept. */
