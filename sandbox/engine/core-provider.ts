@@ -308,6 +308,7 @@ export class CoreProvider {
     } catch (err) {
       const phase = cd.metadata.deletionTimestamp ? 'delete failed' : 'observe failed'
       const msg = err instanceof Error ? err.message : String(err)
+      this.ctx.log(`core-provider: ${ns}/${name}: ${phase}: ${msg}`)
       await this.setStatus(cd, {}, synced('False', 'ReconcileError', `${phase}: ${msg}`)).catch(() => undefined)
       this.enqueue(cd, 5000)
     }
@@ -677,37 +678,33 @@ export class CoreProvider {
     }
   }
 
+  /**
+   * As core-provider 0.26.1's Delete (compositiondefinitions.go:535-646): the kind and version come from the chart,
+   * not from the status, so a CD deleted before its first observe filled the status still takes its CRD along.
+   */
   private async remove(cd: KObject): Promise<void> {
     const ns = cd.metadata.namespace!
     if (!cd.metadata.finalizers?.includes(CD_FINALIZER)) return
-    const status = (cd.status ?? {}) as CDStatus
-    // Deleting pulls the chart first (core-provider 0.26.1 compositiondefinitions.go:549): the registry must answer.
-    await this.target(cd)
+    // Deleting pulls the chart first (compositiondefinitions.go:549): the registry must answer.
+    const t = await this.target(cd)
     await this.setStatus(cd, {}, ready('False', 'Deleting'))
     const orphan = cd.metadata.annotations?.[ANN_DELETION_POLICY] === 'orphan'
-    if (status.resource && status.apiVersion && !orphan) {
-      const version = status.apiVersion.split('/')[1]!
-      // The last CD of that kind and version takes its Compositions with it.
-      const sameKind = [...this.cds.items.values()].filter(
-        (o) =>
-          o.metadata.uid !== cd.metadata.uid &&
-          (o.status as CDStatus | undefined)?.apiVersion === status.apiVersion &&
-          (o.status as CDStatus | undefined)?.kind === status.kind,
-      )
-      if (sameKind.length === 0) {
-        const path = `/apis/${COMPOSITION_GROUP}/${version}/${status.resource}`
-        let left: KObject[] = []
-        try {
-          left = await this.ctx.rest.list(path, `${LABEL_COMPOSITION_VERSION}=${version}`)
-        } catch (err) {
-          if (!(err instanceof ApiError && err.status === 404)) throw err
-        }
+    const crd = await this.ctx.rest.getOrNull(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${t.crdName}`)
+    const served = ((crd?.spec as { versions?: { name: string; served: boolean }[] } | undefined)?.versions ?? []).some(
+      (v) => v.name === t.version && v.served,
+    )
+    if (served && !orphan) {
+      // Which CDs share the kind is read from their status, this one's included (getters.go:82-126).
+      const statuses = [...this.cds.items.values()].map((o) => (o.status ?? {}) as CDStatus)
+      const ofKind = statuses.filter((s) => s.kind === t.kind && s.apiVersion?.split('/')[0] === COMPOSITION_GROUP)
+      if (ofKind.filter((s) => s.apiVersion === `${COMPOSITION_GROUP}/${t.version}`).length === 1) {
+        // The only CD of that kind and version takes its Compositions with it.
+        const left = await this.compositionsAt(t.plural, t.version)
+        for (const item of left.filter((i) => !i.metadata.deletionTimestamp))
+          await this.ctx.rest.delete(
+            `/apis/${COMPOSITION_GROUP}/${t.version}/namespaces/${item.metadata.namespace}/${t.plural}/${item.metadata.name}`,
+          )
         if (left.length > 0) {
-          for (const item of left.filter((i) => !i.metadata.deletionTimestamp)) {
-            await this.ctx.rest.delete(
-              `/apis/${COMPOSITION_GROUP}/${version}/namespaces/${item.metadata.namespace}/${status.resource}/${item.metadata.name}`,
-            )
-          }
           await this.setStatus(
             cd,
             {},
@@ -722,11 +719,9 @@ export class CoreProvider {
           return
         }
       }
-      await this.deleteBundle(ns, `${status.resource}-${version}`)
-      if (sameKind.length === 0)
-        await this.ctx.rest.delete(
-          `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${status.resource}.${COMPOSITION_GROUP}`,
-        )
+      await this.deleteBundle(ns, t.base)
+      if (ofKind.length <= 1)
+        await this.ctx.rest.delete(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${t.crdName}`)
     }
     const fresh = await this.ctx.rest.get(cdPath(ns, cd.metadata.name))
     const finalizers = (fresh.metadata.finalizers ?? []).filter(

@@ -196,7 +196,7 @@ class Follow {
       `Follow the self-reconcile: ${phaseText(state)}${o.installer ? '' : ' (waiting for the Installer CR)'}`,
     )
     this.report.block(progressBlock(state, this.since, now))
-    const settled = !state.components.some((c) => c.stage === 'draining' || c.stage === 'deleting')
+    const settled = !state.components.some((c) => ['draining', 'retiring', 'deleting'].includes(c.stage))
     if (o.installer && state.total > 0 && state.ready === state.total && settled && isReady(o.installer)) {
       const more = pending(o)
       if (!more) {

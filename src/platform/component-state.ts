@@ -11,6 +11,7 @@ import {
   passingError,
 } from './objects.js'
 import { type Component, dashed, isEnabled } from './components.js'
+import { isPlatformDefinition } from './ownership.js'
 import { notRunning, specApplied } from './workloads.js'
 import { consumerWiring, serviceOf } from './wiring.js'
 
@@ -29,6 +30,7 @@ export type Stage =
   | 'error'
   | 'stuck'
   | 'draining'
+  | 'retiring'
   | 'deleting'
 
 export const STAGE_TEXT: Record<Stage, string> = {
@@ -46,6 +48,7 @@ export const STAGE_TEXT: Record<Stage, string> = {
   error: 'error',
   stuck: 'stuck',
   draining: 'draining (feature off)',
+  retiring: "drained, its definition goes at the installer's next render",
   deleting: 'deleting',
 }
 
@@ -104,8 +107,27 @@ export function componentState(
     ...extra,
   })
   if (comp) return compositionStage({ c, comp, obs, features, components, mk })
-  if (!enabled) return mk('disabled', c.feature ? `feature ${c.feature} is off` : '')
+  if (!enabled) return retiredStage(c, obs, components, mk)
   return definitionStage(c, obs, mk)
+}
+
+/**
+ * A disabled component without a Composition. The installer chart keeps a switched-off component's definition while
+ * its Composition exists (its render looks it up), so the definition goes only at the render after the drain: until
+ * then it is retiring, and a nudge brings that render now. A definition of the same name that is not the
+ * platform's (a team's own) leaves the component disabled.
+ */
+function retiredStage(c: Component, obs: Observed, components: Component[], mk: Make): ComponentState {
+  const cd = obs.cds.get(c.name)
+  const names = new Set(components.map((x) => x.name))
+  if (!cd || !isPlatformDefinition(cd, names, obs.installer))
+    return mk('disabled', c.feature ? `feature ${c.feature} is off` : '')
+  if (cd.metadata.deletionTimestamp)
+    return mk(
+      'deleting',
+      `its CompositionDefinition is being deleted (${oneLine(conditionOf(cd, 'Ready')) || 'core-provider removes its CRD and cdc'})`,
+    )
+  return mk('retiring', 'its feature is off and its Composition gone', { awaitsRender: true })
 }
 
 /** A component whose Composition exists: deleting, failing, draining, moving, or how far from running. */

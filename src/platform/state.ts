@@ -207,7 +207,7 @@ function phaseOf(obs: Observed, states: ComponentState[], problems: string[], al
     return 'Upgrading'
   // A ReconcilePaused condition without the annotation is a pause just taken back that its cdc has not observed yet.
   if (
-    states.some((s) => s.stage === 'deleting' || s.stage === 'draining') ||
+    states.some((s) => s.stage === 'deleting' || s.stage === 'draining' || s.stage === 'retiring') ||
     (conditionOf(obs.installer, 'Synced')?.reason === 'ReconcilePaused' &&
       obs.installer.metadata.annotations?.[PAUSED_ANNOTATION] === 'true')
   )

@@ -80,6 +80,7 @@ export function stageColour(c: ComponentState): string {
       return chalk.dim(text)
     case 'deleting':
     case 'draining':
+    case 'retiring':
       return chalk.yellow(text)
     default:
       return chalk.cyan(text)

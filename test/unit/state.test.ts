@@ -159,6 +159,34 @@ describe('state derivation', () => {
     o.compositions.set('authn', comp('authn', conds('False', 'Unavailable')))
     assert.equal(platformState(o).phase, 'Reconciling')
   })
+  it("keeps a switched-off component draining until the installer's render drops its own definition; a team's of that name leaves it disabled", () => {
+    const ready = new Map([
+      ['authn-crd', comp('authn-crd', conds('True', 'Available'))],
+      ['authn', comp('authn', conds('True', 'Available'))],
+    ])
+    const kagentCd = (metadata: Partial<KObj['metadata']>): KObj => ({
+      ...cd('kagent', 'kagents'),
+      metadata: { name: 'kagent', namespace: 'krateo-system', ...metadata },
+    })
+    const withCd = (kagent: KObj) => {
+      const o = observed({ compositions: new Map(ready) })
+      o.cds.set('kagent', kagent)
+      return platformState(o)
+    }
+    const rendered = { labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } }
+    const lingering = withCd(kagentCd(rendered))
+    const kagent = lingering.components.find((c) => c.name === 'kagent')!
+    assert.equal(kagent.stage, 'retiring')
+    assert.ok(kagent.awaitsRender, 'a nudge brings the render that drops it')
+    assert.notEqual(lingering.phase, 'Ready')
+    const going = withCd(
+      kagentCd({ ...rendered, deletionTimestamp: T, finalizers: ['finalizer.managedresource.krateo.io'] }),
+    )
+    assert.equal(going.components.find((c) => c.name === 'kagent')!.stage, 'deleting')
+    const theirs = withCd(kagentCd({ labels: { team: 'b' } }))
+    assert.equal(theirs.components.find((c) => c.name === 'kagent')!.stage, 'disabled')
+    assert.equal(theirs.phase, 'Ready')
+  })
   it('is Degraded on a ReconcileError and Stuck on a lost create result', () => {
     const errored = observed({
       compositions: new Map([
