@@ -98,7 +98,9 @@ export default async function* timingReporter(source) {
   const total = [...files.values()].reduce((a, b) => a + b.ms, 0)
   // The real-engine lane and the simulator's files, apart: the suite's budget names both (README).
   const real = [...files].filter(([f]) => f.includes('real-engine')).reduce((a, [, t]) => a + t.ms, 0)
-  let out = `\nTime per test file (total ${fmt(total)}; the real-engine lane ${fmt(real)}, the rest ${fmt(total - real)}):\n`
+  // The simulator part's own wall time is its file time over the run's slots (files run side by side, the lane in one).
+  const slots = Number(process.env.KRATEO_TEST_CONCURRENCY ?? 2)
+  let out = `\nTime per test file (total ${fmt(total)}; the real-engine lane ${fmt(real)}, the rest ${fmt(total - real)}, ${fmt((total - real) / slots)} on ${slots} slots):\n`
   for (const [file, t] of [...files].sort((a, b) => b[1].ms - a[1].ms))
     out += `  ${fmt(t.ms).padStart(7)}  ${file} (ended at ${fmt(t.endedAt)})\n`
   out += 'The ten slowest tests:\n'

@@ -36,7 +36,7 @@ function heldBy(namespace: string, held: LockHolder): UserError {
   return new UserError(
     `another run holds the krateo-installer lock on ${namespace}: ${held.command} by ${held.holder}, since ${held.since}`,
     ExitCode.Locked,
-    `wait for it to finish (status shows it); if that run died, its lock expires ${LEASE_SECONDS}s after its last renewal (${held.expiresAt}) and the next run takes it over`,
+    `wait for it to finish (status shows it); if that run died, its lock expires ${held.durationSeconds}s after its last renewal (${held.expiresAt}) and the next run takes it over`,
   )
 }
 
@@ -131,13 +131,14 @@ export class RunLock {
     const state = judged !== 'free' && gone ? 'expired' : judged
     if (state === 'held') throw heldBy(namespace, held!)
     // Expired, or renewed in this machine's future, by timestamps another machine's clock wrote: taken over only
-    // once this process has itself seen the lease unchanged for its whole duration (a live holder renews within it).
+    // once this process has itself seen the lease unchanged for its whole duration, as its holder declared it (a live
+    // holder renews within it; client-go's leader election judges a record the same way).
     let watched = false
     if (held && state !== 'free' && !gone) {
       say(
-        `the krateo-installer lock's holder (${held.command} by ${held.holder}) last renewed it at ${held.renewed} by its clock${state === 'ahead' ? ', ahead of this machine' : ''}: watching it for ${LEASE_SECONDS}s before taking it over`,
+        `the krateo-installer lock's holder (${held.command} by ${held.holder}) last renewed it at ${held.renewed} by its clock${state === 'ahead' ? ', ahead of this machine' : ''}: watching it for ${held.durationSeconds}s before taking it over`,
       )
-      if (!(await unchangedFor(cluster, namespace, current, LEASE_SECONDS * 1000)))
+      if (!(await unchangedFor(cluster, namespace, current, held.durationSeconds * 1000)))
         if (state === 'ahead') throw heldBy(namespace, held)
         else return null
       watched = true
@@ -150,7 +151,7 @@ export class RunLock {
     const taken = await requestPath<LeaseObject>(cluster, 'PUT', leasePath(namespace, LOCK_NAME), body)
     const note =
       state !== 'free'
-        ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${watched ? `stopped renewing it at ${held!.renewed} (unchanged for ${LEASE_SECONDS}s as seen here)` : 'is no longer running'}`
+        ? `took over the krateo-installer lock: ${held!.command} by ${held!.holder} ${watched ? `stopped renewing it at ${held!.renewed} (unchanged for ${held!.durationSeconds}s as seen here)` : 'is no longer running'}`
         : undefined
     return { lock: new RunLock(cluster, namespace, taken!).start(), note }
   }

@@ -28,20 +28,28 @@ export interface LockHolder {
   since: string
   renewed: string
   expiresAt: string
+  /** How long the holder said its lease lasts without a renewal (its leaseDurationSeconds; ours when it said none). */
+  durationSeconds: number
 }
+
+/** A holder's declared lease duration is believed up to this: a lease claiming a day does not stall a run a day. */
+export const MAX_LEASE_SECONDS = 300
 
 /** Who holds the lease and until when; null when nobody does. Pure. */
 export function lockHolder(lease: LeaseObject | null): LockHolder | null {
   const spec = lease?.spec
   if (!spec?.holderIdentity) return null
   const renewed = spec.renewTime ?? spec.acquireTime ?? ''
-  const expiresAt = new Date(Date.parse(renewed) + (spec.leaseDurationSeconds ?? LEASE_SECONDS) * 1000).toISOString()
+  const declared = spec.leaseDurationSeconds
+  const durationSeconds = declared && declared > 0 ? Math.min(declared, MAX_LEASE_SECONDS) : LEASE_SECONDS
+  const expiresAt = new Date(Date.parse(renewed) + durationSeconds * 1000).toISOString()
   return {
     holder: spec.holderIdentity,
     command: lease!.metadata.annotations?.[COMMAND_ANNOTATION] ?? 'krateo-installer',
     since: spec.acquireTime ?? renewed,
     renewed,
     expiresAt,
+    durationSeconds,
   }
 }
 

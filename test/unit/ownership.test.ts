@@ -550,6 +550,13 @@ describe('run lock', () => {
     assert.equal(lockState(lease('2026-01-01T00:00:04.000000Z'), t), 'held')
     assert.equal(lockHolder(lease('2026-01-01T00:00:00.000000Z'))?.command, 'uninstall')
   })
+  it("lasts as long as its holder declared (client-go's rule), up to five minutes", () => {
+    const t = Date.parse('2026-01-01T00:00:00Z')
+    assert.equal(lockState(lease('2026-01-01T00:00:00.000000Z', 10), t + 11_000), 'expired')
+    assert.equal(lockHolder(lease('2026-01-01T00:00:00.000000Z', 10))?.durationSeconds, 10)
+    assert.equal(lockHolder(lease('2026-01-01T00:00:00.000000Z', 86_400))?.durationSeconds, 300)
+    assert.equal(lockHolder(lease('2026-01-01T00:00:00.000000Z', 0))?.durationSeconds, 30)
+  })
   it('counts a holder of this machine and PID namespace whose process is gone as gone, never one elsewhere', () => {
     assert.equal(
       holderGone('ci@runner pid 42 pidns 4026531836', 'runner', () => false, '4026531836'),
