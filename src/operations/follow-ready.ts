@@ -7,7 +7,7 @@ import { ExitCode, UserError } from '../platform/errors.js'
 import { observe } from '../cluster/observe.js'
 import { type PlatformState, platformState, phaseText } from '../platform/state.js'
 import { type Observed, isReady, PAUSED_ANNOTATION } from '../platform/objects.js'
-import { STAGE_TEXT } from '../platform/component-state.js'
+import { LEAVING_STAGES, STAGE_TEXT } from '../platform/component-state.js'
 import { PlatformWatch } from './follow.js'
 import { Nudger } from './nudger.js'
 import { type StepReport } from '../ui/progress.js'
@@ -196,7 +196,7 @@ class Follow {
       `Follow the self-reconcile: ${phaseText(state)}${o.installer ? '' : ' (waiting for the Installer CR)'}`,
     )
     this.report.block(progressBlock(state, this.since, now))
-    const settled = !state.components.some((c) => ['draining', 'retiring', 'deleting'].includes(c.stage))
+    const settled = !state.components.some((c) => LEAVING_STAGES.has(c.stage))
     if (o.installer && state.total > 0 && state.ready === state.total && settled && isReady(o.installer)) {
       const more = pending(o)
       if (!more) {

@@ -52,6 +52,9 @@ export const STAGE_TEXT: Record<Stage, string> = {
   deleting: 'deleting',
 }
 
+/** Stages of a component on its way out: while any is, the platform is not settled (follow waits, phase Draining). */
+export const LEAVING_STAGES: ReadonlySet<Stage> = new Set<Stage>(['draining', 'retiring', 'deleting'])
+
 export interface ComponentState {
   name: string
   feature: string | null

@@ -11,7 +11,7 @@ import {
   oneLine,
   passingError,
 } from './objects.js'
-import { type ComponentState, componentState } from './component-state.js'
+import { type ComponentState, LEAVING_STAGES, componentState } from './component-state.js'
 import { type Component, type InstallerSpec, isEnabled, parseComponents } from './components.js'
 import { INSTALLER_NAME, MANAGED_BY_LABEL, MANAGED_BY_US } from './ownership.js'
 import { type PortalGap, consumerWiring, serviceOf, unwiredAdvice } from './wiring.js'
@@ -207,7 +207,7 @@ function phaseOf(obs: Observed, states: ComponentState[], problems: string[], al
     return 'Upgrading'
   // A ReconcilePaused condition without the annotation is a pause just taken back that its cdc has not observed yet.
   if (
-    states.some((s) => s.stage === 'deleting' || s.stage === 'draining' || s.stage === 'retiring') ||
+    states.some((s) => LEAVING_STAGES.has(s.stage)) ||
     (conditionOf(obs.installer, 'Synced')?.reason === 'ReconcilePaused' &&
       obs.installer.metadata.annotations?.[PAUSED_ANNOTATION] === 'true')
   )
