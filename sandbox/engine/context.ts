@@ -32,6 +32,8 @@ export interface EngineSettings {
   loadBalancerHostnameOnly: boolean
   /** Chart hook Jobs (by name, e.g. installer-ordered-teardown) that fail instead of doing their steps. */
   hookFails: string[]
+  /** Seconds the chart's teardown hooks sleep between their checks (the scripts' `sleep 5`); default 5. */
+  hookPollSeconds?: number
   /** component (release) name -> seconds its new pods take to start (a slow image pull). Pod-level only. */
   readinessDelaySeconds: Record<string, number>
   /** component (release) name -> message: its pods crash-loop with it (the cdc still says Ready). */

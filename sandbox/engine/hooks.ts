@@ -76,14 +76,18 @@ export class HookRunner {
     })()
   }
 
+  private pollMs(): number {
+    return (this.ctx.settings().hookPollSeconds ?? 5) * 1000
+  }
+
   private steps(hook: string, ns: string, as: Rest): (() => Promise<void>) | null {
     switch (hook) {
       case 'installer-self-bootstrap':
         return () => selfBootstrap(as, ns, this.ctx.rest)
       case 'bootstrap-teardown':
-        return () => bootstrapTeardown(as, ns)
+        return () => bootstrapTeardown(as, ns, this.pollMs())
       case 'installer-ordered-teardown':
-        return () => orderedTeardown(as, ns)
+        return () => orderedTeardown(as, ns, this.pollMs())
       // Its real ServiceAccount is kept alive by hook annotations; the fixture does not model that, so it acts as admin.
       case 'post-delete-cleanup':
         return () => postDeleteCleanup(this.ctx.rest, ns)
@@ -170,10 +174,11 @@ async function installerPath(rest: Rest, ns: string): Promise<string | null> {
 }
 
 /** pre-delete of the bootstrap release: delete the Installer CR only, then wait (110 x 5 s) for the rest to go; exit 0 either way. */
-async function bootstrapTeardown(rest: Rest, ns: string): Promise<void> {
+async function bootstrapTeardown(rest: Rest, ns: string, pollMs: number): Promise<void> {
   const path = await installerPath(rest, ns)
   if (path) await rest.delete(path)
-  for (let i = 0; i < 110; i++) {
+  const deadline = Date.now() + 110 * 5000
+  while (Date.now() < deadline) {
     const cds = (await rest.list(`${CD_API}/namespaces/${ns}/compositiondefinitions`).catch(() => [])).filter(
       (cd) => cd.metadata.name !== 'installer',
     )
@@ -183,12 +188,12 @@ async function bootstrapTeardown(rest: Rest, ns: string): Promise<void> {
         c.metadata.name !== `installers.${COMPOSITION_GROUP}`,
     )
     if (cds.length === 0 && crds.length === 0) return
-    await sleep(5000)
+    await sleep(pollMs)
   }
 }
 
 /** pre-delete of the composition release: delete component Compositions kind by kind, in reverse list order, 24 x 5 s per kind. */
-async function orderedTeardown(rest: Rest, ns: string): Promise<void> {
+async function orderedTeardown(rest: Rest, ns: string, pollMs: number): Promise<void> {
   const path = await installerPath(rest, ns)
   const installer = path ? await rest.getOrNull(path) : null
   const components = (
@@ -206,7 +211,9 @@ async function orderedTeardown(rest: Rest, ns: string): Promise<void> {
     const obj = `/apis/${COMPOSITION_GROUP}/${version}/namespaces/${ns}/${spec.names.plural}/${c.name}`
     if (!(await rest.getOrNull(obj))) continue
     await rest.delete(obj)
-    for (let i = 0; i < 24 && (await rest.getOrNull(obj)); i++) await sleep(5000)
+    // The script's bound is 24 tries x 5 s; a shorter poll (a test's knob) keeps that time, not the count.
+    const deadline = Date.now() + 24 * 5000
+    while (Date.now() < deadline && (await rest.getOrNull(obj))) await sleep(pollMs)
   }
 }
 

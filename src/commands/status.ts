@@ -103,12 +103,13 @@ cluster cannot be read.`)
     let last = key(state)
     await new Promise<void>((resolve) => {
       let settle: NodeJS.Timeout | undefined
-      // Print once a burst of events has settled.
+      // A burst of events is one print, half a second after its first: never later, so a change that keeps
+      // moving (a drain, layer after layer) is shown as it goes, not once it has ended.
       watch.onChange(() => {
-        clearTimeout(settle)
-        settle = setTimeout(report, 1000)
+        settle ??= setTimeout(report, 500)
       })
       const report = () => {
+        settle = undefined
         // Until every watch has listed, a snapshot is part of the cluster, not a change in it.
         if (!watch.primed()) return
         state = { ...platformState(watch.snapshot()), lock: state.lock, generation: state.generation }

@@ -41,6 +41,12 @@ export interface Observed {
 /** Set on the Installer CR while `upgrade` holds it paused; its value is the target installer version. */
 export const UPGRADE_ANNOTATION = 'krateo-installer/upgrade-to'
 
+/**
+ * Written with UPGRADE_ANNOTATION: the installer version the upgrade started from. The installer's own
+ * definition moves mid-upgrade, so a resumed run reads where it came from here, not from that definition.
+ */
+export const UPGRADE_FROM_ANNOTATION = 'krateo-installer/upgrade-from'
+
 /** The annotation the engine's cdc reads to stop reconciling a Composition; a change of it is a watched event. */
 export const PAUSED_ANNOTATION = 'krateo.io/paused'
 

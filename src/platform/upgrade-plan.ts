@@ -4,7 +4,7 @@
 import semver from 'semver'
 import { type Component, dashed, layers } from './components.js'
 import { type KObj } from './kobj.js'
-import { type Observed, crdServes, isReady } from './objects.js'
+import { type Observed, UPGRADE_ANNOTATION, UPGRADE_FROM_ANNOTATION, crdServes, isReady } from './objects.js'
 import { drainWaves } from './drain.js'
 import { COMPOSITION_GROUP, INSTALLER_NAME, renderedByInstaller } from './ownership.js'
 import { type Generation, traitsOf } from './engine.js'
@@ -141,6 +141,16 @@ export const directionOf = (from: string | null, to: string): Direction =>
       : compareVersions(to, from) < 0
         ? 'downgrade'
         : 'same'
+
+/**
+ * The version an upgrade to `to` starts from: the installer's definition's, unless an earlier run towards the
+ * same `to` was cut short after moving that definition; then the version that run recorded when it paused.
+ */
+export function upgradeFrom(installer: KObj | null, installerChartVersion: string | null, to: string): string | null {
+  const ann = installer?.metadata.annotations ?? {}
+  const recorded = ann[UPGRADE_FROM_ANNOTATION]
+  return ann[UPGRADE_ANNOTATION] === to && recorded && semver.valid(recorded) ? recorded : installerChartVersion
+}
 
 /** Whether definitions must move with the Installer paused (anything but a same-version reconcile). */
 export const needsPause = (plan: Pick<PlanShape, 'direction' | 'diff'>): boolean =>

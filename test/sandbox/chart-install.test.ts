@@ -176,6 +176,8 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
   })
 
   it('helm uninstall runs bootstrap-teardown and the ordered drain; what the chart leaves is the installer definition and the namespace', async () => {
+    // The hooks' scripts check every 5 s (a kind drained in 1 s still waits 5); what they do is what is asserted.
+    await sandbox().setEngineSettings({ hookPollSeconds: 1 })
     await helm('uninstall', 'installer', '-n', ns, '--wait', '--timeout', '10m')
     // bootstrap-teardown deleted the Installer CR; the composition release's own pre-delete hook drained the
     // components; core-provider removed their definitions, CRDs and bundles before the release went.

@@ -12,6 +12,7 @@ import {
   planDrift,
   removalWaves,
   stagedLayers,
+  upgradeFrom,
 } from '../../src/platform/upgrade-plan.js'
 import type { KObj } from '../../src/platform/kobj.js'
 import type { Observed } from '../../src/platform/objects.js'
@@ -40,6 +41,18 @@ describe('upgrade plan', () => {
     assert.equal(directionOf('0.2.53', '0.2.54'), 'upgrade')
     assert.equal(directionOf('0.2.54', '0.2.53'), 'downgrade')
     assert.equal(directionOf('0.2.54', '0.2.54'), 'same')
+  })
+
+  it('a resumed upgrade starts from the version its first run paused at, though the installer definition moved', () => {
+    const installer = (annotations: Record<string, string>): KObj => ({ metadata: { name: 'installer', annotations } })
+    const paused = { 'krateo-installer/upgrade-to': '0.2.54', 'krateo-installer/upgrade-from': '0.2.53' }
+    assert.equal(upgradeFrom(installer(paused), '0.2.54', '0.2.54'), '0.2.53')
+    assert.equal(directionOf(upgradeFrom(installer(paused), '0.2.54', '0.2.54')!, '0.2.54'), 'upgrade')
+    assert.equal(upgradeFrom(installer(paused), '0.2.54', '0.2.55'), '0.2.54', 'another target: the definition says')
+    assert.equal(upgradeFrom(installer({}), '0.2.53', '0.2.54'), '0.2.53', 'not paused: the definition says')
+    const forged = { ...paused, 'krateo-installer/upgrade-from': '\u001b[2Jx' }
+    assert.equal(upgradeFrom(installer(forged), '0.2.54', '0.2.54'), '0.2.54', 'not a version: ignored')
+    assert.equal(upgradeFrom(null, null, '0.2.54'), null)
   })
 
   it('finds components added, removed and moved, and leftover definitions of an earlier run', () => {

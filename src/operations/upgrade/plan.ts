@@ -12,6 +12,7 @@ import {
   leftoverComponent,
   planBasis,
   planDrift,
+  upgradeFrom,
 } from '../../platform/upgrade-plan.js'
 import { type Cluster, checkReachable } from '../../cluster/cluster.js'
 import { ExitCode, UserError, printable } from '../../platform/errors.js'
@@ -210,9 +211,12 @@ async function planShape(
     .map((cd) => leftoverComponent(cd, observed.installer))
     .filter((c): c is Component => !!c)
   const diff = diffComponents(parseComponents(runningSpec), components, leftovers)
-  const from =
-    (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null
   const to = rendered.chartVersion
+  const from = upgradeFrom(
+    installer,
+    (observed.cds.get('installer')?.spec as { chart?: { version?: string } } | undefined)?.chart?.version ?? null,
+    to,
+  )
   const generation = await detectGeneration(cluster)
   return { from, to, direction: directionOf(from, to), diff, features, components, observed, generation }
 }

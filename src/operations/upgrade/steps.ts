@@ -13,7 +13,12 @@ import { getCustomServed, getCustomWhenServed, mergePatchCustom, nudge } from '.
 import { COMPOSITION_GROUP } from '../../cluster/observe.js'
 import { type InstallerSpec, dashed, parseComponents } from '../../platform/components.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
-import { PAUSED_ANNOTATION, type Observed, UPGRADE_ANNOTATION } from '../../platform/objects.js'
+import {
+  PAUSED_ANNOTATION,
+  type Observed,
+  UPGRADE_ANNOTATION,
+  UPGRADE_FROM_ANNOTATION,
+} from '../../platform/objects.js'
 import { COMPOSITION_VERSION_LABEL, needsPause, removalWaves, stagedLayers } from '../../platform/upgrade-plan.js'
 import type { Step } from '../../ui/progress.js'
 import { followStep, waitUntil } from '../follow-ready.js'
@@ -69,7 +74,9 @@ function pauseStep(u: UpgradeRun): Step {
       if (!installer) throw installerGone(u)
       await apiCall(u.cluster, 'mark the Installer CR', () =>
         mergePatchCustom(u.cluster, installerRef(u, installer.apiVersion!.split('/')[1]!), {
-          metadata: { annotations: { [UPGRADE_ANNOTATION]: u.plan.to } },
+          metadata: {
+            annotations: { [UPGRADE_ANNOTATION]: u.plan.to, [UPGRADE_FROM_ANNOTATION]: u.plan.from ?? null },
+          },
         }),
       )
       return await u.teardown.pauseInstaller(installer, u.plan.observed.cds.get('installer'), r)
@@ -106,7 +113,13 @@ async function givePauseBack(u: UpgradeRun, err: unknown, before: { revision: nu
   if (!(err instanceof UserError)) return err
   const after = await releaseStatus(u.helm, u.opts.namespace, u.plan.release).catch(() => undefined)
   if (after === undefined || after?.revision !== before?.revision) return err
-  if (!(await u.teardown.unpauseIfOurs(await readInstaller(u).catch(() => null), [UPGRADE_ANNOTATION]))) return err
+  if (
+    !(await u.teardown.unpauseIfOurs(await readInstaller(u).catch(() => null), [
+      UPGRADE_ANNOTATION,
+      UPGRADE_FROM_ANNOTATION,
+    ]))
+  )
+    return err
   return new UserError(
     err.message,
     err.exitCode,
@@ -169,7 +182,13 @@ function mergeStep(u: UpgradeRun): Step {
       if (!before) throw installerGone(u)
       const ours = !!before.metadata.annotations?.[UPGRADE_ANNOTATION]
       const body = {
-        ...(ours ? { metadata: { annotations: { [PAUSED_ANNOTATION]: null, [UPGRADE_ANNOTATION]: null } } } : {}),
+        ...(ours
+          ? {
+              metadata: {
+                annotations: { [PAUSED_ANNOTATION]: null, [UPGRADE_ANNOTATION]: null, [UPGRADE_FROM_ANNOTATION]: null },
+              },
+            }
+          : {}),
         spec: {
           ...plan.rendered.selfCR.componentsPatch.spec,
           ...(features.length ? { features: plan.features.patch } : {}),
