@@ -403,7 +403,7 @@ export class Sandbox {
     const stopped = order.map((name) => this.daemon(name)).filter((d): d is DaemonRecord => d !== undefined)
     for (const daemon of stopped) {
       this.countCpu(daemon)
-      await stopDaemon(daemon.pid, this.dir)
+      await stopDaemon(daemon.pid, this.dir, stopGraceMs(daemon.name))
     }
     // What the engine forked (its helm runs) goes too; the registries stay.
     const kept = new Set(this.state.daemons.filter((d) => d.name.startsWith('registry')).map((d) => d.pid))
@@ -425,8 +425,11 @@ export class Sandbox {
     rmSync(engineActivityFile(this.dir), { force: true })
     rmSync(agentReadyFile(this.dir), { force: true })
     for (const name of ['kube-controller-manager', 'kube-scheduler', 'kwok', 'agent']) restart(name)
-    await Promise.all([waitClusterUsable(this, () => undefined), waitAgentReady(this)])
-    await this.waitEngineQuiet()
+    // The engine's start-up round (helm runs, no pods needed) goes on while kwok proves it stays up.
+    await Promise.all([
+      waitClusterUsable(this, () => undefined),
+      waitAgentReady(this).then(() => this.waitEngineQuiet()),
+    ])
   }
 
   /**
@@ -587,13 +590,20 @@ export class Sandbox {
     const byOrder = [...this.state.daemons].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name))
     for (const daemon of byOrder) this.countCpu(daemon)
     this.reportCpu()
-    for (const daemon of byOrder) await stopDaemon(daemon.pid, this.dir)
+    for (const daemon of byOrder) await stopDaemon(daemon.pid, this.dir, stopGraceMs(daemon.name))
     // Anything a daemon forked (a helm run of the simulator, say) also names the directory.
     for (const pid of processesMentioning(this.dir)) await stopDaemon(pid, this.dir, 1000)
     rmSync(this.dir, { recursive: true, force: true })
     releasePorts(this.dir)
   }
 }
+
+/**
+ * How long a daemon may take to stop when the sandbox stops or restarts as a whole. kube-apiserver keeps no state
+ * (etcd, stopped after it, does) yet spends 5 s draining connections on SIGTERM: here it has only a moment.
+ * restartApiServer, an outage a client lives through, keeps the graceful stop.
+ */
+const stopGraceMs = (name: string): number | undefined => (name === 'kube-apiserver' ? 200 : undefined)
 
 export function loadSandbox(dir: string): Sandbox {
   const state = JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as SandboxState

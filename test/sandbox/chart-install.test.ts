@@ -18,7 +18,7 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
   const { sandbox, kube } = useSandbox({
     // No CLI nudges on this path: each dependency layer waits for a resync of the Installer. Only the installer's
     // cdc resyncs fast; the others keep the engine's own (on Gen S each resync is a helm upgrade per Composition).
-    engineSettings: { cdcResyncSeconds: { installers: 15 } },
+    engineSettings: { cdcResyncSeconds: { installers: 8 } },
   })
   const helm = (...args: string[]) =>
     run(sandbox().helm, args, { env: { ...process.env, ...sandbox().helmEnv() }, timeout: 15 * 60_000 })
@@ -172,7 +172,7 @@ describe(onGeneration('the chart installed and removed by plain helm, hooks and 
     assert.deepEqual([byName.get('authn')?.version, byName.get('authn')?.stage], ['0.22.1', 'ready'])
     assert.equal(byName.get('events-presenter')?.stage, 'ready', 'the component new in 0.2.54 runs')
     assert.equal(byName.has('otel-collector-daemonset'), false, 'the removed component is gone')
-    await sandbox().setEngineSettings({ cdcResyncSeconds: { installers: 15 } })
+    await sandbox().setEngineSettings({ cdcResyncSeconds: { installers: 8 } })
   })
 
   it('helm uninstall runs bootstrap-teardown and the ordered drain; what the chart leaves is the installer definition and the namespace', async () => {
