@@ -182,6 +182,30 @@ class Cdc {
     }
   }
 
+  /**
+   * Every real cdc asks chart-inspector for the chart's objects before a helm run; chart-inspector fails (HTTP 500,
+   * helm's "no matches for kind") on a kind its REST mapper misses (the chartInspectorMisses knob). The chart is
+   * rendered only while chart-inspector misses something, so the common path costs nothing.
+   */
+  private async inspectChart(
+    release: string,
+    ns: string,
+    url: string,
+    version: string,
+    values: unknown,
+  ): Promise<void> {
+    if (!this.ctx.inspectorMissed.size && !(this.ctx.settings().chartInspectorMisses ?? []).length) return
+    const manifest = await this.ctx.helm.template(release, ns, url, version, values)
+    for (const doc of parseAllDocuments(manifest)) {
+      const o = doc.toJS() as KObject | null
+      if (!o?.kind || !o.apiVersion || !this.ctx.inspectorMisses(o.kind)) continue
+      const message = `unable to build kubernetes objects from release manifest: resource mapping not found for name: "${o.metadata.name}" namespace: "" from "": no matches for kind "${o.kind}" in version "${o.apiVersion}"\nensure CRDs are installed first`
+      throw new Error(
+        `generating RBAC using chart-inspector: getting resources from chart-inspector: unexpected status code: 500 - response body: ${JSON.stringify({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, code: 500 })}`,
+      )
+    }
+  }
+
   private releaseName(obj: KObject): string {
     return obj.metadata.labels?.[LABEL_RELEASE_NAME] ?? `${obj.metadata.name}-${obj.metadata.uid!.slice(0, 8)}`
   }
@@ -250,6 +274,7 @@ class Cdc {
             `cdc ${this.plural}.${this.version}: helm upgrade --install ${ns}/${release} (${url}:${chartVersion})`,
           )
           await renderTime(settings.renderSeconds?.[name] ?? 0, signal)
+          await this.inspectChart(release, ns, url, chartVersion, current.spec ?? {})
           await this.grantOwnRights(release, ns, url, chartVersion, current.spec ?? {})
           await this.ctx.helm.upgradeInstall(release, ns, url, chartVersion, current.spec ?? {}, signal, this.helmUser)
         } catch (err) {

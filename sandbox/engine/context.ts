@@ -47,6 +47,12 @@ export interface EngineSettings {
   /** composition name -> seconds a cdc's render takes before helm runs (chart pull, chart-inspector): work in flight. */
   renderSeconds?: Record<string, number>
   /**
+   * Kinds chart-inspector misses once (0.2.0's stale REST mapper): the first render whose chart has one fails with
+   * helm's "no matches for kind", as when chart-inspector read discovery between that kind's CRD add and the CRD
+   * being served; from then it misses the kind until the next CRD add, delete or spec change resets its mapper.
+   */
+  chartInspectorMisses?: string[]
+  /**
    * Seconds the old pod of a rolled-out cdc keeps working beside the new one (no leader election: the
    * Deployment's surge pod starts before the old one is stopped); 0 (default) cuts it at once.
    */
@@ -81,6 +87,10 @@ export class EngineContext {
   readonly crds: Informer
   private settingsCM: Informer
   readonly queue: WorkQueue
+  /** The kinds chart-inspector's REST mapper misses now (chartInspectorMisses). */
+  readonly inspectorMissed = new Set<string>()
+  /** chartInspectorMisses already taken, per settings version: each knob setting misses a kind once. */
+  private missesTaken = new Set<string>()
   private listeners: ((d: KObject, old?: KObject) => void)[] = []
 
   constructor(
@@ -93,7 +103,16 @@ export class EngineContext {
     this.deployments = new Informer(rest, '/apis/apps/v1/deployments', (_ev, d, old) =>
       this.listeners.forEach((l) => l(d, old)),
     )
-    this.crds = new Informer(rest, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', () => undefined)
+    // chart-inspector 0.2.0 resets its REST mapper on a CRD add, delete or spec change, never on status changes.
+    this.crds = new Informer(rest, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', (ev, crd, old) => {
+      if (ev === 'update' && JSON.stringify(crd.spec) === JSON.stringify(old?.spec)) return
+      if (this.inspectorMissed.size) {
+        log(
+          `chart-inspector: ${ev} of CRD ${crd.metadata.name}: its REST mapper reset, it maps ${[...this.inspectorMissed].join(', ')} again`,
+        )
+        this.inspectorMissed.clear()
+      }
+    })
     this.settingsCM = new Informer(
       rest,
       `/api/v1/namespaces/${ENGINE_CONFIG.namespace}/configmaps?fieldSelector=metadata.name%3D${ENGINE_CONFIG.name}`,
@@ -139,6 +158,18 @@ export class EngineContext {
       lostCreateGraceSeconds:
         profile.lostCreateGraceSeconds === null ? null : (set.lostCreateGraceSeconds ?? profile.lostCreateGraceSeconds),
     }
+  }
+
+  /** Whether chart-inspector cannot map this kind now; the knob's first ask for a kind makes it so. */
+  inspectorMisses(kind: string): boolean {
+    if (this.inspectorMissed.has(kind)) return true
+    if (!(this.settings().chartInspectorMisses ?? []).includes(kind)) return false
+    const cm = this.settingsCM.items.get(`${ENGINE_CONFIG.namespace}/${ENGINE_CONFIG.name}`)
+    const key = `${cm?.metadata.resourceVersion}/${kind}`
+    if (this.missesTaken.has(key)) return false
+    this.missesTaken.add(key)
+    this.inspectorMissed.add(kind)
+    return true
   }
 
   /** The generation profile the controllers follow now. */

@@ -1,7 +1,7 @@
 // The few writes the CLI makes through the API, each one idempotent so a re-run resumes.
 import { PAUSED_ANNOTATION, customCollection, servedCollection } from '../platform/objects.js'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { isInstallerRelease } from '../platform/ownership.js'
+import { MANAGED_BY_LABEL, MANAGED_BY_US, isInstallerRelease } from '../platform/ownership.js'
 import type { Cluster } from './cluster.js'
 import { getPath, isNotFound } from './cluster.js'
 import type { KObj } from '../platform/kobj.js'
@@ -143,6 +143,65 @@ export async function nudge(cluster: Cluster, obj: KObj): Promise<void> {
   })
 }
 
+/**
+ * Makes a component's cdc observe its Composition now and leaves no trace: krateo.io/paused set to "false" (held
+ * on the resourceVersion that was judged) and taken away again, two changes of the annotation it watches. False
+ * when the Composition changed since it was judged (its controller moved on).
+ */
+export async function nudgeComposition(cluster: Cluster, obj: KObj, plural: string): Promise<boolean> {
+  if (obj.metadata.annotations?.[PAUSED_ANNOTATION] !== undefined) return false
+  const ref = refOf(obj, plural)
+  try {
+    await mergePatchCustom(cluster, ref, {
+      metadata: { resourceVersion: obj.metadata.resourceVersion, annotations: { [PAUSED_ANNOTATION]: 'false' } },
+    })
+  } catch (err) {
+    if ((err as { code?: number }).code === 409) return false
+    throw err
+  }
+  await removeAnnotation(cluster, ref, PAUSED_ANNOTATION)
+  return true
+}
+
+/** The CRD the CLI creates and deletes at once so that readers of discovery see a CRD event (refreshDiscovery). */
+export const DISCOVERY_REFRESH_CRD = 'discoveryrefreshes.cli.krateo-installer.io'
+
+/**
+ * Makes the engine's discovery readers read discovery again through the event they watch: a CRD added and deleted
+ * (chart-inspector 0.2.0 resets its REST mapper on a CRD add, delete or spec change, never on a CRD becoming
+ * served). The CRD is the CLI's own, by a name and group nobody else uses and our label, without instances; its
+ * delete holds on its uid. One left by a run killed half-way is deleted instead (a CRD is a cluster object: a
+ * namespace user can neither create nor label one).
+ */
+export async function refreshDiscovery(cluster: Cluster): Promise<void> {
+  const [plural, ...rest] = DISCOVERY_REFRESH_CRD.split('.')
+  const group = rest.join('.')
+  const body = {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: DISCOVERY_REFRESH_CRD, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US } },
+    spec: {
+      group,
+      scope: 'Cluster',
+      names: { plural: plural!, singular: 'discoveryrefresh', kind: 'DiscoveryRefresh' },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object' } } }],
+    },
+  }
+  const del = (uid: string) =>
+    cluster.crds
+      .deleteCustomResourceDefinition({ name: DISCOVERY_REFRESH_CRD, body: { preconditions: { uid } } })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err
+      })
+  const created = await cluster.crds.createCustomResourceDefinition({ body }).catch(async (err: unknown) => {
+    if ((err as { code?: number }).code !== 409) throw err
+    const left = await cluster.crds.readCustomResourceDefinition({ name: DISCOVERY_REFRESH_CRD })
+    if (left.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US) await del(left.metadata.uid!)
+    return null
+  })
+  if (created) await del(created.metadata!.uid!)
+}
+
 /** Removes what nudges left ("false"), never a pause someone set. */
 export async function clearNudge(cluster: Cluster, obj: KObj): Promise<void> {
   if (obj.metadata.annotations?.[PAUSED_ANNOTATION] !== 'false') return
@@ -174,7 +233,7 @@ export async function ensureNamespace(cluster: Cluster, name: string): Promise<'
   }
   try {
     await cluster.core.createNamespace({
-      body: { metadata: { name, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } } },
+      body: { metadata: { name, labels: { [MANAGED_BY_LABEL]: MANAGED_BY_US } } },
     })
   } catch (err) {
     if ((err as { code?: number }).code !== 409) throw err

@@ -1,8 +1,8 @@
 // Following the self-reconcile until the platform runs (install and upgrade): one watch of the platform, the
-// nudges a component waiting for a render gets, the heal of a lost create result, and what a timeout names.
+// nudges a component waiting for a render gets, the heals (heal.ts), and what a timeout names.
 import type { RunContext } from './operation.js'
 import type { Step } from '../ui/progress.js'
-import { type Cluster, apiFailure, statusOf } from '../cluster/cluster.js'
+import { type Cluster, apiFailure } from '../cluster/cluster.js'
 import { ExitCode, UserError } from '../platform/errors.js'
 import { observe } from '../cluster/observe.js'
 import { type PlatformState, platformState, phaseText } from '../platform/state.js'
@@ -11,8 +11,8 @@ import { LEAVING_STAGES, STAGE_TEXT } from '../platform/component-state.js'
 import { PlatformWatch } from './follow.js'
 import { Nudger } from './nudger.js'
 import { type StepReport } from '../ui/progress.js'
-import { clearNudge, mergePatchCustom, refOf } from '../cluster/kube-write.js'
-import { healableStuckCreates } from '../platform/ownership.js'
+import { clearNudge } from '../cluster/kube-write.js'
+import { DISCOVERY_REFRESH_GAP_MS, healStuck, refreshMissedKinds } from './heal.js'
 import { renderStatus, table } from '../ui/output.js'
 import type { Interrupt } from './interrupt.js'
 
@@ -61,32 +61,6 @@ export async function waitUntil(
     const timer = setInterval(check, 1000)
     check()
   })
-}
-
-/**
- * Strips a stale external-create-pending annotation only where the controller itself reports it is blocked, and
- * only from the platform's objects; the patch holds on the resourceVersion that was judged.
- */
-export async function healStuck(cluster: Cluster, pw: PlatformWatch, report: StepReport): Promise<boolean> {
-  let healed = 0
-  for (const { obj, plural } of healableStuckCreates(pw.snapshot())) {
-    const patched = await mergePatchCustom(cluster, refOf(obj, plural), {
-      metadata: {
-        resourceVersion: obj.metadata.resourceVersion,
-        annotations: { 'krateo.io/external-create-pending': null },
-      },
-    }).catch((err: unknown) => {
-      // Changed since it was judged (its controller moved on): judged again at the next look.
-      if (statusOf(err) === 409) return null
-      throw err
-    })
-    if (!patched) continue
-    healed++
-    report.line(
-      `healed ${obj.kind ?? plural}/${obj.metadata.name}: its controller had lost a create result ("cannot determine creation result"); removed the stale krateo.io/external-create-pending annotation`,
-    )
-  }
-  return healed > 0
 }
 
 export interface FollowResult {
@@ -166,6 +140,8 @@ class Follow {
   private healed = 0
   /** When the last "unreachable" line was said (0: the server answers). */
   private outageSaid = 0
+  /** When discovery readers were last made to read again (refreshMissedKinds). */
+  private discoveryRefreshed = 0
 
   constructor(
     private cluster: Cluster,
@@ -209,6 +185,11 @@ class Follow {
       this.report.line(more)
     }
     if (await healStuck(this.cluster, this.pw, this.report)) this.healed++
+    if (
+      now - this.discoveryRefreshed >= DISCOVERY_REFRESH_GAP_MS &&
+      (await refreshMissedKinds(this.cluster, o, this.report))
+    )
+      this.discoveryRefreshed = now
     if (this.nudger && o.installer) await this.nudger.consider(o, o.installer, state, this.since, now)
     return null
   }

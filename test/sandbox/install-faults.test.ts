@@ -13,6 +13,9 @@ describe(onGeneration('install under faults'), () => {
       loseCreateRace: ['snowplow'],
       cdcLoseCreateRace: ['installer'],
       neverReady: { portal: 'portal backend unreachable (sandbox fault)' },
+      // chart-inspector's REST mapper misses the kind hyperdx-provider's chart renders (as in a CI run of the real
+      // engine): no other CRD changes after it, so only the CLI's refresh brings it back.
+      chartInspectorMisses: ['RestDefinition'],
     },
   })
   const cli = (args: string[], onStdout?: (s: string) => void) => runCli(args, { env: sandboxEnv(sandbox()), onStdout })
@@ -43,6 +46,10 @@ describe(onGeneration('install under faults'), () => {
     assert.match(second.stdout, /healed CompositionDefinition\/snowplow: its controller had lost a create result/)
     // The Installer's own cdc lost its first create too; whichever run saw it blocked healed it.
     assert.match(seen + second.stdout, /healed Installer\/installer: its controller had lost a create result/)
+    assert.match(
+      seen + second.stdout,
+      /chart-inspector had not seen RestDefinition \(ogen\.krateo\.io\/v1alpha1\), served by an established CRD: made it read discovery again \(a CRD of ours added and deleted, the event it watches\) and hyperdx-provider retry now/,
+    )
     // Besides the lock note, one error line.
     const err = second.stderr
       .trim()
@@ -66,6 +73,9 @@ describe(onGeneration('install under faults'), () => {
     const portal = doc.components.find((c) => c.name === 'portal')!
     assert.equal(portal.stage, 'starting')
     assert.match(portal.detail, /portal backend unreachable/)
+    assert.equal(doc.components.find((c) => c.name === 'hyperdx-provider')?.stage, 'ready')
+    const crds = (await kube().crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
+    assert.ok(!crds.some((n) => n.startsWith('discoveryrefreshes.')), 'the CRD of the refresh is gone')
   })
 
   it('reaches Ready once the fault is gone; NodePort exposure: the port is the Service port, and no false portal URL', async () => {

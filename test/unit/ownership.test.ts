@@ -12,6 +12,8 @@ import {
   recordedVerdict,
   restCrdsOf,
   healableStuckCreates,
+  chartInspectorMisses,
+  crdServesKind,
 } from '../../src/platform/ownership.js'
 import { bindsOurServiceAccount, bundleObjects } from '../../src/platform/bundle.js'
 import {
@@ -100,6 +102,52 @@ describe('ownership', () => {
       healableStuckCreates(o).map((t) => `${t.plural}/${t.obj.metadata.name}`),
       ['compositiondefinitions/authn', 'authns/authn'],
     )
+  })
+
+  it("names the kinds chart-inspector could not map, from the platform's Compositions only, and whether a CRD serves them", () => {
+    // The cdc's words, chart-inspector's JSON answer inside (its quotes escaped), as 0.20.2 reports them.
+    const body = JSON.stringify({
+      kind: 'Status',
+      message:
+        'unable to build kubernetes objects from release manifest: resource mapping not found for name: "hyperdx" namespace: "" from "": no matches for kind "RestDefinition" in version "ogen.krateo.io/v1alpha1"\nensure CRDs are installed first',
+    })
+    const failed = (name: string, message: string): KObj => ({
+      metadata: { name },
+      status: {
+        conditions: [
+          { type: 'Ready', status: 'False' },
+          { type: 'Synced', status: 'False', message },
+        ],
+      },
+    })
+    const viaInspector = `create failed: generating RBAC using chart-inspector: getting resources from chart-inspector: unexpected status code: 500 - response body: ${body}`
+    const o = observed({
+      cds: new Map([cd('authn'), cd('portal'), cd('fireworksapp', {})].map((c) => [c.metadata.name, c])),
+      compositions: new Map(
+        [
+          failed('authn', viaInspector),
+          failed('fireworksapp', viaInspector),
+          failed(
+            'portal',
+            'create failed: no matches for kind "Page" in version "widgets.templates.krateo.io/v1beta1"',
+          ),
+        ].map((c) => [c.metadata.name, c]),
+      ),
+    })
+    assert.deepEqual(
+      chartInspectorMisses(o).map((m) => [m.plural, m.obj.metadata.name, m.group, m.version, m.kind]),
+      [['authns', 'authn', 'ogen.krateo.io', 'v1alpha1', 'RestDefinition']],
+      "a user's Composition is theirs; a failure that did not come from chart-inspector is not its miss",
+    )
+    const crd = (established: string, served = true): KObj => ({
+      metadata: { name: 'restdefinitions.ogen.krateo.io' },
+      spec: { group: 'ogen.krateo.io', names: { kind: 'RestDefinition' }, versions: [{ name: 'v1alpha1', served }] },
+      status: { conditions: [{ type: 'Established', status: established }] },
+    })
+    assert.equal(crdServesKind(crd('True'), 'ogen.krateo.io', 'RestDefinition', 'v1alpha1'), true)
+    assert.equal(crdServesKind(crd('False'), 'ogen.krateo.io', 'RestDefinition', 'v1alpha1'), false, 'not established')
+    assert.equal(crdServesKind(crd('True', false), 'ogen.krateo.io', 'RestDefinition', 'v1alpha1'), false)
+    assert.equal(crdServesKind(crd('True'), 'ogen.krateo.io', 'RestDefinition', 'v1'), false, 'another version')
   })
 
   it("counts a definition the installer cdc's helm release rendered (helm relabels it managed-by Helm) as the platform's", () => {

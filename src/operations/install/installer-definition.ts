@@ -1,7 +1,8 @@
 // The hook's middle steps: the CompositionDefinition CRD, the installer CompositionDefinition at the chart's
 // version, its CRD served; and the Secrets those steps write.
 import { apiCall } from '../../cluster/cluster.js'
-import { healStuck, waitUntil } from '../follow-ready.js'
+import { waitUntil } from '../follow-ready.js'
+import { healStuck } from '../heal.js'
 import { CoreV1Api } from '@kubernetes/client-node'
 import { type Cluster, isNotFound } from '../../cluster/cluster.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
