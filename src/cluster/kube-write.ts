@@ -151,15 +151,23 @@ export async function nudge(cluster: Cluster, obj: KObj): Promise<void> {
 export async function nudgeComposition(cluster: Cluster, obj: KObj, plural: string): Promise<boolean> {
   if (obj.metadata.annotations?.[PAUSED_ANNOTATION] !== undefined) return false
   const ref = refOf(obj, plural)
-  try {
-    await mergePatchCustom(cluster, ref, {
-      metadata: { resourceVersion: obj.metadata.resourceVersion, annotations: { [PAUSED_ANNOTATION]: 'false' } },
-    })
-  } catch (err) {
-    if ((err as { code?: number }).code === 409) return false
+  const conflict = (err: unknown) => {
+    if ((err as { code?: number }).code === 409) return null
     throw err
   }
-  await removeAnnotation(cluster, ref, PAUSED_ANNOTATION)
+  const set = {
+    metadata: { resourceVersion: obj.metadata.resourceVersion, annotations: { [PAUSED_ANNOTATION]: 'false' } },
+  }
+  let current: KObj | null = await mergePatchCustom(cluster, ref, set).catch(conflict)
+  if (!current) return false
+  // Taken away only while it is still our "false", on the version read (the cdc writes status meanwhile).
+  for (let i = 0; i < 5 && current?.metadata.annotations?.[PAUSED_ANNOTATION] === 'false'; i++) {
+    const rv: string | undefined = current.metadata.resourceVersion
+    const removed: KObj | null = await mergePatchCustom(cluster, ref, {
+      metadata: { resourceVersion: rv, annotations: { [PAUSED_ANNOTATION]: null } },
+    }).catch(conflict)
+    current = removed ? null : await getCustom(cluster, ref)
+  }
   return true
 }
 
