@@ -140,7 +140,7 @@ class Follow {
   private healed = 0
   /** When the last "unreachable" line was said (0: the server answers). */
   private outageSaid = 0
-  /** When discovery readers were last made to read again (refreshMissedKinds). */
+  /** When a kind chart-inspector missed was last looked into (refreshMissedKinds). */
   private discoveryRefreshed = 0
 
   constructor(

@@ -43,14 +43,15 @@ export const DISCOVERY_REFRESH_GAP_MS = 30_000
  * (chart-inspector 0.2.0 missed it: it reads discovery again only on a CRD event), makes it read discovery again
  * through that event (a CRD of ours added and deleted) and the cdc retry now (a watched annotation), instead of
  * leaving the component failed until some other CRD changes. A kind whose CRD is really missing is left to the
- * component's problem line. True when it refreshed.
+ * component's problem line. True when it looked (a miss was reported), so the caller spaces its looks: each
+ * lists every CRD.
  */
 export async function refreshMissedKinds(cluster: Cluster, o: Observed, report: StepReport): Promise<boolean> {
   const misses = chartInspectorMisses(o)
   if (!misses.length) return false
   const crds = (await cluster.crds.listCustomResourceDefinition()).items as unknown as KObj[]
   const served = misses.filter((m) => crds.some((crd) => crdServesKind(crd, m.group, m.kind, m.version)))
-  if (!served.length) return false
+  if (!served.length) return true
   try {
     await refreshDiscovery(cluster)
   } catch (err) {
