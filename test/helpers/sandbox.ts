@@ -13,13 +13,22 @@ import {
   KubeConfig,
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node'
-import { defaultGeneration, startSandbox, type Sandbox, type StartOptions } from '../../sandbox/lib/sandbox.js'
+import {
+  defaultEngineKind,
+  defaultGeneration,
+  startSandbox,
+  type Sandbox,
+  type StartOptions,
+} from '../../sandbox/lib/sandbox.js'
 
 /** The engine generation this test process runs against ($KRATEO_SANDBOX_GENERATION; the test matrix sets it). */
 export const GEN = defaultGeneration()
+/** The engine this test process runs against ($KRATEO_SANDBOX_ENGINE: the simulator, or the real Gen S one). */
+export const ENGINE = defaultEngineKind()
 
 /** A suite's title with the generation it ran against, when not the default S. */
 export function onGeneration(title: string): string {
+  if (ENGINE === 'real') return `${title} [real engine]`
   return GEN === 'S' ? title : `${title} [Gen ${GEN}]`
 }
 

@@ -327,3 +327,73 @@ export async function purgeKeepsUserObjects(
   assert.match(again.stdout, /Nothing to uninstall in krateo-system/)
   await assertForeignUntouched()
 }
+
+/**
+ * A user's blueprint moved to a new version (another namespace's definition of the same chart): its kind now reads
+ * through core-provider's conversion webhook. uninstall names it in the plan, asks first (no terminal: refused,
+ * nothing changed), and with --yes removes the platform; after that the user's objects of that kind are unreadable,
+ * which is what it asked about. Run last: the webhook stays on the user's kind.
+ */
+export async function bumpedBlueprintUnreadableAfter(
+  t: ScenarioContext,
+  { timeout = '4m', waitMs = 90_000 }: { timeout?: string; waitMs?: number } = {},
+): Promise<void> {
+  const { cli, kc, kube, sandbox } = t
+  const { ensureNs, blueprint, createForeignObjects, assertPlatformGone } = userObjects(t, { waitMs })
+  await createForeignObjects()
+  await ensureNs('team-c')
+  const { custom, crds } = kube()
+  await custom.createNamespacedCustomObject({
+    ...CD,
+    namespace: 'team-c',
+    body: {
+      ...blueprint('team-c'),
+      spec: { chart: { url: `oci://${sandbox().registry}/charts/fireworksapp`, version: '1.1.0' } },
+    },
+  })
+  await eventually(
+    "the blueprint's CRD converts through core-provider",
+    async () => {
+      const crd = await crds.readCustomResourceDefinition({ name: 'fireworksapps.composition.krateo.io' })
+      return (
+        crd.spec.versions.some((v) => v.name === 'v1-1-0' && v.served) && crd.spec.conversion?.strategy === 'Webhook'
+      )
+    },
+    waitMs,
+    500,
+  )
+  const plan = await cli(['uninstall', ...kc(), '--dry-run', '--json'])
+  assert.equal(plan.code, 0, plan.stderr)
+  assert.deepEqual(JSON.parse(plan.stdout).notOurs.unreadableAfter, [
+    'Fireworksapp (CRD fireworksapps.composition.krateo.io)',
+  ])
+  const refused = await cli(['uninstall', ...kc()])
+  assert.equal(refused.code, 9, refused.stdout + refused.stderr)
+  assert.match(
+    refused.stderr,
+    /^Error: uninstall needs confirmation, and there is no terminal to ask at \(1 kind not the platform's would be unreadable \(get, list, delete fail\) until a core-provider runs again.*Fireworksapp \(CRD fireworksapps\.composition\.krateo\.io\).*delete their CompositionDefinitions and Compositions first\); nothing was changed; pass --yes/m,
+  )
+  assert.equal(
+    JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout).phase,
+    'Ready',
+    'nothing was paused or deleted',
+  )
+  const res = await cli(['uninstall', ...kc(), '--yes', '--timeout', timeout])
+  assert.equal(res.code, 0, res.stdout + res.stderr)
+  await assertPlatformGone()
+  // What the question was about: with core-provider gone, the user's objects of that kind cannot be read.
+  // (read at the new version: an object stored at the version asked for needs no conversion)
+  const read = await custom
+    .getNamespacedCustomObject({
+      group: 'composition.krateo.io',
+      version: 'v1-1-0',
+      namespace: NS,
+      plural: 'fireworksapps',
+      name: 'my-shop',
+    })
+    .then(
+      () => 200,
+      (e: unknown) => httpCode(e),
+    )
+  assert.notEqual(read, 200, 'the conversion webhook has nobody to answer it')
+}

@@ -6,18 +6,19 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { eventually, httpCode, useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
+import { useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
-import { CD, NS, purgeKeepsUserObjects, userObjects } from '../helpers/user-objects.js'
+import { bumpedBlueprintUnreadableAfter, NS, purgeKeepsUserObjects, userObjects } from '../helpers/user-objects.js'
 
 const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
 
 describe("uninstall beside objects that are not the platform's", () => {
   const { sandbox, kube } = useSandbox({ engineSettings: { resyncSeconds: TEST_RESYNC_SECONDS } })
   const { cli, kc, install } = cliFor(sandbox)
-  const { exists, ensureNs, blueprint, createForeignObjects, assertForeignUntouched, assertPlatformGone } = userObjects(
-    { sandbox, kube },
-  )
+  const { exists, ensureNs, createForeignObjects, assertForeignUntouched, assertPlatformGone } = userObjects({
+    sandbox,
+    kube,
+  })
 
   it('on a namespace where no platform is or was installed, uninstall --purge --yes changes nothing', async () => {
     await ensureNs('team-a')
@@ -185,61 +186,6 @@ describe("uninstall beside objects that are not the platform's", () => {
   // Last: the bump puts core-provider's conversion webhook on the user's kind for good.
   it("a user's blueprint moved to a new version reads through core-provider: uninstall names it, asks first, and it is unreadable after", async () => {
     await install()
-    await createForeignObjects()
-    await ensureNs('team-c')
-    const { custom, crds } = kube()
-    await custom.createNamespacedCustomObject({
-      ...CD,
-      namespace: 'team-c',
-      body: {
-        ...blueprint('team-c'),
-        spec: { chart: { url: `oci://${sandbox().registry}/charts/fireworksapp`, version: '1.1.0' } },
-      },
-    })
-    await eventually(
-      "the blueprint's CRD converts through core-provider",
-      async () => {
-        const crd = await crds.readCustomResourceDefinition({ name: 'fireworksapps.composition.krateo.io' })
-        return (
-          crd.spec.versions.some((v) => v.name === 'v1-1-0' && v.served) && crd.spec.conversion?.strategy === 'Webhook'
-        )
-      },
-      90_000,
-      500,
-    )
-    const plan = await cli(['uninstall', ...kc(), '--dry-run', '--json'])
-    assert.equal(plan.code, 0, plan.stderr)
-    assert.deepEqual(JSON.parse(plan.stdout).notOurs.unreadableAfter, [
-      'Fireworksapp (CRD fireworksapps.composition.krateo.io)',
-    ])
-    const refused = await cli(['uninstall', ...kc()])
-    assert.equal(refused.code, 9, refused.stdout + refused.stderr)
-    assert.match(
-      refused.stderr,
-      /^Error: uninstall needs confirmation, and there is no terminal to ask at \(1 kind not the platform's would be unreadable \(get, list, delete fail\) until a core-provider runs again.*Fireworksapp \(CRD fireworksapps\.composition\.krateo\.io\).*delete their CompositionDefinitions and Compositions first\); nothing was changed; pass --yes/m,
-    )
-    assert.equal(
-      JSON.parse((await cli(['status', ...kc(), '-o', 'json'])).stdout).phase,
-      'Ready',
-      'nothing was paused or deleted',
-    )
-    const res = await cli(['uninstall', ...kc(), '--yes', '--timeout', '4m'])
-    assert.equal(res.code, 0, res.stdout + res.stderr)
-    await assertPlatformGone()
-    // What the question was about: with core-provider gone, the user's objects of that kind cannot be read.
-    // (read at the new version: an object stored at the version asked for needs no conversion)
-    const read = await custom
-      .getNamespacedCustomObject({
-        group: 'composition.krateo.io',
-        version: 'v1-1-0',
-        namespace: NS,
-        plural: 'fireworksapps',
-        name: 'my-shop',
-      })
-      .then(
-        () => 200,
-        (e: unknown) => httpCode(e),
-      )
-    assert.notEqual(read, 200, 'the conversion webhook has nobody to answer it')
+    await bumpedBlueprintUnreadableAfter({ sandbox, kube, ...cliFor(sandbox) })
   })
 })

@@ -1,6 +1,7 @@
 // The real lane: the CLI against the real Gen S engine (core-provider 0.26.1, composition-dynamic-controller
 // 0.20.2, chart-inspector 0.2.0 running as processes beside the sandbox's control plane; sandbox/README.md).
-// What the simulator claims is proved here against the engine itself.
+// What the simulator claims is proved here against the engine itself: first the engine alone against the contract
+// (the simulator's suite, test/helpers/engine-contract.ts), then the CLI on it.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { eventually, useSandbox, helmFor } from '../helpers/sandbox.js'
@@ -12,13 +13,18 @@ import {
   killedAfterHelmUninstall,
   killedInsideBootstrap,
 } from '../helpers/scenarios.js'
-import { purgeKeepsUserObjects } from '../helpers/user-objects.js'
+import { bumpedBlueprintUnreadableAfter, purgeKeepsUserObjects } from '../helpers/user-objects.js'
+import { engineContract } from '../helpers/engine-contract.js'
 
 interface StatusDoc {
   phase: string
   installerVersion?: string
   components: { name: string; enabled: boolean; stage: string; version: string }[]
 }
+
+// One real-engine sandbox per machine (core-provider's fixed ports): the suites run one after the other, each in
+// its own sandbox.
+engineContract('real')
 
 describe('the real Gen S engine', () => {
   const { sandbox, kube } = useSandbox({ engineKind: 'real', generation: 'S' })
@@ -127,5 +133,14 @@ describe('the real Gen S engine', () => {
     const t = { sandbox, kube, ...cliFor(sandbox) }
     await t.install()
     await purgeKeepsUserObjects(t, { timeout: '10m', waitMs: 300_000 })
+  })
+
+  // The ownership suite's last case: the user's blueprint moved to a new version, so the real core-provider put its
+  // conversion webhook on the user's kind; uninstall asks first and says what becomes unreadable. Last: the webhook
+  // stays on that kind.
+  it("a user's blueprint moved to a new version reads through core-provider: uninstall names it, asks first, and it is unreadable after", async () => {
+    const t = { sandbox, kube, ...cliFor(sandbox) }
+    await t.install()
+    await bumpedBlueprintUnreadableAfter(t, { timeout: '10m', waitMs: 300_000 })
   })
 })
