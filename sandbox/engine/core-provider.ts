@@ -374,6 +374,7 @@ export class CoreProvider {
       if (core) await this.ensureVersionStamp(core)
       await this.holdWhileCompositionsExist(cd, t)
       if (this.ctx.profile().pruneStaleVersions && crd) await this.pruneStaleVersions(crd, t.version)
+      await this.restoreBundleReplicas(bundle)
       // Observe: up to date. Fill the status and turn Ready.
       const managed = this.bundleObjects(ns, t.base).map(([apiVersion, resource, objName, objNs]) => ({
         apiVersion,
@@ -600,6 +601,8 @@ export class CoreProvider {
   ): Promise<void> {
     const labels = {
       'app.kubernetes.io/name': `${t.base}-controller`,
+      // As core-provider's cdc templates: the plural (the crash-loop knob finds a cdc's pods by it).
+      'app.kubernetes.io/instance': t.plural,
       'app.kubernetes.io/component': 'composition-dynamic-controller',
     }
     const meta = (name: string, namespaced = true) => ({ name, ...(namespaced ? { namespace: ns } : {}), labels })
@@ -746,6 +749,20 @@ export class CoreProvider {
   }
 
   /** Gen S: the still-exist finalizer is on the CD exactly while Compositions of its version exist. */
+  /**
+   * The cdc Deployment's spec is part of what core-provider 0.26.1 compares at every observe (deploy.Lookup hashes
+   * it; only the restart annotation is left out): one scaled by hand is applied again from its template, with the
+   * chart's cdc.replicaCount, 1. Modelled for both generations (the contract is silent).
+   */
+  private async restoreBundleReplicas(bundle: KObject): Promise<void> {
+    if ((bundle.spec as { replicas?: number } | undefined)?.replicas === 1) return
+    const { namespace, name } = bundle.metadata
+    await this.ctx.rest.mergePatch(`/apis/apps/v1/namespaces/${namespace}/deployments/${name}`, {
+      spec: { replicas: 1 },
+    })
+    this.ctx.log(`core-provider: ${namespace}/${name} applied again from its template (replicas 1)`)
+  }
+
   private async holdWhileCompositionsExist(cd: KObject, t: Awaited<ReturnType<CoreProvider['target']>>): Promise<void> {
     if (!this.ctx.profile().stillExistFinalizer) return
     const exist = (await this.compositionsAt(t.plural, t.version)).length > 0

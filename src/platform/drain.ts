@@ -132,6 +132,9 @@ export interface FinalizerController {
   what: string
 }
 
+/** The finalizer a Composition's cdc clears once its helm release is uninstalled. */
+export const COMPOSITION_FINALIZER = 'composition.krateo.io/finalizer'
+
 /** Who clears a finalizer of one of our objects: the cdc of its definition (real Deployment name), or our core-provider. Pure. */
 export function finalizerController(
   finalizer: string,
@@ -139,7 +142,7 @@ export function finalizerController(
   namespace: string,
   coreProviders: string[],
 ): FinalizerController {
-  if (finalizer === 'composition.krateo.io/finalizer') {
+  if (finalizer === COMPOSITION_FINALIZER) {
     const deployment = cdcDeploymentOf(cd)
     return {
       finalizer,

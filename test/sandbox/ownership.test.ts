@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
-import { useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
+import { eventually, useSandbox, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
+import { POD_CRASH_LOOP } from '../../sandbox/engine/webhook.js'
 import { bumpedBlueprintUnreadableAfter, NS, purgeKeepsUserObjects, userObjects } from '../helpers/user-objects.js'
 
 const JsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
@@ -68,9 +69,30 @@ describe("uninstall beside objects that are not the platform's", () => {
     assert.equal(JSON.parse(status.stdout).phase, 'Ready', 'nothing was paused or deleted')
   })
 
-  it('a stuck cdc: uninstall names its real Deployment and leaves the Installer paused for a re-run; --force --yes removes only that finalizer', async () => {
+  it('a stuck cdc: uninstall names its real Deployment and leaves the Installer paused for a re-run; --force --yes removes only that finalizer', async (t) => {
     await createForeignObjects()
-    await sandbox().scaleDeployment(NS, 'authns-v0-22-0-controller', 0)
+    // The cdc crash-loops (a scaled-down one would not last: core-provider applies it again, engine-contract).
+    await sandbox().setEngineSettings({ neverReady: { authns: 'panic: runtime error' } })
+    t.after(() => sandbox().setEngineSettings({ neverReady: {} }))
+    // Its pod goes and the next one crash-loops (one made before the agent read the knob goes too).
+    const cdc = { namespace: NS, labelSelector: 'app.kubernetes.io/name=authns-v0-22-0-controller' }
+    await eventually(
+      'the cdc crash-looping',
+      async () => {
+        const pods = (await kube().core.listNamespacedPod(cdc)).items
+        for (const pod of pods)
+          if (!pod.metadata!.annotations?.[POD_CRASH_LOOP] && !pod.metadata!.deletionTimestamp)
+            await kube().core.deleteNamespacedPod({ name: pod.metadata!.name!, namespace: NS })
+        const d = await kube().apps.readNamespacedDeployment({ name: 'authns-v0-22-0-controller', namespace: NS })
+        return (
+          (d.status?.availableReplicas ?? 0) === 0 &&
+          pods.length > 0 &&
+          pods.every((p) => p.metadata!.annotations?.[POD_CRASH_LOOP])
+        )
+      },
+      60_000,
+      1000,
+    )
     const stuck = await cli(['uninstall', ...kc(), '--timeout', '5m'])
     assert.equal(stuck.code, 7, stuck.stdout + stuck.stderr)
     assert.match(

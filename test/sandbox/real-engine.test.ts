@@ -14,7 +14,7 @@ import {
   killedInsideBootstrap,
 } from '../helpers/scenarios.js'
 import { bumpedBlueprintUnreadableAfter, purgeKeepsUserObjects } from '../helpers/user-objects.js'
-import { engineContract } from '../helpers/engine-contract.js'
+import { contractSuite } from '../helpers/engine-contract.js'
 
 interface StatusDoc {
   phase: string
@@ -24,7 +24,7 @@ interface StatusDoc {
 
 // One real-engine sandbox per machine (core-provider's fixed ports): the suites run one after the other, each in
 // its own sandbox.
-engineContract('real')
+describe('the engine against the contract [real engine]', () => contractSuite('real'))
 
 describe('the real Gen S engine', () => {
   const { sandbox, kube } = useSandbox({ engineKind: 'real', generation: 'S' })

@@ -1,20 +1,23 @@
 // The one wait for an object of the platform to disappear, and what --force may do when it is stuck (the
 // verdict itself is pure: platform/drain.ts goneVerdict).
 import { requestPath } from '../../cluster/cluster.js'
+import { nudgeComposition } from '../../cluster/kube-write.js'
 import { type ObjectWatch, nap } from '../../cluster/watch.js'
 import {
   type FinalizerController,
   allControllersDown,
+  COMPOSITION_FINALIZER,
   finalizerController,
   goneVerdict,
   STUCK_AFTER_MS,
 } from '../../platform/drain.js'
 import { ExitCode, UserError } from '../../platform/errors.js'
 import { type KObj } from '../../platform/kobj.js'
+import { COMPOSITION_GROUP } from '../../platform/ownership.js'
 import { conditionOf } from '../../platform/objects.js'
 import type { StepReport } from '../../ui/progress.js'
 import type { TeardownRun } from './run.js'
-import { compositionWrite } from './webhook-guard.js'
+import { compositionWrite, ourWebhookRefusing, removeRefusingWebhook } from './webhook-guard.js'
 
 /** How waitGone treats one object: who clears its finalizers, what forcing may leave behind, what it reports. */
 export interface GoneWait {
@@ -57,12 +60,12 @@ export async function waitGone(
   how: GoneWait,
 ): Promise<'gone' | 'forced'> {
   let target = first
-  let forced = false
-  let lastVersion = ''
+  let [forced, lastVersion] = [false, '']
   let unchangedSince = Date.now()
   let firstVersion: string | undefined
   let downSince: number | null = null
   const detail = throttled(how.detail)
+  const blocked = { since: null as number | null, lookedAt: 0, webhook: null as { name: string; uid: string } | null }
   let w = t.watchObject(target.collection, target.name)
   try {
     for (;;) {
@@ -89,6 +92,7 @@ export async function waitGone(
       const down = controllers.filter((c) => c.deployment && t.deploymentRunning(c.deployment, c.namespace) === false)
       downSince = allControllersDown(fins, controllers, down) ? (downSince ?? Date.now()) : null
       report.line(how.progress ? how.progress(fins) : `${target.name}: ${terminatingText(obj, fins)}${await detail()}`)
+      if (await cdcBlockedByWebhook(t, label, target, obj, blocked)) continue
       const verdict = goneVerdict({
         unchangedForMs: Date.now() - unchangedSince,
         allDownForMs: downSince === null ? null : Date.now() - downSince,
@@ -107,6 +111,37 @@ export async function waitGone(
   } finally {
     t.unwatch(w)
   }
+}
+
+/**
+ * A Composition's cdc removes its finalizer with a write, which a Gen S core-provider's fail-closed webhook refuses
+ * while that core-provider is down (the real engine: the Installer CR waited on its cdc's refused retries until the
+ * deadline, changing at each). Down for STUCK_AFTER_MS: named (exit 7), or with --force (confirmed) our webhook
+ * removed and the cdc made to retry now. Looked at every 5 s. True when it acted (look again).
+ */
+async function cdcBlockedByWebhook(
+  t: TeardownRun,
+  label: string,
+  target: GoneTarget,
+  obj: KObj,
+  blocked: { since: number | null; lookedAt: number; webhook: { name: string; uid: string } | null },
+): Promise<boolean> {
+  const composition = target.collection.startsWith(`/apis/${COMPOSITION_GROUP}/`)
+  if (!composition || !obj.metadata.deletionTimestamp || !obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER))
+    return false
+  if (Date.now() - blocked.lookedAt > 5000) {
+    blocked.lookedAt = Date.now()
+    blocked.webhook = await ourWebhookRefusing(t)
+    blocked.since = blocked.webhook ? (blocked.since ?? Date.now()) : null
+  }
+  if (!blocked.webhook || blocked.since === null || Date.now() - blocked.since <= STUCK_AFTER_MS) return false
+  await removeRefusingWebhook(t, `let the cdc remove the finalizer of ${label}`, blocked.webhook.name)
+  await t.api(`make the cdc of ${label} retry`, () =>
+    nudgeComposition(t.cluster, obj, target.collection.split('/').pop()!),
+  )
+  blocked.since = null
+  blocked.webhook = null
+  return true
 }
 
 /**

@@ -24,7 +24,7 @@ export async function compositionWrite<T>(t: TeardownRun, doing: string, fn: () 
 }
 
 /** Throws unless this platform's webhook refused and --force removed it (confirmed). */
-async function removeRefusingWebhook(t: TeardownRun, doing: string, webhook: string): Promise<void> {
+export async function removeRefusingWebhook(t: TeardownRun, doing: string, webhook: string): Promise<void> {
   const mwc = await ourWebhookRefusing(t)
   const who = t.inventory?.coreProviders.length
     ? `Deployment ${t.inventory.coreProviders.join(', ')} in ${t.namespace}`
@@ -61,7 +61,7 @@ async function removeRefusingWebhook(t: TeardownRun, doing: string, webhook: str
 }
 
 /** Our own core-provider webhook (the recorded object, or proved ours now), when our core-provider cannot answer it. */
-async function ourWebhookRefusing(t: TeardownRun): Promise<{ name: string; uid: string } | null> {
+export async function ourWebhookRefusing(t: TeardownRun): Promise<{ name: string; uid: string } | null> {
   const admission = t.cluster.kc.makeApiClient(AdmissionregistrationV1Api)
   for (const name of t.record.webhooks) {
     const mwc = (await admission.readMutatingWebhookConfiguration({ name }).catch(() => null)) as WebhookLike | null
