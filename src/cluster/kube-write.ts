@@ -195,19 +195,33 @@ export async function refreshDiscovery(cluster: Cluster): Promise<void> {
       versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object' } } }],
     },
   }
-  const del = (uid: string) =>
-    cluster.crds
-      .deleteCustomResourceDefinition({ name: DISCOVERY_REFRESH_CRD, body: { preconditions: { uid } } })
-      .catch((err: unknown) => {
-        if (!isNotFound(err)) throw err
-      })
   const created = await cluster.crds.createCustomResourceDefinition({ body }).catch(async (err: unknown) => {
     if ((err as { code?: number }).code !== 409) throw err
-    const left = await cluster.crds.readCustomResourceDefinition({ name: DISCOVERY_REFRESH_CRD })
-    if (left.metadata?.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_US) await del(left.metadata.uid!)
+    await removeLeftDiscoveryRefresh(cluster)
     return null
   })
-  if (created) await del(created.metadata!.uid!)
+  if (created) await deleteDiscoveryRefresh(cluster, created.metadata!.uid!)
+}
+
+const deleteDiscoveryRefresh = (cluster: Cluster, uid: string) =>
+  cluster.crds
+    .deleteCustomResourceDefinition({ name: DISCOVERY_REFRESH_CRD, body: { preconditions: { uid } } })
+    .then(() => true)
+    .catch((err: unknown) => {
+      if (!isNotFound(err)) throw err
+      return false
+    })
+
+/** The refresh CRD a run killed between its create and delete left, when it is ours (our label); true if it went. */
+export async function removeLeftDiscoveryRefresh(cluster: Cluster): Promise<boolean> {
+  const left = await cluster.crds
+    .readCustomResourceDefinition({ name: DISCOVERY_REFRESH_CRD })
+    .catch((err: unknown) => {
+      if (isNotFound(err)) return null
+      throw err
+    })
+  if (left?.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_US) return false
+  return deleteDiscoveryRefresh(cluster, left.metadata.uid!)
 }
 
 /** Removes what nudges left ("false"), never a pause someone set. */

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test'
 import { CoordinationV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import { eventually, GEN, httpCode, sleep, useSandbox, onGeneration, TEST_RESYNC_SECONDS } from '../helpers/sandbox.js'
 import { cliFor, sandboxFlags } from '../helpers/cli.js'
+import { DISCOVERY_REFRESH_CRD } from '../../src/cluster/kube-write.js'
 import {
   interruptedAt,
   coreProviderStoppedInStage2,
@@ -27,9 +28,11 @@ describe(onGeneration('uninstall'), () => {
     const { crds, custom, core } = kube()
     const left = (await crds.listCustomResourceDefinition()).items.map((c) => c.metadata!.name!)
     assert.deepEqual(
-      left.filter((n) => n.endsWith('.composition.krateo.io') || n.endsWith('hyperdx.krateo.io')),
+      left.filter(
+        (n) => n.endsWith('.composition.krateo.io') || n.endsWith('hyperdx.krateo.io') || n === DISCOVERY_REFRESH_CRD,
+      ),
       [],
-      'no generated CRD',
+      'no generated CRD, no discovery refresh CRD of an install killed half-way',
     )
     if (left.includes('compositiondefinitions.core.krateo.io')) {
       const cds = (await custom.listClusterCustomObject({
@@ -183,6 +186,18 @@ describe(onGeneration('uninstall'), () => {
 
   it('a run killed after helm uninstall, before the sweep: the next run takes over its lock (its process is gone) and completes the sweep', async () => {
     await freshPlatform()
+    // An install killed between creating and deleting its discovery refresh CRD (operations/heal.ts) left it.
+    await kube().crds.createCustomResourceDefinition({
+      body: {
+        metadata: { name: DISCOVERY_REFRESH_CRD, labels: { 'app.kubernetes.io/managed-by': 'krateo-installer' } },
+        spec: {
+          group: 'cli.krateo-installer.io',
+          scope: 'Cluster',
+          names: { plural: 'discoveryrefreshes', singular: 'discoveryrefresh', kind: 'DiscoveryRefresh' },
+          versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object' } } }],
+        },
+      },
+    })
     // What stamps the version label outlives the release: core-provider's webhook (Gen S) or admission policy (Gen N).
     await killedAfterHelmUninstall(scenario, GEN === 'S' ? ['krateo'] : ['core-provider-composition-version'])
     await assertClean()

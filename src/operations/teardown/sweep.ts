@@ -4,6 +4,7 @@
 // says the sweep is complete.
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
 import { apiFailure, getPath, isNotFound, requestPath } from '../../cluster/cluster.js'
+import { DISCOVERY_REFRESH_CRD, removeLeftDiscoveryRefresh } from '../../cluster/kube-write.js'
 import { mergeRecord, writeRecord } from '../../cluster/teardown-record.js'
 import {
   type PolicyLike,
@@ -30,6 +31,9 @@ export async function sweep(t: TeardownRun, report: StepReport): Promise<string[
   removed.push(...restCrds.map((name) => `CustomResourceDefinition/${name}`))
   for (const base of t.record.bundles) removed.push(...(await sweepBundle(t, base, report)))
   removed.push(...(await sweepSecrets(t)))
+  // install's discovery refresh CRD (operations/heal.ts), left only by a run killed between its create and delete.
+  if (await t.api('remove a left discovery refresh CRD', () => removeLeftDiscoveryRefresh(t.cluster)))
+    removed.push(`CustomResourceDefinition/${DISCOVERY_REFRESH_CRD}`)
   // A CRD goes only once its instances are cleaned up: wait, so nothing is left Terminating.
   for (const name of restCrds)
     await t.waitObjectGone(CRD_COLLECTION, name, `CRD ${name} to go`, report, () => `CRD ${name} is Terminating`)
