@@ -8,7 +8,15 @@ import { it } from 'node:test'
 import { parse } from 'yaml'
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node'
 import type { EngineKind } from '../../sandbox/lib/sandbox.js'
-import { eventually, GEN, TEST_RESYNC_SECONDS, httpCode, useSandbox, whenServed, helmFor } from './sandbox.js'
+import {
+  eventually as waitFor,
+  GEN,
+  TEST_RESYNC_SECONDS,
+  httpCode,
+  useSandbox,
+  whenServed,
+  helmFor,
+} from './sandbox.js'
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)
@@ -38,6 +46,15 @@ export function contractSuite(engine: EngineKind): void {
   // The real cdc's resync is its env (core-provider chart's cdc.env, set at install below; 3 min by default).
   const RESYNC = real ? 15 : 6
   const { sandbox, kube } = useSandbox({ engineKind: engine, engineSettings: { resyncSeconds: RESYNC } })
+  // The real core-provider generates each kind's CRD with controller-gen and starts a cdc process per definition:
+  // beside another test file that took over a minute for Pass A (a full run), so its waits are longer.
+  const patience = real ? 5 : 1
+  const eventually = <T>(
+    what: string,
+    check: () => Promise<T | undefined | false | null>,
+    timeoutMs = 30_000,
+    everyMs?: number,
+  ) => waitFor(what, check, timeoutMs * patience, everyMs)
   // The real core-provider chart's fullname under the release "krateo"; the fixture's Deployment keeps the name.
   const coreProvider = real ? 'krateo-core-provider' : 'core-provider'
   const ns = 'krateo-system'
