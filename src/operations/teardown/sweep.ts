@@ -32,10 +32,12 @@ export async function sweep(t: TeardownRun, report: StepReport): Promise<string[
   for (const base of t.record.bundles) removed.push(...(await sweepBundle(t, base, report)))
   removed.push(...(await sweepSecrets(t)))
   // install's discovery refresh CRD (operations/heal.ts), left only by a run killed between its create and delete.
-  if (await t.api('remove a left discovery refresh CRD', () => removeLeftDiscoveryRefresh(t.cluster)))
-    removed.push(`CustomResourceDefinition/${DISCOVERY_REFRESH_CRD}`)
+  const refresh = (await t.api('remove a left discovery refresh CRD', () => removeLeftDiscoveryRefresh(t.cluster)))
+    ? [DISCOVERY_REFRESH_CRD]
+    : []
+  removed.push(...refresh.map((name) => `CustomResourceDefinition/${name}`))
   // A CRD goes only once its instances are cleaned up: wait, so nothing is left Terminating.
-  for (const name of restCrds)
+  for (const name of [...restCrds, ...refresh])
     await t.waitObjectGone(CRD_COLLECTION, name, `CRD ${name} to go`, report, () => `CRD ${name} is Terminating`)
   t.record = mergeRecord(t.record, { completedAt: new Date().toISOString() })
   await t.api('write the teardown record', () => writeRecord(t.cluster, t.namespace, t.record))

@@ -1,6 +1,6 @@
 // The one wait for an object of the platform to disappear, and what --force may do when it is stuck (the
 // verdict itself is pure: platform/drain.ts goneVerdict).
-import { requestPath } from '../../cluster/cluster.js'
+import { isNotFound, requestPath } from '../../cluster/cluster.js'
 import { nudgeComposition } from '../../cluster/kube-write.js'
 import { type ObjectWatch, nap } from '../../cluster/watch.js'
 import {
@@ -65,7 +65,7 @@ export async function waitGone(
   let firstVersion: string | undefined
   let downSince: number | null = null
   const detail = throttled(how.detail)
-  const blocked = { since: null as number | null, lookedAt: 0, webhook: null as { name: string; uid: string } | null }
+  const blocked: WebhookBlock = { since: null, lookedAt: 0, webhook: null, nudged: false }
   let w = t.watchObject(target.collection, target.name)
   try {
     for (;;) {
@@ -113,18 +113,27 @@ export async function waitGone(
   }
 }
 
+/** What one wait saw of core-provider's webhook refusing a cdc (cdcBlockedByWebhook). */
+interface WebhookBlock {
+  since: number | null
+  lookedAt: number
+  webhook: { name: string; uid: string } | null
+  nudged: boolean
+}
+
 /**
  * A Composition's cdc removes its finalizer with a write, which a Gen S core-provider's fail-closed webhook refuses
  * while that core-provider is down (the real engine: the Installer CR waited on its cdc's refused retries until the
  * deadline, changing at each). Down for STUCK_AFTER_MS: named (exit 7), or with --force (confirmed) our webhook
- * removed and the cdc made to retry now. Looked at every 5 s. True when it acted (look again).
+ * removed. Once this run removed it, the cdc is made to retry now (a real cdc may be waiting out its resync). Looked
+ * at every 5 s. True when it acted (look again).
  */
 async function cdcBlockedByWebhook(
   t: TeardownRun,
   label: string,
   target: GoneTarget,
   obj: KObj,
-  blocked: { since: number | null; lookedAt: number; webhook: { name: string; uid: string } | null },
+  blocked: WebhookBlock,
 ): Promise<boolean> {
   const composition = target.collection.startsWith(`/apis/${COMPOSITION_GROUP}/`)
   if (!composition || !obj.metadata.deletionTimestamp || !obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER))
@@ -134,13 +143,19 @@ async function cdcBlockedByWebhook(
     blocked.webhook = await ourWebhookRefusing(t)
     blocked.since = blocked.webhook ? (blocked.since ?? Date.now()) : null
   }
-  if (!blocked.webhook || blocked.since === null || Date.now() - blocked.since <= STUCK_AFTER_MS) return false
-  await removeRefusingWebhook(t, `let the cdc remove the finalizer of ${label}`, blocked.webhook.name)
+  if (blocked.webhook && blocked.since !== null && Date.now() - blocked.since > STUCK_AFTER_MS) {
+    await removeRefusingWebhook(t, `let the cdc remove the finalizer of ${label}`, blocked.webhook.name)
+    Object.assign(blocked, { since: null, webhook: null })
+  }
+  const removed = t.forced.some((f) => f.startsWith('MutatingWebhookConfiguration/'))
+  if (!removed || blocked.nudged) return false
+  blocked.nudged = true
   await t.api(`make the cdc of ${label} retry`, () =>
-    nudgeComposition(t.cluster, obj, target.collection.split('/').pop()!),
+    nudgeComposition(t.cluster, obj, target.collection.split('/').pop()!).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err
+      return false
+    }),
   )
-  blocked.since = null
-  blocked.webhook = null
   return true
 }
 
