@@ -2,7 +2,7 @@
 // real Gen S engine (real-engine.test.ts). Each ends in the same command run again reaching its goal.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { AdmissionregistrationV1Api } from '@kubernetes/client-node'
 import type { Sandbox } from '../../sandbox/lib/sandbox.js'
@@ -69,7 +69,21 @@ export async function killedInsideBootstrap(t: ScenarioContext): Promise<void> {
   )
   // A CI runner cancelling the job kills the whole process tree: the CLI and the helm it started.
   // This sandbox's only: files run two at a time, and another sandbox may be installing a release named krateo too.
-  const helms = helmRunsOf('krateo', 'krateo-system', { kubeconfig: sandbox().kubeconfig })
+  // helmRunsOf counts a helm whose cluster it cannot tell (no --kubeconfig: another file's `helm install krateo`
+  // by $KUBECONFIG) on the safe side; the kill takes only those that name this sandbox's (one such kill of another
+  // file's helm made a full run fail).
+  const kubeconfig = sandbox().kubeconfig
+  const namesOurs = (pid: number) => {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
+      return argv.some(
+        (a, i) => (a === '--kubeconfig' && argv[i + 1] === kubeconfig) || a === `--kubeconfig=${kubeconfig}`,
+      )
+    } catch {
+      return false
+    }
+  }
+  const helms = helmRunsOf('krateo', 'krateo-system', { kubeconfig }).filter(namesOurs)
   assert.ok(helms.length > 0, 'helm is running the bootstrap release')
   first.kill('SIGKILL')
   for (const pid of helms) process.kill(pid, 'SIGKILL')
