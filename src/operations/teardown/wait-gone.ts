@@ -138,7 +138,12 @@ async function cdcBlockedByWebhook(
   const composition = target.collection.startsWith(`/apis/${COMPOSITION_GROUP}/`)
   if (!composition || !obj.metadata.deletionTimestamp || !obj.metadata.finalizers?.includes(COMPOSITION_FINALIZER))
     return false
-  if (Date.now() - blocked.lookedAt > 5000) {
+  // The shared Deployment watch answers "core-provider runs" for free; only when none is seen running are the
+  // webhooks read (a GET each), at most every 5 s.
+  const providers = t.inventory?.coreProviders ?? []
+  const maybeDown = !providers.length || providers.every((n) => t.deploymentRunning(n, t.namespace) === false)
+  if (!maybeDown) Object.assign(blocked, { since: null, webhook: null })
+  else if (Date.now() - blocked.lookedAt > 5000) {
     blocked.lookedAt = Date.now()
     blocked.webhook = await ourWebhookRefusing(t)
     blocked.since = blocked.webhook ? (blocked.since ?? Date.now()) : null
